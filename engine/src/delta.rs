@@ -1,0 +1,234 @@
+//! Delta Lake tables: opening (with time travel), reading through DataFusion, and writing query
+//! results atomically.
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use datafusion::catalog::TableProvider;
+use datafusion::prelude::DataFrame;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use futures::StreamExt;
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::session::Engine;
+use crate::storage::Storage;
+
+/// Which version of a Delta table to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TableVersion {
+    /// The latest committed version.
+    #[default]
+    Latest,
+    /// A given version number.
+    Version(i64),
+    /// The latest version committed at or before a timestamp.
+    Timestamp(DateTime<Utc>),
+}
+
+/// How a write treats the table's existing rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteMode {
+    /// Replace all rows (and the schema) in one commit.
+    #[default]
+    Overwrite,
+    /// Add rows; the schema must match the table's.
+    Append,
+}
+
+/// The result of a committed write.
+#[derive(Debug, Clone)]
+pub struct WriteOutcome {
+    /// The table version the write created.
+    pub version: i64,
+    /// Rows written, when delta-rs reported them.
+    pub rows: Option<u64>,
+}
+
+impl Engine {
+    fn delta_builder(&self, url: &Url) -> Result<DeltaTableBuilder> {
+        let store = self.store_for(url)?;
+        Ok(DeltaTableBuilder::from_url(url.clone())
+            .map_err(|e| Error::delta(url, e))?
+            .with_storage_backend(store, Storage::root_url(url))
+            .with_storage_options(self.storage().options()))
+    }
+
+    /// The delta-rs log store for the table at `url`, on the engine's object store.
+    pub fn delta_log_store(&self, url: &Url) -> Result<deltalake::logstore::LogStoreRef> {
+        self.delta_builder(url)?
+            .build_storage()
+            .map_err(|e| Error::delta(url, e))
+    }
+
+    /// Opens the Delta table at `url`, at the requested version.
+    pub async fn open_delta(&self, url: &Url, version: TableVersion) -> Result<DeltaTable> {
+        let mut table = self.delta_builder(url)?.build().map_err(|e| Error::delta(url, e))?;
+        let loaded = match &version {
+            TableVersion::Latest => table.load().await,
+            TableVersion::Version(v) => table.load_version(*v).await,
+            TableVersion::Timestamp(ts) => table.load_with_datetime(*ts).await,
+        };
+        match loaded {
+            Ok(()) => Ok(table),
+            Err(DeltaTableError::NotATable(_)) => Err(Error::DeltaVersion {
+                url: url.to_string(),
+                message: "no Delta table here (no _delta_log)".into(),
+            }),
+            Err(e) if version != TableVersion::Latest => {
+                let latest = self
+                    .open_delta(url, TableVersion::Latest)
+                    .await
+                    .ok()
+                    .and_then(|t| t.version());
+                let asked = match version {
+                    TableVersion::Version(v) => format!("version {v}"),
+                    TableVersion::Timestamp(ts) => format!("a version at or before {ts}"),
+                    TableVersion::Latest => unreachable!(),
+                };
+                Err(Error::DeltaVersion {
+                    url: url.to_string(),
+                    message: match latest {
+                        Some(latest) => format!(
+                            "{asked} does not exist (versions 0 to {latest} may be read, \
+                             unless older ones were vacuumed): {e}"
+                        ),
+                        None => format!("{asked} cannot be read: {e}"),
+                    },
+                })
+            }
+            Err(e) => Err(Error::delta(url, e)),
+        }
+    }
+
+    /// True when a Delta table exists at `url`.
+    pub async fn delta_exists(&self, url: &Url) -> Result<bool> {
+        match self.open_delta(url, TableVersion::Latest).await {
+            Ok(_) => Ok(true),
+            Err(Error::DeltaVersion { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A DataFusion table provider reading `table` at its loaded version.
+    pub async fn delta_provider(&self, table: &DeltaTable) -> Result<Arc<dyn TableProvider>> {
+        let url = table.table_url().clone();
+        table
+            .table_provider()
+            .await
+            .map_err(|e| Error::delta(&url, e))
+    }
+
+    /// Writes the result of `df` as the Delta table at `url`. Nothing is visible to readers
+    /// until the single commit at the end, so a failure leaves the previous version intact.
+    pub fn write_delta(&self, df: DataFrame, url: Url) -> DeltaWrite {
+        DeltaWrite {
+            engine: self.clone(),
+            df,
+            url,
+            mode: WriteMode::Overwrite,
+            partition_columns: Vec::new(),
+            metadata: serde_json::Map::new(),
+        }
+    }
+}
+
+/// A pending write of a query result into a Delta table; `.await` it to run.
+#[must_use = "a DeltaWrite does nothing until awaited"]
+#[derive(Debug)]
+pub struct DeltaWrite {
+    engine: Engine,
+    df: DataFrame,
+    url: Url,
+    mode: WriteMode,
+    partition_columns: Vec<String>,
+    metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+impl DeltaWrite {
+    /// Overwrite (default) or append.
+    pub fn with_mode(mut self, mode: WriteMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Partitions the table's files by these columns (on creation or overwrite).
+    pub fn with_partition_columns(
+        mut self,
+        columns: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.partition_columns = columns.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Adds an entry to the commit's application metadata (e.g. the run id).
+    pub fn with_commit_metadata(mut self, key: impl Into<String>, value: serde_json::Value) -> Self {
+        self.metadata.insert(key.into(), value);
+        self
+    }
+
+    async fn run(self) -> Result<WriteOutcome> {
+        let url = self.url.clone();
+        let write_err = |e: Box<dyn std::error::Error + Send + Sync>| Error::Write {
+            target: url.to_string(),
+            source: e,
+        };
+        let table = match self.engine.open_delta(&url, TableVersion::Latest).await {
+            Ok(table) => table,
+            Err(Error::DeltaVersion { .. }) => self
+                .engine
+                .delta_builder(&url)?
+                .build()
+                .map_err(|e| Error::delta(&url, e))?,
+            Err(e) => return Err(e),
+        };
+        let session = Arc::new(self.engine.ctx().state());
+        let plan = self.df.logical_plan().clone();
+        let mut builder = table
+            .write(Vec::new())
+            .with_input_plan(plan)
+            .with_session_state(session)
+            .with_save_mode(match self.mode {
+                WriteMode::Overwrite => SaveMode::Overwrite,
+                WriteMode::Append => SaveMode::Append,
+            });
+        if self.mode == WriteMode::Overwrite {
+            builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
+        }
+        if !self.partition_columns.is_empty() {
+            builder = builder.with_partition_columns(self.partition_columns.clone());
+        }
+        if !self.metadata.is_empty() {
+            builder = builder.with_commit_properties(
+                deltalake::kernel::transaction::CommitProperties::default()
+                    .with_metadata(self.metadata.into_iter()),
+            );
+        }
+        let table = builder.await.map_err(|e| write_err(Box::new(e)))?;
+        let version = table.version().unwrap_or_default();
+        let rows = last_commit_rows(&table).await;
+        Ok(WriteOutcome { version, rows })
+    }
+}
+
+async fn last_commit_rows(table: &DeltaTable) -> Option<u64> {
+    let mut history = table.history(Some(1));
+    let commit = history.next().await?.ok()?;
+    let metrics = commit.info.get("operationMetrics")?;
+    metrics
+        .get("num_added_rows")
+        .or_else(|| metrics.get("numOutputRows"))
+        .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+}
+
+impl IntoFuture for DeltaWrite {
+    type Output = Result<WriteOutcome>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}

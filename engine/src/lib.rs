@@ -1,0 +1,29 @@
+//! The Tessera engine: DataFusion sessions over object storage, sources in Parquet, Delta, CSV
+//! and JSON, Delta sinks that commit atomically, and the demo data generator.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use tessera_engine::Engine;
+//! let engine = Engine::new().unwrap();
+//! let df = engine.ctx().sql("select 1 + 1 as two").await.unwrap();
+//! let batches = df.collect().await.unwrap();
+//! assert_eq!(batches[0].num_rows(), 1);
+//! # });
+//! ```
+#![deny(missing_docs)]
+
+pub mod delta;
+pub mod demo;
+mod error;
+pub mod export;
+pub mod session;
+pub mod sources;
+pub mod storage;
+
+pub use datafusion;
+pub use deltalake;
+pub use delta::{DeltaWrite, TableVersion, WriteMode, WriteOutcome};
+pub use error::{Error, Result};
+pub use session::{Engine, EngineBuilder, EngineOptions};
+pub use sources::{CsvOptions, RegisteredSource, SourceFormat, SourceSpec};
+pub use storage::Storage;

@@ -1,0 +1,342 @@
+//! Sources: tables registered from files or Delta tables where they already are.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::json::JsonFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::sql::TableReference;
+use futures::TryStreamExt;
+use url::Url;
+
+use crate::delta::TableVersion;
+use crate::error::{Error, Result};
+use crate::session::Engine;
+use crate::storage::has_glob;
+
+/// The file or table format of a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFormat {
+    /// Apache Parquet files: one file, a folder, a glob, hive-partitioned folders.
+    Parquet,
+    /// A Delta Lake table (latest, or a given version or timestamp).
+    Delta,
+    /// Delimited text files.
+    Csv,
+    /// Newline-delimited JSON.
+    Json,
+}
+
+impl SourceFormat {
+    /// Every format, with the name used in `tessera.toml`.
+    pub const ALL: [(&'static str, SourceFormat); 4] = [
+        ("parquet", SourceFormat::Parquet),
+        ("delta", SourceFormat::Delta),
+        ("csv", SourceFormat::Csv),
+        ("json", SourceFormat::Json),
+    ];
+
+    /// Parses a format name (`parquet`, `delta`, `csv`, `json`/`ndjson`).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "ndjson" | "jsonl" => Some(SourceFormat::Json),
+            lower => Self::ALL.iter().find(|(n, _)| *n == lower).map(|(_, f)| *f),
+        }
+    }
+
+    /// The name used in `tessera.toml`.
+    pub fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(_, f)| *f == self).map(|(n, _)| *n).unwrap_or("?")
+    }
+
+    fn default_extension(self) -> &'static str {
+        match self {
+            SourceFormat::Parquet | SourceFormat::Delta => ".parquet",
+            SourceFormat::Csv => ".csv",
+            SourceFormat::Json => ".json",
+        }
+    }
+}
+
+/// How delimited text is read.
+#[derive(Debug, Clone)]
+pub struct CsvOptions {
+    /// Whether the first line holds column names.
+    pub has_header: bool,
+    /// The field delimiter.
+    pub delimiter: u8,
+    /// The quote character.
+    pub quote: u8,
+    /// A regular expression for values read as NULL (e.g. `^(NULL|)$`).
+    pub null_regex: Option<String>,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        Self {
+            has_header: true,
+            delimiter: b',',
+            quote: b'"',
+            null_regex: None,
+        }
+    }
+}
+
+/// A source to register: a name, a location and how to read it.
+#[derive(Debug, Clone)]
+pub struct SourceSpec {
+    /// The table name in SQL.
+    pub name: String,
+    /// Where the data is: a file, a folder, a glob, or a Delta table root.
+    pub url: Url,
+    /// How to read it.
+    pub format: SourceFormat,
+    /// Delimited-text options (CSV only).
+    pub csv: CsvOptions,
+    /// An explicit schema; inferred from the files when `None`.
+    pub schema: Option<SchemaRef>,
+    /// Hive partition columns (`year=2024/month=05/...`); inferred from the paths when `None`.
+    pub partition_columns: Option<Vec<(String, DataType)>>,
+    /// The extension of the files to read in a folder; the format's usual one when `None`.
+    pub file_extension: Option<String>,
+    /// Which version of a Delta table to read.
+    pub version: TableVersion,
+}
+
+impl SourceSpec {
+    /// A source with default options.
+    pub fn new(name: impl Into<String>, url: Url, format: SourceFormat) -> Self {
+        Self {
+            name: name.into(),
+            url,
+            format,
+            csv: CsvOptions::default(),
+            schema: None,
+            partition_columns: None,
+            file_extension: None,
+            version: TableVersion::Latest,
+        }
+    }
+
+    fn error(&self, message: impl Into<String>) -> Error {
+        Error::Source {
+            name: self.name.clone(),
+            url: self.url.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn file_format(&self) -> Arc<dyn FileFormat> {
+        match self.format {
+            SourceFormat::Csv => Arc::new(
+                CsvFormat::default()
+                    .with_has_header(self.csv.has_header)
+                    .with_delimiter(self.csv.delimiter)
+                    .with_quote(self.csv.quote)
+                    .with_null_regex(self.csv.null_regex.clone()),
+            ),
+            SourceFormat::Json => Arc::new(JsonFormat::default()),
+            SourceFormat::Parquet | SourceFormat::Delta => Arc::new(ParquetFormat::default()),
+        }
+    }
+
+    /// True when the location names a folder or a glob rather than one file.
+    fn is_collection(&self) -> bool {
+        self.url.path().ends_with('/') || has_glob(self.url.path())
+    }
+}
+
+/// What was registered: the table's schema and, for Delta, its version.
+#[derive(Debug, Clone)]
+pub struct RegisteredSource {
+    /// The table's schema as SQL sees it.
+    pub schema: SchemaRef,
+    /// The Delta version read, for Delta sources.
+    pub delta_version: Option<i64>,
+    /// The number of data files behind the table.
+    pub files: usize,
+}
+
+impl Engine {
+    /// Registers `spec` as a table named `spec.name`, replacing any table of that name.
+    pub async fn register_source(&self, spec: &SourceSpec) -> Result<RegisteredSource> {
+        let (provider, registered) = self.source_provider(spec).await?;
+        self.ctx()
+            .register_table(TableReference::bare(spec.name.as_str()), provider)?;
+        Ok(registered)
+    }
+
+    /// Builds the table provider for a source without registering it.
+    pub async fn source_provider(
+        &self,
+        spec: &SourceSpec,
+    ) -> Result<(Arc<dyn TableProvider>, RegisteredSource)> {
+        match spec.format {
+            SourceFormat::Delta => {
+                let table = self
+                    .open_delta(&spec.url, spec.version.clone())
+                    .await
+                    .map_err(|e| spec.error(e.to_string()))?;
+                let version = table.version();
+                let files = table
+                    .snapshot()
+                    .map(|s| s.log_data().num_files())
+                    .unwrap_or(0);
+                let provider = self.delta_provider(&table).await?;
+                let registered = RegisteredSource {
+                    schema: provider.schema(),
+                    delta_version: version,
+                    files,
+                };
+                Ok((provider, registered))
+            }
+            _ => {
+                if !matches!(spec.version, TableVersion::Latest) {
+                    return Err(spec.error(format!(
+                        "a version or timestamp can only be read from a Delta source, not {}",
+                        spec.format.name()
+                    )));
+                }
+                let (table, files) = self.listing_table(spec).await?;
+                let registered = RegisteredSource {
+                    schema: table.schema(),
+                    delta_version: None,
+                    files,
+                };
+                Ok((Arc::new(table), registered))
+            }
+        }
+    }
+
+    async fn listing_table(&self, spec: &SourceSpec) -> Result<(ListingTable, usize)> {
+        let state = self.ctx().state();
+        let table_url = ListingTableUrl::parse(spec.url.as_str())
+            .map_err(|e| spec.error(format!("not a valid location: {e}")))?;
+        let extension = match &spec.file_extension {
+            Some(ext) => ext.clone(),
+            None if spec.is_collection() => spec.format.default_extension().to_string(),
+            None => String::new(),
+        };
+        let store = self.store_for(&spec.url)?;
+        let files: Vec<_> = table_url
+            .list_all_files(&state, store.as_ref(), &extension)
+            .await
+            .map_err(|e| spec.error(format!("cannot list files: {e}")))?
+            .try_collect()
+            .await
+            .map_err(|e| spec.error(format!("cannot list files: {e}")))?;
+        if files.is_empty() {
+            let what = if spec.is_collection() {
+                format!("no `*{extension}` files found")
+            } else {
+                "the file does not exist".to_string()
+            };
+            return Err(spec.error(what));
+        }
+        let format = spec.file_format();
+        let mut options = ListingOptions::new(format.clone()).with_file_extension(&extension);
+        let partitions = match &spec.partition_columns {
+            Some(cols) => cols.clone(),
+            None if spec.is_collection() => options
+                .infer_partitions(&state, &table_url)
+                .await
+                .map_err(|e| spec.error(format!("cannot infer partitions: {e}")))?
+                .into_iter()
+                .map(|name| (name, DataType::Utf8))
+                .collect(),
+            None => Vec::new(),
+        };
+        options = options.with_table_partition_cols(partitions);
+        let schema = match &spec.schema {
+            Some(schema) => schema.clone(),
+            None => match options.infer_schema(&state, &table_url).await {
+                Ok(schema) => schema,
+                Err(e) => {
+                    // Name the file: infer file by file until one fails.
+                    for file in &files {
+                        if let Err(file_err) = format
+                            .infer_schema(&state, &store, std::slice::from_ref(file))
+                            .await
+                        {
+                            return Err(spec.error(format!(
+                                "cannot read file {}: {file_err}",
+                                file.location
+                            )));
+                        }
+                    }
+                    return Err(spec.error(format!("cannot infer the schema: {e}")));
+                }
+            },
+        };
+        let config = ListingTableConfig::new(table_url)
+            .with_listing_options(options)
+            .with_schema(schema);
+        let table = ListingTable::try_new(config)?;
+        Ok((table, files.len()))
+    }
+
+    /// Finds which file of a file-based source fails to read, by scanning its files one at a
+    /// time. Used after a query fails to point at the file (and, for CSV, the line) at fault.
+    pub async fn locate_read_error(&self, spec: &SourceSpec) -> Option<(String, String)> {
+        if spec.format == SourceFormat::Delta {
+            return None;
+        }
+        let state = self.ctx().state();
+        let (table, _) = self.listing_table(spec).await.ok()?;
+        let schema = table.schema();
+        let table_url = ListingTableUrl::parse(spec.url.as_str()).ok()?;
+        let store = self.store_for(&spec.url).ok()?;
+        let extension = table.options().file_extension.clone();
+        let files: Vec<_> = table_url
+            .list_all_files(&state, store.as_ref(), &extension)
+            .await
+            .ok()?
+            .try_collect()
+            .await
+            .ok()?;
+        for file in files {
+            let mut file_url = Storage::root_url(&spec.url);
+            file_url.set_path(&format!("/{}", file.location));
+            let one = SourceSpec {
+                url: file_url,
+                schema: Some(schema.clone()),
+                partition_columns: Some(Vec::new()),
+                file_extension: Some(String::new()),
+                ..spec.clone()
+            };
+            let Ok((table, _)) = self.listing_table(&one).await else {
+                continue;
+            };
+            let Ok(df) = self.ctx().read_table(Arc::new(table)) else {
+                continue;
+            };
+            if let Err(e) = df.collect().await {
+                return Some((file.location.to_string(), e.to_string()));
+            }
+        }
+        None
+    }
+}
+
+use crate::storage::Storage;
+
+/// Parses a timestamp for Delta time travel: RFC 3339 or a plain date.
+pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(ts) = DateTime::parse_from_rfc3339(text) {
+        return Some(ts.with_timezone(&Utc));
+    }
+    if let Ok(ts) = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S") {
+        return Some(ts.and_utc());
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|d| d.and_utc())
+}

@@ -1,0 +1,534 @@
+//! `tessera`: the command-line interface.
+//!
+//! Exit codes: 0 success; 1 a query, source, storage or write failed; 2 wrong usage or an
+//! invalid project file.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use tessera_engine::demo::{self, DemoOptions};
+use tessera_engine::export::ExportFormat;
+use tessera_engine::storage::resolve_location;
+use tessera_engine::{SourceFormat, WriteMode};
+use tessera_jobs::output::{OutputFormat, print_stream};
+use tessera_jobs::project::{PROJECT_FILE, Project, ProjectError};
+use tessera_jobs::workspace::Workspace;
+use tessera_jobs::{demo_project_file, init_template};
+
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about = "Warehouse-native customer data platform on Apache DataFusion")]
+struct Cli {
+    /// The project folder (holding tessera.toml).
+    #[arg(short = 'C', long = "project", global = true, default_value = ".", env = "TESSERA_PROJECT")]
+    project: PathBuf,
+    /// Log as JSON lines on stderr (for schedulers and log collectors).
+    #[arg(long, global = true)]
+    json_logs: bool,
+    /// More logging (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a new project folder with a commented tessera.toml.
+    Init {
+        /// The folder to create.
+        dir: PathBuf,
+    },
+    /// Run SQL over the project's sources and warehouse tables.
+    Sql {
+        /// The query (several statements may be separated by `;`). Read from --file or stdin when absent.
+        query: Option<String>,
+        /// Read the query from a file.
+        #[arg(long, short = 'f')]
+        file: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+        /// Rows shown by the table format.
+        #[arg(long, default_value_t = 1000)]
+        max_rows: usize,
+    },
+    /// List the project's sources and warehouse tables, with row counts and Delta versions.
+    Tables {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+        /// Skip counting rows (faster on big sources).
+        #[arg(long)]
+        no_count: bool,
+    },
+    /// Write a query's result as a Delta table in the warehouse (or at --to).
+    Write {
+        /// Table name in the warehouse: `schema.table` or `table`.
+        table: String,
+        /// The query whose result is written.
+        query: String,
+        /// Overwrite (default) or append.
+        #[arg(long, value_enum, default_value = "overwrite")]
+        mode: Mode,
+        /// Partition the table's files by these columns.
+        #[arg(long = "partition-by", value_delimiter = ',')]
+        partition_by: Vec<String>,
+        /// Write to this URL instead of the warehouse.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Export a query's result to one Parquet or CSV file.
+    Export {
+        /// The query.
+        query: String,
+        /// Target file (path or URL) ending in .parquet or .csv.
+        to: String,
+    },
+    /// Generate the retail demo dataset (CRM, POS, web, email, support, consent, ground truth).
+    Demo {
+        /// Number of people.
+        #[arg(long, default_value_t = 10_000)]
+        people: u64,
+        /// Random seed: the same seed gives the same data.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Where to write (path or URL); `<project>/data` by default.
+        #[arg(long)]
+        out: Option<String>,
+        /// Replace data already at the output location.
+        #[arg(long)]
+        force: bool,
+        /// People generated per chunk (memory use is proportional).
+        #[arg(long, default_value_t = 20_000)]
+        chunk_size: usize,
+        /// Do not run the example query afterwards.
+        #[arg(long)]
+        no_query: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Mode {
+    Overwrite,
+    Append,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.json_logs, cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::debug!("{e:?}");
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<ProjectError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn init_logging(json: bool, verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},tessera={level}")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.with_target(false).init();
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Init { dir } => init(&dir),
+        Command::Sql {
+            query,
+            file,
+            format,
+            max_rows,
+        } => {
+            let query = match (query, file) {
+                (Some(q), None) => q,
+                (None, Some(f)) => std::fs::read_to_string(&f)
+                    .with_context(|| format!("cannot read {}", f.display()))?,
+                (Some(_), Some(_)) => bail!("give the query as an argument or with --file, not both"),
+                (None, None) => {
+                    if std::io::stdin().is_terminal() {
+                        bail!("no query given (pass it as an argument, with --file, or on stdin)");
+                    }
+                    std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?
+                }
+            };
+            let ws = Workspace::open(load_project(&cli.project)?)?;
+            sql(&ws, &query, format, max_rows).await
+        }
+        Command::Tables { format, no_count } => {
+            let ws = Workspace::open(load_project(&cli.project)?)?;
+            tables(&ws, format, !no_count).await
+        }
+        Command::Write {
+            table,
+            query,
+            mode,
+            partition_by,
+            to,
+        } => {
+            let ws = Workspace::open(load_project(&cli.project)?)?;
+            write(&ws, &table, &query, mode, partition_by, to).await
+        }
+        Command::Export { query, to } => {
+            let ws = Workspace::open(load_project(&cli.project)?)?;
+            export(&ws, &query, &to).await
+        }
+        Command::Demo {
+            people,
+            seed,
+            out,
+            force,
+            chunk_size,
+            no_query,
+        } => {
+            let options = DemoOptions {
+                people,
+                seed,
+                chunk_size,
+                overwrite: force,
+            };
+            run_demo(&cli.project, out, options, !no_query).await
+        }
+    }
+}
+
+fn load_project(dir: &Path) -> Result<Project> {
+    Ok(Project::load(dir)?)
+}
+
+fn init(dir: &Path) -> Result<()> {
+    let file = dir.join(PROJECT_FILE);
+    if file.exists() {
+        bail!("{} already exists; not overwriting it", file.display());
+    }
+    std::fs::create_dir_all(dir.join("jobs"))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let name = std::path::absolute(dir)
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "tessera".into());
+    std::fs::write(&file, init_template(&name))
+        .with_context(|| format!("cannot write {}", file.display()))?;
+    let gitignore = dir.join(".gitignore");
+    if !gitignore.exists() {
+        std::fs::write(&gitignore, "warehouse/\n.tessera/\ndata/\n")?;
+    }
+    println!("Created {} (edit its [sources] to point at your data)", file.display());
+    Ok(())
+}
+
+/// Runs each statement; prints the result of the last one.
+async fn sql(ws: &Workspace, query: &str, format: OutputFormat, max_rows: usize) -> Result<()> {
+    let statements = ws.prepare_for(query).await?;
+    if statements.is_empty() {
+        bail!("the query is empty");
+    }
+    let ctx = ws.engine.ctx();
+    let last = statements.len() - 1;
+    let mut stdout = std::io::stdout().lock();
+    for (i, statement) in statements.into_iter().enumerate() {
+        let plan = ctx.state().statement_to_plan(statement).await?;
+        let df = ctx.execute_logical_plan(plan).await?;
+        let stream = df.execute_stream().await;
+        let result = match stream {
+            Ok(stream) if i == last => print_stream(stream, format, max_rows, &mut stdout).await,
+            Ok(stream) => print_stream(stream, OutputFormat::Jsonl, 0, &mut std::io::sink()).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = result {
+            return Err(explain_read_error(ws, e).await);
+        }
+    }
+    Ok(())
+}
+
+/// After a failed read, finds which source file is at fault and says so.
+async fn explain_read_error(ws: &Workspace, error: anyhow::Error) -> anyhow::Error {
+    let text = format!("{error:#}");
+    let looks_like_read = ["Csv error", "Json error", "Parquet error", "Parser error", "incorrect number of fields", "External error"]
+        .iter()
+        .any(|s| text.contains(s));
+    if !looks_like_read {
+        return error;
+    }
+    for (name, decl) in &ws.project.sources {
+        if decl.spec.format == SourceFormat::Delta {
+            continue;
+        }
+        if ws.engine.ctx().table_exist(name.as_str()).unwrap_or(false)
+            && let Some((file, message)) = ws.engine.locate_read_error(&decl.spec).await
+        {
+            return error.context(format!("source `{name}`, file {file}: {message}"));
+        }
+    }
+    error
+}
+
+async fn tables(ws: &Workspace, format: OutputFormat, count: bool) -> Result<()> {
+    use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let mut names = Vec::new();
+    let mut kinds = Vec::new();
+    let mut formats = Vec::new();
+    let mut rows: Vec<Option<i64>> = Vec::new();
+    let mut versions: Vec<Option<i64>> = Vec::new();
+    let mut locations = Vec::new();
+    let mut notes: Vec<Option<String>> = Vec::new();
+    let ctx = ws.engine.ctx();
+    let count_rows = |name: String| async move {
+        if !count {
+            return Ok::<_, anyhow::Error>(None);
+        }
+        let df = ctx.sql(&format!("select count(*) from {name}")).await?;
+        let batches = df.collect().await?;
+        Ok(batches
+            .first()
+            .and_then(|b| b.column(0).as_any().downcast_ref::<Int64Array>().map(|a| a.value(0))))
+    };
+    for (name, decl) in &ws.project.sources {
+        names.push(name.clone());
+        kinds.push("source".to_string());
+        formats.push(decl.spec.format.name().to_string());
+        locations.push(decl.spec.url.to_string());
+        match ws.register_source(name).await {
+            Ok(registered) => {
+                versions.push(registered.delta_version);
+                match count_rows(quote_ident(name)).await {
+                    Ok(n) => {
+                        rows.push(n);
+                        notes.push(decl.description.clone());
+                    }
+                    Err(e) => {
+                        rows.push(None);
+                        notes.push(Some(format!("{e:#}")));
+                    }
+                }
+            }
+            Err(e) => {
+                versions.push(None);
+                rows.push(None);
+                notes.push(Some(format!("unavailable: {e:#}")));
+            }
+        }
+    }
+    for table in ws.warehouse_tables().await? {
+        names.push(table.name.clone());
+        kinds.push("warehouse".into());
+        formats.push("delta".into());
+        locations.push(table.url.to_string());
+        match ws.register_warehouse_table(&table).await {
+            Ok(version) => {
+                versions.push(Some(version));
+                let quoted = match &table.schema {
+                    Some(s) => format!("{}.{}", quote_ident(s), quote_ident(&table.table)),
+                    None => quote_ident(&table.table),
+                };
+                rows.push(count_rows(quoted).await.unwrap_or(None));
+                notes.push(None);
+            }
+            Err(e) => {
+                versions.push(None);
+                rows.push(None);
+                notes.push(Some(format!("unavailable: {e:#}")));
+            }
+        }
+    }
+    let schema = std::sync::Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("format", DataType::Utf8, false),
+        Field::new("rows", DataType::Int64, true),
+        Field::new("delta_version", DataType::Int64, true),
+        Field::new("location", DataType::Utf8, false),
+        Field::new("note", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            std::sync::Arc::new(StringArray::from(names)),
+            std::sync::Arc::new(StringArray::from(kinds)),
+            std::sync::Arc::new(StringArray::from(formats)),
+            std::sync::Arc::new(Int64Array::from(rows)),
+            std::sync::Arc::new(Int64Array::from(versions)),
+            std::sync::Arc::new(StringArray::from(locations)),
+            std::sync::Arc::new(StringArray::from(notes)),
+        ],
+    )?;
+    let stream = datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+        schema,
+        futures::stream::iter(vec![Ok(batch)]),
+    );
+    print_stream(Box::pin(stream), format, usize::MAX, &mut std::io::stdout().lock()).await?;
+    Ok(())
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+async fn write(
+    ws: &Workspace,
+    table: &str,
+    query: &str,
+    mode: Mode,
+    partition_by: Vec<String>,
+    to: Option<String>,
+) -> Result<()> {
+    let url = match to {
+        Some(to) => resolve_location(&to, &ws.project.dir, true)?,
+        None => {
+            let parts: Vec<&str> = table.split('.').collect();
+            if parts.is_empty()
+                || parts.len() > 2
+                || parts.iter().any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            {
+                bail!("`{table}` is not a table name (use `schema.table` or `table`, letters, digits and _)");
+            }
+            ws.project.warehouse.join(&format!("{}/", parts.join("/")))?
+        }
+    };
+    let statements = ws.prepare_for(query).await?;
+    if statements.len() != 1 {
+        bail!("write takes exactly one query, found {}", statements.len());
+    }
+    let ctx = ws.engine.ctx();
+    let plan = ctx
+        .state()
+        .statement_to_plan(statements.into_iter().next().expect("one statement"))
+        .await?;
+    let df = ctx.execute_logical_plan(plan).await?;
+    let started = Instant::now();
+    let outcome = ws
+        .engine
+        .write_delta(df, url.clone())
+        .with_mode(match mode {
+            Mode::Overwrite => WriteMode::Overwrite,
+            Mode::Append => WriteMode::Append,
+        })
+        .with_partition_columns(partition_by)
+        .await;
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => return Err(explain_read_error(ws, e.into()).await),
+    };
+    println!(
+        "wrote {} rows to {table} ({url}) as version {} in {:.2}s",
+        outcome.rows.map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
+        outcome.version,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn export(ws: &Workspace, query: &str, to: &str) -> Result<()> {
+    let format = ExportFormat::from_path(to)
+        .with_context(|| format!("`{to}`: the file name must end in .parquet or .csv"))?;
+    let url = resolve_location(to, &ws.project.dir, false)?;
+    let statements = ws.prepare_for(query).await?;
+    if statements.len() != 1 {
+        bail!("export takes exactly one query, found {}", statements.len());
+    }
+    let ctx = ws.engine.ctx();
+    let plan = ctx
+        .state()
+        .statement_to_plan(statements.into_iter().next().expect("one statement"))
+        .await?;
+    let df = ctx.execute_logical_plan(plan).await?;
+    let rows = match ws.engine.export(df, &url, format).await {
+        Ok(rows) => rows,
+        Err(e) => return Err(explain_read_error(ws, e.into()).await),
+    };
+    println!("exported {rows} rows to {url}");
+    Ok(())
+}
+
+async fn run_demo(project_dir: &Path, out: Option<String>, options: DemoOptions, query: bool) -> Result<()> {
+    let project_file = project_dir.join(PROJECT_FILE);
+    let project = if project_file.exists() {
+        Project::load(project_dir)?
+    } else {
+        Project::default_for(project_dir)?
+    };
+    let out_text = out.unwrap_or_else(|| "data".to_string());
+    let out_url = resolve_location(&out_text, &project.dir, true)?;
+    let engine = project.engine()?;
+
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(options.people);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} generating people {pos}/{len} [{bar:30}] {per_sec} eta {eta}")
+                .expect("valid template"),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    let started = Instant::now();
+    let summary = demo::generate(&engine, &out_url, &options, |done| {
+        if let Some(bar) = &bar {
+            bar.set_position(done);
+        } else {
+            tracing::info!(people = done, "generated");
+        }
+    })
+    .await?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "Generated {} people in {:.1}s ({:.0} people/s) at {out_url}",
+        summary.people,
+        secs,
+        summary.people as f64 / secs.max(1e-9)
+    );
+    for t in &summary.tables {
+        println!("  {:<18} {:<8} {:>12} rows  {}", t.name, t.format, t.rows, t.path);
+    }
+
+    if !project_file.exists() {
+        std::fs::create_dir_all(&project.dir)?;
+        std::fs::write(&project_file, demo_project_file(&project.name, &out_text))
+            .with_context(|| format!("cannot write {}", project_file.display()))?;
+        println!("Wrote {} with a source per demo table", project_file.display());
+    }
+    if query {
+        let project = Project::load(project_dir)?;
+        let ws = Workspace::open(project)?;
+        let q = "select c.country, count(distinct c.pos_customer_id) as customers, \
+                 count(o.order_id) as orders, sum(o.amount) as revenue, min(o.currency) as currency \
+                 from pos_customers c left join pos_orders o on o.pos_customer_id = c.pos_customer_id \
+                 group by c.country order by customers desc";
+        println!("\n{q}\n");
+        sql(&ws, q, OutputFormat::Table, 20).await?;
+    }
+    Ok(())
+}

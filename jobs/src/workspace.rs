@@ -1,0 +1,175 @@
+//! A project opened for querying: its engine, with sources and warehouse tables registered.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use datafusion::catalog::MemorySchemaProvider;
+use datafusion::sql::TableReference;
+use datafusion::sql::parser::{DFParser, Statement};
+use object_store::ObjectStore;
+use tessera_engine::storage::object_path;
+use tessera_engine::{Engine, RegisteredSource, TableVersion};
+use url::Url;
+
+use crate::project::Project;
+
+/// A Delta table found in the warehouse.
+#[derive(Debug, Clone)]
+pub struct WarehouseTable {
+    /// `schema.table` or `table`.
+    pub name: String,
+    /// Schema part, if any.
+    pub schema: Option<String>,
+    /// Table part.
+    pub table: String,
+    /// Where it is.
+    pub url: Url,
+}
+
+/// An open project.
+#[derive(Debug)]
+pub struct Workspace {
+    /// The project definition.
+    pub project: Project,
+    /// The engine running it.
+    pub engine: Engine,
+}
+
+impl Workspace {
+    /// Builds the engine for `project`; nothing is registered yet.
+    pub fn open(project: Project) -> Result<Self> {
+        let engine = project.engine().context("cannot start the engine")?;
+        Ok(Self { project, engine })
+    }
+
+    /// Registers one source by name.
+    pub async fn register_source(&self, name: &str) -> Result<RegisteredSource> {
+        let decl = self
+            .project
+            .sources
+            .get(name)
+            .with_context(|| format!("no source named `{name}`"))?;
+        Ok(self.engine.register_source(&decl.spec).await?)
+    }
+
+    /// Lists the Delta tables under the warehouse: `<table>/` and `<schema>/<table>/`.
+    pub async fn warehouse_tables(&self) -> Result<Vec<WarehouseTable>> {
+        let root = &self.project.warehouse;
+        let store = self.engine.store_for(root)?;
+        let mut tables = Vec::new();
+        for dir in subdirs(&store, &object_path(root)).await? {
+            if is_delta_dir(&store, &dir).await? {
+                let table = last_segment(&dir);
+                tables.push(WarehouseTable {
+                    name: table.clone(),
+                    schema: None,
+                    url: root.join(&format!("{table}/"))?,
+                    table,
+                });
+                continue;
+            }
+            let schema = last_segment(&dir);
+            for sub in subdirs(&store, &dir).await? {
+                if is_delta_dir(&store, &sub).await? {
+                    let table = last_segment(&sub);
+                    tables.push(WarehouseTable {
+                        name: format!("{schema}.{table}"),
+                        schema: Some(schema.clone()),
+                        url: root.join(&format!("{schema}/{table}/"))?,
+                        table,
+                    });
+                }
+            }
+        }
+        tables.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(tables)
+    }
+
+    /// Registers a warehouse table under its name (creating its schema if needed).
+    pub async fn register_warehouse_table(&self, table: &WarehouseTable) -> Result<i64> {
+        let delta = self
+            .engine
+            .open_delta(&table.url, TableVersion::Latest)
+            .await?;
+        let version = delta.version().unwrap_or_default();
+        let provider = self.engine.delta_provider(&delta).await?;
+        let ctx = self.engine.ctx();
+        let reference = match &table.schema {
+            Some(schema) => {
+                let catalog = ctx
+                    .catalog("datafusion")
+                    .context("the default catalog is missing")?;
+                if catalog.schema(schema).is_none() {
+                    catalog.register_schema(schema, Arc::new(MemorySchemaProvider::new()))?;
+                }
+                TableReference::partial(schema.as_str(), table.table.as_str())
+            }
+            None => TableReference::bare(table.table.as_str()),
+        };
+        ctx.register_table(reference, provider)?;
+        Ok(version)
+    }
+
+    /// Registers what `sql` needs: the sources and warehouse tables it names, or everything
+    /// when it reads `information_schema` (so that catalog queries see every table).
+    pub async fn prepare_for(&self, sql: &str) -> Result<Vec<Statement>> {
+        let statements: Vec<Statement> = DFParser::parse_sql(sql)
+            .context("cannot parse the SQL")?
+            .into_iter()
+            .collect();
+        let state = self.engine.ctx().state();
+        let mut wanted: Vec<TableReference> = Vec::new();
+        for statement in &statements {
+            wanted.extend(state.resolve_table_references(statement)?);
+        }
+        let everything = wanted
+            .iter()
+            .any(|t| t.schema() == Some("information_schema") || t.table().starts_with("information_schema"));
+        let warehouse = self.warehouse_tables().await?;
+        for table in &warehouse {
+            let named = wanted.iter().any(|w| match (&table.schema, w.schema()) {
+                (Some(s), Some(ws)) => s == ws && table.table == w.table(),
+                (None, None) => table.table == w.table(),
+                _ => false,
+            });
+            if everything || named {
+                self.register_warehouse_table(table)
+                    .await
+                    .with_context(|| format!("cannot open warehouse table {}", table.name))?;
+            }
+        }
+        for name in self.project.sources.keys() {
+            let named = wanted
+                .iter()
+                .any(|w| w.schema().is_none() && w.table() == name);
+            if named {
+                self.register_source(name).await?;
+            } else if everything
+                && let Err(e) = self.register_source(name).await
+            {
+                tracing::warn!("source `{name}` is not available: {e:#}");
+            }
+        }
+        Ok(statements)
+    }
+}
+
+async fn subdirs(store: &Arc<dyn ObjectStore>, dir: &object_store::path::Path) -> Result<Vec<object_store::path::Path>> {
+    let prefix = (!dir.as_ref().is_empty()).then_some(dir);
+    match store.list_with_delimiter(prefix).await {
+        Ok(listing) => Ok(listing.common_prefixes),
+        Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn is_delta_dir(store: &Arc<dyn ObjectStore>, dir: &object_store::path::Path) -> Result<bool> {
+    Ok(subdirs(store, dir)
+        .await?
+        .iter()
+        .any(|p| p.filename() == Some("_delta_log")))
+}
+
+fn last_segment(path: &object_store::path::Path) -> String {
+    path.filename().unwrap_or_default().to_string()
+}
