@@ -1,0 +1,291 @@
+//! The `tessera` command as a data engineer uses it: init, demo, sql, tables, write, export, and
+//! the errors bad input must give.
+
+mod common;
+
+use common::{copy_dir, fails, json_rows, ok, run_in, shared_demo};
+
+#[test]
+fn init_creates_a_project_that_works_and_is_not_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shop");
+    let out = ok(tmp.path(), &["init", dir.to_str().unwrap()]);
+    assert!(out.contains("Created"), "{out}");
+    let toml = std::fs::read_to_string(dir.join("tessera.toml")).unwrap();
+    assert!(toml.contains("name = \"shop\""));
+    assert!(dir.join("jobs").is_dir());
+    // An empty project answers queries and lists no tables.
+    let out = ok(&dir, &["sql", "select 41 + 1 as answer", "--format", "csv"]);
+    assert_eq!(out, "answer\n42\n");
+    ok(&dir, &["tables"]);
+    let err = fails(tmp.path(), &["init", dir.to_str().unwrap()], 1);
+    assert!(err.contains("already exists"), "{err}");
+}
+
+#[test]
+fn demo_writes_a_project_and_runs_the_example_query() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ok(tmp.path(), &["demo", "--people", "800", "--seed", "3"]);
+    assert!(out.contains("Generated 800 people"), "{out}");
+    assert!(out.contains("Wrote"), "{out}");
+    // The example query's result table: one row per country.
+    assert!(out.contains("| country"), "{out}");
+    assert!(out.contains("| US"), "{out}");
+    assert!(tmp.path().join("tessera.toml").exists());
+    assert!(tmp.path().join("data/crm/contacts.csv").exists());
+    assert!(tmp.path().join("data/email/engagement/_delta_log").is_dir());
+}
+
+#[test]
+fn tables_lists_every_demo_source_with_rows() {
+    let dir = shared_demo();
+    let rows = json_rows(&ok(dir, &["tables", "--format", "json"]));
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    for expected in [
+        "crm_contacts",
+        "pos_customers",
+        "pos_orders",
+        "web_events",
+        "email_engagement",
+        "support_tickets",
+        "consent_records",
+        "truth_records",
+        "truth_people",
+    ] {
+        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+    }
+    for row in &rows {
+        assert!(row["rows"].as_i64().unwrap() > 0, "{row:?}");
+        assert!(row["note"].is_null() || row["name"].as_str().unwrap().starts_with("truth"), "{row:?}");
+    }
+    let delta = rows.iter().find(|r| r["name"] == "email_engagement").unwrap();
+    assert_eq!(delta["delta_version"].as_i64(), Some(0));
+    let people = rows.iter().find(|r| r["name"] == "truth_people").unwrap();
+    assert_eq!(people["rows"].as_i64(), Some(3000));
+}
+
+#[test]
+fn sql_outputs_table_csv_json_and_reads_several_statements() {
+    let dir = shared_demo();
+    let q = "select country, count(*) as n from truth_people group by country order by country";
+    let table = ok(dir, &["sql", q]);
+    assert!(table.contains("| country | n"), "{table}");
+    assert!(table.contains("(4 rows)"), "{table}");
+    let csv = ok(dir, &["sql", q, "--format", "csv"]);
+    assert_eq!(csv.lines().next(), Some("country,n"));
+    assert_eq!(csv.lines().count(), 5);
+    let rows = json_rows(&ok(dir, &["sql", q, "--format", "json"]));
+    let total: i64 = rows.iter().map(|r| r["n"].as_i64().unwrap()).sum();
+    assert_eq!(total, 3000);
+    // A view defined in one statement is used by the next.
+    let out = ok(
+        dir,
+        &[
+            "sql",
+            "create view gmail as select * from crm_contacts where lower(email) like '%gmail.com%'; \
+             select count(*) > 0 as some from gmail",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(out, "some\ntrue\n");
+    // Catalog queries see every source.
+    let out = ok(
+        dir,
+        &["sql", "select count(*) as n from information_schema.tables where table_schema = 'public'", "--format", "csv"],
+    );
+    let n: i64 = out.lines().nth(1).unwrap().parse().unwrap();
+    assert!(n >= 9, "{out}");
+}
+
+#[test]
+fn sql_joins_across_formats() {
+    let dir = shared_demo();
+    // CSV contacts ⋈ Parquet truth ⋈ Delta engagement ⋈ JSON events, through the truth table.
+    let out = ok(
+        dir,
+        &[
+            "sql",
+            "select count(distinct t.true_person_id) as people \
+             from crm_contacts c \
+             join truth_records t on t.record_id = c.contact_id \
+             join email_engagement e on e.email = lower(trim(c.email)) \
+             join web_events w on w.user_id is not null",
+            "--format",
+            "csv",
+        ],
+    );
+    let people: i64 = out.lines().nth(1).unwrap().parse().unwrap();
+    assert!(people > 100, "{out}");
+}
+
+#[test]
+fn write_overwrite_append_partition_and_read_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(shared_demo(), tmp.path());
+    let dir = tmp.path();
+    let out = ok(
+        dir,
+        &["write", "staging.people", "select true_person_id, country from truth_people where country = 'FR'", "--partition-by", "country"],
+    );
+    assert!(out.contains("version 0"), "{out}");
+    ok(
+        dir,
+        &["write", "staging.people", "select true_person_id, country from truth_people where country = 'DE'", "--mode", "append"],
+    );
+    assert!(dir.join("warehouse/staging/people/country=DE").is_dir());
+    let rows = json_rows(&ok(dir, &["tables", "--format", "json"]));
+    let people = rows.iter().find(|r| r["name"] == "staging.people").expect("warehouse table listed");
+    assert_eq!(people["delta_version"].as_i64(), Some(1));
+    assert_eq!(people["kind"], "warehouse");
+    let out = ok(dir, &["sql", "select count(distinct country) as c from staging.people", "--format", "csv"]);
+    assert_eq!(out, "c\n2\n");
+    // An overwrite replaces rows and schema in one new version.
+    ok(dir, &["write", "staging.people", "select 1 as one"]);
+    let out = ok(dir, &["sql", "select * from staging.people", "--format", "csv"]);
+    assert_eq!(out, "one\n1\n");
+}
+
+#[test]
+fn a_failed_write_keeps_the_previous_version_readable() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(shared_demo(), tmp.path());
+    let dir = tmp.path();
+    ok(dir, &["write", "t", "select contact_id, birth_date from crm_contacts"]);
+    // Casting every birth date to a number fails on the first non-numeric one, mid-write.
+    let err = fails(
+        dir,
+        &["write", "t", "select contact_id, arrow_cast(birth_date, 'Int64') as birth_date from crm_contacts"],
+        1,
+    );
+    assert!(err.contains("previous version is unchanged"), "{err}");
+    let rows = json_rows(&ok(dir, &["tables", "--format", "json"]));
+    let t = rows.iter().find(|r| r["name"] == "t").unwrap();
+    assert_eq!(t["delta_version"].as_i64(), Some(0));
+    let out = ok(dir, &["sql", "select count(*) > 0 as ok from t where birth_date like '%-%'", "--format", "csv"]);
+    assert_eq!(out, "ok\ntrue\n");
+}
+
+#[test]
+fn export_parquet_and_csv() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(shared_demo(), tmp.path());
+    let dir = tmp.path();
+    let out = ok(dir, &["export", "select * from pos_customers", "exports/customers.parquet"]);
+    assert!(out.contains("exported"), "{out}");
+    ok(dir, &["export", "select contact_id, email from crm_contacts order by contact_id", "exports/contacts.csv"]);
+    let csv = std::fs::read_to_string(dir.join("exports/contacts.csv")).unwrap();
+    assert_eq!(csv.lines().next(), Some("contact_id,email"));
+    let magic = std::fs::read(dir.join("exports/customers.parquet")).unwrap();
+    assert_eq!(&magic[..4], b"PAR1");
+    let err = fails(dir, &["export", "select 1", "exports/x.xlsx"], 1);
+    assert!(err.contains(".parquet or .csv"), "{err}");
+}
+
+#[test]
+fn a_wrong_type_in_the_project_file_names_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("tessera.toml"),
+        "[project]\nname = \"x\"\n\n[engine]\ntarget_partitions = \"many\"\n",
+    )
+    .unwrap();
+    let err = fails(tmp.path(), &["sql", "select 1"], 2);
+    assert!(err.contains("target_partitions") && err.contains("line 5"), "{err}");
+    std::fs::write(
+        tmp.path().join("tessera.toml"),
+        "[sources.crm]\nurl = \"crm.csv\"\nformat = \"excel\"\n",
+    )
+    .unwrap();
+    let err = fails(tmp.path(), &["tables"], 2);
+    assert!(err.contains("`sources.crm.format`") && err.contains("excel"), "{err}");
+}
+
+#[test]
+fn a_missing_project_file_is_explained() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = fails(tmp.path(), &["sql", "select 1"], 2);
+    assert!(err.contains("no tessera.toml") && err.contains("tessera init"), "{err}");
+}
+
+fn project_with(dir: &std::path::Path, sources: &str) {
+    std::fs::write(dir.join("tessera.toml"), format!("[project]\nname = \"bad\"\n{sources}")).unwrap();
+}
+
+#[test]
+fn a_missing_source_file_names_the_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    project_with(tmp.path(), "[sources.crm]\nurl = \"data/nope.csv\"\nformat = \"csv\"\n");
+    let err = fails(tmp.path(), &["sql", "select * from crm"], 1);
+    assert!(err.contains("source `crm`") && err.contains("nope.csv") && err.contains("does not exist"), "{err}");
+    // `tables` still lists it, with the reason.
+    let rows = json_rows(&ok(tmp.path(), &["tables", "--format", "json"]));
+    assert!(rows[0]["note"].as_str().unwrap().contains("does not exist"));
+}
+
+#[test]
+fn a_corrupt_parquet_file_names_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("data/orders")).unwrap();
+    let src = shared_demo().join("data/_truth/people/part-00000.parquet");
+    std::fs::copy(src, tmp.path().join("data/orders/a.parquet")).unwrap();
+    std::fs::write(tmp.path().join("data/orders/b.parquet"), b"PAR1 garbage, not a parquet file").unwrap();
+    project_with(tmp.path(), "[sources.orders]\nurl = \"data/orders/\"\nformat = \"parquet\"\n");
+    let err = fails(tmp.path(), &["sql", "select count(*) from orders"], 1);
+    assert!(err.contains("source `orders`") && err.contains("b.parquet"), "{err}");
+}
+
+#[test]
+fn a_ragged_csv_row_names_the_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("data")).unwrap();
+    let mut text = String::from("id,name\n");
+    for i in 0..3000 {
+        text.push_str(&format!("{i},name {i}\n"));
+    }
+    text.push_str("3000,name,unexpected\n");
+    std::fs::write(tmp.path().join("data/contacts.csv"), text).unwrap();
+    project_with(tmp.path(), "[sources.crm]\nurl = \"data/contacts.csv\"\nformat = \"csv\"\n");
+    let err = fails(tmp.path(), &["sql", "select count(*) from crm"], 1);
+    assert!(err.contains("source `crm`") && err.contains("contacts.csv"), "{err}");
+    assert!(err.contains("3002") || err.contains("line"), "{err}");
+}
+
+#[test]
+fn a_missing_delta_version_says_which_exist() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(shared_demo(), tmp.path());
+    let toml = std::fs::read_to_string(tmp.path().join("tessera.toml")).unwrap();
+    let toml = toml.replace(
+        "[sources.email_engagement]\nurl = \"data/email/engagement/\"\nformat = \"delta\"\n",
+        "[sources.email_engagement]\nurl = \"data/email/engagement/\"\nformat = \"delta\"\nversion = 5\n",
+    );
+    assert!(toml.contains("version = 5"), "{toml}");
+    std::fs::write(tmp.path().join("tessera.toml"), toml).unwrap();
+    let err = fails(tmp.path(), &["sql", "select count(*) from email_engagement"], 1);
+    assert!(err.contains("source `email_engagement`") && err.contains("version 5 does not exist"), "{err}");
+    assert!(err.contains("0 to 0"), "{err}");
+}
+
+#[test]
+fn an_unreachable_s3_endpoint_fails_fast_and_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Port 9 (discard) on loopback: nothing listens, connections are refused at once.
+    project_with(
+        tmp.path(),
+        "[storage]\naws_endpoint = \"http://127.0.0.1:9\"\naws_region = \"us-east-1\"\nallow_http = true\n\
+         aws_access_key_id = \"x\"\naws_secret_access_key = \"y\"\nmax_retries = 1\nretry_timeout = \"3s\"\n\n\
+         [sources.orders]\nurl = \"s3://lake/orders/\"\nformat = \"parquet\"\n",
+    );
+    let started = std::time::Instant::now();
+    let err = fails(tmp.path(), &["sql", "select count(*) from orders"], 1);
+    assert!(err.contains("source `orders`") && err.contains("s3://lake/orders/"), "{err}");
+    assert!(started.elapsed().as_secs() < 60, "gave up after {:?}", started.elapsed());
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_in(tmp.path(), &["no-such-command"]);
+    assert_eq!(out.status.code(), Some(2));
+}

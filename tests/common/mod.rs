@@ -1,0 +1,93 @@
+//! Helpers shared by the end-to-end tests: run the real `tessera` binary, and a demo project.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The binary under test.
+pub fn tessera() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.env_remove("TESSERA_PROJECT").env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs `tessera -C dir args...`.
+pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    tessera()
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("tessera runs")
+}
+
+/// Runs and asserts success, returning stdout.
+pub fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = run_in(dir, args);
+    assert!(
+        out.status.success(),
+        "tessera {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// Runs and asserts failure with `code`, returning stderr.
+pub fn fails(dir: &Path, args: &[&str], code: i32) -> String {
+    let out = run_in(dir, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "tessera {args:?}: expected exit {code}\nstdout: {}\nstderr: {stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    stderr
+}
+
+/// A demo project generated once per test binary and shared read-only by its tests.
+pub fn shared_demo() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("tessera-demo-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
+        ok(&dir, &["demo", "--people", "3000", "--seed", "11", "--no-query"]);
+        dir
+    })
+}
+
+/// A fresh copy of a folder (for tests that write).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Parses `--format json` output.
+pub fn json_rows(stdout: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let value: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON output");
+    value
+        .as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|v| v.as_object().expect("objects").clone())
+        .collect()
+}
+
+/// The Python interpreter the tests use.
+pub fn python() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
+}

@@ -1,0 +1,171 @@
+//! Object storage against a real S3-compatible server (moto's server, started here): the demo
+//! written to S3, every format read from S3, Delta tables written to an S3 warehouse and read
+//! back by Tessera and by the Python `deltalake` package.
+
+mod common;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{fails, json_rows, ok, python};
+
+struct S3Server {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start_s3() -> S3Server {
+    let port = free_port();
+    let child = Command::new(python())
+        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the S3 test server (python -m moto.server) starts; .ci/run installs moto[server]");
+    let server = S3Server {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    };
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(60), "S3 server did not start");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    server
+}
+
+fn create_bucket(endpoint: &str, bucket: &str) {
+    let script = format!(
+        "import boto3; boto3.client('s3', endpoint_url='{endpoint}', region_name='us-east-1', \
+         aws_access_key_id='test', aws_secret_access_key='test').create_bucket(Bucket='{bucket}')"
+    );
+    let status = Command::new(python()).args(["-c", &script]).status().unwrap();
+    assert!(status.success(), "cannot create bucket {bucket}");
+}
+
+fn storage_section(endpoint: &str) -> String {
+    format!(
+        "[storage]\naws_endpoint = \"{endpoint}\"\naws_region = \"us-east-1\"\nallow_http = true\n\
+         aws_access_key_id = \"test\"\naws_secret_access_key = \"test\"\n"
+    )
+}
+
+fn write_project(dir: &Path, endpoint: &str, with_sources: bool) {
+    let mut text = format!(
+        "[project]\nname = \"s3demo\"\nwarehouse = \"s3://lake/warehouse\"\n\n{}",
+        storage_section(endpoint)
+    );
+    if with_sources {
+        for (name, format, path) in tessera_engine::demo::demo_tables() {
+            text.push_str(&format!(
+                "\n[sources.{name}]\nurl = \"s3://lake/demo/{path}\"\nformat = \"{format}\"\n"
+            ));
+        }
+    }
+    std::fs::write(dir.join("tessera.toml"), text).unwrap();
+}
+
+#[test]
+fn the_demo_runs_on_s3_and_delta_tables_round_trip() {
+    let server = start_s3();
+    create_bucket(&server.endpoint, "lake");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_project(dir, &server.endpoint, false);
+
+    // Demo data straight into the bucket: CSV, Parquet (hive-partitioned), JSON and Delta.
+    let out = ok(dir, &["demo", "--people", "1000", "--out", "s3://lake/demo", "--no-query"]);
+    assert!(out.contains("Generated 1000 people"), "{out}");
+    write_project(dir, &server.endpoint, true);
+
+    let rows = json_rows(&ok(dir, &["tables", "--format", "json"]));
+    assert_eq!(rows.len(), 9, "{rows:?}");
+    for row in &rows {
+        assert!(row["rows"].as_i64().unwrap_or(0) > 0, "{row:?}");
+        assert!(row["location"].as_str().unwrap().starts_with("s3://lake/demo/"));
+    }
+    let people = rows.iter().find(|r| r["name"] == "truth_people").unwrap();
+    assert_eq!(people["rows"].as_i64(), Some(1000));
+
+    // Parquet with hive partitions, read from S3.
+    let out = ok(dir, &["sql", "select count(distinct order_year) > 2 as ok from pos_orders", "--format", "csv"]);
+    assert_eq!(out, "ok\ntrue\n");
+
+    // Delta written to the S3 warehouse, appended, then read back (latest and version 0).
+    ok(dir, &["write", "profiles.people", "select true_person_id, country from truth_people where country = 'US'"]);
+    ok(dir, &["write", "profiles.people", "select true_person_id, country from truth_people where country <> 'US'", "--mode", "append"]);
+    let out = ok(dir, &["sql", "select count(*) as n from profiles.people", "--format", "csv"]);
+    assert_eq!(out, "n\n1000\n");
+    let rows = json_rows(&ok(dir, &["tables", "--format", "json", "--no-count"]));
+    let table = rows.iter().find(|r| r["name"] == "profiles.people").expect("warehouse table on S3");
+    assert_eq!(table["delta_version"].as_i64(), Some(1));
+    assert_eq!(table["location"], "s3://lake/warehouse/profiles/people/");
+
+    // A Parquet export to S3, read back as a source at a pinned Delta version of another table.
+    ok(dir, &["export", "select * from pos_customers", "s3://lake/exports/customers.parquet"]);
+    let mut text = std::fs::read_to_string(dir.join("tessera.toml")).unwrap();
+    text.push_str(
+        "\n[sources.exported]\nurl = \"s3://lake/exports/customers.parquet\"\nformat = \"parquet\"\n\
+         \n[sources.people_v0]\nurl = \"s3://lake/warehouse/profiles/people\"\nformat = \"delta\"\nversion = 0\n",
+    );
+    std::fs::write(dir.join("tessera.toml"), text).unwrap();
+    let out = ok(
+        dir,
+        &["sql", "select (select count(*) from exported) = (select count(*) from pos_customers) as same, \
+                 (select count(distinct country) from people_v0) as v0_countries", "--format", "csv"],
+    );
+    assert_eq!(out, "same,v0_countries\ntrue,1\n");
+
+    // The Python deltalake package reads the S3 table too.
+    let script = format!(
+        "from deltalake import DeltaTable\n\
+         opts = {{'AWS_ENDPOINT_URL': '{e}', 'AWS_REGION': 'us-east-1', 'AWS_ALLOW_HTTP': 'true', \
+         'AWS_ACCESS_KEY_ID': 'test', 'AWS_SECRET_ACCESS_KEY': 'test'}}\n\
+         t = DeltaTable('s3://lake/warehouse/profiles/people', storage_options=opts)\n\
+         print(t.version(), t.to_pyarrow_table().num_rows)\n",
+        e = server.endpoint
+    );
+    let out = Command::new(python()).args(["-c", &script]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1 1000");
+
+    // A failed write to S3 leaves the table at its version.
+    let err = fails(
+        dir,
+        &["write", "profiles.people", "select arrow_cast(true_person_id, 'Int64') as id from truth_people"],
+        1,
+    );
+    assert!(err.contains("previous version is unchanged"), "{err}");
+    let out = ok(dir, &["sql", "select count(*) as n from profiles.people", "--format", "csv"]);
+    assert_eq!(out, "n\n1000\n");
+}
+
+#[test]
+fn a_missing_bucket_is_an_error_naming_the_location() {
+    let server = start_s3();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("tessera.toml"),
+        format!(
+            "{}\n[sources.orders]\nurl = \"s3://no-such-bucket/orders/\"\nformat = \"parquet\"\n",
+            storage_section(&server.endpoint)
+        ),
+    )
+    .unwrap();
+    let err = fails(dir, &["sql", "select * from orders"], 1);
+    assert!(err.contains("source `orders`") && err.contains("s3://no-such-bucket/orders/"), "{err}");
+}
