@@ -24,7 +24,7 @@ pub enum TableVersion {
     #[default]
     Latest,
     /// A given version number.
-    Version(i64),
+    Version(u64),
     /// The latest version committed at or before a timestamp.
     Timestamp(DateTime<Utc>),
 }
@@ -43,7 +43,7 @@ pub enum WriteMode {
 #[derive(Debug, Clone)]
 pub struct WriteOutcome {
     /// The table version the write created.
-    pub version: i64,
+    pub version: u64,
     /// Rows written, when delta-rs reported them.
     pub rows: Option<u64>,
 }
@@ -79,11 +79,13 @@ impl Engine {
                 message: "no Delta table here (no _delta_log)".into(),
             }),
             Err(e) if version != TableVersion::Latest => {
-                let latest = self
-                    .open_delta(url, TableVersion::Latest)
-                    .await
-                    .ok()
-                    .and_then(|t| t.version());
+                let latest = match self.delta_builder(url)?.build() {
+                    Ok(mut latest) => match latest.load().await {
+                        Ok(()) => latest.version(),
+                        Err(_) => None,
+                    },
+                    Err(_) => None,
+                };
                 let asked = match version {
                     TableVersion::Version(v) => format!("version {v}"),
                     TableVersion::Timestamp(ts) => format!("a version at or before {ts}"),
@@ -119,7 +121,7 @@ impl Engine {
         table
             .table_provider()
             .await
-            .map_err(|e| Error::delta(&url, e))
+            .map_err(|e| Error::delta(&url, e.into()))
     }
 
     /// Writes the result of `df` as the Delta table at `url`. Nothing is visible to readers

@@ -12,14 +12,14 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::sql::TableReference;
+use datafusion::common::TableReference;
 use futures::TryStreamExt;
 use url::Url;
 
 use crate::delta::TableVersion;
 use crate::error::{Error, Result};
 use crate::session::Engine;
-use crate::storage::has_glob;
+use crate::storage::{Storage, has_glob};
 
 /// The file or table format of a source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +159,7 @@ pub struct RegisteredSource {
     /// The table's schema as SQL sees it.
     pub schema: SchemaRef,
     /// The Delta version read, for Delta sources.
-    pub delta_version: Option<i64>,
+    pub delta_version: Option<u64>,
     /// The number of data files behind the table.
     pub files: usize,
 }
@@ -290,7 +290,21 @@ impl Engine {
         }
         let state = self.ctx().state();
         let (table, _) = self.listing_table(spec).await.ok()?;
-        let schema = table.schema();
+        // Partition values live in the paths: a single file has only the other columns.
+        let partition_names: Vec<&String> = table
+            .options()
+            .table_partition_cols
+            .iter()
+            .map(|(name, _)| name)
+            .collect();
+        let full = table.schema();
+        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(
+            full.fields()
+                .iter()
+                .filter(|f| !partition_names.contains(&f.name()))
+                .cloned()
+                .collect::<Vec<_>>(),
+        ));
         let table_url = ListingTableUrl::parse(spec.url.as_str()).ok()?;
         let store = self.store_for(&spec.url).ok()?;
         let extension = table.options().file_extension.clone();
@@ -324,8 +338,6 @@ impl Engine {
         None
     }
 }
-
-use crate::storage::Storage;
 
 /// Parses a timestamp for Delta time travel: RFC 3339 or a plain date.
 pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {

@@ -293,3 +293,36 @@ async fn a_ragged_csv_row_is_located() {
     assert!(file.ends_with("b.csv"), "{file}");
     assert!(message.contains("2002") || message.contains("line"), "{message}");
 }
+
+#[tokio::test]
+async fn file_urls_and_globs_read_like_paths() {
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = Engine::new().unwrap();
+    std::fs::create_dir_all(tmp.path().join("csv")).unwrap();
+    std::fs::write(tmp.path().join("csv/a.csv"), "id;name\n1;a\n2;b\n").unwrap();
+    std::fs::write(tmp.path().join("csv/b.csv"), "id;name\n3;c\n").unwrap();
+    std::fs::write(tmp.path().join("csv/notes.txt"), "not data").unwrap();
+    let url = Url::parse(&format!("file://{}/csv/*.csv", tmp.path().display())).unwrap();
+    let mut spec = SourceSpec::new("glob", url, SourceFormat::Csv);
+    spec.csv.delimiter = b';';
+    engine.register_source(&spec).await.unwrap();
+    assert_eq!(scalar_i64(&engine, "select count(*) from glob").await, 3);
+    assert_eq!(scalar_i64(&engine, "select sum(id) from glob").await, 6);
+}
+
+#[test]
+fn cloud_stores_build_from_options_without_network() {
+    use std::collections::BTreeMap;
+    use tessera_engine::Storage;
+    let mut options = BTreeMap::new();
+    options.insert("azure_storage_account_name".to_string(), "acct".to_string());
+    options.insert("azure_storage_account_key".to_string(), "a2V5".to_string());
+    options.insert("google_service_account_key".to_string(), "{}".to_string());
+    let storage = Storage::new(options);
+    storage.store_for(&Url::parse("az://container/path").unwrap()).unwrap();
+    storage.store_for(&Url::parse("s3://bucket/path").unwrap()).unwrap();
+    // The same store instance serves every path of one bucket.
+    let a = storage.store_for(&Url::parse("memory:///a/x").unwrap()).unwrap();
+    let b = storage.store_for(&Url::parse("memory:///b/y").unwrap()).unwrap();
+    assert!(Arc::ptr_eq(&a, &b));
+}

@@ -293,13 +293,13 @@ async fn explain_read_error(ws: &Workspace, error: anyhow::Error) -> anyhow::Err
 }
 
 async fn tables(ws: &Workspace, format: OutputFormat, count: bool) -> Result<()> {
-    use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+    use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray, UInt64Array};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     let mut names = Vec::new();
     let mut kinds = Vec::new();
     let mut formats = Vec::new();
     let mut rows: Vec<Option<i64>> = Vec::new();
-    let mut versions: Vec<Option<i64>> = Vec::new();
+    let mut versions: Vec<Option<u64>> = Vec::new();
     let mut locations = Vec::new();
     let mut notes: Vec<Option<String>> = Vec::new();
     let ctx = ws.engine.ctx();
@@ -366,7 +366,7 @@ async fn tables(ws: &Workspace, format: OutputFormat, count: bool) -> Result<()>
         Field::new("kind", DataType::Utf8, false),
         Field::new("format", DataType::Utf8, false),
         Field::new("rows", DataType::Int64, true),
-        Field::new("delta_version", DataType::Int64, true),
+        Field::new("delta_version", DataType::UInt64, true),
         Field::new("location", DataType::Utf8, false),
         Field::new("note", DataType::Utf8, true),
     ]));
@@ -377,7 +377,7 @@ async fn tables(ws: &Workspace, format: OutputFormat, count: bool) -> Result<()>
             std::sync::Arc::new(StringArray::from(kinds)),
             std::sync::Arc::new(StringArray::from(formats)),
             std::sync::Arc::new(Int64Array::from(rows)),
-            std::sync::Arc::new(Int64Array::from(versions)),
+            std::sync::Arc::new(UInt64Array::from(versions)),
             std::sync::Arc::new(StringArray::from(locations)),
             std::sync::Arc::new(StringArray::from(notes)),
         ],

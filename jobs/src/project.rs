@@ -101,7 +101,7 @@ struct RawSource {
     partition_columns: Option<Vec<String>>,
     file_extension: Option<String>,
     // Delta
-    version: Option<i64>,
+    version: Option<u64>,
     timestamp: Option<String>,
 }
 

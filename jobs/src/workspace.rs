@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use datafusion::catalog::MemorySchemaProvider;
-use datafusion::sql::TableReference;
+use datafusion::common::TableReference;
 use datafusion::sql::parser::{DFParser, Statement};
 use object_store::ObjectStore;
 use tessera_engine::storage::object_path;
@@ -86,7 +86,7 @@ impl Workspace {
     }
 
     /// Registers a warehouse table under its name (creating its schema if needed).
-    pub async fn register_warehouse_table(&self, table: &WarehouseTable) -> Result<i64> {
+    pub async fn register_warehouse_table(&self, table: &WarehouseTable) -> Result<u64> {
         let delta = self
             .engine
             .open_delta(&table.url, TableVersion::Latest)

@@ -20,7 +20,7 @@
 //! values, accents dropped by older systems. Generation is deterministic for a seed and streams
 //! in chunks, so memory stays flat however many people are asked for.
 
-mod gen;
+mod people;
 mod vocab;
 mod write;
 
@@ -29,7 +29,7 @@ use url::Url;
 use crate::error::{Error, Result};
 use crate::session::Engine;
 
-pub use gen::DEMO_NOW;
+pub use people::DEMO_NOW;
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -102,12 +102,12 @@ pub async fn generate(
     write::prepare_location(&store, &out, options.overwrite).await?;
 
     let mut sinks = write::Sinks::new(store.clone(), &out);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<gen::Chunk>>(2);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<people::Chunk>>(2);
     let opts = options.clone();
     // Generation is sequential (emails must be unique across the population, deterministically)
     // and runs on its own thread while this task encodes and writes the previous chunk.
     let generator = tokio::task::spawn_blocking(move || {
-        let mut generator = gen::Generator::new(opts.seed);
+        let mut generator = people::Generator::new(opts.seed);
         let mut done = 0u64;
         while done < opts.people {
             let n = (opts.people - done).min(opts.chunk_size.max(1) as u64);

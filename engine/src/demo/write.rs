@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
+    ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, RecordBatch,
     StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -17,14 +17,13 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::AsyncArrowWriter;
-use parquet::arrow::async_writer::ParquetObjectWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use tokio::io::AsyncWriteExt;
 use url::Url;
 
 use super::DemoTable;
-use super::gen::Chunk;
+use super::people::Chunk;
 use crate::error::{Error, Result};
 use crate::session::Engine;
 use crate::storage::object_path;
@@ -177,7 +176,7 @@ fn encode(chunk: Chunk) -> Result<Batches> {
         Field::new("amount", DataType::Decimal128(12, 2), false),
         utf8("currency", false),
     ]));
-    let mut by_year: BTreeMap<i32, Vec<&super::gen::OrderRow>> = BTreeMap::new();
+    let mut by_year: BTreeMap<i32, Vec<&super::people::OrderRow>> = BTreeMap::new();
     for o in &c.orders {
         by_year.entry(o.order_year).or_default().push(o);
     }
@@ -361,7 +360,7 @@ fn encode(chunk: Chunk) -> Result<Batches> {
 struct ParquetFiles {
     store: Arc<dyn ObjectStore>,
     dir: Path,
-    current: Option<AsyncArrowWriter<ParquetObjectWriter>>,
+    current: Option<AsyncArrowWriter<BufWriter>>,
     rows_in_file: u64,
     files: u32,
     rows: u64,
@@ -395,7 +394,7 @@ impl ParquetFiles {
             let props = WriterProperties::builder()
                 .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
                 .build();
-            let writer = ParquetObjectWriter::new(self.store.clone(), path);
+            let writer = BufWriter::new(self.store.clone(), path);
             self.current = Some(AsyncArrowWriter::try_new(writer, batch.schema(), Some(props))?);
         }
         let writer = self.current.as_mut().expect("writer opened above");
@@ -411,7 +410,7 @@ impl ParquetFiles {
         {
             // A table with no rows still gets one (empty) file carrying its schema.
             let path = self.dir.clone().join("part-00000.parquet");
-            let writer = ParquetObjectWriter::new(self.store.clone(), path);
+            let writer = BufWriter::new(self.store.clone(), path);
             self.current = Some(AsyncArrowWriter::try_new(writer, schema, None)?);
         }
         if let Some(writer) = self.current.take() {
