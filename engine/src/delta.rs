@@ -74,9 +74,13 @@ impl Engine {
         };
         match loaded {
             Ok(()) => Ok(table),
-            Err(DeltaTableError::NotATable(_)) => Err(Error::DeltaVersion {
+            Err(DeltaTableError::NotATable(_)) => Err(Error::NoDeltaTable {
                 url: url.to_string(),
-                message: "no Delta table here (no _delta_log)".into(),
+            }),
+            // A missing folder surfaces as a kernel "invalid location" error; any failure on a
+            // location without commits means there is no table, whatever the store reports.
+            Err(_) if !self.has_delta_log(url).await? => Err(Error::NoDeltaTable {
+                url: url.to_string(),
             }),
             Err(e) if version != TableVersion::Latest => {
                 let latest = match self.delta_builder(url)?.build() {
@@ -106,11 +110,34 @@ impl Engine {
         }
     }
 
+    /// True when `url` holds at least one object under `_delta_log/`.
+    async fn has_delta_log(&self, url: &Url) -> Result<bool> {
+        let store = self.store_for(url)?;
+        let log = crate::storage::object_path(url).join("_delta_log");
+        let mut listing = store.list(Some(&log));
+        match listing.next().await {
+            None => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(object_store::Error::NotFound { .. })) => Ok(false),
+            Some(Err(e)) => Err(Error::ObjectStore(e)),
+        }
+    }
+
+    /// delta-rs requires a local table folder to exist before it writes the first commit.
+    fn create_local_dir(&self, url: &Url) -> Result<()> {
+        if url.scheme() == "file"
+            && let Ok(path) = url.to_file_path()
+        {
+            std::fs::create_dir_all(&path).map_err(|source| Error::Io { path, source })?;
+        }
+        Ok(())
+    }
+
     /// True when a Delta table exists at `url`.
     pub async fn delta_exists(&self, url: &Url) -> Result<bool> {
         match self.open_delta(url, TableVersion::Latest).await {
             Ok(_) => Ok(true),
-            Err(Error::DeltaVersion { .. }) => Ok(false),
+            Err(Error::NoDeltaTable { .. }) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -180,11 +207,13 @@ impl DeltaWrite {
         };
         let table = match self.engine.open_delta(&url, TableVersion::Latest).await {
             Ok(table) => table,
-            Err(Error::DeltaVersion { .. }) => self
-                .engine
-                .delta_builder(&url)?
-                .build()
-                .map_err(|e| Error::delta(&url, e))?,
+            Err(Error::NoDeltaTable { .. }) => {
+                self.engine.create_local_dir(&url)?;
+                self.engine
+                    .delta_builder(&url)?
+                    .build()
+                    .map_err(|e| Error::delta(&url, e))?
+            }
             Err(e) => return Err(e),
         };
         let session = Arc::new(self.engine.ctx().state());

@@ -45,6 +45,13 @@ pub enum Error {
         source: Box<deltalake::DeltaTableError>,
     },
 
+    /// There is no Delta table at a location (no `_delta_log` commits).
+    #[error("no Delta table at {url} (no _delta_log commits found)")]
+    NoDeltaTable {
+        /// The location.
+        url: String,
+    },
+
     /// A requested Delta version or timestamp does not exist.
     #[error("Delta table {url}: {message}")]
     DeltaVersion {

@@ -88,7 +88,14 @@ impl EngineBuilder {
 
         let mut config = SessionConfig::new()
             .with_information_schema(true)
-            .with_create_default_catalog_and_schema(true);
+            .with_create_default_catalog_and_schema(true)
+            // delta-rs works around a panic of hash-join IN-list pushdown on dictionary keys
+            // (partition columns) by turning it off; so do we, for the same plans.
+            .set_usize("datafusion.optimizer.hash_join_inlist_pushdown_max_size", 0)
+            .set_usize(
+                "datafusion.optimizer.hash_join_inlist_pushdown_max_distinct_values",
+                0,
+            );
         if let Some(n) = self.options.target_partitions {
             config = config.with_target_partitions(n.max(1));
         }
@@ -99,6 +106,9 @@ impl EngineBuilder {
             .with_config(config)
             .with_runtime_env(runtime)
             .with_default_features()
+            // Delta writes plan custom nodes (metrics, validation) that need delta-rs' planner;
+            // it hands every other node to DataFusion's default planner.
+            .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
             .build();
         let mut ctx = SessionContext::new_with_state(state);
         tessera_udfs::register_all(&mut ctx)?;

@@ -217,7 +217,7 @@ impl Engine {
 
     async fn listing_table(&self, spec: &SourceSpec) -> Result<(ListingTable, usize)> {
         let state = self.ctx().state();
-        let table_url = ListingTableUrl::parse(spec.url.as_str())
+        let table_url = listing_url(&spec.url)
             .map_err(|e| spec.error(format!("not a valid location: {e}")))?;
         let extension = match &spec.file_extension {
             Some(ext) => ext.clone(),
@@ -351,4 +351,20 @@ pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|d| d.and_utc())
+}
+
+/// A listing URL for `url`; a glob in its path (`…/exports/*.csv`, `…/day=2026-*/`) becomes the
+/// listing's pattern below the folder that precedes it, for every kind of store.
+fn listing_url(url: &Url) -> datafusion::error::Result<ListingTableUrl> {
+    let path = url.path();
+    let Some(glob_at) = path.find(['*', '?', '[']) else {
+        return ListingTableUrl::try_new(url.clone(), None);
+    };
+    let folder_end = path[..glob_at].rfind('/').map_or(0, |i| i + 1);
+    let pattern = crate::storage::percent_decode(&path[folder_end..]);
+    let pattern = glob::Pattern::new(pattern.trim_end_matches('/'))
+        .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+    let mut base = url.clone();
+    base.set_path(&path[..folder_end]);
+    ListingTableUrl::try_new(base, Some(pattern))
 }

@@ -277,7 +277,7 @@ pub fn object_path(url: &Url) -> object_store::path::Path {
     object_store::path::Path::from(decoded.trim_start_matches('/'))
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

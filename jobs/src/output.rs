@@ -44,7 +44,7 @@ pub async fn print_stream(
                 }
             }
             let mut table = comfy_table::Table::new();
-            table.load_preset(comfy_table::presets::ASCII_MARKDOWN);
+            table.load_style(comfy_table::presets::ASCII_MARKDOWN);
             table.set_header(schema.fields().iter().map(|f| f.name().as_str()));
             let options = FormatOptions::default().with_null("NULL");
             for batch in &kept {

@@ -101,7 +101,7 @@ struct RawSource {
     partition_columns: Option<Vec<String>>,
     file_extension: Option<String>,
     // Delta
-    version: Option<u64>,
+    version: Option<i64>,
     timestamp: Option<String>,
 }
 
@@ -396,7 +396,7 @@ impl Project {
                 (Some(v), None) if v < 0 => {
                     return Err(invalid(key("version"), format!("{v} is negative")));
                 }
-                (Some(v), None) => TableVersion::Version(v),
+                (Some(v), None) => TableVersion::Version(v.unsigned_abs()),
                 (None, Some(ts)) => TableVersion::Timestamp(parse_timestamp(ts).ok_or_else(|| {
                     invalid(key("timestamp"), format!("`{ts}` is not an RFC 3339 timestamp or a date"))
                 })?),
