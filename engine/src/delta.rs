@@ -227,9 +227,12 @@ impl DeltaWrite {
                 WriteMode::Append => SaveMode::Append,
             });
         if self.mode == WriteMode::Overwrite {
-            builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
-        }
-        if !self.partition_columns.is_empty() {
+            // An overwrite replaces schema and partitioning with the ones asked for (none
+            // when none are given), as `CREATE OR REPLACE TABLE` would.
+            builder = builder
+                .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite)
+                .with_partition_columns(self.partition_columns.clone());
+        } else if !self.partition_columns.is_empty() {
             builder = builder.with_partition_columns(self.partition_columns.clone());
         }
         if !self.metadata.is_empty() {

@@ -81,7 +81,10 @@ pub async fn print_stream(
             }
         }
         OutputFormat::Json => {
-            let mut writer = datafusion::arrow::json::ArrayWriter::new(&mut *out);
+            // Every row carries every column (NULL as `null`), so consumers see a stable shape.
+            let mut writer = datafusion::arrow::json::WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, datafusion::arrow::json::writer::JsonArray>(&mut *out);
             while let Some(batch) = stream.next().await {
                 let batch = batch?;
                 rows += batch.num_rows() as u64;
@@ -92,7 +95,9 @@ pub async fn print_stream(
             writeln!(out)?;
         }
         OutputFormat::Jsonl => {
-            let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(&mut *out);
+            let mut writer = datafusion::arrow::json::WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, datafusion::arrow::json::writer::LineDelimited>(&mut *out);
             while let Some(batch) = stream.next().await {
                 let batch = batch?;
                 rows += batch.num_rows() as u64;
