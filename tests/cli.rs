@@ -52,13 +52,22 @@ fn tables_lists_every_demo_source_with_rows() {
         "truth_records",
         "truth_people",
     ] {
-        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
     }
     for row in &rows {
         assert!(row["rows"].as_i64().unwrap() > 0, "{row:?}");
-        assert!(row["note"].is_null() || row["name"].as_str().unwrap().starts_with("truth"), "{row:?}");
+        assert!(
+            row["note"].is_null() || row["name"].as_str().unwrap().starts_with("truth"),
+            "{row:?}"
+        );
     }
-    let delta = rows.iter().find(|r| r["name"] == "email_engagement").unwrap();
+    let delta = rows
+        .iter()
+        .find(|r| r["name"] == "email_engagement")
+        .unwrap();
     assert_eq!(delta["delta_version"].as_i64(), Some(0));
     let people = rows.iter().find(|r| r["name"] == "truth_people").unwrap();
     assert_eq!(people["rows"].as_i64(), Some(3000));
@@ -92,7 +101,12 @@ fn sql_outputs_table_csv_json_and_reads_several_statements() {
     // Catalog queries see every source.
     let out = ok(
         dir,
-        &["sql", "select count(*) as n from information_schema.tables where table_schema = 'public'", "--format", "csv"],
+        &[
+            "sql",
+            "select count(*) as n from information_schema.tables where table_schema = 'public'",
+            "--format",
+            "csv",
+        ],
     );
     let n: i64 = out.lines().nth(1).unwrap().parse().unwrap();
     assert!(n >= 9, "{out}");
@@ -126,23 +140,49 @@ fn write_overwrite_append_partition_and_read_back() {
     let dir = tmp.path();
     let out = ok(
         dir,
-        &["write", "staging.people", "select true_person_id, country from truth_people where country = 'FR'", "--partition-by", "country"],
+        &[
+            "write",
+            "staging.people",
+            "select true_person_id, country from truth_people where country = 'FR'",
+            "--partition-by",
+            "country",
+        ],
     );
     assert!(out.contains("version 0"), "{out}");
     ok(
         dir,
-        &["write", "staging.people", "select true_person_id, country from truth_people where country = 'DE'", "--mode", "append"],
+        &[
+            "write",
+            "staging.people",
+            "select true_person_id, country from truth_people where country = 'DE'",
+            "--mode",
+            "append",
+        ],
     );
     assert!(dir.join("warehouse/staging/people/country=DE").is_dir());
     let rows = json_rows(&ok(dir, &["tables", "--format", "json"]));
-    let people = rows.iter().find(|r| r["name"] == "staging.people").expect("warehouse table listed");
+    let people = rows
+        .iter()
+        .find(|r| r["name"] == "staging.people")
+        .expect("warehouse table listed");
     assert_eq!(people["delta_version"].as_i64(), Some(1));
     assert_eq!(people["kind"], "warehouse");
-    let out = ok(dir, &["sql", "select count(distinct country) as c from staging.people", "--format", "csv"]);
+    let out = ok(
+        dir,
+        &[
+            "sql",
+            "select count(distinct country) as c from staging.people",
+            "--format",
+            "csv",
+        ],
+    );
     assert_eq!(out, "c\n2\n");
     // An overwrite replaces rows and schema in one new version.
     ok(dir, &["write", "staging.people", "select 1 as one"]);
-    let out = ok(dir, &["sql", "select * from staging.people", "--format", "csv"]);
+    let out = ok(
+        dir,
+        &["sql", "select * from staging.people", "--format", "csv"],
+    );
     assert_eq!(out, "one\n1\n");
 }
 
@@ -151,18 +191,37 @@ fn a_failed_write_keeps_the_previous_version_readable() {
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(shared_demo(), tmp.path());
     let dir = tmp.path();
-    ok(dir, &["write", "t", "select contact_id, birth_date from crm_contacts"]);
+    ok(
+        dir,
+        &[
+            "write",
+            "t",
+            "select contact_id, birth_date from crm_contacts",
+        ],
+    );
     // Casting every birth date to a number fails on the first non-numeric one, mid-write.
     let err = fails(
         dir,
-        &["write", "t", "select contact_id, arrow_cast(birth_date, 'Int64') as birth_date from crm_contacts"],
+        &[
+            "write",
+            "t",
+            "select contact_id, arrow_cast(birth_date, 'Int64') as birth_date from crm_contacts",
+        ],
         1,
     );
     assert!(err.contains("previous version is unchanged"), "{err}");
     let rows = json_rows(&ok(dir, &["tables", "--format", "json"]));
     let t = rows.iter().find(|r| r["name"] == "t").unwrap();
     assert_eq!(t["delta_version"].as_i64(), Some(0));
-    let out = ok(dir, &["sql", "select count(*) > 0 as ok from t where birth_date like '%-%'", "--format", "csv"]);
+    let out = ok(
+        dir,
+        &[
+            "sql",
+            "select count(*) > 0 as ok from t where birth_date like '%-%'",
+            "--format",
+            "csv",
+        ],
+    );
     assert_eq!(out, "ok\ntrue\n");
 }
 
@@ -171,9 +230,23 @@ fn export_parquet_and_csv() {
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(shared_demo(), tmp.path());
     let dir = tmp.path();
-    let out = ok(dir, &["export", "select * from pos_customers", "exports/customers.parquet"]);
+    let out = ok(
+        dir,
+        &[
+            "export",
+            "select * from pos_customers",
+            "exports/customers.parquet",
+        ],
+    );
     assert!(out.contains("exported"), "{out}");
-    ok(dir, &["export", "select contact_id, email from crm_contacts order by contact_id", "exports/contacts.csv"]);
+    ok(
+        dir,
+        &[
+            "export",
+            "select contact_id, email from crm_contacts order by contact_id",
+            "exports/contacts.csv",
+        ],
+    );
     let csv = std::fs::read_to_string(dir.join("exports/contacts.csv")).unwrap();
     assert_eq!(csv.lines().next(), Some("contact_id,email"));
     let magic = std::fs::read(dir.join("exports/customers.parquet")).unwrap();
@@ -191,33 +264,52 @@ fn a_wrong_type_in_the_project_file_names_the_key() {
     )
     .unwrap();
     let err = fails(tmp.path(), &["sql", "select 1"], 2);
-    assert!(err.contains("target_partitions") && err.contains("line 5"), "{err}");
+    assert!(
+        err.contains("target_partitions") && err.contains("line 5"),
+        "{err}"
+    );
     std::fs::write(
         tmp.path().join("tessera.toml"),
         "[sources.crm]\nurl = \"crm.csv\"\nformat = \"excel\"\n",
     )
     .unwrap();
     let err = fails(tmp.path(), &["tables"], 2);
-    assert!(err.contains("`sources.crm.format`") && err.contains("excel"), "{err}");
+    assert!(
+        err.contains("`sources.crm.format`") && err.contains("excel"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_missing_project_file_is_explained() {
     let tmp = tempfile::tempdir().unwrap();
     let err = fails(tmp.path(), &["sql", "select 1"], 2);
-    assert!(err.contains("no tessera.toml") && err.contains("tessera init"), "{err}");
+    assert!(
+        err.contains("no tessera.toml") && err.contains("tessera init"),
+        "{err}"
+    );
 }
 
 fn project_with(dir: &std::path::Path, sources: &str) {
-    std::fs::write(dir.join("tessera.toml"), format!("[project]\nname = \"bad\"\n{sources}")).unwrap();
+    std::fs::write(
+        dir.join("tessera.toml"),
+        format!("[project]\nname = \"bad\"\n{sources}"),
+    )
+    .unwrap();
 }
 
 #[test]
 fn a_missing_source_file_names_the_source() {
     let tmp = tempfile::tempdir().unwrap();
-    project_with(tmp.path(), "[sources.crm]\nurl = \"data/nope.csv\"\nformat = \"csv\"\n");
+    project_with(
+        tmp.path(),
+        "[sources.crm]\nurl = \"data/nope.csv\"\nformat = \"csv\"\n",
+    );
     let err = fails(tmp.path(), &["sql", "select * from crm"], 1);
-    assert!(err.contains("source `crm`") && err.contains("nope.csv") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("source `crm`") && err.contains("nope.csv") && err.contains("does not exist"),
+        "{err}"
+    );
     // `tables` still lists it, with the reason.
     let rows = json_rows(&ok(tmp.path(), &["tables", "--format", "json"]));
     assert!(rows[0]["note"].as_str().unwrap().contains("does not exist"));
@@ -229,10 +321,20 @@ fn a_corrupt_parquet_file_names_the_file() {
     std::fs::create_dir_all(tmp.path().join("data/orders")).unwrap();
     let src = shared_demo().join("data/_truth/people/part-00000.parquet");
     std::fs::copy(src, tmp.path().join("data/orders/a.parquet")).unwrap();
-    std::fs::write(tmp.path().join("data/orders/b.parquet"), b"PAR1 garbage, not a parquet file").unwrap();
-    project_with(tmp.path(), "[sources.orders]\nurl = \"data/orders/\"\nformat = \"parquet\"\n");
+    std::fs::write(
+        tmp.path().join("data/orders/b.parquet"),
+        b"PAR1 garbage, not a parquet file",
+    )
+    .unwrap();
+    project_with(
+        tmp.path(),
+        "[sources.orders]\nurl = \"data/orders/\"\nformat = \"parquet\"\n",
+    );
     let err = fails(tmp.path(), &["sql", "select count(*) from orders"], 1);
-    assert!(err.contains("source `orders`") && err.contains("b.parquet"), "{err}");
+    assert!(
+        err.contains("source `orders`") && err.contains("b.parquet"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -245,9 +347,15 @@ fn a_ragged_csv_row_names_the_file_and_line() {
     }
     text.push_str("3000,name,unexpected\n");
     std::fs::write(tmp.path().join("data/contacts.csv"), text).unwrap();
-    project_with(tmp.path(), "[sources.crm]\nurl = \"data/contacts.csv\"\nformat = \"csv\"\n");
+    project_with(
+        tmp.path(),
+        "[sources.crm]\nurl = \"data/contacts.csv\"\nformat = \"csv\"\n",
+    );
     let err = fails(tmp.path(), &["sql", "select count(*) from crm"], 1);
-    assert!(err.contains("source `crm`") && err.contains("contacts.csv"), "{err}");
+    assert!(
+        err.contains("source `crm`") && err.contains("contacts.csv"),
+        "{err}"
+    );
     assert!(err.contains("3002") || err.contains("line"), "{err}");
 }
 
@@ -262,8 +370,15 @@ fn a_missing_delta_version_says_which_exist() {
     );
     assert!(toml.contains("version = 5"), "{toml}");
     std::fs::write(tmp.path().join("tessera.toml"), toml).unwrap();
-    let err = fails(tmp.path(), &["sql", "select count(*) from email_engagement"], 1);
-    assert!(err.contains("source `email_engagement`") && err.contains("version 5 does not exist"), "{err}");
+    let err = fails(
+        tmp.path(),
+        &["sql", "select count(*) from email_engagement"],
+        1,
+    );
+    assert!(
+        err.contains("source `email_engagement`") && err.contains("version 5 does not exist"),
+        "{err}"
+    );
     assert!(err.contains("0 to 0"), "{err}");
 }
 
@@ -279,8 +394,15 @@ fn an_unreachable_s3_endpoint_fails_fast_and_clearly() {
     );
     let started = std::time::Instant::now();
     let err = fails(tmp.path(), &["sql", "select count(*) from orders"], 1);
-    assert!(err.contains("source `orders`") && err.contains("s3://lake/orders/"), "{err}");
-    assert!(started.elapsed().as_secs() < 60, "gave up after {:?}", started.elapsed());
+    assert!(
+        err.contains("source `orders`") && err.contains("s3://lake/orders/"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed().as_secs() < 60,
+        "gave up after {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]

@@ -45,13 +45,35 @@ fn deltalake_and_pyarrow_read_a_tessera_delta_table() {
                  arrow_cast(1.25, 'Decimal128(12, 2)') as amount, \
                  current_date() as loaded_on \
                  from crm_contacts";
-    ok(dir, &["write", "export.contacts", &format!("{query} where country is null or country not like 'U%'"), "--partition-by", "country"]);
-    ok(dir, &["write", "export.contacts", &format!("{query} where country like 'U%'"), "--mode", "append"]);
+    ok(
+        dir,
+        &[
+            "write",
+            "export.contacts",
+            &format!("{query} where country is null or country not like 'U%'"),
+            "--partition-by",
+            "country",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "write",
+            "export.contacts",
+            &format!("{query} where country like 'U%'"),
+            "--mode",
+            "append",
+        ],
+    );
 
     let table = dir.join("warehouse/export/contacts");
     let script = dir.join("reader.py");
     std::fs::write(&script, READER).unwrap();
-    let out = Command::new(python()).arg(&script).arg(&table).output().expect("python runs");
+    let out = Command::new(python())
+        .arg(&script)
+        .arg(&table)
+        .output()
+        .expect("python runs");
     assert!(
         out.status.success(),
         "python reader failed: {}",
@@ -59,15 +81,28 @@ fn deltalake_and_pyarrow_read_a_tessera_delta_table() {
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
 
-    let total: i64 = ok(dir, &["sql", "select count(*) from crm_contacts", "--format", "csv"])
-        .lines()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let total: i64 = ok(
+        dir,
+        &[
+            "sql",
+            "select count(*) from crm_contacts",
+            "--format",
+            "csv",
+        ],
+    )
+    .lines()
+    .nth(1)
+    .unwrap()
+    .parse()
+    .unwrap();
     let first: i64 = ok(
         dir,
-        &["sql", "select count(*) from crm_contacts where country is null or country not like 'U%'", "--format", "csv"],
+        &[
+            "sql",
+            "select count(*) from crm_contacts where country is null or country not like 'U%'",
+            "--format",
+            "csv",
+        ],
     )
     .lines()
     .nth(1)
@@ -87,9 +122,16 @@ fn deltalake_and_pyarrow_read_a_tessera_delta_table() {
     assert_eq!(schema["loaded_on"], "date32[day]");
     assert_eq!(report["sample"]["amount"], "1.25");
     // Unicode survives the round trip (German and French city names in the demo).
-    let cities: Vec<&str> = report["cities"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    let cities: Vec<&str> = report["cities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
     assert!(
-        cities.iter().any(|c| c.contains('ü') || c.contains('é') || c.contains('É')),
+        cities
+            .iter()
+            .any(|c| c.contains('ü') || c.contains('é') || c.contains('É')),
         "{cities:?}"
     );
 }

@@ -24,13 +24,24 @@ impl Drop for S3Server {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start_s3() -> S3Server {
     let port = free_port();
     let child = Command::new(python())
-        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -41,7 +52,10 @@ fn start_s3() -> S3Server {
     };
     let started = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(60), "S3 server did not start");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "S3 server did not start"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     server
@@ -52,7 +66,10 @@ fn create_bucket(endpoint: &str, bucket: &str) {
         "import boto3; boto3.client('s3', endpoint_url='{endpoint}', region_name='us-east-1', \
          aws_access_key_id='test', aws_secret_access_key='test').create_bucket(Bucket='{bucket}')"
     );
-    let status = Command::new(python()).args(["-c", &script]).status().unwrap();
+    let status = Command::new(python())
+        .args(["-c", &script])
+        .status()
+        .unwrap();
     assert!(status.success(), "cannot create bucket {bucket}");
 }
 
@@ -87,7 +104,17 @@ fn the_demo_runs_on_s3_and_delta_tables_round_trip() {
     write_project(dir, &server.endpoint, false);
 
     // Demo data straight into the bucket: CSV, Parquet (hive-partitioned), JSON and Delta.
-    let out = ok(dir, &["demo", "--people", "1000", "--out", "s3://lake/demo", "--no-query"]);
+    let out = ok(
+        dir,
+        &[
+            "demo",
+            "--people",
+            "1000",
+            "--out",
+            "s3://lake/demo",
+            "--no-query",
+        ],
+    );
     assert!(out.contains("Generated 1000 people"), "{out}");
     write_project(dir, &server.endpoint, true);
 
@@ -95,27 +122,74 @@ fn the_demo_runs_on_s3_and_delta_tables_round_trip() {
     assert_eq!(rows.len(), 9, "{rows:?}");
     for row in &rows {
         assert!(row["rows"].as_i64().unwrap_or(0) > 0, "{row:?}");
-        assert!(row["location"].as_str().unwrap().starts_with("s3://lake/demo/"));
+        assert!(
+            row["location"]
+                .as_str()
+                .unwrap()
+                .starts_with("s3://lake/demo/")
+        );
     }
     let people = rows.iter().find(|r| r["name"] == "truth_people").unwrap();
     assert_eq!(people["rows"].as_i64(), Some(1000));
 
     // Parquet with hive partitions, read from S3.
-    let out = ok(dir, &["sql", "select count(distinct order_year) > 2 as ok from pos_orders", "--format", "csv"]);
+    let out = ok(
+        dir,
+        &[
+            "sql",
+            "select count(distinct order_year) > 2 as ok from pos_orders",
+            "--format",
+            "csv",
+        ],
+    );
     assert_eq!(out, "ok\ntrue\n");
 
     // Delta written to the S3 warehouse, appended, then read back (latest and version 0).
-    ok(dir, &["write", "profiles.people", "select true_person_id, country from truth_people where country = 'US'"]);
-    ok(dir, &["write", "profiles.people", "select true_person_id, country from truth_people where country <> 'US'", "--mode", "append"]);
-    let out = ok(dir, &["sql", "select count(*) as n from profiles.people", "--format", "csv"]);
+    ok(
+        dir,
+        &[
+            "write",
+            "profiles.people",
+            "select true_person_id, country from truth_people where country = 'US'",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "write",
+            "profiles.people",
+            "select true_person_id, country from truth_people where country <> 'US'",
+            "--mode",
+            "append",
+        ],
+    );
+    let out = ok(
+        dir,
+        &[
+            "sql",
+            "select count(*) as n from profiles.people",
+            "--format",
+            "csv",
+        ],
+    );
     assert_eq!(out, "n\n1000\n");
     let rows = json_rows(&ok(dir, &["tables", "--format", "json", "--no-count"]));
-    let table = rows.iter().find(|r| r["name"] == "profiles.people").expect("warehouse table on S3");
+    let table = rows
+        .iter()
+        .find(|r| r["name"] == "profiles.people")
+        .expect("warehouse table on S3");
     assert_eq!(table["delta_version"].as_i64(), Some(1));
     assert_eq!(table["location"], "s3://lake/warehouse/profiles/people/");
 
     // A Parquet export to S3, read back as a source at a pinned Delta version of another table.
-    ok(dir, &["export", "select * from pos_customers", "s3://lake/exports/customers.parquet"]);
+    ok(
+        dir,
+        &[
+            "export",
+            "select * from pos_customers",
+            "s3://lake/exports/customers.parquet",
+        ],
+    );
     let mut text = std::fs::read_to_string(dir.join("tessera.toml")).unwrap();
     text.push_str(
         "\n[sources.exported]\nurl = \"s3://lake/exports/customers.parquet\"\nformat = \"parquet\"\n\
@@ -124,8 +198,13 @@ fn the_demo_runs_on_s3_and_delta_tables_round_trip() {
     std::fs::write(dir.join("tessera.toml"), text).unwrap();
     let out = ok(
         dir,
-        &["sql", "select (select count(*) from exported) = (select count(*) from pos_customers) as same, \
-                 (select count(distinct country) from people_v0) as v0_countries", "--format", "csv"],
+        &[
+            "sql",
+            "select (select count(*) from exported) = (select count(*) from pos_customers) as same, \
+                 (select count(distinct country) from people_v0) as v0_countries",
+            "--format",
+            "csv",
+        ],
     );
     assert_eq!(out, "same,v0_countries\ntrue,1\n");
 
@@ -138,18 +217,37 @@ fn the_demo_runs_on_s3_and_delta_tables_round_trip() {
          print(t.version(), t.to_pyarrow_table().num_rows)\n",
         e = server.endpoint
     );
-    let out = Command::new(python()).args(["-c", &script]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(python())
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1 1000");
 
     // A failed write to S3 leaves the table at its version.
     let err = fails(
         dir,
-        &["write", "profiles.people", "select arrow_cast(true_person_id, 'Int64') as id from truth_people"],
+        &[
+            "write",
+            "profiles.people",
+            "select arrow_cast(true_person_id, 'Int64') as id from truth_people",
+        ],
         1,
     );
     assert!(err.contains("previous version is unchanged"), "{err}");
-    let out = ok(dir, &["sql", "select count(*) as n from profiles.people", "--format", "csv"]);
+    let out = ok(
+        dir,
+        &[
+            "sql",
+            "select count(*) as n from profiles.people",
+            "--format",
+            "csv",
+        ],
+    );
     assert_eq!(out, "n\n1000\n");
 }
 
@@ -167,5 +265,8 @@ fn a_missing_bucket_is_an_error_naming_the_location() {
     )
     .unwrap();
     let err = fails(dir, &["sql", "select * from orders"], 1);
-    assert!(err.contains("source `orders`") && err.contains("s3://no-such-bucket/orders/"), "{err}");
+    assert!(
+        err.contains("source `orders`") && err.contains("s3://no-such-bucket/orders/"),
+        "{err}"
+    );
 }

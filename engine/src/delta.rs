@@ -66,7 +66,10 @@ impl Engine {
 
     /// Opens the Delta table at `url`, at the requested version.
     pub async fn open_delta(&self, url: &Url, version: TableVersion) -> Result<DeltaTable> {
-        let mut table = self.delta_builder(url)?.build().map_err(|e| Error::delta(url, e))?;
+        let mut table = self
+            .delta_builder(url)?
+            .build()
+            .map_err(|e| Error::delta(url, e))?;
         let loaded = match &version {
             TableVersion::Latest => table.load().await,
             TableVersion::Version(v) => table.load_version(*v).await,
@@ -194,7 +197,11 @@ impl DeltaWrite {
     }
 
     /// Adds an entry to the commit's application metadata (e.g. the run id).
-    pub fn with_commit_metadata(mut self, key: impl Into<String>, value: serde_json::Value) -> Self {
+    pub fn with_commit_metadata(
+        mut self,
+        key: impl Into<String>,
+        value: serde_json::Value,
+    ) -> Self {
         self.metadata.insert(key.into(), value);
         self
     }
@@ -238,7 +245,7 @@ impl DeltaWrite {
         if !self.metadata.is_empty() {
             builder = builder.with_commit_properties(
                 deltalake::kernel::transaction::CommitProperties::default()
-                    .with_metadata(self.metadata.into_iter()),
+                    .with_metadata(self.metadata),
             );
         }
         let table = builder.await.map_err(|e| write_err(Box::new(e)))?;

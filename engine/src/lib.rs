@@ -21,8 +21,8 @@ pub mod sources;
 pub mod storage;
 
 pub use datafusion;
-pub use deltalake;
 pub use delta::{DeltaWrite, TableVersion, WriteMode, WriteOutcome};
+pub use deltalake;
 pub use error::{Error, Result};
 pub use session::{Engine, EngineBuilder, EngineOptions};
 pub use sources::{CsvOptions, RegisteredSource, SourceFormat, SourceSpec};

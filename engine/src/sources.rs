@@ -5,6 +5,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::TableProvider;
+use datafusion::common::TableReference;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::json::JsonFormat;
@@ -12,7 +13,6 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::common::TableReference;
 use futures::TryStreamExt;
 use url::Url;
 
@@ -53,7 +53,11 @@ impl SourceFormat {
 
     /// The name used in `tessera.toml`.
     pub fn name(self) -> &'static str {
-        Self::ALL.iter().find(|(_, f)| *f == self).map(|(n, _)| *n).unwrap_or("?")
+        Self::ALL
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("?")
     }
 
     fn default_extension(self) -> &'static str {
@@ -217,8 +221,8 @@ impl Engine {
 
     async fn listing_table(&self, spec: &SourceSpec) -> Result<(ListingTable, usize)> {
         let state = self.ctx().state();
-        let table_url = listing_url(&spec.url)
-            .map_err(|e| spec.error(format!("not a valid location: {e}")))?;
+        let table_url =
+            listing_url(&spec.url).map_err(|e| spec.error(format!("not a valid location: {e}")))?;
         let extension = match &spec.file_extension {
             Some(ext) => ext.clone(),
             None if spec.is_collection() => spec.format.default_extension().to_string(),
@@ -265,10 +269,8 @@ impl Engine {
                             .infer_schema(&state, &store, std::slice::from_ref(file))
                             .await
                         {
-                            return Err(spec.error(format!(
-                                "cannot read file {}: {file_err}",
-                                file.location
-                            )));
+                            return Err(spec
+                                .error(format!("cannot read file {}: {file_err}", file.location)));
                         }
                     }
                     return Err(spec.error(format!("cannot infer the schema: {e}")));

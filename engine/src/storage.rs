@@ -322,7 +322,10 @@ mod tests {
     #[test]
     fn unknown_schemes_and_empty_locations_are_errors() {
         let err = resolve_location("ftp://h/x", Path::new("/"), false).unwrap_err();
-        assert!(err.to_string().contains("unsupported scheme `ftp`"), "{err}");
+        assert!(
+            err.to_string().contains("unsupported scheme `ftp`"),
+            "{err}"
+        );
         assert!(resolve_location("  ", Path::new("/"), false).is_err());
     }
 

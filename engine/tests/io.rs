@@ -12,7 +12,14 @@ use tessera_engine::{Engine, Error, SourceFormat, SourceSpec, TableVersion, Writ
 use url::Url;
 
 async fn scalar_i64(engine: &Engine, sql: &str) -> i64 {
-    let batches = engine.ctx().sql(sql).await.unwrap().collect().await.unwrap();
+    let batches = engine
+        .ctx()
+        .sql(sql)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
     batches[0]
         .column(0)
         .as_any()
@@ -38,14 +45,17 @@ async fn demo_engine(out: &Url) -> Engine {
         chunk_size: 600,
         overwrite: false,
     };
-    let summary = demo::generate(&engine, out, &options, |_| {}).await.unwrap();
+    let summary = demo::generate(&engine, out, &options, |_| {})
+        .await
+        .unwrap();
     assert_eq!(summary.people, 1_500);
     for (name, format, path) in demo::demo_tables() {
-        let is_dir = path.ends_with('/');
         let url = out.join(path).unwrap();
-        let url = if is_dir || format == "delta" { url } else { url };
         let spec = SourceSpec::new(name, url, SourceFormat::parse(format).unwrap());
-        engine.register_source(&spec).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        engine
+            .register_source(&spec)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
     engine
 }
@@ -55,7 +65,10 @@ async fn every_demo_format_reads_back_on_a_local_folder() {
     let tmp = tempfile::tempdir().unwrap();
     let out = dir_url(tmp.path(), "demo");
     let engine = demo_engine(&out).await;
-    assert_eq!(scalar_i64(&engine, "select count(*) from truth_people").await, 1_500);
+    assert_eq!(
+        scalar_i64(&engine, "select count(*) from truth_people").await,
+        1_500
+    );
     // CSV with a header, and CRM duplicates: more contacts than people in the CRM.
     let contacts = scalar_i64(&engine, "select count(*) from crm_contacts").await;
     let crm_people = scalar_i64(
@@ -63,18 +76,39 @@ async fn every_demo_format_reads_back_on_a_local_folder() {
         "select count(distinct true_person_id) from truth_records where source = 'crm_contacts'",
     )
     .await;
-    assert!(contacts > crm_people && crm_people > 900, "{contacts} {crm_people}");
+    assert!(
+        contacts > crm_people && crm_people > 900,
+        "{contacts} {crm_people}"
+    );
     // Hive partitions are discovered and usable as a column.
     let years = scalar_i64(&engine, "select count(distinct order_year) from pos_orders").await;
     assert!(years >= 3, "{years}");
-    let in_2025 = scalar_i64(&engine, "select count(*) from pos_orders where order_year = '2025'").await;
+    let in_2025 = scalar_i64(
+        &engine,
+        "select count(*) from pos_orders where order_year = '2025'",
+    )
+    .await;
     assert!(in_2025 > 0);
     // JSON folder and single JSON file.
-    assert!(scalar_i64(&engine, "select count(*) from web_events where event_type = 'signup'").await > 500);
+    assert!(
+        scalar_i64(
+            &engine,
+            "select count(*) from web_events where event_type = 'signup'"
+        )
+        .await
+            > 500
+    );
     assert!(scalar_i64(&engine, "select count(*) from support_tickets").await > 50);
     // Delta tables converted from the generated Parquet.
     assert!(scalar_i64(&engine, "select count(*) from email_engagement").await > 1_000);
-    assert!(scalar_i64(&engine, "select count(*) from consent_records where status = 'withdrawn'").await > 0);
+    assert!(
+        scalar_i64(
+            &engine,
+            "select count(*) from consent_records where status = 'withdrawn'"
+        )
+        .await
+            > 0
+    );
     // Every truth record points at a real record.
     let orphans = scalar_i64(
         &engine,
@@ -104,7 +138,9 @@ async fn demo_is_deterministic_and_refuses_to_overwrite_by_accident() {
         read(tmp.path().join("a/crm/contacts.csv")),
         read(tmp.path().join("b/crm/contacts.csv"))
     );
-    let err = demo::generate(&engine, &a, &options, |_| {}).await.unwrap_err();
+    let err = demo::generate(&engine, &a, &options, |_| {})
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("--force"), "{err}");
     let forced = DemoOptions {
         overwrite: true,
@@ -128,8 +164,14 @@ fn people_batch(ids: &[i64], names: &[&str]) -> RecordBatch {
 }
 
 async fn write_and_read_delta(engine: &Engine, table: Url) {
-    engine.ctx().register_batch("v1", people_batch(&[1, 2, 3], &["a", "b", "c"])).unwrap();
-    engine.ctx().register_batch("v2", people_batch(&[4, 5], &["d", "e"])).unwrap();
+    engine
+        .ctx()
+        .register_batch("v1", people_batch(&[1, 2, 3], &["a", "b", "c"]))
+        .unwrap();
+    engine
+        .ctx()
+        .register_batch("v2", people_batch(&[4, 5], &["d", "e"]))
+        .unwrap();
     let df = engine.ctx().sql("select * from v1").await.unwrap();
     let first = engine.write_delta(df, table.clone()).await.unwrap();
     assert_eq!(first.version, 0);
@@ -157,7 +199,11 @@ async fn delta_write_append_and_time_travel_on_a_local_folder() {
     let tmp = tempfile::tempdir().unwrap();
     let engine = Engine::new().unwrap();
     write_and_read_delta(&engine, dir_url(tmp.path(), "wh/people")).await;
-    assert!(tmp.path().join("wh/people/_delta_log/00000000000000000001.json").exists());
+    assert!(
+        tmp.path()
+            .join("wh/people/_delta_log/00000000000000000001.json")
+            .exists()
+    );
 }
 
 #[tokio::test]
@@ -166,12 +212,25 @@ async fn delta_write_and_parquet_read_on_memory_storage() {
     write_and_read_delta(&engine, Url::parse("memory:///wh/people/").unwrap()).await;
 
     // A Parquet export in memory, read back as a source.
-    let df = engine.ctx().sql("select * from t where id > 1").await.unwrap();
+    let df = engine
+        .ctx()
+        .sql("select * from t where id > 1")
+        .await
+        .unwrap();
     let file = Url::parse("memory:///exports/people.parquet").unwrap();
-    assert_eq!(engine.export(df, &file, ExportFormat::Parquet).await.unwrap(), 4);
+    assert_eq!(
+        engine
+            .export(df, &file, ExportFormat::Parquet)
+            .await
+            .unwrap(),
+        4
+    );
     let spec = SourceSpec::new("exported", file, SourceFormat::Parquet);
     engine.register_source(&spec).await.unwrap();
-    assert_eq!(scalar_i64(&engine, "select count(*) from exported").await, 4);
+    assert_eq!(
+        scalar_i64(&engine, "select count(*) from exported").await,
+        4
+    );
 }
 
 #[tokio::test]
@@ -179,7 +238,10 @@ async fn a_failed_overwrite_leaves_the_previous_version() {
     let tmp = tempfile::tempdir().unwrap();
     let engine = Engine::new().unwrap();
     let table = dir_url(tmp.path(), "wh/t");
-    engine.ctx().register_batch("v1", people_batch(&[1, 2, 3], &["1", "2", "x"])).unwrap();
+    engine
+        .ctx()
+        .register_batch("v1", people_batch(&[1, 2, 3], &["1", "2", "x"]))
+        .unwrap();
     let df = engine.ctx().sql("select * from v1").await.unwrap();
     engine.write_delta(df, table.clone()).await.unwrap();
 
@@ -191,13 +253,22 @@ async fn a_failed_overwrite_leaves_the_previous_version() {
         .unwrap();
     let err = engine.write_delta(df, table.clone()).await.unwrap_err();
     assert!(matches!(err, Error::Write { .. }), "{err}");
-    assert!(err.to_string().contains("previous version is unchanged"), "{err}");
+    assert!(
+        err.to_string().contains("previous version is unchanged"),
+        "{err}"
+    );
 
-    let t = engine.open_delta(&table, TableVersion::Latest).await.unwrap();
+    let t = engine
+        .open_delta(&table, TableVersion::Latest)
+        .await
+        .unwrap();
     assert_eq!(t.version(), Some(0));
     let spec = SourceSpec::new("t", table, SourceFormat::Delta);
     engine.register_source(&spec).await.unwrap();
-    assert_eq!(scalar_i64(&engine, "select count(*) from t where name = 'x'").await, 1);
+    assert_eq!(
+        scalar_i64(&engine, "select count(*) from t where name = 'x'").await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -218,9 +289,16 @@ async fn partitioned_delta_and_csv_export() {
     assert!(tmp.path().join("wh/by_country/name=fr").is_dir());
     let spec = SourceSpec::new("p", table, SourceFormat::Delta);
     engine.register_source(&spec).await.unwrap();
-    assert_eq!(scalar_i64(&engine, "select count(*) from p where name = 'fr'").await, 2);
+    assert_eq!(
+        scalar_i64(&engine, "select count(*) from p where name = 'fr'").await,
+        2
+    );
 
-    let df = engine.ctx().sql("select id, name from v order by id").await.unwrap();
+    let df = engine
+        .ctx()
+        .sql("select id, name from v order by id")
+        .await
+        .unwrap();
     let csv = file_url(tmp.path(), "out/people.csv");
     engine.export(df, &csv, ExportFormat::Csv).await.unwrap();
     let text = std::fs::read_to_string(tmp.path().join("out/people.csv")).unwrap();
@@ -234,20 +312,36 @@ async fn missing_sources_and_versions_are_named() {
     let engine = Engine::new().unwrap();
     let spec = SourceSpec::new("crm", file_url(tmp.path(), "nope.csv"), SourceFormat::Csv);
     let err = engine.register_source(&spec).await.unwrap_err().to_string();
-    assert!(err.contains("source `crm`") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("source `crm`") && err.contains("does not exist"),
+        "{err}"
+    );
 
-    let spec = SourceSpec::new("mail", dir_url(tmp.path(), "not_delta"), SourceFormat::Delta);
+    let spec = SourceSpec::new(
+        "mail",
+        dir_url(tmp.path(), "not_delta"),
+        SourceFormat::Delta,
+    );
     let err = engine.register_source(&spec).await.unwrap_err().to_string();
-    assert!(err.contains("source `mail`") && err.contains("no Delta table"), "{err}");
+    assert!(
+        err.contains("source `mail`") && err.contains("no Delta table"),
+        "{err}"
+    );
 
     let table = dir_url(tmp.path(), "wh/t");
-    engine.ctx().register_batch("v", people_batch(&[1], &["a"])).unwrap();
+    engine
+        .ctx()
+        .register_batch("v", people_batch(&[1], &["a"]))
+        .unwrap();
     let df = engine.ctx().sql("select * from v").await.unwrap();
     engine.write_delta(df, table.clone()).await.unwrap();
     let mut spec = SourceSpec::new("t", table, SourceFormat::Delta);
     spec.version = TableVersion::Version(7);
     let err = engine.register_source(&spec).await.unwrap_err().to_string();
-    assert!(err.contains("version 7 does not exist") && err.contains("0 to 0"), "{err}");
+    assert!(
+        err.contains("version 7 does not exist") && err.contains("0 to 0"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -255,16 +349,30 @@ async fn a_corrupt_parquet_file_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     let engine = Engine::new().unwrap();
     std::fs::create_dir_all(tmp.path().join("pq")).unwrap();
-    engine.ctx().register_batch("v", people_batch(&[1, 2], &["a", "b"])).unwrap();
+    engine
+        .ctx()
+        .register_batch("v", people_batch(&[1, 2], &["a", "b"]))
+        .unwrap();
     let df = engine.ctx().sql("select * from v").await.unwrap();
     engine
-        .export(df, &file_url(tmp.path(), "pq/good.parquet"), ExportFormat::Parquet)
+        .export(
+            df,
+            &file_url(tmp.path(), "pq/good.parquet"),
+            ExportFormat::Parquet,
+        )
         .await
         .unwrap();
-    std::fs::write(tmp.path().join("pq/bad.parquet"), b"PAR1 this is not parquet").unwrap();
+    std::fs::write(
+        tmp.path().join("pq/bad.parquet"),
+        b"PAR1 this is not parquet",
+    )
+    .unwrap();
     let spec = SourceSpec::new("orders", dir_url(tmp.path(), "pq"), SourceFormat::Parquet);
     let err = engine.register_source(&spec).await.unwrap_err().to_string();
-    assert!(err.contains("source `orders`") && err.contains("bad.parquet"), "{err}");
+    assert!(
+        err.contains("source `orders`") && err.contains("bad.parquet"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -289,9 +397,15 @@ async fn a_ragged_csv_row_is_located() {
         .collect()
         .await;
     assert!(err.is_err());
-    let (file, message) = engine.locate_read_error(&spec).await.expect("the bad file is found");
+    let (file, message) = engine
+        .locate_read_error(&spec)
+        .await
+        .expect("the bad file is found");
     assert!(file.ends_with("b.csv"), "{file}");
-    assert!(message.contains("2002") || message.contains("line"), "{message}");
+    assert!(
+        message.contains("2002") || message.contains("line"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -319,10 +433,18 @@ fn cloud_stores_build_from_options_without_network() {
     options.insert("azure_storage_account_key".to_string(), "a2V5".to_string());
     options.insert("google_service_account_key".to_string(), "{}".to_string());
     let storage = Storage::new(options);
-    storage.store_for(&Url::parse("az://container/path").unwrap()).unwrap();
-    storage.store_for(&Url::parse("s3://bucket/path").unwrap()).unwrap();
+    storage
+        .store_for(&Url::parse("az://container/path").unwrap())
+        .unwrap();
+    storage
+        .store_for(&Url::parse("s3://bucket/path").unwrap())
+        .unwrap();
     // The same store instance serves every path of one bucket.
-    let a = storage.store_for(&Url::parse("memory:///a/x").unwrap()).unwrap();
-    let b = storage.store_for(&Url::parse("memory:///b/y").unwrap()).unwrap();
+    let a = storage
+        .store_for(&Url::parse("memory:///a/x").unwrap())
+        .unwrap();
+    let b = storage
+        .store_for(&Url::parse("memory:///b/y").unwrap())
+        .unwrap();
     assert!(Arc::ptr_eq(&a, &b));
 }

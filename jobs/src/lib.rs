@@ -26,10 +26,14 @@ pub fn demo_project_file(name: &str, data: &str) -> String {
     );
     for (table, format, path) in demo_tables() {
         let (what, url) = match table {
-            "truth_records" | "truth_people" => ("ground truth for accuracy tests", format!("{data}/{path}")),
+            "truth_records" | "truth_people" => {
+                ("ground truth for accuracy tests", format!("{data}/{path}"))
+            }
             _ => ("", format!("{data}/{path}")),
         };
-        text.push_str(&format!("\n[sources.{table}]\nurl = \"{url}\"\nformat = \"{format}\"\n"));
+        text.push_str(&format!(
+            "\n[sources.{table}]\nurl = \"{url}\"\nformat = \"{format}\"\n"
+        ));
         if !what.is_empty() {
             text.push_str(&format!("description = \"{what}\"\n"));
         }

@@ -20,10 +20,20 @@ use tessera_jobs::workspace::Workspace;
 use tessera_jobs::{demo_project_file, init_template};
 
 #[derive(Debug, Parser)]
-#[command(name = "tessera", version, about = "Warehouse-native customer data platform on Apache DataFusion")]
+#[command(
+    name = "tessera",
+    version,
+    about = "Warehouse-native customer data platform on Apache DataFusion"
+)]
 struct Cli {
     /// The project folder (holding tessera.toml).
-    #[arg(short = 'C', long = "project", global = true, default_value = ".", env = "TESSERA_PROJECT")]
+    #[arg(
+        short = 'C',
+        long = "project",
+        global = true,
+        default_value = ".",
+        env = "TESSERA_PROJECT"
+    )]
     project: PathBuf,
     /// Log as JSON lines on stderr (for schedulers and log collectors).
     #[arg(long, global = true)]
@@ -120,7 +130,10 @@ enum Mode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.json_logs, cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -172,7 +185,9 @@ async fn run(cli: Cli) -> Result<()> {
                 (Some(q), None) => q,
                 (None, Some(f)) => std::fs::read_to_string(&f)
                     .with_context(|| format!("cannot read {}", f.display()))?,
-                (Some(_), Some(_)) => bail!("give the query as an argument or with --file, not both"),
+                (Some(_), Some(_)) => {
+                    bail!("give the query as an argument or with --file, not both")
+                }
                 (None, None) => {
                     if std::io::stdin().is_terminal() {
                         bail!("no query given (pass it as an argument, with --file, or on stdin)");
@@ -241,7 +256,10 @@ fn init(dir: &Path) -> Result<()> {
     if !gitignore.exists() {
         std::fs::write(&gitignore, "warehouse/\n.tessera/\ndata/\n")?;
     }
-    println!("Created {} (edit its [sources] to point at your data)", file.display());
+    println!(
+        "Created {} (edit its [sources] to point at your data)",
+        file.display()
+    );
     Ok(())
 }
 
@@ -273,9 +291,16 @@ async fn sql(ws: &Workspace, query: &str, format: OutputFormat, max_rows: usize)
 /// After a failed read, finds which source file is at fault and says so.
 async fn explain_read_error(ws: &Workspace, error: anyhow::Error) -> anyhow::Error {
     let text = format!("{error:#}");
-    let looks_like_read = ["Csv error", "Json error", "Parquet error", "Parser error", "incorrect number of fields", "External error"]
-        .iter()
-        .any(|s| text.contains(s));
+    let looks_like_read = [
+        "Csv error",
+        "Json error",
+        "Parquet error",
+        "Parser error",
+        "incorrect number of fields",
+        "External error",
+    ]
+    .iter()
+    .any(|s| text.contains(s));
     if !looks_like_read {
         return error;
     }
@@ -309,9 +334,12 @@ async fn tables(ws: &Workspace, format: OutputFormat, count: bool) -> Result<()>
         }
         let df = ctx.sql(&format!("select count(*) from {name}")).await?;
         let batches = df.collect().await?;
-        Ok(batches
-            .first()
-            .and_then(|b| b.column(0).as_any().downcast_ref::<Int64Array>().map(|a| a.value(0))))
+        Ok(batches.first().and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .map(|a| a.value(0))
+        }))
     };
     for (name, decl) in &ws.project.sources {
         names.push(name.clone());
@@ -386,7 +414,13 @@ async fn tables(ws: &Workspace, format: OutputFormat, count: bool) -> Result<()>
         schema,
         futures::stream::iter(vec![Ok(batch)]),
     );
-    print_stream(Box::pin(stream), format, usize::MAX, &mut std::io::stdout().lock()).await?;
+    print_stream(
+        Box::pin(stream),
+        format,
+        usize::MAX,
+        &mut std::io::stdout().lock(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -408,11 +442,17 @@ async fn write(
             let parts: Vec<&str> = table.split('.').collect();
             if parts.is_empty()
                 || parts.len() > 2
-                || parts.iter().any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                || parts.iter().any(|p| {
+                    p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                })
             {
-                bail!("`{table}` is not a table name (use `schema.table` or `table`, letters, digits and _)");
+                bail!(
+                    "`{table}` is not a table name (use `schema.table` or `table`, letters, digits and _)"
+                );
             }
-            ws.project.warehouse.join(&format!("{}/", parts.join("/")))?
+            ws.project
+                .warehouse
+                .join(&format!("{}/", parts.join("/")))?
         }
     };
     let statements = ws.prepare_for(query).await?;
@@ -441,7 +481,10 @@ async fn write(
     };
     println!(
         "wrote {} rows to {table} ({url}) as version {} in {:.2}s",
-        outcome.rows.map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
+        outcome
+            .rows
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "?".into()),
         outcome.version,
         started.elapsed().as_secs_f64()
     );
@@ -470,7 +513,12 @@ async fn export(ws: &Workspace, query: &str, to: &str) -> Result<()> {
     Ok(())
 }
 
-async fn run_demo(project_dir: &Path, out: Option<String>, options: DemoOptions, query: bool) -> Result<()> {
+async fn run_demo(
+    project_dir: &Path,
+    out: Option<String>,
+    options: DemoOptions,
+    query: bool,
+) -> Result<()> {
     let project_file = project_dir.join(PROJECT_FILE);
     let project = if project_file.exists() {
         Project::load(project_dir)?
@@ -484,8 +532,10 @@ async fn run_demo(project_dir: &Path, out: Option<String>, options: DemoOptions,
     let bar = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(options.people);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} generating people {pos}/{len} [{bar:30}] {per_sec} eta {eta}")
-                .expect("valid template"),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} generating people {pos}/{len} [{bar:30}] {per_sec} eta {eta}",
+            )
+            .expect("valid template"),
         );
         Some(bar)
     } else {
@@ -511,14 +561,20 @@ async fn run_demo(project_dir: &Path, out: Option<String>, options: DemoOptions,
         summary.people as f64 / secs.max(1e-9)
     );
     for t in &summary.tables {
-        println!("  {:<18} {:<8} {:>12} rows  {}", t.name, t.format, t.rows, t.path);
+        println!(
+            "  {:<18} {:<8} {:>12} rows  {}",
+            t.name, t.format, t.rows, t.path
+        );
     }
 
     if !project_file.exists() {
         std::fs::create_dir_all(&project.dir)?;
         std::fs::write(&project_file, demo_project_file(&project.name, &out_text))
             .with_context(|| format!("cannot write {}", project_file.display()))?;
-        println!("Wrote {} with a source per demo table", project_file.display());
+        println!(
+            "Wrote {} with a source per demo table",
+            project_file.display()
+        );
     }
     if query {
         let project = Project::load(project_dir)?;

@@ -60,7 +60,10 @@ pub async fn print_stream(
             writeln!(out, "{table}")?;
             let more = rows.saturating_sub(shown as u64);
             if more > 0 {
-                writeln!(out, "({rows} rows, {more} not shown; use --max-rows or --format csv)")?;
+                writeln!(
+                    out,
+                    "({rows} rows, {more} not shown; use --max-rows or --format csv)"
+                )?;
             } else {
                 writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" })?;
             }

@@ -279,7 +279,10 @@ impl Project {
                 other => {
                     return Err(invalid(
                         format!("storage.{key}"),
-                        format!("expected a string, a number or a boolean, found {}", other.type_str()),
+                        format!(
+                            "expected a string, a number or a boolean, found {}",
+                            other.type_str()
+                        ),
                     ));
                 }
             };
@@ -305,7 +308,10 @@ impl Project {
             let format = SourceFormat::parse(&raw.format).ok_or_else(|| {
                 invalid(
                     key("format"),
-                    format!("unknown format `{}` (expected parquet, delta, csv or json)", raw.format),
+                    format!(
+                        "unknown format `{}` (expected parquet, delta, csv or json)",
+                        raw.format
+                    ),
                 )
             })?;
             let is_dir = format == SourceFormat::Delta || raw.url.ends_with('/');
@@ -321,13 +327,22 @@ impl Project {
             ];
             for (k, set) in csv_only {
                 if set && format != SourceFormat::Csv {
-                    return Err(invalid(key(k), format!("only applies to csv sources, not {}", format.name())));
+                    return Err(invalid(
+                        key(k),
+                        format!("only applies to csv sources, not {}", format.name()),
+                    ));
                 }
             }
-            let delta_only = [("version", raw.version.is_some()), ("timestamp", raw.timestamp.is_some())];
+            let delta_only = [
+                ("version", raw.version.is_some()),
+                ("timestamp", raw.timestamp.is_some()),
+            ];
             for (k, set) in delta_only {
                 if set && format != SourceFormat::Delta {
-                    return Err(invalid(key(k), format!("only applies to delta sources, not {}", format.name())));
+                    return Err(invalid(
+                        key(k),
+                        format!("only applies to delta sources, not {}", format.name()),
+                    ));
                 }
             }
             let file_only = [
@@ -337,7 +352,10 @@ impl Project {
             ];
             for (k, set) in file_only {
                 if set && format == SourceFormat::Delta {
-                    return Err(invalid(key(k), "does not apply to delta sources (the table log holds it)".into()));
+                    return Err(invalid(
+                        key(k),
+                        "does not apply to delta sources (the table log holds it)".into(),
+                    ));
                 }
             }
 
@@ -347,12 +365,18 @@ impl Project {
             }
             if let Some(d) = &raw.delimiter {
                 csv.delimiter = single_byte(d).ok_or_else(|| {
-                    invalid(key("delimiter"), format!("`{d}` is not a single ASCII character"))
+                    invalid(
+                        key("delimiter"),
+                        format!("`{d}` is not a single ASCII character"),
+                    )
                 })?;
             }
             if let Some(q) = &raw.quote {
                 csv.quote = single_byte(q).ok_or_else(|| {
-                    invalid(key("quote"), format!("`{q}` is not a single ASCII character"))
+                    invalid(
+                        key("quote"),
+                        format!("`{q}` is not a single ASCII character"),
+                    )
                 })?;
             }
             if let Some(r) = &raw.null_regex {
@@ -381,25 +405,29 @@ impl Project {
                 spec.schema = Some(Arc::new(Schema::new(fields)));
             }
             if let Some(parts) = &raw.partition_columns {
-                spec.partition_columns = Some(
-                    parts
-                        .iter()
-                        .map(|p| (p.clone(), DataType::Utf8))
-                        .collect(),
-                );
+                spec.partition_columns =
+                    Some(parts.iter().map(|p| (p.clone(), DataType::Utf8)).collect());
             }
             spec.file_extension = raw.file_extension.clone();
             spec.version = match (raw.version, &raw.timestamp) {
                 (Some(_), Some(_)) => {
-                    return Err(invalid(key("version"), "give a version or a timestamp, not both".into()));
+                    return Err(invalid(
+                        key("version"),
+                        "give a version or a timestamp, not both".into(),
+                    ));
                 }
                 (Some(v), None) if v < 0 => {
                     return Err(invalid(key("version"), format!("{v} is negative")));
                 }
                 (Some(v), None) => TableVersion::Version(v.unsigned_abs()),
-                (None, Some(ts)) => TableVersion::Timestamp(parse_timestamp(ts).ok_or_else(|| {
-                    invalid(key("timestamp"), format!("`{ts}` is not an RFC 3339 timestamp or a date"))
-                })?),
+                (None, Some(ts)) => {
+                    TableVersion::Timestamp(parse_timestamp(ts).ok_or_else(|| {
+                        invalid(
+                            key("timestamp"),
+                            format!("`{ts}` is not an RFC 3339 timestamp or a date"),
+                        )
+                    })?)
+                }
                 (None, None) => TableVersion::Latest,
             };
             sources.insert(
@@ -451,7 +479,11 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Project, ProjectError> {
-        Project::parse(text, Path::new("/p/retail"), Path::new("/p/retail/tessera.toml"))
+        Project::parse(
+            text,
+            Path::new("/p/retail"),
+            Path::new("/p/retail/tessera.toml"),
+        )
     }
 
     #[test]
@@ -492,10 +524,16 @@ mod tests {
         assert_eq!(p.storage["allow_http"], "true");
         let crm = &p.sources["crm"].spec;
         assert_eq!(crm.csv.delimiter, b';');
-        assert_eq!(crm.schema.as_ref().unwrap().field(1).data_type(), &DataType::Decimal128(12, 2));
+        assert_eq!(
+            crm.schema.as_ref().unwrap().field(1).data_type(),
+            &DataType::Decimal128(12, 2)
+        );
         assert_eq!(crm.url.as_str(), "file:///p/retail/data/crm.csv");
         assert_eq!(p.sources["mail"].spec.version, TableVersion::Version(3));
-        assert_eq!(p.sources["mail"].spec.url.as_str(), "file:///p/retail/data/mail/");
+        assert_eq!(
+            p.sources["mail"].spec.url.as_str(),
+            "file:///p/retail/data/mail/"
+        );
     }
 
     #[test]
@@ -518,10 +556,15 @@ mod tests {
     fn bad_source_values_name_the_source_key() {
         let err = parse("[sources.crm]\nurl = \"x\"\nformat = \"xlsx\"\n").unwrap_err();
         assert!(err.to_string().contains("`sources.crm.format`"), "{err}");
-        let err = parse("[sources.crm]\nurl = \"x\"\nformat = \"parquet\"\ndelimiter = \";\"\n").unwrap_err();
+        let err = parse("[sources.crm]\nurl = \"x\"\nformat = \"parquet\"\ndelimiter = \";\"\n")
+            .unwrap_err();
         assert!(err.to_string().contains("`sources.crm.delimiter`"), "{err}");
-        let err = parse("[sources.crm]\nurl = \"x\"\nformat = \"csv\"\ncolumns = [\"a: blob\"]\n").unwrap_err();
-        assert!(err.to_string().contains("`sources.crm.columns[0]`"), "{err}");
+        let err = parse("[sources.crm]\nurl = \"x\"\nformat = \"csv\"\ncolumns = [\"a: blob\"]\n")
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("`sources.crm.columns[0]`"),
+            "{err}"
+        );
         let err = parse("[sources.crm]\nurl = \"ftp://h/x\"\nformat = \"csv\"\n").unwrap_err();
         assert!(err.to_string().contains("`sources.crm.url`"), "{err}");
         let err = parse("[storage]\naws_endpont = \"x\"\n").unwrap_err();
@@ -535,7 +578,10 @@ mod tests {
         assert_eq!(parse_size("512MB"), Some(512_000_000));
         assert_eq!(parse_size("1kib"), Some(1024));
         assert_eq!(parse_size("-1"), None);
-        assert_eq!(parse_type("TimestampTZ").unwrap(), DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())));
+        assert_eq!(
+            parse_type("TimestampTZ").unwrap(),
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        );
         assert_eq!(parse_type("decimal(40,2)"), None);
     }
 }

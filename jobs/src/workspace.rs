@@ -122,9 +122,9 @@ impl Workspace {
         for statement in &statements {
             wanted.extend(state.resolve_table_references(statement)?);
         }
-        let everything = wanted
-            .iter()
-            .any(|t| t.schema() == Some("information_schema") || t.table().starts_with("information_schema"));
+        let everything = wanted.iter().any(|t| {
+            t.schema() == Some("information_schema") || t.table().starts_with("information_schema")
+        });
         let warehouse = self.warehouse_tables().await?;
         for table in &warehouse {
             let named = wanted.iter().any(|w| match (&table.schema, w.schema()) {
@@ -144,9 +144,7 @@ impl Workspace {
                 .any(|w| w.schema().is_none() && w.table() == name);
             if named {
                 self.register_source(name).await?;
-            } else if everything
-                && let Err(e) = self.register_source(name).await
-            {
+            } else if everything && let Err(e) = self.register_source(name).await {
                 tracing::warn!("source `{name}` is not available: {e:#}");
             }
         }
@@ -154,7 +152,10 @@ impl Workspace {
     }
 }
 
-async fn subdirs(store: &Arc<dyn ObjectStore>, dir: &object_store::path::Path) -> Result<Vec<object_store::path::Path>> {
+async fn subdirs(
+    store: &Arc<dyn ObjectStore>,
+    dir: &object_store::path::Path,
+) -> Result<Vec<object_store::path::Path>> {
     let prefix = (!dir.as_ref().is_empty()).then_some(dir);
     match store.list_with_delimiter(prefix).await {
         Ok(listing) => Ok(listing.common_prefixes),
@@ -163,7 +164,10 @@ async fn subdirs(store: &Arc<dyn ObjectStore>, dir: &object_store::path::Path) -
     }
 }
 
-async fn is_delta_dir(store: &Arc<dyn ObjectStore>, dir: &object_store::path::Path) -> Result<bool> {
+async fn is_delta_dir(
+    store: &Arc<dyn ObjectStore>,
+    dir: &object_store::path::Path,
+) -> Result<bool> {
     Ok(subdirs(store, dir)
         .await?
         .iter()

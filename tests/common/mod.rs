@@ -57,7 +57,10 @@ pub fn shared_demo() -> &'static Path {
             .tempdir()
             .expect("temp dir")
             .keep();
-        ok(&dir, &["demo", "--people", "3000", "--seed", "11", "--no-query"]);
+        ok(
+            &dir,
+            &["demo", "--people", "3000", "--seed", "11", "--no-query"],
+        );
         dir
     })
 }

@@ -301,9 +301,9 @@ pub struct Chunk {
 fn scramble(x: u64, salt: u64) -> u64 {
     const MASK: u64 = (1 << 40) - 1;
     let mut v = (x ^ salt) & MASK;
-    v = v.wrapping_mul(0x9E37_79B9_7F) & MASK; // odd multiplier: invertible mod 2^40
+    v = v.wrapping_mul(0x009E_3779_B97F) & MASK; // odd multiplier: invertible mod 2^40
     v ^= v >> 17;
-    v = v.wrapping_mul(0xC2B2_AE3D_27) & MASK;
+    v = v.wrapping_mul(0x00C2_B2AE_3D27) & MASK;
     v ^= v >> 13;
     v
 }
@@ -410,9 +410,13 @@ impl Generator {
                 format!("{area}{exchange}{}", self.digits(4))
             }
             (Country::Gb, true) => format!("7{}{}", self.rng.random_range(4..=9u8), self.digits(8)),
-            (Country::Gb, false) => format!("20{}{}", self.rng.random_range(3..=8u8), self.digits(7)),
+            (Country::Gb, false) => {
+                format!("20{}{}", self.rng.random_range(3..=8u8), self.digits(7))
+            }
             (Country::Fr, true) => format!("{}{}", self.pick(&["6", "7"]), self.digits(8)),
-            (Country::Fr, false) => format!("{}{}", self.pick(&["1", "2", "4", "5"]), self.digits(8)),
+            (Country::Fr, false) => {
+                format!("{}{}", self.pick(&["1", "2", "4", "5"]), self.digits(8))
+            }
             (Country::De, true) => match self.rng.random_range(0..3) {
                 0 => format!("151{}", self.digits(8)),
                 1 => format!("176{}", self.digits(8)),
@@ -425,10 +429,26 @@ impl Generator {
 
     fn address(&mut self, country: Country) -> Address {
         let (streets, types, number) = match country {
-            Country::Us => (vocab::US_STREETS, vocab::US_STREET_TYPES, self.rng.random_range(1..9999)),
-            Country::Gb => (vocab::GB_STREETS, vocab::GB_STREET_TYPES, self.rng.random_range(1..300)),
-            Country::Fr => (vocab::FR_STREETS, vocab::FR_STREET_TYPES, self.rng.random_range(1..200)),
-            Country::De => (vocab::DE_STREETS, vocab::DE_STREET_TYPES, self.rng.random_range(1..150)),
+            Country::Us => (
+                vocab::US_STREETS,
+                vocab::US_STREET_TYPES,
+                self.rng.random_range(1..9999),
+            ),
+            Country::Gb => (
+                vocab::GB_STREETS,
+                vocab::GB_STREET_TYPES,
+                self.rng.random_range(1..300),
+            ),
+            Country::Fr => (
+                vocab::FR_STREETS,
+                vocab::FR_STREET_TYPES,
+                self.rng.random_range(1..200),
+            ),
+            Country::De => (
+                vocab::DE_STREETS,
+                vocab::DE_STREET_TYPES,
+                self.rng.random_range(1..150),
+            ),
         };
         let street = self.pick(streets);
         let street_type = self.pick(types);
@@ -487,7 +507,11 @@ impl Generator {
             _ => format!("{}.{l}", &f[..1]),
         };
         let domains = country.domains();
-        let domain = if self.p(0.4) { "gmail.com" } else { self.pick_skewed(domains) };
+        let domain = if self.p(0.4) {
+            "gmail.com"
+        } else {
+            self.pick_skewed(domains)
+        };
         let mut candidate = format!("{local}@{domain}");
         loop {
             let key = FixedState::default().hash_one(mailbox_key(&candidate));
@@ -514,7 +538,11 @@ impl Generator {
         let family_email = (size > 1 && self.p(0.25)).then(|| {
             let l = ascii_token(last);
             let key = self.digits(3);
-            format!("{}family{key}@{}", if l.is_empty() { "the" } else { &l }, self.pick_skewed(country.domains()))
+            format!(
+                "{}family{key}@{}",
+                if l.is_empty() { "the" } else { &l },
+                self.pick_skewed(country.domains())
+            )
         });
         let shared_device = (size > 1 && self.p(0.2)).then(|| record_id("dev-", id, 0xD3));
         (
@@ -531,12 +559,24 @@ impl Generator {
         )
     }
 
-    fn person(&mut self, household: &Arc<Household>, country: Country, family_last: &'static str) -> Person {
+    fn person(
+        &mut self,
+        household: &Arc<Household>,
+        country: Country,
+        family_last: &'static str,
+    ) -> Person {
         let idx = self.next_person;
         self.next_person += 1;
         let first = self.pick_skewed(country.first_names());
-        let last = if self.p(0.85) { family_last } else { self.pick_skewed(country.last_names()) };
-        let birth = date_of(day_of(NaiveDate::from_ymd_opt(1945, 1, 1).expect("date")) + self.rng.random_range(0..22_000));
+        let last = if self.p(0.85) {
+            family_last
+        } else {
+            self.pick_skewed(country.last_names())
+        };
+        let birth = date_of(
+            day_of(NaiveDate::from_ymd_opt(1945, 1, 1).expect("date"))
+                + self.rng.random_range(0..22_000),
+        );
         let email = self.email(first.0, last, birth, country);
         let mobile = self.phone(country, true);
         let engagement = (0.6 * self.normal()).exp();
@@ -728,7 +768,11 @@ impl Generator {
     }
 
     fn last_name_variant(&mut self, p: &Person) -> String {
-        let base = if self.p(0.03) { self.typo(p.last) } else { p.last.to_string() };
+        let base = if self.p(0.03) {
+            self.typo(p.last)
+        } else {
+            p.last.to_string()
+        };
         self.casing(&base)
     }
 
@@ -845,7 +889,11 @@ impl Generator {
     }
 
     fn timestamp_between(&mut self, from_day: i64, to_day: i64) -> i64 {
-        let day = if to_day > from_day { self.rng.random_range(from_day..to_day) } else { from_day };
+        let day = if to_day > from_day {
+            self.rng.random_range(from_day..to_day)
+        } else {
+            from_day
+        };
         micros(day, self.rng.random_range(0..86_400))
     }
 
@@ -870,7 +918,9 @@ impl Generator {
         let a = &p.household.address;
         CrmRow {
             contact_id: record_id("C", self.next_seq(), 0x11),
-            salutation: self.p(0.4).then(|| self.pick(vocab::HONORIFICS).to_string()),
+            salutation: self
+                .p(0.4)
+                .then(|| self.pick(vocab::HONORIFICS).to_string()),
             first_name: (!self.p(0.01)).then(|| self.first_name_variant(p)),
             last_name: (!self.p(0.01)).then(|| self.last_name_variant(p)),
             email: (!self.p(0.12)).then(|| self.email_variant(p, true)),
@@ -897,7 +947,12 @@ impl Generator {
         };
         let full_name = match self.rng.random_range(0..10) {
             0..=2 => format!("{}, {}", last.trim().to_uppercase(), first.trim()),
-            3 => format!("{} {}. {}", first.trim(), char::from(b'A' + self.rng.random_range(0..26u8)), last.trim()),
+            3 => format!(
+                "{} {}. {}",
+                first.trim(),
+                char::from(b'A' + self.rng.random_range(0..26u8)),
+                last.trim()
+            ),
             _ => format!("{} {}", first.trim(), last.trim()),
         };
         let stores: Vec<&str> = vocab::STORES
@@ -928,11 +983,19 @@ impl Generator {
             let (category, basket) = self.pick(vocab::CATEGORIES);
             let amount = basket * (0.5 * self.normal()).exp();
             let online = self.p(0.3);
-            let year = date_of(ts / 86_400_000_000).format("%Y").to_string().parse().unwrap_or(2026);
+            let year = date_of(ts / 86_400_000_000)
+                .format("%Y")
+                .to_string()
+                .parse()
+                .unwrap_or(2026);
             chunk.orders.push(OrderRow {
                 order_id: record_id("O", self.next_seq(), 0x33),
                 pos_customer_id: customer.pos_customer_id.clone(),
-                store_id: if online { "ONLINE".into() } else { customer.home_store_id.clone() },
+                store_id: if online {
+                    "ONLINE".into()
+                } else {
+                    customer.home_store_id.clone()
+                },
                 channel: if online { "online" } else { "store" },
                 order_ts: ts,
                 category,
@@ -945,13 +1008,22 @@ impl Generator {
     }
 
     fn web_events(&mut self, p: &Person, user_id: &str, signup_email: &str, chunk: &mut Chunk) {
-        let signup_day = self.rng.random_range(p.since_day..p.since_day + 30).min(now_day() - 1);
+        let signup_day = self
+            .rng
+            .random_range(p.since_day..p.since_day + 30)
+            .min(now_day() - 1);
         let end = p.active_until().max(signup_day + 1);
         let sessions = self.poisson(p.engagement * 6.0).clamp(1, 40);
         let country = p.country().code();
         for s in 0..sessions {
-            let device = self.pick(&p.devices.iter().map(String::as_str).collect::<Vec<_>>()).to_string();
-            let day = if s == 0 { signup_day } else { self.rng.random_range(signup_day..end) };
+            let device = self
+                .pick(&p.devices.iter().map(String::as_str).collect::<Vec<_>>())
+                .to_string();
+            let day = if s == 0 {
+                signup_day
+            } else {
+                self.rng.random_range(signup_day..end)
+            };
             let mut second = self.rng.random_range(0..80_000);
             let mut logged_in = false;
             for e in 0..self.rng.random_range(1..6) {
@@ -962,7 +1034,16 @@ impl Generator {
                     logged_in = true;
                     ("login", Some(self.email_variant(p, false)))
                 } else {
-                    (self.pick(&["page_view", "page_view", "product_view", "add_to_cart", "search"]), None)
+                    (
+                        self.pick(&[
+                            "page_view",
+                            "page_view",
+                            "product_view",
+                            "add_to_cart",
+                            "search",
+                        ]),
+                        None,
+                    )
                 };
                 second += self.rng.random_range(5..300);
                 chunk.web_events.push(WebEventRow {
@@ -971,7 +1052,11 @@ impl Generator {
                     user_id: logged_in.then(|| user_id.to_string()),
                     event_type,
                     event_ts: iso(micros(day, second)),
-                    page: if event_type == "signup" { "/account/signup" } else { self.pick(vocab::PAGES) },
+                    page: if event_type == "signup" {
+                        "/account/signup"
+                    } else {
+                        self.pick(vocab::PAGES)
+                    },
                     email,
                     country,
                 });
@@ -1069,11 +1154,18 @@ impl Generator {
         let first = self.first_name_variant(p);
         let last = self.last_name_variant(p);
         let name = if self.p(0.2) {
-            format!("{} {} {}", self.pick(vocab::HONORIFICS), first.trim(), last.trim())
+            format!(
+                "{} {} {}",
+                self.pick(vocab::HONORIFICS),
+                first.trim(),
+                last.trim()
+            )
         } else {
             format!("{} {}", first.trim(), last.trim())
         };
-        let day = self.rng.random_range(p.since_day..p.active_until().max(p.since_day + 1));
+        let day = self
+            .rng
+            .random_range(p.since_day..p.active_until().max(p.since_day + 1));
         let satisfaction = self.p(0.6).then(|| {
             let base = if p.churn_day.is_some() { 2 } else { 4 };
             (base + self.rng.random_range(-1..=1)).clamp(1, 5)
@@ -1139,7 +1231,11 @@ mod tests {
     #[test]
     fn mailboxes_are_unique_across_people() {
         let chunk = Generator::new(1).chunk(20_000).unwrap();
-        let keys: HashSet<String> = chunk.truth_people.iter().map(|p| mailbox_key(&p.email)).collect();
+        let keys: HashSet<String> = chunk
+            .truth_people
+            .iter()
+            .map(|p| mailbox_key(&p.email))
+            .collect();
         assert_eq!(keys.len(), chunk.truth_people.len());
     }
 
@@ -1155,7 +1251,10 @@ mod tests {
 
     #[test]
     fn gmail_variants_share_a_mailbox() {
-        assert_eq!(mailbox_key(" John.Smith+shop@GoogleMail.com"), "johnsmith@gmail.com");
+        assert_eq!(
+            mailbox_key(" John.Smith+shop@GoogleMail.com"),
+            "johnsmith@gmail.com"
+        );
         assert_eq!(mailbox_key("j.smith@yahoo.com"), "j.smith@yahoo.com");
     }
 

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, RecordBatch,
-    StringArray, TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::csv::WriterBuilder as CsvWriterBuilder;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::json::LineDelimitedWriter;
 use deltalake::operations::convert_to_delta::ConvertToDeltaBuilder;
 use futures::TryStreamExt;
@@ -35,22 +35,62 @@ pub struct TableSpec {
 }
 
 pub const TABLES: [TableSpec; 9] = [
-    TableSpec { name: "crm_contacts", format: "csv", path: "crm/contacts.csv" },
-    TableSpec { name: "pos_customers", format: "parquet", path: "pos/customers/" },
-    TableSpec { name: "pos_orders", format: "parquet", path: "pos/orders/" },
-    TableSpec { name: "web_events", format: "json", path: "web/events/" },
-    TableSpec { name: "email_engagement", format: "delta", path: "email/engagement/" },
-    TableSpec { name: "support_tickets", format: "json", path: "support/tickets.json" },
-    TableSpec { name: "consent_records", format: "delta", path: "consent/records/" },
-    TableSpec { name: "truth_records", format: "parquet", path: "_truth/records/" },
-    TableSpec { name: "truth_people", format: "parquet", path: "_truth/people/" },
+    TableSpec {
+        name: "crm_contacts",
+        format: "csv",
+        path: "crm/contacts.csv",
+    },
+    TableSpec {
+        name: "pos_customers",
+        format: "parquet",
+        path: "pos/customers/",
+    },
+    TableSpec {
+        name: "pos_orders",
+        format: "parquet",
+        path: "pos/orders/",
+    },
+    TableSpec {
+        name: "web_events",
+        format: "json",
+        path: "web/events/",
+    },
+    TableSpec {
+        name: "email_engagement",
+        format: "delta",
+        path: "email/engagement/",
+    },
+    TableSpec {
+        name: "support_tickets",
+        format: "json",
+        path: "support/tickets.json",
+    },
+    TableSpec {
+        name: "consent_records",
+        format: "delta",
+        path: "consent/records/",
+    },
+    TableSpec {
+        name: "truth_records",
+        format: "parquet",
+        path: "_truth/records/",
+    },
+    TableSpec {
+        name: "truth_people",
+        format: "parquet",
+        path: "_truth/people/",
+    },
 ];
 
 /// Rows per Parquet or JSON file before the next file is started.
 const ROWS_PER_FILE: u64 = 2_000_000;
 
 /// Refuses to write over existing data unless asked to, in which case it removes it first.
-pub async fn prepare_location(store: &Arc<dyn ObjectStore>, out: &Url, overwrite: bool) -> Result<()> {
+pub async fn prepare_location(
+    store: &Arc<dyn ObjectStore>,
+    out: &Url,
+    overwrite: bool,
+) -> Result<()> {
     let prefix = object_path(out);
     let existing: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
     if existing.is_empty() {
@@ -76,7 +116,11 @@ fn utf8(name: &str, nullable: bool) -> Field {
 }
 
 fn ts(name: &str) -> Field {
-    Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false)
+    Field::new(
+        name,
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        false,
+    )
 }
 
 fn strings<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
@@ -333,11 +377,17 @@ fn encode(chunk: Chunk) -> Result<Batches> {
             strings(tp.iter().map(|r| Some(r.last_name))),
             strings(tp.iter().map(|r| Some(r.email.as_str()))),
             strings(tp.iter().map(|r| Some(r.phone_e164.as_str()))),
-            Arc::new(Date32Array::from_iter_values(tp.iter().map(|r| r.birth_date))),
-            Arc::new(Date32Array::from_iter_values(tp.iter().map(|r| r.customer_since))),
+            Arc::new(Date32Array::from_iter_values(
+                tp.iter().map(|r| r.birth_date),
+            )),
+            Arc::new(Date32Array::from_iter_values(
+                tp.iter().map(|r| r.customer_since),
+            )),
             Arc::new(tp.iter().map(|r| Some(r.churned)).collect::<BooleanArray>()),
             Arc::new(tp.iter().map(|r| r.churn_date).collect::<Date32Array>()),
-            Arc::new(Float64Array::from_iter_values(tp.iter().map(|r| r.engagement))),
+            Arc::new(Float64Array::from_iter_values(
+                tp.iter().map(|r| r.engagement),
+            )),
         ],
     )?;
 
@@ -388,14 +438,21 @@ impl ParquetFiles {
             writer.close().await?;
         }
         if self.current.is_none() {
-            let path = self.dir.clone().join(format!("part-{:05}.parquet", self.files).as_str());
+            let path = self
+                .dir
+                .clone()
+                .join(format!("part-{:05}.parquet", self.files).as_str());
             self.files += 1;
             self.rows_in_file = 0;
             let props = WriterProperties::builder()
                 .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
                 .build();
             let writer = BufWriter::new(self.store.clone(), path);
-            self.current = Some(AsyncArrowWriter::try_new(writer, batch.schema(), Some(props))?);
+            self.current = Some(AsyncArrowWriter::try_new(
+                writer,
+                batch.schema(),
+                Some(props),
+            )?);
         }
         let writer = self.current.as_mut().expect("writer opened above");
         writer.write(batch).await?;
@@ -458,7 +515,9 @@ impl TextFiles {
         if new_file {
             let path = if self.rotate {
                 let ext = if self.csv { "csv" } else { "json" };
-                self.path.clone().join(format!("part-{:05}.{ext}", self.files).as_str())
+                self.path
+                    .clone()
+                    .join(format!("part-{:05}.{ext}", self.files).as_str())
             } else {
                 self.path.clone()
             };
@@ -587,18 +646,25 @@ impl Sinks {
             self.pos_customers.finish(None).await?,
             order_rows,
             self.web_events.finish().await?,
-            self.email_events.finish(self.schemas.get("email").cloned()).await?,
+            self.email_events
+                .finish(self.schemas.get("email").cloned())
+                .await?,
             self.tickets.finish().await?,
-            self.consents.finish(self.schemas.get("consent").cloned()).await?,
+            self.consents
+                .finish(self.schemas.get("consent").cloned())
+                .await?,
             self.truth_records.finish(None).await?,
             self.truth_people.finish(None).await?,
         ];
         // The Delta exports: Parquet files already in place, committed as version 0.
         for spec in TABLES.iter().filter(|t| t.format == "delta") {
-            let url = self.out.join(spec.path).map_err(|e| Error::InvalidLocation {
-                location: spec.path.into(),
-                message: e.to_string(),
-            })?;
+            let url = self
+                .out
+                .join(spec.path)
+                .map_err(|e| Error::InvalidLocation {
+                    location: spec.path.into(),
+                    message: e.to_string(),
+                })?;
             let log_store = engine.delta_log_store(&url)?;
             ConvertToDeltaBuilder::new()
                 .with_log_store(log_store)

@@ -46,7 +46,9 @@ enum Bench {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     std::fs::create_dir_all(&args.dir)?;
     let dir = std::path::absolute(&args.dir)?;
     println!("machine: {} cores, {}", num_cpus(), os_line());
@@ -57,14 +59,25 @@ fn main() -> Result<()> {
 }
 
 fn num_cpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn os_line() -> String {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string()))
-        .map(|kb| format!("{:.0} GiB RAM", kb.parse::<f64>().unwrap_or(0.0) / 1024.0 / 1024.0))
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string())
+        })
+        .map(|kb| {
+            format!(
+                "{:.0} GiB RAM",
+                kb.parse::<f64>().unwrap_or(0.0) / 1024.0 / 1024.0
+            )
+        })
         .unwrap_or_default()
 }
 
@@ -86,8 +99,14 @@ async fn bench_demo(dir: &Path, people: u64) -> Result<()> {
     let t_local = generate(&local, people).await?;
     let t_memory = generate(&memory, people).await?;
     println!("demo generation, {people} people");
-    println!("  local folder : {t_local:8.2}s  {:10.0} people/s", people as f64 / t_local);
-    println!("  memory://    : {t_memory:8.2}s  {:10.0} people/s (baseline: no file system)", people as f64 / t_memory);
+    println!(
+        "  local folder : {t_local:8.2}s  {:10.0} people/s",
+        people as f64 / t_local
+    );
+    println!(
+        "  memory://    : {t_memory:8.2}s  {:10.0} people/s (baseline: no file system)",
+        people as f64 / t_memory
+    );
     println!("  ratio local/memory: {:.2}", t_local / t_memory);
     Ok(())
 }
@@ -96,7 +115,10 @@ fn tessera_bin() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let bin = exe.with_file_name("tessera");
     if !bin.exists() {
-        bail!("{} not found: build it first (cargo build --release --bin tessera)", bin.display());
+        bail!(
+            "{} not found: build it first (cargo build --release --bin tessera)",
+            bin.display()
+        );
     }
     Ok(bin)
 }
@@ -118,7 +140,13 @@ async fn bench_scan(dir: &Path, people: u64, runs: usize) -> Result<()> {
         let status = Command::new(tessera_bin()?)
             .args(["-C"])
             .arg(&project)
-            .args(["demo", "--people", &people.to_string(), "--force", "--no-query"])
+            .args([
+                "demo",
+                "--people",
+                &people.to_string(),
+                "--force",
+                "--no-query",
+            ])
             .status()?;
         if !status.success() {
             bail!("demo generation failed");
@@ -168,9 +196,17 @@ async fn bench_scan(dir: &Path, people: u64, runs: usize) -> Result<()> {
         }
         Ok(())
     })?;
-    println!("parquet scan + group-by over pos_orders ({orders} rows, {people} people), best of {runs}, whole process");
-    println!("  tessera sql : {t_tessera:8.3}s  {:12.0} rows/s", orders as f64 / t_tessera);
-    println!("  pyarrow     : {t_pyarrow:8.3}s  {:12.0} rows/s (baseline)", orders as f64 / t_pyarrow);
+    println!(
+        "parquet scan + group-by over pos_orders ({orders} rows, {people} people), best of {runs}, whole process"
+    );
+    println!(
+        "  tessera sql : {t_tessera:8.3}s  {:12.0} rows/s",
+        orders as f64 / t_tessera
+    );
+    println!(
+        "  pyarrow     : {t_pyarrow:8.3}s  {:12.0} rows/s (baseline)",
+        orders as f64 / t_pyarrow
+    );
     println!("  ratio tessera/pyarrow time: {:.2}", t_tessera / t_pyarrow);
     Ok(())
 }
