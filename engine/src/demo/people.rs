@@ -513,13 +513,16 @@ impl Generator {
             self.pick_skewed(domains)
         };
         let mut candidate = format!("{local}@{domain}");
-        loop {
+        // Popular names run out of short suffixes at scale: every few collisions the suffix
+        // grows by a digit, so the search always ends (and stays short).
+        for attempt in 0usize.. {
             let key = FixedState::default().hash_one(mailbox_key(&candidate));
             if self.mailboxes.insert(key) {
-                return candidate;
+                break;
             }
-            candidate = format!("{local}{}@{domain}", self.digits(2));
+            candidate = format!("{local}{}@{domain}", self.digits(2 + attempt / 4));
         }
+        candidate
     }
 
     fn household(&mut self) -> (Arc<Household>, usize, Country, &'static str) {
@@ -1226,6 +1229,17 @@ mod tests {
         assert_eq!(a.orders.len(), b.orders.len());
         let c = Generator::new(8).chunk(500).unwrap();
         assert_ne!(emails(&a), emails(&c));
+    }
+
+    #[test]
+    fn one_name_many_times_still_gets_unique_mailboxes() {
+        let mut generator = Generator::new(7);
+        let birth = NaiveDate::from_ymd_opt(1980, 1, 1).unwrap();
+        let mut seen = HashSet::new();
+        for _ in 0..20_000 {
+            let email = generator.email("John", "Smith", birth, Country::Us);
+            assert!(seen.insert(mailbox_key(&email)), "{email} given twice");
+        }
     }
 
     #[test]
