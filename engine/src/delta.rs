@@ -37,6 +37,9 @@ pub enum WriteMode {
     Overwrite,
     /// Add rows; the schema must match the table's.
     Append,
+    /// Upsert on the keys given with [`DeltaWrite::with_merge_keys`]: rows whose keys exist
+    /// are updated, others inserted (a new table is simply created).
+    Merge,
 }
 
 /// The result of a committed write.
@@ -163,7 +166,27 @@ impl Engine {
             url,
             mode: WriteMode::Overwrite,
             partition_columns: Vec::new(),
+            merge_keys: Vec::new(),
             metadata: serde_json::Map::new(),
+        }
+    }
+
+    /// The application metadata of the table's latest commit (what
+    /// [`DeltaWrite::with_commit_metadata`] recorded), or `None` when there is no table.
+    pub async fn last_commit_metadata(
+        &self,
+        url: &Url,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+        let table = match self.open_delta(url, TableVersion::Latest).await {
+            Ok(table) => table,
+            Err(Error::NoDeltaTable { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut history = table.history(Some(1));
+        match history.next().await {
+            Some(Ok(commit)) => Ok(Some(commit.info.into_iter().collect())),
+            Some(Err(e)) => Err(Error::delta(url, e)),
+            None => Ok(None),
         }
     }
 }
@@ -177,10 +200,17 @@ pub struct DeltaWrite {
     url: Url,
     mode: WriteMode,
     partition_columns: Vec<String>,
+    merge_keys: Vec<String>,
     metadata: serde_json::Map<String, serde_json::Value>,
 }
 
 impl DeltaWrite {
+    /// The unique key columns a [`WriteMode::Merge`] matches rows on.
+    pub fn with_merge_keys(mut self, keys: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.merge_keys = keys.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Overwrite (default) or append.
     pub fn with_mode(mut self, mode: WriteMode) -> Self {
         self.mode = mode;
@@ -224,16 +254,19 @@ impl DeltaWrite {
             Err(e) => return Err(e),
         };
         let session = Arc::new(self.engine.ctx().state());
+        if self.mode == WriteMode::Merge && table.version().is_some() {
+            return self.merge(table, session).await;
+        }
         let plan = self.df.logical_plan().clone();
         let mut builder = table
             .write(Vec::new())
             .with_input_plan(plan)
             .with_session_state(session)
             .with_save_mode(match self.mode {
-                WriteMode::Overwrite => SaveMode::Overwrite,
+                WriteMode::Overwrite | WriteMode::Merge => SaveMode::Overwrite,
                 WriteMode::Append => SaveMode::Append,
             });
-        if self.mode == WriteMode::Overwrite {
+        if self.mode != WriteMode::Append {
             // An overwrite replaces schema and partitioning with the ones asked for (none
             // when none are given), as `CREATE OR REPLACE TABLE` would.
             builder = builder
@@ -252,6 +285,68 @@ impl DeltaWrite {
         let version = table.version().unwrap_or_default();
         let rows = last_commit_rows(&table).await;
         Ok(WriteOutcome { version, rows })
+    }
+}
+
+impl DeltaWrite {
+    async fn merge(
+        self,
+        table: DeltaTable,
+        session: Arc<datafusion::execution::SessionState>,
+    ) -> Result<WriteOutcome> {
+        let url = self.url.clone();
+        let write_err = |e: Box<dyn std::error::Error + Send + Sync>| Error::Write {
+            target: url.to_string(),
+            source: e,
+        };
+        if self.merge_keys.is_empty() {
+            return Err(write_err("a merge needs at least one key column".into()));
+        }
+        let quote = |c: &str| format!("\"{}\"", c.replace('"', "\"\""));
+        let predicate = self
+            .merge_keys
+            .iter()
+            .map(|k| format!("target.{k} = source.{k}", k = quote(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let columns: Vec<String> = self
+            .df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let mut builder = table
+            .merge(self.df, predicate)
+            .with_source_alias("source")
+            .with_target_alias("target")
+            .with_session_state(session)
+            .when_matched_update(|mut update| {
+                for c in &columns {
+                    update = update.update(quote(c), format!("source.{}", quote(c)));
+                }
+                update
+            })
+            .and_then(|b| {
+                b.when_not_matched_insert(|mut insert| {
+                    for c in &columns {
+                        insert = insert.set(quote(c), format!("source.{}", quote(c)));
+                    }
+                    insert
+                })
+            })
+            .map_err(|e| write_err(Box::new(e)))?;
+        if !self.metadata.is_empty() {
+            builder = builder.with_commit_properties(
+                deltalake::kernel::transaction::CommitProperties::default()
+                    .with_metadata(self.metadata),
+            );
+        }
+        let (table, metrics) = builder.await.map_err(|e| write_err(Box::new(e)))?;
+        Ok(WriteOutcome {
+            version: table.version().unwrap_or_default(),
+            rows: Some((metrics.num_target_rows_inserted + metrics.num_target_rows_updated) as u64),
+        })
     }
 }
 

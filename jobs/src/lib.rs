@@ -1,8 +1,12 @@
 //! The `tessera` command: projects (`tessera.toml`), the CLI, and what it runs.
 #![deny(missing_docs)]
 
+pub mod commands;
+pub mod dag;
+pub mod job;
 pub mod output;
 pub mod project;
+pub mod runner;
 pub mod workspace;
 
 pub use datafusion;

@@ -1,7 +1,8 @@
 //! `tessera`: the command-line interface.
 //!
-//! Exit codes: 0 success; 1 a query, source, storage or write failed; 2 wrong usage or an
-//! invalid project file.
+//! Exit codes: 0 success; 1 a query, source, storage or write failed, or a job or data test
+//! failed; 2 wrong usage or an invalid project file; 3 another `tessera run` holds the
+//! warehouse lock.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use tessera_engine::demo::{self, DemoOptions};
 use tessera_engine::export::ExportFormat;
 use tessera_engine::storage::resolve_location;
 use tessera_engine::{SourceFormat, WriteMode};
+use tessera_jobs::commands;
 use tessera_jobs::output::{OutputFormat, print_stream};
 use tessera_jobs::project::{PROJECT_FILE, Project, ProjectError};
 use tessera_jobs::workspace::Workspace;
@@ -98,6 +100,55 @@ enum Command {
         /// Target file (path or URL) ending in .parquet or .csv.
         to: String,
     },
+    /// Run the project's SQL jobs (all, or a selection) in dependency order.
+    Run {
+        /// Jobs to run: `name`, `tag:x`, `path:jobs/profiles`, `name+` (and dependents),
+        /// `+name` (and ancestors); several separated by spaces or commas.
+        #[arg(long, short = 's', num_args = 1..)]
+        select: Vec<String>,
+        /// Rebuild incremental jobs from scratch and run unchanged jobs too.
+        #[arg(long)]
+        full_refresh: bool,
+        /// Jobs run at once.
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+        /// One JSON object per line on stdout (for schedulers).
+        #[arg(long)]
+        json: bool,
+        /// Seconds to wait for another run holding the warehouse lock (then exit 3).
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+    },
+    /// Show what `tessera run` would do, in order, and why.
+    Plan {
+        /// Selection, as for `run`.
+        #[arg(long, short = 's', num_args = 1..)]
+        select: Vec<String>,
+        /// Plan a full refresh.
+        #[arg(long)]
+        full_refresh: bool,
+    },
+    /// Print the exact SQL each job will execute.
+    Compile {
+        /// Selection, as for `run`.
+        #[arg(long, short = 's', num_args = 1..)]
+        select: Vec<String>,
+        /// Compile for a full refresh (no incremental filter).
+        #[arg(long)]
+        full_refresh: bool,
+    },
+    /// Run the jobs' data tests against their published tables.
+    Test {
+        /// Selection, as for `run`.
+        #[arg(long, short = 's', num_args = 1..)]
+        select: Vec<String>,
+    },
+    /// List the project's jobs in run order.
+    Ls {
+        /// Selection, as for `run`.
+        #[arg(long, short = 's', num_args = 1..)]
+        select: Vec<String>,
+    },
     /// Generate the retail demo dataset (CRM, POS, web, email, support, consent, ground truth).
     Demo {
         /// Number of people.
@@ -147,6 +198,8 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             if e.downcast_ref::<ProjectError>().is_some() {
                 ExitCode::from(2)
+            } else if e.downcast_ref::<tessera_jobs::runner::LockHeld>().is_some() {
+                ExitCode::from(3)
             } else {
                 ExitCode::from(1)
             }
@@ -211,6 +264,45 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             let ws = Workspace::open(load_project(&cli.project)?)?;
             write(&ws, &table, &query, mode, partition_by, to).await
+        }
+        Command::Run {
+            select,
+            full_refresh,
+            concurrency,
+            json,
+            wait,
+        } => {
+            let ws = Workspace::open(load_project(&cli.project)?)?;
+            let args = commands::RunArgs {
+                select,
+                full_refresh,
+                concurrency,
+                json,
+                wait: std::time::Duration::from_secs(wait),
+            };
+            commands::run(&ws, &args).await
+        }
+        Command::Plan {
+            select,
+            full_refresh,
+        } => {
+            let ws = Workspace::open(load_project(&cli.project)?)?;
+            commands::plan(&ws, &select, full_refresh).await
+        }
+        Command::Compile {
+            select,
+            full_refresh,
+        } => {
+            let ws = Workspace::open(load_project(&cli.project)?)?;
+            commands::compile(&ws, &select, full_refresh).await
+        }
+        Command::Test { select } => {
+            let ws = Workspace::open(load_project(&cli.project)?)?;
+            commands::test(&ws, &select).await
+        }
+        Command::Ls { select } => {
+            let ws = Workspace::open(load_project(&cli.project)?)?;
+            commands::ls(&ws, &select).await
         }
         Command::Export { query, to } => {
             let ws = Workspace::open(load_project(&cli.project)?)?;

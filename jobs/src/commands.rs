@@ -1,0 +1,328 @@
+//! `tessera run | plan | compile | test | ls`: the job commands.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use chrono::Utc;
+use serde_json::json;
+use tessera_engine::TableVersion;
+
+use crate::dag::{Dag, Input};
+use crate::job::{JobError, Materialized, discover};
+use crate::runner::{
+    JobResult, JobStatus, RunLock, RunOptions, Runner, append_run_log, table_url,
+};
+use crate::workspace::Workspace;
+
+/// At least one job failed (exit code 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} of {total} jobs failed")]
+pub struct RunFailed {
+    /// Failed jobs (including test failures, upstream failures and invalid job files).
+    pub failed: usize,
+    /// Jobs considered.
+    pub total: usize,
+}
+
+/// Loads the project's jobs and their graph. Errors in job files are returned beside the
+/// graph of the valid jobs.
+pub async fn load_dag(ws: &Workspace) -> Result<(Dag, Vec<JobError>)> {
+    let (jobs, mut errors) = discover(&ws.project.dir);
+    let warehouse: Vec<String> = ws
+        .warehouse_tables()
+        .await?
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    let sources: Vec<String> = ws.project.sources.keys().cloned().collect();
+    let (dag, more) = Dag::build(jobs, |name| {
+        if sources.iter().any(|s| s == name) {
+            Some(Input::Source(name.to_string()))
+        } else if warehouse.iter().any(|w| w == name) {
+            Some(Input::Warehouse(name.to_string()))
+        } else {
+            None
+        }
+    });
+    errors.extend(more);
+    Ok((dag, errors))
+}
+
+fn select(dag: &Dag, selectors: &[String]) -> Result<Vec<usize>> {
+    dag.select(selectors).map_err(|e| anyhow::anyhow!(e))
+}
+
+/// Options of `tessera run`.
+#[derive(Debug, Clone, Default)]
+pub struct RunArgs {
+    /// Selectors.
+    pub select: Vec<String>,
+    /// Rebuild everything selected.
+    pub full_refresh: bool,
+    /// Jobs at once.
+    pub concurrency: usize,
+    /// JSON lines on stdout instead of text.
+    pub json: bool,
+    /// Wait this long for another run's lock.
+    pub wait: Duration,
+}
+
+/// `tessera run`.
+pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
+    let started = Utc::now();
+    let run_id = format!(
+        "{}-{:08x}",
+        started.format("%Y%m%dT%H%M%S"),
+        std::process::id()
+    );
+    let (dag, errors) = load_dag(ws).await?;
+    let selected = select(&dag, &args.select)?;
+    let lock = RunLock::acquire(ws, &run_id, args.wait).await?;
+    let mut out = std::io::stdout();
+    let emit = |value: serde_json::Value, text: String| {
+        let mut out = std::io::stdout();
+        if args.json {
+            let _ = writeln!(out, "{value}");
+        } else {
+            let _ = writeln!(out, "{text}");
+        }
+    };
+    emit(
+        json!({"event": "run_started", "run_id": run_id, "jobs": selected.len()}),
+        format!("run {run_id}: {} jobs", selected.len()),
+    );
+    let mut invalid = Vec::new();
+    for e in &errors {
+        emit(
+            json!({"event": "job_invalid", "path": e.path.display().to_string(), "line": e.line, "error": e.message}),
+            format!("  INVALID  {e}"),
+        );
+        invalid.push(JobResult {
+            name: crate::job::job_name(&e.path).unwrap_or_else(|_| e.path.display().to_string()),
+            path: e.path.display().to_string(),
+            status: JobStatus::Failed,
+            started,
+            finished: Utc::now(),
+            rows: None,
+            output_version: None,
+            inputs: Default::default(),
+            reason: "invalid job".into(),
+            error: Some(e.to_string()),
+        });
+    }
+    let runner = Runner::new(
+        ws,
+        &dag,
+        RunOptions {
+            full_refresh: args.full_refresh,
+            concurrency: args.concurrency,
+        },
+    );
+    let results = runner
+        .run(&selected, |r| {
+            let seconds = (r.finished - r.started).num_milliseconds() as f64 / 1000.0;
+            let detail = match r.status {
+                JobStatus::Success => format!(
+                    "{}{}",
+                    r.output_version.map(|v| format!("v{v} ")).unwrap_or_default(),
+                    r.rows.map(|n| format!("{n} rows")).unwrap_or_default()
+                ),
+                JobStatus::Skipped => r.reason.clone(),
+                _ => r.error.clone().unwrap_or_default(),
+            };
+            emit(
+                json!({
+                    "event": "job_finished", "run_id": run_id, "job": r.name, "path": r.path,
+                    "status": r.status.as_str(), "rows": r.rows, "output_version": r.output_version,
+                    "seconds": seconds, "reason": r.reason, "error": r.error,
+                }),
+                format!(
+                    "  {:<15} {:<32} {:>7.2}s  {detail}",
+                    r.status.as_str().to_uppercase(),
+                    r.name,
+                    seconds
+                ),
+            );
+        })
+        .await;
+    let mut all = invalid;
+    all.extend(results);
+    let log = append_run_log(ws, &run_id, started, &args.select.join(" "), &all, None).await;
+    lock.release().await;
+    log?;
+    let failed = all.iter().filter(|r| r.status.is_failure()).count();
+    let count = |s: JobStatus| all.iter().filter(|r| r.status == s).count();
+    emit(
+        json!({"event": "run_finished", "run_id": run_id, "failed": failed,
+               "success": count(JobStatus::Success), "skipped": count(JobStatus::Skipped)}),
+        format!(
+            "done: {} ran, {} skipped (unchanged), {} failed",
+            count(JobStatus::Success),
+            count(JobStatus::Skipped),
+            failed
+        ),
+    );
+    out.flush()?;
+    if failed > 0 {
+        return Err(RunFailed {
+            failed,
+            total: all.len(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// `tessera plan`: what would run, in order, and why.
+pub async fn plan(ws: &Workspace, selectors: &[String], full_refresh: bool) -> Result<()> {
+    let (dag, errors) = load_dag(ws).await?;
+    for e in &errors {
+        println!("INVALID  {e}");
+    }
+    let selected = select(&dag, selectors)?;
+    let runner = Runner::new(
+        ws,
+        &dag,
+        RunOptions {
+            full_refresh,
+            concurrency: 1,
+        },
+    );
+    for (n, &i) in selected.iter().enumerate() {
+        let job = &dag.jobs[i];
+        let planned = runner.plan_job(i).await?;
+        let upstream: Vec<&str> = dag.upstream[i]
+            .iter()
+            .filter(|u| selected.contains(u))
+            .map(|&u| dag.jobs[u].name.as_str())
+            .collect();
+        let action = if planned.run { "RUN " } else { "SKIP" };
+        let reason = if planned.run && !upstream.is_empty() && !full_refresh {
+            format!("{} (or after {} if they change)", planned.reason, upstream.join(", "))
+        } else {
+            planned.reason
+        };
+        println!(
+            "{:>3}. {action} {:<32} {:<11} {}",
+            n + 1,
+            job.name,
+            job.config.materialized.to_string(),
+            reason
+        );
+    }
+    if !errors.is_empty() {
+        bail!("{} job files have errors", errors.len());
+    }
+    Ok(())
+}
+
+/// `tessera compile`: the SQL each selected job will run.
+pub async fn compile(ws: &Workspace, selectors: &[String], full_refresh: bool) -> Result<()> {
+    let (dag, errors) = load_dag(ws).await?;
+    let selected = select(&dag, selectors)?;
+    let runner = Runner::new(
+        ws,
+        &dag,
+        RunOptions {
+            full_refresh,
+            concurrency: 1,
+        },
+    );
+    for &i in &selected {
+        let job = &dag.jobs[i];
+        println!(
+            "-- {} ({}, {})",
+            job.name,
+            job.path.display(),
+            job.config.materialized
+        );
+        println!("{};\n", runner.compile(i).await?);
+    }
+    for e in &errors {
+        eprintln!("error: {e}");
+    }
+    if !errors.is_empty() {
+        bail!("{} job files have errors", errors.len());
+    }
+    Ok(())
+}
+
+/// `tessera test`: data tests against the published tables.
+pub async fn test(ws: &Workspace, selectors: &[String]) -> Result<()> {
+    let (dag, errors) = load_dag(ws).await?;
+    let selected = select(&dag, selectors)?;
+    let runner = Runner::new(ws, &dag, RunOptions::default());
+    let mut failed = 0;
+    let mut total = 0;
+    for &i in &selected {
+        let job = &dag.jobs[i];
+        if job.config.tests.is_empty() {
+            continue;
+        }
+        let provider = if job.config.materialized == Materialized::View {
+            ws.engine
+                .ctx()
+                .sql(&job.sql)
+                .await
+                .with_context(|| format!("{}", job.path.display()))?
+                .into_view()
+        } else {
+            let url = table_url(&ws.project.warehouse, &job.name)?;
+            let table = ws
+                .engine
+                .open_delta(&url, TableVersion::Latest)
+                .await
+                .with_context(|| format!("{} has no table yet", job.name))?;
+            ws.engine.delta_provider(&table).await?
+        };
+        total += job.config.tests.len();
+        let failures = runner.run_tests(job, provider).await?;
+        if failures.is_empty() {
+            println!("PASS  {:<32} {} tests", job.name, job.config.tests.len());
+        } else {
+            failed += failures.len();
+            println!("FAIL  {:<32} {}", job.name, failures.join("; "));
+        }
+    }
+    for e in &errors {
+        eprintln!("error: {e}");
+    }
+    println!("{total} tests, {failed} failed");
+    if failed > 0 || !errors.is_empty() {
+        return Err(RunFailed {
+            failed: failed + errors.len(),
+            total,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// `tessera ls`: the jobs, in run order.
+pub async fn ls(ws: &Workspace, selectors: &[String]) -> Result<()> {
+    let (dag, errors) = load_dag(ws).await?;
+    let selected = select(&dag, selectors)?;
+    let mut table = comfy_table::Table::new();
+    table.load_style(comfy_table::presets::ASCII_MARKDOWN);
+    table.set_header(["job", "materialized", "tags", "reads", "path", "description"]);
+    for &i in &selected {
+        let job = &dag.jobs[i];
+        table.add_row([
+            job.name.clone(),
+            job.config.materialized.to_string(),
+            job.config.tags.join(", "),
+            job.references.iter().cloned().collect::<Vec<_>>().join(", "),
+            job.path.display().to_string(),
+            job.config.description.clone().unwrap_or_default(),
+        ]);
+    }
+    println!("{table}");
+    for e in &errors {
+        eprintln!("error: {e}");
+    }
+    if !errors.is_empty() {
+        bail!("{} job files have errors", errors.len());
+    }
+    Ok(())
+}

@@ -1,0 +1,844 @@
+//! Running jobs: registering inputs, skipping unchanged jobs, incremental filters, data tests
+//! before publishing, one Delta commit per job, the run lock and the run log.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemoryCatalogProviderList, MemorySchemaProvider};
+use datafusion::common::{ScalarValue, TableReference};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::{DataFrame, SessionContext};
+use futures::StreamExt;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use sha2::{Digest, Sha256};
+use tessera_engine::storage::object_path;
+use tessera_engine::{SourceFormat, TableVersion, WriteMode};
+use tokio::sync::Semaphore;
+use url::Url;
+
+use crate::dag::{Dag, Input};
+use crate::job::{Job, Materialized, quote_ident};
+use crate::workspace::Workspace;
+
+/// What happened to a job in a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobStatus {
+    /// Ran and published a new version.
+    Success,
+    /// Inputs and SQL unchanged since its last successful run.
+    Skipped,
+    /// The SQL or the write failed.
+    Failed,
+    /// Its data tests failed; nothing was published.
+    TestFailed,
+    /// A job it reads failed.
+    UpstreamFailed,
+}
+
+impl JobStatus {
+    /// The name used in the run log.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            JobStatus::Success => "success",
+            JobStatus::Skipped => "skipped",
+            JobStatus::Failed => "failed",
+            JobStatus::TestFailed => "test_failed",
+            JobStatus::UpstreamFailed => "upstream_failed",
+        }
+    }
+
+    /// True when the run should exit non-zero.
+    pub fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            JobStatus::Failed | JobStatus::TestFailed | JobStatus::UpstreamFailed
+        )
+    }
+}
+
+/// The outcome of one job.
+#[derive(Debug, Clone)]
+pub struct JobResult {
+    /// Output table.
+    pub name: String,
+    /// The job file.
+    pub path: String,
+    /// What happened.
+    pub status: JobStatus,
+    /// When it started.
+    pub started: DateTime<Utc>,
+    /// When it ended.
+    pub finished: DateTime<Utc>,
+    /// Rows written (new or merged rows for incremental jobs).
+    pub rows: Option<u64>,
+    /// The Delta version it published.
+    pub output_version: Option<u64>,
+    /// Each input and its state (Delta version or file listing digest).
+    pub inputs: BTreeMap<String, String>,
+    /// Why it ran or was skipped.
+    pub reason: String,
+    /// The error, when it failed.
+    pub error: Option<String>,
+}
+
+/// Options of a run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Rebuild incremental jobs from scratch and run unchanged jobs.
+    pub full_refresh: bool,
+    /// Jobs run at once.
+    pub concurrency: usize,
+}
+
+/// Where the run log and lock live in the warehouse.
+pub const RUNS_TABLE: &str = "_tessera.runs";
+
+/// The warehouse URL of a job's (or any `schema.table`) output.
+pub fn table_url(warehouse: &Url, name: &str) -> Result<Url> {
+    let path = name.replace('.', "/");
+    Ok(warehouse.join(&format!("{path}/"))?)
+}
+
+/// A plan entry: what a job would do and why.
+#[derive(Debug, Clone)]
+pub struct PlannedJob {
+    /// Index in the DAG.
+    pub index: usize,
+    /// Will it run?
+    pub run: bool,
+    /// Why (or why not).
+    pub reason: String,
+    /// Input states.
+    pub inputs: BTreeMap<String, String>,
+    /// The fingerprint of SQL, settings and inputs.
+    pub fingerprint: String,
+}
+
+/// Runs jobs of a DAG.
+#[derive(Debug)]
+pub struct Runner<'a> {
+    ws: &'a Workspace,
+    dag: &'a Dag,
+    options: RunOptions,
+    /// Output state of each job processed in this run (for dependents' fingerprints).
+    states: Mutex<BTreeMap<String, String>>,
+}
+
+impl<'a> Runner<'a> {
+    /// A runner over `dag` in workspace `ws`.
+    pub fn new(ws: &'a Workspace, dag: &'a Dag, options: RunOptions) -> Self {
+        Self {
+            ws,
+            dag,
+            options,
+            states: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn resolve(&self, name: &str) -> Option<Input> {
+        if self.dag.index(name).is_some() {
+            Some(Input::Job(name.to_string()))
+        } else if self.ws.project.sources.contains_key(name) {
+            Some(Input::Source(name.to_string()))
+        } else {
+            Some(Input::Warehouse(name.to_string()))
+        }
+    }
+
+    fn inputs_of(job: &Job) -> Vec<String> {
+        let mut refs: Vec<String> = job.references.iter().cloned().collect();
+        for t in &job.config.tests {
+            refs.extend(t.references());
+        }
+        refs.sort();
+        refs.dedup();
+        refs
+    }
+
+    /// The state of one input: a Delta version, a file listing digest, a view's fingerprint.
+    async fn input_state(&self, name: &str) -> Result<String> {
+        if let Some(state) = self.states.lock().expect("poisoned").get(name) {
+            return Ok(state.clone());
+        }
+        match self.resolve(name) {
+            Some(Input::Source(source)) => {
+                let spec = &self.ws.project.sources[&source].spec;
+                if spec.format == SourceFormat::Delta {
+                    let table = self.ws.engine.open_delta(&spec.url, spec.version.clone()).await?;
+                    Ok(format!("delta v{}", table.version().unwrap_or_default()))
+                } else {
+                    listing_digest(&self.ws.engine.store_for(&spec.url)?, &spec.url).await
+                }
+            }
+            Some(Input::Job(job)) => {
+                let index = self.dag.index(&job).expect("resolved as a job");
+                if self.dag.jobs[index].config.materialized == Materialized::View {
+                    // Not processed in this run: a view's state is its own fingerprint.
+                    let planned = Box::pin(self.plan_job(index)).await?;
+                    return Ok(format!("view {}", &planned.fingerprint[..16]));
+                }
+                self.delta_state(&job).await
+            }
+            Some(Input::Warehouse(table)) => self.delta_state(&table).await,
+            None => self.delta_state(name).await,
+        }
+    }
+
+    async fn delta_state(&self, name: &str) -> Result<String> {
+        let url = table_url(&self.ws.project.warehouse, name)?;
+        match self.ws.engine.open_delta(&url, TableVersion::Latest).await {
+            Ok(table) => Ok(format!("delta v{}", table.version().unwrap_or_default())),
+            Err(tessera_engine::Error::NoDeltaTable { .. }) => Ok("absent".into()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// What a job would do now, and why.
+    pub async fn plan_job(&self, index: usize) -> Result<PlannedJob> {
+        let job = &self.dag.jobs[index];
+        let mut inputs = BTreeMap::new();
+        for name in Self::inputs_of(job) {
+            let state = self
+                .input_state(&name)
+                .await
+                .with_context(|| format!("input `{name}`"))?;
+            inputs.insert(name, state);
+        }
+        let fingerprint = fingerprint(job, &inputs);
+        let (run, reason) = if job.config.materialized == Materialized::View {
+            (true, "view: planned inline into the jobs that read it".to_string())
+        } else if self.options.full_refresh {
+            (true, "full refresh".to_string())
+        } else {
+            let url = table_url(&self.ws.project.warehouse, &job.name)?;
+            match self.ws.engine.last_commit_metadata(&url).await? {
+                None => (true, "never run".to_string()),
+                Some(meta) => explain_change(&meta, job, &inputs, &fingerprint),
+            }
+        };
+        Ok(PlannedJob {
+            index,
+            run,
+            reason,
+            inputs,
+            fingerprint,
+        })
+    }
+
+    /// Registers a job's inputs in the engine so its SQL can be planned.
+    async fn register_inputs(&self, job: &Job) -> Result<()> {
+        for name in Self::inputs_of(job) {
+            self.register_table(&name).await?;
+        }
+        Ok(())
+    }
+
+    async fn register_table(&self, name: &str) -> Result<()> {
+        let ctx = self.ws.engine.ctx();
+        let reference = table_reference(name);
+        if ctx.table_exist(reference.clone())? {
+            return Ok(());
+        }
+        match self.resolve(name) {
+            Some(Input::Source(source)) => {
+                self.ws.register_source(&source).await?;
+            }
+            Some(Input::Job(job)) => {
+                let index = self.dag.index(&job).expect("resolved as a job");
+                let upstream = &self.dag.jobs[index];
+                if upstream.config.materialized == Materialized::View {
+                    Box::pin(self.register_inputs(upstream)).await?;
+                    let df = ctx
+                        .sql(&upstream.sql)
+                        .await
+                        .with_context(|| format!("view {} ({})", upstream.name, upstream.path.display()))?;
+                    register_under(ctx, name, df.into_view())?;
+                } else {
+                    self.register_delta(name).await?;
+                }
+            }
+            Some(Input::Warehouse(table)) => self.register_delta(&table).await?,
+            None => self.register_delta(name).await?,
+        }
+        Ok(())
+    }
+
+    async fn register_delta(&self, name: &str) -> Result<()> {
+        let url = table_url(&self.ws.project.warehouse, name)?;
+        let table = match self.ws.engine.open_delta(&url, TableVersion::Latest).await {
+            Ok(table) => table,
+            Err(tessera_engine::Error::NoDeltaTable { .. }) => {
+                bail!("`{name}` has no table yet at {url} (has its job run?)")
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let provider = self.ws.engine.delta_provider(&table).await?;
+        register_under(self.ws.engine.ctx(), name, provider)?;
+        Ok(())
+    }
+
+    /// The exact SQL a job runs now (with the incremental filter resolved).
+    pub async fn compile(&self, index: usize) -> Result<String> {
+        let job = &self.dag.jobs[index];
+        if job.config.materialized != Materialized::Incremental || self.options.full_refresh {
+            return Ok(job.sql.clone());
+        }
+        let Some(watermark) = &job.config.watermark else {
+            return Ok(job.sql.clone());
+        };
+        let url = table_url(&self.ws.project.warehouse, &job.name)?;
+        if !self.ws.engine.delta_exists(&url).await? {
+            return Ok(job.sql.clone());
+        }
+        let this = self.ws.engine.open_delta(&url, TableVersion::Latest).await?;
+        let provider = self.ws.engine.delta_provider(&this).await?;
+        let ctx = SessionContext::new_with_state(self.ws.engine.ctx().state());
+        let df = ctx.read_table(provider)?.aggregate(
+            vec![],
+            vec![datafusion::functions_aggregate::expr_fn::max(datafusion::prelude::ident(watermark))],
+        )?;
+        let batches = df.collect().await?;
+        let max = batches
+            .first()
+            .filter(|b| b.num_rows() > 0)
+            .map(|b| ScalarValue::try_from_array(b.column(0), 0))
+            .transpose()?;
+        match max {
+            Some(max) if !max.is_null() => {
+                let literal = datafusion::sql::unparser::expr_to_sql(&datafusion::prelude::lit(max))?;
+                Ok(format!(
+                    "select * from (\n{}\n) as incremental_input\nwhere {} > {literal}",
+                    job.sql,
+                    quote_ident(watermark)
+                ))
+            }
+            _ => Ok(job.sql.clone()),
+        }
+    }
+
+    /// Runs the selected jobs (indexes in DAG order), `concurrency` at a time, each as soon as
+    /// the jobs it reads are done. Jobs downstream of a failure are reported, not run.
+    pub async fn run(&self, selected: &[usize], on_done: impl Fn(&JobResult) + Sync) -> Vec<JobResult> {
+        let selected_set: std::collections::BTreeSet<usize> = selected.iter().copied().collect();
+        let results: Mutex<BTreeMap<usize, JobResult>> = Mutex::new(BTreeMap::new());
+        let semaphore = Semaphore::new(self.options.concurrency.max(1));
+        let notify = tokio::sync::Notify::new();
+        let run_one = |index: usize| {
+            let results = &results;
+            let semaphore = &semaphore;
+            let notify = &notify;
+            let on_done = &on_done;
+            let selected_set = &selected_set;
+            async move {
+                // Wait for selected upstream jobs.
+                let failed_upstream = loop {
+                    let notified = notify.notified();
+                    {
+                        let done = results.lock().expect("poisoned");
+                        let pending: Vec<&usize> = self.dag.upstream[index]
+                            .iter()
+                            .filter(|u| selected_set.contains(u) && !done.contains_key(u))
+                            .collect();
+                        if pending.is_empty() {
+                            break self.dag.upstream[index]
+                                .iter()
+                                .find(|u| done.get(u).is_some_and(|r| r.status.is_failure()))
+                                .map(|&u| self.dag.jobs[u].name.clone());
+                        }
+                    }
+                    notified.await;
+                };
+                let result = match failed_upstream {
+                    Some(up) => {
+                        let now = Utc::now();
+                        let job = &self.dag.jobs[index];
+                        JobResult {
+                            name: job.name.clone(),
+                            path: job.path.display().to_string(),
+                            status: JobStatus::UpstreamFailed,
+                            started: now,
+                            finished: now,
+                            rows: None,
+                            output_version: None,
+                            inputs: BTreeMap::new(),
+                            reason: format!("`{up}` failed"),
+                            error: Some(format!("not run: `{up}` failed")),
+                        }
+                    }
+                    None => {
+                        let _permit = semaphore.acquire().await.expect("never closed");
+                        self.run_job(index).await
+                    }
+                };
+                on_done(&result);
+                results.lock().expect("poisoned").insert(index, result);
+                notify.notify_waiters();
+            }
+        };
+        futures::future::join_all(selected.iter().map(|&i| run_one(i))).await;
+        let mut results = results.into_inner().expect("poisoned");
+        selected.iter().filter_map(|i| results.remove(i)).collect()
+    }
+
+    async fn run_job(&self, index: usize) -> JobResult {
+        let job = &self.dag.jobs[index];
+        let started = Utc::now();
+        let mut result = JobResult {
+            name: job.name.clone(),
+            path: job.path.display().to_string(),
+            status: JobStatus::Failed,
+            started,
+            finished: started,
+            rows: None,
+            output_version: None,
+            inputs: BTreeMap::new(),
+            reason: String::new(),
+            error: None,
+        };
+        match self.execute(index, &mut result).await {
+            Ok(status) => result.status = status,
+            Err(e) => {
+                result.status = if result.status == JobStatus::TestFailed {
+                    JobStatus::TestFailed
+                } else {
+                    JobStatus::Failed
+                };
+                result.error = Some(format!("{}: {e:#}", job.path.display()));
+            }
+        }
+        result.finished = Utc::now();
+        result
+    }
+
+    async fn execute(&self, index: usize, result: &mut JobResult) -> Result<JobStatus> {
+        let job = &self.dag.jobs[index];
+        let planned = self.plan_job(index).await?;
+        result.inputs = planned.inputs.clone();
+        result.reason = planned.reason.clone();
+        if job.config.materialized == Materialized::View {
+            self.register_table(&job.name).await?;
+            // Plan it now so that an error in the view is reported against its file.
+            self.ws.engine.ctx().table(table_reference(&job.name)).await?;
+            self.states
+                .lock()
+                .expect("poisoned")
+                .insert(job.name.clone(), format!("view {}", &planned.fingerprint[..16]));
+            return Ok(JobStatus::Success);
+        }
+        let url = table_url(&self.ws.project.warehouse, &job.name)?;
+        if !planned.run {
+            self.states
+                .lock()
+                .expect("poisoned")
+                .insert(job.name.clone(), self.delta_state(&job.name).await?);
+            return Ok(JobStatus::Skipped);
+        }
+        self.register_inputs(job).await?;
+        let sql = self.compile(index).await?;
+        let ctx = self.ws.engine.ctx();
+        let df = ctx.sql(&sql).await.context("planning failed")?;
+        let incremental = job.config.materialized == Materialized::Incremental
+            && !self.options.full_refresh
+            && self.ws.engine.delta_exists(&url).await?;
+        let mode = if !incremental {
+            WriteMode::Overwrite
+        } else if job.config.unique_key.is_empty() {
+            WriteMode::Append
+        } else {
+            WriteMode::Merge
+        };
+        let df = if job.config.tests.is_empty() {
+            df
+        } else {
+            // Stage the new rows, test them, publish only when every test passes.
+            let staging = self
+                .ws
+                .project
+                .warehouse
+                .join(&format!("_tessera/staging/{}/", job.name.replace('.', "/")))?;
+            self.ws
+                .engine
+                .write_delta(df, staging.clone())
+                .await
+                .context("staging the output for its tests")?;
+            let staged = self.ws.engine.open_delta(&staging, TableVersion::Latest).await?;
+            let provider = self.ws.engine.delta_provider(&staged).await?;
+            let failures = self.run_tests(job, provider.clone()).await?;
+            if !failures.is_empty() {
+                result.status = JobStatus::TestFailed;
+                bail!("data tests failed, nothing published: {}", failures.join("; "));
+            }
+            ctx.read_table(provider)?
+        };
+        let meta = commit_metadata(job, &planned);
+        let mut write = self
+            .ws
+            .engine
+            .write_delta(df, url.clone())
+            .with_mode(mode)
+            .with_merge_keys(job.config.unique_key.clone())
+            .with_partition_columns(job.config.partition_by.clone());
+        for (k, v) in meta {
+            write = write.with_commit_metadata(k, v);
+        }
+        let outcome = write.await?;
+        result.rows = outcome.rows;
+        result.output_version = Some(outcome.version);
+        // Dependents read the new version.
+        let _ = ctx.deregister_table(table_reference(&job.name));
+        self.states
+            .lock()
+            .expect("poisoned")
+            .insert(job.name.clone(), format!("delta v{}", outcome.version));
+        Ok(JobStatus::Success)
+    }
+
+    /// Runs a job's data tests with `this` bound to `provider`; returns the failures.
+    pub async fn run_tests(
+        &self,
+        job: &Job,
+        provider: Arc<dyn datafusion::catalog::TableProvider>,
+    ) -> Result<Vec<String>> {
+        // A private catalog per test run: `this` of concurrent jobs never collide.
+        let catalogs = Arc::new(MemoryCatalogProviderList::new());
+        let catalog = Arc::new(MemoryCatalogProvider::new());
+        catalog.register_schema("public", Arc::new(MemorySchemaProvider::new()))?;
+        datafusion::catalog::CatalogProviderList::register_catalog(
+            catalogs.as_ref(),
+            "datafusion".into(),
+            catalog.clone(),
+        );
+        let state = SessionStateBuilder::new_from_existing(self.ws.engine.ctx().state())
+            .with_catalog_list(catalogs)
+            .build();
+        let test_ctx = SessionContext::new_with_state(state);
+        test_ctx.register_table("this", provider)?;
+        for name in job.config.tests.iter().flat_map(|t| t.references()) {
+            self.register_table(&name).await?;
+            let table = self.ws.engine.ctx().table_provider(table_reference(&name)).await?;
+            if let Some((schema, _)) = name.split_once('.')
+                && catalog.schema(schema).is_none()
+            {
+                catalog.register_schema(schema, Arc::new(MemorySchemaProvider::new()))?;
+            }
+            test_ctx.register_table(table_reference(&name), table)?;
+        }
+        let mut failures = Vec::new();
+        for test in &job.config.tests {
+            let sql = test.sql("this");
+            let df = test_ctx
+                .sql(&sql)
+                .await
+                .with_context(|| format!("test {}", test.name()))?;
+            let bad = count_rows(df).await.with_context(|| format!("test {}", test.name()))?;
+            if bad > 0 {
+                failures.push(format!("{} ({bad} failing rows)", test.name()));
+            }
+        }
+        Ok(failures)
+    }
+}
+
+async fn count_rows(df: DataFrame) -> Result<u64> {
+    let mut stream = df.execute_stream().await?;
+    let mut n = 0u64;
+    while let Some(batch) = stream.next().await {
+        n += batch?.num_rows() as u64;
+    }
+    Ok(n)
+}
+
+fn table_reference(name: &str) -> TableReference {
+    match name.split_once('.') {
+        Some((schema, table)) => TableReference::partial(schema, table),
+        None => TableReference::bare(name),
+    }
+}
+
+fn register_under(
+    ctx: &SessionContext,
+    name: &str,
+    provider: Arc<dyn datafusion::catalog::TableProvider>,
+) -> Result<()> {
+    if let Some((schema, _)) = name.split_once('.') {
+        let catalog = ctx.catalog("datafusion").context("no default catalog")?;
+        if catalog.schema(schema).is_none() {
+            catalog.register_schema(schema, Arc::new(MemorySchemaProvider::new()))?;
+        }
+    }
+    ctx.register_table(table_reference(name), provider)?;
+    Ok(())
+}
+
+fn sha256_hex(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for p in parts {
+        hasher.update(p.as_bytes());
+        hasher.update([0u8]);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn fingerprint(job: &Job, inputs: &BTreeMap<String, String>) -> String {
+    let inputs = serde_json::to_string(inputs).unwrap_or_default();
+    sha256_hex(&[&job.sql, &format!("{:?}", job.config), &inputs])
+}
+
+fn sql_hash(job: &Job) -> String {
+    sha256_hex(&[&job.sql, &format!("{:?}", job.config)])
+}
+
+fn commit_metadata(job: &Job, planned: &PlannedJob) -> Vec<(String, serde_json::Value)> {
+    vec![
+        ("tessera.job".into(), job.name.clone().into()),
+        ("tessera.fingerprint".into(), planned.fingerprint.clone().into()),
+        ("tessera.sql_hash".into(), sql_hash(job).into()),
+        (
+            "tessera.inputs".into(),
+            serde_json::to_value(&planned.inputs).unwrap_or_default(),
+        ),
+    ]
+}
+
+fn explain_change(
+    meta: &serde_json::Map<String, serde_json::Value>,
+    job: &Job,
+    inputs: &BTreeMap<String, String>,
+    fingerprint: &str,
+) -> (bool, String) {
+    if meta.get("tessera.fingerprint").and_then(|v| v.as_str()) == Some(fingerprint) {
+        return (false, "unchanged since the last run".into());
+    }
+    if meta.get("tessera.sql_hash").and_then(|v| v.as_str()) != Some(sql_hash(job).as_str()) {
+        if meta.get("tessera.sql_hash").is_none() {
+            return (true, "the table was not written by this job".into());
+        }
+        return (true, "SQL or settings changed".into());
+    }
+    let before: BTreeMap<String, String> = meta
+        .get("tessera.inputs")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    let changed: Vec<String> = inputs
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(v))
+        .map(|(k, v)| match before.get(k) {
+            Some(old) => format!("{k} ({old} -> {v})"),
+            None => format!("{k} (new input)"),
+        })
+        .collect();
+    (true, format!("inputs changed: {}", changed.join(", ")))
+}
+
+/// A digest of the files under a file-based source (paths, sizes, modification times).
+async fn listing_digest(store: &Arc<dyn ObjectStore>, url: &Url) -> Result<String> {
+    let path = url.path();
+    let glob_at = path.find(['*', '?', '[']);
+    let prefix_url = match glob_at {
+        Some(at) => {
+            let mut u = url.clone();
+            u.set_path(&path[..path[..at].rfind('/').map_or(0, |i| i + 1)]);
+            u
+        }
+        None => url.clone(),
+    };
+    let prefix = object_path(&prefix_url);
+    let mut entries = Vec::new();
+    let mut listing = store.list(Some(&prefix));
+    while let Some(meta) = listing.next().await {
+        let meta = meta?;
+        entries.push(format!("{} {} {}", meta.location, meta.size, meta.last_modified.timestamp_micros()));
+    }
+    entries.sort();
+    let parts: Vec<&str> = entries.iter().map(String::as_str).collect();
+    Ok(format!("files {} {}", entries.len(), &sha256_hex(&parts)[..16]))
+}
+
+/// The warehouse-wide run lock: one `tessera run` at a time per warehouse.
+pub struct RunLock {
+    store: Arc<dyn ObjectStore>,
+    path: object_store::path::Path,
+}
+
+impl std::fmt::Debug for RunLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunLock").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+/// Another run holds the lock.
+#[derive(Debug, thiserror::Error)]
+#[error("another tessera run holds the warehouse lock {path}: {holder}")]
+pub struct LockHeld {
+    /// The lock object.
+    pub path: String,
+    /// Who holds it (run id, host, pid, start).
+    pub holder: String,
+}
+
+impl RunLock {
+    /// Takes the lock, waiting up to `wait` for another run to finish. A lock left by a killed
+    /// process on this host is taken over.
+    pub async fn acquire(ws: &Workspace, run_id: &str, wait: std::time::Duration) -> Result<RunLock> {
+        let lock_url = ws.project.warehouse.join("_tessera/run.lock")?;
+        let store = ws.engine.store_for(&lock_url)?;
+        let path = object_path(&lock_url);
+        let host = hostname();
+        let body = serde_json::json!({
+            "run_id": run_id,
+            "host": host,
+            "pid": std::process::id(),
+            "started_at": Utc::now().to_rfc3339(),
+        });
+        let deadline = Instant::now() + wait;
+        loop {
+            let put = store
+                .put_opts(
+                    &path,
+                    PutPayload::from(body.to_string().into_bytes()),
+                    PutOptions {
+                        mode: PutMode::Create,
+                        ..Default::default()
+                    },
+                )
+                .await;
+            match put {
+                Ok(_) => return Ok(RunLock { store, path }),
+                Err(object_store::Error::AlreadyExists { .. }) => {
+                    let holder = match store.get(&path).await {
+                        Ok(got) => String::from_utf8_lossy(&got.bytes().await?).to_string(),
+                        Err(object_store::Error::NotFound { .. }) => continue,
+                        Err(e) => return Err(e.into()),
+                    };
+                    let parsed: serde_json::Value = serde_json::from_str(&holder).unwrap_or_default();
+                    let same_host = parsed["host"].as_str() == Some(host.as_str());
+                    let dead = parsed["pid"]
+                        .as_u64()
+                        .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+                    if same_host && dead {
+                        tracing::warn!("taking over the lock of a run that is no longer alive: {holder}");
+                        store.delete(&path).await.ok();
+                        continue;
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(LockHeld {
+                            path: lock_url.to_string(),
+                            holder,
+                        }
+                        .into());
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(anyhow!(e).context(format!("cannot take the run lock {lock_url}"))),
+            }
+        }
+    }
+
+    /// Releases the lock.
+    pub async fn release(self) {
+        if let Err(e) = self.store.delete(&self.path).await {
+            tracing::warn!("cannot release the run lock: {e}");
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Appends a run and its jobs to `_tessera.runs`.
+pub async fn append_run_log(
+    ws: &Workspace,
+    run_id: &str,
+    started: DateTime<Utc>,
+    selection: &str,
+    results: &[JobResult],
+    run_error: Option<&str>,
+) -> Result<()> {
+    let ts = |t: DateTime<Utc>| t.timestamp_micros();
+    let finished = Utc::now();
+    let failed = results.iter().filter(|r| r.status.is_failure()).count();
+    let mut kind = vec!["run".to_string()];
+    let mut job = vec![None];
+    let mut path = vec![None];
+    let mut status = vec![if failed > 0 || run_error.is_some() { "failed" } else { "success" }.to_string()];
+    let mut start = vec![ts(started)];
+    let mut end = vec![ts(finished)];
+    let mut rows: Vec<Option<u64>> = vec![Some(results.iter().filter_map(|r| r.rows).sum())];
+    let mut version: Vec<Option<u64>> = vec![None];
+    let mut inputs: Vec<Option<String>> = vec![None];
+    let mut reason: Vec<Option<String>> = vec![Some(format!(
+        "{} jobs: {} failed",
+        results.len(),
+        failed
+    ))];
+    let mut error: Vec<Option<String>> = vec![run_error.map(str::to_string)];
+    for r in results {
+        kind.push("job".into());
+        job.push(Some(r.name.clone()));
+        path.push(Some(r.path.clone()));
+        status.push(r.status.as_str().into());
+        start.push(ts(r.started));
+        end.push(ts(r.finished));
+        rows.push(r.rows);
+        version.push(r.output_version);
+        inputs.push(Some(serde_json::to_string(&r.inputs)?));
+        reason.push(Some(r.reason.clone()));
+        error.push(r.error.clone());
+    }
+    let n = kind.len();
+    let tz: Arc<str> = Arc::from("UTC");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("job", DataType::Utf8, true),
+        Field::new("path", DataType::Utf8, true),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("started_at", DataType::Timestamp(TimeUnit::Microsecond, Some(tz.clone())), false),
+        Field::new("finished_at", DataType::Timestamp(TimeUnit::Microsecond, Some(tz.clone())), false),
+        Field::new("duration_ms", DataType::Int64, false),
+        Field::new("rows_written", DataType::UInt64, true),
+        Field::new("output_version", DataType::UInt64, true),
+        Field::new("input_versions", DataType::Utf8, true),
+        Field::new("reason", DataType::Utf8, true),
+        Field::new("error", DataType::Utf8, true),
+        Field::new("selection", DataType::Utf8, false),
+    ]));
+    let duration: Vec<i64> = start.iter().zip(&end).map(|(s, e)| (e - s) / 1000).collect();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![run_id; n])),
+        Arc::new(StringArray::from(kind)),
+        Arc::new(StringArray::from(job)),
+        Arc::new(StringArray::from(path)),
+        Arc::new(StringArray::from(status)),
+        Arc::new(TimestampMicrosecondArray::from(start).with_timezone(tz.clone())),
+        Arc::new(TimestampMicrosecondArray::from(end).with_timezone(tz)),
+        Arc::new(Int64Array::from(duration)),
+        Arc::new(UInt64Array::from(rows)),
+        Arc::new(UInt64Array::from(version)),
+        Arc::new(StringArray::from(inputs)),
+        Arc::new(StringArray::from(reason)),
+        Arc::new(StringArray::from(error)),
+        Arc::new(StringArray::from(vec![selection; n])),
+    ];
+    let batch = RecordBatch::try_new(schema, columns)?;
+    let df = ws.engine.ctx().read_batch(batch)?;
+    let url = table_url(&ws.project.warehouse, RUNS_TABLE)?;
+    ws.engine
+        .write_delta(df, url)
+        .with_mode(WriteMode::Append)
+        .await
+        .context("cannot append to the run log _tessera.runs")?;
+    Ok(())
+}
