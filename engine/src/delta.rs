@@ -69,6 +69,12 @@ impl Engine {
 
     /// Opens the Delta table at `url`, at the requested version.
     pub async fn open_delta(&self, url: &Url, version: TableVersion) -> Result<DeltaTable> {
+        // Checked first: delta-rs logs an ERROR for a missing local folder, and asking is cheap.
+        if !self.has_delta_log(url).await? {
+            return Err(Error::NoDeltaTable {
+                url: url.to_string(),
+            });
+        }
         let mut table = self
             .delta_builder(url)?
             .build()

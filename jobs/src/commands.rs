@@ -123,6 +123,7 @@ pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
         .run(&selected, |r| {
             let seconds = (r.finished - r.started).num_milliseconds() as f64 / 1000.0;
             let detail = match r.status {
+                JobStatus::Success if r.output_version.is_none() => "view (planned inline)".into(),
                 JobStatus::Success => format!(
                     "{}{}",
                     r.output_version.map(|v| format!("v{v} ")).unwrap_or_default(),
@@ -189,20 +190,17 @@ pub async fn plan(ws: &Workspace, selectors: &[String], full_refresh: bool) -> R
             concurrency: 1,
         },
     );
-    for (n, &i) in selected.iter().enumerate() {
-        let job = &dag.jobs[i];
-        let planned = runner.plan_job(i).await?;
-        let upstream: Vec<&str> = dag.upstream[i]
-            .iter()
-            .filter(|u| selected.contains(u))
-            .map(|&u| dag.jobs[u].name.as_str())
-            .collect();
-        let action = if planned.run { "RUN " } else { "SKIP" };
-        let reason = if planned.run && !upstream.is_empty() && !full_refresh {
-            format!("{} (or after {} if they change)", planned.reason, upstream.join(", "))
+    let plans = runner.plan(&selected).await?;
+    for (n, planned) in plans.into_iter().enumerate() {
+        let job = &dag.jobs[planned.index];
+        let action = if job.config.materialized == Materialized::View {
+            "VIEW"
+        } else if planned.run {
+            "RUN "
         } else {
-            planned.reason
+            "SKIP"
         };
+        let reason = planned.reason;
         println!(
             "{:>3}. {action} {:<32} {:<11} {}",
             n + 1,

@@ -14,6 +14,29 @@ pub use tessera_engine as engine;
 
 use tessera_engine::demo::demo_tables;
 
+/// The SQL job library shipped in the binary (the `sql/` folder of the repository).
+pub mod library {
+    include!(concat!(env!("OUT_DIR"), "/library.rs"));
+
+    /// Writes the library's jobs into `<project>/jobs/`. Existing files are kept unless
+    /// `overwrite`; returns the files written.
+    pub fn install(project_dir: &std::path::Path, overwrite: bool) -> std::io::Result<Vec<std::path::PathBuf>> {
+        let mut written = Vec::new();
+        for (path, text) in LIBRARY {
+            let target = project_dir.join(crate::job::JOBS_DIR).join(path);
+            if target.exists() && !overwrite {
+                continue;
+            }
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&target, text)?;
+            written.push(target);
+        }
+        Ok(written)
+    }
+}
+
 /// The project file `tessera init` writes.
 pub fn init_template(name: &str) -> String {
     include_str!("../templates/tessera.toml").replace("{{name}}", name)

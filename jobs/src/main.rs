@@ -160,7 +160,7 @@ enum Command {
         /// Where to write (path or URL); `<project>/data` by default.
         #[arg(long)]
         out: Option<String>,
-        /// Replace data already at the output location.
+        /// Replace data already at the output location, and the library jobs in `jobs/`.
         #[arg(long)]
         force: bool,
         /// People generated per chunk (memory use is proportional).
@@ -169,6 +169,9 @@ enum Command {
         /// Do not run the example query afterwards.
         #[arg(long)]
         no_query: bool,
+        /// Do not run the project's jobs afterwards.
+        #[arg(long)]
+        no_run: bool,
     },
 }
 
@@ -315,6 +318,7 @@ async fn run(cli: Cli) -> Result<()> {
             force,
             chunk_size,
             no_query,
+            no_run,
         } => {
             let options = DemoOptions {
                 people,
@@ -322,7 +326,7 @@ async fn run(cli: Cli) -> Result<()> {
                 chunk_size,
                 overwrite: force,
             };
-            run_demo(&cli.project, out, options, !no_query).await
+            run_demo(&cli.project, out, options, !no_query, !no_run).await
         }
     }
 }
@@ -610,6 +614,7 @@ async fn run_demo(
     out: Option<String>,
     options: DemoOptions,
     query: bool,
+    run_jobs: bool,
 ) -> Result<()> {
     let project_file = project_dir.join(PROJECT_FILE);
     let project = if project_file.exists() {
@@ -667,6 +672,30 @@ async fn run_demo(
             "Wrote {} with a source per demo table",
             project_file.display()
         );
+    }
+    let has_jobs = !tessera_jobs::job::discover(&project.dir).0.is_empty();
+    if !has_jobs || options.overwrite {
+        let written = tessera_jobs::library::install(&project.dir, options.overwrite)
+            .with_context(|| format!("cannot write jobs under {}", project.dir.display()))?;
+        if !written.is_empty() {
+            println!(
+                "Wrote {} jobs from the SQL library under {}",
+                written.len(),
+                project.dir.join(tessera_jobs::job::JOBS_DIR).display()
+            );
+        }
+    }
+    if run_jobs {
+        let ws = Workspace::open(Project::load(project_dir)?)?;
+        println!();
+        commands::run(
+            &ws,
+            &commands::RunArgs {
+                concurrency: 2,
+                ..Default::default()
+            },
+        )
+        .await?;
     }
     if query {
         let project = Project::load(project_dir)?;

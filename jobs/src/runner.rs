@@ -230,6 +230,36 @@ impl<'a> Runner<'a> {
         })
     }
 
+    /// The plan of the selected jobs (DAG order): a job whose inputs are unchanged still runs
+    /// when a selected job it reads will publish a new version first.
+    pub async fn plan(&self, selected: &[usize]) -> Result<Vec<PlannedJob>> {
+        let mut changes = std::collections::BTreeSet::new();
+        let mut plans = Vec::with_capacity(selected.len());
+        for &index in selected {
+            let mut planned = self.plan_job(index).await?;
+            let job = &self.dag.jobs[index];
+            let changed_upstream: Vec<&str> = self.dag.upstream[index]
+                .iter()
+                .filter(|u| changes.contains(*u))
+                .map(|&u| self.dag.jobs[u].name.as_str())
+                .collect();
+            if !planned.run && !changed_upstream.is_empty() {
+                planned.run = true;
+                planned.reason = format!("runs after {} change", changed_upstream.join(", "));
+            }
+            let will_change = if job.config.materialized == Materialized::View {
+                !changed_upstream.is_empty()
+            } else {
+                planned.run
+            };
+            if will_change {
+                changes.insert(index);
+            }
+            plans.push(planned);
+        }
+        Ok(plans)
+    }
+
     /// Registers a job's inputs in the engine so its SQL can be planned.
     async fn register_inputs(&self, job: &Job) -> Result<()> {
         for name in Self::inputs_of(job) {
@@ -241,7 +271,8 @@ impl<'a> Runner<'a> {
     async fn register_table(&self, name: &str) -> Result<()> {
         let ctx = self.ws.engine.ctx();
         let reference = table_reference(name);
-        if ctx.table_exist(reference.clone())? {
+        // `table_exist` errors when the schema is not registered yet: that means "no".
+        if ctx.table_exist(reference.clone()).unwrap_or(false) {
             return Ok(());
         }
         match self.resolve(name) {
@@ -432,10 +463,8 @@ impl<'a> Runner<'a> {
         }
         let url = table_url(&self.ws.project.warehouse, &job.name)?;
         if !planned.run {
-            self.states
-                .lock()
-                .expect("poisoned")
-                .insert(job.name.clone(), self.delta_state(&job.name).await?);
+            let state = self.delta_state(&job.name).await?;
+            self.states.lock().expect("poisoned").insert(job.name.clone(), state);
             return Ok(JobStatus::Skipped);
         }
         self.register_inputs(job).await?;
