@@ -23,11 +23,16 @@ fn main() {
     let mut files = Vec::new();
     collect(&root, &mut files);
     files.sort();
-    let mut code = String::from("/// The SQL job library: (path under `sql/`, contents).\npub static LIBRARY: &[(&str, &str)] = &[\n");
+    let mut code = String::from(
+        "/// The SQL job library: (path under `sql/`, contents).\npub static LIBRARY: &[(&str, &str)] = &[\n",
+    );
     for file in files {
         let relative = file.strip_prefix(&root).expect("under sql/");
         let relative = relative.to_string_lossy().replace('\\', "/");
-        code.push_str(&format!("    ({relative:?}, include_str!({:?})),\n", file.display().to_string()));
+        code.push_str(&format!(
+            "    ({relative:?}, include_str!({:?})),\n",
+            file.display().to_string()
+        ));
     }
     code.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo")).join("library.rs");

@@ -28,6 +28,17 @@ fn demo_writes_a_project_and_runs_the_example_query() {
     let out = ok(tmp.path(), &["demo", "--people", "800", "--seed", "3"]);
     assert!(out.contains("Generated 800 people"), "{out}");
     assert!(out.contains("Wrote"), "{out}");
+    // The SQL library's jobs were installed and run.
+    assert!(
+        out.contains("done: 6 ran, 0 skipped (unchanged), 0 failed"),
+        "{out}"
+    );
+    assert!(tmp.path().join("jobs/staging/orders.sql").exists());
+    assert!(
+        tmp.path()
+            .join("warehouse/profiles/customer_orders/_delta_log")
+            .is_dir()
+    );
     // The example query's result table: one row per country.
     assert!(out.contains("| country"), "{out}");
     assert!(out.contains("| US"), "{out}");

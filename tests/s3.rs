@@ -113,6 +113,7 @@ fn the_demo_runs_on_s3_and_delta_tables_round_trip() {
             "--out",
             "s3://lake/demo",
             "--no-query",
+            "--no-run",
         ],
     );
     assert!(out.contains("Generated 1000 people"), "{out}");
@@ -143,6 +144,23 @@ fn the_demo_runs_on_s3_and_delta_tables_round_trip() {
         ],
     );
     assert_eq!(out, "ok\ntrue\n");
+
+    // The SQL job library runs with its warehouse on S3 (lock, merges, run log), then skips.
+    let out = ok(dir, &["run"]);
+    assert!(out.contains("6 ran, 0 skipped"), "{out}");
+    let out = ok(dir, &["run"]);
+    assert!(out.contains("1 ran, 5 skipped"), "{out}");
+    let out = ok(
+        dir,
+        &[
+            "sql",
+            "select (select count(*) from staging.orders) = (select count(*) from pos_orders) as ok, \
+             (select count(*) from _tessera.runs where kind = 'run') as runs",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(out, "ok,runs\ntrue,2\n");
 
     // Delta written to the S3 warehouse, appended, then read back (latest and version 0).
     ok(
@@ -214,7 +232,9 @@ fn the_demo_runs_on_s3_and_delta_tables_round_trip() {
          opts = {{'AWS_ENDPOINT_URL': '{e}', 'AWS_REGION': 'us-east-1', 'AWS_ALLOW_HTTP': 'true', \
          'AWS_ACCESS_KEY_ID': 'test', 'AWS_SECRET_ACCESS_KEY': 'test'}}\n\
          t = DeltaTable('s3://lake/warehouse/profiles/people', storage_options=opts)\n\
-         print(t.version(), t.to_pyarrow_table().num_rows)\n",
+         print(t.version(), t.to_pyarrow_table().num_rows, flush=True)\n\
+         # deltalake can abort at interpreter teardown (delta-io/delta-rs#2184)\n\
+         import os; os._exit(0)\n",
         e = server.endpoint
     );
     let out = Command::new(python())

@@ -263,17 +263,31 @@ impl Engine {
             None => match options.infer_schema(&state, &table_url).await {
                 Ok(schema) => schema,
                 Err(e) => {
-                    // Name the file: infer file by file until one fails.
+                    // Infer file by file: names the file that cannot be read, and reconciles
+                    // files whose types drifted compatibly (Utf8 / Utf8View, Int32 / Int64...).
+                    let mut schemas = Vec::with_capacity(files.len());
                     for file in &files {
-                        if let Err(file_err) = format
+                        match format
                             .infer_schema(&state, &store, std::slice::from_ref(file))
                             .await
                         {
-                            return Err(spec
-                                .error(format!("cannot read file {}: {file_err}", file.location)));
+                            Ok(schema) => schemas.push((file.location.to_string(), schema)),
+                            Err(file_err) => {
+                                return Err(spec.error(format!(
+                                    "cannot read file {}: {file_err}",
+                                    file.location
+                                )));
+                            }
                         }
                     }
-                    return Err(spec.error(format!("cannot infer the schema: {e}")));
+                    match merge_drifted_schemas(&schemas) {
+                        Ok(schema) => Arc::new(schema),
+                        Err(drift) => {
+                            return Err(
+                                spec.error(format!("cannot infer the schema: {drift} ({e})"))
+                            );
+                        }
+                    }
                 }
             },
         };
@@ -369,4 +383,118 @@ fn listing_url(url: &Url) -> datafusion::error::Result<ListingTableUrl> {
     let mut base = url.clone();
     base.set_path(&path[..folder_end]);
     ListingTableUrl::try_new(base, Some(pattern))
+}
+
+/// Merges the schemas of a source's files whose column types drifted in compatible ways: string
+/// encodings (Utf8, LargeUtf8, Utf8View), binary encodings, integer widths, integers with floats.
+/// Incompatible drift is an error naming the column and both files.
+fn merge_drifted_schemas(
+    schemas: &[(String, SchemaRef)],
+) -> std::result::Result<datafusion::arrow::datatypes::Schema, String> {
+    use datafusion::arrow::datatypes::{Field, Schema};
+    let mut fields: Vec<(Field, &str)> = Vec::new();
+    for (file, schema) in schemas {
+        for field in schema.fields() {
+            match fields.iter_mut().find(|(f, _)| f.name() == field.name()) {
+                None => fields.push((field.as_ref().clone().with_nullable(true), file)),
+                Some((existing, first_file)) => {
+                    let merged =
+                        reconcile(existing.data_type(), field.data_type()).ok_or_else(|| {
+                            format!(
+                                "column `{}` is {} in {first_file} but {} in {file}",
+                                field.name(),
+                                existing.data_type(),
+                                field.data_type()
+                            )
+                        })?;
+                    *existing = existing.clone().with_data_type(merged);
+                }
+            }
+        }
+    }
+    Ok(Schema::new(
+        fields.into_iter().map(|(f, _)| f).collect::<Vec<_>>(),
+    ))
+}
+
+fn reconcile(a: &DataType, b: &DataType) -> Option<DataType> {
+    use DataType::*;
+    let string = |t: &DataType| matches!(t, Utf8 | LargeUtf8 | Utf8View);
+    let binary = |t: &DataType| matches!(t, Binary | LargeBinary | BinaryView);
+    let rank = |t: &DataType| match t {
+        Int8 => Some(1),
+        Int16 => Some(2),
+        Int32 => Some(3),
+        Int64 => Some(4),
+        _ => None,
+    };
+    match (a, b) {
+        _ if a == b => Some(a.clone()),
+        (Null, t) | (t, Null) => Some(t.clone()),
+        _ if string(a) && string(b) => Some(Utf8View),
+        _ if binary(a) && binary(b) => Some(BinaryView),
+        _ if rank(a).is_some() && rank(b).is_some() => Some(if rank(a) >= rank(b) {
+            a.clone()
+        } else {
+            b.clone()
+        }),
+        _ if (a.is_integer() || a.is_floating()) && (b.is_integer() || b.is_floating()) => {
+            Some(Float64)
+        }
+        (Timestamp(_, tz_a), Timestamp(_, tz_b)) if tz_a == tz_b => Some(Timestamp(
+            datafusion::arrow::datatypes::TimeUnit::Microsecond,
+            tz_a.clone(),
+        )),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod drift_tests {
+    use super::*;
+    use datafusion::arrow::datatypes::{Field, Schema};
+
+    fn schema(fields: &[(&str, DataType)]) -> SchemaRef {
+        Arc::new(Schema::new(
+            fields
+                .iter()
+                .map(|(n, t)| Field::new(*n, t.clone(), false))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    #[test]
+    fn compatible_drift_is_reconciled_and_new_columns_are_nullable() {
+        let merged = merge_drifted_schemas(&[
+            (
+                "a.parquet".into(),
+                schema(&[("id", DataType::Utf8), ("n", DataType::Int32)]),
+            ),
+            (
+                "b.parquet".into(),
+                schema(&[
+                    ("id", DataType::Utf8View),
+                    ("n", DataType::Int64),
+                    ("x", DataType::Float32),
+                ]),
+            ),
+        ])
+        .unwrap();
+        assert_eq!(merged.field(0).data_type(), &DataType::Utf8View);
+        assert_eq!(merged.field(1).data_type(), &DataType::Int64);
+        assert!(merged.field(2).is_nullable());
+    }
+
+    #[test]
+    fn incompatible_drift_names_the_column_and_both_files() {
+        let err = merge_drifted_schemas(&[
+            ("a.parquet".into(), schema(&[("amount", DataType::Int64)])),
+            ("b.parquet".into(), schema(&[("amount", DataType::Utf8)])),
+        ])
+        .unwrap_err();
+        assert!(
+            err.contains("`amount`") && err.contains("a.parquet") && err.contains("b.parquet"),
+            "{err}"
+        );
+    }
 }

@@ -10,9 +10,7 @@ use tessera_engine::TableVersion;
 
 use crate::dag::{Dag, Input};
 use crate::job::{JobError, Materialized, discover};
-use crate::runner::{
-    JobResult, JobStatus, RunLock, RunOptions, Runner, append_run_log, table_url,
-};
+use crate::runner::{JobResult, JobStatus, RunLock, RunOptions, Runner, append_run_log, table_url};
 use crate::workspace::Workspace;
 
 /// At least one job failed (exit code 1).
@@ -49,8 +47,13 @@ pub async fn load_dag(ws: &Workspace) -> Result<(Dag, Vec<JobError>)> {
     Ok((dag, errors))
 }
 
+/// A `--select` that selects nothing or cannot be read (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadSelection(pub String);
+
 fn select(dag: &Dag, selectors: &[String]) -> Result<Vec<usize>> {
-    dag.select(selectors).map_err(|e| anyhow::anyhow!(e))
+    Ok(dag.select(selectors).map_err(BadSelection)?)
 }
 
 /// Options of `tessera run`.
@@ -126,7 +129,9 @@ pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
                 JobStatus::Success if r.output_version.is_none() => "view (planned inline)".into(),
                 JobStatus::Success => format!(
                     "{}{}",
-                    r.output_version.map(|v| format!("v{v} ")).unwrap_or_default(),
+                    r.output_version
+                        .map(|v| format!("v{v} "))
+                        .unwrap_or_default(),
                     r.rows.map(|n| format!("{n} rows")).unwrap_or_default()
                 ),
                 JobStatus::Skipped => r.reason.clone(),
@@ -303,14 +308,25 @@ pub async fn ls(ws: &Workspace, selectors: &[String]) -> Result<()> {
     let selected = select(&dag, selectors)?;
     let mut table = comfy_table::Table::new();
     table.load_style(comfy_table::presets::ASCII_MARKDOWN);
-    table.set_header(["job", "materialized", "tags", "reads", "path", "description"]);
+    table.set_header([
+        "job",
+        "materialized",
+        "tags",
+        "reads",
+        "path",
+        "description",
+    ]);
     for &i in &selected {
         let job = &dag.jobs[i];
         table.add_row([
             job.name.clone(),
             job.config.materialized.to_string(),
             job.config.tags.join(", "),
-            job.references.iter().cloned().collect::<Vec<_>>().join(", "),
+            job.references
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
             job.path.display().to_string(),
             job.config.description.clone().unwrap_or_default(),
         ]);

@@ -31,10 +31,7 @@ impl Dag {
     /// Builds the graph. `is_known` says whether a reference that is not a job is a source or
     /// a warehouse table. Unknown references and cycles are errors naming the files; the jobs
     /// they concern are dropped (with everything downstream), the others kept.
-    pub fn build(
-        jobs: Vec<Job>,
-        is_known: impl Fn(&str) -> Option<Input>,
-    ) -> (Dag, Vec<JobError>) {
+    pub fn build(jobs: Vec<Job>, is_known: impl Fn(&str) -> Option<Input>) -> (Dag, Vec<JobError>) {
         let mut errors = Vec::new();
         let mut jobs = jobs;
         loop {
@@ -62,9 +59,7 @@ impl Dag {
                         errors.push(JobError {
                             path: job.path.clone(),
                             line: None,
-                            message: format!(
-                                "`{r}` is not a job, a source or a warehouse table"
-                            ),
+                            message: format!("`{r}` is not a job, a source or a warehouse table"),
                         });
                         bad.insert(i);
                     }
@@ -144,8 +139,7 @@ impl Dag {
                 );
             }
             // A cycle: name it, drop its jobs (and their dependents), order the rest.
-            let stuck: BTreeSet<usize> =
-                (0..jobs.len()).filter(|i| !order.contains(i)).collect();
+            let stuck: BTreeSet<usize> = (0..jobs.len()).filter(|i| !order.contains(i)).collect();
             let cycle = find_cycle(&stuck, &upstream);
             let files: Vec<String> = cycle
                 .iter()
@@ -311,7 +305,10 @@ mod tests {
     #[test]
     fn orders_by_references_and_selects() {
         let jobs = vec![
-            job("jobs/c.sql", "-- @tags: t\nselect * from b join a using (x)"),
+            job(
+                "jobs/c.sql",
+                "-- @tags: t\nselect * from b join a using (x)",
+            ),
             job("jobs/b.sql", "select * from a"),
             job("jobs/a.sql", "select * from src"),
             job("jobs/d.sql", "select * from src"),
@@ -347,11 +344,20 @@ mod tests {
         let names: Vec<&str> = dag.jobs.iter().map(|j| j.name.as_str()).collect();
         assert_eq!(names, vec!["e"]);
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        assert!(text.iter().any(|e| e.starts_with("jobs/d.sql: `missing_table`")), "{text:?}");
         assert!(
-            text.iter().any(|e| e.contains("dependency cycle") && e.contains("jobs/a.sql") && e.contains("jobs/b.sql")),
+            text.iter()
+                .any(|e| e.starts_with("jobs/d.sql: `missing_table`")),
             "{text:?}"
         );
-        assert!(text.iter().any(|e| e.starts_with("jobs/c.sql: skipped")), "{text:?}");
+        assert!(
+            text.iter().any(|e| e.contains("dependency cycle")
+                && e.contains("jobs/a.sql")
+                && e.contains("jobs/b.sql")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|e| e.starts_with("jobs/c.sql: skipped")),
+            "{text:?}"
+        );
     }
 }

@@ -240,7 +240,9 @@ impl Job {
 
     /// Table part of the name.
     pub fn table(&self) -> &str {
-        self.name.split_once('.').map_or(self.name.as_str(), |(_, t)| t)
+        self.name
+            .split_once('.')
+            .map_or(self.name.as_str(), |(_, t)| t)
     }
 }
 
@@ -339,8 +341,7 @@ pub fn job_name(relative: &Path) -> Result<String, String> {
         .collect();
     let valid = |s: &str| {
         !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !s.starts_with(|c: char| c.is_ascii_digit())
     };
     match parts.as_slice() {
@@ -381,13 +382,19 @@ pub fn parse_job(relative: &Path, text: &str) -> Result<Job, JobError> {
         let Some(setting) = comment.trim().strip_prefix('@') else {
             continue;
         };
-        let (key, value) = setting
-            .split_once(':')
-            .ok_or_else(|| err(Some(line_no), format!("`@{setting}`: expected `@key: value`")))?;
-        apply_setting(&mut config, key.trim(), value.trim())
-            .map_err(|m| err(Some(line_no), m))?;
+        let (key, value) = setting.split_once(':').ok_or_else(|| {
+            err(
+                Some(line_no),
+                format!("`@{setting}`: expected `@key: value`"),
+            )
+        })?;
+        apply_setting(&mut config, key.trim(), value.trim()).map_err(|m| err(Some(line_no), m))?;
     }
-    let sql = text[body_start..].trim().trim_end_matches(';').trim().to_string();
+    let sql = text[body_start..]
+        .trim()
+        .trim_end_matches(';')
+        .trim()
+        .to_string();
     if sql.is_empty() {
         return Err(err(None, "the file has no SQL".into()));
     }
@@ -585,7 +592,10 @@ mod tests {
 
     #[test]
     fn names_follow_the_file_path() {
-        assert_eq!(job_name(Path::new("jobs/profiles/traits.sql")).unwrap(), "profiles.traits");
+        assert_eq!(
+            job_name(Path::new("jobs/profiles/traits.sql")).unwrap(),
+            "profiles.traits"
+        );
         assert_eq!(job_name(Path::new("jobs/orders.sql")).unwrap(), "orders");
         assert!(job_name(Path::new("jobs/a/b/c.sql")).is_err());
         assert!(job_name(Path::new("jobs/my-table.sql")).is_err());
@@ -612,10 +622,18 @@ mod tests {
     fn bad_headers_and_sql_name_file_and_line() {
         let e = parse_job(Path::new("jobs/x.sql"), "-- @materialised: view\nselect 1").unwrap_err();
         assert_eq!(e.line, Some(1));
-        assert!(e.to_string().starts_with("jobs/x.sql:1: unknown setting `@materialised`"), "{e}");
-        let e = parse_job(Path::new("jobs/x.sql"), "-- @tags: a\n\nselect from where").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("jobs/x.sql:1: unknown setting `@materialised`"),
+            "{e}"
+        );
+        let e = parse_job(Path::new("jobs/x.sql"), "-- @tags: a\n\nselect (1 from t").unwrap_err();
         assert!(e.to_string().contains("SQL syntax error"), "{e}");
-        let e = parse_job(Path::new("jobs/x.sql"), "-- @materialized: incremental\nselect 1").unwrap_err();
+        let e = parse_job(
+            Path::new("jobs/x.sql"),
+            "-- @materialized: incremental\nselect 1",
+        )
+        .unwrap_err();
         assert!(e.message.contains("@unique_key"), "{e}");
         let e = parse_job(Path::new("jobs/x.sql"), "select 1; select 2").unwrap_err();
         assert!(e.message.contains("exactly one query"), "{e}");

@@ -20,7 +20,10 @@ pub mod library {
 
     /// Writes the library's jobs into `<project>/jobs/`. Existing files are kept unless
     /// `overwrite`; returns the files written.
-    pub fn install(project_dir: &std::path::Path, overwrite: bool) -> std::io::Result<Vec<std::path::PathBuf>> {
+    pub fn install(
+        project_dir: &std::path::Path,
+        overwrite: bool,
+    ) -> std::io::Result<Vec<std::path::PathBuf>> {
         let mut written = Vec::new();
         for (path, text) in LIBRARY {
             let target = project_dir.join(crate::job::JOBS_DIR).join(path);

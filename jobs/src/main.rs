@@ -199,7 +199,9 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::debug!("{e:?}");
             eprintln!("error: {e:#}");
-            if e.downcast_ref::<ProjectError>().is_some() {
+            if e.downcast_ref::<ProjectError>().is_some()
+                || e.downcast_ref::<commands::BadSelection>().is_some()
+            {
                 ExitCode::from(2)
             } else if e.downcast_ref::<tessera_jobs::runner::LockHeld>().is_some() {
                 ExitCode::from(3)

@@ -7,9 +7,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
-use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array};
+use datafusion::arrow::array::{
+    ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemoryCatalogProviderList, MemorySchemaProvider};
+use datafusion::catalog::{
+    CatalogProvider, MemoryCatalogProvider, MemoryCatalogProviderList, MemorySchemaProvider,
+};
 use datafusion::common::{ScalarValue, TableReference};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{DataFrame, SessionContext};
@@ -169,7 +173,11 @@ impl<'a> Runner<'a> {
             Some(Input::Source(source)) => {
                 let spec = &self.ws.project.sources[&source].spec;
                 if spec.format == SourceFormat::Delta {
-                    let table = self.ws.engine.open_delta(&spec.url, spec.version.clone()).await?;
+                    let table = self
+                        .ws
+                        .engine
+                        .open_delta(&spec.url, spec.version.clone())
+                        .await?;
                     Ok(format!("delta v{}", table.version().unwrap_or_default()))
                 } else {
                     listing_digest(&self.ws.engine.store_for(&spec.url)?, &spec.url).await
@@ -211,7 +219,10 @@ impl<'a> Runner<'a> {
         }
         let fingerprint = fingerprint(job, &inputs);
         let (run, reason) = if job.config.materialized == Materialized::View {
-            (true, "view: planned inline into the jobs that read it".to_string())
+            (
+                true,
+                "view: planned inline into the jobs that read it".to_string(),
+            )
         } else if self.options.full_refresh {
             (true, "full refresh".to_string())
         } else {
@@ -284,10 +295,9 @@ impl<'a> Runner<'a> {
                 let upstream = &self.dag.jobs[index];
                 if upstream.config.materialized == Materialized::View {
                     Box::pin(self.register_inputs(upstream)).await?;
-                    let df = ctx
-                        .sql(&upstream.sql)
-                        .await
-                        .with_context(|| format!("view {} ({})", upstream.name, upstream.path.display()))?;
+                    let df = ctx.sql(&upstream.sql).await.with_context(|| {
+                        format!("view {} ({})", upstream.name, upstream.path.display())
+                    })?;
                     register_under(ctx, name, df.into_view())?;
                 } else {
                     self.register_delta(name).await?;
@@ -326,12 +336,18 @@ impl<'a> Runner<'a> {
         if !self.ws.engine.delta_exists(&url).await? {
             return Ok(job.sql.clone());
         }
-        let this = self.ws.engine.open_delta(&url, TableVersion::Latest).await?;
+        let this = self
+            .ws
+            .engine
+            .open_delta(&url, TableVersion::Latest)
+            .await?;
         let provider = self.ws.engine.delta_provider(&this).await?;
         let ctx = SessionContext::new_with_state(self.ws.engine.ctx().state());
         let df = ctx.read_table(provider)?.aggregate(
             vec![],
-            vec![datafusion::functions_aggregate::expr_fn::max(datafusion::prelude::ident(watermark))],
+            vec![datafusion::functions_aggregate::expr_fn::max(
+                datafusion::prelude::ident(watermark),
+            )],
         )?;
         let batches = df.collect().await?;
         let max = batches
@@ -341,7 +357,8 @@ impl<'a> Runner<'a> {
             .transpose()?;
         match max {
             Some(max) if !max.is_null() => {
-                let literal = datafusion::sql::unparser::expr_to_sql(&datafusion::prelude::lit(max))?;
+                let literal =
+                    datafusion::sql::unparser::expr_to_sql(&datafusion::prelude::lit(max))?;
                 Ok(format!(
                     "select * from (\n{}\n) as incremental_input\nwhere {} > {literal}",
                     job.sql,
@@ -354,7 +371,11 @@ impl<'a> Runner<'a> {
 
     /// Runs the selected jobs (indexes in DAG order), `concurrency` at a time, each as soon as
     /// the jobs it reads are done. Jobs downstream of a failure are reported, not run.
-    pub async fn run(&self, selected: &[usize], on_done: impl Fn(&JobResult) + Sync) -> Vec<JobResult> {
+    pub async fn run(
+        &self,
+        selected: &[usize],
+        on_done: impl Fn(&JobResult) + Sync,
+    ) -> Vec<JobResult> {
         let selected_set: std::collections::BTreeSet<usize> = selected.iter().copied().collect();
         let results: Mutex<BTreeMap<usize, JobResult>> = Mutex::new(BTreeMap::new());
         let semaphore = Semaphore::new(self.options.concurrency.max(1));
@@ -454,17 +475,24 @@ impl<'a> Runner<'a> {
         if job.config.materialized == Materialized::View {
             self.register_table(&job.name).await?;
             // Plan it now so that an error in the view is reported against its file.
-            self.ws.engine.ctx().table(table_reference(&job.name)).await?;
-            self.states
-                .lock()
-                .expect("poisoned")
-                .insert(job.name.clone(), format!("view {}", &planned.fingerprint[..16]));
+            self.ws
+                .engine
+                .ctx()
+                .table(table_reference(&job.name))
+                .await?;
+            self.states.lock().expect("poisoned").insert(
+                job.name.clone(),
+                format!("view {}", &planned.fingerprint[..16]),
+            );
             return Ok(JobStatus::Success);
         }
         let url = table_url(&self.ws.project.warehouse, &job.name)?;
         if !planned.run {
             let state = self.delta_state(&job.name).await?;
-            self.states.lock().expect("poisoned").insert(job.name.clone(), state);
+            self.states
+                .lock()
+                .expect("poisoned")
+                .insert(job.name.clone(), state);
             return Ok(JobStatus::Skipped);
         }
         self.register_inputs(job).await?;
@@ -495,12 +523,19 @@ impl<'a> Runner<'a> {
                 .write_delta(df, staging.clone())
                 .await
                 .context("staging the output for its tests")?;
-            let staged = self.ws.engine.open_delta(&staging, TableVersion::Latest).await?;
+            let staged = self
+                .ws
+                .engine
+                .open_delta(&staging, TableVersion::Latest)
+                .await?;
             let provider = self.ws.engine.delta_provider(&staged).await?;
             let failures = self.run_tests(job, provider.clone()).await?;
             if !failures.is_empty() {
                 result.status = JobStatus::TestFailed;
-                bail!("data tests failed, nothing published: {}", failures.join("; "));
+                bail!(
+                    "data tests failed, nothing published: {}",
+                    failures.join("; ")
+                );
             }
             ctx.read_table(provider)?
         };
@@ -549,7 +584,12 @@ impl<'a> Runner<'a> {
         test_ctx.register_table("this", provider)?;
         for name in job.config.tests.iter().flat_map(|t| t.references()) {
             self.register_table(&name).await?;
-            let table = self.ws.engine.ctx().table_provider(table_reference(&name)).await?;
+            let table = self
+                .ws
+                .engine
+                .ctx()
+                .table_provider(table_reference(&name))
+                .await?;
             if let Some((schema, _)) = name.split_once('.')
                 && catalog.schema(schema).is_none()
             {
@@ -564,7 +604,9 @@ impl<'a> Runner<'a> {
                 .sql(&sql)
                 .await
                 .with_context(|| format!("test {}", test.name()))?;
-            let bad = count_rows(df).await.with_context(|| format!("test {}", test.name()))?;
+            let bad = count_rows(df)
+                .await
+                .with_context(|| format!("test {}", test.name()))?;
             if bad > 0 {
                 failures.push(format!("{} ({bad} failing rows)", test.name()));
             }
@@ -629,7 +671,10 @@ fn sql_hash(job: &Job) -> String {
 fn commit_metadata(job: &Job, planned: &PlannedJob) -> Vec<(String, serde_json::Value)> {
     vec![
         ("tessera.job".into(), job.name.clone().into()),
-        ("tessera.fingerprint".into(), planned.fingerprint.clone().into()),
+        (
+            "tessera.fingerprint".into(),
+            planned.fingerprint.clone().into(),
+        ),
         ("tessera.sql_hash".into(), sql_hash(job).into()),
         (
             "tessera.inputs".into(),
@@ -685,11 +730,20 @@ async fn listing_digest(store: &Arc<dyn ObjectStore>, url: &Url) -> Result<Strin
     let mut listing = store.list(Some(&prefix));
     while let Some(meta) = listing.next().await {
         let meta = meta?;
-        entries.push(format!("{} {} {}", meta.location, meta.size, meta.last_modified.timestamp_micros()));
+        entries.push(format!(
+            "{} {} {}",
+            meta.location,
+            meta.size,
+            meta.last_modified.timestamp_micros()
+        ));
     }
     entries.sort();
     let parts: Vec<&str> = entries.iter().map(String::as_str).collect();
-    Ok(format!("files {} {}", entries.len(), &sha256_hex(&parts)[..16]))
+    Ok(format!(
+        "files {} {}",
+        entries.len(),
+        &sha256_hex(&parts)[..16]
+    ))
 }
 
 /// The warehouse-wide run lock: one `tessera run` at a time per warehouse.
@@ -700,7 +754,9 @@ pub struct RunLock {
 
 impl std::fmt::Debug for RunLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunLock").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("RunLock")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -717,7 +773,11 @@ pub struct LockHeld {
 impl RunLock {
     /// Takes the lock, waiting up to `wait` for another run to finish. A lock left by a killed
     /// process on this host is taken over.
-    pub async fn acquire(ws: &Workspace, run_id: &str, wait: std::time::Duration) -> Result<RunLock> {
+    pub async fn acquire(
+        ws: &Workspace,
+        run_id: &str,
+        wait: std::time::Duration,
+    ) -> Result<RunLock> {
         let lock_url = ws.project.warehouse.join("_tessera/run.lock")?;
         let store = ws.engine.store_for(&lock_url)?;
         let path = object_path(&lock_url);
@@ -748,13 +808,16 @@ impl RunLock {
                         Err(object_store::Error::NotFound { .. }) => continue,
                         Err(e) => return Err(e.into()),
                     };
-                    let parsed: serde_json::Value = serde_json::from_str(&holder).unwrap_or_default();
+                    let parsed: serde_json::Value =
+                        serde_json::from_str(&holder).unwrap_or_default();
                     let same_host = parsed["host"].as_str() == Some(host.as_str());
                     let dead = parsed["pid"]
                         .as_u64()
                         .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
                     if same_host && dead {
-                        tracing::warn!("taking over the lock of a run that is no longer alive: {holder}");
+                        tracing::warn!(
+                            "taking over the lock of a run that is no longer alive: {holder}"
+                        );
                         store.delete(&path).await.ok();
                         continue;
                     }
@@ -767,7 +830,9 @@ impl RunLock {
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 }
-                Err(e) => return Err(anyhow!(e).context(format!("cannot take the run lock {lock_url}"))),
+                Err(e) => {
+                    return Err(anyhow!(e).context(format!("cannot take the run lock {lock_url}")));
+                }
             }
         }
     }
@@ -781,9 +846,13 @@ impl RunLock {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname")
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|f| std::fs::read_to_string(f).ok())
         .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Appends a run and its jobs to `_tessera.runs`.
@@ -801,17 +870,21 @@ pub async fn append_run_log(
     let mut kind = vec!["run".to_string()];
     let mut job = vec![None];
     let mut path = vec![None];
-    let mut status = vec![if failed > 0 || run_error.is_some() { "failed" } else { "success" }.to_string()];
+    let mut status = vec![
+        if failed > 0 || run_error.is_some() {
+            "failed"
+        } else {
+            "success"
+        }
+        .to_string(),
+    ];
     let mut start = vec![ts(started)];
     let mut end = vec![ts(finished)];
     let mut rows: Vec<Option<u64>> = vec![Some(results.iter().filter_map(|r| r.rows).sum())];
     let mut version: Vec<Option<u64>> = vec![None];
     let mut inputs: Vec<Option<String>> = vec![None];
-    let mut reason: Vec<Option<String>> = vec![Some(format!(
-        "{} jobs: {} failed",
-        results.len(),
-        failed
-    ))];
+    let mut reason: Vec<Option<String>> =
+        vec![Some(format!("{} jobs: {} failed", results.len(), failed))];
     let mut error: Vec<Option<String>> = vec![run_error.map(str::to_string)];
     for r in results {
         kind.push("job".into());
@@ -834,8 +907,16 @@ pub async fn append_run_log(
         Field::new("job", DataType::Utf8, true),
         Field::new("path", DataType::Utf8, true),
         Field::new("status", DataType::Utf8, false),
-        Field::new("started_at", DataType::Timestamp(TimeUnit::Microsecond, Some(tz.clone())), false),
-        Field::new("finished_at", DataType::Timestamp(TimeUnit::Microsecond, Some(tz.clone())), false),
+        Field::new(
+            "started_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some(tz.clone())),
+            false,
+        ),
+        Field::new(
+            "finished_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some(tz.clone())),
+            false,
+        ),
         Field::new("duration_ms", DataType::Int64, false),
         Field::new("rows_written", DataType::UInt64, true),
         Field::new("output_version", DataType::UInt64, true),
@@ -844,7 +925,11 @@ pub async fn append_run_log(
         Field::new("error", DataType::Utf8, true),
         Field::new("selection", DataType::Utf8, false),
     ]));
-    let duration: Vec<i64> = start.iter().zip(&end).map(|(s, e)| (e - s) / 1000).collect();
+    let duration: Vec<i64> = start
+        .iter()
+        .zip(&end)
+        .map(|(s, e)| (e - s) / 1000)
+        .collect();
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(vec![run_id; n])),
         Arc::new(StringArray::from(kind)),

@@ -10,6 +10,7 @@
 -- @test: accepted_values(currency, 'USD', 'GBP', 'EUR')
 -- @test: relationships(pos_customer_id, staging.pos_customers.pos_customer_id)
 -- @test: empty(select * from this where amount < 0)
+-- A source may deliver an order again (a correction): the latest version of each order wins.
 select
     order_id,
     pos_customer_id,
@@ -20,4 +21,10 @@ select
     items,
     amount,
     currency
-from pos_orders
+from (
+    select
+        *,
+        row_number() over (partition by order_id order by order_ts desc) as version_rank
+    from pos_orders
+) as versions
+where version_rank = 1

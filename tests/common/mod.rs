@@ -59,7 +59,15 @@ pub fn shared_demo() -> &'static Path {
             .keep();
         ok(
             &dir,
-            &["demo", "--people", "3000", "--seed", "11", "--no-query", "--no-run"],
+            &[
+                "demo",
+                "--people",
+                "3000",
+                "--seed",
+                "11",
+                "--no-query",
+                "--no-run",
+            ],
         );
         dir
     })

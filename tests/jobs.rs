@@ -1,0 +1,533 @@
+//! SQL jobs as a data engineer runs them: `tessera run | plan | compile | test | ls` on the demo
+//! project and its SQL library, with incremental runs, data tests, failures, selection,
+//! concurrency and the run log.
+
+mod common;
+
+use std::path::Path;
+
+use common::{fails, json_rows, ok, run_in, tessera};
+use serde_json::Value;
+
+/// A fresh demo project (data + library jobs, nothing run yet).
+fn demo_project(people: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    ok(
+        tmp.path(),
+        &[
+            "demo",
+            "--people",
+            people,
+            "--seed",
+            "5",
+            "--no-query",
+            "--no-run",
+        ],
+    );
+    assert!(tmp.path().join("jobs/staging/orders.sql").exists());
+    tmp
+}
+
+/// `tessera run --json ...`: the job events, by job name.
+fn run_json(dir: &Path, extra: &[&str]) -> (Option<i32>, Vec<Value>) {
+    let mut args = vec!["run", "--json"];
+    args.extend_from_slice(extra);
+    let out = run_in(dir, &args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let events: Vec<Value> = stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}\n{stdout}"))
+        })
+        .collect();
+    (out.status.code(), events)
+}
+
+fn job_events(events: &[Value]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "job_finished")
+        .map(|e| {
+            (
+                e["job"].as_str().unwrap().to_string(),
+                e["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn status_of(events: &[Value], job: &str) -> String {
+    job_events(events)
+        .into_iter()
+        .find(|(j, _)| j == job)
+        .unwrap_or_else(|| panic!("{job} not in {events:?}"))
+        .1
+}
+
+fn csv(dir: &Path, query: &str) -> String {
+    ok(dir, &["sql", query, "--format", "csv"])
+}
+
+fn scalar(dir: &Path, query: &str) -> String {
+    csv(dir, query)
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn delta_version(dir: &Path, table: &str) -> u64 {
+    let log = dir
+        .join("warehouse")
+        .join(table.replace('.', "/"))
+        .join("_delta_log");
+    std::fs::read_dir(&log)
+        .unwrap_or_else(|e| panic!("{}: {e}", log.display()))
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".json")?.parse::<u64>().ok()
+        })
+        .max()
+        .unwrap()
+}
+
+#[test]
+fn run_builds_the_dag_in_order_then_skips_what_did_not_change() {
+    let project = demo_project("1500");
+    let dir = project.path();
+    let (code, events) = run_json(dir, &[]);
+    assert_eq!(code, Some(0), "{events:?}");
+    assert_eq!(events.first().unwrap()["event"], "run_started");
+    assert_eq!(events.last().unwrap()["event"], "run_finished");
+    let jobs = job_events(&events);
+    assert_eq!(jobs.len(), 6, "{jobs:?}");
+    assert!(jobs.iter().all(|(_, s)| s == "success"), "{jobs:?}");
+    let position = |name: &str| jobs.iter().position(|(j, _)| j == name).unwrap();
+    assert!(position("staging.orders") < position("profiles.customer_orders"));
+    assert!(position("staging.pos_customers") < position("profiles.customer_orders"));
+    assert!(position("staging.web_events") < position("profiles.web_activity"));
+
+    // The outputs are right: revenue per customer adds up to the source's.
+    assert_eq!(
+        scalar(dir, "select sum(revenue) from profiles.customer_orders"),
+        scalar(dir, "select sum(amount) from pos_orders")
+    );
+    assert_eq!(
+        scalar(dir, "select count(*) from profiles.customer_orders"),
+        scalar(dir, "select count(*) from pos_customers")
+    );
+    // A view is not stored.
+    assert!(!dir.join("warehouse/staging/web_events").exists());
+
+    // Nothing changed: everything but the view is skipped, and the tables keep their version.
+    let (code, events) = run_json(dir, &[]);
+    assert_eq!(code, Some(0));
+    for (job, status) in job_events(&events) {
+        let expected = if job == "staging.web_events" {
+            "success"
+        } else {
+            "skipped"
+        };
+        assert_eq!(status, expected, "{job}");
+    }
+    assert_eq!(delta_version(dir, "staging.orders"), 0);
+    let plan = ok(dir, &["plan"]);
+    assert!(plan.contains("SKIP staging.orders"), "{plan}");
+    assert!(plan.contains("unchanged since the last run"), "{plan}");
+
+    // A changed job runs again, and so do the jobs that read it; others stay skipped.
+    let file = dir.join("jobs/staging/pos_customers.sql");
+    let sql = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        sql.replace("    home_store_id,", "    home_store_id as store,"),
+    )
+    .unwrap();
+    let plan = ok(dir, &["plan"]);
+    assert!(plan.contains("RUN  staging.pos_customers"), "{plan}");
+    assert!(plan.contains("SQL or settings changed"), "{plan}");
+    assert!(plan.contains("RUN  profiles.customer_orders"), "{plan}");
+    assert!(plan.contains("SKIP staging.contacts"), "{plan}");
+    let (code, events) = run_json(dir, &[]);
+    assert_eq!(code, Some(0), "{events:?}");
+    assert_eq!(status_of(&events, "staging.pos_customers"), "success");
+    assert_eq!(status_of(&events, "profiles.customer_orders"), "success");
+    assert_eq!(status_of(&events, "staging.contacts"), "skipped");
+    // staging.orders' relationships test reads staging.pos_customers: it re-runs too.
+    assert_eq!(status_of(&events, "staging.orders"), "success");
+
+    // --full-refresh runs everything.
+    let (code, events) = run_json(dir, &["--full-refresh"]);
+    assert_eq!(code, Some(0));
+    assert!(job_events(&events).iter().all(|(_, s)| s == "success"));
+}
+
+#[test]
+fn incremental_job_merges_only_new_rows_and_equals_a_full_refresh() {
+    let project = demo_project("1500");
+    let dir = project.path();
+    let (code, events) = run_json(dir, &[]);
+    assert_eq!(code, Some(0), "{events:?}");
+    let before: u64 = scalar(dir, "select count(*) from staging.orders")
+        .parse()
+        .unwrap();
+
+    // The compiled SQL now reads only orders newer than the newest one stored.
+    let compiled = ok(dir, &["compile", "-s", "staging.orders"]);
+    assert!(compiled.contains("where order_ts > "), "{compiled}");
+
+    // New orders arrive in a new partition: 40 new ones, and one existing order corrected.
+    let new_orders = "select 'NEW-' || order_id as order_id, pos_customer_id, store_id, channel, \
+         order_ts + interval '4000 days' as order_ts, category, items, amount, currency \
+         from pos_orders where order_year = '2024' order by order_id limit 40";
+    let corrected = "select order_id, pos_customer_id, store_id, channel, \
+         order_ts + interval '4001 days' as order_ts, category, items, \
+         cast(1.23 as decimal(12, 2)) as amount, currency \
+         from pos_orders order by order_id limit 1";
+    let changed_id = scalar(
+        dir,
+        "select order_id from pos_orders order by order_id limit 1",
+    );
+    let target = dir.join("data/pos/orders/order_year=2099");
+    std::fs::create_dir_all(&target).unwrap();
+    ok(
+        dir,
+        &[
+            "export",
+            &format!("({new_orders}) union all ({corrected})"),
+            target.join("late.parquet").to_str().unwrap(),
+        ],
+    );
+
+    let plan = ok(dir, &["plan"]);
+    assert!(plan.contains("inputs changed: pos_orders"), "{plan}");
+    let (code, events) = run_json(dir, &[]);
+    assert_eq!(code, Some(0), "{events:?}");
+    let orders = events
+        .iter()
+        .find(|e| e["job"] == "staging.orders")
+        .unwrap();
+    assert_eq!(orders["status"], "success");
+    // Only the 41 new input rows were processed: 40 inserted, 1 updated.
+    assert_eq!(orders["rows"], 41, "{orders}");
+    assert_eq!(orders["output_version"], 1);
+    assert_eq!(status_of(&events, "profiles.customer_orders"), "success");
+    assert_eq!(status_of(&events, "staging.contacts"), "skipped");
+    let after: u64 = scalar(dir, "select count(*) from staging.orders")
+        .parse()
+        .unwrap();
+    assert_eq!(after, before + 40);
+    assert_eq!(
+        scalar(
+            dir,
+            &format!(
+                "select cast(amount as varchar) from staging.orders where order_id = '{changed_id}'"
+            )
+        ),
+        "1.23"
+    );
+    let incremental = csv(dir, "select * from staging.orders order by order_id");
+
+    // The same table rebuilt from scratch is identical.
+    let (code, events) = run_json(dir, &["--full-refresh", "-s", "staging.orders"]);
+    assert_eq!(code, Some(0), "{events:?}");
+    assert_eq!(job_events(&events).len(), 1);
+    let full = csv(dir, "select * from staging.orders order by order_id");
+    assert_eq!(incremental.lines().count(), full.lines().count());
+    assert!(
+        incremental == full,
+        "incremental result differs from a full refresh"
+    );
+}
+
+#[test]
+fn failing_tests_publish_nothing_and_dependents_are_not_run() {
+    let project = demo_project("1000");
+    let dir = project.path();
+    assert_eq!(run_json(dir, &[]).0, Some(0));
+    let version = delta_version(dir, "staging.pos_customers");
+    let rows = scalar(dir, "select count(*) from staging.pos_customers");
+
+    // A data test that the new output breaks: only US customers are accepted.
+    let file = dir.join("jobs/staging/pos_customers.sql");
+    let sql = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        sql.replace(
+            "accepted_values(country, 'US', 'GB', 'FR', 'DE')",
+            "accepted_values(country, 'US')",
+        )
+        .replace(
+            "from pos_customers",
+            "from pos_customers where country <> 'DE'",
+        ),
+    )
+    .unwrap();
+    let (code, events) = run_json(dir, &[]);
+    assert_eq!(code, Some(1));
+    let failed = events
+        .iter()
+        .find(|e| e["job"] == "staging.pos_customers")
+        .unwrap();
+    assert_eq!(failed["status"], "test_failed");
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("jobs/staging/pos_customers.sql"), "{error}");
+    assert!(error.contains("accepted_values(country"), "{error}");
+    assert!(error.contains("nothing published"), "{error}");
+    assert_eq!(
+        status_of(&events, "profiles.customer_orders"),
+        "upstream_failed"
+    );
+    assert_eq!(status_of(&events, "staging.orders"), "upstream_failed");
+    assert_eq!(status_of(&events, "staging.contacts"), "skipped");
+    // The table is still the last good version, with the German customers.
+    assert_eq!(delta_version(dir, "staging.pos_customers"), version);
+    assert_eq!(
+        scalar(dir, "select count(*) from staging.pos_customers"),
+        rows
+    );
+    // `tessera test` reports the same on the published tables (they pass: nothing changed).
+    ok(dir, &["test", "-s", "staging.orders"]);
+
+    // A job whose SQL fails keeps its previous version too, and the error names the file.
+    std::fs::write(
+        &file,
+        sql.replace("    home_store_id,", "    no_such_column,"),
+    )
+    .unwrap();
+    let (code, events) = run_json(dir, &[]);
+    assert_eq!(code, Some(1));
+    let failed = events
+        .iter()
+        .find(|e| e["job"] == "staging.pos_customers")
+        .unwrap();
+    assert_eq!(failed["status"], "failed");
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("jobs/staging/pos_customers.sql"), "{error}");
+    assert!(error.contains("no_such_column"), "{error}");
+    assert_eq!(delta_version(dir, "staging.pos_customers"), version);
+
+    // The run log has every run and job with its status and error.
+    let log = json_rows(&ok(
+        dir,
+        &[
+            "sql",
+            "select run_id, kind, job, status, error, output_version from _tessera.runs \
+             where kind = 'job' and job = 'staging.pos_customers' order by started_at",
+            "--format",
+            "json",
+        ],
+    ));
+    let statuses: Vec<&str> = log.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["success", "test_failed", "failed"]);
+    assert_eq!(log[0]["output_version"], 0);
+    assert!(log[2]["error"].as_str().unwrap().contains("no_such_column"));
+    let runs = csv(
+        dir,
+        "select status, count(*) as n from _tessera.runs where kind = 'run' group by status order by status",
+    );
+    assert_eq!(runs, "status,n\nfailed,2\nsuccess,1\n");
+}
+
+#[test]
+fn broken_job_files_are_reported_by_file_and_the_rest_still_runs() {
+    let project = demo_project("500");
+    let dir = project.path();
+    let jobs = dir.join("jobs");
+    std::fs::create_dir_all(jobs.join("broken")).unwrap();
+    std::fs::write(jobs.join("broken/a.sql"), "select * from broken.b").unwrap();
+    std::fs::write(jobs.join("broken/b.sql"), "select * from broken.a").unwrap();
+    std::fs::write(
+        jobs.join("broken/orphan.sql"),
+        "select * from nowhere.to_be_found",
+    )
+    .unwrap();
+    std::fs::write(
+        jobs.join("broken/header.sql"),
+        "-- @materialised: table\nselect 1 as x",
+    )
+    .unwrap();
+    std::fs::write(jobs.join("broken/syntax.sql"), "select (1 from t").unwrap();
+    let out = run_in(dir, &["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("jobs/broken/a.sql"), "{stdout}");
+    assert!(stdout.contains("jobs/broken/b.sql"), "{stdout}");
+    assert!(stdout.contains("cycle"), "{stdout}");
+    assert!(stdout.contains("jobs/broken/orphan.sql"), "{stdout}");
+    assert!(stdout.contains("nowhere.to_be_found"), "{stdout}");
+    assert!(stdout.contains("jobs/broken/header.sql:1"), "{stdout}");
+    assert!(stdout.contains("materialised"), "{stdout}");
+    assert!(stdout.contains("jobs/broken/syntax.sql"), "{stdout}");
+    // The valid jobs ran.
+    assert!(
+        dir.join("warehouse/profiles/customer_orders/_delta_log")
+            .is_dir()
+    );
+    let out = run_in(dir, &["ls"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn selection_picks_jobs_by_name_tag_path_and_lineage() {
+    let project = demo_project("500");
+    let dir = project.path();
+    let names = |selector: &[&str]| -> Vec<String> {
+        let mut args = vec!["plan", "-s"];
+        args.extend_from_slice(selector);
+        ok(dir, &args)
+            .lines()
+            .map(|l| l.split_whitespace().nth(2).unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&["staging.orders"]), ["staging.orders"]);
+    assert_eq!(
+        names(&["staging.orders+"]),
+        ["staging.orders", "profiles.customer_orders"]
+    );
+    assert_eq!(
+        names(&["+profiles.customer_orders"]),
+        [
+            "staging.pos_customers",
+            "staging.orders",
+            "profiles.customer_orders"
+        ]
+    );
+    assert_eq!(
+        names(&["tag:web"]),
+        ["staging.web_events", "profiles.web_activity"]
+    );
+    assert_eq!(
+        names(&["path:jobs/profiles"]),
+        ["profiles.customer_orders", "profiles.web_activity"]
+    );
+    assert_eq!(
+        names(&["staging.contacts", "tag:web"]),
+        [
+            "staging.contacts",
+            "staging.web_events",
+            "profiles.web_activity"
+        ]
+    );
+    let err = fails(dir, &["plan", "-s", "staging.nope"], 2);
+    assert!(err.contains("staging.nope"), "{err}");
+
+    // Running a selection runs only it; a job whose input table is missing fails clearly.
+    let (code, events) = run_json(dir, &["-s", "profiles.customer_orders"]);
+    assert_eq!(code, Some(1));
+    let error = events
+        .iter()
+        .find(|e| e["job"] == "profiles.customer_orders")
+        .unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("has no table yet"), "{error}");
+    let (code, events) = run_json(dir, &["-s", "+profiles.customer_orders"]);
+    assert_eq!(code, Some(0), "{events:?}");
+    assert_eq!(job_events(&events).len(), 3);
+    assert!(!dir.join("warehouse/staging/contacts").exists());
+    let listing = ok(dir, &["ls", "-s", "tag:pos"]);
+    assert!(
+        listing.contains("staging.orders") && listing.contains("incremental"),
+        "{listing}"
+    );
+    assert!(!listing.contains("staging.contacts"), "{listing}");
+}
+
+#[test]
+fn a_second_run_waits_for_or_refuses_the_warehouse_lock() {
+    let project = demo_project("800");
+    let dir = project.path();
+    // A lock held by a run on another machine: refused with exit code 3 after the wait.
+    let lock = dir.join("warehouse/_tessera/run.lock");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    std::fs::write(
+        &lock,
+        r#"{"run_id":"other","host":"another-host","pid":1,"started_at":"2026-01-01T00:00:00Z"}"#,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let err = fails(dir, &["run", "--wait", "1"], 3);
+    assert!(started.elapsed().as_secs_f64() >= 1.0);
+    assert!(err.contains("another-host"), "{err}");
+    assert!(!dir.join("warehouse/staging").exists());
+    // A lock left by a process of this machine that died is taken over.
+    std::fs::write(
+        &lock,
+        format!(
+            r#"{{"run_id":"dead","host":"{}","pid":4000000,"started_at":"2026-01-01T00:00:00Z"}}"#,
+            hostname()
+        ),
+    )
+    .unwrap();
+    ok(dir, &["run"]);
+    assert!(!lock.exists(), "the lock is released after a run");
+
+    // Two runs started together: the second waits for the first; both succeed, nothing corrupt.
+    let spawn = |args: &[&str]| {
+        tessera()
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let a = spawn(&["run", "--full-refresh", "--wait", "120"]);
+    let b = spawn(&["run", "--full-refresh", "--wait", "120"]);
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    assert_eq!(delta_version(dir, "staging.orders"), 2);
+    assert_eq!(
+        scalar(dir, "select count(*) from staging.orders"),
+        scalar(dir, "select count(*) from pos_orders")
+    );
+    let runs = scalar(
+        dir,
+        "select count(distinct run_id) from _tessera.runs where kind = 'run'",
+    );
+    assert_eq!(runs, "3");
+}
+
+#[test]
+fn a_killed_run_leaves_every_table_readable_and_the_next_run_recovers() {
+    let project = demo_project("3000");
+    let dir = project.path();
+    ok(dir, &["run"]);
+    let rows = scalar(dir, "select count(*) from staging.orders");
+    for delay_ms in [150u64, 400, 900] {
+        let mut child = tessera()
+            .arg("-C")
+            .arg(dir)
+            .args(["run", "--full-refresh"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Every table reads, and holds either the old or the new complete result.
+        assert_eq!(scalar(dir, "select count(*) from staging.orders"), rows);
+        ok(
+            dir,
+            &["sql", "select count(*) from profiles.customer_orders"],
+        );
+    }
+    // The dead run's lock is taken over; the run completes.
+    ok(dir, &["run"]);
+    assert_eq!(scalar(dir, "select count(*) from staging.orders"), rows);
+}
+
+fn hostname() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|f| std::fs::read_to_string(f).ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
