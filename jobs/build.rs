@@ -1,4 +1,4 @@
-//! Embeds the SQL job library (`../sql/**/*.sql`) in the binary.
+//! Embeds the SQL job library (`../sql/**/*.sql` and their `*.tests.toml`) in the binary.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +10,7 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
         let path = entry.path();
         if path.is_dir() {
             collect(&path, out);
-        } else if path.extension().is_some_and(|e| e == "sql") {
+        } else if path.extension().is_some_and(|e| e == "sql" || e == "toml") {
             out.push(path);
         }
     }

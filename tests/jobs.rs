@@ -531,3 +531,36 @@ fn hostname() -> String {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "unknown".into())
 }
+
+#[test]
+fn given_expect_unit_tests_need_no_data_and_block_a_run_when_they_fail() {
+    let project = demo_project("300");
+    let dir = project.path();
+    let out = ok(dir, &["test", "--unit", "-s", "staging.orders"]);
+    assert!(out.contains("PASS  staging.orders"), "{out}");
+    // Break the job's logic: corrected orders are no longer de-duplicated.
+    let file = dir.join("jobs/staging/orders.sql");
+    let sql = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, sql.replace("where version_rank = 1", "where version_rank >= 1")).unwrap();
+    let out = run_in(dir, &["test", "--unit"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("the latest version of a corrected order wins"), "{stdout}");
+    assert!(stdout.contains("unexpected [o1 | c1 | 10.00]"), "{stdout}");
+    let (code, events) = run_json(dir, &["-s", "+staging.orders"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(status_of(&events, "staging.orders"), "test_failed");
+    assert!(!dir.join("warehouse/staging/orders").exists());
+    // A unit-test file with a mistake is reported with its file and line.
+    std::fs::write(&file, sql).unwrap();
+    std::fs::write(
+        dir.join("jobs/staging/contacts.tests.toml"),
+        "[[unit]]\nname = \"x\"\nexpect = \"select 1\"\ngiven_rows = 3\n",
+    )
+    .unwrap();
+    let out = run_in(dir, &["test", "--unit"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("jobs/staging/contacts.tests.toml:4"), "{stderr}");
+    assert!(stderr.contains("given_rows"), "{stderr}");
+}

@@ -3,20 +3,21 @@
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use chrono::Utc;
 use serde_json::json;
-use tessera_engine::TableVersion;
 
 use crate::dag::{Dag, Input};
 use crate::job::{JobError, Materialized, discover};
-use crate::runner::{JobResult, JobStatus, RunLock, RunOptions, Runner, append_run_log, table_url};
+use crate::runner::{JobResult, JobStatus, RunLock, RunOptions, Runner, append_run_log};
 use crate::workspace::Workspace;
 
 /// At least one job failed (exit code 1).
 #[derive(Debug, thiserror::Error)]
-#[error("{failed} of {total} jobs failed")]
+#[error("{failed} of {total} {what} failed")]
 pub struct RunFailed {
+    /// "jobs" or "tests".
+    pub what: &'static str,
     /// Failed jobs (including test failures, upstream failures and invalid job files).
     pub failed: usize,
     /// Jobs considered.
@@ -127,6 +128,17 @@ pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
             let seconds = (r.finished - r.started).num_milliseconds() as f64 / 1000.0;
             let detail = match r.status {
                 JobStatus::Success if r.output_version.is_none() => "view (planned inline)".into(),
+                JobStatus::Success
+                    if r.rows == Some(0)
+                        && dag.index(&r.name).is_some_and(|i| {
+                            dag.jobs[i].config.materialized == Materialized::Incremental
+                        }) =>
+                {
+                    format!(
+                        "v{} unchanged: no new rows",
+                        r.output_version.unwrap_or_default()
+                    )
+                }
                 JobStatus::Success => format!(
                     "{}{}",
                     r.output_version
@@ -172,6 +184,7 @@ pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
     out.flush()?;
     if failed > 0 {
         return Err(RunFailed {
+            what: "jobs",
             failed,
             total: all.len(),
         }
@@ -251,8 +264,9 @@ pub async fn compile(ws: &Workspace, selectors: &[String], full_refresh: bool) -
     Ok(())
 }
 
-/// `tessera test`: data tests against the published tables.
-pub async fn test(ws: &Workspace, selectors: &[String]) -> Result<()> {
+/// `tessera test`: each selected job's given/expect unit tests, then (unless `unit_only`) its
+/// data tests against its published table.
+pub async fn test(ws: &Workspace, selectors: &[String], unit_only: bool) -> Result<()> {
     let (dag, errors) = load_dag(ws).await?;
     let selected = select(&dag, selectors)?;
     let runner = Runner::new(ws, &dag, RunOptions::default());
@@ -260,29 +274,21 @@ pub async fn test(ws: &Workspace, selectors: &[String]) -> Result<()> {
     let mut total = 0;
     for &i in &selected {
         let job = &dag.jobs[i];
-        if job.config.tests.is_empty() {
+        let mut failures = runner.run_unit_tests(job).await?;
+        let mut count = job.unit_tests.len();
+        if !unit_only && !job.config.tests.is_empty() {
+            count += job.config.tests.len();
+            match runner.output_provider(i).await {
+                Ok(provider) => failures.extend(runner.run_tests(job, provider).await?),
+                Err(e) => failures.push(format!("{e:#}")),
+            }
+        }
+        if count == 0 {
             continue;
         }
-        let provider = if job.config.materialized == Materialized::View {
-            ws.engine
-                .ctx()
-                .sql(&job.sql)
-                .await
-                .with_context(|| format!("{}", job.path.display()))?
-                .into_view()
-        } else {
-            let url = table_url(&ws.project.warehouse, &job.name)?;
-            let table = ws
-                .engine
-                .open_delta(&url, TableVersion::Latest)
-                .await
-                .with_context(|| format!("{} has no table yet", job.name))?;
-            ws.engine.delta_provider(&table).await?
-        };
-        total += job.config.tests.len();
-        let failures = runner.run_tests(job, provider).await?;
+        total += count;
         if failures.is_empty() {
-            println!("PASS  {:<32} {} tests", job.name, job.config.tests.len());
+            println!("PASS  {:<32} {count} tests", job.name);
         } else {
             failed += failures.len();
             println!("FAIL  {:<32} {}", job.name, failures.join("; "));
@@ -294,6 +300,7 @@ pub async fn test(ws: &Workspace, selectors: &[String]) -> Result<()> {
     println!("{total} tests, {failed} failed");
     if failed > 0 || !errors.is_empty() {
         return Err(RunFailed {
+            what: "tests",
             failed: failed + errors.len(),
             total,
         }

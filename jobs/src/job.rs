@@ -230,6 +230,8 @@ pub struct Job {
     pub config: JobConfig,
     /// Tables the SQL reads (lower-cased `schema.table` or `table`), CTEs excluded.
     pub references: BTreeSet<String>,
+    /// Given/expect tests from `<job>.tests.toml`.
+    pub unit_tests: Vec<crate::unit::UnitTest>,
 }
 
 impl Job {
@@ -276,7 +278,10 @@ pub fn discover(project_dir: &Path) -> (Vec<Job>, Vec<JobError>) {
             .unwrap_or(&file)
             .to_path_buf();
         match std::fs::read_to_string(&file) {
-            Ok(text) => match parse_job(&relative, &text) {
+            Ok(text) => match parse_job(&relative, &text).and_then(|mut job| {
+                job.unit_tests = crate::unit::load(project_dir, &relative)?;
+                Ok(job)
+            }) {
                 Ok(job) => {
                     if let Some(other) = jobs.iter().find(|j| j.name == job.name) {
                         errors.push(JobError {
@@ -419,6 +424,7 @@ pub fn parse_job(relative: &Path, text: &str) -> Result<Job, JobError> {
         sql,
         config,
         references,
+        unit_tests: Vec::new(),
     })
 }
 

@@ -137,11 +137,14 @@ enum Command {
         #[arg(long)]
         full_refresh: bool,
     },
-    /// Run the jobs' data tests against their published tables.
+    /// Run the jobs' given/expect unit tests and their data tests against the published tables.
     Test {
         /// Selection, as for `run`.
         #[arg(long, short = 's', num_args = 1..)]
         select: Vec<String>,
+        /// Only the unit tests (`<job>.tests.toml`): no warehouse or source data needed.
+        #[arg(long)]
+        unit: bool,
     },
     /// List the project's jobs in run order.
     Ls {
@@ -218,8 +221,14 @@ fn init_logging(json: bool, verbose: u8) {
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},tessera={level}")));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| {
+        // delta-rs warns about its own internals (merge metrics, timestamp precision it
+        // converts as the protocol requires); show them with -vv or TESSERA_LOG.
+        let delta = if verbose >= 2 { level } else { "error" };
+        tracing_subscriber::EnvFilter::new(format!(
+            "{level},tessera={level},deltalake_core={delta}"
+        ))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -301,9 +310,9 @@ async fn run(cli: Cli) -> Result<()> {
             let ws = Workspace::open(load_project(&cli.project)?)?;
             commands::compile(&ws, &select, full_refresh).await
         }
-        Command::Test { select } => {
+        Command::Test { select, unit } => {
             let ws = Workspace::open(load_project(&cli.project)?)?;
-            commands::test(&ws, &select).await
+            commands::test(&ws, &select, unit).await
         }
         Command::Ls { select } => {
             let ws = Workspace::open(load_project(&cli.project)?)?;

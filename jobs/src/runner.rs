@@ -495,6 +495,14 @@ impl<'a> Runner<'a> {
                 .insert(job.name.clone(), state);
             return Ok(JobStatus::Skipped);
         }
+        let failures = self.run_unit_tests(job).await?;
+        if !failures.is_empty() {
+            result.status = JobStatus::TestFailed;
+            bail!(
+                "unit tests failed, nothing published: {}",
+                failures.join("; ")
+            );
+        }
         self.register_inputs(job).await?;
         let sql = self.compile(index).await?;
         let ctx = self.ws.engine.ctx();
@@ -560,6 +568,46 @@ impl<'a> Runner<'a> {
             .expect("poisoned")
             .insert(job.name.clone(), format!("delta v{}", outcome.version));
         Ok(JobStatus::Success)
+    }
+
+    /// The published output of a job (a view is planned over its inputs).
+    pub async fn output_provider(
+        &self,
+        index: usize,
+    ) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+        let job = &self.dag.jobs[index];
+        if job.config.materialized == Materialized::View {
+            self.register_table(&job.name)
+                .await
+                .with_context(|| format!("view {} ({})", job.name, job.path.display()))?;
+            return Ok(self
+                .ws
+                .engine
+                .ctx()
+                .table_provider(table_reference(&job.name))
+                .await?);
+        }
+        let url = table_url(&self.ws.project.warehouse, &job.name)?;
+        match self.ws.engine.open_delta(&url, TableVersion::Latest).await {
+            Ok(table) => Ok(self.ws.engine.delta_provider(&table).await?),
+            Err(tessera_engine::Error::NoDeltaTable { .. }) => {
+                bail!("`{}` has no table yet at {url} (run it first)", job.name)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Runs a job's given/expect tests; returns the failures.
+    pub async fn run_unit_tests(&self, job: &Job) -> Result<Vec<String>> {
+        let mut failures = Vec::new();
+        for test in &job.unit_tests {
+            match crate::unit::run(self.ws.engine.ctx(), job, test).await {
+                Ok(None) => {}
+                Ok(Some(diff)) => failures.push(format!("unit test `{}`: {diff}", test.name)),
+                Err(e) => failures.push(format!("unit test `{}` cannot run: {e:#}", test.name)),
+            }
+        }
+        Ok(failures)
     }
 
     /// Runs a job's data tests with `this` bound to `provider`; returns the failures.
