@@ -20,6 +20,14 @@ fn init_creates_a_project_that_works_and_is_not_overwritten() {
     ok(&dir, &["tables"]);
     let err = fails(tmp.path(), &["init", dir.to_str().unwrap()], 1);
     assert!(err.contains("already exists"), "{err}");
+    // The SQL library's jobs are in the project; with demo data they run as they are.
+    assert!(dir.join("jobs/staging/orders.sql").exists());
+    assert!(dir.join("jobs/profiles/customer_orders.sql").exists());
+    let listing = ok(&dir, &["ls"]);
+    assert!(listing.contains("staging.orders"), "{listing}");
+    ok(&dir, &["demo", "--people", "300", "--no-query", "--no-run"]);
+    let out = ok(&dir, &["run"]);
+    assert!(out.contains("6 ran, 0 skipped"), "{out}");
 }
 
 #[test]

@@ -41,32 +41,40 @@ pub mod library {
     }
 }
 
-/// The project file `tessera init` writes.
+/// The project file `tessera init` writes: commented settings, and the sources the SQL
+/// library's jobs read (the demo dataset `tessera demo` generates under `data/`).
 pub fn init_template(name: &str) -> String {
-    include_str!("../templates/tessera.toml").replace("{{name}}", name)
+    let mut text = include_str!("../templates/tessera.toml").replace("{{name}}", name);
+    text.push_str(
+        "\n# The sources the jobs in jobs/ read. `tessera demo` generates them under data/; point\n\
+         # them at your own systems' tables (with the same columns) or edit the jobs.\n",
+    );
+    text.push_str(&demo_sources("data"));
+    text
 }
 
 /// A project file whose sources are the demo tables at `data` (a path relative to the
 /// project or a URL).
 pub fn demo_project_file(name: &str, data: &str) -> String {
-    let data = data.trim_end_matches('/');
     let mut text = format!(
         "# The retail demo: `tessera demo` generates the data these sources read.\n\n\
          [project]\nname = \"{name}\"\nwarehouse = \"warehouse\"\n\n\
          [engine]\nspill_dir = \".tessera/spill\"\n"
     );
+    text.push_str(&demo_sources(data));
+    text
+}
+
+/// `[sources.*]` entries for the demo tables at `data`.
+fn demo_sources(data: &str) -> String {
+    let data = data.trim_end_matches('/');
+    let mut text = String::new();
     for (table, format, path) in demo_tables() {
-        let (what, url) = match table {
-            "truth_records" | "truth_people" => {
-                ("ground truth for accuracy tests", format!("{data}/{path}"))
-            }
-            _ => ("", format!("{data}/{path}")),
-        };
         text.push_str(&format!(
-            "\n[sources.{table}]\nurl = \"{url}\"\nformat = \"{format}\"\n"
+            "\n[sources.{table}]\nurl = \"{data}/{path}\"\nformat = \"{format}\"\n"
         ));
-        if !what.is_empty() {
-            text.push_str(&format!("description = \"{what}\"\n"));
+        if matches!(table, "truth_records" | "truth_people") {
+            text.push_str("description = \"ground truth for accuracy tests\"\n");
         }
     }
     text

@@ -359,13 +359,18 @@ fn init(dir: &Path) -> Result<()> {
         .unwrap_or_else(|| "tessera".into());
     std::fs::write(&file, init_template(&name))
         .with_context(|| format!("cannot write {}", file.display()))?;
+    let jobs = tessera_jobs::library::install(dir, false)
+        .with_context(|| format!("cannot write jobs under {}", dir.display()))?;
     let gitignore = dir.join(".gitignore");
     if !gitignore.exists() {
         std::fs::write(&gitignore, "warehouse/\n.tessera/\ndata/\n")?;
     }
     println!(
-        "Created {} (edit its [sources] to point at your data)",
-        file.display()
+        "Created {} and {} jobs under {} (`tessera demo` generates data for them; \
+         edit [sources] to point at yours)",
+        file.display(),
+        jobs.len(),
+        dir.join(tessera_jobs::job::JOBS_DIR).display()
     );
     Ok(())
 }
