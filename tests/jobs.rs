@@ -541,11 +541,18 @@ fn given_expect_unit_tests_need_no_data_and_block_a_run_when_they_fail() {
     // Break the job's logic: corrected orders are no longer de-duplicated.
     let file = dir.join("jobs/staging/orders.sql");
     let sql = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, sql.replace("where version_rank = 1", "where version_rank >= 1")).unwrap();
+    std::fs::write(
+        &file,
+        sql.replace("where version_rank = 1", "where version_rank >= 1"),
+    )
+    .unwrap();
     let out = run_in(dir, &["test", "--unit"]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("the latest version of a corrected order wins"), "{stdout}");
+    assert!(
+        stdout.contains("the latest version of a corrected order wins"),
+        "{stdout}"
+    );
     assert!(stdout.contains("unexpected [o1 | c1 | 10.00]"), "{stdout}");
     let (code, events) = run_json(dir, &["-s", "+staging.orders"]);
     assert_eq!(code, Some(1));
@@ -561,6 +568,92 @@ fn given_expect_unit_tests_need_no_data_and_block_a_run_when_they_fail() {
     let out = run_in(dir, &["test", "--unit"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("jobs/staging/contacts.tests.toml:4"), "{stderr}");
+    assert!(
+        stderr.contains("jobs/staging/contacts.tests.toml:4"),
+        "{stderr}"
+    );
     assert!(stderr.contains("given_rows"), "{stderr}");
+}
+
+#[test]
+fn job_settings_and_schedules_come_from_the_project_file() {
+    let project = demo_project("300");
+    let dir = project.path();
+    let file = dir.join("tessera.toml");
+    let base = std::fs::read_to_string(&file).unwrap();
+    // Settings in tessera.toml win over the header; tests add up.
+    std::fs::write(
+        &file,
+        format!(
+            "{base}\n[jobs.\"staging.contacts\"]\nmaterialized = \"view\"\ntags = [\"crm\", \"nightly\"]\n\
+             tests = [\"row_count(min = 1, max = 2)\"]\n"
+        ),
+    )
+    .unwrap();
+    let listing = ok(dir, &["ls", "-s", "tag:nightly"]);
+    assert!(
+        listing.contains("staging.contacts") && listing.contains("view"),
+        "{listing}"
+    );
+    let out = run_in(dir, &["test", "-s", "staging.contacts"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("FAIL  staging.contacts"), "{stdout}");
+    assert!(stdout.contains("row_count(min = 1, max = 2)"), "{stdout}");
+    assert!(stdout.contains("3 tests, 1 failed"), "{stdout}");
+    // A setting for a job that does not exist, or an unknown setting, is an error.
+    std::fs::write(
+        &file,
+        format!("{base}\n[jobs.\"staging.nope\"]\ntags = \"x\"\n"),
+    )
+    .unwrap();
+    let out = run_in(dir, &["ls"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("staging.nope"));
+    std::fs::write(
+        &file,
+        format!("{base}\n[jobs.\"staging.contacts\"]\nmaterialised = \"view\"\n"),
+    )
+    .unwrap();
+    let err = fails(dir, &["ls"], 2);
+    assert!(
+        err.contains("jobs.\"staging.contacts\".materialised"),
+        "{err}"
+    );
+    std::fs::write(
+        &file,
+        format!("{base}\n[schedules.nightly]\ncron = \"61 * * * *\"\n"),
+    )
+    .unwrap();
+    let err = fails(dir, &["schedule"], 2);
+    assert!(err.contains("schedules.nightly.cron"), "{err}");
+
+    // Two schedules every second; the scheduler stops after three runs, each a real run.
+    std::fs::write(
+        &file,
+        format!(
+            "{base}\n[schedules.crm]\ncron = \"* * * * * *\"\nselect = [\"staging.contacts\"]\n\
+             \n[schedules.pos]\ncron = \"*/2 * * * * *\"\nselect = [\"tag:pos\"]\n"
+        ),
+    )
+    .unwrap();
+    let out = ok(dir, &["schedule", "--max-runs", "3", "--json"]);
+    let events: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let finished: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "schedule_run_finished")
+        .collect();
+    assert_eq!(finished.len(), 3, "{out}");
+    assert!(finished.iter().all(|e| e["exit_code"] == 0), "{out}");
+    // The runs' own JSON events are in the stream, and every run is in the run log.
+    assert!(events.iter().any(|e| e["event"] == "job_finished"), "{out}");
+    let runs = scalar(
+        dir,
+        "select count(distinct run_id) from _tessera.runs where kind = 'run'",
+    );
+    assert_eq!(runs, "3");
+    assert!(dir.join("warehouse/staging/contacts/_delta_log").is_dir());
 }

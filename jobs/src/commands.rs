@@ -8,7 +8,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use crate::dag::{Dag, Input};
-use crate::job::{JobError, Materialized, discover};
+use crate::job::{JobError, Materialized, discover_with};
 use crate::runner::{JobResult, JobStatus, RunLock, RunOptions, Runner, append_run_log};
 use crate::workspace::Workspace;
 
@@ -27,7 +27,7 @@ pub struct RunFailed {
 /// Loads the project's jobs and their graph. Errors in job files are returned beside the
 /// graph of the valid jobs.
 pub async fn load_dag(ws: &Workspace) -> Result<(Dag, Vec<JobError>)> {
-    let (jobs, mut errors) = discover(&ws.project.dir);
+    let (jobs, mut errors) = discover_with(&ws.project.dir, &ws.project.jobs);
     let warehouse: Vec<String> = ws
         .warehouse_tables()
         .await?

@@ -266,6 +266,15 @@ pub const JOBS_DIR: &str = "jobs";
 /// Finds every `*.sql` file under `<project>/jobs/`, sorted by path. Returns the jobs that
 /// parsed and the errors of those that did not (so other jobs can still run).
 pub fn discover(project_dir: &Path) -> (Vec<Job>, Vec<JobError>) {
+    discover_with(project_dir, &std::collections::BTreeMap::new())
+}
+
+/// [`discover`] with per-job settings from the project file (by job name). A setting for a
+/// job that does not exist is an error.
+pub fn discover_with(
+    project_dir: &Path,
+    overrides: &std::collections::BTreeMap<String, Vec<(String, String)>>,
+) -> (Vec<Job>, Vec<JobError>) {
     let root = project_dir.join(JOBS_DIR);
     let mut files = Vec::new();
     let mut errors = Vec::new();
@@ -278,10 +287,20 @@ pub fn discover(project_dir: &Path) -> (Vec<Job>, Vec<JobError>) {
             .unwrap_or(&file)
             .to_path_buf();
         match std::fs::read_to_string(&file) {
-            Ok(text) => match parse_job(&relative, &text).and_then(|mut job| {
-                job.unit_tests = crate::unit::load(project_dir, &relative)?;
-                Ok(job)
-            }) {
+            Ok(text) => match job_name(&relative)
+                .map_err(|message| JobError {
+                    path: relative.clone(),
+                    line: None,
+                    message,
+                })
+                .and_then(|name| {
+                    let none = Vec::new();
+                    parse_job_with(&relative, &text, overrides.get(&name).unwrap_or(&none))
+                })
+                .and_then(|mut job| {
+                    job.unit_tests = crate::unit::load(project_dir, &relative)?;
+                    Ok(job)
+                }) {
                 Ok(job) => {
                     if let Some(other) = jobs.iter().find(|j| j.name == job.name) {
                         errors.push(JobError {
@@ -304,6 +323,22 @@ pub fn discover(project_dir: &Path) -> (Vec<Job>, Vec<JobError>) {
                 line: None,
                 message: format!("cannot read: {e}"),
             }),
+        }
+    }
+    for name in overrides.keys() {
+        if !jobs.iter().any(|j| &j.name == name)
+            && !errors
+                .iter()
+                .any(|e| job_name(&e.path).ok().as_ref() == Some(name))
+        {
+            errors.push(JobError {
+                path: PathBuf::from("tessera.toml"),
+                line: None,
+                message: format!(
+                    "[jobs.\"{name}\"]: there is no job `{name}` (no file jobs/{}.sql)",
+                    name.replace('.', "/")
+                ),
+            });
         }
     }
     (jobs, errors)
@@ -362,6 +397,19 @@ pub fn job_name(relative: &Path) -> Result<String, String> {
 
 /// Parses one job file.
 pub fn parse_job(relative: &Path, text: &str) -> Result<Job, JobError> {
+    parse_job_with(relative, text, &[])
+}
+
+/// Settings of a job given in `tessera.toml` (`[jobs."schema.table"]`): `(key, value)` pairs
+/// in the header's syntax, applied after the header (they win; tests add up).
+pub type SettingOverrides = [(String, String)];
+
+/// Parses a job file, then applies `overrides` from the project file.
+pub fn parse_job_with(
+    relative: &Path,
+    text: &str,
+    overrides: &SettingOverrides,
+) -> Result<Job, JobError> {
     let err = |line: Option<usize>, message: String| JobError {
         path: relative.to_path_buf(),
         line,
@@ -408,6 +456,14 @@ pub fn parse_job(relative: &Path, text: &str) -> Result<Job, JobError> {
         let (line, message) = locate_parse_error(&m, header_lines);
         err(line, message)
     })?;
+    for (key, value) in overrides {
+        apply_setting(&mut config, key, value).map_err(|m| {
+            err(
+                None,
+                format!("{m} (from [jobs.\"{name}\"] {key} in tessera.toml)"),
+            )
+        })?;
+    }
     if config.materialized == Materialized::Incremental
         && config.unique_key.is_empty()
         && config.watermark.is_none()

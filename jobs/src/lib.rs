@@ -7,6 +7,7 @@ pub mod job;
 pub mod output;
 pub mod project;
 pub mod runner;
+pub mod schedule;
 pub mod unit;
 pub mod workspace;
 

@@ -146,6 +146,21 @@ enum Command {
         #[arg(long)]
         unit: bool,
     },
+    /// Run selections on the cron expressions of `[schedules.<name>]` until stopped (Ctrl-C).
+    Schedule {
+        /// Only these schedules.
+        #[arg(long, num_args = 1..)]
+        only: Vec<String>,
+        /// Stop after this many runs in total.
+        #[arg(long)]
+        max_runs: Option<usize>,
+        /// JSON lines on stdout (the runs' own events included).
+        #[arg(long)]
+        json: bool,
+        /// Seconds a run waits for the warehouse lock held by another run.
+        #[arg(long, default_value_t = 3600)]
+        wait: u64,
+    },
     /// List the project's jobs in run order.
     Ls {
         /// Selection, as for `run`.
@@ -313,6 +328,21 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Test { select, unit } => {
             let ws = Workspace::open(load_project(&cli.project)?)?;
             commands::test(&ws, &select, unit).await
+        }
+        Command::Schedule {
+            only,
+            max_runs,
+            json,
+            wait,
+        } => {
+            let project = load_project(&cli.project)?;
+            let args = tessera_jobs::schedule::ScheduleArgs {
+                only,
+                max_runs,
+                json,
+                wait: std::time::Duration::from_secs(wait),
+            };
+            tessera_jobs::schedule::schedule(&project, &args).await
         }
         Command::Ls { select } => {
             let ws = Workspace::open(load_project(&cli.project)?)?;

@@ -67,7 +67,50 @@ struct RawProject {
     storage: BTreeMap<String, toml::Value>,
     #[serde(default)]
     sources: BTreeMap<String, RawSource>,
+    #[serde(default)]
+    jobs: BTreeMap<String, BTreeMap<String, toml::Value>>,
+    #[serde(default)]
+    schedules: BTreeMap<String, RawSchedule>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    cron: String,
+    #[serde(default)]
+    select: Vec<String>,
+    #[serde(default)]
+    full_refresh: bool,
+    description: Option<String>,
+}
+
+/// A selection run on a cron expression by `tessera schedule`.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// The schedule's name (`[schedules.<name>]`).
+    pub name: String,
+    /// A cron expression: 5 fields (minute granularity) or 6 (seconds first), UTC.
+    pub cron: String,
+    /// Selectors as for `tessera run --select` (all jobs when empty).
+    pub select: Vec<String>,
+    /// Run with `--full-refresh`.
+    pub full_refresh: bool,
+    /// What it is for.
+    pub description: Option<String>,
+}
+
+/// Job settings `tessera.toml` may give (`[jobs."schema.table"]`), as in a job's header
+/// (`tests` is a list of `@test` values).
+pub const JOB_SETTINGS: &[&str] = &[
+    "materialized",
+    "unique_key",
+    "watermark",
+    "partition_by",
+    "tags",
+    "description",
+    "grain",
+    "tests",
+];
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -129,6 +172,10 @@ pub struct Project {
     pub storage: BTreeMap<String, String>,
     /// Sources by name.
     pub sources: BTreeMap<String, SourceDecl>,
+    /// Job settings by job name: `(setting, value)` in the header syntax.
+    pub jobs: BTreeMap<String, Vec<(String, String)>>,
+    /// Schedules by name.
+    pub schedules: BTreeMap<String, Schedule>,
 }
 
 /// Parses sizes such as `4GiB`, `512MB`, `2g` or a plain number of bytes.
@@ -439,6 +486,61 @@ impl Project {
             );
         }
 
+        let mut jobs = BTreeMap::new();
+        for (job, settings) in raw.jobs {
+            let mut pairs = Vec::new();
+            for (key, value) in settings {
+                let at = format!("jobs.\"{job}\".{key}");
+                if !JOB_SETTINGS.contains(&key.as_str()) {
+                    return Err(invalid(
+                        at,
+                        format!("unknown job setting (known: {})", JOB_SETTINGS.join(", ")),
+                    ));
+                }
+                let text = |v: &toml::Value| match v {
+                    toml::Value::String(s) => Ok(s.clone()),
+                    other => Err(invalid(
+                        at.clone(),
+                        format!("expected a string, found {}", other.type_str()),
+                    )),
+                };
+                match (key.as_str(), &value) {
+                    ("tests", toml::Value::Array(items)) => {
+                        for item in items {
+                            pairs.push(("test".to_string(), text(item)?));
+                        }
+                    }
+                    (_, toml::Value::Array(items)) => {
+                        let items = items.iter().map(text).collect::<Result<Vec<_>, _>>()?;
+                        pairs.push((key.clone(), items.join(", ")));
+                    }
+                    ("tests", v) => pairs.push(("test".to_string(), text(v)?)),
+                    (_, v) => pairs.push((key.clone(), text(v)?)),
+                }
+            }
+            jobs.insert(job.to_lowercase(), pairs);
+        }
+
+        let mut schedules = BTreeMap::new();
+        for (name, raw) in raw.schedules {
+            if let Err(e) = <croner::Cron as std::str::FromStr>::from_str(&raw.cron) {
+                return Err(invalid(
+                    format!("schedules.{name}.cron"),
+                    format!("`{}` is not a cron expression: {e}", raw.cron),
+                ));
+            }
+            schedules.insert(
+                name.clone(),
+                Schedule {
+                    name,
+                    cron: raw.cron,
+                    select: raw.select,
+                    full_refresh: raw.full_refresh,
+                    description: raw.description,
+                },
+            );
+        }
+
         Ok(Project {
             dir,
             name,
@@ -446,6 +548,8 @@ impl Project {
             engine,
             storage,
             sources,
+            jobs,
+            schedules,
         })
     }
 
