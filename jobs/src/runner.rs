@@ -169,7 +169,8 @@ impl<'a> Runner<'a> {
         if let Some(state) = self.states.lock().expect("poisoned").get(name) {
             return Ok(state.clone());
         }
-        match self.resolve(name) {
+        // One snapshot per run: a state read once is reused (jobs that run replace theirs).
+        let state = match self.resolve(name) {
             Some(Input::Source(source)) => {
                 let spec = &self.ws.project.sources[&source].spec;
                 if spec.format == SourceFormat::Delta {
@@ -178,9 +179,9 @@ impl<'a> Runner<'a> {
                         .engine
                         .open_delta(&spec.url, spec.version.clone())
                         .await?;
-                    Ok(format!("delta v{}", table.version().unwrap_or_default()))
+                    format!("delta v{}", table.version().unwrap_or_default())
                 } else {
-                    listing_digest(&self.ws.engine.store_for(&spec.url)?, &spec.url).await
+                    listing_digest(&self.ws.engine.store_for(&spec.url)?, &spec.url).await?
                 }
             }
             Some(Input::Job(job)) => {
@@ -188,13 +189,20 @@ impl<'a> Runner<'a> {
                 if self.dag.jobs[index].config.materialized == Materialized::View {
                     // Not processed in this run: a view's state is its own fingerprint.
                     let planned = Box::pin(self.plan_job(index)).await?;
-                    return Ok(format!("view {}", &planned.fingerprint[..16]));
+                    format!("view {}", &planned.fingerprint[..16])
+                } else {
+                    self.delta_state(&job).await?
                 }
-                self.delta_state(&job).await
             }
-            Some(Input::Warehouse(table)) => self.delta_state(&table).await,
-            None => self.delta_state(name).await,
-        }
+            Some(Input::Warehouse(table)) => self.delta_state(&table).await?,
+            None => self.delta_state(name).await?,
+        };
+        self.states
+            .lock()
+            .expect("poisoned")
+            .entry(name.to_string())
+            .or_insert(state.clone());
+        Ok(state)
     }
 
     async fn delta_state(&self, name: &str) -> Result<String> {
@@ -288,7 +296,12 @@ impl<'a> Runner<'a> {
         }
         match self.resolve(name) {
             Some(Input::Source(source)) => {
-                self.ws.register_source(&source).await?;
+                if let Err(e) = self.ws.register_source(&source).await {
+                    // Another job registered it while this one was reading its files.
+                    if !ctx.table_exist(reference.clone()).unwrap_or(false) {
+                        return Err(e);
+                    }
+                }
             }
             Some(Input::Job(job)) => {
                 let index = self.dag.index(&job).expect("resolved as a job");
@@ -690,7 +703,11 @@ fn register_under(
             catalog.register_schema(schema, Arc::new(MemorySchemaProvider::new()))?;
         }
     }
-    ctx.register_table(table_reference(name), provider)?;
+    // Concurrent jobs reading the same table may both have registered it meanwhile: the
+    // first registration stands (both describe the same state).
+    if !ctx.table_exist(table_reference(name)).unwrap_or(false) {
+        ctx.register_table(table_reference(name), provider)?;
+    }
     Ok(())
 }
 

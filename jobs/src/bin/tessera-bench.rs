@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo run --release --bin tessera-bench -- demo --people 1000000
 //! cargo run --release --bin tessera-bench -- scan --people 1000000
+//! cargo run --release --bin tessera-bench -- jobs --jobs 200
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -42,6 +43,19 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// The job runner: planning and no-op runs of a project of many jobs, and the runner's
+    /// overhead over writing the same query's result directly (`tessera write`).
+    Jobs {
+        /// Jobs in the generated project (layers of 10, each reading the layer before).
+        #[arg(long, default_value_t = 200)]
+        jobs: usize,
+        /// People in the demo data the overhead measurement reads.
+        #[arg(long, default_value_t = 100_000)]
+        people: u64,
+        /// Runs per measurement (the best is kept).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
 }
 
 fn main() -> Result<()> {
@@ -55,6 +69,7 @@ fn main() -> Result<()> {
     match args.bench {
         Bench::Demo { people } => runtime.block_on(bench_demo(&dir, people)),
         Bench::Scan { people, runs } => runtime.block_on(bench_scan(&dir, people, runs)),
+        Bench::Jobs { jobs, people, runs } => bench_jobs(&dir, jobs, people, runs),
     }
 }
 
@@ -146,6 +161,7 @@ async fn bench_scan(dir: &Path, people: u64, runs: usize) -> Result<()> {
                 &people.to_string(),
                 "--force",
                 "--no-query",
+                "--no-run",
             ])
             .status()?;
         if !status.success() {
@@ -208,5 +224,136 @@ async fn bench_scan(dir: &Path, people: u64, runs: usize) -> Result<()> {
         orders as f64 / t_pyarrow
     );
     println!("  ratio tessera/pyarrow time: {:.2}", t_tessera / t_pyarrow);
+    Ok(())
+}
+
+fn tessera_in(project: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new(tessera_bin()?)
+        .arg("-C")
+        .arg(project)
+        .args(args)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "tessera {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+fn bench_jobs(dir: &Path, jobs: usize, people: u64, runs: usize) -> Result<()> {
+    // A project of `jobs` jobs in layers of 10 over a 1,000-row CSV source.
+    let project = dir.join(format!("jobs-{jobs}"));
+    if project.exists() {
+        std::fs::remove_dir_all(&project)?;
+    }
+    std::fs::create_dir_all(project.join("jobs/bench"))?;
+    std::fs::create_dir_all(project.join("data"))?;
+    let mut csv = String::from("id,v,grp\n");
+    for i in 0..1000 {
+        csv.push_str(&format!("{i},{},{}\n", i * 7 % 101, i % 10));
+    }
+    std::fs::write(project.join("data/base.csv"), csv)?;
+    std::fs::write(
+        project.join("tessera.toml"),
+        "[project]\nname = \"bench\"\n\n[sources.base]\nurl = \"data/base.csv\"\nformat = \"csv\"\n",
+    )?;
+    for n in 0..jobs {
+        let (layer, k) = (n / 10, n % 10);
+        let sql = if layer == 0 {
+            format!("-- @tags: layer0\nselect id, v + {k} as v, grp from base")
+        } else {
+            let a = format!("bench.j{:03}", (layer - 1) * 10 + k);
+            let b = format!("bench.j{:03}", (layer - 1) * 10 + (k + 1) % 10);
+            format!(
+                "-- @test: not_null(id)\nselect a.id, a.v + b.v as v, a.grp from {a} a join {b} b on a.id = b.id"
+            )
+        };
+        std::fs::write(project.join(format!("jobs/bench/j{n:03}.sql")), sql)?;
+    }
+    let baseline = best_of(runs, || {
+        tessera_in(&project, &["sql", "select 1"]).map(|_| ())
+    })?;
+    let plan_cold = best_of(runs, || tessera_in(&project, &["plan"]).map(|_| ()))?;
+    let started = Instant::now();
+    tessera_in(&project, &["run", "--concurrency", "2"])?;
+    let first_run = started.elapsed().as_secs_f64();
+    let plan_warm = best_of(runs, || tessera_in(&project, &["plan"]).map(|_| ()))?;
+    let noop = best_of(runs, || {
+        let out = tessera_in(&project, &["run"])?;
+        if !out.contains(&format!("0 ran, {jobs} skipped")) {
+            bail!("not a no-op run: {out}");
+        }
+        Ok(())
+    })?;
+    println!(
+        "job runner, a project of {jobs} jobs (layers of 10, 1,000 rows each), best of {runs}, whole process"
+    );
+    println!("  tessera sql 'select 1' : {baseline:8.3}s (baseline: process start, project load)");
+    println!(
+        "  plan, never run        : {plan_cold:8.3}s  {:6.2} ms/job over the baseline",
+        (plan_cold - baseline) * 1000.0 / jobs as f64
+    );
+    println!(
+        "  first run (all jobs)   : {first_run:8.3}s  {:6.1} ms/job (one run)",
+        first_run * 1000.0 / jobs as f64
+    );
+    println!(
+        "  plan, all up to date   : {plan_warm:8.3}s  {:6.2} ms/job over the baseline",
+        (plan_warm - baseline) * 1000.0 / jobs as f64
+    );
+    println!(
+        "  no-op run (all skipped): {noop:8.3}s  {:6.2} ms/job over the baseline",
+        (noop - baseline) * 1000.0 / jobs as f64
+    );
+
+    // Runner overhead: one job through `tessera run` against `tessera write` of the same SQL.
+    let demo = dir.join(format!("jobs-demo-{people}"));
+    if !demo.join("tessera.toml").exists() {
+        tessera_in(
+            &demo,
+            &[
+                "demo",
+                "--people",
+                &people.to_string(),
+                "--force",
+                "--no-query",
+                "--no-run",
+            ],
+        )?;
+    }
+    std::fs::create_dir_all(demo.join("jobs"))?;
+    let _ = std::fs::remove_dir_all(demo.join("jobs/bench"));
+    std::fs::create_dir_all(demo.join("jobs/bench"))?;
+    let sql = "select pos_customer_id, count(*) as orders, sum(amount) as revenue, \
+               min(order_ts) as first_order_at, max(order_ts) as last_order_at \
+               from pos_orders group by pos_customer_id";
+    std::fs::write(demo.join("jobs/bench/per_customer.sql"), sql)?;
+    let orders = tessera_in(
+        &demo,
+        &["sql", "select count(*) from pos_orders", "--format", "csv"],
+    )?;
+    let orders = orders.lines().nth(1).unwrap_or("?").to_string();
+    let direct = best_of(runs, || {
+        tessera_in(&demo, &["write", "bench.direct", sql]).map(|_| ())
+    })?;
+    let runner = best_of(runs, || {
+        tessera_in(
+            &demo,
+            &["run", "--full-refresh", "-s", "bench.per_customer"],
+        )
+        .map(|_| ())
+    })?;
+    println!(
+        "runner overhead: one job aggregating pos_orders ({orders} rows) into a Delta table, best of {runs}"
+    );
+    println!("  tessera write (direct) : {direct:8.3}s (baseline)");
+    println!(
+        "  tessera run            : {runner:8.3}s  (+{:.0} ms: lock, fingerprint, commit metadata, run log)",
+        (runner - direct) * 1000.0
+    );
+    println!("  ratio run/write: {:.2}", runner / direct);
     Ok(())
 }
