@@ -1,6 +1,6 @@
 //! `tessera run | plan | compile | test | ls`: the job commands.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -84,10 +84,24 @@ pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
     let selected = select(&dag, &args.select)?;
     let lock = RunLock::acquire(ws, &run_id, args.wait).await?;
     let mut out = std::io::stdout();
+    // A progress bar on a terminal; plain lines otherwise (logs, cron, CI).
+    let bar = (!args.json && std::io::stdout().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(selected.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {pos}/{len} jobs [{bar:30}] {elapsed} {msg}",
+            )
+            .expect("valid template"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    });
     let emit = |value: serde_json::Value, text: String| {
         let mut out = std::io::stdout();
         if args.json {
             let _ = writeln!(out, "{value}");
+        } else if let Some(bar) = &bar {
+            bar.println(text);
         } else {
             let _ = writeln!(out, "{text}");
         }
@@ -162,8 +176,15 @@ pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
                     seconds
                 ),
             );
+            if let Some(bar) = &bar {
+                bar.inc(1);
+                bar.set_message(r.name.clone());
+            }
         })
         .await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
     let mut all = invalid;
     all.extend(results);
     let log = append_run_log(ws, &run_id, started, &args.select.join(" "), &all, None).await;

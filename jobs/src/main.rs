@@ -725,7 +725,7 @@ async fn run_demo(
             .with_context(|| format!("cannot write jobs under {}", project.dir.display()))?;
         if !written.is_empty() {
             println!(
-                "Wrote {} jobs from the SQL library under {}",
+                "Wrote {} job files from the SQL library under {}",
                 written.len(),
                 project.dir.join(tessera_jobs::job::JOBS_DIR).display()
             );

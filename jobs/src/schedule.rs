@@ -218,9 +218,27 @@ pub async fn schedule(project: &Project, args: &ScheduleArgs) -> Result<()> {
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = stop_tx.send(true);
+        // Ctrl-C, or SIGTERM from a service manager: stop scheduling, let running runs end.
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let terminated = async {
+                match term.as_mut() {
+                    Some(term) => {
+                        term.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminated => {}
+            }
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop_tx.send(true);
     });
     let launch = move |s: Schedule| {
         let mut cmd = tokio::process::Command::new(&exe);
