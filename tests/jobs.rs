@@ -348,6 +348,11 @@ fn broken_job_files_are_reported_by_file_and_the_rest_still_runs() {
     )
     .unwrap();
     std::fs::write(jobs.join("broken/syntax.sql"), "select (1 from t").unwrap();
+    std::fs::write(
+        jobs.join("broken/types.sql"),
+        "select sum(first_name) as total from staging.contacts",
+    )
+    .unwrap();
     let out = run_in(dir, &["run"]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -359,6 +364,13 @@ fn broken_job_files_are_reported_by_file_and_the_rest_still_runs() {
     assert!(stdout.contains("jobs/broken/header.sql:1"), "{stdout}");
     assert!(stdout.contains("materialised"), "{stdout}");
     assert!(stdout.contains("jobs/broken/syntax.sql"), "{stdout}");
+    // A type error is found when the job is planned, after what it reads has run.
+    let types = stdout
+        .lines()
+        .find(|l| l.contains("broken.types"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(types.contains("FAILED") && types.contains("jobs/broken/types.sql"), "{types}");
+    assert!(types.to_lowercase().contains("sum"), "{types}");
     // The valid jobs ran.
     assert!(
         dir.join("warehouse/profiles/customer_orders/_delta_log")
