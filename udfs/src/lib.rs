@@ -1,5 +1,9 @@
 //! Tessera's SQL functions: identifier normalisation, similarity, phonetics, activation hashing
 //! and survivorship aggregates, registered into any DataFusion session by [`register_all`].
+//!
+//! Every function is total: NULL or malformed input gives NULL (documented per function), never
+//! a panic, and one bad row never fails a query. Arguments may be Utf8, LargeUtf8 or Utf8View
+//! arrays or scalars; all-scalar calls are computed once.
 #![deny(missing_docs)]
 
 use std::sync::Arc;
@@ -10,9 +14,32 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 
 pub use datafusion;
 
+pub mod email;
+pub mod hash;
+pub mod phonetic;
+pub mod similarity;
+pub mod util;
+
 /// Every scalar function of the library.
 pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
-    Vec::new()
+    vec![
+        Arc::new(ScalarUDF::from(email::EmailNormalize::default())),
+        Arc::new(ScalarUDF::from(email::EmailCanonical::default())),
+        Arc::new(ScalarUDF::from(email::EmailIsValid::default())),
+        Arc::new(ScalarUDF::from(email::EmailDomain::default())),
+        Arc::new(ScalarUDF::from(hash::Sha256Hex::default())),
+        Arc::new(ScalarUDF::from(hash::HashIdentifier::default())),
+        Arc::new(ScalarUDF::from(similarity::Jaro::default())),
+        Arc::new(ScalarUDF::from(similarity::JaroWinkler::default())),
+        Arc::new(ScalarUDF::from(similarity::LevenshteinSimilarity::default())),
+        Arc::new(ScalarUDF::from(similarity::DamerauLevenshtein::default())),
+        Arc::new(ScalarUDF::from(similarity::JaccardTokens::default())),
+        Arc::new(ScalarUDF::from(similarity::TokenSortRatio::default())),
+        Arc::new(ScalarUDF::from(phonetic::Soundex::default())),
+        Arc::new(ScalarUDF::from(phonetic::DoubleMetaphone::default())),
+        Arc::new(ScalarUDF::from(phonetic::DoubleMetaphoneAlt::default())),
+        Arc::new(ScalarUDF::from(phonetic::Nysiis::default())),
+    ]
 }
 
 /// Every aggregate function of the library.
