@@ -430,3 +430,47 @@ fn usage_errors_exit_2() {
     let out = run_in(tmp.path(), &["no-such-command"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn functions_are_listed_documented_and_in_information_schema() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ok(tmp.path(), &["functions", "--format", "json"]);
+    let rows = json_rows(&out);
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["function"].as_str().unwrap())
+        .collect();
+    for f in [
+        "email_normalize",
+        "hash_identifier",
+        "jaro_winkler",
+        "double_metaphone",
+        "soundex",
+    ] {
+        assert!(names.contains(&f), "{f} missing: {names:?}");
+    }
+    assert!(
+        rows.iter()
+            .all(|r| !r["description"].as_str().unwrap().is_empty())
+    );
+    let one = ok(tmp.path(), &["functions", "hash_identifier"]);
+    assert!(
+        one.contains("Syntax: hash_identifier(value, kind, platform)"),
+        "{one}"
+    );
+    assert!(one.contains("```sql"), "{one}");
+    let err = fails(tmp.path(), &["functions", "no_such_function"], 1);
+    assert!(err.contains("no_such_function"), "{err}");
+    // Documented in information_schema.routines for BI tools and `tessera sql`.
+    let out = ok(
+        shared_demo(),
+        &[
+            "sql",
+            "select count(distinct routine_name) as n from information_schema.routines \
+             where routine_name in ('email_normalize', 'jaro_winkler') and description is not null",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(out, "n\n2\n");
+}

@@ -369,7 +369,10 @@ fn broken_job_files_are_reported_by_file_and_the_rest_still_runs() {
         .lines()
         .find(|l| l.contains("broken.types"))
         .unwrap_or_else(|| panic!("{stdout}"));
-    assert!(types.contains("FAILED") && types.contains("jobs/broken/types.sql"), "{types}");
+    assert!(
+        types.contains("FAILED") && types.contains("jobs/broken/types.sql"),
+        "{types}"
+    );
     assert!(types.to_lowercase().contains("sum"), "{types}");
     // The valid jobs ran.
     assert!(

@@ -27,3 +27,4 @@ pub use error::{Error, Result};
 pub use session::{Engine, EngineBuilder, EngineOptions};
 pub use sources::{CsvOptions, RegisteredSource, SourceFormat, SourceSpec};
 pub use storage::Storage;
+pub use tessera_udfs as udfs;

@@ -77,6 +77,15 @@ enum Command {
         #[arg(long)]
         no_count: bool,
     },
+    /// List Tessera's SQL functions with their documentation (`tessera functions email_normalize`
+    /// shows one in full).
+    Functions {
+        /// A function name, or part of one, to filter by.
+        pattern: Option<String>,
+        /// Output format of the list.
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+    },
     /// Write a query's result as a Delta table in the warehouse (or at --to).
     Write {
         /// Table name in the warehouse: `schema.table` or `table`.
@@ -280,6 +289,7 @@ async fn run(cli: Cli) -> Result<()> {
             let ws = Workspace::open(load_project(&cli.project)?)?;
             sql(&ws, &query, format, max_rows).await
         }
+        Command::Functions { pattern, format } => functions(pattern.as_deref(), format).await,
         Command::Tables { format, no_count } => {
             let ws = Workspace::open(load_project(&cli.project)?)?;
             tables(&ws, format, !no_count).await
@@ -753,5 +763,82 @@ async fn run_demo(
         println!("\n{q}\n");
         sql(&ws, q, OutputFormat::Table, 20).await?;
     }
+    Ok(())
+}
+
+/// `tessera functions`: the library's functions and their documentation.
+async fn functions(pattern: Option<&str>, format: OutputFormat) -> Result<()> {
+    use datafusion::arrow::array::{RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    let all = tessera_engine::udfs::scalar_functions();
+    let pattern = pattern.map(str::to_lowercase);
+    let chosen: Vec<_> = all
+        .iter()
+        .filter(|f| pattern.as_deref().is_none_or(|p| f.name().contains(p)))
+        .collect();
+    if let (Some(p), [one]) = (&pattern, chosen.as_slice())
+        && one.name() == p
+    {
+        let doc = one.documentation().context("no documentation")?;
+        println!("{}  ({})\n", one.name(), doc.doc_section.label);
+        println!("{}\n", doc.description);
+        println!("Syntax: {}\n", doc.syntax_example);
+        if let Some(args) = &doc.arguments {
+            println!("Arguments:");
+            for (name, text) in args {
+                println!("  {name}: {text}");
+            }
+            println!();
+        }
+        if let Some(example) = &doc.sql_example {
+            println!("{example}");
+        }
+        return Ok(());
+    }
+    if chosen.is_empty() {
+        bail!(
+            "no Tessera function matches `{}`",
+            pattern.unwrap_or_default()
+        );
+    }
+    let column = |f: &dyn Fn(&datafusion::logical_expr::ScalarUDF) -> String| {
+        std::sync::Arc::new(StringArray::from(
+            chosen.iter().map(|u| f(u)).collect::<Vec<_>>(),
+        )) as datafusion::arrow::array::ArrayRef
+    };
+    let doc_of = |u: &datafusion::logical_expr::ScalarUDF| u.documentation().cloned();
+    let batch = RecordBatch::try_new(
+        std::sync::Arc::new(Schema::new(vec![
+            Field::new("function", DataType::Utf8, false),
+            Field::new("section", DataType::Utf8, false),
+            Field::new("syntax", DataType::Utf8, false),
+            Field::new("description", DataType::Utf8, false),
+        ])),
+        vec![
+            column(&|u| u.name().to_string()),
+            column(&|u| {
+                doc_of(u)
+                    .map(|d| d.doc_section.label.to_string())
+                    .unwrap_or_default()
+            }),
+            column(&|u| doc_of(u).map(|d| d.syntax_example).unwrap_or_default()),
+            column(&|u| {
+                doc_of(u)
+                    .map(|d| {
+                        d.description
+                            .split(". ")
+                            .next()
+                            .unwrap_or_default()
+                            .trim_end_matches('.')
+                            .to_string()
+                    })
+                    .unwrap_or_default()
+            }),
+        ],
+    )?;
+    let ctx = datafusion::prelude::SessionContext::new();
+    let stream = ctx.read_batch(batch)?.execute_stream().await?;
+    print_stream(stream, format, usize::MAX, &mut std::io::stdout()).await?;
     Ok(())
 }

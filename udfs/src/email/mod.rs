@@ -35,9 +35,9 @@ fn valid_local(local: &str) -> bool {
         && !local.starts_with('.')
         && !local.ends_with('.')
         && !local.contains("..")
-        && local.chars().all(|c| {
-            c.is_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c)
-        })
+        && local
+            .chars()
+            .all(|c| c.is_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c))
 }
 
 fn valid_domain(domain: &str) -> bool {
@@ -131,9 +131,19 @@ mod tests {
         // Full-width characters fold to ASCII under NFKC.
         assert_eq!(parse("ｊｏｈｎ@example.com").unwrap().0, "john");
         for bad in [
-            "", "@", "john", "john@", "@example.com", "john@example", "jo hn@example.com",
-            "john..smith@example.com", ".john@example.com", "john@-example.com",
-            "john@example.c", "john@example.123", "a@b@c",
+            "",
+            "@",
+            "john",
+            "john@",
+            "@example.com",
+            "john@example",
+            "jo hn@example.com",
+            "john..smith@example.com",
+            ".john@example.com",
+            "john@-example.com",
+            "john@example.c",
+            "john@example.123",
+            "a@b@c",
         ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
@@ -143,22 +153,50 @@ mod tests {
     #[test]
     fn platform_rules() {
         let g = |e, p| for_platform(e, p).unwrap();
-        assert_eq!(g(" J.Doe+news@GMail.com", "meta").unwrap(), "j.doe+news@gmail.com");
-        assert_eq!(g(" J.Doe+news@GMail.com", "google").unwrap(), "jdoe+news@gmail.com");
-        assert_eq!(g("J.Doe@googlemail.com", "google").unwrap(), "jdoe@googlemail.com");
-        assert_eq!(g("j.doe@company.com", "google").unwrap(), "j.doe@company.com");
+        assert_eq!(
+            g(" J.Doe+news@GMail.com", "meta").unwrap(),
+            "j.doe+news@gmail.com"
+        );
+        assert_eq!(
+            g(" J.Doe+news@GMail.com", "google").unwrap(),
+            "jdoe+news@gmail.com"
+        );
+        assert_eq!(
+            g("J.Doe@googlemail.com", "google").unwrap(),
+            "jdoe@googlemail.com"
+        );
+        assert_eq!(
+            g("j.doe@company.com", "google").unwrap(),
+            "j.doe@company.com"
+        );
         assert_eq!(g("J.Doe+news@gmail.com", "uid2").unwrap(), "jdoe@gmail.com");
-        assert_eq!(g("j.doe+x@googlemail.com", "uid2").unwrap(), "j.doe+x@googlemail.com");
+        assert_eq!(
+            g("j.doe+x@googlemail.com", "uid2").unwrap(),
+            "j.doe+x@googlemail.com"
+        );
         assert_eq!(g("+x@gmail.com", "uid2"), None);
         assert_eq!(g("not an email", "tiktok"), None);
-        assert!(for_platform("a@b.com", "myspace").unwrap_err().contains("unknown platform"));
+        assert!(
+            for_platform("a@b.com", "myspace")
+                .unwrap_err()
+                .contains("unknown platform")
+        );
     }
 
     #[test]
     fn canonical_mailbox() {
-        assert_eq!(canonical("J.O.H.N+promo@googlemail.com").unwrap(), "john@gmail.com");
-        assert_eq!(canonical("john+promo@outlook.com").unwrap(), "john@outlook.com");
-        assert_eq!(canonical("john.smith@outlook.com").unwrap(), "john.smith@outlook.com");
+        assert_eq!(
+            canonical("J.O.H.N+promo@googlemail.com").unwrap(),
+            "john@gmail.com"
+        );
+        assert_eq!(
+            canonical("john+promo@outlook.com").unwrap(),
+            "john@outlook.com"
+        );
+        assert_eq!(
+            canonical("john.smith@outlook.com").unwrap(),
+            "john.smith@outlook.com"
+        );
         assert_eq!(canonical("+promo@outlook.com"), None);
     }
 }

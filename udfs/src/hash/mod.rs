@@ -12,7 +12,15 @@ use sha2::{Digest, Sha256};
 
 /// Identifier kinds `hash_identifier` knows.
 pub const KINDS: &[&str] = &[
-    "email", "phone", "first_name", "last_name", "city", "state", "zip", "country", "external_id",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "city",
+    "state",
+    "zip",
+    "country",
+    "external_id",
 ];
 
 /// Lower-case hex SHA-256.
@@ -33,7 +41,11 @@ fn e164(text: &str) -> Option<String> {
     let trimmed = text.trim();
     let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
     let international = trimmed.starts_with('+') || trimmed.starts_with("00");
-    let digits = if trimmed.starts_with("00") { digits[2..].to_string() } else { digits };
+    let digits = if trimmed.starts_with("00") {
+        digits[2..].to_string()
+    } else {
+        digits
+    };
     (international && (8..=15).contains(&digits.len()) && !digits.starts_with('0'))
         .then(|| format!("+{digits}"))
 }
@@ -96,7 +108,13 @@ pub fn normalize(value: &str, kind: &str, platform: &str) -> Result<Option<Strin
 /// `normalize` then SHA-256, hex (base64 for UID2).
 pub fn hash(value: &str, kind: &str, platform: &str) -> Result<Option<String>, String> {
     let uid2 = platform.trim().eq_ignore_ascii_case("uid2");
-    Ok(normalize(value, kind, platform)?.map(|v| if uid2 { sha256_base64(&v) } else { sha256_hex(&v) }))
+    Ok(normalize(value, kind, platform)?.map(|v| {
+        if uid2 {
+            sha256_base64(&v)
+        } else {
+            sha256_hex(&v)
+        }
+    }))
 }
 
 #[cfg(test)]
@@ -127,16 +145,42 @@ mod tests {
 
     #[test]
     fn phones_per_platform() {
-        assert_eq!(normalize("+1 (650) 555-1234", "phone", "google").unwrap().unwrap(), "+16505551234");
-        assert_eq!(normalize("+1 (650) 555-1234", "phone", "meta").unwrap().unwrap(), "16505551234");
-        assert_eq!(normalize("0044 20 7946 0958", "phone", "tiktok").unwrap().unwrap(), "+442079460958");
+        assert_eq!(
+            normalize("+1 (650) 555-1234", "phone", "google")
+                .unwrap()
+                .unwrap(),
+            "+16505551234"
+        );
+        assert_eq!(
+            normalize("+1 (650) 555-1234", "phone", "meta")
+                .unwrap()
+                .unwrap(),
+            "16505551234"
+        );
+        assert_eq!(
+            normalize("0044 20 7946 0958", "phone", "tiktok")
+                .unwrap()
+                .unwrap(),
+            "+442079460958"
+        );
         assert_eq!(normalize("650 555 1234", "phone", "google").unwrap(), None);
-        assert_eq!(normalize("+16505551234", "phone", "linkedin").unwrap(), None);
+        assert_eq!(
+            normalize("+16505551234", "phone", "linkedin").unwrap(),
+            None
+        );
     }
 
     #[test]
     fn unknown_kind_or_platform_is_an_error() {
-        assert!(hash("x", "ssn", "meta").unwrap_err().contains("unknown identifier kind"));
-        assert!(hash("x", "email", "myspace").unwrap_err().contains("unknown platform"));
+        assert!(
+            hash("x", "ssn", "meta")
+                .unwrap_err()
+                .contains("unknown identifier kind")
+        );
+        assert!(
+            hash("x", "email", "myspace")
+                .unwrap_err()
+                .contains("unknown platform")
+        );
     }
 }

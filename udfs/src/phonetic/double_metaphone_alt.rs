@@ -6,7 +6,7 @@ use crate::util::{map_strings, strings};
 crate::string_function! {
     #[user_doc(
         doc_section(label = "Phonetic functions"),
-        description = "Double Metaphone alternate code (another plausible pronunciation, e.g. Germanic or Slavic); equal to the primary code when there is none.",
+        description = "Double Metaphone alternate code: another plausible pronunciation (Germanic, Slavic...), equal to the primary code when there is none.",
         syntax_example = "double_metaphone_alt(name)",
         sql_example = r#"```sql
 > select double_metaphone_alt('Smith');

@@ -17,7 +17,12 @@ use rphonetic::Encoder;
 
 /// ASCII letters and spaces of the transliterated text, or `None` when no letter is left.
 pub fn letters(text: &str) -> Option<String> {
-    let ascii = deunicode::deunicode(text);
+    // Letters only, before transliteration: an emoji would otherwise become its name.
+    let letters: String = text
+        .chars()
+        .map(|c| if c.is_alphabetic() { c } else { ' ' })
+        .collect();
+    let ascii = deunicode::deunicode(&letters);
     let kept: String = ascii
         .chars()
         .map(|c| if c.is_ascii_alphabetic() { c } else { ' ' })
@@ -77,6 +82,7 @@ mod tests {
         assert_eq!(soundex("Müller"), soundex("Muller"));
         assert_eq!(soundex("1234 !"), None);
         assert_eq!(double_metaphone(""), None);
+        assert_eq!(double_metaphone("😀"), None);
         assert!(soundex("王小明").is_some());
     }
 }
