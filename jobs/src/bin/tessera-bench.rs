@@ -43,6 +43,16 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Similarity functions: pairs per second on one core, name-length strings read from
+    /// Parquet through SQL, against DataFusion's built-in `levenshtein`.
+    Similarity {
+        /// People in the demo data the names come from.
+        #[arg(long, default_value_t = 200_000)]
+        people: u64,
+        /// Runs per measurement (the best is kept).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// The job runner: planning and no-op runs of a project of many jobs, and the runner's
     /// overhead over writing the same query's result directly (`tessera write`).
     Jobs {
@@ -70,6 +80,7 @@ fn main() -> Result<()> {
         Bench::Demo { people } => runtime.block_on(bench_demo(&dir, people)),
         Bench::Scan { people, runs } => runtime.block_on(bench_scan(&dir, people, runs)),
         Bench::Jobs { jobs, people, runs } => bench_jobs(&dir, jobs, people, runs),
+        Bench::Similarity { people, runs } => bench_similarity(&dir, people, runs),
     }
 }
 
@@ -367,5 +378,90 @@ fn bench_jobs(dir: &Path, jobs: usize, people: u64, runs: usize) -> Result<()> {
         (runner - direct) * 1000.0
     );
     println!("  ratio run/write: {:.2}", runner / direct);
+    Ok(())
+}
+
+fn bench_similarity(dir: &Path, people: u64, runs: usize) -> Result<()> {
+    let demo = dir.join(format!("scan-{people}"));
+    if !demo.join("tessera.toml").exists() {
+        tessera_in(
+            &demo,
+            &[
+                "demo",
+                "--people",
+                &people.to_string(),
+                "--force",
+                "--no-query",
+                "--no-run",
+            ],
+        )?;
+    }
+    // Pairs of names: every CRM contact's full name against 10 POS customers' names.
+    let project = dir.join(format!("similarity-{people}"));
+    std::fs::create_dir_all(project.join("data"))?;
+    let pairs = project.join("data/pairs.parquet");
+    if !pairs.exists() {
+        tessera_in(
+            &demo,
+            &[
+                "export",
+                "select coalesce(c.first_name, '') || ' ' || coalesce(c.last_name, '') as a, p.full_name as b \
+                 from crm_contacts c cross join (select full_name from pos_customers order by pos_customer_id limit 10) p",
+                pairs.to_str().context("utf-8 path")?,
+            ],
+        )?;
+    }
+    std::fs::write(
+        project.join("tessera.toml"),
+        "[project]\nname = \"similarity\"\n\n[engine]\ntarget_partitions = 1\n\n\
+         [sources.pairs]\nurl = \"data/pairs.parquet\"\nformat = \"parquet\"\n",
+    )?;
+    let n: f64 = tessera_in(
+        &project,
+        &["sql", "select count(*) from pairs", "--format", "csv"],
+    )?
+    .lines()
+    .nth(1)
+    .context("count")?
+    .parse()?;
+    let time = |expr: &str| -> Result<f64> {
+        let sql = format!("select sum({expr}) from pairs");
+        best_of(runs, || {
+            tessera_in(&project, &["sql", &sql, "--format", "csv"]).map(|_| ())
+        })
+    };
+    let scan = time("length(a) + length(b)")?;
+    println!(
+        "similarity over {n} name pairs from Parquet, one core (target_partitions = 1), best of {runs}"
+    );
+    println!("  scan only, sum(length(a) + length(b)): {scan:7.3}s (subtracted below)");
+    let mut baseline = None;
+    for (label, expr) in [
+        (
+            "levenshtein (DataFusion built-in, baseline)",
+            "levenshtein(a, b)",
+        ),
+        ("levenshtein_similarity", "levenshtein_similarity(a, b)"),
+        ("damerau_levenshtein", "damerau_levenshtein(a, b)"),
+        ("jaro", "jaro(a, b)"),
+        ("jaro_winkler", "jaro_winkler(a, b)"),
+        ("jaccard_tokens", "jaccard_tokens(a, b)"),
+        ("token_sort_ratio", "token_sort_ratio(a, b)"),
+    ] {
+        let t = time(expr)?;
+        let net = (t - scan).max(1e-6);
+        let rate = n / net;
+        let ratio = match baseline {
+            None => {
+                baseline = Some(net);
+                "1.00".to_string()
+            }
+            Some(b) => format!("{:.2}", net / b),
+        };
+        println!(
+            "  {label:<45} {t:7.3}s  {:>7.2} M pairs/s/core  time ratio vs levenshtein {ratio}",
+            rate / 1e6
+        );
+    }
     Ok(())
 }

@@ -19,5 +19,5 @@ crate::string_function! {
     name: "jaro",
     signature: strings(2),
     returns: DataType::Float64,
-    eval: |args, rows| map_pairs(args, rows, strsim::jaro),
+    eval: |args, rows| map_pairs(args, rows, super::fast::jaro),
 }

@@ -19,5 +19,5 @@ crate::string_function! {
     name: "jaro_winkler",
     signature: strings(2),
     returns: DataType::Float64,
-    eval: |args, rows| map_pairs(args, rows, strsim::jaro_winkler),
+    eval: |args, rows| map_pairs(args, rows, super::fast::jaro_winkler),
 }

@@ -2,6 +2,7 @@
 //! argument is NULL. Characters are Unicode scalar values (an accented letter counts once).
 
 mod damerau_levenshtein;
+pub mod fast;
 mod jaccard_tokens;
 mod jaro;
 mod jaro_winkler;
