@@ -4,7 +4,7 @@
 
 /// Jaro similarity (as `strsim::jaro`).
 pub fn jaro(a: &str, b: &str) -> f64 {
-    with_slices(a, b, |x, y| jaro_slices(x, y), strsim::jaro)
+    with_slices(a, b, jaro_slices, strsim::jaro)
 }
 
 /// Jaro–Winkler similarity (as `strsim::jaro_winkler`: prefix bonus up to 4 characters,
@@ -80,8 +80,8 @@ fn jaro_slices(a: &[u32], b: &[u32]) -> f64 {
     for (i, &x) in a.iter().enumerate() {
         let lo = i.saturating_sub(range);
         let hi = (i + range + 1).min(b_len);
-        for j in lo..hi {
-            if b_flags & (1 << j) == 0 && b[j] == x {
+        for (j, &y) in b.iter().enumerate().take(hi).skip(lo) {
+            if b_flags & (1 << j) == 0 && y == x {
                 a_flags |= 1 << i;
                 b_flags |= 1 << j;
                 matches += 1;
