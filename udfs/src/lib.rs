@@ -16,7 +16,9 @@ pub use datafusion;
 
 pub mod email;
 pub mod hash;
+pub mod phone;
 pub mod phonetic;
+pub mod place;
 pub mod similarity;
 pub mod util;
 
@@ -27,6 +29,11 @@ pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(email::EmailCanonical::default())),
         Arc::new(ScalarUDF::from(email::EmailIsValid::default())),
         Arc::new(ScalarUDF::from(email::EmailDomain::default())),
+        Arc::new(ScalarUDF::from(phone::PhoneE164::default())),
+        Arc::new(ScalarUDF::from(phone::PhoneIsValid::default())),
+        Arc::new(ScalarUDF::from(phone::PhoneCountry::default())),
+        Arc::new(ScalarUDF::from(phone::PhoneType::default())),
+        Arc::new(ScalarUDF::from(place::CountryCode::default())),
         Arc::new(ScalarUDF::from(hash::Sha256Hex::default())),
         Arc::new(ScalarUDF::from(hash::HashIdentifier::default())),
         Arc::new(ScalarUDF::from(similarity::Jaro::default())),

@@ -1,0 +1,121 @@
+//! Phone functions on libphonenumber's metadata (the `phonenumber` crate): parse any common
+//! national or international format with a default region, to E.164; validity, country, type.
+//! Unparseable or invalid numbers give NULL.
+
+mod country;
+mod e164;
+mod is_valid;
+mod number_type;
+
+pub use country::PhoneCountry;
+pub use e164::PhoneE164;
+pub use is_valid::PhoneIsValid;
+pub use number_type::PhoneType;
+
+use std::str::FromStr;
+
+use phonenumber::country::Id;
+use phonenumber::{Mode, PhoneNumber, Type};
+
+/// A region code (`US`, `gb`...), or an error naming it.
+pub fn region(code: &str) -> Result<Id, String> {
+    Id::from_str(&code.trim().to_ascii_uppercase()).map_err(|_| {
+        format!("unknown region `{code}` (expected an ISO 3166 code such as US, GB, FR)")
+    })
+}
+
+/// Parses `text` (national numbers read in `default_region`); `None` when it is not a phone
+/// number. Never panics, whatever the text.
+pub fn parse(text: &str, default_region: Option<&str>) -> Option<PhoneNumber> {
+    let text = text.trim();
+    let digits = text.chars().filter(char::is_ascii_digit).count();
+    if !(3..=20).contains(&digits) || text.len() > 64 {
+        return None;
+    }
+    let region = match default_region {
+        Some(r) => Some(region(r).ok()?),
+        None => None,
+    };
+    std::panic::catch_unwind(|| phonenumber::parse(region, text).ok())
+        .ok()
+        .flatten()
+}
+
+/// The valid number in E.164 (`+14155552671`).
+pub fn e164(text: &str, default_region: Option<&str>) -> Option<String> {
+    let number = parse(text, default_region)?;
+    phonenumber::is_valid(&number).then(|| number.format().mode(Mode::E164).to_string())
+}
+
+/// The ISO region of a valid number.
+pub fn country(text: &str, default_region: Option<&str>) -> Option<String> {
+    let number = parse(text, default_region)?;
+    if !phonenumber::is_valid(&number) {
+        return None;
+    }
+    number.country().id().map(|id| id.as_ref().to_string())
+}
+
+/// The line type of a valid number.
+pub fn number_type(text: &str, default_region: Option<&str>) -> Option<String> {
+    let number = parse(text, default_region)?;
+    if !phonenumber::is_valid(&number) {
+        return None;
+    }
+    Some(
+        match number.number_type(&phonenumber::metadata::DATABASE) {
+            Type::FixedLine => "fixed_line",
+            Type::Mobile => "mobile",
+            Type::FixedLineOrMobile => "fixed_line_or_mobile",
+            Type::TollFree => "toll_free",
+            Type::PremiumRate => "premium_rate",
+            Type::SharedCost => "shared_cost",
+            Type::PersonalNumber => "personal",
+            Type::Voip => "voip",
+            Type::Pager => "pager",
+            Type::Uan => "uan",
+            Type::Voicemail => "voicemail",
+            _ => "unknown",
+        }
+        .to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn national_and_international_formats() {
+        assert_eq!(e164("(415) 555-2671", Some("US")).unwrap(), "+14155552671");
+        assert_eq!(e164("+1 415 555 2671", None).unwrap(), "+14155552671");
+        assert_eq!(e164("020 7946 0958", Some("GB")).unwrap(), "+442079460958");
+        assert_eq!(
+            e164("0044 20 7946 0958", Some("FR")).unwrap(),
+            "+442079460958"
+        );
+        assert_eq!(e164("06 12 34 56 78", Some("fr")).unwrap(), "+33612345678");
+        assert_eq!(e164("030 1234567", Some("DE")).unwrap(), "+49301234567");
+        assert_eq!(country("+33 6 12 34 56 78", None).unwrap(), "FR");
+        assert_eq!(number_type("+33 6 12 34 56 78", None).unwrap(), "mobile");
+    }
+
+    #[test]
+    fn garbage_is_null_not_a_panic() {
+        for bad in [
+            "",
+            "+",
+            "abc",
+            "0000000000",
+            "++++1",
+            "1",
+            "+999 999",
+            "😀📞",
+            &"9".repeat(500),
+        ] {
+            assert_eq!(e164(bad, Some("US")), None, "{bad}");
+        }
+        assert_eq!(e164("4155552671", None), None, "no region, no country code");
+        assert!(region("XX").is_err());
+    }
+}
