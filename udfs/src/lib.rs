@@ -14,6 +14,7 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 
 pub use datafusion;
 
+pub mod date;
 pub mod email;
 pub mod hash;
 pub mod phone;
@@ -34,6 +35,7 @@ pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(phone::PhoneCountry::default())),
         Arc::new(ScalarUDF::from(phone::PhoneType::default())),
         Arc::new(ScalarUDF::from(place::CountryCode::default())),
+        Arc::new(ScalarUDF::from(date::ParseDate::default())),
         Arc::new(ScalarUDF::from(hash::Sha256Hex::default())),
         Arc::new(ScalarUDF::from(hash::HashIdentifier::default())),
         Arc::new(ScalarUDF::from(similarity::Jaro::default())),

@@ -95,6 +95,24 @@ impl Output for i64 {
     }
 }
 
+/// A date as days since 1970-01-01 (Arrow `Date32`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Days(pub i32);
+
+impl Output for Days {
+    fn scalar(value: Option<Self>) -> ScalarValue {
+        ScalarValue::Date32(value.map(|d| d.0))
+    }
+    fn array(values: Vec<Option<Self>>) -> ArrayRef {
+        Arc::new(datafusion::arrow::array::Date32Array::from(
+            values
+                .into_iter()
+                .map(|d| d.map(|d| d.0))
+                .collect::<Vec<_>>(),
+        ))
+    }
+}
+
 impl Output for bool {
     fn scalar(value: Option<Self>) -> ScalarValue {
         ScalarValue::Boolean(value)
