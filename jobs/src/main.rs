@@ -770,24 +770,33 @@ async fn run_demo(
 async fn functions(pattern: Option<&str>, format: OutputFormat) -> Result<()> {
     use datafusion::arrow::array::{RecordBatch, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::logical_expr::Documentation;
 
-    let all = tessera_engine::udfs::scalar_functions();
-    let pattern = pattern.map(str::to_lowercase);
-    let chosen: Vec<_> = all
+    let mut all: Vec<(String, Option<Documentation>)> = tessera_engine::udfs::scalar_functions()
         .iter()
-        .filter(|f| pattern.as_deref().is_none_or(|p| f.name().contains(p)))
+        .map(|f| (f.name().to_string(), f.documentation().cloned()))
         .collect();
-    if let (Some(p), [one]) = (&pattern, chosen.as_slice())
-        && one.name() == p
+    all.extend(
+        tessera_engine::udfs::aggregate_functions()
+            .iter()
+            .map(|f| (f.name().to_string(), f.documentation().cloned())),
+    );
+    let pattern = pattern.map(str::to_lowercase);
+    let chosen: Vec<&(String, Option<Documentation>)> = all
+        .iter()
+        .filter(|(name, _)| pattern.as_deref().is_none_or(|p| name.contains(p)))
+        .collect();
+    if let (Some(p), [(name, doc)]) = (&pattern, chosen.as_slice())
+        && name == p
     {
-        let doc = one.documentation().context("no documentation")?;
-        println!("{}  ({})\n", one.name(), doc.doc_section.label);
+        let doc = doc.as_ref().context("no documentation")?;
+        println!("{name}  ({})\n", doc.doc_section.label);
         println!("{}\n", doc.description);
         println!("Syntax: {}\n", doc.syntax_example);
         if let Some(args) = &doc.arguments {
             println!("Arguments:");
-            for (name, text) in args {
-                println!("  {name}: {text}");
+            for (arg, text) in args {
+                println!("  {arg}: {text}");
             }
             println!();
         }
@@ -802,12 +811,14 @@ async fn functions(pattern: Option<&str>, format: OutputFormat) -> Result<()> {
             pattern.unwrap_or_default()
         );
     }
-    let column = |f: &dyn Fn(&datafusion::logical_expr::ScalarUDF) -> String| {
+    let column = |f: &dyn Fn(&str, Option<&Documentation>) -> String| {
         std::sync::Arc::new(StringArray::from(
-            chosen.iter().map(|u| f(u)).collect::<Vec<_>>(),
+            chosen
+                .iter()
+                .map(|(name, doc)| f(name, doc.as_ref()))
+                .collect::<Vec<_>>(),
         )) as datafusion::arrow::array::ArrayRef
     };
-    let doc_of = |u: &datafusion::logical_expr::ScalarUDF| u.documentation().cloned();
     let batch = RecordBatch::try_new(
         std::sync::Arc::new(Schema::new(vec![
             Field::new("function", DataType::Utf8, false),
@@ -816,24 +827,18 @@ async fn functions(pattern: Option<&str>, format: OutputFormat) -> Result<()> {
             Field::new("description", DataType::Utf8, false),
         ])),
         vec![
-            column(&|u| u.name().to_string()),
-            column(&|u| {
-                doc_of(u)
-                    .map(|d| d.doc_section.label.to_string())
+            column(&|name, _| name.to_string()),
+            column(&|_, d| {
+                d.map(|d| d.doc_section.label.to_string())
                     .unwrap_or_default()
             }),
-            column(&|u| doc_of(u).map(|d| d.syntax_example).unwrap_or_default()),
-            column(&|u| {
-                doc_of(u)
-                    .map(|d| {
-                        d.description
-                            .split(". ")
-                            .next()
-                            .unwrap_or_default()
-                            .trim_end_matches('.')
-                            .to_string()
-                    })
-                    .unwrap_or_default()
+            column(&|_, d| d.map(|d| d.syntax_example.clone()).unwrap_or_default()),
+            column(&|_, d| {
+                d.map(|d| {
+                    let first = d.description.split(". ").next().unwrap_or_default();
+                    first.trim_end_matches('.').to_string()
+                })
+                .unwrap_or_default()
             }),
         ],
     )?;

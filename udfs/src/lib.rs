@@ -21,6 +21,7 @@ pub mod phone;
 pub mod phonetic;
 pub mod place;
 pub mod similarity;
+pub mod survivorship;
 pub mod util;
 
 /// Every scalar function of the library.
@@ -53,7 +54,13 @@ pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
 
 /// Every aggregate function of the library.
 pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
-    Vec::new()
+    vec![
+        Arc::new(AggregateUDF::from(survivorship::LatestValue::default())),
+        Arc::new(AggregateUDF::from(survivorship::EarliestValue::default())),
+        Arc::new(AggregateUDF::from(survivorship::PriorityValue::default())),
+        Arc::new(AggregateUDF::from(survivorship::LongestValue::default())),
+        Arc::new(AggregateUDF::from(survivorship::MostFrequent::default())),
+    ]
 }
 
 /// Registers every Tessera function into `registry` (for example a `SessionContext`).
