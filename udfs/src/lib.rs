@@ -17,6 +17,7 @@ pub use datafusion;
 pub mod date;
 pub mod email;
 pub mod hash;
+pub mod name;
 pub mod phone;
 pub mod phonetic;
 pub mod place;
@@ -35,6 +36,9 @@ pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(phone::PhoneIsValid::default())),
         Arc::new(ScalarUDF::from(phone::PhoneCountry::default())),
         Arc::new(ScalarUDF::from(phone::PhoneType::default())),
+        Arc::new(ScalarUDF::from(name::NameNormalize::default())),
+        Arc::new(ScalarUDF::from(name::NicknameRoot::default())),
+        Arc::new(ScalarUDF::from(name::NamesEquivalent::default())),
         Arc::new(ScalarUDF::from(place::CountryCode::default())),
         Arc::new(ScalarUDF::from(date::ParseDate::default())),
         Arc::new(ScalarUDF::from(hash::Sha256Hex::default())),
