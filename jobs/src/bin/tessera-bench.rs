@@ -53,6 +53,16 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Normalisation functions: rows per second on one core over ~1M CRM rows (the 200k-people
+    /// demo's contacts, 7 times), against DataFusion's built-in `lower`.
+    Normalize {
+        /// People in the demo data.
+        #[arg(long, default_value_t = 200_000)]
+        people: u64,
+        /// Runs per measurement (the best is kept).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// The job runner: planning and no-op runs of a project of many jobs, and the runner's
     /// overhead over writing the same query's result directly (`tessera write`).
     Jobs {
@@ -81,6 +91,7 @@ fn main() -> Result<()> {
         Bench::Scan { people, runs } => runtime.block_on(bench_scan(&dir, people, runs)),
         Bench::Jobs { jobs, people, runs } => bench_jobs(&dir, jobs, people, runs),
         Bench::Similarity { people, runs } => bench_similarity(&dir, people, runs),
+        Bench::Normalize { people, runs } => bench_normalize(&dir, people, runs),
     }
 }
 
@@ -461,6 +472,95 @@ fn bench_similarity(dir: &Path, people: u64, runs: usize) -> Result<()> {
         println!(
             "  {label:<45} {t:7.3}s  {:>7.2} M pairs/s/core  time ratio vs levenshtein {ratio}",
             rate / 1e6
+        );
+    }
+    Ok(())
+}
+
+fn bench_normalize(dir: &Path, people: u64, runs: usize) -> Result<()> {
+    let demo = dir.join(format!("scan-{people}"));
+    if !demo.join("tessera.toml").exists() {
+        tessera_in(
+            &demo,
+            &[
+                "demo",
+                "--people",
+                &people.to_string(),
+                "--force",
+                "--no-query",
+                "--no-run",
+            ],
+        )?;
+    }
+    let project = dir.join(format!("normalize-{people}"));
+    std::fs::create_dir_all(project.join("data"))?;
+    let rows_file = project.join("data/contacts.parquet");
+    if !rows_file.exists() {
+        tessera_in(
+            &demo,
+            &[
+                "export",
+                "select c.* from crm_contacts c cross join generate_series(1, 7)",
+                rows_file.to_str().context("utf-8 path")?,
+            ],
+        )?;
+    }
+    std::fs::write(
+        project.join("tessera.toml"),
+        "[project]\nname = \"normalize\"\n\n[engine]\ntarget_partitions = 1\n\n\
+         [sources.contacts]\nurl = \"data/contacts.parquet\"\nformat = \"parquet\"\n",
+    )?;
+    let n: f64 = tessera_in(
+        &project,
+        &["sql", "select count(*) from contacts", "--format", "csv"],
+    )?
+    .lines()
+    .nth(1)
+    .context("count")?
+    .parse()?;
+    let time = |expr: &str| -> Result<f64> {
+        let sql = format!("select count({expr}) from contacts");
+        best_of(runs, || {
+            tessera_in(&project, &["sql", &sql, "--format", "csv"]).map(|_| ())
+        })
+    };
+    let scan = time("email")?;
+    println!(
+        "normalisation over {n} CRM rows from Parquet, one core (target_partitions = 1), best of {runs}"
+    );
+    println!("  scan only, count(email): {scan:7.3}s (subtracted below)");
+    let mut baseline = None;
+    for (label, expr) in [
+        (
+            "lower(email) (DataFusion built-in, baseline)",
+            "lower(email)",
+        ),
+        (
+            "email_normalize(email, 'google')",
+            "email_normalize(email, 'google')",
+        ),
+        ("email_canonical(email)", "email_canonical(email)"),
+        (
+            "phone_e164(phone, country_code(country))",
+            "phone_e164(phone, country_code(country))",
+        ),
+        ("country_code(country)", "country_code(country)"),
+        ("name_normalize(first_name)", "name_normalize(first_name)"),
+        ("nickname_root(first_name)", "nickname_root(first_name)"),
+        ("parse_date(birth_date)", "parse_date(birth_date)"),
+    ] {
+        let t = time(expr)?;
+        let net = (t - scan).max(1e-6);
+        let ratio = match baseline {
+            None => {
+                baseline = Some(net);
+                "1.00".to_string()
+            }
+            Some(b) => format!("{:.1}", net / b),
+        };
+        println!(
+            "  {label:<46} {t:7.3}s  {:>8.2} M rows/s/core  time ratio vs lower {ratio}",
+            n / net / 1e6
         );
     }
     Ok(())

@@ -21,7 +21,13 @@ pub const PLATFORMS: &[&str] = &["default", "meta", "google", "tiktok", "linkedi
 /// An address split into lower-cased local part and domain, after trimming and Unicode NFKC;
 /// `None` when it is not a plausible address.
 pub fn parse(text: &str) -> Option<(String, String)> {
-    let cleaned: String = text.trim().nfkc().collect::<String>().to_lowercase();
+    let trimmed = text.trim();
+    // NFKC changes nothing in ASCII: skip it for the common case.
+    let cleaned: String = if trimmed.is_ascii() {
+        trimmed.to_ascii_lowercase()
+    } else {
+        trimmed.nfkc().collect::<String>().to_lowercase()
+    };
     let (local, domain) = cleaned.rsplit_once('@')?;
     if !valid_local(local) || !valid_domain(domain) {
         return None;
