@@ -40,6 +40,8 @@ pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(name::NicknameRoot::default())),
         Arc::new(ScalarUDF::from(name::NamesEquivalent::default())),
         Arc::new(ScalarUDF::from(place::CountryCode::default())),
+        Arc::new(ScalarUDF::from(place::PostalCodeNormalize::default())),
+        Arc::new(ScalarUDF::from(place::StreetNormalize::default())),
         Arc::new(ScalarUDF::from(date::ParseDate::default())),
         Arc::new(ScalarUDF::from(hash::Sha256Hex::default())),
         Arc::new(ScalarUDF::from(hash::HashIdentifier::default())),

@@ -1,8 +1,14 @@
-//! Places: country names and codes to ISO 3166-1 alpha-2.
+//! Places: country names and codes to ISO 3166-1 alpha-2, postal codes, street addresses.
 
 mod country_code;
+mod postal;
+mod postal_code_normalize;
+mod street_normalize;
 
 pub use country_code::CountryCode;
+pub use postal::{normalize as postal_code, street};
+pub use postal_code_normalize::PostalCodeNormalize;
+pub use street_normalize::StreetNormalize;
 
 use std::str::FromStr;
 
