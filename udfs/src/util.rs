@@ -151,6 +151,19 @@ pub fn map_strings<O: Output>(
     Ok(ColumnarValue::Array(O::array(out)))
 }
 
+/// The text of argument `i` when it is a non-NULL string constant (a platform, a region, an
+/// option): functions check such options once and fail the query when they are unknown.
+pub fn constant_str(args: &[ColumnarValue], i: usize) -> Option<&str> {
+    match args.get(i)? {
+        ColumnarValue::Scalar(
+            ScalarValue::Utf8(Some(v))
+            | ScalarValue::LargeUtf8(Some(v))
+            | ScalarValue::Utf8View(Some(v)),
+        ) => Some(v),
+        _ => None,
+    }
+}
+
 /// `f(a, b)` with NULL when either is NULL.
 pub fn map_pairs<O: Output>(
     args: &[ColumnarValue],

@@ -1,6 +1,5 @@
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{ScalarValue, exec_err};
-use datafusion::logical_expr::ColumnarValue;
+use datafusion::common::exec_err;
 use datafusion_macros::user_doc;
 
 use crate::util::{Days, map_strings, strings_between};
@@ -35,9 +34,7 @@ crate::string_function! {
     signature: strings_between(1, 2),
     returns: DataType::Date32,
     eval: |args, rows| {
-        if let Some(ColumnarValue::Scalar(
-            ScalarValue::Utf8(Some(o)) | ScalarValue::LargeUtf8(Some(o)) | ScalarValue::Utf8View(Some(o)),
-        )) = args.get(1)
+        if let Some(o) = crate::util::constant_str(args, 1)
             && order(o).is_none()
         {
             return exec_err!("parse_date: unknown order `{o}` (expected mdy or dmy)");

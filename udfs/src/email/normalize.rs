@@ -1,6 +1,5 @@
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{ScalarValue, exec_err};
-use datafusion::logical_expr::ColumnarValue;
+use datafusion::common::exec_err;
 use datafusion_macros::user_doc;
 
 use crate::util::{map_strings, strings_between};
@@ -31,9 +30,7 @@ crate::string_function! {
     returns: DataType::Utf8,
     eval: |args, rows| {
         // An unknown platform given as a constant is a mistake in the query: say so.
-        if let Some(ColumnarValue::Scalar(
-            ScalarValue::Utf8(Some(p)) | ScalarValue::LargeUtf8(Some(p)) | ScalarValue::Utf8View(Some(p)),
-        )) = args.get(1)
+        if let Some(p) = crate::util::constant_str(args, 1)
             && let Err(e) = super::for_platform("a@example.com", p)
         {
             return exec_err!("email_normalize: {e}");

@@ -1,6 +1,5 @@
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{ScalarValue, exec_err};
-use datafusion::logical_expr::ColumnarValue;
+use datafusion::common::exec_err;
 use datafusion_macros::user_doc;
 
 use crate::util::{map_strings, strings};
@@ -35,12 +34,7 @@ crate::string_function! {
     returns: DataType::Utf8,
     eval: |args, rows| {
         // A constant unknown kind or platform is a mistake in the query: say so.
-        let constant = |i: usize| match args.get(i) {
-            Some(ColumnarValue::Scalar(
-                ScalarValue::Utf8(Some(v)) | ScalarValue::LargeUtf8(Some(v)) | ScalarValue::Utf8View(Some(v)),
-            )) => Some(v.clone()),
-            _ => None,
-        };
+        let constant = |i: usize| crate::util::constant_str(args, i).map(str::to_string);
         let kind = constant(1).unwrap_or_else(|| "email".into());
         let platform = constant(2).unwrap_or_else(|| "default".into());
         if let Err(e) = super::hash("x", &kind, &platform) {

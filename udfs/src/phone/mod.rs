@@ -17,6 +17,25 @@ use std::str::FromStr;
 use phonenumber::country::Id;
 use phonenumber::{Mode, PhoneNumber, Type};
 
+/// Evaluates a `(phone[, default_region])` function: a constant unknown region fails the query
+/// (naming the function), a per-row unknown region gives NULL for that row.
+fn eval<O: crate::util::Output>(
+    name: &str,
+    args: &[datafusion::logical_expr::ColumnarValue],
+    rows: usize,
+    f: impl Fn(&str, Option<&str>) -> Option<O>,
+) -> datafusion::error::Result<datafusion::logical_expr::ColumnarValue> {
+    if let Some(r) = crate::util::constant_str(args, 1)
+        && let Err(e) = region(r)
+    {
+        return datafusion::common::exec_err!("{name}: {e}");
+    }
+    crate::util::map_strings(args, rows, |v| {
+        let region = if v.len() > 1 { Some(v[1]?) } else { None };
+        f(v[0]?, region)
+    })
+}
+
 /// A region code (`US`, `gb`...), or an error naming it.
 pub fn region(code: &str) -> Result<Id, String> {
     Id::from_str(&code.trim().to_ascii_uppercase()).map_err(|_| {

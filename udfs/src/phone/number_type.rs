@@ -1,9 +1,7 @@
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{ScalarValue, exec_err};
-use datafusion::logical_expr::ColumnarValue;
 use datafusion_macros::user_doc;
 
-use crate::util::{map_strings, strings_between};
+use crate::util::strings_between;
 
 crate::string_function! {
     #[user_doc(
@@ -14,24 +12,12 @@ crate::string_function! {
 > select phone_type('+33 6 12 34 56 78', 'US');
 mobile
 ```"#,
-        argument(name = "phone", description = "The number as typed: national (read in `default_region`) or international (`+` or `00` and a country code)."),
+        argument(name = "phone", description = "The number as typed: national (read in `default_region`) or international (`+`, or the region's own international prefix, and a country code)."),
         argument(name = "default_region", description = "ISO 3166 alpha-2 region for national numbers (`US`, `GB`, `FR`...); without it only international numbers parse.")
     )]
     pub struct PhoneType;
     name: "phone_type",
     signature: strings_between(1, 2),
     returns: DataType::Utf8,
-    eval: |args, rows| {
-        if let Some(ColumnarValue::Scalar(
-            ScalarValue::Utf8(Some(r)) | ScalarValue::LargeUtf8(Some(r)) | ScalarValue::Utf8View(Some(r)),
-        )) = args.get(1)
-            && let Err(e) = super::region(r)
-        {
-            return exec_err!("phone_type: {e}");
-        }
-        map_strings(args, rows, |v| {
-            let region = if v.len() > 1 { Some(v[1]?) } else { None };
-            super::number_type(v[0]?, region)
-        })
-    },
+    eval: |args, rows| super::eval("phone_type", args, rows, super::number_type),
 }
