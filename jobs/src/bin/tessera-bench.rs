@@ -392,176 +392,158 @@ fn bench_jobs(dir: &Path, jobs: usize, people: u64, runs: usize) -> Result<()> {
     Ok(())
 }
 
-fn bench_similarity(dir: &Path, people: u64, runs: usize) -> Result<()> {
+/// The demo project with `people` people under `dir` (generated once, reused).
+fn demo_project(dir: &Path, people: u64) -> Result<PathBuf> {
     let demo = dir.join(format!("scan-{people}"));
     if !demo.join("tessera.toml").exists() {
+        let n = people.to_string();
         tessera_in(
             &demo,
-            &[
-                "demo",
-                "--people",
-                &people.to_string(),
-                "--force",
-                "--no-query",
-                "--no-run",
-            ],
+            &["demo", "--people", &n, "--force", "--no-query", "--no-run"],
         )?;
     }
-    // Pairs of names: every CRM contact's full name against 10 POS customers' names.
-    let project = dir.join(format!("similarity-{people}"));
+    Ok(demo)
+}
+
+/// A one-core project (`target_partitions = 1`) over one Parquet file `table` exported from the
+/// demo by `export_sql` (once); returns the project and its row count.
+fn one_core_project(
+    dir: &Path,
+    people: u64,
+    name: &str,
+    table: &str,
+    export_sql: &str,
+) -> Result<(PathBuf, f64)> {
+    let demo = demo_project(dir, people)?;
+    let project = dir.join(format!("{name}-{people}"));
     std::fs::create_dir_all(project.join("data"))?;
-    let pairs = project.join("data/pairs.parquet");
-    if !pairs.exists() {
+    let file = project.join(format!("data/{table}.parquet"));
+    if !file.exists() {
         tessera_in(
             &demo,
-            &[
-                "export",
-                "select coalesce(c.first_name, '') || ' ' || coalesce(c.last_name, '') as a, p.full_name as b \
-                 from crm_contacts c cross join (select full_name from pos_customers order by pos_customer_id limit 10) p",
-                pairs.to_str().context("utf-8 path")?,
-            ],
+            &["export", export_sql, file.to_str().context("utf-8 path")?],
         )?;
     }
     std::fs::write(
         project.join("tessera.toml"),
-        "[project]\nname = \"similarity\"\n\n[engine]\ntarget_partitions = 1\n\n\
-         [sources.pairs]\nurl = \"data/pairs.parquet\"\nformat = \"parquet\"\n",
+        format!(
+            "[project]\nname = \"{name}\"\n\n[engine]\ntarget_partitions = 1\n\n\
+             [sources.{table}]\nurl = \"data/{table}.parquet\"\nformat = \"parquet\"\n"
+        ),
     )?;
-    let n: f64 = tessera_in(
-        &project,
-        &["sql", "select count(*) from pairs", "--format", "csv"],
-    )?
-    .lines()
-    .nth(1)
-    .context("count")?
-    .parse()?;
+    let count = format!("select count(*) from {table}");
+    let n: f64 = tessera_in(&project, &["sql", &count, "--format", "csv"])?
+        .lines()
+        .nth(1)
+        .context("count")?
+        .parse()?;
+    Ok((project, n))
+}
+
+/// Times `select <aggregate>(<expr>) from <table>` for each case (best of `runs`, whole
+/// process), minus the time of `scan_expr`; the first case is the baseline of the ratios.
+fn compare_functions(
+    (project, n): (&Path, f64),
+    table: &str,
+    aggregate: &str,
+    scan_expr: &str,
+    cases: &[(&str, &str)],
+    unit: &str,
+    runs: usize,
+) -> Result<()> {
     let time = |expr: &str| -> Result<f64> {
-        let sql = format!("select sum({expr}) from pairs");
+        let sql = format!("select {aggregate}({expr}) from {table}");
         best_of(runs, || {
-            tessera_in(&project, &["sql", &sql, "--format", "csv"]).map(|_| ())
+            tessera_in(project, &["sql", &sql, "--format", "csv"]).map(|_| ())
         })
     };
-    let scan = time("length(a) + length(b)")?;
-    println!(
-        "similarity over {n} name pairs from Parquet, one core (target_partitions = 1), best of {runs}"
-    );
-    println!("  scan only, sum(length(a) + length(b)): {scan:7.3}s (subtracted below)");
+    let scan = time(scan_expr)?;
+    println!("  scan only, {aggregate}({scan_expr}): {scan:7.3}s (subtracted below)");
     let mut baseline = None;
-    for (label, expr) in [
-        (
-            "levenshtein (DataFusion built-in, baseline)",
-            "levenshtein(a, b)",
-        ),
-        ("levenshtein_similarity", "levenshtein_similarity(a, b)"),
-        ("damerau_levenshtein", "damerau_levenshtein(a, b)"),
-        ("jaro", "jaro(a, b)"),
-        ("jaro_winkler", "jaro_winkler(a, b)"),
-        ("jaccard_tokens", "jaccard_tokens(a, b)"),
-        ("token_sort_ratio", "token_sort_ratio(a, b)"),
-    ] {
+    for (label, expr) in cases {
         let t = time(expr)?;
         let net = (t - scan).max(1e-6);
-        let rate = n / net;
-        let ratio = match baseline {
-            None => {
-                baseline = Some(net);
-                "1.00".to_string()
-            }
-            Some(b) => format!("{:.2}", net / b),
-        };
+        let base = *baseline.get_or_insert(net);
         println!(
-            "  {label:<45} {t:7.3}s  {:>7.2} M pairs/s/core  time ratio vs levenshtein {ratio}",
-            rate / 1e6
+            "  {label:<46} {t:7.3}s  {:>7.2} M {unit}/s/core  time ratio vs baseline {:.2}",
+            n / net / 1e6,
+            net / base
         );
     }
     Ok(())
 }
 
-fn bench_normalize(dir: &Path, people: u64, runs: usize) -> Result<()> {
-    let demo = dir.join(format!("scan-{people}"));
-    if !demo.join("tessera.toml").exists() {
-        tessera_in(
-            &demo,
-            &[
-                "demo",
-                "--people",
-                &people.to_string(),
-                "--force",
-                "--no-query",
-                "--no-run",
-            ],
-        )?;
-    }
-    let project = dir.join(format!("normalize-{people}"));
-    std::fs::create_dir_all(project.join("data"))?;
-    let rows_file = project.join("data/contacts.parquet");
-    if !rows_file.exists() {
-        tessera_in(
-            &demo,
-            &[
-                "export",
-                "select c.* from crm_contacts c cross join generate_series(1, 7)",
-                rows_file.to_str().context("utf-8 path")?,
-            ],
-        )?;
-    }
-    std::fs::write(
-        project.join("tessera.toml"),
-        "[project]\nname = \"normalize\"\n\n[engine]\ntarget_partitions = 1\n\n\
-         [sources.contacts]\nurl = \"data/contacts.parquet\"\nformat = \"parquet\"\n",
+fn bench_similarity(dir: &Path, people: u64, runs: usize) -> Result<()> {
+    // Pairs of names: every CRM contact's full name against 10 POS customers' names.
+    let (project, n) = one_core_project(
+        dir,
+        people,
+        "similarity",
+        "pairs",
+        "select coalesce(c.first_name, '') || ' ' || coalesce(c.last_name, '') as a, p.full_name as b \
+         from crm_contacts c cross join (select full_name from pos_customers order by pos_customer_id limit 10) p",
     )?;
-    let n: f64 = tessera_in(
-        &project,
-        &["sql", "select count(*) from contacts", "--format", "csv"],
-    )?
-    .lines()
-    .nth(1)
-    .context("count")?
-    .parse()?;
-    let time = |expr: &str| -> Result<f64> {
-        let sql = format!("select count({expr}) from contacts");
-        best_of(runs, || {
-            tessera_in(&project, &["sql", &sql, "--format", "csv"]).map(|_| ())
-        })
-    };
-    let scan = time("email")?;
+    println!(
+        "similarity over {n} name pairs from Parquet, one core (target_partitions = 1), best of {runs}"
+    );
+    compare_functions(
+        (&project, n),
+        "pairs",
+        "sum",
+        "length(a) + length(b)",
+        &[
+            (
+                "levenshtein (DataFusion built-in, baseline)",
+                "levenshtein(a, b)",
+            ),
+            ("levenshtein_similarity", "levenshtein_similarity(a, b)"),
+            ("damerau_levenshtein", "damerau_levenshtein(a, b)"),
+            ("jaro", "jaro(a, b)"),
+            ("jaro_winkler", "jaro_winkler(a, b)"),
+            ("jaccard_tokens", "jaccard_tokens(a, b)"),
+            ("token_sort_ratio", "token_sort_ratio(a, b)"),
+        ],
+        "pairs",
+        runs,
+    )
+}
+
+fn bench_normalize(dir: &Path, people: u64, runs: usize) -> Result<()> {
+    let (project, n) = one_core_project(
+        dir,
+        people,
+        "normalize",
+        "contacts",
+        "select c.* from crm_contacts c cross join generate_series(1, 7)",
+    )?;
     println!(
         "normalisation over {n} CRM rows from Parquet, one core (target_partitions = 1), best of {runs}"
     );
-    println!("  scan only, count(email): {scan:7.3}s (subtracted below)");
-    let mut baseline = None;
-    for (label, expr) in [
-        (
-            "lower(email) (DataFusion built-in, baseline)",
-            "lower(email)",
-        ),
-        (
-            "email_normalize(email, 'google')",
-            "email_normalize(email, 'google')",
-        ),
-        ("email_canonical(email)", "email_canonical(email)"),
-        (
-            "phone_e164(phone, country_code(country))",
-            "phone_e164(phone, country_code(country))",
-        ),
-        ("country_code(country)", "country_code(country)"),
-        ("name_normalize(first_name)", "name_normalize(first_name)"),
-        ("nickname_root(first_name)", "nickname_root(first_name)"),
-        ("parse_date(birth_date)", "parse_date(birth_date)"),
-    ] {
-        let t = time(expr)?;
-        let net = (t - scan).max(1e-6);
-        let ratio = match baseline {
-            None => {
-                baseline = Some(net);
-                "1.00".to_string()
-            }
-            Some(b) => format!("{:.1}", net / b),
-        };
-        println!(
-            "  {label:<46} {t:7.3}s  {:>8.2} M rows/s/core  time ratio vs lower {ratio}",
-            n / net / 1e6
-        );
-    }
-    Ok(())
+    compare_functions(
+        (&project, n),
+        "contacts",
+        "count",
+        "email",
+        &[
+            (
+                "lower(email) (DataFusion built-in, baseline)",
+                "lower(email)",
+            ),
+            (
+                "email_normalize(email, 'google')",
+                "email_normalize(email, 'google')",
+            ),
+            ("email_canonical(email)", "email_canonical(email)"),
+            (
+                "phone_e164(phone, country_code(country))",
+                "phone_e164(phone, country_code(country))",
+            ),
+            ("country_code(country)", "country_code(country)"),
+            ("name_normalize(first_name)", "name_normalize(first_name)"),
+            ("nickname_root(first_name)", "nickname_root(first_name)"),
+            ("parse_date(birth_date)", "parse_date(birth_date)"),
+        ],
+        "rows",
+        runs,
+    )
 }
