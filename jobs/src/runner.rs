@@ -144,13 +144,14 @@ impl<'a> Runner<'a> {
         }
     }
 
-    fn resolve(&self, name: &str) -> Option<Input> {
+    /// What an input name is: a job of the DAG, a source, or else a warehouse table.
+    fn resolve(&self, name: &str) -> Input {
         if self.dag.index(name).is_some() {
-            Some(Input::Job(name.to_string()))
+            Input::Job(name.to_string())
         } else if self.ws.project.sources.contains_key(name) {
-            Some(Input::Source(name.to_string()))
+            Input::Source(name.to_string())
         } else {
-            Some(Input::Warehouse(name.to_string()))
+            Input::Warehouse(name.to_string())
         }
     }
 
@@ -171,7 +172,7 @@ impl<'a> Runner<'a> {
         }
         // One snapshot per run: a state read once is reused (jobs that run replace theirs).
         let state = match self.resolve(name) {
-            Some(Input::Source(source)) => {
+            Input::Source(source) => {
                 let spec = &self.ws.project.sources[&source].spec;
                 if spec.format == SourceFormat::Delta {
                     let table = self
@@ -184,7 +185,7 @@ impl<'a> Runner<'a> {
                     listing_digest(&self.ws.engine.store_for(&spec.url)?, &spec.url).await?
                 }
             }
-            Some(Input::Job(job)) => {
+            Input::Job(job) => {
                 let index = self.dag.index(&job).expect("resolved as a job");
                 if self.dag.jobs[index].config.materialized == Materialized::View {
                     // Not processed in this run: a view's state is its own fingerprint.
@@ -194,8 +195,7 @@ impl<'a> Runner<'a> {
                     self.delta_state(&job).await?
                 }
             }
-            Some(Input::Warehouse(table)) => self.delta_state(&table).await?,
-            None => self.delta_state(name).await?,
+            Input::Warehouse(table) => self.delta_state(&table).await?,
         };
         self.states
             .lock()
@@ -295,7 +295,7 @@ impl<'a> Runner<'a> {
             return Ok(());
         }
         match self.resolve(name) {
-            Some(Input::Source(source)) => {
+            Input::Source(source) => {
                 if let Err(e) = self.ws.register_source(&source).await {
                     // Another job registered it while this one was reading its files.
                     if !ctx.table_exist(reference.clone()).unwrap_or(false) {
@@ -303,7 +303,7 @@ impl<'a> Runner<'a> {
                     }
                 }
             }
-            Some(Input::Job(job)) => {
+            Input::Job(job) => {
                 let index = self.dag.index(&job).expect("resolved as a job");
                 let upstream = &self.dag.jobs[index];
                 if upstream.config.materialized == Materialized::View {
@@ -316,8 +316,7 @@ impl<'a> Runner<'a> {
                     self.register_delta(name).await?;
                 }
             }
-            Some(Input::Warehouse(table)) => self.register_delta(&table).await?,
-            None => self.register_delta(name).await?,
+            Input::Warehouse(table) => self.register_delta(&table).await?,
         }
         Ok(())
     }
