@@ -37,11 +37,14 @@ pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(phone::PhoneCountry::default())),
         Arc::new(ScalarUDF::from(phone::PhoneType::default())),
         Arc::new(ScalarUDF::from(name::NameNormalize::default())),
+        Arc::new(ScalarUDF::from(name::NamePart::default())),
         Arc::new(ScalarUDF::from(name::NicknameRoot::default())),
         Arc::new(ScalarUDF::from(name::NamesEquivalent::default())),
         Arc::new(ScalarUDF::from(place::CountryCode::default())),
         Arc::new(ScalarUDF::from(place::PostalCodeNormalize::default())),
         Arc::new(ScalarUDF::from(place::StreetNormalize::default())),
+        Arc::new(ScalarUDF::from(place::CityNormalize::default())),
+        Arc::new(ScalarUDF::from(place::RegionCode::default())),
         Arc::new(ScalarUDF::from(date::ParseDate::default())),
         Arc::new(ScalarUDF::from(hash::Sha256Hex::default())),
         Arc::new(ScalarUDF::from(hash::HashIdentifier::default())),
@@ -54,10 +57,13 @@ pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(similarity::TokenSetRatio::default())),
         Arc::new(ScalarUDF::from(similarity::JaccardQgrams::default())),
         Arc::new(ScalarUDF::from(similarity::LcsRatio::default())),
+        Arc::new(ScalarUDF::from(similarity::DaysBetween::default())),
+        Arc::new(ScalarUDF::from(similarity::RelativeDifference::default())),
         Arc::new(ScalarUDF::from(phonetic::Soundex::default())),
         Arc::new(ScalarUDF::from(phonetic::DoubleMetaphone::default())),
         Arc::new(ScalarUDF::from(phonetic::DoubleMetaphoneAlt::default())),
         Arc::new(ScalarUDF::from(phonetic::Nysiis::default())),
+        Arc::new(ScalarUDF::from(phonetic::DaitchMokotoff::default())),
     ]
 }
 

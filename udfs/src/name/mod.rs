@@ -2,10 +2,12 @@
 //! equivalence from a table shipped with the crate (`udfs/data/nicknames.csv`).
 
 mod name_normalize;
+mod name_part;
 mod names_equivalent;
 mod nickname_root;
 
 pub use name_normalize::NameNormalize;
+pub use name_part::NamePart;
 pub use names_equivalent::NamesEquivalent;
 pub use nickname_root::NicknameRoot;
 
@@ -18,32 +20,110 @@ const HONORIFICS: &[&str] = &[
 ];
 const SUFFIXES: &[&str] = &["jr", "sr", "ii", "iii", "iv", "phd", "md", "esq", "dds"];
 
+/// Particles that belong to the family name that follows them (`van der Berg`, `de la Cruz`).
+const PARTICLES: &[&str] = &[
+    "van", "von", "der", "den", "de", "la", "le", "del", "della", "di", "da", "das", "dos", "du",
+    "st", "ter", "ten", "bin", "ibn", "al", "el", "mac", "af", "zu",
+];
+
 /// Lower-case ASCII words of a name: accents transliterated, punctuation and hyphens split,
 /// honorifics before the name and generational/degree suffixes after it removed.
 pub fn normalize(text: &str) -> Option<String> {
+    join(&Words::of(text).name)
+}
+
+/// A name cut into its parts, each lower-case ASCII.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Words {
+    titles: Vec<String>,
+    name: Vec<String>,
+    suffixes: Vec<String>,
+}
+
+impl Words {
+    fn of(text: &str) -> Self {
+        let mut name = fold(text);
+        let mut titles = Vec::new();
+        while name.len() > 1 && HONORIFICS.contains(&name[0].as_str()) {
+            titles.push(name.remove(0));
+        }
+        let mut suffixes = Vec::new();
+        while name.len() > 1 && SUFFIXES.contains(&name.last().expect("non-empty").as_str()) {
+            suffixes.insert(0, name.pop().expect("non-empty"));
+        }
+        Words {
+            titles,
+            name,
+            suffixes,
+        }
+    }
+}
+
+/// One part of a full name: `first`, `middle`, `last`, `title` or `suffix`. Reads `First Middle
+/// Last` and `Last, First Middle`; particles stay with the family name (`Ludwig van Beethoven` →
+/// last `van beethoven`); a single word is a first name. `None` when the part is absent.
+pub fn part(full_name: &str, which: &str) -> Option<String> {
+    let (mut words, comma_last) = match full_name.split_once(',') {
+        // `Last, First` — unless what follows the comma is only a suffix (`Smith, Jr.`).
+        Some((last, rest)) if !fold(rest).iter().all(|w| SUFFIXES.contains(&w.as_str())) => {
+            let mut words = Words::of(rest);
+            let last = Words::of(last);
+            words.titles.extend(last.titles);
+            words.suffixes.extend(last.suffixes);
+            (words, Some(last.name))
+        }
+        _ => (Words::of(full_name), None),
+    };
+    let last = match comma_last {
+        Some(last) => last,
+        None if words.name.len() < 2 => Vec::new(),
+        None => {
+            let mut start = words.name.len() - 1;
+            while start > 1 && PARTICLES.contains(&words.name[start - 1].as_str()) {
+                start -= 1;
+            }
+            words.name.split_off(start)
+        }
+    };
+    match which.trim().to_ascii_lowercase().as_str() {
+        "first" | "given" => join(&words.name[..words.name.len().min(1)]),
+        "middle" => join(words.name.get(1..).unwrap_or_default()),
+        "last" | "family" => join(&last),
+        "title" => join(&words.titles),
+        "suffix" => join(&words.suffixes),
+        _ => None,
+    }
+}
+
+/// The part names `part` knows.
+pub const PARTS: &[&str] = &[
+    "first", "given", "middle", "last", "family", "title", "suffix",
+];
+
+/// Lower-case ASCII words; a hyphen inside a word keeps it whole (`smith-jones`, one family
+/// name) until the words are joined, where it becomes a space.
+fn fold(text: &str) -> Vec<String> {
     let letters: String = deunicode::deunicode(text)
         .to_lowercase()
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '\'' {
+            if c.is_ascii_alphanumeric() || c == '\'' || c == '-' {
                 c
             } else {
                 ' '
             }
         })
         .collect();
-    let mut words: Vec<&str> = letters
+    letters
         .split_whitespace()
-        .map(|w| w.trim_matches('\''))
+        .map(|w| w.trim_matches(['\'', '-']))
         .filter(|w| !w.is_empty())
-        .collect();
-    while words.len() > 1 && HONORIFICS.contains(&words[0]) {
-        words.remove(0);
-    }
-    while words.len() > 1 && SUFFIXES.contains(words.last().expect("non-empty")) {
-        words.pop();
-    }
-    (!words.is_empty()).then(|| words.join(" "))
+        .map(str::to_string)
+        .collect()
+}
+
+fn join(words: &[String]) -> Option<String> {
+    (!words.is_empty()).then(|| words.join(" ").replace('-', " "))
 }
 
 /// Formal names by name (a formal name maps to itself, a nickname to every formal name it
@@ -105,6 +185,35 @@ mod tests {
         assert_eq!(normalize("Mr"), Some("mr".into()), "a lone word is kept");
         assert_eq!(normalize(" .,- "), None);
         assert_eq!(normalize("王小明").unwrap(), "wang xiao ming");
+    }
+
+    #[test]
+    fn parts() {
+        let p = |name, which| part(name, which);
+        assert_eq!(p("Dr. Mary Ann Smith-Jones, PhD", "first").unwrap(), "mary");
+        assert_eq!(p("Dr. Mary Ann Smith-Jones, PhD", "middle").unwrap(), "ann");
+        assert_eq!(
+            p("Dr. Mary Ann Smith-Jones, PhD", "last").unwrap(),
+            "smith jones"
+        );
+        assert_eq!(p("Jean-Luc Picard", "first").unwrap(), "jean luc");
+        assert_eq!(p("Dr. Mary Ann Smith Jones PhD", "last").unwrap(), "jones");
+        assert_eq!(p("Dr. Mary Ann Smith Jones PhD", "title").unwrap(), "dr");
+        assert_eq!(p("Dr. Mary Ann Smith Jones PhD", "suffix").unwrap(), "phd");
+        assert_eq!(p("Smith, John Paul", "last").unwrap(), "smith");
+        assert_eq!(p("Smith, John Paul", "first").unwrap(), "john");
+        assert_eq!(p("Smith, John Paul", "middle").unwrap(), "paul");
+        assert_eq!(p("John Smith, Jr.", "last").unwrap(), "smith");
+        assert_eq!(p("John Smith, Jr.", "suffix").unwrap(), "jr");
+        assert_eq!(p("Ludwig van Beethoven", "last").unwrap(), "van beethoven");
+        assert_eq!(p("Juan de la Cruz", "last").unwrap(), "de la cruz");
+        assert_eq!(p("Juan de la Cruz", "middle"), None);
+        assert_eq!(p("José Müller", "last").unwrap(), "muller");
+        assert_eq!(p("Cher", "first").unwrap(), "cher");
+        assert_eq!(p("Cher", "last"), None);
+        assert_eq!(p("", "first"), None);
+        assert_eq!(p(",", "last"), None);
+        assert_eq!(p("John Smith", "nickname"), None);
     }
 
     #[test]

@@ -1,13 +1,20 @@
-//! Places: country names and codes to ISO 3166-1 alpha-2, postal codes, street addresses.
+//! Places: country names and codes to ISO 3166-1 alpha-2, regions, cities, postal codes, street
+//! addresses.
 
+mod city_normalize;
 mod country_code;
 mod postal;
 mod postal_code_normalize;
+mod region;
+mod region_code;
 mod street_normalize;
 
+pub use city_normalize::CityNormalize;
 pub use country_code::CountryCode;
 pub use postal::{normalize as postal_code, street};
 pub use postal_code_normalize::PostalCodeNormalize;
+pub use region::{city, region_code};
+pub use region_code::RegionCode;
 pub use street_normalize::StreetNormalize;
 
 use std::str::FromStr;

@@ -2,6 +2,7 @@
 //! argument is NULL. Characters are Unicode scalar values (an accented letter counts once).
 
 mod damerau_levenshtein;
+mod distance;
 pub mod fast;
 mod jaccard_qgrams;
 mod jaccard_tokens;
@@ -13,6 +14,7 @@ mod token_set_ratio;
 mod token_sort_ratio;
 
 pub use damerau_levenshtein::DamerauLevenshtein;
+pub use distance::{DaysBetween, RelativeDifference, relative_difference};
 pub use jaccard_qgrams::JaccardQgrams;
 pub use jaccard_tokens::JaccardTokens;
 pub use jaro::Jaro;
