@@ -71,6 +71,10 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// Identity resolution cannot run as configured (the message names the setting).
+    #[error("identity resolution: {0}")]
+    Identity(String),
+
     /// A query failed to plan or execute.
     #[error(transparent)]
     DataFusion(#[from] datafusion::error::DataFusionError),

@@ -16,6 +16,7 @@ pub mod delta;
 pub mod demo;
 mod error;
 pub mod export;
+pub mod identity;
 pub mod session;
 pub mod sources;
 pub mod storage;

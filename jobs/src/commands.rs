@@ -135,6 +135,7 @@ pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
         RunOptions {
             full_refresh: args.full_refresh,
             concurrency: args.concurrency,
+            run_id: run_id.clone(),
         },
     );
     let results = runner
@@ -227,6 +228,7 @@ pub async fn plan(ws: &Workspace, selectors: &[String], full_refresh: bool) -> R
         RunOptions {
             full_refresh,
             concurrency: 1,
+            ..RunOptions::default()
         },
     );
     let plans = runner.plan(&selected).await?;
@@ -264,6 +266,7 @@ pub async fn compile(ws: &Workspace, selectors: &[String], full_refresh: bool) -
         RunOptions {
             full_refresh,
             concurrency: 1,
+            ..RunOptions::default()
         },
     );
     for &i in &selected {

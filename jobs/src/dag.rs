@@ -38,7 +38,7 @@ impl Dag {
             let names: BTreeMap<String, usize> = jobs
                 .iter()
                 .enumerate()
-                .map(|(i, j)| (j.name.clone(), i))
+                .flat_map(|(i, j)| j.outputs().into_iter().map(move |o| (o, i)))
                 .collect();
             // Unknown references.
             let mut bad = BTreeSet::new();
@@ -72,16 +72,17 @@ impl Dag {
         }
         // Topological order (Kahn, smallest name first for a stable order).
         loop {
-            let names: BTreeMap<&str, usize> = jobs
+            let names: BTreeMap<String, usize> = jobs
                 .iter()
                 .enumerate()
-                .map(|(i, j)| (j.name.as_str(), i))
+                .flat_map(|(i, j)| j.outputs().into_iter().map(move |o| (o, i)))
                 .collect();
             let upstream: Vec<Vec<usize>> = jobs
                 .iter()
                 .map(|j| {
                     job_inputs(j)
-                        .filter_map(|r| names.get(r.as_str()).copied())
+                        .filter_map(|r| names.get(&r).copied())
+                        .filter(|&u| jobs[u].name != j.name)
                         .collect::<BTreeSet<_>>()
                         .into_iter()
                         .collect()
@@ -159,7 +160,10 @@ impl Dag {
 
     /// Index of a job by name.
     pub fn index(&self, name: &str) -> Option<usize> {
-        self.jobs.iter().position(|j| j.name == name)
+        self.jobs
+            .iter()
+            .position(|j| j.name == name)
+            .or_else(|| self.jobs.iter().position(|j| j.outputs().iter().any(|o| o == name)))
     }
 
     /// The jobs a selection picks (indexes in order). An empty selection picks every job.

@@ -41,6 +41,9 @@ pub enum Materialized {
     Incremental,
     /// Not stored: planned inline into the jobs that read it.
     View,
+    /// A Delta table of person records that identity resolution (`[identity]`) then matches,
+    /// writing its tables beside it (see [`Job::outputs`]).
+    Identity,
 }
 
 impl fmt::Display for Materialized {
@@ -49,6 +52,7 @@ impl fmt::Display for Materialized {
             Materialized::Table => "table",
             Materialized::Incremental => "incremental",
             Materialized::View => "view",
+            Materialized::Identity => "identity",
         })
     }
 }
@@ -238,6 +242,21 @@ impl Job {
     /// Schema part of the name, if any.
     pub fn schema(&self) -> Option<&str> {
         self.name.split_once('.').map(|(s, _)| s)
+    }
+
+    /// Every table the job writes: its own and, for identity resolution, the tables beside it
+    /// in the same schema (`unify.record_customer`...).
+    pub fn outputs(&self) -> Vec<String> {
+        let mut out = vec![self.name.clone()];
+        if self.config.materialized == Materialized::Identity {
+            let prefix = self.schema().map(|s| format!("{s}.")).unwrap_or_default();
+            out.extend(
+                tessera_engine::identity::OUTPUT_TABLES
+                    .iter()
+                    .map(|t| format!("{prefix}{t}")),
+            );
+        }
+        out
     }
 
     /// Table part of the name.
@@ -521,9 +540,10 @@ fn apply_setting(config: &mut JobConfig, key: &str, value: &str) -> Result<(), S
                 "table" => Materialized::Table,
                 "incremental" => Materialized::Incremental,
                 "view" => Materialized::View,
+                "identity" => Materialized::Identity,
                 other => {
                     return Err(format!(
-                        "@materialized: `{other}` is not one of table, incremental, view"
+                        "@materialized: `{other}` is not one of table, incremental, view, identity"
                     ));
                 }
             }

@@ -51,6 +51,8 @@ pub fn init_template(name: &str) -> String {
          # them at your own systems' tables (with the same columns) or edit the jobs.\n",
     );
     text.push_str(&demo_sources("data"));
+    text.push('\n');
+    text.push_str(tessera_engine::identity::config::DEFAULT_TOML);
     text
 }
 
@@ -63,6 +65,8 @@ pub fn demo_project_file(name: &str, data: &str) -> String {
          [engine]\nspill_dir = \".tessera/spill\"\n"
     );
     text.push_str(&demo_sources(data));
+    text.push('\n');
+    text.push_str(tessera_engine::identity::config::DEFAULT_TOML);
     text
 }
 

@@ -71,6 +71,8 @@ struct RawProject {
     jobs: BTreeMap<String, BTreeMap<String, toml::Value>>,
     #[serde(default)]
     schedules: BTreeMap<String, RawSchedule>,
+    #[serde(default)]
+    identity: Option<tessera_engine::identity::IdentityConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -176,6 +178,8 @@ pub struct Project {
     pub jobs: BTreeMap<String, Vec<(String, String)>>,
     /// Schedules by name.
     pub schedules: BTreeMap<String, Schedule>,
+    /// Identity resolution settings (`[identity]`), read by the `@materialized: identity` job.
+    pub identity: Option<tessera_engine::identity::IdentityConfig>,
 }
 
 /// Parses sizes such as `4GiB`, `512MB`, `2g` or a plain number of bytes.
@@ -550,6 +554,7 @@ impl Project {
             sources,
             jobs,
             schedules,
+            identity: raw.identity,
         })
     }
 

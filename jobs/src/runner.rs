@@ -97,6 +97,8 @@ pub struct RunOptions {
     pub full_refresh: bool,
     /// Jobs run at once.
     pub concurrency: usize,
+    /// The run's id, recorded by jobs that keep history (identity resolution).
+    pub run_id: String,
 }
 
 /// Where the run log and lock live in the warehouse.
@@ -224,6 +226,10 @@ impl<'a> Runner<'a> {
                 .await
                 .with_context(|| format!("input `{name}`"))?;
             inputs.insert(name, state);
+        }
+        if job.config.materialized == Materialized::Identity {
+            let settings = serde_json::to_string(&self.ws.project.identity).unwrap_or_default();
+            inputs.insert("[identity]".into(), sha256_hex(&[&settings])[..16].to_string());
         }
         let fingerprint = fingerprint(job, &inputs);
         let (run, reason) = if job.config.materialized == Materialized::View {
@@ -559,6 +565,9 @@ impl<'a> Runner<'a> {
             }
             ctx.read_table(provider)?
         };
+        if job.config.materialized == Materialized::Identity {
+            return self.execute_identity(job, &planned, df, result).await;
+        }
         let meta = commit_metadata(job, &planned);
         let mut write = self
             .ws
@@ -580,6 +589,94 @@ impl<'a> Runner<'a> {
             .expect("poisoned")
             .insert(job.name.clone(), format!("delta v{}", outcome.version));
         Ok(JobStatus::Success)
+    }
+
+    /// An identity job: keeps its records, resolves them, then writes the records table and
+    /// every identity table (each one commit; nothing is written when resolution fails).
+    async fn execute_identity(
+        &self,
+        job: &Job,
+        planned: &PlannedJob,
+        df: DataFrame,
+        result: &mut JobResult,
+    ) -> Result<JobStatus> {
+        use tessera_engine::identity;
+        let config = self.ws.project.identity.clone().ok_or_else(|| {
+            anyhow!(
+                "`@materialized: identity` needs an [identity] section in tessera.toml \
+                 (`tessera init` writes the default one)"
+            )
+        })?;
+        let ctx = self.ws.engine.ctx();
+        // The records are read several times: hold them once.
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.context("computing the records")?;
+        let records: Arc<dyn datafusion::catalog::TableProvider> =
+            Arc::new(datafusion::catalog::MemTable::try_new(schema, vec![batches])?);
+        let beside = |table: &str| match job.schema() {
+            Some(schema) => format!("{schema}.{table}"),
+            None => table.to_string(),
+        };
+        let previous_customers = self.existing_table(&beside("record_customer")).await?;
+        let previous_history = self.existing_table(&beside("customer_id_history")).await?;
+        let previous =
+            identity::previous_state(ctx, previous_customers, previous_history).await?;
+        let run_id = if self.options.run_id.is_empty() {
+            format!("adhoc-{}", Utc::now().format("%Y%m%dT%H%M%S"))
+        } else {
+            self.options.run_id.clone()
+        };
+        let resolution = identity::resolve(
+            ctx,
+            records.clone(),
+            &config,
+            &previous,
+            &run_id,
+            Utc::now().timestamp_micros(),
+        )
+        .await?;
+        let meta = commit_metadata(job, planned);
+        let mut outputs = vec![(job.name.clone(), ctx.read_table(records)?, WriteMode::Overwrite)];
+        for (table, schema, batches) in resolution.tables {
+            let provider = datafusion::catalog::MemTable::try_new(schema, vec![batches])?;
+            let mode = if identity::APPENDED_TABLES.contains(&table) {
+                WriteMode::Append
+            } else {
+                WriteMode::Overwrite
+            };
+            outputs.push((beside(table), ctx.read_table(Arc::new(provider))?, mode));
+        }
+        for (name, df, mode) in outputs {
+            let url = table_url(&self.ws.project.warehouse, &name)?;
+            let mut write = self.ws.engine.write_delta(df, url).with_mode(mode);
+            for (k, v) in &meta {
+                write = write.with_commit_metadata(k.clone(), v.clone());
+            }
+            let outcome = write.await.with_context(|| format!("writing {name}"))?;
+            if name == job.name {
+                result.rows = outcome.rows;
+                result.output_version = Some(outcome.version);
+            }
+            let _ = ctx.deregister_table(table_reference(&name));
+            self.states
+                .lock()
+                .expect("poisoned")
+                .insert(name, format!("delta v{}", outcome.version));
+        }
+        Ok(JobStatus::Success)
+    }
+
+    /// The provider of a warehouse table, or None when it does not exist yet.
+    async fn existing_table(
+        &self,
+        name: &str,
+    ) -> Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+        let url = table_url(&self.ws.project.warehouse, name)?;
+        match self.ws.engine.open_delta(&url, TableVersion::Latest).await {
+            Ok(table) => Ok(Some(self.ws.engine.delta_provider(&table).await?)),
+            Err(tessera_engine::Error::NoDeltaTable { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The published output of a job (a view is planned over its inputs).

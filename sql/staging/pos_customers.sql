@@ -12,6 +12,7 @@ select
     trim(full_name) as full_name,
     nullif(lower(trim(email)), '') as email,
     nullif(regexp_replace(phone, '[^0-9+]', '', 'g'), '') as phone,
+    nullif(upper(trim(postal_code)), '') as postal_code,
     country,
     home_store_id,
     created_at

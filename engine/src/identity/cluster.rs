@@ -1,0 +1,217 @@
+//! Connected components over accepted links, strongest first, with guards against chaining:
+//! a link is refused when it would join two values of an identifier unique per customer, a
+//! never-match pair, or grow a customer past the size cap. Refusing the weakest links first
+//! is what splits an oversized or contradictory cluster.
+
+use std::collections::HashMap;
+
+/// Why a link was not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Refusal {
+    /// Two different values of an identifier that is unique per customer.
+    UniqueConflict(usize),
+    /// A never-match pair would end up in one customer.
+    NeverMatch,
+    /// The customer would exceed the size cap.
+    SizeCap,
+}
+
+impl Refusal {
+    /// The reason as reported in tables.
+    pub fn describe(&self, unique_columns: &[&str]) -> String {
+        match self {
+            Refusal::UniqueConflict(i) => {
+                format!("unique_per_customer:{}", unique_columns.get(*i).unwrap_or(&"?"))
+            }
+            Refusal::NeverMatch => "never_match".into(),
+            Refusal::SizeCap => "max_cluster_size".into(),
+        }
+    }
+}
+
+/// A link between two records (row numbers).
+#[derive(Debug, Clone, Copy)]
+pub struct Link {
+    /// One record.
+    pub a: u32,
+    /// The other.
+    pub b: u32,
+    /// Its origin (index into the caller's list of kinds).
+    pub kind: u16,
+    /// Strength: links are applied strongest first.
+    pub strength: f64,
+}
+
+/// The clustering: a component id (its smallest record) per record, how each record first
+/// joined, and the refused links.
+#[derive(Debug)]
+pub struct Clusters {
+    /// The smallest record of each record's component.
+    pub component: Vec<u32>,
+    /// The kind of the first link that joined each record to another (None: alone).
+    pub linked_by: Vec<Option<u16>>,
+    /// Refused links and why.
+    pub refused: Vec<(Link, Refusal)>,
+}
+
+struct Sets {
+    parent: Vec<u32>,
+    size: Vec<u32>,
+    /// Per root: the value of each unique identifier held.
+    unique: Vec<Vec<Option<u32>>>,
+    /// Per root: records that may never join it.
+    never: HashMap<u32, Vec<u32>>,
+}
+
+impl Sets {
+    fn find(&mut self, mut x: u32) -> u32 {
+        while self.parent[x as usize] != x {
+            let p = self.parent[x as usize];
+            self.parent[x as usize] = self.parent[p as usize];
+            x = p;
+        }
+        x
+    }
+}
+
+/// Clusters `n` records. `unique[r]` holds record r's value id per unique identifier;
+/// `never` lists never-match pairs; links are applied in descending strength (ties by records).
+pub fn cluster(
+    n: usize,
+    mut links: Vec<Link>,
+    unique: Vec<Vec<Option<u32>>>,
+    never: &[(u32, u32)],
+    max_size: usize,
+) -> Clusters {
+    links.sort_by(|x, y| {
+        y.strength
+            .total_cmp(&x.strength)
+            .then(x.kind.cmp(&y.kind))
+            .then(x.a.cmp(&y.a))
+            .then(x.b.cmp(&y.b))
+    });
+    let mut sets = Sets {
+        parent: (0..n as u32).collect(),
+        size: vec![1; n],
+        unique,
+        never: HashMap::new(),
+    };
+    for &(a, b) in never {
+        sets.never.entry(a).or_default().push(b);
+        sets.never.entry(b).or_default().push(a);
+    }
+    let mut linked_by = vec![None; n];
+    let mut refused = Vec::new();
+    for link in links {
+        let (ra, rb) = (sets.find(link.a), sets.find(link.b));
+        if ra == rb {
+            continue;
+        }
+        if let Some(reason) = conflict(&mut sets, ra, rb, max_size) {
+            refused.push((link, reason));
+            continue;
+        }
+        // Union by size; the larger root absorbs the smaller.
+        let (big, small) = if sets.size[ra as usize] >= sets.size[rb as usize] {
+            (ra, rb)
+        } else {
+            (rb, ra)
+        };
+        sets.parent[small as usize] = big;
+        sets.size[big as usize] += sets.size[small as usize];
+        let small_unique = std::mem::take(&mut sets.unique[small as usize]);
+        for (i, v) in small_unique.into_iter().enumerate() {
+            if sets.unique[big as usize][i].is_none() {
+                sets.unique[big as usize][i] = v;
+            }
+        }
+        if let Some(list) = sets.never.remove(&small) {
+            sets.never.entry(big).or_default().extend(list);
+        }
+        for r in [link.a, link.b] {
+            linked_by[r as usize].get_or_insert(link.kind);
+        }
+    }
+    // Components named by their smallest record.
+    let mut smallest: HashMap<u32, u32> = HashMap::new();
+    let roots: Vec<u32> = (0..n as u32).map(|r| sets.find(r)).collect();
+    for (r, &root) in roots.iter().enumerate() {
+        smallest.entry(root).or_insert(r as u32);
+    }
+    Clusters {
+        component: roots.iter().map(|root| smallest[root]).collect(),
+        linked_by,
+        refused,
+    }
+}
+
+fn conflict(sets: &mut Sets, ra: u32, rb: u32, max_size: usize) -> Option<Refusal> {
+    if (sets.size[ra as usize] + sets.size[rb as usize]) as usize > max_size {
+        return Some(Refusal::SizeCap);
+    }
+    let (ua, ub) = (&sets.unique[ra as usize], &sets.unique[rb as usize]);
+    for (i, (x, y)) in ua.iter().zip(ub).enumerate() {
+        if let (Some(x), Some(y)) = (x, y)
+            && x != y
+        {
+            return Some(Refusal::UniqueConflict(i));
+        }
+    }
+    // Never-match: check the shorter list against the other root.
+    let la = sets.never.get(&ra).map_or(0, Vec::len);
+    let lb = sets.never.get(&rb).map_or(0, Vec::len);
+    let (from, other) = if la <= lb { (ra, rb) } else { (rb, ra) };
+    let partners = sets.never.get(&from).cloned().unwrap_or_default();
+    if partners.into_iter().any(|p| sets.find(p) == other) {
+        return Some(Refusal::NeverMatch);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(a: u32, b: u32, strength: f64) -> Link {
+        Link {
+            a,
+            b,
+            kind: 0,
+            strength,
+        }
+    }
+
+    #[test]
+    fn components_and_first_links() {
+        let c = cluster(5, vec![link(0, 1, 1.0), link(3, 4, 0.9)], vec![vec![]; 5], &[], 10);
+        assert_eq!(c.component, vec![0, 0, 2, 3, 3]);
+        assert_eq!(c.linked_by[2], None);
+        assert!(c.refused.is_empty());
+    }
+
+    #[test]
+    fn the_weakest_link_of_a_chain_is_cut_at_the_size_cap() {
+        // 0-1-2 strongly, 2-3 weakly: with a cap of 3, the weak link goes.
+        let links = vec![link(2, 3, 0.5), link(0, 1, 0.99), link(1, 2, 0.98)];
+        let c = cluster(4, links, vec![vec![]; 4], &[], 3);
+        assert_eq!(c.component, vec![0, 0, 0, 3]);
+        assert_eq!(c.refused.len(), 1);
+        assert_eq!(c.refused[0].1, Refusal::SizeCap);
+        assert_eq!((c.refused[0].0.a, c.refused[0].0.b), (2, 3));
+    }
+
+    #[test]
+    fn unique_identifiers_and_never_match_pairs_hold() {
+        // Records 0 and 2 hold different web accounts; 1 links to both.
+        let unique = vec![vec![Some(7)], vec![None], vec![Some(8)], vec![None]];
+        let links = vec![link(0, 1, 0.99), link(1, 2, 0.95), link(2, 3, 0.9), link(0, 3, 0.8)];
+        let c = cluster(4, links, unique, &[], 10);
+        assert_eq!(c.component, vec![0, 0, 2, 2]);
+        assert!(c.refused.iter().all(|(_, r)| *r == Refusal::UniqueConflict(0)));
+        assert_eq!(c.refused.len(), 2);
+
+        let c = cluster(3, vec![link(0, 1, 1.0), link(1, 2, 1.0)], vec![vec![]; 3], &[(0, 2)], 10);
+        assert_eq!(c.component, vec![0, 0, 2]);
+        assert_eq!(c.refused[0].1, Refusal::NeverMatch);
+    }
+}

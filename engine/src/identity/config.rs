@@ -1,0 +1,304 @@
+//! The `[identity]` section of `tessera.toml`: identifiers and their guards, deterministic rules,
+//! blocking rules, comparisons (ordered levels written as SQL predicates over `l.` and `r.`),
+//! thresholds and overrides.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+/// The identity settings shipped by `tessera init` and `tessera demo`: person data with names,
+/// emails, phones, birth dates and postal codes, as `sql/unify/identity_records.sql` writes them.
+pub const DEFAULT_TOML: &str = include_str!("default.toml");
+
+/// How records are matched and clustered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Match probability from which a compared pair links two records.
+    #[serde(default = "defaults::threshold")]
+    pub threshold: f64,
+    /// No customer grows beyond this many records: the weakest links are cut first.
+    #[serde(default = "defaults::max_cluster_size")]
+    pub max_cluster_size: usize,
+    /// Blocks (records sharing a blocking key) larger than this are not compared, and reported.
+    #[serde(default = "defaults::max_block_size")]
+    pub max_block_size: usize,
+    /// Seed of the random pairs that estimate u: the same seed gives the same model.
+    #[serde(default = "defaults::seed")]
+    pub seed: u64,
+    /// Random record pairs sampled to estimate u.
+    #[serde(default = "defaults::u_sample_pairs")]
+    pub u_sample_pairs: usize,
+    /// Upper bound on EM iterations estimating m.
+    #[serde(default = "defaults::em_max_iterations")]
+    pub em_max_iterations: usize,
+    /// The share of true matches the deterministic rules are assumed to find: the prior is the
+    /// pairs they link, divided by this, over all pairs.
+    #[serde(default = "defaults::deterministic_recall")]
+    pub deterministic_recall: f64,
+    /// Identifier columns and their over-merge guards.
+    #[serde(default)]
+    pub identifiers: Vec<Identifier>,
+    /// Deterministic rules, in order: records equal on every column of a rule are one customer.
+    #[serde(default)]
+    pub rules: Vec<KeyRule>,
+    /// Blocking rules: only records equal on every column of one rule are compared.
+    #[serde(default)]
+    pub blocking: Vec<KeyRule>,
+    /// Fellegi–Sunter comparisons.
+    #[serde(default)]
+    pub comparisons: Vec<Comparison>,
+    /// Record-key pairs that are always one customer.
+    #[serde(default)]
+    pub always_match: Vec<[String; 2]>,
+    /// Record-key pairs that are never one customer.
+    #[serde(default)]
+    pub never_match: Vec<[String; 2]>,
+}
+
+mod defaults {
+    pub fn threshold() -> f64 {
+        0.9
+    }
+    pub fn max_cluster_size() -> usize {
+        100
+    }
+    pub fn max_block_size() -> usize {
+        1_000
+    }
+    pub fn seed() -> u64 {
+        42
+    }
+    pub fn u_sample_pairs() -> usize {
+        1_000_000
+    }
+    pub fn em_max_iterations() -> usize {
+        100
+    }
+    pub fn deterministic_recall() -> f64 {
+        0.8
+    }
+}
+
+/// An identifier column and its guards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identifier {
+    /// The column of the records table.
+    pub column: String,
+    /// A value shared by more records than this (a family address, a shop's phone) is not used
+    /// for matching, and reported.
+    #[serde(default)]
+    pub max_records_per_value: Option<usize>,
+    /// Values never used for matching (`test@test.com`, `+10000000000`).
+    #[serde(default)]
+    pub blocked_values: Vec<String>,
+    /// A customer holds at most one value (a national id, a web account): links that would
+    /// join two values are dropped, and reported.
+    #[serde(default)]
+    pub unique_per_customer: bool,
+}
+
+/// A named set of columns that must all be equal (and not NULL).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRule {
+    /// The rule's name, in reports.
+    pub name: String,
+    /// The columns.
+    pub on: Vec<String>,
+}
+
+/// One Fellegi–Sunter comparison: ordered levels, the first true one applies; none true is the
+/// last level (`else`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Comparison {
+    /// The comparison's name (a column of `match_pairs` is `gamma_<name>`).
+    pub name: String,
+    /// The column compared: with it, a NULL on either side is the null level (no evidence),
+    /// and `term_frequency` adjusts exact agreement by how common the value is.
+    #[serde(default)]
+    pub column: Option<String>,
+    /// A predicate for the null level instead of `l.column is null or r.column is null`.
+    #[serde(default)]
+    pub null_when: Option<String>,
+    /// Adjust the first level's weight by the value's frequency (a rare surname counts more).
+    #[serde(default)]
+    pub term_frequency: bool,
+    /// The agreement levels, strongest first.
+    pub levels: Vec<Level>,
+}
+
+/// One agreement level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Level {
+    /// The level's name, in reports.
+    pub name: String,
+    /// A SQL predicate over `l.<column>` and `r.<column>`.
+    pub when: String,
+}
+
+impl IdentityConfig {
+    /// The default settings (see [`DEFAULT_TOML`]).
+    pub fn default_config() -> Self {
+        #[derive(Deserialize)]
+        struct File {
+            identity: IdentityConfig,
+        }
+        toml::from_str::<File>(DEFAULT_TOML)
+            .expect("the shipped identity settings parse")
+            .identity
+    }
+
+    /// Checks the settings against the records' columns; each problem names its key.
+    pub fn validate(&self, columns: &[String]) -> Result<(), String> {
+        let known: BTreeSet<&str> = columns.iter().map(String::as_str).collect();
+        let column = |key: &str, c: &str| {
+            if known.contains(c) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`identity.{key}`: the records have no column `{c}` (they have {})",
+                    columns.join(", ")
+                ))
+            }
+        };
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Err(format!(
+                "`identity.threshold`: {} is not a probability in [0, 1]",
+                self.threshold
+            ));
+        }
+        if !(self.deterministic_recall > 0.0 && self.deterministic_recall <= 1.0) {
+            return Err(format!(
+                "`identity.deterministic_recall`: {} is not in (0, 1]",
+                self.deterministic_recall
+            ));
+        }
+        if self.max_cluster_size < 2 || self.max_block_size < 2 {
+            return Err("`identity.max_cluster_size` and `identity.max_block_size` must be at least 2".into());
+        }
+        for (i, id) in self.identifiers.iter().enumerate() {
+            column(&format!("identifiers[{i}].column"), &id.column)?;
+        }
+        let mut names = BTreeSet::new();
+        for (kind, rules) in [("rules", &self.rules), ("blocking", &self.blocking)] {
+            for (i, rule) in rules.iter().enumerate() {
+                if rule.on.is_empty() {
+                    return Err(format!("`identity.{kind}[{i}].on`: no columns"));
+                }
+                for c in &rule.on {
+                    column(&format!("{kind}[{i}].on"), c)?;
+                }
+                if !names.insert((kind, rule.name.as_str())) {
+                    return Err(format!("`identity.{kind}`: two rules are named `{}`", rule.name));
+                }
+            }
+        }
+        if self.blocking.len() > 63 {
+            return Err("`identity.blocking`: at most 63 rules".into());
+        }
+        if self.blocking.is_empty() && !self.comparisons.is_empty() {
+            return Err("`identity.blocking`: comparisons need at least one blocking rule".into());
+        }
+        let mut comparison_names = BTreeSet::new();
+        for (i, c) in self.comparisons.iter().enumerate() {
+            if !c
+                .name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+            {
+                return Err(format!(
+                    "`identity.comparisons[{i}].name`: `{}` must be letters, digits and `_`",
+                    c.name
+                ));
+            }
+            if !comparison_names.insert(c.name.as_str()) {
+                return Err(format!("`identity.comparisons`: two are named `{}`", c.name));
+            }
+            if let Some(col) = &c.column {
+                column(&format!("comparisons[{i}].column"), col)?;
+            } else if c.term_frequency {
+                return Err(format!(
+                    "`identity.comparisons[{i}]`: term_frequency needs a `column`"
+                ));
+            }
+            if c.levels.is_empty() {
+                return Err(format!("`identity.comparisons[{i}].levels`: none"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether comparison `c` reads any of `columns` (as `l.<col>` / `r.<col>` or its
+    /// `column`): inside a block on those columns it agrees by construction.
+    pub fn comparison_reads(&self, c: usize, columns: &[String]) -> bool {
+        let comparison = &self.comparisons[c];
+        columns.iter().any(|col| {
+            comparison.column.as_deref() == Some(col.as_str())
+                || comparison
+                    .levels
+                    .iter()
+                    .map(|l| l.when.as_str())
+                    .chain(comparison.null_when.as_deref())
+                    .any(|sql| mentions(sql, col))
+        })
+    }
+
+    /// Identifiers that must be unique per customer.
+    pub fn unique_identifiers(&self) -> Vec<&str> {
+        self.identifiers
+            .iter()
+            .filter(|i| i.unique_per_customer)
+            .map(|i| i.column.as_str())
+            .collect()
+    }
+}
+
+/// Whether `sql` reads `l.<column>` or `r.<column>` (a whole name, not a prefix).
+fn mentions(sql: &str, column: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    let column = column.to_ascii_lowercase();
+    ["l.", "r."].iter().any(|alias| {
+        let needle = format!("{alias}{column}");
+        lower.match_indices(&needle).any(|(i, _)| {
+            let before = lower[..i].chars().next_back();
+            let after = lower[i + needle.len()..].chars().next();
+            !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mentions_reads_whole_names() {
+        assert!(super::mentions("l.first_name = r.first_name", "first_name"));
+        assert!(!super::mentions("l.first_name_root = r.first_name_root", "first_name"));
+        assert!(super::mentions("jaro_winkler(l.email, r.email)", "email"));
+        assert!(!super::mentions("l.email_domain = r.email_domain", "email"));
+    }
+
+    #[test]
+    fn the_shipped_settings_parse_and_name_their_columns() {
+        let config = IdentityConfig::default_config();
+        assert!(!config.rules.is_empty());
+        assert!(!config.blocking.is_empty());
+        assert!(config.comparisons.len() >= 5);
+        let columns: Vec<String> = [
+            "record_key", "source", "record_id", "first_name", "first_name_root", "last_name",
+            "last_name_sound", "email", "phone", "birth_date", "postal_code", "city", "country",
+            "web_user_id", "updated_at",
+        ]
+        .map(String::from)
+        .to_vec();
+        config.validate(&columns).unwrap();
+        let err = config.validate(&columns[..5]).unwrap_err();
+        assert!(err.contains("no column"), "{err}");
+    }
+}

@@ -1,0 +1,1038 @@
+//! Identity resolution: from the standardised records of every source to one customer each,
+//! with stable ids.
+//!
+//! The pipeline, each step SQL run by DataFusion except the model and the clustering:
+//!
+//! 1. **Guards**: identifier values shared by too many records, or listed as junk, are set
+//!    aside (reported in `identity_guard_hits`).
+//! 2. **Deterministic rules**: records equal on every column of a rule are linked.
+//! 3. **Blocking**: equi-joins propose pairs (each rule only the pairs no earlier rule
+//!    proposed); blocks above a size cap are skipped and reported.
+//! 4. **Fellegi–Sunter**: u from seeded random pairs, m and the prior by EM starting from the
+//!    deterministic links, term-frequency adjusted weights, a weight and probability per pair.
+//! 5. **Clustering**: union-find over the accepted links, strongest first, refusing links that
+//!    would join two values of a unique identifier, a never-match pair, or exceed the size cap.
+//! 6. **Stable ids** (see [`ids`]) and their history.
+//!
+//! [`resolve`] returns the tables; the caller writes them (see [`OUTPUT_TABLES`]).
+
+pub mod cluster;
+pub mod config;
+pub mod ids;
+pub mod model;
+pub mod sql;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int8Array, Int32Array, Int64Array, RecordBatch,
+    StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::catalog::{MemTable, TableProvider};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use rand::{RngExt, SeedableRng};
+
+pub use config::IdentityConfig;
+pub use model::Model;
+
+use crate::error::{Error, Result};
+
+/// The tables identity resolution writes, beside the records table, in the same schema.
+pub const OUTPUT_TABLES: [&str; 6] = [
+    "record_customer",
+    "match_pairs",
+    "match_model",
+    "customer_id_history",
+    "identity_guard_hits",
+    "identity_stats",
+];
+
+/// Tables appended to on every run (the others are replaced).
+pub const APPENDED_TABLES: [&str; 2] = ["customer_id_history", "identity_stats"];
+
+/// What the previous run left: the record → customer map and every id ever issued.
+#[derive(Debug, Default)]
+pub struct PreviousState {
+    /// Record key → its customer.
+    pub assignment: HashMap<String, ids::Previous>,
+    /// Every customer id issued so far.
+    pub used_ids: HashSet<String>,
+}
+
+/// The result of a resolution: the output tables (name without schema → rows) and a summary.
+#[derive(Debug)]
+pub struct Resolution {
+    /// Table → batches, for each of [`OUTPUT_TABLES`].
+    pub tables: Vec<(&'static str, SchemaRef, Vec<RecordBatch>)>,
+    /// Records resolved.
+    pub records: usize,
+    /// Customers formed.
+    pub customers: usize,
+    /// Pairs compared.
+    pub compared_pairs: usize,
+    /// The model.
+    pub model: Model,
+}
+
+/// A pair proposed by blocking, with its comparison vector.
+struct Pair {
+    a: u32,
+    b: u32,
+    rule: u16,
+    /// Bit k: the pair satisfies blocking rule k.
+    rules: u64,
+}
+
+fn identity_err(message: impl Into<String>) -> Error {
+    Error::Identity(message.into())
+}
+
+/// A private session over the engine's functions and runtime: the pipeline's temporary tables
+/// never collide with a project's.
+fn private_session(ctx: &SessionContext) -> SessionContext {
+    let state = SessionStateBuilder::new_from_existing(ctx.state())
+        .with_catalog_list(Arc::new(
+            datafusion::catalog::MemoryCatalogProviderList::new(),
+        ))
+        .build();
+    let private = SessionContext::new_with_state(state);
+    let catalog = Arc::new(datafusion::catalog::MemoryCatalogProvider::new());
+    let _ = datafusion::catalog::CatalogProvider::register_schema(
+        catalog.as_ref(),
+        "public",
+        Arc::new(datafusion::catalog::MemorySchemaProvider::new()),
+    );
+    private.register_catalog("datafusion", catalog);
+    private
+}
+
+async fn collect(ctx: &SessionContext, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
+    let df = ctx
+        .sql(sql)
+        .await
+        .map_err(|e| identity_err(format!("{what}: {e}")))?;
+    df.collect()
+        .await
+        .map_err(|e| identity_err(format!("{what}: {e}")))
+}
+
+fn register(ctx: &SessionContext, name: &str, batches: Vec<RecordBatch>, schema: SchemaRef) -> Result<()> {
+    let table = MemTable::try_new(schema, vec![batches])?;
+    ctx.deregister_table(name)?;
+    ctx.register_table(name, Arc::new(table))?;
+    Ok(())
+}
+
+fn column(batch: &RecordBatch, name: &str, to: &DataType) -> Result<ArrayRef> {
+    let array = batch
+        .column_by_name(name)
+        .ok_or_else(|| identity_err(format!("internal: no column {name}")))?;
+    Ok(cast(array, to)?)
+}
+
+fn i64s(batch: &RecordBatch, name: &str) -> Result<Int64Array> {
+    let a = column(batch, name, &DataType::Int64)?;
+    Ok(a.as_any().downcast_ref::<Int64Array>().expect("int64").clone())
+}
+
+fn strs(batch: &RecordBatch, name: &str) -> Result<StringArray> {
+    let a = column(batch, name, &DataType::Utf8)?;
+    Ok(a.as_any().downcast_ref::<StringArray>().expect("utf8").clone())
+}
+
+/// The link kinds: deterministic rules first, then probabilistic, then overrides.
+struct Kinds {
+    rules: usize,
+}
+
+impl Kinds {
+    fn probabilistic(&self) -> u16 {
+        self.rules as u16
+    }
+    fn always(&self) -> u16 {
+        self.rules as u16 + 1
+    }
+    fn name(&self, kind: u16, config: &IdentityConfig) -> String {
+        match kind as usize {
+            k if k < self.rules => format!("rule:{}", config.rules[k].name),
+            k if k == self.rules => "probabilistic".into(),
+            _ => "always_match".into(),
+        }
+    }
+}
+
+/// Resolves `records` (one row per source record, a unique `record_key` and a `source`
+/// column, plus the columns the settings name).
+pub async fn resolve(
+    engine_ctx: &SessionContext,
+    records: Arc<dyn TableProvider>,
+    config: &IdentityConfig,
+    previous: &PreviousState,
+    run_id: &str,
+    now_micros: i64,
+) -> Result<Resolution> {
+    let ctx = private_session(engine_ctx);
+    let columns: Vec<String> = records
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    for required in ["record_key", "source"] {
+        if !columns.iter().any(|c| c == required) {
+            return Err(identity_err(format!(
+                "the records have no `{required}` column (they have {})",
+                columns.join(", ")
+            )));
+        }
+    }
+    config.validate(&columns).map_err(identity_err)?;
+    ctx.register_table("__id_records", records)?;
+
+    // 1. Guards.
+    let mut guard_rows: Vec<GuardRow> = Vec::new();
+    let value_schema = Arc::new(Schema::new(vec![
+        Field::new("value", DataType::Utf8, true),
+        Field::new("records", DataType::Int64, false),
+        Field::new("reason", DataType::Utf8, false),
+    ]));
+    for (i, id) in config.identifiers.iter().enumerate() {
+        if id.max_records_per_value.is_none() && id.blocked_values.is_empty() {
+            continue;
+        }
+        let q = sql::guard_hits(
+            "__id_records",
+            &id.column,
+            id.max_records_per_value,
+            &id.blocked_values,
+        );
+        let batches = collect(&ctx, &q, &format!("guard on `{}`", id.column)).await?;
+        let mut normalised = Vec::new();
+        for b in &batches {
+            let (values, counts, reasons) = (strs(b, "value")?, i64s(b, "records")?, strs(b, "reason")?);
+            for r in 0..b.num_rows() {
+                guard_rows.push(GuardRow {
+                    guard: reasons.value(r).to_string(),
+                    subject: id.column.clone(),
+                    value: Some(values.value(r).to_string()),
+                    records: counts.value(r),
+                    record_key_a: None,
+                    record_key_b: None,
+                });
+            }
+            normalised.push(RecordBatch::try_new(
+                value_schema.clone(),
+                vec![Arc::new(values), Arc::new(counts), Arc::new(reasons)],
+            )?);
+        }
+        register(&ctx, &sql::guard_table(i), normalised, value_schema.clone())?;
+    }
+
+    // 2. Keys: numbered, guarded records, held in memory for the joins below.
+    let keys_sql = sql::keys("__id_records", &columns, config);
+    let key_batches = collect(&ctx, &keys_sql, "numbering the records").await?;
+    let keys_schema = key_batches
+        .first()
+        .map(|b| b.schema())
+        .unwrap_or_else(|| Arc::new(Schema::empty()));
+    let n: usize = key_batches.iter().map(|b| b.num_rows()).sum();
+    if n > u32::MAX as usize {
+        return Err(identity_err(format!("{n} records: more than 2^32 per run")));
+    }
+    let mut record_keys = vec![String::new(); n];
+    let mut sources = vec![String::new(); n];
+    let unique_columns = config.unique_identifiers();
+    let mut unique_values: Vec<HashMap<String, u32>> = vec![HashMap::new(); unique_columns.len()];
+    let mut unique: Vec<Vec<Option<u32>>> = vec![vec![None; unique_columns.len()]; n];
+    for b in &key_batches {
+        let rid = i64s(b, "rid")?;
+        let key = strs(b, "record_key")?;
+        let source = strs(b, "source")?;
+        let uniques = unique_columns
+            .iter()
+            .map(|c| strs(b, c))
+            .collect::<Result<Vec<_>>>()?;
+        for r in 0..b.num_rows() {
+            let id = rid.value(r) as usize;
+            if key.is_null(r) {
+                return Err(identity_err("a record has a NULL record_key"));
+            }
+            record_keys[id] = key.value(r).to_string();
+            sources[id] = source.is_valid(r).then(|| source.value(r)).unwrap_or("").to_string();
+            for (u, values) in uniques.iter().enumerate() {
+                if values.is_valid(r) {
+                    let next = unique_values[u].len() as u32;
+                    let v = *unique_values[u]
+                        .entry(values.value(r).to_string())
+                        .or_insert(next);
+                    unique[id][u] = Some(v);
+                }
+            }
+        }
+    }
+    if record_keys.windows(2).any(|w| w[0] == w[1]) {
+        let dup = record_keys.windows(2).find(|w| w[0] == w[1]).expect("found");
+        return Err(identity_err(format!(
+            "record_key `{}` appears more than once: record keys must be unique",
+            dup[0]
+        )));
+    }
+    register(&ctx, sql::KEYS, key_batches, keys_schema)?;
+    let rid_of: HashMap<&str, u32> = record_keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i as u32))
+        .collect();
+
+    // 3. Deterministic rules.
+    let kinds = Kinds {
+        rules: config.rules.len(),
+    };
+    let mut links: Vec<cluster::Link> = Vec::new();
+    let mut stats = Stats::default();
+    for (i, rule) in config.rules.iter().enumerate() {
+        let batches = collect(&ctx, &sql::rule_groups(rule), &format!("rule `{}`", rule.name)).await?;
+        let mut count = 0u64;
+        for b in &batches {
+            let (rid, root) = (i64s(b, "rid")?, i64s(b, "root")?);
+            for r in 0..b.num_rows() {
+                if rid.value(r) != root.value(r) {
+                    count += 1;
+                    links.push(cluster::Link {
+                        a: root.value(r) as u32,
+                        b: rid.value(r) as u32,
+                        kind: i as u16,
+                        // Earlier rules first, all before any probabilistic link.
+                        strength: 3.0 - i as f64 * 1e-3,
+                    });
+                }
+            }
+        }
+        stats.push("deterministic_links", &rule.name, count as f64);
+    }
+    let deterministic =
+        cluster::cluster(n, links.clone(), vec![vec![]; n], &[], usize::MAX).component;
+
+    // 4. Term frequencies, then check every level's SQL on its own (errors name the level).
+    for (i, c) in config.comparisons.iter().enumerate() {
+        if c.term_frequency
+            && let Some(col) = &c.column
+        {
+            let batches = collect(&ctx, &sql::term_frequencies(col), &format!("term frequencies of `{col}`")).await?;
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("value", keys_field_type(&ctx, col).await?, true),
+                Field::new("frequency", DataType::Float64, true),
+            ]));
+            let batches = batches
+                .into_iter()
+                .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            register(&ctx, &sql::tf_table(i), batches, schema)?;
+        }
+        for level in &c.levels {
+            let probe = format!("select {} from {k} l, {k} r limit 0", level.when, k = sql::KEYS);
+            if let Err(e) = ctx.sql(&probe).await {
+                return Err(identity_err(format!(
+                    "comparison `{}`, level `{}` (`{}`): {e}",
+                    c.name, level.name, level.when
+                )));
+            }
+        }
+    }
+
+    // 5. Blocking and comparison vectors.
+    let comparisons = config.comparisons.len();
+    let tf_index: Vec<Option<usize>> = {
+        let mut k = 0;
+        config
+            .comparisons
+            .iter()
+            .map(|c| {
+                (c.term_frequency && c.column.is_some()).then(|| {
+                    k += 1;
+                    k - 1
+                })
+            })
+            .collect()
+    };
+    let tf_count = tf_index.iter().flatten().count();
+    let mut pairs: Vec<Pair> = Vec::new();
+    let mut gammas: Vec<i8> = Vec::new();
+    let mut tfs: Vec<f64> = Vec::new();
+    for (i, rule) in config.blocking.iter().enumerate() {
+        let skipped = collect(&ctx, &sql::mega_blocks(rule, config.max_block_size), &format!("blocking rule `{}`", rule.name)).await?;
+        if let Some(b) = skipped.first().filter(|b| b.num_rows() > 0) {
+            let (blocks, recs, skipped_pairs) = (i64s(b, "blocks")?.value(0), i64s(b, "records")?.value(0), i64s(b, "pairs")?.value(0));
+            if blocks > 0 {
+                stats.push("skipped_blocks", &rule.name, blocks as f64);
+                stats.push("skipped_pairs", &rule.name, skipped_pairs as f64);
+                guard_rows.push(GuardRow {
+                    guard: "max_block_size".into(),
+                    subject: rule.name.clone(),
+                    value: None,
+                    records: recs,
+                    record_key_a: None,
+                    record_key_b: None,
+                });
+            }
+        }
+        let df = ctx
+            .sql(&sql::blocked_pairs(config, i))
+            .await
+            .map_err(|e| identity_err(format!("blocking rule `{}`: {e}", rule.name)))?;
+        let mut stream = df.execute_stream().await?;
+        let before = pairs.len();
+        while let Some(batch) = stream.next().await {
+            let b = batch.map_err(|e| identity_err(format!("blocking rule `{}`: {e}", rule.name)))?;
+            let (a, bb, rules) = (i64s(&b, "a")?, i64s(&b, "b")?, i64s(&b, "rules")?);
+            let g: Vec<Int8Array> = config
+                .comparisons
+                .iter()
+                .map(|c| {
+                    column(&b, &format!("gamma_{}", c.name), &DataType::Int8)
+                        .map(|a| a.as_any().downcast_ref::<Int8Array>().expect("int8").clone())
+                })
+                .collect::<Result<_>>()?;
+            let t: Vec<Float64Array> = config
+                .comparisons
+                .iter()
+                .zip(&tf_index)
+                .filter(|(_, k)| k.is_some())
+                .map(|(c, _)| {
+                    column(&b, &format!("tf_{}", c.name), &DataType::Float64)
+                        .map(|a| a.as_any().downcast_ref::<Float64Array>().expect("f64").clone())
+                })
+                .collect::<Result<_>>()?;
+            for r in 0..b.num_rows() {
+                pairs.push(Pair {
+                    a: a.value(r) as u32,
+                    b: bb.value(r) as u32,
+                    rule: i as u16,
+                    rules: rules.value(r) as u64,
+                });
+                gammas.extend(g.iter().map(|g| if g.is_null(r) { -1 } else { g.value(r) }));
+                tfs.extend(t.iter().map(|t| if t.is_null(r) { f64::NAN } else { t.value(r) }));
+            }
+        }
+        stats.push("compared_pairs", &rule.name, (pairs.len() - before) as f64);
+    }
+
+    // 6–8. Model, scores and clusters, in passes: u from random pairs that are not in one
+    // customer, the prior from the pairs inside customers (at first the deterministic links
+    // over their assumed recall), m by EM; then score and cluster, and again with what the
+    // clusters say.
+    let levels: Vec<usize> = config.comparisons.iter().map(|c| c.levels.len()).collect();
+    let sessions = em_sessions(config, &pairs, &gammas, &deterministic);
+    let override_rids = |list: &[[String; 2]], what: &str, guard_rows: &mut Vec<GuardRow>| {
+        let mut out = Vec::new();
+        for [a, b] in list {
+            match (rid_of.get(a.as_str()), rid_of.get(b.as_str())) {
+                (Some(&x), Some(&y)) => out.push((x, y)),
+                _ => guard_rows.push(GuardRow {
+                    guard: format!("{what}_unknown_record"),
+                    subject: what.to_string(),
+                    value: None,
+                    records: 0,
+                    record_key_a: Some(a.clone()),
+                    record_key_b: Some(b.clone()),
+                }),
+            }
+        }
+        out
+    };
+    for (a, b) in override_rids(&config.always_match, "always_match", &mut guard_rows) {
+        links.push(cluster::Link {
+            a,
+            b,
+            kind: kinds.always(),
+            strength: 10.0,
+        });
+    }
+    let never = override_rids(&config.never_match, "never_match", &mut guard_rows);
+    let fixed_links = links;
+    let mut component = deterministic.clone();
+    let linked_pairs = pairs_within(&component);
+    let mut lambda = model::prior(linked_pairs, n as u64, config.deterministic_recall);
+    stats.push("deterministic_linked_pairs", "all", linked_pairs as f64);
+    let (mut weights, mut probabilities) = (Vec::new(), Vec::new());
+    let mut links = Vec::new();
+    let mut model = None;
+    let mut clusters = None;
+    for _pass in 0..PASSES {
+        let u_counts = sample_u(&ctx, config, n, &component).await?;
+        let trained = model::train(
+            &sessions,
+            &levels,
+            model::u_from_counts(&u_counts),
+            lambda,
+            config.em_max_iterations,
+        );
+        (weights, probabilities) = (Vec::with_capacity(pairs.len()), Vec::with_capacity(pairs.len()));
+        links = fixed_links.clone();
+        for (p, pair) in pairs.iter().enumerate() {
+            let vector = &gammas[p * comparisons..(p + 1) * comparisons];
+            let pair_tfs: Vec<Option<f64>> = tf_index
+                .iter()
+                .map(|k| k.map(|k| tfs[p * tf_count + k]).filter(|f| f.is_finite()))
+                .collect();
+            let (w, prob) = trained.score(vector, &pair_tfs);
+            weights.push(w);
+            probabilities.push(prob);
+            if prob >= config.threshold {
+                links.push(cluster::Link {
+                    a: pair.a,
+                    b: pair.b,
+                    kind: kinds.probabilistic(),
+                    strength: prob,
+                });
+            }
+        }
+        let result = cluster::cluster(n, links.clone(), unique.clone(), &never, config.max_cluster_size);
+        component = result.component.clone();
+        let all = (n as f64) * (n as f64 - 1.0) / 2.0;
+        lambda = if all > 0.0 {
+            (pairs_within(&component) as f64 / all).clamp(1e-12, 0.5)
+        } else {
+            0.5
+        };
+        model = Some(trained);
+        clusters = Some(result);
+    }
+    let model = model.expect("at least one pass");
+    let clusters = clusters.expect("at least one pass");
+    let accepted = links.iter().filter(|l| l.kind == kinds.probabilistic()).count();
+    stats.push("accepted_pairs", "probabilistic", accepted as f64);
+    stats.push("model", "prior", model.lambda);
+    stats.push("model", "em_iterations", model.iterations as f64);
+    let mut refused_by_pair: HashMap<(u32, u32), String> = HashMap::new();
+    for (link, reason) in &clusters.refused {
+        let reason = reason.describe(&unique_columns);
+        stats.push("refused_links", &reason, 1.0);
+        guard_rows.push(GuardRow {
+            guard: reason.clone(),
+            subject: kinds.name(link.kind, config),
+            value: None,
+            records: 2,
+            record_key_a: Some(record_keys[link.a as usize].clone()),
+            record_key_b: Some(record_keys[link.b as usize].clone()),
+        });
+        refused_by_pair.insert((link.a.min(link.b), link.a.max(link.b)), reason);
+    }
+    let mut members: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for (r, &c) in clusters.component.iter().enumerate() {
+        members.entry(c).or_default().push(r as u32);
+    }
+    let member_lists: Vec<&Vec<u32>> = members.values().collect();
+    let cluster_keys: Vec<Vec<&str>> = member_lists
+        .iter()
+        .map(|m| m.iter().map(|&r| record_keys[r as usize].as_str()).collect())
+        .collect();
+
+    // 9. Stable ids.
+    let assignment = ids::assign(&cluster_keys, &previous.assignment, &previous.used_ids, now_micros);
+    let mut customer_of = vec![0usize; n];
+    for (c, m) in member_lists.iter().enumerate() {
+        for &r in m.iter() {
+            customer_of[r as usize] = c;
+        }
+    }
+
+    // 10. Statistics.
+    let mut per_source: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    let multi_source: Vec<bool> = member_lists
+        .iter()
+        .map(|m| {
+            let first = &sources[m[0] as usize];
+            m.iter().any(|&r| &sources[r as usize] != first)
+        })
+        .collect();
+    for r in 0..n {
+        let e = per_source.entry(sources[r].as_str()).or_default();
+        e.0 += 1;
+        if multi_source[customer_of[r]] {
+            e.1 += 1;
+        }
+    }
+    stats.push("records", "all", n as f64);
+    stats.push("customers", "all", member_lists.len() as f64);
+    for (source, (count, matched)) in &per_source {
+        stats.push("records", source, *count as f64);
+        stats.push("match_rate", source, *matched as f64 / (*count).max(1) as f64);
+    }
+    let mut sizes: BTreeMap<usize, u64> = BTreeMap::new();
+    for m in &member_lists {
+        *sizes.entry(m.len()).or_default() += 1;
+    }
+    for (size, count) in &sizes {
+        stats.push("cluster_size", &size.to_string(), *count as f64);
+    }
+    let mut largest: Vec<(usize, usize)> = member_lists.iter().enumerate().map(|(c, m)| (m.len(), c)).collect();
+    largest.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
+    for (size, c) in largest.iter().take(10) {
+        stats.push("largest_cluster", &assignment.ids[*c].0, *size as f64);
+    }
+    for g in &guard_rows {
+        if g.guard.ends_with("_value") {
+            stats.push("guard_values", &format!("{}:{}", g.subject, g.guard), 1.0);
+        }
+    }
+    for e in &assignment.events {
+        stats.push("id_events", e.event, 1.0);
+    }
+
+    // 11. Tables.
+    let record_customer = {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("record_key", DataType::Utf8, false),
+            Field::new("source", DataType::Utf8, false),
+            Field::new("customer_id", DataType::Utf8, false),
+            Field::new("customer_created_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+            Field::new("cluster_size", DataType::Int64, false),
+            Field::new("linked_by", DataType::Utf8, true),
+            Field::new("run_id", DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from_iter_values(&record_keys)),
+                Arc::new(StringArray::from_iter_values(&sources)),
+                Arc::new(StringArray::from_iter_values((0..n).map(|r| assignment.ids[customer_of[r]].0.as_str()))),
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter_values((0..n).map(|r| assignment.ids[customer_of[r]].1))
+                        .with_timezone("UTC"),
+                ),
+                Arc::new(Int64Array::from_iter_values((0..n).map(|r| member_lists[customer_of[r]].len() as i64))),
+                Arc::new(StringArray::from_iter(
+                    clusters.linked_by.iter().map(|k| Some(k.map_or("singleton".to_string(), |k| kinds.name(k, config)))),
+                )),
+                Arc::new(StringArray::from_iter_values(std::iter::repeat_n(run_id, n))),
+            ],
+        )?;
+        (schema, vec![batch])
+    };
+    let match_pairs = pairs_table(
+        config, &kinds, &record_keys, &pairs, &gammas, &tfs, &tf_index, &weights, &probabilities,
+        &links, &refused_by_pair,
+    )?;
+    let match_model = model_table(config, &model, run_id)?;
+    let history = history_table(&assignment.events, run_id, now_micros)?;
+    let guards = guard_table(&guard_rows, run_id)?;
+    let stats_table = stats.table(run_id, now_micros)?;
+    Ok(Resolution {
+        tables: vec![
+            ("record_customer", record_customer.0, record_customer.1),
+            ("match_pairs", match_pairs.0, match_pairs.1),
+            ("match_model", match_model.0, match_model.1),
+            ("customer_id_history", history.0, history.1),
+            ("identity_guard_hits", guards.0, guards.1),
+            ("identity_stats", stats_table.0, stats_table.1),
+        ],
+        records: n,
+        customers: member_lists.len(),
+        compared_pairs: pairs.len(),
+        model,
+    })
+}
+
+/// Passes of model → scores → clusters.
+const PASSES: usize = 3;
+
+/// Pairs of records inside the same component.
+fn pairs_within(component: &[u32]) -> u64 {
+    let mut sizes: HashMap<u32, u64> = HashMap::new();
+    for &c in component {
+        *sizes.entry(c).or_default() += 1;
+    }
+    sizes.values().map(|s| s * (s - 1) / 2).sum()
+}
+
+/// One EM session per blocking rule: every pair the rule proposes (including those an earlier
+/// rule compared), without the comparisons that read the rule's columns.
+fn em_sessions(
+    config: &IdentityConfig,
+    pairs: &[Pair],
+    gammas: &[i8],
+    deterministic: &[u32],
+) -> Vec<model::Session> {
+    let comparisons = config.comparisons.len();
+    let mut sessions: Vec<model::Session> = config
+        .blocking
+        .iter()
+        .map(|rule| model::Session {
+            patterns: model::Patterns::new(),
+            trains: (0..comparisons)
+                .map(|c| !config.comparison_reads(c, &rule.on))
+                .collect(),
+        })
+        .collect();
+    for (p, pair) in pairs.iter().enumerate() {
+        let linked = deterministic[pair.a as usize] == deterministic[pair.b as usize];
+        for (k, session) in sessions.iter_mut().enumerate() {
+            if pair.rules & (1 << k) == 0 {
+                continue;
+            }
+            let vector: Vec<i8> = gammas[p * comparisons..(p + 1) * comparisons]
+                .iter()
+                .zip(&session.trains)
+                .map(|(&g, &t)| if t { g } else { -1 })
+                .collect();
+            let entry = session.patterns.entry(vector).or_default();
+            entry.0 += 1;
+            entry.1 += u64::from(linked);
+        }
+    }
+    sessions
+}
+
+/// Level counts of seeded random pairs of records that are not in one component (the
+/// non-matches u describes).
+async fn sample_u(
+    ctx: &SessionContext,
+    config: &IdentityConfig,
+    n: usize,
+    component: &[u32],
+) -> Result<Vec<Vec<u64>>> {
+    let mut counts: Vec<Vec<u64>> = config
+        .comparisons
+        .iter()
+        .map(|c| vec![0; c.levels.len() + 1])
+        .collect();
+    if n < 2 || config.comparisons.is_empty() {
+        return Ok(counts);
+    }
+    let possible = (n as u128) * (n as u128 - 1) / 2;
+    let samples = (config.u_sample_pairs as u128).min(possible / 2).max(1) as usize;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
+    let (mut sa, mut sb) = (Vec::with_capacity(samples), Vec::with_capacity(samples));
+    let mut attempts = 0usize;
+    while sa.len() < samples && attempts < samples.saturating_mul(20) {
+        attempts += 1;
+        let (x, y) = (rng.random_range(0..n as i64), rng.random_range(0..n as i64));
+        if x != y && component[x as usize] != component[y as usize] {
+            sa.push(x.min(y));
+            sb.push(x.max(y));
+        }
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("a", DataType::Int64, false),
+        Field::new("b", DataType::Int64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(Int64Array::from(sa)), Arc::new(Int64Array::from(sb))],
+    )?;
+    register(ctx, "__id_sample", vec![batch], schema)?;
+    let df = ctx.sql(&sql::sampled_pairs(config, "__id_sample")).await?;
+    let mut stream = df.execute_stream().await?;
+    while let Some(batch) = stream.next().await {
+        let b = batch?;
+        for (c, comparison) in config.comparisons.iter().enumerate() {
+            let g = column(&b, &format!("gamma_{}", comparison.name), &DataType::Int8)?;
+            let g = g.as_any().downcast_ref::<Int8Array>().expect("int8");
+            for v in g.iter().flatten() {
+                if v >= 0 {
+                    counts[c][v as usize] += 1;
+                }
+            }
+        }
+    }
+    Ok(counts)
+}
+
+async fn keys_field_type(ctx: &SessionContext, column: &str) -> Result<DataType> {
+    let table = ctx.table(sql::KEYS).await?;
+    Ok(table
+        .schema()
+        .field_with_unqualified_name(column)
+        .map(|f| f.data_type().clone())
+        .unwrap_or(DataType::Utf8))
+}
+
+type Table = (SchemaRef, Vec<RecordBatch>);
+
+#[allow(clippy::too_many_arguments)]
+fn pairs_table(
+    config: &IdentityConfig,
+    kinds: &Kinds,
+    keys: &[String],
+    pairs: &[Pair],
+    gammas: &[i8],
+    tfs: &[f64],
+    tf_index: &[Option<usize>],
+    weights: &[f64],
+    probabilities: &[f64],
+    links: &[cluster::Link],
+    refused: &HashMap<(u32, u32), String>,
+) -> Result<Table> {
+    let comparisons = config.comparisons.len();
+    let tf_count = tf_index.iter().flatten().count();
+    let mut fields = vec![
+        Field::new("record_key_a", DataType::Utf8, false),
+        Field::new("record_key_b", DataType::Utf8, false),
+        Field::new("linked_by", DataType::Utf8, false),
+        Field::new("blocking_rule", DataType::Utf8, true),
+        Field::new("match_weight", DataType::Float64, true),
+        Field::new("match_probability", DataType::Float64, false),
+        Field::new("accepted", DataType::Boolean, false),
+        Field::new("refused_reason", DataType::Utf8, true),
+    ];
+    for c in &config.comparisons {
+        fields.push(Field::new(format!("gamma_{}", c.name), DataType::Int8, true));
+    }
+    for (c, k) in config.comparisons.iter().zip(tf_index) {
+        if k.is_some() {
+            fields.push(Field::new(format!("tf_{}", c.name), DataType::Float64, true));
+        }
+    }
+    let schema = Arc::new(Schema::new(fields));
+    // Compared pairs, then deterministic and override links (no comparison vector).
+    let extra: Vec<&cluster::Link> = links.iter().filter(|l| l.kind != kinds.probabilistic()).collect();
+    let total = pairs.len() + extra.len();
+    let key = |x: u32, y: u32| (x.min(y), x.max(y));
+    let mut a = Vec::with_capacity(total);
+    let mut b = Vec::with_capacity(total);
+    let mut linked_by = Vec::with_capacity(total);
+    let mut blocking = Vec::with_capacity(total);
+    let mut weight = Vec::with_capacity(total);
+    let mut probability = Vec::with_capacity(total);
+    let mut accepted = Vec::with_capacity(total);
+    let mut reason = Vec::with_capacity(total);
+    for (p, pair) in pairs.iter().enumerate() {
+        a.push(keys[pair.a as usize].as_str());
+        b.push(keys[pair.b as usize].as_str());
+        linked_by.push("probabilistic".to_string());
+        blocking.push(Some(config.blocking[pair.rule as usize].name.as_str()));
+        weight.push(Some(weights[p]));
+        probability.push(probabilities[p]);
+        let ok = probabilities[p] >= config.threshold;
+        let why = refused.get(&key(pair.a, pair.b)).filter(|_| ok);
+        accepted.push(ok && why.is_none());
+        reason.push(why.cloned());
+    }
+    for link in &extra {
+        a.push(keys[link.a as usize].as_str());
+        b.push(keys[link.b as usize].as_str());
+        linked_by.push(kinds.name(link.kind, config));
+        blocking.push(None);
+        weight.push(None);
+        probability.push(1.0);
+        let why = refused.get(&key(link.a, link.b));
+        accepted.push(why.is_none());
+        reason.push(why.cloned());
+    }
+    let mut arrays: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(a)),
+        Arc::new(StringArray::from(b)),
+        Arc::new(StringArray::from(linked_by)),
+        Arc::new(StringArray::from(blocking)),
+        Arc::new(Float64Array::from(weight)),
+        Arc::new(Float64Array::from(probability)),
+        Arc::new(BooleanArray::from(accepted)),
+        Arc::new(StringArray::from(reason)),
+    ];
+    for c in 0..comparisons {
+        arrays.push(Arc::new(Int8Array::from_iter(
+            (0..pairs.len())
+                .map(|p| Some(gammas[p * comparisons + c]).filter(|g| *g >= 0))
+                .chain(std::iter::repeat_n(None, extra.len())),
+        )));
+    }
+    for k in tf_index.iter().flatten() {
+        arrays.push(Arc::new(Float64Array::from_iter(
+            (0..pairs.len())
+                .map(|p| Some(tfs[p * tf_count + k]).filter(|f| f.is_finite()))
+                .chain(std::iter::repeat_n(None, extra.len())),
+        )));
+    }
+    Ok((schema.clone(), vec![RecordBatch::try_new(schema, arrays)?]))
+}
+
+fn model_table(config: &IdentityConfig, model: &Model, run_id: &str) -> Result<Table> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("comparison", DataType::Utf8, false),
+        Field::new("level_index", DataType::Int32, false),
+        Field::new("level", DataType::Utf8, false),
+        Field::new("m_probability", DataType::Float64, false),
+        Field::new("u_probability", DataType::Float64, false),
+        Field::new("match_weight", DataType::Float64, false),
+        Field::new("run_id", DataType::Utf8, false),
+    ]));
+    let (mut comparison, mut index, mut level, mut m, mut u, mut w) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    comparison.push("prior".to_string());
+    index.push(-1);
+    level.push(format!(
+        "two random records match (EM: {} iterations{})",
+        model.iterations,
+        if model.converged { ", converged" } else { ", not converged" }
+    ));
+    m.push(model.lambda);
+    u.push(1.0 - model.lambda);
+    w.push(model.prior_weight());
+    for (c, comp) in config.comparisons.iter().enumerate() {
+        for l in 0..=comp.levels.len() {
+            comparison.push(comp.name.clone());
+            index.push(l as i32);
+            level.push(comp.levels.get(l).map_or("else".to_string(), |x| x.name.clone()));
+            m.push(model.m[c][l]);
+            u.push(model.u[c][l]);
+            w.push(model.level_weight(c, l as i8, None));
+        }
+    }
+    let rows = comparison.len();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(comparison)),
+            Arc::new(Int32Array::from(index)),
+            Arc::new(StringArray::from(level)),
+            Arc::new(Float64Array::from(m)),
+            Arc::new(Float64Array::from(u)),
+            Arc::new(Float64Array::from(w)),
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(run_id, rows))),
+        ],
+    )?;
+    Ok((schema, vec![batch]))
+}
+
+fn history_table(events: &[ids::IdEvent], run_id: &str, now: i64) -> Result<Table> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("changed_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new("event", DataType::Utf8, false),
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("previous_customer_id", DataType::Utf8, true),
+        Field::new("records", DataType::Int64, false),
+    ]));
+    let n = events.len();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(run_id, n))),
+            Arc::new(TimestampMicrosecondArray::from_iter_values(std::iter::repeat_n(now, n)).with_timezone("UTC")),
+            Arc::new(StringArray::from_iter_values(events.iter().map(|e| e.event))),
+            Arc::new(StringArray::from_iter_values(events.iter().map(|e| e.customer_id.as_str()))),
+            Arc::new(StringArray::from_iter(events.iter().map(|e| e.previous_customer_id.as_deref()))),
+            Arc::new(Int64Array::from_iter_values(events.iter().map(|e| e.records as i64))),
+        ],
+    )?;
+    Ok((schema, vec![batch]))
+}
+
+/// A guard that acted: a value set aside, a link refused, a block skipped, an unknown override.
+struct GuardRow {
+    guard: String,
+    subject: String,
+    value: Option<String>,
+    records: i64,
+    record_key_a: Option<String>,
+    record_key_b: Option<String>,
+}
+
+fn guard_table(rows: &[GuardRow], run_id: &str) -> Result<Table> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("guard", DataType::Utf8, false),
+        Field::new("subject", DataType::Utf8, false),
+        Field::new("value", DataType::Utf8, true),
+        Field::new("records", DataType::Int64, false),
+        Field::new("record_key_a", DataType::Utf8, true),
+        Field::new("record_key_b", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(run_id, rows.len()))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.guard.as_str()))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.subject.as_str()))),
+            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.value.as_deref()))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.records))),
+            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.record_key_a.as_deref()))),
+            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.record_key_b.as_deref()))),
+        ],
+    )?;
+    Ok((schema, vec![batch]))
+}
+
+/// Run statistics in long form: metric, dimension, value (summed per key).
+#[derive(Default)]
+struct Stats {
+    rows: BTreeMap<(String, String), f64>,
+    order: Vec<(String, String)>,
+}
+
+impl Stats {
+    fn push(&mut self, metric: &str, dimension: &str, value: f64) {
+        let key = (metric.to_string(), dimension.to_string());
+        if !self.rows.contains_key(&key) {
+            self.order.push(key.clone());
+        }
+        *self.rows.entry(key).or_default() += value;
+    }
+
+    fn table(&self, run_id: &str, now: i64) -> Result<Table> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("run_id", DataType::Utf8, false),
+            Field::new("run_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+            Field::new("metric", DataType::Utf8, false),
+            Field::new("dimension", DataType::Utf8, false),
+            Field::new("value", DataType::Float64, false),
+        ]));
+        let n = self.order.len();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from_iter_values(std::iter::repeat_n(run_id, n))),
+                Arc::new(TimestampMicrosecondArray::from_iter_values(std::iter::repeat_n(now, n)).with_timezone("UTC")),
+                Arc::new(StringArray::from_iter_values(self.order.iter().map(|k| k.0.as_str()))),
+                Arc::new(StringArray::from_iter_values(self.order.iter().map(|k| k.1.as_str()))),
+                Arc::new(Float64Array::from_iter_values(self.order.iter().map(|k| self.rows[k]))),
+            ],
+        )?;
+        Ok((schema, vec![batch]))
+    }
+}
+
+/// Reads the previous run's state from its tables (absent tables: a first run).
+pub async fn previous_state(
+    ctx: &SessionContext,
+    record_customer: Option<Arc<dyn TableProvider>>,
+    history: Option<Arc<dyn TableProvider>>,
+) -> Result<PreviousState> {
+    let mut state = PreviousState::default();
+    if let Some(table) = record_customer {
+        let df = ctx.read_table(table)?;
+        let df = df.select_columns(&["record_key", "customer_id", "customer_created_at"])?;
+        for b in df.collect().await? {
+            let (k, id) = (strs(&b, "record_key")?, strs(&b, "customer_id")?);
+            let at = column(&b, "customer_created_at", &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+            let at = cast(&at, &DataType::Int64)?;
+            let at = at.as_any().downcast_ref::<Int64Array>().expect("int64");
+            for r in 0..b.num_rows() {
+                state.used_ids.insert(id.value(r).to_string());
+                state.assignment.insert(
+                    k.value(r).to_string(),
+                    ids::Previous {
+                        customer_id: id.value(r).to_string(),
+                        created_at: at.value(r),
+                    },
+                );
+            }
+        }
+    }
+    if let Some(table) = history {
+        let df = ctx.read_table(table)?.select_columns(&["customer_id", "previous_customer_id"])?;
+        for b in df.collect().await? {
+            for name in ["customer_id", "previous_customer_id"] {
+                let ids = strs(&b, name)?;
+                state.used_ids.extend(ids.iter().flatten().map(str::to_string));
+            }
+        }
+    }
+    Ok(state)
+}

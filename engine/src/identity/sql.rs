@@ -1,0 +1,263 @@
+//! The SQL the pipeline runs: guarded keys, deterministic groups, blocking joins, comparison
+//! vectors. `tessera compile` shows it; every query reads the registered `__id_keys` table.
+
+use super::config::{Comparison, IdentityConfig, KeyRule};
+
+/// The table of guarded, numbered records every query below reads.
+pub const KEYS: &str = "__id_keys";
+
+/// Quotes a column name for SQL.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes a string literal for SQL.
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The guard table of identifier `i` (values not used for matching).
+pub fn guard_table(i: usize) -> String {
+    format!("__id_guard_{i}")
+}
+
+/// The term-frequency table of comparison `i`.
+pub fn tf_table(i: usize) -> String {
+    format!("__id_tf_{i}")
+}
+
+/// Values of an identifier that guards exclude: blocked, or shared by too many records.
+pub fn guard_hits(records: &str, column: &str, max: Option<usize>, blocked: &[String]) -> String {
+    let c = ident(column);
+    let blocked_list = if blocked.is_empty() {
+        "false".to_string()
+    } else {
+        format!(
+            "{c} in ({})",
+            blocked.iter().map(|v| literal(v)).collect::<Vec<_>>().join(", ")
+        )
+    };
+    let over = max.map_or("false".to_string(), |m| format!("count(*) > {m}"));
+    format!(
+        "select cast({c} as varchar) as value, count(*) as records, \
+         case when bool_or({blocked_list}) then 'blocked_value' else 'over_shared_value' end as reason \
+         from {records} where {c} is not null group by {c} having bool_or({blocked_list}) or {over}"
+    )
+}
+
+/// The records numbered by record key (`rid`), guarded identifiers set to NULL.
+pub fn keys(records: &str, columns: &[String], config: &IdentityConfig) -> String {
+    let guarded: Vec<(usize, &str)> = config
+        .identifiers
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.max_records_per_value.is_some() || !i.blocked_values.is_empty())
+        .map(|(n, i)| (n, i.column.as_str()))
+        .collect();
+    let select: Vec<String> = columns
+        .iter()
+        .map(|c| match guarded.iter().find(|(_, g)| g == c) {
+            Some((n, _)) => format!(
+                "case when g{n}.value is null then rec.{q} end as {q}",
+                q = ident(c)
+            ),
+            None => format!("rec.{}", ident(c)),
+        })
+        .collect();
+    let joins: String = guarded
+        .iter()
+        .map(|(n, c)| {
+            format!(
+                " left join {t} g{n} on cast(rec.{q} as varchar) = g{n}.value",
+                t = guard_table(*n),
+                q = ident(c)
+            )
+        })
+        .collect();
+    format!(
+        "select cast(row_number() over (order by rec.record_key) - 1 as bigint) as rid, {} \
+         from {records} rec{joins}",
+        select.join(", ")
+    )
+}
+
+/// Each record of a deterministic group with the group's smallest `rid`.
+pub fn rule_groups(rule: &KeyRule) -> String {
+    let on: Vec<String> = rule.on.iter().map(|c| ident(c)).collect();
+    format!(
+        "select rid, min(rid) over (partition by {p}) as root from {KEYS} where {nn}",
+        p = on.join(", "),
+        nn = not_null(&rule.on, None)
+    )
+}
+
+fn not_null(columns: &[String], alias: Option<&str>) -> String {
+    let prefix = alias.map(|a| format!("{a}.")).unwrap_or_default();
+    columns
+        .iter()
+        .map(|c| format!("{prefix}{} is not null", ident(c)))
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+fn equal(columns: &[String]) -> String {
+    columns
+        .iter()
+        .map(|c| format!("l.{q} = r.{q}", q = ident(c)))
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// The blocks of a blocking rule larger than the cap: how many, their records and the pairs
+/// left uncompared.
+pub fn mega_blocks(rule: &KeyRule, cap: usize) -> String {
+    let on: Vec<String> = rule.on.iter().map(|c| ident(c)).collect();
+    format!(
+        "select count(*) as blocks, coalesce(sum(n), 0) as records, \
+         coalesce(sum(n * (n - 1) / 2), 0) as pairs from \
+         (select count(*) as n from {KEYS} where {nn} group by {p} having count(*) > {cap})",
+        nn = not_null(&rule.on, None),
+        p = on.join(", ")
+    )
+}
+
+/// The comparison vector of one comparison: -1 for the null level, then the levels in order,
+/// then `else`.
+pub fn gamma(c: &Comparison) -> String {
+    let mut case = String::from("case");
+    if let Some(null) = &c.null_when {
+        case.push_str(&format!(" when {null} then -1"));
+    } else if let Some(col) = &c.column {
+        let q = ident(col);
+        case.push_str(&format!(" when l.{q} is null or r.{q} is null then -1"));
+    }
+    for (i, level) in c.levels.iter().enumerate() {
+        case.push_str(&format!(" when {} then {i}", level.when));
+    }
+    case.push_str(&format!(" else {} end", c.levels.len()));
+    format!("cast({case} as tinyint)")
+}
+
+/// The comparison columns of a pair of records aliased `l` and `r`: `gamma_<name>` for every
+/// comparison and `tf_<name>` (the relative frequency of the left value) for those with term
+/// frequencies.
+pub fn comparison_columns(config: &IdentityConfig) -> (String, String) {
+    let mut select = Vec::new();
+    let mut joins = String::new();
+    for (i, c) in config.comparisons.iter().enumerate() {
+        select.push(format!("{} as {}", gamma(c), ident(&format!("gamma_{}", c.name))));
+        if c.term_frequency
+            && let Some(col) = &c.column
+        {
+            select.push(format!(
+                "tf{i}.frequency as {}",
+                ident(&format!("tf_{}", c.name))
+            ));
+            joins.push_str(&format!(
+                " left join {t} tf{i} on tf{i}.value = l.{q}",
+                t = tf_table(i),
+                q = ident(col)
+            ));
+        }
+    }
+    (select.join(", "), joins)
+}
+
+/// Value frequencies of a column (share of the non-NULL records holding each value).
+pub fn term_frequencies(column: &str) -> String {
+    let q = ident(column);
+    format!(
+        "select {q} as value, cast(count(*) as double) / sum(count(*)) over () as frequency \
+         from {KEYS} where {q} is not null group by {q}"
+    )
+}
+
+/// The pairs blocking rule `index` proposes that no earlier rule did, with their comparison
+/// vectors. Blocks larger than the cap are skipped.
+pub fn blocked_pairs(config: &IdentityConfig, index: usize) -> String {
+    let rule = &config.blocking[index];
+    let on: Vec<String> = rule.on.iter().map(|c| ident(c)).collect();
+    let (columns, tf_joins) = comparison_columns(config);
+    let block_join: String = rule
+        .on
+        .iter()
+        .map(|c| format!("l.{q} = blk.{q}", q = ident(c)))
+        .collect::<Vec<_>>()
+        .join(" and ");
+    let mut filter = vec![format!("{} and l.rid < r.rid", equal(&rule.on))];
+    for earlier in &config.blocking[..index] {
+        filter.push(format!("not coalesce({}, false)", equal(&earlier.on)));
+    }
+    // Every rule the pair satisfies (bit k: rule k), for the EM sessions.
+    let rules = config
+        .blocking
+        .iter()
+        .enumerate()
+        .map(|(k, other)| format!("case when coalesce({}, false) then {} else 0 end", equal(&other.on), 1u64 << k))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    format!(
+        "select l.rid as a, r.rid as b, cast({rules} as bigint) as rules, {columns} \
+         from {KEYS} l join {KEYS} r on {eq} \
+         join (select {p} from {KEYS} where {nn} group by {p} having count(*) <= {cap}) blk \
+         on {block_join}{tf_joins} \
+         where {filter}",
+        eq = equal(&rule.on),
+        p = on.join(", "),
+        nn = not_null(&rule.on, None),
+        cap = config.max_block_size,
+        filter = filter.join(" and "),
+    )
+}
+
+/// The comparison vectors of the sampled random pairs in `sample` (`a`, `b`).
+pub fn sampled_pairs(config: &IdentityConfig, sample: &str) -> String {
+    let (columns, tf_joins) = comparison_columns(config);
+    format!(
+        "select {columns} from {sample} s join {KEYS} l on l.rid = s.a \
+         join {KEYS} r on r.rid = s.b{tf_joins}"
+    )
+}
+
+/// Everything the pipeline runs, for `tessera compile`.
+pub fn describe(config: &IdentityConfig, records: &str, columns: &[String]) -> String {
+    let mut out = String::new();
+    for (i, id) in config.identifiers.iter().enumerate() {
+        if id.max_records_per_value.is_some() || !id.blocked_values.is_empty() {
+            out.push_str(&format!(
+                "-- guard on {} ({}):\n{};\n\n",
+                id.column,
+                guard_table(i),
+                guard_hits(records, &id.column, id.max_records_per_value, &id.blocked_values)
+            ));
+        }
+    }
+    out.push_str(&format!("-- {KEYS}:\n{};\n\n", keys(records, columns, config)));
+    for rule in &config.rules {
+        out.push_str(&format!(
+            "-- deterministic rule {}:\n{};\n\n",
+            rule.name,
+            rule_groups(rule)
+        ));
+    }
+    for (i, c) in config.comparisons.iter().enumerate() {
+        if c.term_frequency
+            && let Some(col) = &c.column
+        {
+            out.push_str(&format!(
+                "-- term frequencies of {} ({}):\n{};\n\n",
+                c.name,
+                tf_table(i),
+                term_frequencies(col)
+            ));
+        }
+    }
+    for (i, rule) in config.blocking.iter().enumerate() {
+        out.push_str(&format!(
+            "-- blocking rule {}:\n{};\n\n",
+            rule.name,
+            blocked_pairs(config, i)
+        ));
+    }
+    out
+}
