@@ -93,6 +93,11 @@ pub struct Identifier {
     /// Values never used for matching (`test@test.com`, `+10000000000`).
     #[serde(default)]
     pub blocked_values: Vec<String>,
+    /// A value is shared (a household mailbox, a family phone) when two records holding it
+    /// satisfy this SQL predicate over `l.<column>` and `r.<column>` — e.g. their first names
+    /// differ. Shared values are not used for matching, and reported.
+    #[serde(default)]
+    pub shared_when: Option<String>,
     /// A customer holds at most one value (a national id, a web account): links that would
     /// join two values are dropped, and reported.
     #[serde(default)]
@@ -182,6 +187,9 @@ impl IdentityConfig {
         }
         for (i, id) in self.identifiers.iter().enumerate() {
             column(&format!("identifiers[{i}].column"), &id.column)?;
+            if id.shared_when.as_deref().is_some_and(|w| w.trim().is_empty()) {
+                return Err(format!("`identity.identifiers[{i}].shared_when`: empty predicate"));
+            }
         }
         let mut names = BTreeSet::new();
         for (kind, rules) in [("rules", &self.rules), ("blocking", &self.blocking)] {

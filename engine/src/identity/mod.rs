@@ -202,15 +202,10 @@ pub async fn resolve(
         Field::new("reason", DataType::Utf8, false),
     ]));
     for (i, id) in config.identifiers.iter().enumerate() {
-        if id.max_records_per_value.is_none() && id.blocked_values.is_empty() {
+        if !sql::guarded(id) {
             continue;
         }
-        let q = sql::guard_hits(
-            "__id_records",
-            &id.column,
-            id.max_records_per_value,
-            &id.blocked_values,
-        );
+        let q = sql::guard_hits("__id_records", id);
         let batches = collect(&ctx, &q, &format!("guard on `{}`", id.column)).await?;
         let mut normalised = Vec::new();
         for b in &batches {
@@ -463,8 +458,21 @@ pub async fn resolve(
     let mut links = Vec::new();
     let mut model = None;
     let mut clusters = None;
-    for _pass in 0..PASSES {
-        let u_counts = sample_u(&ctx, config, n, &component).await?;
+    let sample = Sample::draw(&ctx, config, n).await?;
+    let compared: HashMap<(u32, u32), usize> = {
+        let wanted: HashSet<(u32, u32)> = sample.pairs.iter().copied().collect();
+        pairs
+            .iter()
+            .enumerate()
+            .map(|(p, pair)| ((pair.a.min(pair.b), pair.a.max(pair.b)), p))
+            .filter(|(k, _)| wanted.contains(k))
+            .collect()
+    };
+    let all = (n as f64) * (n as f64 - 1.0) / 2.0;
+    let mut passes = 0;
+    while passes < MAX_PASSES {
+        passes += 1;
+        let u_counts = sample.u_counts(config, &component, &compared, &probabilities);
         let trained = model::train(
             &sessions,
             &levels,
@@ -473,6 +481,7 @@ pub async fn resolve(
             config.em_max_iterations,
         );
         (weights, probabilities) = (Vec::with_capacity(pairs.len()), Vec::with_capacity(pairs.len()));
+        let previous_links = links.len();
         links = fixed_links.clone();
         for (p, pair) in pairs.iter().enumerate() {
             let vector = &gammas[p * comparisons..(p + 1) * comparisons];
@@ -493,16 +502,22 @@ pub async fn resolve(
             }
         }
         let result = cluster::cluster(n, links.clone(), unique.clone(), &never, config.max_cluster_size);
+        let stable = result.component == component && links.len() == previous_links;
         component = result.component.clone();
-        let all = (n as f64) * (n as f64 - 1.0) / 2.0;
-        lambda = if all > 0.0 {
-            (pairs_within(&component) as f64 / all).clamp(1e-12, 0.5)
+        let next = if all > 0.0 {
+            (expected_matches(&component, &pairs, &probabilities) / all).clamp(1e-12, 0.5)
         } else {
             0.5
         };
+        let settled = stable && (next - lambda).abs() <= 0.01 * lambda;
+        lambda = next;
         model = Some(trained);
         clusters = Some(result);
+        if settled {
+            break;
+        }
     }
+    stats.push("model", "passes", passes as f64);
     let model = model.expect("at least one pass");
     let clusters = clusters.expect("at least one pass");
     let accepted = links.iter().filter(|l| l.kind == kinds.probabilistic()).count();
@@ -639,8 +654,8 @@ pub async fn resolve(
     })
 }
 
-/// Passes of model → scores → clusters.
-const PASSES: usize = 3;
+/// At most this many passes of model → scores → clusters (they stop when nothing changes).
+const MAX_PASSES: usize = 10;
 
 /// Pairs of records inside the same component.
 fn pairs_within(component: &[u32]) -> u64 {
@@ -689,59 +704,119 @@ fn em_sessions(
     sessions
 }
 
-/// Level counts of seeded random pairs of records that are not in one component (the
-/// non-matches u describes).
-async fn sample_u(
-    ctx: &SessionContext,
-    config: &IdentityConfig,
-    n: usize,
-    component: &[u32],
-) -> Result<Vec<Vec<u64>>> {
-    let mut counts: Vec<Vec<u64>> = config
-        .comparisons
-        .iter()
-        .map(|c| vec![0; c.levels.len() + 1])
-        .collect();
-    if n < 2 || config.comparisons.is_empty() {
-        return Ok(counts);
-    }
-    let possible = (n as u128) * (n as u128 - 1) / 2;
-    let samples = (config.u_sample_pairs as u128).min(possible / 2).max(1) as usize;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
-    let (mut sa, mut sb) = (Vec::with_capacity(samples), Vec::with_capacity(samples));
-    let mut attempts = 0usize;
-    while sa.len() < samples && attempts < samples.saturating_mul(20) {
-        attempts += 1;
-        let (x, y) = (rng.random_range(0..n as i64), rng.random_range(0..n as i64));
-        if x != y && component[x as usize] != component[y as usize] {
-            sa.push(x.min(y));
-            sb.push(x.max(y));
+/// Seeded random pairs of records with their comparison vectors: what u is estimated from.
+struct Sample {
+    /// `(a, b)` per sampled pair, `a < b`, no pair twice.
+    pairs: Vec<(u32, u32)>,
+    /// Comparison vectors, `comparisons` per pair (-1: NULL).
+    gammas: Vec<i8>,
+}
+
+impl Sample {
+    async fn draw(ctx: &SessionContext, config: &IdentityConfig, n: usize) -> Result<Sample> {
+        let comparisons = config.comparisons.len();
+        if n < 2 || comparisons == 0 {
+            return Ok(Sample {
+                pairs: Vec::new(),
+                gammas: Vec::new(),
+            });
         }
-    }
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("a", DataType::Int64, false),
-        Field::new("b", DataType::Int64, false),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![Arc::new(Int64Array::from(sa)), Arc::new(Int64Array::from(sb))],
-    )?;
-    register(ctx, "__id_sample", vec![batch], schema)?;
-    let df = ctx.sql(&sql::sampled_pairs(config, "__id_sample")).await?;
-    let mut stream = df.execute_stream().await?;
-    while let Some(batch) = stream.next().await {
-        let b = batch?;
-        for (c, comparison) in config.comparisons.iter().enumerate() {
-            let g = column(&b, &format!("gamma_{}", comparison.name), &DataType::Int8)?;
-            let g = g.as_any().downcast_ref::<Int8Array>().expect("int8");
-            for v in g.iter().flatten() {
-                if v >= 0 {
-                    counts[c][v as usize] += 1;
+        let possible = (n as u128) * (n as u128 - 1) / 2;
+        let samples = (config.u_sample_pairs as u128).min(possible / 2).max(1) as usize;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
+        let mut seen: HashSet<(u32, u32)> = HashSet::with_capacity(samples);
+        let mut pairs = Vec::with_capacity(samples);
+        let mut attempts = 0usize;
+        while pairs.len() < samples && attempts < samples.saturating_mul(20) {
+            attempts += 1;
+            let (x, y) = (rng.random_range(0..n as u32), rng.random_range(0..n as u32));
+            if x != y && seen.insert((x.min(y), x.max(y))) {
+                pairs.push((x.min(y), x.max(y)));
+            }
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("i", DataType::Int64, false),
+            Field::new("a", DataType::Int64, false),
+            Field::new("b", DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..pairs.len() as i64)),
+                Arc::new(Int64Array::from_iter_values(pairs.iter().map(|p| p.0 as i64))),
+                Arc::new(Int64Array::from_iter_values(pairs.iter().map(|p| p.1 as i64))),
+            ],
+        )?;
+        register(ctx, "__id_sample", vec![batch], schema)?;
+        let df = ctx.sql(&sql::sampled_pairs(config, "__id_sample")).await?;
+        let mut stream = df.execute_stream().await?;
+        let mut gammas = vec![-1i8; pairs.len() * comparisons];
+        while let Some(batch) = stream.next().await {
+            let b = batch?;
+            let index = i64s(&b, "i")?;
+            for (c, comparison) in config.comparisons.iter().enumerate() {
+                let g = column(&b, &format!("gamma_{}", comparison.name), &DataType::Int8)?;
+                let g = g.as_any().downcast_ref::<Int8Array>().expect("int8");
+                for r in 0..b.num_rows() {
+                    if g.is_valid(r) {
+                        gammas[index.value(r) as usize * comparisons + c] = g.value(r);
+                    }
                 }
             }
         }
+        ctx.deregister_table("__id_sample")?;
+        Ok(Sample { pairs, gammas })
     }
-    Ok(counts)
+
+    /// Level counts over the sampled pairs, each weighted by the chance it is a non-match:
+    /// 0 inside one component, `1 − p` for a compared pair across components, 1 otherwise.
+    /// (On small data random pairs hold real matches often enough to inflate u.)
+    fn u_counts(
+        &self,
+        config: &IdentityConfig,
+        component: &[u32],
+        compared: &HashMap<(u32, u32), usize>,
+        probabilities: &[f64],
+    ) -> Vec<Vec<f64>> {
+        let comparisons = config.comparisons.len();
+        let mut counts: Vec<Vec<f64>> = config
+            .comparisons
+            .iter()
+            .map(|c| vec![0.0; c.levels.len() + 1])
+            .collect();
+        for (s, &(a, b)) in self.pairs.iter().enumerate() {
+            let weight = if component[a as usize] == component[b as usize] {
+                0.0
+            } else {
+                compared
+                    .get(&(a, b))
+                    .and_then(|&p| probabilities.get(p))
+                    .map_or(1.0, |p| 1.0 - p)
+            };
+            if weight <= 0.0 {
+                continue;
+            }
+            for (c, row) in counts.iter_mut().enumerate() {
+                let g = self.gammas[s * comparisons + c];
+                if g >= 0 {
+                    row[g as usize] += weight;
+                }
+            }
+        }
+        counts
+    }
+}
+
+/// Expected matching pairs: every pair inside one component, plus each compared pair across
+/// components at its probability.
+fn expected_matches(component: &[u32], pairs: &[Pair], probabilities: &[f64]) -> f64 {
+    let across: f64 = pairs
+        .iter()
+        .zip(probabilities)
+        .filter(|(p, _)| component[p.a as usize] != component[p.b as usize])
+        .map(|(_, &p)| p)
+        .sum();
+    pairs_within(component) as f64 + across
 }
 
 async fn keys_field_type(ctx: &SessionContext, column: &str) -> Result<DataType> {

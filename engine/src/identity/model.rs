@@ -25,9 +25,15 @@ pub struct Model {
     pub converged: bool,
 }
 
-/// Level counts (levels then `else`) per comparison: the u estimate from random pairs.
-pub fn u_from_counts(counts: &[Vec<u64>]) -> Vec<Vec<f64>> {
-    counts.iter().map(|c| smooth(c)).collect()
+/// Weighted level counts per comparison (see `Sample::u_counts`): the u estimate.
+pub fn u_from_counts(counts: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    counts
+        .iter()
+        .map(|c| {
+            let total: f64 = c.iter().map(|&v| v + 1.0).sum();
+            c.iter().map(|&v| ((v + 1.0) / total).max(FLOOR)).collect()
+        })
+        .collect()
 }
 
 /// Frequencies with add-one smoothing, so no level has probability 0.

@@ -1,7 +1,7 @@
 //! The SQL the pipeline runs: guarded keys, deterministic groups, blocking joins, comparison
 //! vectors. `tessera compile` shows it; every query reads the registered `__id_keys` table.
 
-use super::config::{Comparison, IdentityConfig, KeyRule};
+use super::config::{Comparison, IdentityConfig, Identifier, KeyRule};
 
 /// The table of guarded, numbered records every query below reads.
 pub const KEYS: &str = "__id_keys";
@@ -26,23 +26,49 @@ pub fn tf_table(i: usize) -> String {
     format!("__id_tf_{i}")
 }
 
-/// Values of an identifier that guards exclude: blocked, or shared by too many records.
-pub fn guard_hits(records: &str, column: &str, max: Option<usize>, blocked: &[String]) -> String {
-    let c = ident(column);
-    let blocked_list = if blocked.is_empty() {
+/// Values of an identifier that guards exclude: blocked, shared by too many records, or
+/// shared by records the `shared_when` predicate tells apart (compared only within values the
+/// other guards keep, so the self-join stays small).
+pub fn guard_hits(records: &str, id: &Identifier) -> String {
+    let c = ident(&id.column);
+    let blocked_list = if id.blocked_values.is_empty() {
         "false".to_string()
     } else {
         format!(
             "{c} in ({})",
-            blocked.iter().map(|v| literal(v)).collect::<Vec<_>>().join(", ")
+            id.blocked_values.iter().map(|v| literal(v)).collect::<Vec<_>>().join(", ")
         )
     };
-    let over = max.map_or("false".to_string(), |m| format!("count(*) > {m}"));
-    format!(
+    let over = id
+        .max_records_per_value
+        .map_or("false".to_string(), |m| format!("count(*) > {m}"));
+    let values = format!(
         "select cast({c} as varchar) as value, count(*) as records, \
-         case when bool_or({blocked_list}) then 'blocked_value' else 'over_shared_value' end as reason \
-         from {records} where {c} is not null group by {c} having bool_or({blocked_list}) or {over}"
-    )
+         bool_or({blocked_list}) as blocked, {over} as over from {records} \
+         where {c} is not null group by {c}"
+    );
+    match &id.shared_when {
+        None => format!(
+            "select value, records, case when blocked then 'blocked_value' else 'over_shared_value' end as reason \
+             from ({values}) v where blocked or over"
+        ),
+        Some(predicate) => format!(
+            "with v as ({values}), \
+             shared as (select distinct cast(l.{c} as varchar) as value from {records} l \
+             join {records} r on l.{c} = r.{c} and l.record_key < r.record_key \
+             join v on v.value = cast(l.{c} as varchar) and not v.blocked and not v.over \
+             where coalesce(({predicate}), false)) \
+             select v.value, v.records, case when v.blocked then 'blocked_value' \
+             when v.over then 'over_shared_value' else 'shared_value' end as reason \
+             from v left join shared s on s.value = v.value \
+             where v.blocked or v.over or s.value is not null"
+        ),
+    }
+}
+
+/// Whether an identifier has a guard (its guard table exists).
+pub fn guarded(id: &Identifier) -> bool {
+    id.max_records_per_value.is_some() || !id.blocked_values.is_empty() || id.shared_when.is_some()
 }
 
 /// The records numbered by record key (`rid`), guarded identifiers set to NULL.
@@ -51,7 +77,7 @@ pub fn keys(records: &str, columns: &[String], config: &IdentityConfig) -> Strin
         .identifiers
         .iter()
         .enumerate()
-        .filter(|(_, i)| i.max_records_per_value.is_some() || !i.blocked_values.is_empty())
+        .filter(|(_, i)| guarded(i))
         .map(|(n, i)| (n, i.column.as_str()))
         .collect();
     let select: Vec<String> = columns
@@ -214,7 +240,7 @@ pub fn blocked_pairs(config: &IdentityConfig, index: usize) -> String {
 pub fn sampled_pairs(config: &IdentityConfig, sample: &str) -> String {
     let (columns, tf_joins) = comparison_columns(config);
     format!(
-        "select {columns} from {sample} s join {KEYS} l on l.rid = s.a \
+        "select s.i, {columns} from {sample} s join {KEYS} l on l.rid = s.a \
          join {KEYS} r on r.rid = s.b{tf_joins}"
     )
 }
@@ -223,12 +249,12 @@ pub fn sampled_pairs(config: &IdentityConfig, sample: &str) -> String {
 pub fn describe(config: &IdentityConfig, records: &str, columns: &[String]) -> String {
     let mut out = String::new();
     for (i, id) in config.identifiers.iter().enumerate() {
-        if id.max_records_per_value.is_some() || !id.blocked_values.is_empty() {
+        if guarded(id) {
             out.push_str(&format!(
                 "-- guard on {} ({}):\n{};\n\n",
                 id.column,
                 guard_table(i),
-                guard_hits(records, &id.column, id.max_records_per_value, &id.blocked_values)
+                guard_hits(records, id)
             ));
         }
     }
