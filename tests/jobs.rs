@@ -100,12 +100,13 @@ fn run_builds_the_dag_in_order_then_skips_what_did_not_change() {
     assert_eq!(events.first().unwrap()["event"], "run_started");
     assert_eq!(events.last().unwrap()["event"], "run_finished");
     let jobs = job_events(&events);
-    assert_eq!(jobs.len(), 6, "{jobs:?}");
+    assert_eq!(jobs.len(), 7, "{jobs:?}");
     assert!(jobs.iter().all(|(_, s)| s == "success"), "{jobs:?}");
     let position = |name: &str| jobs.iter().position(|(j, _)| j == name).unwrap();
     assert!(position("staging.orders") < position("profiles.customer_orders"));
     assert!(position("staging.pos_customers") < position("profiles.customer_orders"));
     assert!(position("staging.web_events") < position("profiles.web_activity"));
+    assert!(position("staging.contacts") < position("unify.identity_records"));
 
     // The outputs are right: revenue per customer adds up to the source's.
     assert_eq!(
@@ -155,6 +156,26 @@ fn run_builds_the_dag_in_order_then_skips_what_did_not_change() {
     assert_eq!(status_of(&events, "staging.contacts"), "skipped");
     // staging.orders' relationships test reads staging.pos_customers: it re-runs too.
     assert_eq!(status_of(&events, "staging.orders"), "success");
+
+    // A changed single-file source (the CRM's CSV) re-runs the jobs that read it.
+    let csv_file = dir.join("data/crm/contacts.csv");
+    let mut text = std::fs::read_to_string(&csv_file).unwrap();
+    text.push_str("CADDED00001,,Ada,Lovelace,ada@example.org,,,,,,,,2026-01-01T00:00:00Z,2026-01-01T00:00:00Z\n");
+    std::fs::write(&csv_file, text).unwrap();
+    let plan = ok(dir, &["plan"]);
+    assert!(plan.contains("RUN  staging.contacts"), "{plan}");
+    assert!(plan.contains("crm_contacts (files 1"), "{plan}");
+    let (code, events) = run_json(dir, &[]);
+    assert_eq!(code, Some(0), "{events:?}");
+    assert_eq!(status_of(&events, "staging.contacts"), "success");
+    assert_eq!(status_of(&events, "staging.pos_customers"), "skipped");
+    assert_eq!(
+        scalar(
+            dir,
+            "select count(*) from staging.contacts where contact_id = 'CADDED00001'"
+        ),
+        "1"
+    );
 
     // --full-refresh runs everything.
     let (code, events) = run_json(dir, &["--full-refresh"]);

@@ -91,6 +91,8 @@ fn write_project(dir: &Path, endpoint: &str, with_sources: bool) {
                 "\n[sources.{name}]\nurl = \"s3://lake/demo/{path}\"\nformat = \"{format}\"\n"
             ));
         }
+        text.push('\n');
+        text.push_str(tessera_engine::identity::config::DEFAULT_TOML);
     }
     std::fs::write(dir.join("tessera.toml"), text).unwrap();
 }
@@ -149,7 +151,7 @@ fn the_demo_runs_on_s3_and_delta_tables_round_trip() {
     let out = ok(dir, &["run"]);
     assert!(out.contains("7 ran, 0 skipped"), "{out}");
     let out = ok(dir, &["run"]);
-    assert!(out.contains("1 ran, 5 skipped"), "{out}");
+    assert!(out.contains("1 ran, 6 skipped"), "{out}");
     let out = ok(
         dir,
         &[

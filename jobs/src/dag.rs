@@ -160,10 +160,11 @@ impl Dag {
 
     /// Index of a job by name.
     pub fn index(&self, name: &str) -> Option<usize> {
-        self.jobs
-            .iter()
-            .position(|j| j.name == name)
-            .or_else(|| self.jobs.iter().position(|j| j.outputs().iter().any(|o| o == name)))
+        self.jobs.iter().position(|j| j.name == name).or_else(|| {
+            self.jobs
+                .iter()
+                .position(|j| j.outputs().iter().any(|o| o == name))
+        })
     }
 
     /// The jobs a selection picks (indexes in order). An empty selection picks every job.

@@ -229,7 +229,10 @@ impl<'a> Runner<'a> {
         }
         if job.config.materialized == Materialized::Identity {
             let settings = serde_json::to_string(&self.ws.project.identity).unwrap_or_default();
-            inputs.insert("[identity]".into(), sha256_hex(&[&settings])[..16].to_string());
+            inputs.insert(
+                "[identity]".into(),
+                sha256_hex(&[&settings])[..16].to_string(),
+            );
         }
         let fingerprint = fingerprint(job, &inputs);
         let (run, reason) = if job.config.materialized == Materialized::View {
@@ -611,16 +614,24 @@ impl<'a> Runner<'a> {
         // The records are read several times: hold them once.
         let schema = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await.context("computing the records")?;
-        let records: Arc<dyn datafusion::catalog::TableProvider> =
-            Arc::new(datafusion::catalog::MemTable::try_new(schema, vec![batches])?);
+        let records: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(
+            datafusion::catalog::MemTable::try_new(schema, vec![batches])?,
+        );
         let beside = |table: &str| match job.schema() {
             Some(schema) => format!("{schema}.{table}"),
             None => table.to_string(),
         };
         let previous_customers = self.existing_table(&beside("record_customer")).await?;
         let previous_history = self.existing_table(&beside("customer_id_history")).await?;
+        // --full-refresh retrains the model; other runs keep the stored one while it fits.
+        let previous_model = if self.options.full_refresh {
+            None
+        } else {
+            self.existing_table(&beside("match_model")).await?
+        };
         let previous =
-            identity::previous_state(ctx, previous_customers, previous_history).await?;
+            identity::previous_state(ctx, previous_customers, previous_history, previous_model)
+                .await?;
         let run_id = if self.options.run_id.is_empty() {
             format!("adhoc-{}", Utc::now().format("%Y%m%dT%H%M%S"))
         } else {
@@ -636,7 +647,11 @@ impl<'a> Runner<'a> {
         )
         .await?;
         let meta = commit_metadata(job, planned);
-        let mut outputs = vec![(job.name.clone(), ctx.read_table(records)?, WriteMode::Overwrite)];
+        let mut outputs = vec![(
+            job.name.clone(),
+            ctx.read_table(records)?,
+            WriteMode::Overwrite,
+        )];
         for (table, schema, batches) in resolution.tables {
             let provider = datafusion::catalog::MemTable::try_new(schema, vec![batches])?;
             let mode = if identity::APPENDED_TABLES.contains(&table) {
@@ -897,6 +912,19 @@ async fn listing_digest(store: &Arc<dyn ObjectStore>, url: &Url) -> Result<Strin
             meta.size,
             meta.last_modified.timestamp_micros()
         ));
+    }
+    // A single-file source: listing a file's path lists nothing, so ask for the file itself.
+    if entries.is_empty() && glob_at.is_none() {
+        match store.head(&prefix).await {
+            Ok(meta) => entries.push(format!(
+                "{} {} {}",
+                meta.location,
+                meta.size,
+                meta.last_modified.timestamp_micros()
+            )),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     entries.sort();
     let parts: Vec<&str> = entries.iter().map(String::as_str).collect();

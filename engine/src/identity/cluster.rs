@@ -21,7 +21,10 @@ impl Refusal {
     pub fn describe(&self, unique_columns: &[&str]) -> String {
         match self {
             Refusal::UniqueConflict(i) => {
-                format!("unique_per_customer:{}", unique_columns.get(*i).unwrap_or(&"?"))
+                format!(
+                    "unique_per_customer:{}",
+                    unique_columns.get(*i).unwrap_or(&"?")
+                )
             }
             Refusal::NeverMatch => "never_match".into(),
             Refusal::SizeCap => "max_cluster_size".into(),
@@ -183,7 +186,13 @@ mod tests {
 
     #[test]
     fn components_and_first_links() {
-        let c = cluster(5, vec![link(0, 1, 1.0), link(3, 4, 0.9)], vec![vec![]; 5], &[], 10);
+        let c = cluster(
+            5,
+            vec![link(0, 1, 1.0), link(3, 4, 0.9)],
+            vec![vec![]; 5],
+            &[],
+            10,
+        );
         assert_eq!(c.component, vec![0, 0, 2, 3, 3]);
         assert_eq!(c.linked_by[2], None);
         assert!(c.refused.is_empty());
@@ -204,13 +213,28 @@ mod tests {
     fn unique_identifiers_and_never_match_pairs_hold() {
         // Records 0 and 2 hold different web accounts; 1 links to both.
         let unique = vec![vec![Some(7)], vec![None], vec![Some(8)], vec![None]];
-        let links = vec![link(0, 1, 0.99), link(1, 2, 0.95), link(2, 3, 0.9), link(0, 3, 0.8)];
+        let links = vec![
+            link(0, 1, 0.99),
+            link(1, 2, 0.95),
+            link(2, 3, 0.9),
+            link(0, 3, 0.8),
+        ];
         let c = cluster(4, links, unique, &[], 10);
         assert_eq!(c.component, vec![0, 0, 2, 2]);
-        assert!(c.refused.iter().all(|(_, r)| *r == Refusal::UniqueConflict(0)));
+        assert!(
+            c.refused
+                .iter()
+                .all(|(_, r)| *r == Refusal::UniqueConflict(0))
+        );
         assert_eq!(c.refused.len(), 2);
 
-        let c = cluster(3, vec![link(0, 1, 1.0), link(1, 2, 1.0)], vec![vec![]; 3], &[(0, 2)], 10);
+        let c = cluster(
+            3,
+            vec![link(0, 1, 1.0), link(1, 2, 1.0)],
+            vec![vec![]; 3],
+            &[(0, 2)],
+            10,
+        );
         assert_eq!(c.component, vec![0, 0, 2]);
         assert_eq!(c.refused[0].1, Refusal::NeverMatch);
     }

@@ -36,6 +36,12 @@ pub struct IdentityConfig {
     /// pairs they link, divided by this, over all pairs.
     #[serde(default = "defaults::deterministic_recall")]
     pub deterministic_recall: f64,
+    /// A run keeps the model the last training run stored (`unify.match_model`), so adding
+    /// records moves no earlier decision, until the record count has changed by more than this
+    /// share since training; `tessera run --full-refresh` and a change to the matching
+    /// settings retrain too.
+    #[serde(default = "defaults::retrain_growth")]
+    pub retrain_growth: f64,
     /// Identifier columns and their over-merge guards.
     #[serde(default)]
     pub identifiers: Vec<Identifier>,
@@ -77,6 +83,9 @@ mod defaults {
     }
     pub fn deterministic_recall() -> f64 {
         0.8
+    }
+    pub fn retrain_growth() -> f64 {
+        0.2
     }
 }
 
@@ -146,6 +155,24 @@ pub struct Level {
 }
 
 impl IdentityConfig {
+    /// A digest of the settings a trained model depends on: a stored model is reused only
+    /// while it matches.
+    pub fn model_signature(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let parts = serde_json::json!({
+            "identifiers": self.identifiers,
+            "rules": self.rules,
+            "blocking": self.blocking,
+            "comparisons": self.comparisons,
+            "seed": self.seed,
+            "u_sample_pairs": self.u_sample_pairs,
+            "em_max_iterations": self.em_max_iterations,
+            "deterministic_recall": self.deterministic_recall,
+        });
+        let digest = Sha256::digest(parts.to_string().as_bytes());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The default settings (see [`DEFAULT_TOML`]).
     pub fn default_config() -> Self {
         #[derive(Deserialize)]
@@ -182,13 +209,28 @@ impl IdentityConfig {
                 self.deterministic_recall
             ));
         }
+        if self.retrain_growth.is_nan() || self.retrain_growth < 0.0 {
+            return Err(format!(
+                "`identity.retrain_growth`: {} is not a share (0 retrains on every change)",
+                self.retrain_growth
+            ));
+        }
         if self.max_cluster_size < 2 || self.max_block_size < 2 {
-            return Err("`identity.max_cluster_size` and `identity.max_block_size` must be at least 2".into());
+            return Err(
+                "`identity.max_cluster_size` and `identity.max_block_size` must be at least 2"
+                    .into(),
+            );
         }
         for (i, id) in self.identifiers.iter().enumerate() {
             column(&format!("identifiers[{i}].column"), &id.column)?;
-            if id.shared_when.as_deref().is_some_and(|w| w.trim().is_empty()) {
-                return Err(format!("`identity.identifiers[{i}].shared_when`: empty predicate"));
+            if id
+                .shared_when
+                .as_deref()
+                .is_some_and(|w| w.trim().is_empty())
+            {
+                return Err(format!(
+                    "`identity.identifiers[{i}].shared_when`: empty predicate"
+                ));
             }
         }
         let mut names = BTreeSet::new();
@@ -201,7 +243,10 @@ impl IdentityConfig {
                     column(&format!("{kind}[{i}].on"), c)?;
                 }
                 if !names.insert((kind, rule.name.as_str())) {
-                    return Err(format!("`identity.{kind}`: two rules are named `{}`", rule.name));
+                    return Err(format!(
+                        "`identity.{kind}`: two rules are named `{}`",
+                        rule.name
+                    ));
                 }
             }
         }
@@ -224,7 +269,10 @@ impl IdentityConfig {
                 ));
             }
             if !comparison_names.insert(c.name.as_str()) {
-                return Err(format!("`identity.comparisons`: two are named `{}`", c.name));
+                return Err(format!(
+                    "`identity.comparisons`: two are named `{}`",
+                    c.name
+                ));
             }
             if let Some(col) = &c.column {
                 column(&format!("comparisons[{i}].column"), col)?;
@@ -287,7 +335,10 @@ mod tests {
     #[test]
     fn mentions_reads_whole_names() {
         assert!(super::mentions("l.first_name = r.first_name", "first_name"));
-        assert!(!super::mentions("l.first_name_root = r.first_name_root", "first_name"));
+        assert!(!super::mentions(
+            "l.first_name_root = r.first_name_root",
+            "first_name"
+        ));
         assert!(super::mentions("jaro_winkler(l.email, r.email)", "email"));
         assert!(!super::mentions("l.email_domain = r.email_domain", "email"));
     }
@@ -299,9 +350,21 @@ mod tests {
         assert!(!config.blocking.is_empty());
         assert!(config.comparisons.len() >= 5);
         let columns: Vec<String> = [
-            "record_key", "source", "record_id", "first_name", "first_name_root", "last_name",
-            "last_name_sound", "email", "phone", "birth_date", "postal_code", "city", "country",
-            "web_user_id", "updated_at",
+            "record_key",
+            "source",
+            "record_id",
+            "first_name",
+            "first_name_root",
+            "last_name",
+            "last_name_sound",
+            "email",
+            "phone",
+            "birth_date",
+            "postal_code",
+            "city",
+            "country",
+            "web_user_id",
+            "updated_at",
         ]
         .map(String::from)
         .to_vec();

@@ -185,7 +185,10 @@ mod tests {
     fn ids_stay_put_when_nothing_changes() {
         let clusters = vec![vec!["a", "b"], vec!["c"]];
         let first = assign(&clusters, &HashMap::new(), &HashSet::new(), 1);
-        assert_eq!(first.events.iter().filter(|e| e.event == "created").count(), 2);
+        assert_eq!(
+            first.events.iter().filter(|e| e.event == "created").count(),
+            2
+        );
         let previous = prev(&[
             ("a", &first.ids[0].0, 1),
             ("b", &first.ids[0].0, 1),
@@ -203,7 +206,10 @@ mod tests {
         assert_eq!(merged.ids[0], ("old".to_string(), 1));
         assert_eq!(merged.events.len(), 1);
         assert_eq!(merged.events[0].event, "merged");
-        assert_eq!(merged.events[0].previous_customer_id.as_deref(), Some("new"));
+        assert_eq!(
+            merged.events[0].previous_customer_id.as_deref(),
+            Some("new")
+        );
 
         let previous = prev(&[("a", "x", 1), ("b", "x", 1), ("c", "x", 1)]);
         let split = assign(&[vec!["a", "b"], vec!["c"]], &previous, &HashSet::new(), 9);
@@ -220,6 +226,10 @@ mod tests {
         let again = assign(&[vec!["a"]], &HashMap::new(), &used, 2);
         assert_ne!(again.ids[0].0, first.ids[0].0);
         let gone = assign(&[vec!["b"]], &prev(&[("a", "x", 1)]), &HashSet::new(), 2);
-        assert!(gone.events.iter().any(|e| e.event == "retired" && e.customer_id == "x"));
+        assert!(
+            gone.events
+                .iter()
+                .any(|e| e.event == "retired" && e.customer_id == "x")
+        );
     }
 }

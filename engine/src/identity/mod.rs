@@ -62,6 +62,61 @@ pub struct PreviousState {
     pub assignment: HashMap<String, ids::Previous>,
     /// Every customer id issued so far.
     pub used_ids: HashSet<String>,
+    /// The model the last training run stored, if any (`None` forces training).
+    pub model: Option<StoredModel>,
+}
+
+/// A trained model as `unify.match_model` holds it.
+#[derive(Debug, Clone)]
+pub struct StoredModel {
+    /// [`IdentityConfig::model_signature`] of the settings it was trained with.
+    pub signature: String,
+    /// Records it was trained on.
+    pub records: u64,
+    /// The run that trained it.
+    pub run_id: String,
+    /// (comparison, level name) per row, in order, then m and u; the prior first.
+    pub rows: Vec<(String, i32, String, f64, f64)>,
+}
+
+impl StoredModel {
+    /// The model, if it was trained with these settings on about this many records.
+    fn usable(&self, config: &IdentityConfig, records: usize) -> Option<Model> {
+        if self.signature != config.model_signature() {
+            return None;
+        }
+        let change = (records as f64 - self.records as f64).abs() / (self.records.max(1) as f64);
+        if change > config.retrain_growth {
+            return None;
+        }
+        let find = |comparison: &str, index: i32, level: &str| {
+            self.rows
+                .iter()
+                .find(|r| r.0 == comparison && r.1 == index && r.2 == level)
+                .map(|r| (r.3, r.4))
+        };
+        let lambda = self.rows.iter().find(|r| r.0 == "prior" && r.1 == -1)?.3;
+        let mut m = Vec::new();
+        let mut u = Vec::new();
+        for c in &config.comparisons {
+            let (mut mc, mut uc) = (Vec::new(), Vec::new());
+            for l in 0..=c.levels.len() {
+                let name = c.levels.get(l).map_or("else", |x| x.name.as_str());
+                let (ml, ul) = find(&c.name, l as i32, name)?;
+                mc.push(ml);
+                uc.push(ul);
+            }
+            m.push(mc);
+            u.push(uc);
+        }
+        Some(Model {
+            lambda,
+            m,
+            u,
+            iterations: 0,
+            converged: true,
+        })
+    }
 }
 
 /// The result of a resolution: the output tables (name without schema → rows) and a summary.
@@ -121,7 +176,12 @@ async fn collect(ctx: &SessionContext, sql: &str, what: &str) -> Result<Vec<Reco
         .map_err(|e| identity_err(format!("{what}: {e}")))
 }
 
-fn register(ctx: &SessionContext, name: &str, batches: Vec<RecordBatch>, schema: SchemaRef) -> Result<()> {
+fn register(
+    ctx: &SessionContext,
+    name: &str,
+    batches: Vec<RecordBatch>,
+    schema: SchemaRef,
+) -> Result<()> {
     let table = MemTable::try_new(schema, vec![batches])?;
     ctx.deregister_table(name)?;
     ctx.register_table(name, Arc::new(table))?;
@@ -137,12 +197,18 @@ fn column(batch: &RecordBatch, name: &str, to: &DataType) -> Result<ArrayRef> {
 
 fn i64s(batch: &RecordBatch, name: &str) -> Result<Int64Array> {
     let a = column(batch, name, &DataType::Int64)?;
-    Ok(a.as_any().downcast_ref::<Int64Array>().expect("int64").clone())
+    Ok(a.as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("int64")
+        .clone())
 }
 
 fn strs(batch: &RecordBatch, name: &str) -> Result<StringArray> {
     let a = column(batch, name, &DataType::Utf8)?;
-    Ok(a.as_any().downcast_ref::<StringArray>().expect("utf8").clone())
+    Ok(a.as_any()
+        .downcast_ref::<StringArray>()
+        .expect("utf8")
+        .clone())
 }
 
 /// The link kinds: deterministic rules first, then probabilistic, then overrides.
@@ -209,7 +275,8 @@ pub async fn resolve(
         let batches = collect(&ctx, &q, &format!("guard on `{}`", id.column)).await?;
         let mut normalised = Vec::new();
         for b in &batches {
-            let (values, counts, reasons) = (strs(b, "value")?, i64s(b, "records")?, strs(b, "reason")?);
+            let (values, counts, reasons) =
+                (strs(b, "value")?, i64s(b, "records")?, strs(b, "reason")?);
             for r in 0..b.num_rows() {
                 guard_rows.push(GuardRow {
                     guard: reasons.value(r).to_string(),
@@ -258,7 +325,11 @@ pub async fn resolve(
                 return Err(identity_err("a record has a NULL record_key"));
             }
             record_keys[id] = key.value(r).to_string();
-            sources[id] = source.is_valid(r).then(|| source.value(r)).unwrap_or("").to_string();
+            sources[id] = if source.is_valid(r) {
+                source.value(r).to_string()
+            } else {
+                String::new()
+            };
             for (u, values) in uniques.iter().enumerate() {
                 if values.is_valid(r) {
                     let next = unique_values[u].len() as u32;
@@ -271,7 +342,10 @@ pub async fn resolve(
         }
     }
     if record_keys.windows(2).any(|w| w[0] == w[1]) {
-        let dup = record_keys.windows(2).find(|w| w[0] == w[1]).expect("found");
+        let dup = record_keys
+            .windows(2)
+            .find(|w| w[0] == w[1])
+            .expect("found");
         return Err(identity_err(format!(
             "record_key `{}` appears more than once: record keys must be unique",
             dup[0]
@@ -291,7 +365,12 @@ pub async fn resolve(
     let mut links: Vec<cluster::Link> = Vec::new();
     let mut stats = Stats::default();
     for (i, rule) in config.rules.iter().enumerate() {
-        let batches = collect(&ctx, &sql::rule_groups(rule), &format!("rule `{}`", rule.name)).await?;
+        let batches = collect(
+            &ctx,
+            &sql::rule_groups(rule),
+            &format!("rule `{}`", rule.name),
+        )
+        .await?;
         let mut count = 0u64;
         for b in &batches {
             let (rid, root) = (i64s(b, "rid")?, i64s(b, "root")?);
@@ -318,7 +397,12 @@ pub async fn resolve(
         if c.term_frequency
             && let Some(col) = &c.column
         {
-            let batches = collect(&ctx, &sql::term_frequencies(col), &format!("term frequencies of `{col}`")).await?;
+            let batches = collect(
+                &ctx,
+                &sql::term_frequencies(col),
+                &format!("term frequencies of `{col}`"),
+            )
+            .await?;
             let schema = Arc::new(Schema::new(vec![
                 Field::new("value", keys_field_type(&ctx, col).await?, true),
                 Field::new("frequency", DataType::Float64, true),
@@ -330,7 +414,11 @@ pub async fn resolve(
             register(&ctx, &sql::tf_table(i), batches, schema)?;
         }
         for level in &c.levels {
-            let probe = format!("select {} from {k} l, {k} r limit 0", level.when, k = sql::KEYS);
+            let probe = format!(
+                "select {} from {k} l, {k} r limit 0",
+                level.when,
+                k = sql::KEYS
+            );
             if let Err(e) = ctx.sql(&probe).await {
                 return Err(identity_err(format!(
                     "comparison `{}`, level `{}` (`{}`): {e}",
@@ -360,9 +448,18 @@ pub async fn resolve(
     let mut gammas: Vec<i8> = Vec::new();
     let mut tfs: Vec<f64> = Vec::new();
     for (i, rule) in config.blocking.iter().enumerate() {
-        let skipped = collect(&ctx, &sql::mega_blocks(rule, config.max_block_size), &format!("blocking rule `{}`", rule.name)).await?;
+        let skipped = collect(
+            &ctx,
+            &sql::mega_blocks(rule, config.max_block_size),
+            &format!("blocking rule `{}`", rule.name),
+        )
+        .await?;
         if let Some(b) = skipped.first().filter(|b| b.num_rows() > 0) {
-            let (blocks, recs, skipped_pairs) = (i64s(b, "blocks")?.value(0), i64s(b, "records")?.value(0), i64s(b, "pairs")?.value(0));
+            let (blocks, recs, skipped_pairs) = (
+                i64s(b, "blocks")?.value(0),
+                i64s(b, "records")?.value(0),
+                i64s(b, "pairs")?.value(0),
+            );
             if blocks > 0 {
                 stats.push("skipped_blocks", &rule.name, blocks as f64);
                 stats.push("skipped_pairs", &rule.name, skipped_pairs as f64);
@@ -383,14 +480,19 @@ pub async fn resolve(
         let mut stream = df.execute_stream().await?;
         let before = pairs.len();
         while let Some(batch) = stream.next().await {
-            let b = batch.map_err(|e| identity_err(format!("blocking rule `{}`: {e}", rule.name)))?;
+            let b =
+                batch.map_err(|e| identity_err(format!("blocking rule `{}`: {e}", rule.name)))?;
             let (a, bb, rules) = (i64s(&b, "a")?, i64s(&b, "b")?, i64s(&b, "rules")?);
             let g: Vec<Int8Array> = config
                 .comparisons
                 .iter()
                 .map(|c| {
-                    column(&b, &format!("gamma_{}", c.name), &DataType::Int8)
-                        .map(|a| a.as_any().downcast_ref::<Int8Array>().expect("int8").clone())
+                    column(&b, &format!("gamma_{}", c.name), &DataType::Int8).map(|a| {
+                        a.as_any()
+                            .downcast_ref::<Int8Array>()
+                            .expect("int8")
+                            .clone()
+                    })
                 })
                 .collect::<Result<_>>()?;
             let t: Vec<Float64Array> = config
@@ -399,8 +501,12 @@ pub async fn resolve(
                 .zip(&tf_index)
                 .filter(|(_, k)| k.is_some())
                 .map(|(c, _)| {
-                    column(&b, &format!("tf_{}", c.name), &DataType::Float64)
-                        .map(|a| a.as_any().downcast_ref::<Float64Array>().expect("f64").clone())
+                    column(&b, &format!("tf_{}", c.name), &DataType::Float64).map(|a| {
+                        a.as_any()
+                            .downcast_ref::<Float64Array>()
+                            .expect("f64")
+                            .clone()
+                    })
                 })
                 .collect::<Result<_>>()?;
             for r in 0..b.num_rows() {
@@ -411,7 +517,10 @@ pub async fn resolve(
                     rules: rules.value(r) as u64,
                 });
                 gammas.extend(g.iter().map(|g| if g.is_null(r) { -1 } else { g.value(r) }));
-                tfs.extend(t.iter().map(|t| if t.is_null(r) { f64::NAN } else { t.value(r) }));
+                tfs.extend(
+                    t.iter()
+                        .map(|t| if t.is_null(r) { f64::NAN } else { t.value(r) }),
+                );
             }
         }
         stats.push("compared_pairs", &rule.name, (pairs.len() - before) as f64);
@@ -454,42 +563,20 @@ pub async fn resolve(
     let linked_pairs = pairs_within(&component);
     let mut lambda = model::prior(linked_pairs, n as u64, config.deterministic_recall);
     stats.push("deterministic_linked_pairs", "all", linked_pairs as f64);
-    let (mut weights, mut probabilities) = (Vec::new(), Vec::new());
-    let mut links = Vec::new();
-    let mut model = None;
-    let mut clusters = None;
-    let sample = Sample::draw(&ctx, config, n).await?;
-    let compared: HashMap<(u32, u32), usize> = {
-        let wanted: HashSet<(u32, u32)> = sample.pairs.iter().copied().collect();
-        pairs
-            .iter()
-            .enumerate()
-            .map(|(p, pair)| ((pair.a.min(pair.b), pair.a.max(pair.b)), p))
-            .filter(|(k, _)| wanted.contains(k))
-            .collect()
-    };
-    let all = (n as f64) * (n as f64 - 1.0) / 2.0;
-    let mut passes = 0;
-    while passes < MAX_PASSES {
-        passes += 1;
-        let u_counts = sample.u_counts(config, &component, &compared, &probabilities);
-        let trained = model::train(
-            &sessions,
-            &levels,
-            model::u_from_counts(&u_counts),
-            lambda,
-            config.em_max_iterations,
+    // Scores every compared pair with a model, and clusters the accepted ones.
+    let score_and_cluster = |model: &Model| {
+        let (mut weights, mut probabilities) = (
+            Vec::with_capacity(pairs.len()),
+            Vec::with_capacity(pairs.len()),
         );
-        (weights, probabilities) = (Vec::with_capacity(pairs.len()), Vec::with_capacity(pairs.len()));
-        let previous_links = links.len();
-        links = fixed_links.clone();
+        let mut links = fixed_links.clone();
         for (p, pair) in pairs.iter().enumerate() {
             let vector = &gammas[p * comparisons..(p + 1) * comparisons];
             let pair_tfs: Vec<Option<f64>> = tf_index
                 .iter()
                 .map(|k| k.map(|k| tfs[p * tf_count + k]).filter(|f| f.is_finite()))
                 .collect();
-            let (w, prob) = trained.score(vector, &pair_tfs);
+            let (w, prob) = model.score(vector, &pair_tfs);
             weights.push(w);
             probabilities.push(prob);
             if prob >= config.threshold {
@@ -501,26 +588,85 @@ pub async fn resolve(
                 });
             }
         }
-        let result = cluster::cluster(n, links.clone(), unique.clone(), &never, config.max_cluster_size);
-        let stable = result.component == component && links.len() == previous_links;
-        component = result.component.clone();
-        let next = if all > 0.0 {
-            (expected_matches(&component, &pairs, &probabilities) / all).clamp(1e-12, 0.5)
-        } else {
-            0.5
-        };
-        let settled = stable && (next - lambda).abs() <= 0.01 * lambda;
-        lambda = next;
-        model = Some(trained);
-        clusters = Some(result);
-        if settled {
-            break;
+        let result = cluster::cluster(
+            n,
+            links.clone(),
+            unique.clone(),
+            &never,
+            config.max_cluster_size,
+        );
+        (weights, probabilities, links, result)
+    };
+    let stored = previous
+        .model
+        .as_ref()
+        .and_then(|s| s.usable(config, n).map(|m| (m, s.run_id.clone())));
+    let (model, trained_by, weights, probabilities, links, clusters) = match stored {
+        Some((model, trained_by)) => {
+            // The stored model: earlier pairs score exactly as before.
+            stats.push("model", "reused", 1.0);
+            let (weights, probabilities, links, clusters) = score_and_cluster(&model);
+            (model, trained_by, weights, probabilities, links, clusters)
         }
-    }
-    stats.push("model", "passes", passes as f64);
-    let model = model.expect("at least one pass");
-    let clusters = clusters.expect("at least one pass");
-    let accepted = links.iter().filter(|l| l.kind == kinds.probabilistic()).count();
+        None => {
+            let sample = Sample::draw(&ctx, config, n).await?;
+            let compared: HashMap<(u32, u32), usize> = {
+                let wanted: HashSet<(u32, u32)> = sample.pairs.iter().copied().collect();
+                pairs
+                    .iter()
+                    .enumerate()
+                    .map(|(p, pair)| ((pair.a.min(pair.b), pair.a.max(pair.b)), p))
+                    .filter(|(k, _)| wanted.contains(k))
+                    .collect()
+            };
+            let all = (n as f64) * (n as f64 - 1.0) / 2.0;
+            let mut passes = 0;
+            let mut probabilities: Vec<f64> = Vec::new();
+            let mut links_before = 0;
+            let mut best = None;
+            while passes < MAX_PASSES {
+                passes += 1;
+                let u_counts = sample.u_counts(config, &component, &compared, &probabilities);
+                let trained = model::train(
+                    &sessions,
+                    &levels,
+                    model::u_from_counts(&u_counts),
+                    lambda,
+                    config.em_max_iterations,
+                );
+                let (weights, probs, links, result) = score_and_cluster(&trained);
+                let stable = result.component == component && links.len() == links_before;
+                links_before = links.len();
+                component = result.component.clone();
+                let next = if all > 0.0 {
+                    (expected_matches(&component, &pairs, &probs) / all).clamp(1e-12, 0.5)
+                } else {
+                    0.5
+                };
+                let settled = stable && (next - lambda).abs() <= 0.01 * lambda;
+                lambda = next;
+                probabilities = probs.clone();
+                best = Some((trained, weights, probs, links, result));
+                if settled {
+                    break;
+                }
+            }
+            stats.push("model", "passes", passes as f64);
+            let (model, weights, probabilities, links, clusters) = best.expect("at least one pass");
+            (
+                model,
+                run_id.to_string(),
+                weights,
+                probabilities,
+                links,
+                clusters,
+            )
+        }
+    };
+    let accepted = links
+        .iter()
+        .filter(|l| l.kind == kinds.probabilistic())
+        .count();
     stats.push("accepted_pairs", "probabilistic", accepted as f64);
     stats.push("model", "prior", model.lambda);
     stats.push("model", "em_iterations", model.iterations as f64);
@@ -545,11 +691,20 @@ pub async fn resolve(
     let member_lists: Vec<&Vec<u32>> = members.values().collect();
     let cluster_keys: Vec<Vec<&str>> = member_lists
         .iter()
-        .map(|m| m.iter().map(|&r| record_keys[r as usize].as_str()).collect())
+        .map(|m| {
+            m.iter()
+                .map(|&r| record_keys[r as usize].as_str())
+                .collect()
+        })
         .collect();
 
     // 9. Stable ids.
-    let assignment = ids::assign(&cluster_keys, &previous.assignment, &previous.used_ids, now_micros);
+    let assignment = ids::assign(
+        &cluster_keys,
+        &previous.assignment,
+        &previous.used_ids,
+        now_micros,
+    );
     let mut customer_of = vec![0usize; n];
     for (c, m) in member_lists.iter().enumerate() {
         for &r in m.iter() {
@@ -577,7 +732,11 @@ pub async fn resolve(
     stats.push("customers", "all", member_lists.len() as f64);
     for (source, (count, matched)) in &per_source {
         stats.push("records", source, *count as f64);
-        stats.push("match_rate", source, *matched as f64 / (*count).max(1) as f64);
+        stats.push(
+            "match_rate",
+            source,
+            *matched as f64 / (*count).max(1) as f64,
+        );
     }
     let mut sizes: BTreeMap<usize, u64> = BTreeMap::new();
     for m in &member_lists {
@@ -586,7 +745,11 @@ pub async fn resolve(
     for (size, count) in &sizes {
         stats.push("cluster_size", &size.to_string(), *count as f64);
     }
-    let mut largest: Vec<(usize, usize)> = member_lists.iter().enumerate().map(|(c, m)| (m.len(), c)).collect();
+    let mut largest: Vec<(usize, usize)> = member_lists
+        .iter()
+        .enumerate()
+        .map(|(c, m)| (m.len(), c))
+        .collect();
     largest.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
     for (size, c) in largest.iter().take(10) {
         stats.push("largest_cluster", &assignment.ids[*c].0, *size as f64);
@@ -606,7 +769,11 @@ pub async fn resolve(
             Field::new("record_key", DataType::Utf8, false),
             Field::new("source", DataType::Utf8, false),
             Field::new("customer_id", DataType::Utf8, false),
-            Field::new("customer_created_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+            Field::new(
+                "customer_created_at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
             Field::new("cluster_size", DataType::Int64, false),
             Field::new("linked_by", DataType::Utf8, true),
             Field::new("run_id", DataType::Utf8, false),
@@ -616,25 +783,42 @@ pub async fn resolve(
             vec![
                 Arc::new(StringArray::from_iter_values(&record_keys)),
                 Arc::new(StringArray::from_iter_values(&sources)),
-                Arc::new(StringArray::from_iter_values((0..n).map(|r| assignment.ids[customer_of[r]].0.as_str()))),
-                Arc::new(
-                    TimestampMicrosecondArray::from_iter_values((0..n).map(|r| assignment.ids[customer_of[r]].1))
-                        .with_timezone("UTC"),
-                ),
-                Arc::new(Int64Array::from_iter_values((0..n).map(|r| member_lists[customer_of[r]].len() as i64))),
-                Arc::new(StringArray::from_iter(
-                    clusters.linked_by.iter().map(|k| Some(k.map_or("singleton".to_string(), |k| kinds.name(k, config)))),
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|r| assignment.ids[customer_of[r]].0.as_str()),
                 )),
-                Arc::new(StringArray::from_iter_values(std::iter::repeat_n(run_id, n))),
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter_values(
+                        (0..n).map(|r| assignment.ids[customer_of[r]].1),
+                    )
+                    .with_timezone("UTC"),
+                ),
+                Arc::new(Int64Array::from_iter_values(
+                    (0..n).map(|r| member_lists[customer_of[r]].len() as i64),
+                )),
+                Arc::new(StringArray::from_iter(clusters.linked_by.iter().map(|k| {
+                    Some(k.map_or("singleton".to_string(), |k| kinds.name(k, config)))
+                }))),
+                Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                    run_id, n,
+                ))),
             ],
         )?;
         (schema, vec![batch])
     };
     let match_pairs = pairs_table(
-        config, &kinds, &record_keys, &pairs, &gammas, &tfs, &tf_index, &weights, &probabilities,
-        &links, &refused_by_pair,
+        config,
+        &kinds,
+        &record_keys,
+        &pairs,
+        &gammas,
+        &tfs,
+        &tf_index,
+        &weights,
+        &probabilities,
+        &links,
+        &refused_by_pair,
     )?;
-    let match_model = model_table(config, &model, run_id)?;
+    let match_model = model_table(config, &model, run_id, &trained_by, n)?;
     let history = history_table(&assignment.events, run_id, now_micros)?;
     let guards = guard_table(&guard_rows, run_id)?;
     let stats_table = stats.table(run_id, now_micros)?;
@@ -743,8 +927,12 @@ impl Sample {
             schema.clone(),
             vec![
                 Arc::new(Int64Array::from_iter_values(0..pairs.len() as i64)),
-                Arc::new(Int64Array::from_iter_values(pairs.iter().map(|p| p.0 as i64))),
-                Arc::new(Int64Array::from_iter_values(pairs.iter().map(|p| p.1 as i64))),
+                Arc::new(Int64Array::from_iter_values(
+                    pairs.iter().map(|p| p.0 as i64),
+                )),
+                Arc::new(Int64Array::from_iter_values(
+                    pairs.iter().map(|p| p.1 as i64),
+                )),
             ],
         )?;
         register(ctx, "__id_sample", vec![batch], schema)?;
@@ -857,16 +1045,27 @@ fn pairs_table(
         Field::new("refused_reason", DataType::Utf8, true),
     ];
     for c in &config.comparisons {
-        fields.push(Field::new(format!("gamma_{}", c.name), DataType::Int8, true));
+        fields.push(Field::new(
+            format!("gamma_{}", c.name),
+            DataType::Int8,
+            true,
+        ));
     }
     for (c, k) in config.comparisons.iter().zip(tf_index) {
         if k.is_some() {
-            fields.push(Field::new(format!("tf_{}", c.name), DataType::Float64, true));
+            fields.push(Field::new(
+                format!("tf_{}", c.name),
+                DataType::Float64,
+                true,
+            ));
         }
     }
     let schema = Arc::new(Schema::new(fields));
     // Compared pairs, then deterministic and override links (no comparison vector).
-    let extra: Vec<&cluster::Link> = links.iter().filter(|l| l.kind != kinds.probabilistic()).collect();
+    let extra: Vec<&cluster::Link> = links
+        .iter()
+        .filter(|l| l.kind != kinds.probabilistic())
+        .collect();
     let total = pairs.len() + extra.len();
     let key = |x: u32, y: u32| (x.min(y), x.max(y));
     let mut a = Vec::with_capacity(total);
@@ -927,7 +1126,13 @@ fn pairs_table(
     Ok((schema.clone(), vec![RecordBatch::try_new(schema, arrays)?]))
 }
 
-fn model_table(config: &IdentityConfig, model: &Model, run_id: &str) -> Result<Table> {
+fn model_table(
+    config: &IdentityConfig,
+    model: &Model,
+    run_id: &str,
+    trained_by: &str,
+    records: usize,
+) -> Result<Table> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("comparison", DataType::Utf8, false),
         Field::new("level_index", DataType::Int32, false),
@@ -936,16 +1141,27 @@ fn model_table(config: &IdentityConfig, model: &Model, run_id: &str) -> Result<T
         Field::new("u_probability", DataType::Float64, false),
         Field::new("match_weight", DataType::Float64, false),
         Field::new("run_id", DataType::Utf8, false),
+        Field::new("trained_run_id", DataType::Utf8, false),
+        Field::new("trained_records", DataType::Int64, false),
+        Field::new("model_signature", DataType::Utf8, false),
     ]));
     let (mut comparison, mut index, mut level, mut m, mut u, mut w) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     comparison.push("prior".to_string());
     index.push(-1);
-    level.push(format!(
-        "two random records match (EM: {} iterations{})",
-        model.iterations,
-        if model.converged { ", converged" } else { ", not converged" }
-    ));
+    level.push(if trained_by == run_id {
+        format!(
+            "two random records match (EM: {} iterations{})",
+            model.iterations,
+            if model.converged {
+                ", converged"
+            } else {
+                ", not converged"
+            }
+        )
+    } else {
+        format!("two random records match (model trained in run {trained_by})")
+    });
     m.push(model.lambda);
     u.push(1.0 - model.lambda);
     w.push(model.prior_weight());
@@ -953,7 +1169,11 @@ fn model_table(config: &IdentityConfig, model: &Model, run_id: &str) -> Result<T
         for l in 0..=comp.levels.len() {
             comparison.push(comp.name.clone());
             index.push(l as i32);
-            level.push(comp.levels.get(l).map_or("else".to_string(), |x| x.name.clone()));
+            level.push(
+                comp.levels
+                    .get(l)
+                    .map_or("else".to_string(), |x| x.name.clone()),
+            );
             m.push(model.m[c][l]);
             u.push(model.u[c][l]);
             w.push(model.level_weight(c, l as i8, None));
@@ -969,7 +1189,20 @@ fn model_table(config: &IdentityConfig, model: &Model, run_id: &str) -> Result<T
             Arc::new(Float64Array::from(m)),
             Arc::new(Float64Array::from(u)),
             Arc::new(Float64Array::from(w)),
-            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(run_id, rows))),
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                run_id, rows,
+            ))),
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                trained_by, rows,
+            ))),
+            Arc::new(Int64Array::from_iter_values(std::iter::repeat_n(
+                records as i64,
+                rows,
+            ))),
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                config.model_signature(),
+                rows,
+            ))),
         ],
     )?;
     Ok((schema, vec![batch]))
@@ -978,7 +1211,11 @@ fn model_table(config: &IdentityConfig, model: &Model, run_id: &str) -> Result<T
 fn history_table(events: &[ids::IdEvent], run_id: &str, now: i64) -> Result<Table> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("run_id", DataType::Utf8, false),
-        Field::new("changed_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new(
+            "changed_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
         Field::new("event", DataType::Utf8, false),
         Field::new("customer_id", DataType::Utf8, false),
         Field::new("previous_customer_id", DataType::Utf8, true),
@@ -988,12 +1225,25 @@ fn history_table(events: &[ids::IdEvent], run_id: &str, now: i64) -> Result<Tabl
     let batch = RecordBatch::try_new(
         schema.clone(),
         vec![
-            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(run_id, n))),
-            Arc::new(TimestampMicrosecondArray::from_iter_values(std::iter::repeat_n(now, n)).with_timezone("UTC")),
-            Arc::new(StringArray::from_iter_values(events.iter().map(|e| e.event))),
-            Arc::new(StringArray::from_iter_values(events.iter().map(|e| e.customer_id.as_str()))),
-            Arc::new(StringArray::from_iter(events.iter().map(|e| e.previous_customer_id.as_deref()))),
-            Arc::new(Int64Array::from_iter_values(events.iter().map(|e| e.records as i64))),
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                run_id, n,
+            ))),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(std::iter::repeat_n(now, n))
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(StringArray::from_iter_values(
+                events.iter().map(|e| e.event),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                events.iter().map(|e| e.customer_id.as_str()),
+            )),
+            Arc::new(StringArray::from_iter(
+                events.iter().map(|e| e.previous_customer_id.as_deref()),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                events.iter().map(|e| e.records as i64),
+            )),
         ],
     )?;
     Ok((schema, vec![batch]))
@@ -1022,13 +1272,26 @@ fn guard_table(rows: &[GuardRow], run_id: &str) -> Result<Table> {
     let batch = RecordBatch::try_new(
         schema.clone(),
         vec![
-            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(run_id, rows.len()))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.guard.as_str()))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.subject.as_str()))),
-            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.value.as_deref()))),
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                run_id,
+                rows.len(),
+            ))),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.guard.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.subject.as_str()),
+            )),
+            Arc::new(StringArray::from_iter(
+                rows.iter().map(|r| r.value.as_deref()),
+            )),
             Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.records))),
-            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.record_key_a.as_deref()))),
-            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.record_key_b.as_deref()))),
+            Arc::new(StringArray::from_iter(
+                rows.iter().map(|r| r.record_key_a.as_deref()),
+            )),
+            Arc::new(StringArray::from_iter(
+                rows.iter().map(|r| r.record_key_b.as_deref()),
+            )),
         ],
     )?;
     Ok((schema, vec![batch]))
@@ -1053,7 +1316,11 @@ impl Stats {
     fn table(&self, run_id: &str, now: i64) -> Result<Table> {
         let schema = Arc::new(Schema::new(vec![
             Field::new("run_id", DataType::Utf8, false),
-            Field::new("run_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+            Field::new(
+                "run_at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
             Field::new("metric", DataType::Utf8, false),
             Field::new("dimension", DataType::Utf8, false),
             Field::new("value", DataType::Float64, false),
@@ -1062,11 +1329,22 @@ impl Stats {
         let batch = RecordBatch::try_new(
             schema.clone(),
             vec![
-                Arc::new(StringArray::from_iter_values(std::iter::repeat_n(run_id, n))),
-                Arc::new(TimestampMicrosecondArray::from_iter_values(std::iter::repeat_n(now, n)).with_timezone("UTC")),
-                Arc::new(StringArray::from_iter_values(self.order.iter().map(|k| k.0.as_str()))),
-                Arc::new(StringArray::from_iter_values(self.order.iter().map(|k| k.1.as_str()))),
-                Arc::new(Float64Array::from_iter_values(self.order.iter().map(|k| self.rows[k]))),
+                Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                    run_id, n,
+                ))),
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter_values(std::iter::repeat_n(now, n))
+                        .with_timezone("UTC"),
+                ),
+                Arc::new(StringArray::from_iter_values(
+                    self.order.iter().map(|k| k.0.as_str()),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    self.order.iter().map(|k| k.1.as_str()),
+                )),
+                Arc::new(Float64Array::from_iter_values(
+                    self.order.iter().map(|k| self.rows[k]),
+                )),
             ],
         )?;
         Ok((schema, vec![batch]))
@@ -1078,14 +1356,22 @@ pub async fn previous_state(
     ctx: &SessionContext,
     record_customer: Option<Arc<dyn TableProvider>>,
     history: Option<Arc<dyn TableProvider>>,
+    match_model: Option<Arc<dyn TableProvider>>,
 ) -> Result<PreviousState> {
     let mut state = PreviousState::default();
+    if let Some(table) = match_model {
+        state.model = stored_model(ctx, table).await?;
+    }
     if let Some(table) = record_customer {
         let df = ctx.read_table(table)?;
         let df = df.select_columns(&["record_key", "customer_id", "customer_created_at"])?;
         for b in df.collect().await? {
             let (k, id) = (strs(&b, "record_key")?, strs(&b, "customer_id")?);
-            let at = column(&b, "customer_created_at", &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+            let at = column(
+                &b,
+                "customer_created_at",
+                &DataType::Timestamp(TimeUnit::Microsecond, None),
+            )?;
             let at = cast(&at, &DataType::Int64)?;
             let at = at.as_any().downcast_ref::<Int64Array>().expect("int64");
             for r in 0..b.num_rows() {
@@ -1101,13 +1387,69 @@ pub async fn previous_state(
         }
     }
     if let Some(table) = history {
-        let df = ctx.read_table(table)?.select_columns(&["customer_id", "previous_customer_id"])?;
+        let df = ctx
+            .read_table(table)?
+            .select_columns(&["customer_id", "previous_customer_id"])?;
         for b in df.collect().await? {
             for name in ["customer_id", "previous_customer_id"] {
                 let ids = strs(&b, name)?;
-                state.used_ids.extend(ids.iter().flatten().map(str::to_string));
+                state
+                    .used_ids
+                    .extend(ids.iter().flatten().map(str::to_string));
             }
         }
     }
     Ok(state)
+}
+
+/// The model a `match_model` table holds; `None` when it predates the columns a reuse needs.
+async fn stored_model(
+    ctx: &SessionContext,
+    table: Arc<dyn TableProvider>,
+) -> Result<Option<StoredModel>> {
+    let needed = [
+        "comparison",
+        "level_index",
+        "level",
+        "m_probability",
+        "u_probability",
+        "trained_run_id",
+        "trained_records",
+        "model_signature",
+    ];
+    if needed
+        .iter()
+        .any(|c| table.schema().field_with_name(c).is_err())
+    {
+        return Ok(None);
+    }
+    let df = ctx.read_table(table)?.select_columns(&needed)?;
+    let mut stored: Option<StoredModel> = None;
+    for b in df.collect().await? {
+        let (comparison, level) = (strs(&b, "comparison")?, strs(&b, "level")?);
+        let index = column(&b, "level_index", &DataType::Int32)?;
+        let index = index.as_any().downcast_ref::<Int32Array>().expect("int32");
+        let m = column(&b, "m_probability", &DataType::Float64)?;
+        let m = m.as_any().downcast_ref::<Float64Array>().expect("f64");
+        let u = column(&b, "u_probability", &DataType::Float64)?;
+        let u = u.as_any().downcast_ref::<Float64Array>().expect("f64");
+        let (run, signature) = (strs(&b, "trained_run_id")?, strs(&b, "model_signature")?);
+        let records = i64s(&b, "trained_records")?;
+        for r in 0..b.num_rows() {
+            let entry = stored.get_or_insert_with(|| StoredModel {
+                signature: signature.value(r).to_string(),
+                records: records.value(r).max(0) as u64,
+                run_id: run.value(r).to_string(),
+                rows: Vec::new(),
+            });
+            entry.rows.push((
+                comparison.value(r).to_string(),
+                index.value(r),
+                level.value(r).to_string(),
+                m.value(r),
+                u.value(r),
+            ));
+        }
+    }
+    Ok(stored)
 }

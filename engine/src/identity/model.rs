@@ -73,7 +73,13 @@ pub fn m_from_deterministic(sessions: &[Session], levels: &[usize]) -> Vec<Vec<f
             if counts.iter().sum::<u64>() == 0 {
                 let k = levels[c] + 1;
                 (0..k)
-                    .map(|l| if l == 0 { 0.7 } else { 0.3 / (k - 1).max(1) as f64 })
+                    .map(|l| {
+                        if l == 0 {
+                            0.7
+                        } else {
+                            0.3 / (k - 1).max(1) as f64
+                        }
+                    })
                     .collect()
             } else {
                 smooth(&counts)
@@ -105,8 +111,11 @@ pub fn train(
         let det: f64 = session.patterns.values().map(|(_, d)| *d as f64).sum();
         let mut m = start.clone();
         let mut share = (det / total).clamp(0.05, 0.95);
-        let entries: Vec<(&Vec<i8>, f64)> =
-            session.patterns.iter().map(|(v, (n, _))| (v, *n as f64)).collect();
+        let entries: Vec<(&Vec<i8>, f64)> = session
+            .patterns
+            .iter()
+            .map(|(v, (n, _))| (v, *n as f64))
+            .collect();
         let mut done = false;
         let mut k = 0;
         while k < max_iterations {
@@ -248,7 +257,11 @@ mod tests {
         for bits in 0..8u8 {
             let v: Vec<i8> = (0..3).map(|c| i8::from(bits >> c & 1 == 0)).collect();
             // level 0 = agree; level 1 = else.
-            let p = |q: f64| v.iter().map(|&g| if g == 0 { q } else { 1.0 - q }).product::<f64>();
+            let p = |q: f64| {
+                v.iter()
+                    .map(|&g| if g == 0 { q } else { 1.0 - q })
+                    .product::<f64>()
+            };
             let matches = n * lambda * p(pm);
             let non = n * (1.0 - lambda) * p(pu);
             // The deterministic rules found a third of the all-agree matches.

@@ -1,7 +1,7 @@
 //! The SQL the pipeline runs: guarded keys, deterministic groups, blocking joins, comparison
 //! vectors. `tessera compile` shows it; every query reads the registered `__id_keys` table.
 
-use super::config::{Comparison, IdentityConfig, Identifier, KeyRule};
+use super::config::{Comparison, Identifier, IdentityConfig, KeyRule};
 
 /// The table of guarded, numbered records every query below reads.
 pub const KEYS: &str = "__id_keys";
@@ -36,7 +36,11 @@ pub fn guard_hits(records: &str, id: &Identifier) -> String {
     } else {
         format!(
             "{c} in ({})",
-            id.blocked_values.iter().map(|v| literal(v)).collect::<Vec<_>>().join(", ")
+            id.blocked_values
+                .iter()
+                .map(|v| literal(v))
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     };
     let over = id
@@ -171,7 +175,11 @@ pub fn comparison_columns(config: &IdentityConfig) -> (String, String) {
     let mut select = Vec::new();
     let mut joins = String::new();
     for (i, c) in config.comparisons.iter().enumerate() {
-        select.push(format!("{} as {}", gamma(c), ident(&format!("gamma_{}", c.name))));
+        select.push(format!(
+            "{} as {}",
+            gamma(c),
+            ident(&format!("gamma_{}", c.name))
+        ));
         if c.term_frequency
             && let Some(col) = &c.column
         {
@@ -219,7 +227,13 @@ pub fn blocked_pairs(config: &IdentityConfig, index: usize) -> String {
         .blocking
         .iter()
         .enumerate()
-        .map(|(k, other)| format!("case when coalesce({}, false) then {} else 0 end", equal(&other.on), 1u64 << k))
+        .map(|(k, other)| {
+            format!(
+                "case when coalesce({}, false) then {} else 0 end",
+                equal(&other.on),
+                1u64 << k
+            )
+        })
         .collect::<Vec<_>>()
         .join(" + ");
     format!(
@@ -258,7 +272,10 @@ pub fn describe(config: &IdentityConfig, records: &str, columns: &[String]) -> S
             ));
         }
     }
-    out.push_str(&format!("-- {KEYS}:\n{};\n\n", keys(records, columns, config)));
+    out.push_str(&format!(
+        "-- {KEYS}:\n{};\n\n",
+        keys(records, columns, config)
+    ));
     for rule in &config.rules {
         out.push_str(&format!(
             "-- deterministic rule {}:\n{};\n\n",
