@@ -100,7 +100,7 @@ fn run_builds_the_dag_in_order_then_skips_what_did_not_change() {
     assert_eq!(events.first().unwrap()["event"], "run_started");
     assert_eq!(events.last().unwrap()["event"], "run_finished");
     let jobs = job_events(&events);
-    assert_eq!(jobs.len(), 7, "{jobs:?}");
+    assert_eq!(jobs.len(), 8, "{jobs:?}");
     assert!(jobs.iter().all(|(_, s)| s == "success"), "{jobs:?}");
     let position = |name: &str| jobs.iter().position(|(j, _)| j == name).unwrap();
     assert!(position("staging.orders") < position("profiles.customer_orders"));
@@ -435,7 +435,29 @@ fn selection_picks_jobs_by_name_tag_path_and_lineage() {
     );
     assert_eq!(
         names(&["path:jobs/profiles"]),
-        ["profiles.customer_orders", "profiles.web_activity"]
+        [
+            "profiles.customer_orders",
+            "profiles.web_activity",
+            "profiles.customers"
+        ]
+    );
+    // The golden record reads tables the identity job writes beside its own (record_customer,
+    // identity_guard_hits): lineage follows them to the identity job and its inputs.
+    let mut lineage = names(&["+profiles.customers"]);
+    assert_eq!(
+        lineage.last().map(String::as_str),
+        Some("profiles.customers")
+    );
+    lineage.sort();
+    assert_eq!(
+        lineage,
+        [
+            "profiles.customers",
+            "staging.contacts",
+            "staging.pos_customers",
+            "staging.web_events",
+            "unify.identity_records"
+        ]
     );
     assert_eq!(
         names(&["staging.contacts", "tag:web"]),
