@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{copy_dir, json_rows, ok, shared_demo};
+use common::{copy_dir, fails, json_rows, ok, shared_demo};
 
 /// Pairwise precision and recall of `unify.record_customer` against the demo's truth.
 const ACCURACY: &str = "\
@@ -142,6 +142,91 @@ fn the_demo_resolves_accurately_with_stable_ids() {
             ),
         );
         assert_eq!(number(&orphan[0], "n"), 0.0, "{value} without lineage");
+    }
+
+    // Explanations: a compared pair's waterfall sums to its stored weight; a customer lists
+    // its records, the links between them and its id history.
+    let pair = &query(
+        dir,
+        "select record_key_a, record_key_b, match_weight from unify.match_pairs \
+         where linked_by = 'probabilistic' and accepted and gamma_first_name is not null \
+         order by record_key_a, record_key_b limit 1",
+    )[0];
+    let (a, b) = (
+        pair["record_key_a"].as_str().unwrap(),
+        pair["record_key_b"].as_str().unwrap(),
+    );
+    let text = ok(dir, &["explain", a, b]);
+    assert!(text.contains("the same customer"), "{text}");
+    for needle in [
+        "prior",
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "postal_code",
+        "probability",
+    ] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+    let stored = number(pair, "match_weight");
+    assert!(
+        text.contains(&format!("match weight {stored:.2}")),
+        "stored weight {stored:.2} not shown:\n{text}"
+    );
+    let total: f64 = text
+        .lines()
+        .filter(|l| !l.starts_with("probability") && !l.starts_with("comparison"))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .last()
+        .unwrap();
+    assert!(
+        (total - stored).abs() < 0.01,
+        "waterfall ends at {total}, stored {stored}:\n{text}"
+    );
+    let customer = query(
+        dir,
+        &format!("select customer_id from unify.record_customer where record_key = '{a}'"),
+    )[0]["customer_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = ok(dir, &["explain", "--customer", &customer]);
+    assert!(text.contains(a) && text.contains(b), "{text}");
+    assert!(
+        text.contains("links that formed it") && text.contains("id history"),
+        "{text}"
+    );
+    let err = fails(dir, &["explain", "crm_contacts:NOPE", b], 1);
+    assert!(err.contains("crm_contacts:NOPE"), "{err}");
+    let two_customers = query(
+        dir,
+        "select (select min(record_key) from unify.record_customer where customer_id = \
+         (select min(customer_id) from unify.record_customer)) as a, \
+         (select min(record_key) from unify.record_customer where customer_id = \
+         (select max(customer_id) from unify.record_customer)) as b",
+    );
+    let text = ok(
+        dir,
+        &[
+            "explain",
+            two_customers[0]["a"].as_str().unwrap(),
+            two_customers[0]["b"].as_str().unwrap(),
+        ],
+    );
+    assert!(text.contains("different customers"), "{text}");
+    // `tessera compile` shows the identity SQL after the job's own.
+    let compiled = ok(dir, &["compile", "-s", "unify.identity_records"]);
+    for needle in [
+        "-- guard on email",
+        "-- deterministic rule email_and_first_name",
+        "-- blocking rule email",
+        "gamma_first_name",
+    ] {
+        assert!(
+            compiled.contains(needle),
+            "{needle} missing from compile output"
+        );
     }
 
     // A full re-run with no data change keeps every id and records no id event.

@@ -172,8 +172,9 @@ impl Engine {
     /// Registers `spec` as a table named `spec.name`, replacing any table of that name.
     pub async fn register_source(&self, spec: &SourceSpec) -> Result<RegisteredSource> {
         let (provider, registered) = self.source_provider(spec).await?;
-        self.ctx()
-            .register_table(TableReference::bare(spec.name.as_str()), provider)?;
+        let reference = TableReference::bare(spec.name.as_str());
+        self.ctx().deregister_table(reference.clone())?;
+        self.ctx().register_table(reference, provider)?;
         Ok(registered)
     }
 

@@ -277,7 +277,13 @@ pub async fn compile(ws: &Workspace, selectors: &[String], full_refresh: bool) -
             job.path.display(),
             job.config.materialized
         );
-        println!("{};\n", runner.compile(i).await?);
+        let compiled = runner.compile(i).await?;
+        println!("{compiled};\n");
+        if job.config.materialized == Materialized::Identity
+            && let Some(config) = &ws.project.identity
+        {
+            println!("{}", identity_sql(ws, config, &compiled).await);
+        }
     }
     for e in &errors {
         eprintln!("error: {e}");
@@ -286,6 +292,55 @@ pub async fn compile(ws: &Workspace, selectors: &[String], full_refresh: bool) -
         bail!("{} job files have errors", errors.len());
     }
     Ok(())
+}
+
+/// The SQL identity resolution runs over an identity job's rows (registered as
+/// `__id_records`), for `tessera compile`. The columns come from planning the job's SQL, or
+/// from the settings when its inputs do not exist yet.
+async fn identity_sql(
+    ws: &Workspace,
+    config: &tessera_engine::identity::IdentityConfig,
+    job_sql: &str,
+) -> String {
+    let planned = match ws.prepare_for(job_sql).await {
+        Ok(_) => ws.engine.ctx().sql(job_sql).await.ok(),
+        Err(_) => None,
+    };
+    let columns: Vec<String> = match planned {
+        Some(df) => df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect(),
+        None => {
+            let mut columns = vec!["record_key".to_string(), "source".to_string()];
+            let mentioned = config
+                .identifiers
+                .iter()
+                .map(|i| &i.column)
+                .chain(
+                    config
+                        .rules
+                        .iter()
+                        .chain(&config.blocking)
+                        .flat_map(|r| &r.on),
+                )
+                .chain(config.comparisons.iter().filter_map(|c| c.column.as_ref()));
+            for c in mentioned {
+                if !columns.contains(c) {
+                    columns.push(c.clone());
+                }
+            }
+            columns
+        }
+    };
+    format!(
+        "-- identity resolution ([identity] in tessera.toml) over the rows above, as __id_records.\n\
+         -- Random pairs for u, EM for m, scoring and union-find clustering run natively over the\n\
+         -- pairs these queries produce.\n\n{}",
+        tessera_engine::identity::sql::describe(config, "__id_records", &columns)
+    )
 }
 
 /// `tessera test`: each selected job's given/expect unit tests, then (unless `unit_only`) its

@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod dag;
+pub mod explain;
 pub mod job;
 pub mod output;
 pub mod project;

@@ -176,6 +176,16 @@ enum Command {
         #[arg(long, short = 's', num_args = 1..)]
         select: Vec<String>,
     },
+    /// Why two records are (or are not) one customer, or how a customer formed: rules,
+    /// comparison levels and weights (a waterfall), guards, id history.
+    Explain {
+        /// Two record keys (`source:id`, as in unify.record_customer).
+        #[arg(num_args = 0..=2)]
+        records: Vec<String>,
+        /// A customer id instead: its records, the links that joined them, its id history.
+        #[arg(long, conflicts_with = "records")]
+        customer: Option<String>,
+    },
     /// Generate the retail demo dataset (CRM, POS, web, email, support, consent, ground truth).
     Demo {
         /// Number of people.
@@ -357,6 +367,14 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Ls { select } => {
             let ws = Workspace::open(load_project(&cli.project)?)?;
             commands::ls(&ws, &select).await
+        }
+        Command::Explain { records, customer } => {
+            let ws = Workspace::open(load_project(&cli.project)?)?;
+            match (customer, records.as_slice()) {
+                (Some(id), _) => tessera_jobs::explain::explain_customer(&ws, &id).await,
+                (None, [a, b]) => tessera_jobs::explain::explain_pair(&ws, a, b).await,
+                _ => bail!("give two record keys, or --customer <id>"),
+            }
         }
         Command::Export { query, to } => {
             let ws = Workspace::open(load_project(&cli.project)?)?;

@@ -106,6 +106,8 @@ impl Workspace {
             }
             None => TableReference::bare(table.table.as_str()),
         };
+        // Registering again (a second query in one process) replaces the earlier snapshot.
+        ctx.deregister_table(reference.clone())?;
         ctx.register_table(reference, provider)?;
         Ok(version)
     }

@@ -1,0 +1,486 @@
+//! `tessera explain`: why two records are (or are not) one customer, and how a customer formed.
+//! Everything is read back from the tables the identity job wrote (`match_pairs`,
+//! `match_model`, `record_customer`...), so the explanation is of the run that decided.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::fmt::Write as _;
+
+use anyhow::{Context, Result, anyhow, bail};
+use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use tessera_engine::identity::IdentityConfig;
+use tessera_engine::identity::sql::literal;
+
+use crate::commands::load_dag;
+use crate::job::Materialized;
+use crate::workspace::Workspace;
+
+/// Rows as maps of column → display text ("" for NULL).
+type Rows = Vec<BTreeMap<String, String>>;
+
+async fn query(ws: &Workspace, sql: &str) -> Result<Vec<RecordBatch>> {
+    let mut statements = ws.prepare_for(sql).await?;
+    let statement = statements.pop().ok_or_else(|| anyhow!("empty query"))?;
+    let ctx = ws.engine.ctx();
+    let plan = ctx.state().statement_to_plan(statement).await?;
+    Ok(ctx.execute_logical_plan(plan).await?.collect().await?)
+}
+
+async fn rows(ws: &Workspace, sql: &str) -> Result<Rows> {
+    let batches = query(ws, sql).await?;
+    let options = FormatOptions::default();
+    let mut out = Vec::new();
+    for b in &batches {
+        let formatters: Vec<ArrayFormatter> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<std::result::Result<_, _>>()?;
+        for r in 0..b.num_rows() {
+            let mut row = BTreeMap::new();
+            for (f, (field, column)) in formatters
+                .iter()
+                .zip(b.schema().fields().iter().zip(b.columns()))
+            {
+                let text = if column.is_null(r) {
+                    String::new()
+                } else {
+                    f.value(r).to_string()
+                };
+                row.insert(field.name().clone(), text);
+            }
+            out.push(row);
+        }
+    }
+    Ok(out)
+}
+
+/// The schema the identity job writes to, and the project's identity settings.
+async fn identity_schema(ws: &Workspace) -> Result<(String, IdentityConfig)> {
+    let config = ws.project.identity.clone().ok_or_else(|| {
+        anyhow!("the project has no [identity] section (`tessera init` writes the default one)")
+    })?;
+    let (dag, _) = load_dag(ws).await?;
+    let job = dag
+        .jobs
+        .iter()
+        .find(|j| j.config.materialized == Materialized::Identity)
+        .ok_or_else(|| {
+            anyhow!("no job is `@materialized: identity` (see sql/unify/identity_records.sql)")
+        })?;
+    let schema = job.schema().unwrap_or("unify").to_string();
+    let probe = format!("select count(*) from {schema}.record_customer");
+    query(ws, &probe).await.with_context(|| {
+        format!("{schema}.record_customer has no table yet: run `tessera run` first")
+    })?;
+    Ok((schema, config))
+}
+
+fn get<'a>(row: &'a BTreeMap<String, String>, key: &str) -> &'a str {
+    row.get(key).map_or("", String::as_str)
+}
+
+fn or_null(value: &str) -> &str {
+    if value.is_empty() { "NULL" } else { value }
+}
+
+/// `tessera explain <a> <b>`.
+pub async fn explain_pair(ws: &Workspace, a: &str, b: &str) -> Result<()> {
+    let (schema, config) = identity_schema(ws).await?;
+    let mut out = String::new();
+    let records = rows(
+        ws,
+        &format!(
+            "select i.*, r.customer_id, r.linked_by as customer_linked_by from {schema}.identity_records i \
+             join {schema}.record_customer r on r.record_key = i.record_key \
+             where i.record_key in ({}, {})",
+            literal(a),
+            literal(b)
+        ),
+    )
+    .await?;
+    let find = |key: &str| {
+        records
+            .iter()
+            .find(|r| get(r, "record_key") == key)
+            .ok_or_else(|| anyhow!("record `{key}` is not in {schema}.record_customer (record keys look like `crm_contacts:C123`)"))
+    };
+    let (ra, rb) = (find(a)?, find(b)?);
+    let (ca, cb) = (get(ra, "customer_id"), get(rb, "customer_id"));
+    if ca == cb {
+        writeln!(out, "{a} and {b}: the same customer, {ca}")?;
+    } else {
+        writeln!(out, "{a} and {b}: different customers ({ca} and {cb})")?;
+    }
+    // The values side by side.
+    let mut columns: Vec<&str> = vec![];
+    for c in config
+        .comparisons
+        .iter()
+        .filter_map(|c| c.column.as_deref())
+    {
+        if !columns.contains(&c) {
+            columns.push(c);
+        }
+    }
+    for rule in config.rules.iter().chain(&config.blocking) {
+        for c in &rule.on {
+            if !columns.contains(&c.as_str()) {
+                columns.push(c);
+            }
+        }
+    }
+    writeln!(out, "\n{:<20} {:<36} {:<36}", "column", a, b)?;
+    for c in &columns {
+        writeln!(
+            out,
+            "{:<20} {:<36} {:<36}",
+            c,
+            or_null(get(ra, c)),
+            or_null(get(rb, c))
+        )?;
+    }
+
+    // The direct decision, if the pair was compared or linked.
+    let pair = rows(
+        ws,
+        &format!(
+            "select * from {schema}.match_pairs where (record_key_a = {la} and record_key_b = {lb}) \
+             or (record_key_a = {lb} and record_key_b = {la})",
+            la = literal(a),
+            lb = literal(b)
+        ),
+    )
+    .await?;
+    let guards = rows(
+        ws,
+        &format!(
+            "select guard, subject, value from {schema}.identity_guard_hits where value is not null"
+        ),
+    )
+    .await?;
+    let guarded: HashMap<(String, String), String> = guards
+        .iter()
+        .map(|g| {
+            (
+                (get(g, "subject").to_string(), get(g, "value").to_string()),
+                get(g, "guard").to_string(),
+            )
+        })
+        .collect();
+    writeln!(out)?;
+    for rule in &config.rules {
+        let equal = rule
+            .on
+            .iter()
+            .all(|c| !get(ra, c).is_empty() && get(ra, c) == get(rb, c));
+        if equal {
+            let set_aside: Vec<String> = rule
+                .on
+                .iter()
+                .filter_map(|c| {
+                    guarded
+                        .get(&(c.clone(), get(ra, c).to_string()))
+                        .map(|g| format!("{c} ({g})"))
+                })
+                .collect();
+            if set_aside.is_empty() {
+                writeln!(
+                    out,
+                    "deterministic rule `{}` holds: equal {}",
+                    rule.name,
+                    rule.on.join(", ")
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "deterministic rule `{}` would hold, but a guard set aside {}",
+                    rule.name,
+                    set_aside.join(", ")
+                )?;
+            }
+        }
+    }
+    match pair.iter().find(|p| get(p, "linked_by") == "probabilistic") {
+        Some(p) => waterfall(ws, &schema, &config, p, &mut out).await?,
+        None => {
+            if let Some(p) = pair.first() {
+                writeln!(out, "linked directly by {}", get(p, "linked_by"))?;
+            } else {
+                writeln!(out, "not compared: no blocking rule puts them together")?;
+                for rule in &config.blocking {
+                    let values: Vec<String> = rule
+                        .on
+                        .iter()
+                        .map(|c| format!("{c}: {} / {}", or_null(get(ra, c)), or_null(get(rb, c))))
+                        .collect();
+                    writeln!(out, "  {:<32} {}", rule.name, values.join("; "))?;
+                }
+            }
+        }
+    }
+    if ca == cb && pair.iter().all(|p| get(p, "accepted") != "true") {
+        let path = link_path(ws, &schema, ca, a, b).await?;
+        if !path.is_empty() {
+            writeln!(out, "\njoined through other records of the customer:")?;
+            for step in path {
+                writeln!(out, "  {step}")?;
+            }
+        }
+    }
+    print!("{out}");
+    Ok(())
+}
+
+/// The Fellegi–Sunter waterfall of one compared pair: the prior, then each comparison's level
+/// and weight, summing to the match weight and probability.
+async fn waterfall(
+    ws: &Workspace,
+    schema: &str,
+    config: &IdentityConfig,
+    pair: &BTreeMap<String, String>,
+    out: &mut String,
+) -> Result<()> {
+    let model = rows(ws, &format!("select * from {schema}.match_model")).await?;
+    let level = |comparison: &str, index: &str| {
+        model
+            .iter()
+            .find(|m| get(m, "comparison") == comparison && get(m, "level_index") == index)
+    };
+    let prior = level("prior", "-1").ok_or_else(|| anyhow!("{schema}.match_model has no prior"))?;
+    let number = |text: &str| text.parse::<f64>().unwrap_or(f64::NAN);
+    writeln!(
+        out,
+        "compared (blocking rule `{}`): match weight {:.2}, probability {:.4}, threshold {} → {}",
+        get(pair, "blocking_rule"),
+        number(get(pair, "match_weight")),
+        number(get(pair, "match_probability")),
+        config.threshold,
+        if get(pair, "accepted") == "true" {
+            "accepted".to_string()
+        } else if !get(pair, "refused_reason").is_empty() {
+            format!("refused: {}", get(pair, "refused_reason"))
+        } else {
+            "below the threshold".to_string()
+        }
+    )?;
+    writeln!(
+        out,
+        "\n{:<16} {:<24} {:>10} {:>10} {:>8} {:>9}",
+        "comparison", "level", "m", "u", "weight", "total"
+    )?;
+    let mut total = number(get(prior, "match_weight"));
+    writeln!(
+        out,
+        "{:<16} {:<24} {:>10} {:>10} {:>8.2} {:>9.2}",
+        "prior", "", "", "", total, total
+    )?;
+    for c in &config.comparisons {
+        let gamma = get(pair, &format!("gamma_{}", c.name));
+        if gamma.is_empty() {
+            writeln!(
+                out,
+                "{:<16} {:<24} {:>10} {:>10} {:>8.2} {:>9.2}",
+                c.name, "NULL: no evidence", "", "", 0.0, total
+            )?;
+            continue;
+        }
+        let row = level(&c.name, gamma)
+            .ok_or_else(|| anyhow!("{schema}.match_model has no level {gamma} of {}", c.name))?;
+        let (m, u) = (
+            number(get(row, "m_probability")),
+            number(get(row, "u_probability")),
+        );
+        let tf = number(get(pair, &format!("tf_{}", c.name)));
+        let (u_used, note) = if gamma == "0" && tf.is_finite() && tf > 0.0 {
+            (tf.max(1e-6), " (tf)")
+        } else {
+            (u, "")
+        };
+        let weight = (m / u_used).log2();
+        total += weight;
+        writeln!(
+            out,
+            "{:<16} {:<24} {:>10.6} {:>10.6} {:>8.2} {:>9.2}",
+            c.name,
+            format!("{}{note}", get(row, "level")),
+            m,
+            u_used,
+            weight,
+            total
+        )?;
+    }
+    writeln!(
+        out,
+        "{:<16} {:<24} {:>10} {:>10} {:>8} {:>9.4}",
+        "probability",
+        "",
+        "",
+        "",
+        "",
+        1.0 / (1.0 + (-total).exp2())
+    )?;
+    Ok(())
+}
+
+/// The chain of accepted links joining `a` to `b` inside one customer.
+async fn link_path(
+    ws: &Workspace,
+    schema: &str,
+    customer: &str,
+    a: &str,
+    b: &str,
+) -> Result<Vec<String>> {
+    let links = customer_links(ws, schema, customer).await?;
+    let mut next: HashMap<&str, Vec<(&str, String)>> = HashMap::new();
+    for l in &links {
+        let (x, y) = (get(l, "record_key_a"), get(l, "record_key_b"));
+        let how = describe_link(l);
+        next.entry(x).or_default().push((y, how.clone()));
+        next.entry(y).or_default().push((x, how));
+    }
+    let mut came: HashMap<&str, (&str, String)> = HashMap::new();
+    let mut seen: HashSet<&str> = HashSet::from([a]);
+    let mut queue = VecDeque::from([a]);
+    while let Some(x) = queue.pop_front() {
+        if x == b {
+            break;
+        }
+        for (y, how) in next.get(x).into_iter().flatten() {
+            if seen.insert(y) {
+                came.insert(y, (x, how.clone()));
+                queue.push_back(y);
+            }
+        }
+    }
+    let mut path = Vec::new();
+    let mut at = b;
+    while let Some((from, how)) = came.get(at) {
+        path.push(format!("{from} — {at}: {how}"));
+        at = from;
+    }
+    path.reverse();
+    Ok(path)
+}
+
+fn describe_link(l: &BTreeMap<String, String>) -> String {
+    match get(l, "linked_by") {
+        "probabilistic" => format!(
+            "probabilistic, p = {:.4}",
+            get(l, "match_probability")
+                .parse::<f64>()
+                .unwrap_or(f64::NAN)
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Links that hold a customer together: accepted comparisons, rules and overrides.
+async fn customer_links(ws: &Workspace, schema: &str, customer: &str) -> Result<Rows> {
+    rows(
+        ws,
+        &format!(
+            "with members as (select record_key from {schema}.record_customer where customer_id = {c}) \
+             select p.record_key_a, p.record_key_b, p.linked_by, p.match_probability from {schema}.match_pairs p \
+             where p.accepted and p.record_key_a in (select record_key from members) \
+             and p.record_key_b in (select record_key from members) \
+             order by p.record_key_a, p.record_key_b",
+            c = literal(customer)
+        ),
+    )
+    .await
+}
+
+/// `tessera explain --customer <id>`.
+pub async fn explain_customer(ws: &Workspace, customer: &str) -> Result<()> {
+    let (schema, config) = identity_schema(ws).await?;
+    let c = literal(customer);
+    let mut columns = vec!["r.record_key".to_string(), "r.linked_by".to_string()];
+    for col in config
+        .identifiers
+        .iter()
+        .map(|i| i.column.as_str())
+        .chain(["first_name", "last_name"])
+    {
+        let q = format!("i.{}", tessera_engine::identity::sql::ident(col));
+        if !columns.contains(&q) && ws_has_column(ws, &schema, col).await {
+            columns.push(q);
+        }
+    }
+    let members = query(
+        ws,
+        &format!(
+            "select {} from {schema}.record_customer r join {schema}.identity_records i using (record_key) \
+             where r.customer_id = {c} order by r.record_key",
+            columns.join(", ")
+        ),
+    )
+    .await?;
+    let n: usize = members.iter().map(|b| b.num_rows()).sum();
+    if n == 0 {
+        // A retired id: say where it went.
+        let history = query(
+            ws,
+            &format!(
+                "select run_id, event, customer_id, previous_customer_id, records from {schema}.customer_id_history \
+                 where customer_id = {c} or previous_customer_id = {c} order by changed_at"
+            ),
+        )
+        .await?;
+        if history.iter().all(|b| b.num_rows() == 0) {
+            bail!("customer `{customer}` is not in {schema}.record_customer or its id history");
+        }
+        println!("{customer} holds no records now; its id history:");
+        println!("{}", pretty_format_batches(&history)?);
+        return Ok(());
+    }
+    println!("{customer}: {n} records");
+    println!("{}", pretty_format_batches(&members)?);
+    let links = customer_links(ws, &schema, customer).await?;
+    println!("\nlinks that formed it ({}):", links.len());
+    for l in &links {
+        println!(
+            "  {} — {}: {}",
+            get(l, "record_key_a"),
+            get(l, "record_key_b"),
+            describe_link(l)
+        );
+    }
+    let refused = query(
+        ws,
+        &format!(
+            "with members as (select record_key from {schema}.record_customer where customer_id = {c}) \
+             select guard, subject, record_key_a, record_key_b from {schema}.identity_guard_hits \
+             where record_key_a in (select record_key from members) or record_key_b in (select record_key from members)"
+        ),
+    )
+    .await?;
+    if refused.iter().any(|b| b.num_rows() > 0) {
+        println!("\nlinks refused by guards:");
+        println!("{}", pretty_format_batches(&refused)?);
+    }
+    let history = query(
+        ws,
+        &format!(
+            "select run_id, event, customer_id, previous_customer_id, records from {schema}.customer_id_history \
+             where customer_id = {c} or previous_customer_id = {c} order by changed_at"
+        ),
+    )
+    .await?;
+    println!("\nid history:");
+    println!("{}", pretty_format_batches(&history)?);
+    Ok(())
+}
+
+async fn ws_has_column(ws: &Workspace, schema: &str, column: &str) -> bool {
+    query(
+        ws,
+        &format!(
+            "select {} from {schema}.identity_records limit 0",
+            tessera_engine::identity::sql::ident(column)
+        ),
+    )
+    .await
+    .is_ok()
+}
