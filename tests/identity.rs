@@ -177,8 +177,8 @@ fn the_demo_resolves_accurately_with_stable_ids() {
     let total: f64 = text
         .lines()
         .filter(|l| !l.starts_with("probability") && !l.starts_with("comparison"))
-        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-        .last()
+        .filter_map(|l| l.split_whitespace().next_back()?.parse::<f64>().ok())
+        .next_back()
         .unwrap();
     assert!(
         (total - stored).abs() < 0.01,
