@@ -63,6 +63,20 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Identity resolution: Tessera's identity job against Splink (DuckDB backend) with
+    /// equivalent blocking, comparisons and training, on the same standardised records; wall
+    /// time, peak RSS and pairwise precision/recall/F1 against the demo's ground truth.
+    Identity {
+        /// People in the demo data (records ≈ 2.1 × people).
+        #[arg(long, default_value_t = 47_000)]
+        people: u64,
+        /// Match probability threshold, both sides.
+        #[arg(long, default_value_t = 0.9)]
+        threshold: f64,
+        /// Skip Splink (Tessera only).
+        #[arg(long)]
+        no_splink: bool,
+    },
     /// The job runner: planning and no-op runs of a project of many jobs, and the runner's
     /// overhead over writing the same query's result directly (`tessera write`).
     Jobs {
@@ -92,6 +106,11 @@ fn main() -> Result<()> {
         Bench::Jobs { jobs, people, runs } => bench_jobs(&dir, jobs, people, runs),
         Bench::Similarity { people, runs } => bench_similarity(&dir, people, runs),
         Bench::Normalize { people, runs } => bench_normalize(&dir, people, runs),
+        Bench::Identity {
+            people,
+            threshold,
+            no_splink,
+        } => bench_identity(&dir, people, threshold, no_splink),
     }
 }
 
@@ -546,4 +565,153 @@ fn bench_normalize(dir: &Path, people: u64, runs: usize) -> Result<()> {
         "rows",
         runs,
     )
+}
+
+/// Runs `program args` under `/usr/bin/time`: (wall seconds, peak RSS in MB, stdout).
+fn measured(program: &Path, args: &[&str]) -> Result<(f64, f64, String)> {
+    let report = std::env::temp_dir().join(format!("tessera-bench-time-{}", std::process::id()));
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%e %M", "-o"])
+        .arg(&report)
+        .arg(program)
+        .args(args)
+        .output()
+        .context("running /usr/bin/time (install the `time` package)")?;
+    if !out.status.success() {
+        bail!(
+            "{} {args:?} failed: {}{}",
+            program.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = std::fs::read_to_string(&report)?;
+    std::fs::remove_file(&report)?;
+    let mut fields = text.split_whitespace();
+    let wall: f64 = fields.next().context("no time")?.parse()?;
+    let kb: f64 = fields.next().context("no RSS")?.parse()?;
+    Ok((wall, kb / 1024.0, String::from_utf8(out.stdout)?))
+}
+
+const SPLINK_BENCH: &str = include_str!("splink_bench.py");
+
+fn bench_identity(dir: &Path, people: u64, threshold: f64, no_splink: bool) -> Result<()> {
+    let demo = demo_project(dir, people)?;
+    let toml = demo.join("tessera.toml");
+    let text = std::fs::read_to_string(&toml)?;
+    let threshold_line = format!("threshold = {threshold}");
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("threshold = ") {
+                threshold_line.clone()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&toml, text + "\n")?;
+    // Everything upstream once (untimed), then the identity job alone, trained from scratch.
+    tessera_in(&demo, &["run"])?;
+    let bin = tessera_bin()?;
+    let project = demo.to_str().context("utf-8 path")?;
+    let (t_wall, t_rss, _) = measured(
+        &bin,
+        &[
+            "-C",
+            project,
+            "run",
+            "-s",
+            "unify.identity_records",
+            "--full-refresh",
+        ],
+    )?;
+    let work = dir.join(format!("identity-{people}"));
+    std::fs::create_dir_all(&work)?;
+    let file = |name: &str| work.join(name).to_string_lossy().into_owned();
+    for (sql, name) in [
+        ("select * from unify.identity_records", "records.parquet"),
+        (
+            "select source || ':' || record_id as record_key, true_person_id from truth_records",
+            "truth.parquet",
+        ),
+        (
+            "select record_key, customer_id from unify.record_customer",
+            "tessera.parquet",
+        ),
+    ] {
+        let _ = std::fs::remove_file(file(name));
+        tessera_in(&demo, &["export", sql, &file(name)])?;
+    }
+    let script = work.join("splink_bench.py");
+    std::fs::write(&script, SPLINK_BENCH)?;
+    let python = PathBuf::from(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()));
+    let python = which(&python)?;
+    let script = script.to_string_lossy().into_owned();
+    let score = |clusters: &str| -> Result<serde_json::Value> {
+        let out = Command::new(&python)
+            .args([
+                script.as_str(),
+                "score",
+                &file(clusters),
+                &file("truth.parquet"),
+            ])
+            .output()?;
+        if !out.status.success() {
+            bail!("scoring failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(serde_json::from_slice(&out.stdout)?)
+    };
+    let t_score = score("tessera.parquet")?;
+    let records = t_score["records"].as_u64().unwrap_or_default();
+    println!("identity resolution, {people} people, {records} records, threshold {threshold}");
+    let line = |name: &str, wall: f64, rss: f64, s: &serde_json::Value| {
+        println!(
+            "  {name:<8}: {wall:8.2}s  peak RSS {rss:8.0} MB  precision {:.4}  recall {:.4}  F1 {:.4}",
+            s["precision"].as_f64().unwrap_or(f64::NAN),
+            s["recall"].as_f64().unwrap_or(f64::NAN),
+            s["f1"].as_f64().unwrap_or(f64::NAN)
+        )
+    };
+    line("tessera", t_wall, t_rss, &t_score);
+    if no_splink {
+        return Ok(());
+    }
+    let splink_out = file("splink.parquet");
+    let _ = std::fs::remove_file(&splink_out);
+    let threshold_arg = threshold.to_string();
+    let (s_wall, s_rss, s_stdout) = measured(
+        &python,
+        &[
+            script.as_str(),
+            "splink",
+            &file("records.parquet"),
+            &splink_out,
+            &threshold_arg,
+        ],
+    )?;
+    let s_score = score("splink.parquet")?;
+    line("splink", s_wall, s_rss, &s_score);
+    println!("  splink phases: {}", s_stdout.trim());
+    println!(
+        "  ratio splink/tessera time: {:.2}, F1 difference (tessera - splink): {:+.4}",
+        s_wall / t_wall,
+        t_score["f1"].as_f64().unwrap_or_default() - s_score["f1"].as_f64().unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// The full path of a program on PATH.
+fn which(program: &Path) -> Result<PathBuf> {
+    if program.components().count() > 1 {
+        return Ok(program.to_path_buf());
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join(program))
+                .find(|p| p.is_file())
+        })
+        .with_context(|| format!("{} is not on PATH", program.display()))
 }

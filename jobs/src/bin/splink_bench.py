@@ -1,0 +1,173 @@
+"""The Splink side of `tessera-bench identity`, and the scorer both sides share.
+
+    python3 splink_bench.py splink <records.parquet> <clusters_out.parquet> <threshold>
+    python3 splink_bench.py score <clusters.parquet> <truth.parquet>
+
+Splink (DuckDB backend) gets the same standardised records Tessera resolves
+(`unify.identity_records`) and a model equivalent to Tessera's default `[identity]` settings:
+the same blocking rules, the same comparisons and levels (term frequencies where Tessera uses
+them), the prior from the same deterministic rules at the same assumed recall, u from 1M random
+pairs, m by EM once per blocking rule, and clustering at the same threshold.
+"""
+
+import json
+import sys
+import time
+
+
+def splink(records_path, out_path, threshold):
+    import duckdb
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+
+    started = time.perf_counter()
+    con = duckdb.connect()
+    con.execute(
+        f"create table records as select record_key as unique_id, * exclude (record_key) "
+        f"from read_parquet('{records_path}')"
+    )
+    db_api = DuckDBAPI(connection=con)
+    df = db_api.register("records")
+
+    def levels(name, extra):
+        return cl.CustomComparison(
+            output_column_name=name,
+            comparison_levels=[cll.NullLevel(name)] + extra + [cll.ElseLevel()],
+        )
+
+    first = levels(
+        "first_name",
+        [
+            cll.ExactMatchLevel("first_name", term_frequency_adjustments=True),
+            cll.CustomLevel(
+                "first_name_root_l = first_name_root_r", "nickname"
+            ),
+            cll.JaroWinklerLevel("first_name", 0.9),
+        ],
+    )
+    last = levels(
+        "last_name",
+        [
+            cll.ExactMatchLevel("last_name", term_frequency_adjustments=True),
+            cll.JaroWinklerLevel("last_name", 0.92),
+            cll.CustomLevel("last_name_sound_l = last_name_sound_r", "sounds alike"),
+        ],
+    )
+    birth = levels(
+        "birth_date",
+        [
+            cll.ExactMatchLevel("birth_date"),
+            cll.CustomLevel(
+                "abs(date_diff('day', birth_date_l, birth_date_r)) <= 31", "within a month"
+            ),
+        ],
+    )
+    settings = SettingsCreator(
+        link_type="dedupe_only",
+        blocking_rules_to_generate_predictions=[
+            block_on("email"),
+            block_on("phone"),
+            block_on("first_name_root", "last_name"),
+            block_on("last_name_sound", "birth_date"),
+            block_on("postal_code", "first_name_root"),
+        ],
+        comparisons=[
+            first,
+            last,
+            cl.ExactMatch("email"),
+            cl.ExactMatch("phone"),
+            birth,
+            cl.ExactMatch("postal_code").configure(term_frequency_adjustments=True),
+        ],
+        retain_intermediate_calculation_columns=False,
+        retain_matching_columns=False,
+    )
+    linker = Linker(df, settings, log_level="WARNING")
+    linker.training.estimate_probability_two_random_records_match(
+        [
+            block_on("email", "first_name_root"),
+            block_on("phone", "first_name_root"),
+            block_on("first_name_root", "last_name", "birth_date"),
+        ],
+        recall=0.8,
+    )
+    linker.training.estimate_u_using_random_sampling(max_pairs=1e6, seed=42)
+    for rule in [
+        block_on("email"),
+        block_on("phone"),
+        block_on("first_name_root", "last_name"),
+        block_on("last_name_sound", "birth_date"),
+        block_on("postal_code", "first_name_root"),
+    ]:
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(rule)
+        except Exception as e:  # a session with nothing left to train is skipped, as in Tessera
+            print(f"EM session skipped: {e}", file=sys.stderr)
+    trained = time.perf_counter()
+    predictions = linker.inference.predict(threshold_match_probability=threshold)
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
+        predictions, threshold_match_probability=threshold
+    )
+    con.execute(
+        f"copy (select unique_id as record_key, cast(cluster_id as varchar) as customer_id "
+        f"from {clusters.physical_name}) to '{out_path}' (format parquet)"
+    )
+    done = time.perf_counter()
+    print(
+        json.dumps(
+            {
+                "train_s": trained - started,
+                "predict_cluster_s": done - trained,
+                "total_s": done - started,
+            }
+        )
+    )
+
+
+def score(clusters_path, truth_path):
+    import pyarrow.parquet as pq
+
+    clusters = pq.read_table(clusters_path).to_pydict()
+    truth = pq.read_table(truth_path).to_pydict()
+    person = dict(zip(truth["record_key"], truth["true_person_id"]))
+    pair_counts = {}
+    by_cluster = {}
+    by_person = {}
+    for key, customer in zip(clusters["record_key"], clusters["customer_id"]):
+        p = person.get(key)
+        if p is None:
+            continue
+        by_cluster[customer] = by_cluster.get(customer, 0) + 1
+        by_person[p] = by_person.get(p, 0) + 1
+        pair_counts[(customer, p)] = pair_counts.get((customer, p), 0) + 1
+
+    def pairs(counts):
+        return sum(n * (n - 1) // 2 for n in counts.values())
+
+    tp, predicted, actual = pairs(pair_counts), pairs(by_cluster), pairs(by_person)
+    precision = tp / predicted if predicted else 1.0
+    recall = tp / actual if actual else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    print(
+        json.dumps(
+            {
+                "records": sum(by_person.values()),
+                "true_pairs": actual,
+                "predicted_pairs": predicted,
+                "precision": precision,
+                "recall": recall,
+                "f1": f1,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "splink":
+        splink(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+    elif sys.argv[1] == "score":
+        score(sys.argv[2], sys.argv[3])
+    else:
+        sys.exit(f"unknown command {sys.argv[1]}")
+    sys.stdout.flush()
