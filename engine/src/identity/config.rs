@@ -155,6 +155,36 @@ pub struct Level {
 }
 
 impl IdentityConfig {
+    /// Comparisons whose first level is plain equality on a column that is on its own a
+    /// blocking rule: every pair agreeing there is compared, so u of that level is counted
+    /// over all pairs rather than sampled. Returns (comparison, blocking rule) indexes.
+    pub fn counted_exact_levels(&self) -> Vec<(usize, usize)> {
+        let squash = |s: &str| -> String {
+            s.chars()
+                .filter(|c| !c.is_whitespace() && *c != '"')
+                .flat_map(char::to_lowercase)
+                .collect()
+        };
+        self.comparisons
+            .iter()
+            .enumerate()
+            .filter_map(|(c, comparison)| {
+                let column = comparison.column.as_deref()?;
+                let first = comparison.levels.first()?;
+                let col = squash(column);
+                let when = squash(&first.when);
+                if when != format!("l.{col}=r.{col}") && when != format!("r.{col}=l.{col}") {
+                    return None;
+                }
+                let rule = self
+                    .blocking
+                    .iter()
+                    .position(|b| b.on.len() == 1 && b.on[0] == column)?;
+                Some((c, rule))
+            })
+            .collect()
+    }
+
     /// A digest of the settings a trained model depends on: a stored model is reused only
     /// while it matches.
     pub fn model_signature(&self) -> String {

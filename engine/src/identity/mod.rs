@@ -609,6 +609,7 @@ pub async fn resolve(
             (model, trained_by, weights, probabilities, links, clusters)
         }
         None => {
+            let counted = counted_levels(&ctx, config).await?;
             let sample = Sample::draw(&ctx, config, n).await?;
             let compared: HashMap<(u32, u32), usize> = {
                 let wanted: HashSet<(u32, u32)> = sample.pairs.iter().copied().collect();
@@ -627,13 +628,18 @@ pub async fn resolve(
             while passes < MAX_PASSES {
                 passes += 1;
                 let u_counts = sample.u_counts(config, &component, &compared, &probabilities);
-                let trained = model::train(
-                    &sessions,
-                    &levels,
-                    model::u_from_counts(&u_counts),
-                    lambda,
-                    config.em_max_iterations,
-                );
+                let mut u = model::u_from_counts(&u_counts);
+                for level in &counted {
+                    level.apply(
+                        &mut u,
+                        &pairs,
+                        &gammas,
+                        comparisons,
+                        &component,
+                        &probabilities,
+                    );
+                }
+                let trained = model::train(&sessions, &levels, u, lambda, config.em_max_iterations);
                 let (weights, probs, links, result) = score_and_cluster(&trained);
                 let stable = result.component == component && links.len() == links_before;
                 links_before = links.len();
@@ -993,6 +999,96 @@ impl Sample {
         }
         counts
     }
+}
+
+/// An equality level counted over all pairs (see
+/// [`IdentityConfig::counted_exact_levels`]): on large data random sampling cannot see how
+/// rarely two different people share an email (u of 1e-8 needs far more than 1M pairs).
+struct CountedLevel {
+    comparison: usize,
+    /// Pairs of non-NULL values.
+    pairs: f64,
+    /// Pairs agreeing on a value held by more records than the block cap (never compared:
+    /// counted as non-matches).
+    over_cap: f64,
+}
+
+impl CountedLevel {
+    /// u of the equality level: pairs agreeing there, weighted by the chance they are not a
+    /// match (0 inside one component, `1 − p` across), over all non-NULL pairs; the other
+    /// levels keep their sampled shares of the rest.
+    fn apply(
+        &self,
+        u: &mut [Vec<f64>],
+        pairs: &[Pair],
+        gammas: &[i8],
+        comparisons: usize,
+        component: &[u32],
+        probabilities: &[f64],
+    ) {
+        if self.pairs <= 0.0 {
+            return;
+        }
+        let agreeing: f64 = pairs
+            .iter()
+            .enumerate()
+            .filter(|(p, pair)| {
+                gammas[p * comparisons + self.comparison] == 0
+                    && component[pair.a as usize] != component[pair.b as usize]
+            })
+            .map(|(p, _)| 1.0 - probabilities.get(p).copied().unwrap_or(0.0))
+            .sum();
+        let u0 = (agreeing + self.over_cap + 1.0) / (self.pairs + 1.0);
+        let row = &mut u[self.comparison];
+        let rest: f64 = row[1..].iter().sum();
+        if rest <= 0.0 || u0 >= 1.0 {
+            return;
+        }
+        row[0] = u0;
+        for v in &mut row[1..] {
+            *v = *v / rest * (1.0 - u0);
+        }
+    }
+}
+
+async fn counted_levels(
+    ctx: &SessionContext,
+    config: &IdentityConfig,
+) -> Result<Vec<CountedLevel>> {
+    let mut out = Vec::new();
+    for (comparison, _rule) in config.counted_exact_levels() {
+        let column = config.comparisons[comparison]
+            .column
+            .as_deref()
+            .expect("counted levels have a column");
+        let q = sql::ident(column);
+        let query = format!(
+            "select cast(sum(n) as double) as n, \
+             cast(coalesce(sum(case when n > {cap} then n * (n - 1) / 2 end), 0) as double) as over_cap \
+             from (select count(*) as n from {keys} where {q} is not null group by {q}) v",
+            cap = config.max_block_size,
+            keys = sql::KEYS
+        );
+        let batches = collect(ctx, &query, &format!("counting values of `{column}`")).await?;
+        let value = |name: &str| -> f64 {
+            batches
+                .first()
+                .and_then(|b| b.column_by_name(name))
+                .and_then(|a| {
+                    a.as_any()
+                        .downcast_ref::<Float64Array>()
+                        .map(|a| if a.is_null(0) { 0.0 } else { a.value(0) })
+                })
+                .unwrap_or(0.0)
+        };
+        let non_null = value("n");
+        out.push(CountedLevel {
+            comparison,
+            pairs: non_null * (non_null - 1.0).max(0.0) / 2.0,
+            over_cap: value("over_cap"),
+        });
+    }
+    Ok(out)
 }
 
 /// Expected matching pairs: every pair inside one component, plus each compared pair across
