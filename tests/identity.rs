@@ -72,6 +72,7 @@ fn the_demo_resolves_accurately_with_stable_ids() {
     for table in [
         "match_pairs",
         "match_model",
+        "match_term_frequencies",
         "customer_id_history",
         "identity_guard_hits",
         "identity_stats",

@@ -624,14 +624,23 @@ impl<'a> Runner<'a> {
         let previous_customers = self.existing_table(&beside("record_customer")).await?;
         let previous_history = self.existing_table(&beside("customer_id_history")).await?;
         // --full-refresh retrains the model; other runs keep the stored one while it fits.
-        let previous_model = if self.options.full_refresh {
-            None
+        let (previous_model, previous_tf) = if self.options.full_refresh {
+            (None, None)
         } else {
-            self.existing_table(&beside("match_model")).await?
+            (
+                self.existing_table(&beside("match_model")).await?,
+                self.existing_table(&beside("match_term_frequencies"))
+                    .await?,
+            )
         };
-        let previous =
-            identity::previous_state(ctx, previous_customers, previous_history, previous_model)
-                .await?;
+        let previous = identity::previous_state(
+            ctx,
+            previous_customers,
+            previous_history,
+            previous_model,
+            previous_tf,
+        )
+        .await?;
         let run_id = if self.options.run_id.is_empty() {
             format!("adhoc-{}", Utc::now().format("%Y%m%dT%H%M%S"))
         } else {

@@ -43,10 +43,11 @@ pub use model::Model;
 use crate::error::{Error, Result};
 
 /// The tables identity resolution writes, beside the records table, in the same schema.
-pub const OUTPUT_TABLES: [&str; 6] = [
+pub const OUTPUT_TABLES: [&str; 7] = [
     "record_customer",
     "match_pairs",
     "match_model",
+    "match_term_frequencies",
     "customer_id_history",
     "identity_guard_hits",
     "identity_stats",
@@ -64,6 +65,8 @@ pub struct PreviousState {
     pub used_ids: HashSet<String>,
     /// The model the last training run stored, if any (`None` forces training).
     pub model: Option<StoredModel>,
+    /// The term frequencies stored with it: (comparison, value as text, frequency).
+    pub term_frequencies: Vec<(String, String, f64)>,
 }
 
 /// A trained model as `unify.match_model` holds it.
@@ -306,6 +309,13 @@ pub async fn resolve(
     if n > u32::MAX as usize {
         return Err(identity_err(format!("{n} records: more than 2^32 per run")));
     }
+    // A stored model that still fits is reused, with the term frequencies it was trained with
+    // (values first seen later keep the frequency they had then): earlier pairs score exactly
+    // as before.
+    let stored = previous
+        .model
+        .as_ref()
+        .and_then(|s| s.usable(config, n).map(|m| (m, s.run_id.clone())));
     let mut record_keys = vec![String::new(); n];
     let mut sources = vec![String::new(); n];
     let unique_columns = config.unique_identifiers();
@@ -397,12 +407,35 @@ pub async fn resolve(
         if c.term_frequency
             && let Some(col) = &c.column
         {
-            let batches = collect(
-                &ctx,
-                &sql::term_frequencies(col),
-                &format!("term frequencies of `{col}`"),
-            )
-            .await?;
+            let current = sql::term_frequencies(col);
+            let query = if stored.is_some() {
+                let kept: Vec<(&str, f64)> = previous
+                    .term_frequencies
+                    .iter()
+                    .filter(|(name, _, _)| name == &c.name)
+                    .map(|(_, v, f)| (v.as_str(), *f))
+                    .collect();
+                let kept_schema = Arc::new(Schema::new(vec![
+                    Field::new("value", DataType::Utf8, false),
+                    Field::new("frequency", DataType::Float64, false),
+                ]));
+                let batch = RecordBatch::try_new(
+                    kept_schema.clone(),
+                    vec![
+                        Arc::new(StringArray::from_iter_values(kept.iter().map(|k| k.0))),
+                        Arc::new(Float64Array::from_iter_values(kept.iter().map(|k| k.1))),
+                    ],
+                )?;
+                let name = format!("__id_tf_kept_{i}");
+                register(&ctx, &name, vec![batch], kept_schema)?;
+                format!(
+                    "select c.value, coalesce(k.frequency, c.frequency) as frequency from ({current}) c \
+                     left join {name} k on k.value = cast(c.value as varchar)"
+                )
+            } else {
+                current
+            };
+            let batches = collect(&ctx, &query, &format!("term frequencies of `{col}`")).await?;
             let schema = Arc::new(Schema::new(vec![
                 Field::new("value", keys_field_type(&ctx, col).await?, true),
                 Field::new("frequency", DataType::Float64, true),
@@ -597,10 +630,6 @@ pub async fn resolve(
         );
         (weights, probabilities, links, result)
     };
-    let stored = previous
-        .model
-        .as_ref()
-        .and_then(|s| s.usable(config, n).map(|m| (m, s.run_id.clone())));
     let (model, trained_by, weights, probabilities, links, clusters) = match stored {
         Some((model, trained_by)) => {
             // The stored model: earlier pairs score exactly as before.
@@ -825,6 +854,37 @@ pub async fn resolve(
         &refused_by_pair,
     )?;
     let match_model = model_table(config, &model, run_id, &trained_by, n)?;
+    let term_frequencies = {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("comparison", DataType::Utf8, false),
+            Field::new("value", DataType::Utf8, false),
+            Field::new("frequency", DataType::Float64, false),
+            Field::new("trained_run_id", DataType::Utf8, false),
+        ]));
+        let mut batches = Vec::new();
+        for (i, c) in config.comparisons.iter().enumerate() {
+            if !(c.term_frequency && c.column.is_some()) {
+                continue;
+            }
+            let q = format!(
+                "select {name} as comparison, cast(value as varchar) as value, frequency, {run} as trained_run_id \
+                 from {t} where value is not null",
+                name = sql::literal(&c.name),
+                run = sql::literal(&trained_by),
+                t = sql::tf_table(i)
+            );
+            for b in collect(&ctx, &q, "term frequencies").await? {
+                let columns = b
+                    .columns()
+                    .iter()
+                    .zip(schema.fields())
+                    .map(|(c, f)| cast(c, f.data_type()))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                batches.push(RecordBatch::try_new(schema.clone(), columns)?);
+            }
+        }
+        (schema, batches)
+    };
     let history = history_table(&assignment.events, run_id, now_micros)?;
     let guards = guard_table(&guard_rows, run_id)?;
     let stats_table = stats.table(run_id, now_micros)?;
@@ -833,6 +893,11 @@ pub async fn resolve(
             ("record_customer", record_customer.0, record_customer.1),
             ("match_pairs", match_pairs.0, match_pairs.1),
             ("match_model", match_model.0, match_model.1),
+            (
+                "match_term_frequencies",
+                term_frequencies.0,
+                term_frequencies.1,
+            ),
             ("customer_id_history", history.0, history.1),
             ("identity_guard_hits", guards.0, guards.1),
             ("identity_stats", stats_table.0, stats_table.1),
@@ -1453,10 +1518,32 @@ pub async fn previous_state(
     record_customer: Option<Arc<dyn TableProvider>>,
     history: Option<Arc<dyn TableProvider>>,
     match_model: Option<Arc<dyn TableProvider>>,
+    term_frequencies: Option<Arc<dyn TableProvider>>,
 ) -> Result<PreviousState> {
     let mut state = PreviousState::default();
     if let Some(table) = match_model {
         state.model = stored_model(ctx, table).await?;
+    }
+    if let Some(table) = term_frequencies
+        && state.model.is_some()
+    {
+        let df = ctx
+            .read_table(table)?
+            .select_columns(&["comparison", "value", "frequency"])?;
+        for b in df.collect().await? {
+            let (c, v) = (strs(&b, "comparison")?, strs(&b, "value")?);
+            let f = column(&b, "frequency", &DataType::Float64)?;
+            let f = f.as_any().downcast_ref::<Float64Array>().expect("f64");
+            for r in 0..b.num_rows() {
+                if v.is_valid(r) && f.is_valid(r) {
+                    state.term_frequencies.push((
+                        c.value(r).to_string(),
+                        v.value(r).to_string(),
+                        f.value(r),
+                    ));
+                }
+            }
+        }
     }
     if let Some(table) = record_customer {
         let df = ctx.read_table(table)?;
