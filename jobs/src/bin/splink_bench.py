@@ -68,7 +68,6 @@ def splink(records_path, out_path, threshold):
         blocking_rules_to_generate_predictions=[
             block_on("email"),
             block_on("phone"),
-            block_on("first_name_root", "last_name"),
             block_on("last_name_sound", "birth_date"),
             block_on("postal_code", "first_name_root"),
         ],
@@ -96,7 +95,6 @@ def splink(records_path, out_path, threshold):
     for rule in [
         block_on("email"),
         block_on("phone"),
-        block_on("first_name_root", "last_name"),
         block_on("last_name_sound", "birth_date"),
         block_on("postal_code", "first_name_root"),
     ]:

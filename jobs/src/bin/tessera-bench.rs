@@ -597,10 +597,16 @@ const SPLINK_BENCH: &str = include_str!("splink_bench.py");
 
 fn bench_identity(dir: &Path, people: u64, threshold: f64, no_splink: bool) -> Result<()> {
     let demo = demo_project(dir, people)?;
+    // The shipped default settings (a project generated earlier may hold older ones).
     let toml = demo.join("tessera.toml");
     let text = std::fs::read_to_string(&toml)?;
+    let head = text
+        .split("[identity]")
+        .next()
+        .unwrap_or_default()
+        .trim_end();
     let threshold_line = format!("threshold = {threshold}");
-    let text: String = text
+    let settings: String = tessera_engine::identity::config::DEFAULT_TOML
         .lines()
         .map(|l| {
             if l.starts_with("threshold = ") {
@@ -611,7 +617,7 @@ fn bench_identity(dir: &Path, people: u64, threshold: f64, no_splink: bool) -> R
         })
         .collect::<Vec<_>>()
         .join("\n");
-    std::fs::write(&toml, text + "\n")?;
+    std::fs::write(&toml, format!("{head}\n\n{settings}\n"))?;
     // Everything upstream once (untimed), then the identity job alone, trained from scratch.
     tessera_in(&demo, &["run"])?;
     let bin = tessera_bin()?;
