@@ -402,4 +402,56 @@ mod tests {
         let err = config.validate(&columns[..5]).unwrap_err();
         assert!(err.contains("no column"), "{err}");
     }
+
+    #[test]
+    fn equality_levels_on_blocking_keys_are_counted() {
+        let mut config = IdentityConfig::default_config();
+        let names = |config: &IdentityConfig| -> Vec<String> {
+            config
+                .counted_exact_levels()
+                .into_iter()
+                .map(|(c, _)| config.comparisons[c].name.clone())
+                .collect()
+        };
+        // email and phone block alone and compare by plain equality first; names do not
+        // block alone.
+        assert_eq!(names(&config), ["email", "phone"]);
+        // A first level that is not plain equality is sampled.
+        let email = config
+            .comparisons
+            .iter_mut()
+            .find(|c| c.name == "email")
+            .unwrap();
+        email.levels[0].when = "lower(l.email) = lower(r.email)".into();
+        assert_eq!(names(&config), ["phone"]);
+        // Equality written the other way round, with quotes, still counts.
+        let phone = config
+            .comparisons
+            .iter_mut()
+            .find(|c| c.name == "phone")
+            .unwrap();
+        phone.levels[0].when = "r.\"phone\"  =  l.\"phone\"".into();
+        assert_eq!(names(&config), ["phone"]);
+        // Without a blocking rule on the column alone, it is sampled.
+        config.blocking.retain(|b| b.on != ["phone"]);
+        assert!(names(&config).is_empty());
+    }
+
+    #[test]
+    fn the_model_signature_follows_matching_settings_only() {
+        let config = IdentityConfig::default_config();
+        let mut other = config.clone();
+        other.threshold = 0.5;
+        other.max_cluster_size = 7;
+        assert_eq!(config.model_signature(), other.model_signature());
+        other.comparisons[0].levels.pop();
+        assert_ne!(config.model_signature(), other.model_signature());
+        let mut seeded = config.clone();
+        seeded.seed += 1;
+        assert_ne!(config.model_signature(), seeded.model_signature());
+        let mut bad = config.clone();
+        bad.retrain_growth = -1.0;
+        let err = bad.validate(&[]).unwrap_err();
+        assert!(err.contains("retrain_growth"), "{err}");
+    }
 }
