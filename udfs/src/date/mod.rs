@@ -33,8 +33,9 @@ pub fn parse(text: &str, order: Order) -> Option<NaiveDate> {
     // ISO, possibly the date part of a timestamp.
     let head = t.get(..10).unwrap_or(t);
     for format in ["%Y-%m-%d", "%Y/%m/%d"] {
+        let rest = &t[head.len()..];
         if let Ok(d) = NaiveDate::parse_from_str(head, format)
-            && (t.len() == 10 || t[10..].starts_with(['T', ' ']))
+            && (rest.is_empty() || rest.starts_with(['T', ' ']))
         {
             return ok(d);
         }
@@ -82,6 +83,17 @@ mod tests {
 
     fn d(y: i32, m: u32, day: u32) -> Option<NaiveDate> {
         NaiveDate::from_ymd_opt(y, m, day)
+    }
+
+    /// Found by `cargo fuzz` (udfs/fuzz): a short string the ISO format accepts used to be
+    /// sliced at byte 10.
+    #[test]
+    fn short_iso_like_text_does_not_panic() {
+        assert_eq!(parse("054-5-4", Order::MonthDay), None);
+        assert_eq!(parse("1990-1-5", Order::MonthDay), d(1990, 1, 5));
+        assert_eq!(parse("1990-01-05Tjunk", Order::MonthDay), d(1990, 1, 5));
+        assert_eq!(parse("1990-01-05x", Order::MonthDay), None);
+        assert_eq!(parse("1990-01-0é", Order::MonthDay), None);
     }
 
     #[test]
