@@ -418,16 +418,16 @@ pub async fn explain_customer(ws: &Workspace, customer: &str) -> Result<()> {
     )
     .await?;
     let n: usize = members.iter().map(|b| b.num_rows()).sum();
+    let history = query(
+        ws,
+        &format!(
+            "select run_id, event, customer_id, previous_customer_id, records from {schema}.customer_id_history \
+             where customer_id = {c} or previous_customer_id = {c} order by changed_at"
+        ),
+    )
+    .await?;
     if n == 0 {
         // A retired id: say where it went.
-        let history = query(
-            ws,
-            &format!(
-                "select run_id, event, customer_id, previous_customer_id, records from {schema}.customer_id_history \
-                 where customer_id = {c} or previous_customer_id = {c} order by changed_at"
-            ),
-        )
-        .await?;
         if history.iter().all(|b| b.num_rows() == 0) {
             bail!("customer `{customer}` is not in {schema}.record_customer or its id history");
         }
@@ -460,14 +460,6 @@ pub async fn explain_customer(ws: &Workspace, customer: &str) -> Result<()> {
         println!("\nlinks refused by guards:");
         println!("{}", pretty_format_batches(&refused)?);
     }
-    let history = query(
-        ws,
-        &format!(
-            "select run_id, event, customer_id, previous_customer_id, records from {schema}.customer_id_history \
-             where customer_id = {c} or previous_customer_id = {c} order by changed_at"
-        ),
-    )
-    .await?;
     println!("\nid history:");
     println!("{}", pretty_format_batches(&history)?);
     Ok(())

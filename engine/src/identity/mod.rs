@@ -833,9 +833,7 @@ pub async fn resolve(
                 Arc::new(StringArray::from_iter(clusters.linked_by.iter().map(|k| {
                     Some(k.map_or("singleton".to_string(), |k| kinds.name(k, config)))
                 }))),
-                Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-                    run_id, n,
-                ))),
+                run_column(run_id, n),
             ],
         )?;
         (schema, vec![batch])
@@ -1350,9 +1348,7 @@ fn model_table(
             Arc::new(Float64Array::from(m)),
             Arc::new(Float64Array::from(u)),
             Arc::new(Float64Array::from(w)),
-            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-                run_id, rows,
-            ))),
+            run_column(run_id, rows),
             Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
                 trained_by, rows,
             ))),
@@ -1386,13 +1382,8 @@ fn history_table(events: &[ids::IdEvent], run_id: &str, now: i64) -> Result<Tabl
     let batch = RecordBatch::try_new(
         schema.clone(),
         vec![
-            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-                run_id, n,
-            ))),
-            Arc::new(
-                TimestampMicrosecondArray::from_iter_values(std::iter::repeat_n(now, n))
-                    .with_timezone("UTC"),
-            ),
+            run_column(run_id, n),
+            time_column(now, n),
             Arc::new(StringArray::from_iter_values(
                 events.iter().map(|e| e.event),
             )),
@@ -1490,13 +1481,8 @@ impl Stats {
         let batch = RecordBatch::try_new(
             schema.clone(),
             vec![
-                Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-                    run_id, n,
-                ))),
-                Arc::new(
-                    TimestampMicrosecondArray::from_iter_values(std::iter::repeat_n(now, n))
-                        .with_timezone("UTC"),
-                ),
+                run_column(run_id, n),
+                time_column(now, n),
                 Arc::new(StringArray::from_iter_values(
                     self.order.iter().map(|k| k.0.as_str()),
                 )),
@@ -1635,4 +1621,19 @@ async fn stored_model(
         }
     }
     Ok(stored)
+}
+
+/// A column holding `run_id` on each of `n` rows.
+fn run_column(run_id: &str, n: usize) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+        run_id, n,
+    )))
+}
+
+/// A UTC timestamp column holding `micros` on each of `n` rows.
+fn time_column(micros: i64, n: usize) -> ArrayRef {
+    Arc::new(
+        TimestampMicrosecondArray::from_iter_values(std::iter::repeat_n(micros, n))
+            .with_timezone("UTC"),
+    )
 }
