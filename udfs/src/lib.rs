@@ -40,6 +40,7 @@ pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(name::NamePart::default())),
         Arc::new(ScalarUDF::from(name::NicknameRoot::default())),
         Arc::new(ScalarUDF::from(name::NamesEquivalent::default())),
+        Arc::new(ScalarUDF::from(name::NamesSimilarity::default())),
         Arc::new(ScalarUDF::from(place::CountryCode::default())),
         Arc::new(ScalarUDF::from(place::PostalCodeNormalize::default())),
         Arc::new(ScalarUDF::from(place::StreetNormalize::default())),

@@ -562,24 +562,52 @@ impl Generator {
         )
     }
 
+    /// A household member. Members get different first names, as siblings and partners do,
+    /// except for the occasional namesake (a Junior, born 20 to 35 years after the first member)
+    /// — the hard case for matching, kept at a realistic rate.
     fn person(
         &mut self,
         household: &Arc<Household>,
         country: Country,
         family_last: &'static str,
+        members: &[Person],
     ) -> Person {
         let idx = self.next_person;
         self.next_person += 1;
-        let first = self.pick_skewed(country.first_names());
-        let last = if self.p(0.85) {
-            family_last
-        } else {
-            self.pick_skewed(country.last_names())
+        // One junior at most, and only of a member old enough to have one.
+        let namesake = members
+            .first()
+            .filter(|senior| {
+                members[1..].iter().all(|m| m.first.0 != senior.first.0)
+                    && day_of(senior.birth) < now_day() - 38 * 365
+            })
+            .filter(|_| self.p(0.03));
+        let first = match namesake {
+            Some(senior) => senior.first,
+            None => {
+                let mut first = self.pick_skewed(country.first_names());
+                for _ in 0..20 {
+                    if !members.iter().any(|m| m.first.0 == first.0) {
+                        break;
+                    }
+                    first = self.pick_skewed(country.first_names());
+                }
+                first
+            }
         };
-        let birth = date_of(
-            day_of(NaiveDate::from_ymd_opt(1945, 1, 1).expect("date"))
-                + self.rng.random_range(0..22_000),
-        );
+        let last = match namesake {
+            Some(senior) => senior.last,
+            None if self.p(0.85) => family_last,
+            None => self.pick_skewed(country.last_names()),
+        };
+        let birth = match namesake {
+            Some(senior) => (senior.birth + Days::new(self.rng.random_range(7_300..12_800)))
+                .min(date_of(now_day() - 18 * 365)),
+            None => date_of(
+                day_of(NaiveDate::from_ymd_opt(1945, 1, 1).expect("date"))
+                    + self.rng.random_range(0..22_000),
+            ),
+        };
         let email = self.email(first.0, last, birth, country);
         let mobile = self.phone(country, true);
         let engagement = (0.6 * self.normal()).exp();
@@ -615,8 +643,10 @@ impl Generator {
         let mut people = std::mem::take(&mut self.pending);
         while (people.len() as u64) < n {
             let (household, size, country, last) = self.household();
+            let start = people.len();
             for _ in 0..size {
-                people.push(self.person(&household, country, last));
+                let person = self.person(&household, country, last, &people[start..]);
+                people.push(person);
             }
         }
         // Whole households stay together; people past `n` open the next chunk.
@@ -1251,6 +1281,35 @@ mod tests {
             .map(|p| mailbox_key(&p.email))
             .collect();
         assert_eq!(keys.len(), chunk.truth_people.len());
+    }
+
+    #[test]
+    fn household_members_have_their_own_first_names_but_for_rare_juniors() {
+        let chunk = Generator::new(5).chunk(20_000).unwrap();
+        let mut by_household: std::collections::HashMap<&str, Vec<&TruthPersonRow>> =
+            std::collections::HashMap::new();
+        for p in &chunk.truth_people {
+            by_household.entry(&p.household_id).or_default().push(p);
+        }
+        let (mut pairs, mut namesakes) = (0, 0);
+        for members in by_household.values() {
+            for (i, a) in members.iter().enumerate() {
+                for b in &members[i + 1..] {
+                    pairs += 1;
+                    if a.first_name == b.first_name {
+                        namesakes += 1;
+                        assert_eq!(a.last_name, b.last_name, "a junior has the family name");
+                        let gap = (a.birth_date - b.birth_date).abs();
+                        assert!(gap >= 18 * 365, "namesakes a generation apart: {gap} days");
+                    }
+                }
+            }
+        }
+        let share = namesakes as f64 / pairs as f64;
+        assert!(
+            share > 0.005 && share < 0.04,
+            "{namesakes} of {pairs} pairs"
+        );
     }
 
     #[test]

@@ -10,6 +10,17 @@ use serde::{Deserialize, Serialize};
 /// The smallest probability a level keeps (no level is impossible).
 const FLOOR: f64 = 1e-6;
 
+/// Pseudo-pairs added to every level in each EM M-step (a symmetric Dirichlet prior), so a
+/// level that few matched pairs show keeps a small but real m instead of collapsing to the
+/// floor: a typo on top of a nickname is rare among matches, not impossible, and a weight of
+/// -20 for it would veto an exact email and phone.
+const M_PSEUDO_PAIRS: f64 = 1.0;
+
+/// Share of the neutral start mixed into the start from the deterministic links: the rules
+/// link only pairs whose names agree, so alone they would start EM at m(names differ) ≈ 0, a
+/// fixed point EM never leaves.
+const NEUTRAL_START: f64 = 0.2;
+
 /// A trained model: per comparison, per level, m and u.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Model {
@@ -58,7 +69,23 @@ pub struct Session {
     pub trains: Vec<bool>,
 }
 
-/// The m probabilities the deterministic links suggest (the EM start), per comparison.
+/// The neutral m start of a comparison with `levels` levels before `else`: most matches agree
+/// exactly, the rest spread over the other levels.
+fn neutral_m(levels: usize) -> Vec<f64> {
+    let k = levels + 1;
+    (0..k)
+        .map(|l| {
+            if l == 0 {
+                0.7
+            } else {
+                0.3 / (k - 1).max(1) as f64
+            }
+        })
+        .collect()
+}
+
+/// The EM start per comparison: the m probabilities the deterministic links suggest, mixed
+/// with the neutral start (see [`NEUTRAL_START`]).
 pub fn m_from_deterministic(sessions: &[Session], levels: &[usize]) -> Vec<Vec<f64>> {
     (0..levels.len())
         .map(|c| {
@@ -70,19 +97,15 @@ pub fn m_from_deterministic(sessions: &[Session], levels: &[usize]) -> Vec<Vec<f
                     }
                 }
             }
+            let neutral = neutral_m(levels[c]);
             if counts.iter().sum::<u64>() == 0 {
-                let k = levels[c] + 1;
-                (0..k)
-                    .map(|l| {
-                        if l == 0 {
-                            0.7
-                        } else {
-                            0.3 / (k - 1).max(1) as f64
-                        }
-                    })
-                    .collect()
+                neutral
             } else {
                 smooth(&counts)
+                    .iter()
+                    .zip(&neutral)
+                    .map(|(d, n)| (1.0 - NEUTRAL_START) * d + NEUTRAL_START * n)
+                    .collect()
             }
         })
         .collect()
@@ -139,8 +162,9 @@ pub fn train(
                     *row = m[c].clone();
                     continue;
                 }
+                let total = total + M_PSEUDO_PAIRS * row.len() as f64;
                 for (l, v) in row.iter_mut().enumerate() {
-                    *v = (*v / total).max(FLOOR);
+                    *v = ((*v + M_PSEUDO_PAIRS) / total).max(FLOOR);
                     change = change.max((*v - m[c][l]).abs());
                 }
             }
@@ -245,6 +269,24 @@ mod tests {
         let p = prior(400, 1_000, 0.8);
         assert!((p - 500.0 / 499_500.0).abs() < 1e-9);
         assert_eq!(prior(0, 1, 0.8), 0.5);
+    }
+
+    #[test]
+    fn a_level_no_match_shows_keeps_a_real_m() {
+        // One comparison, levels [agree, else]; every likely match agrees. m(else) must stay
+        // a small real probability (pseudo-pairs), not the floor, or one typo would veto an
+        // exact email and phone (a weight of -20 instead of about -10).
+        let mut patterns = Patterns::new();
+        patterns.insert(vec![0, 0], (2_000, 2_000));
+        patterns.insert(vec![1, 1], (100_000, 0));
+        let session = Session {
+            patterns,
+            trains: vec![true, false],
+        };
+        let u = vec![vec![0.01, 0.99], vec![0.001, 0.999]];
+        let model = train(&[session], &[1, 1], u, 0.1, 100);
+        let m_else = model.m[0][1];
+        assert!(m_else > 1e-4 && m_else < 1e-2, "m(else) = {m_else}");
     }
 
     #[test]

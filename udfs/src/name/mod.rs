@@ -4,11 +4,13 @@
 mod name_normalize;
 mod name_part;
 mod names_equivalent;
+mod names_similarity;
 mod nickname_root;
 
 pub use name_normalize::NameNormalize;
 pub use name_part::NamePart;
 pub use names_equivalent::NamesEquivalent;
+pub use names_similarity::NamesSimilarity;
 pub use nickname_root::NicknameRoot;
 
 use std::collections::{BTreeSet, HashMap};
@@ -146,6 +148,17 @@ static FORMALS: LazyLock<HashMap<String, BTreeSet<String>>> = LazyLock::new(|| {
     map
 });
 
+/// Every name in a formal name's family (the formal name and its nicknames), by formal name.
+static FAMILIES: LazyLock<HashMap<String, BTreeSet<String>>> = LazyLock::new(|| {
+    let mut map: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for (name, formals) in FORMALS.iter() {
+        for formal in formals {
+            map.entry(formal.clone()).or_default().insert(name.clone());
+        }
+    }
+    map
+});
+
 /// The formal names a first name may stand for (itself when unknown).
 pub fn formals(first_name: &str) -> Option<BTreeSet<String>> {
     let name = normalize(first_name)?;
@@ -170,9 +183,52 @@ pub fn equivalent(a: &str, b: &str) -> Option<bool> {
     Some(!fa.is_disjoint(&fb))
 }
 
+/// How alike two first names are, nicknames understood: the best Jaro–Winkler similarity
+/// between any name of one's nickname family and any of the other's, 1.0 when they are
+/// equivalent. Tolerates a typo on top of a nickname (`Bqtty` ≈ `Betty` ≈ `Elizabeth`),
+/// which neither Jaro–Winkler nor the nickname table alone does.
+pub fn similarity(a: &str, b: &str) -> Option<f64> {
+    let (fa, fb) = (formals(a)?, formals(b)?);
+    if !fa.is_disjoint(&fb) {
+        return Some(1.0);
+    }
+    let family = |name: &str, formals: &BTreeSet<String>| -> BTreeSet<String> {
+        let mut all = BTreeSet::from([normalize(name).unwrap_or_default()]);
+        for f in formals {
+            all.insert(f.clone());
+            if let Some(names) = FAMILIES.get(f) {
+                all.extend(names.iter().cloned());
+            }
+        }
+        all
+    };
+    let (na, nb) = (family(a, &fa), family(b, &fb));
+    let mut best = 0.0f64;
+    for x in &na {
+        for y in &nb {
+            best = best.max(crate::similarity::fast::jaro_winkler(x, y));
+        }
+    }
+    Some(best)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn similarity_understands_nicknames_and_typos() {
+        assert_eq!(similarity("Bill", "William"), Some(1.0));
+        assert_eq!(similarity("Peggy", "Margaret"), Some(1.0));
+        // A typo of a nickname: scored against the nickname, not the formal name.
+        let typo = similarity("Bqtty", "Elizabeth").unwrap();
+        assert!(typo > 0.85 && typo < 1.0, "{typo}");
+        assert!(typo > crate::similarity::fast::jaro_winkler("bqtty", "elizabeth"));
+        // Household members stay apart.
+        assert!(similarity("Mary", "George").unwrap() < 0.85);
+        assert!(similarity("Emma", "Oliver").unwrap() < 0.85);
+        assert_eq!(similarity("", "Bill"), None);
+    }
 
     #[test]
     fn folding() {
