@@ -40,6 +40,11 @@ pub enum WriteMode {
     /// Upsert on the keys given with [`DeltaWrite::with_merge_keys`]: rows whose keys exist
     /// are updated, others inserted (a new table is simply created).
     Merge,
+    /// Make the table equal to the rows given, matched on the merge keys, in one merge: new
+    /// keys inserted, rows whose values changed updated, keys no longer there deleted (a new
+    /// table is simply created). With the change data feed on, readers see exactly those
+    /// inserts, updates and deletes.
+    Sync,
 }
 
 /// The result of a committed write.
@@ -174,6 +179,7 @@ impl Engine {
             partition_columns: Vec::new(),
             merge_keys: Vec::new(),
             metadata: serde_json::Map::new(),
+            change_data_feed: false,
         }
     }
 
@@ -208,9 +214,17 @@ pub struct DeltaWrite {
     partition_columns: Vec<String>,
     merge_keys: Vec<String>,
     metadata: serde_json::Map<String, serde_json::Value>,
+    change_data_feed: bool,
 }
 
 impl DeltaWrite {
+    /// Turns on Delta's change data feed (`delta.enableChangeDataFeed`) when the table is
+    /// created, so later merges record row-level inserts, updates and deletes.
+    pub fn with_change_data_feed(mut self, on: bool) -> Self {
+        self.change_data_feed = on;
+        self
+    }
+
     /// The unique key columns a [`WriteMode::Merge`] matches rows on.
     pub fn with_merge_keys(mut self, keys: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.merge_keys = keys.into_iter().map(Into::into).collect();
@@ -260,18 +274,25 @@ impl DeltaWrite {
             Err(e) => return Err(e),
         };
         let session = Arc::new(self.engine.ctx().state());
-        if self.mode == WriteMode::Merge && table.version().is_some() {
+        if matches!(self.mode, WriteMode::Merge | WriteMode::Sync) && table.version().is_some() {
             return self.merge(table, session).await;
         }
         let plan = self.df.logical_plan().clone();
+        let creating = table.version().is_none();
         let mut builder = table
             .write(Vec::new())
             .with_input_plan(plan)
             .with_session_state(session)
             .with_save_mode(match self.mode {
-                WriteMode::Overwrite | WriteMode::Merge => SaveMode::Overwrite,
+                WriteMode::Overwrite | WriteMode::Merge | WriteMode::Sync => SaveMode::Overwrite,
                 WriteMode::Append => SaveMode::Append,
             });
+        if self.change_data_feed && creating {
+            builder = builder.with_configuration(std::collections::HashMap::from([(
+                "delta.enableChangeDataFeed".to_string(),
+                Some("true".to_string()),
+            )]));
+        }
         if self.mode != WriteMode::Append {
             // An overwrite replaces schema and partitioning with the ones asked for (none
             // when none are given), as `CREATE OR REPLACE TABLE` would.
@@ -322,12 +343,28 @@ impl DeltaWrite {
             .iter()
             .map(|f| f.name().clone())
             .collect();
+        let sync = self.mode == WriteMode::Sync;
+        // A sync updates only rows whose values changed, so the change feed holds no
+        // no-op updates.
+        let changed = columns
+            .iter()
+            .filter(|c| !self.merge_keys.contains(c))
+            .map(|c| format!("target.{c} IS DISTINCT FROM source.{c}", c = quote(c)))
+            .collect::<Vec<_>>()
+            .join(" OR ");
         let mut builder = table
             .merge(self.df, predicate)
             .with_source_alias("source")
             .with_target_alias("target")
             .with_session_state(session)
             .when_matched_update(|mut update| {
+                if sync {
+                    update = update.predicate(if changed.is_empty() {
+                        "false".to_string()
+                    } else {
+                        changed.clone()
+                    });
+                }
                 for c in &columns {
                     update = update.update(quote(c), format!("source.{}", quote(c)));
                 }
@@ -342,6 +379,11 @@ impl DeltaWrite {
                 })
             })
             .map_err(|e| write_err(Box::new(e)))?;
+        if sync {
+            builder = builder
+                .when_not_matched_by_source_delete(|delete| delete)
+                .map_err(|e| write_err(Box::new(e)))?;
+        }
         if !self.metadata.is_empty() {
             builder = builder.with_commit_properties(
                 deltalake::kernel::transaction::CommitProperties::default()
@@ -351,7 +393,11 @@ impl DeltaWrite {
         let (table, metrics) = builder.await.map_err(|e| write_err(Box::new(e)))?;
         Ok(WriteOutcome {
             version: table.version().unwrap_or_default(),
-            rows: Some((metrics.num_target_rows_inserted + metrics.num_target_rows_updated) as u64),
+            rows: Some(
+                (metrics.num_target_rows_inserted
+                    + metrics.num_target_rows_updated
+                    + metrics.num_target_rows_deleted) as u64,
+            ),
         })
     }
 }

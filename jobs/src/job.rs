@@ -44,6 +44,12 @@ pub enum Materialized {
     /// A Delta table of person records that identity resolution (`[identity]`) then matches,
     /// writing its tables beside it (see [`Job::outputs`]).
     Identity,
+    /// A Delta table kept equal to the query's result row by row on `unique_key` (rows added,
+    /// changed and removed in one merge, with Delta's change data feed on), plus
+    /// `<name>_changes` (every add/update/remove per run) and `<name>_history` (each row's
+    /// versions with `valid_from`/`valid_to`): for segments and audiences that downstream
+    /// tools sync by difference.
+    Tracked,
 }
 
 impl fmt::Display for Materialized {
@@ -53,6 +59,7 @@ impl fmt::Display for Materialized {
             Materialized::Incremental => "incremental",
             Materialized::View => "view",
             Materialized::Identity => "identity",
+            Materialized::Tracked => "tracked",
         })
     }
 }
@@ -255,6 +262,10 @@ impl Job {
                     .iter()
                     .map(|t| format!("{prefix}{t}")),
             );
+        }
+        if self.config.materialized == Materialized::Tracked {
+            out.push(format!("{}_changes", self.name));
+            out.push(format!("{}_history", self.name));
         }
         out
     }
@@ -493,6 +504,13 @@ pub fn parse_job_with(
                 .into(),
         ));
     }
+    if config.materialized == Materialized::Tracked && config.unique_key.is_empty() {
+        return Err(err(
+            None,
+            "a tracked job needs `@unique_key` (the columns that identify a row across runs)"
+                .into(),
+        ));
+    }
     Ok(Job {
         name,
         path: relative.to_path_buf(),
@@ -541,9 +559,10 @@ fn apply_setting(config: &mut JobConfig, key: &str, value: &str) -> Result<(), S
                 "incremental" => Materialized::Incremental,
                 "view" => Materialized::View,
                 "identity" => Materialized::Identity,
+                "tracked" => Materialized::Tracked,
                 other => {
                     return Err(format!(
-                        "@materialized: `{other}` is not one of table, incremental, view, identity"
+                        "@materialized: `{other}` is not one of table, incremental, view, identity, tracked"
                     ));
                 }
             }

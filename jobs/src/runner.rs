@@ -29,6 +29,8 @@ use crate::dag::{Dag, Input};
 use crate::job::{Job, Materialized, quote_ident};
 use crate::workspace::Workspace;
 
+mod tracked;
+
 /// What happened to a job in a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobStatus {
@@ -570,6 +572,9 @@ impl<'a> Runner<'a> {
         };
         if job.config.materialized == Materialized::Identity {
             return self.execute_identity(job, &planned, df, result).await;
+        }
+        if job.config.materialized == Materialized::Tracked {
+            return self.execute_tracked(job, &planned, df, result).await;
         }
         let meta = commit_metadata(job, &planned);
         let mut write = self

@@ -1,0 +1,332 @@
+//! `@materialized: tracked`: a table kept equal to its query row by row, with every change
+//! recorded (`<name>_changes`) and every row version kept (`<name>_history`).
+//!
+//! The diff between the stored table and the new result is computed in SQL on the unique key:
+//! `add` (a key not stored yet), `remove` (a stored key the query no longer returns, with its
+//! last values) and `update` (a key whose other values changed). The stored table is then
+//! brought to the new result by one Delta merge (inserts, updates of changed rows only,
+//! deletes) with the change data feed on, so a reverse-ETL tool can read the differences
+//! either from `<name>_changes` or from Delta's own feed.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use chrono::Utc;
+use datafusion::catalog::{MemTable, TableProvider};
+use datafusion::prelude::DataFrame;
+use tessera_engine::WriteMode;
+
+use super::{
+    JobResult, JobStatus, PlannedJob, Runner, commit_metadata, table_reference, table_url,
+};
+use crate::job::{Job, quote_ident};
+
+/// The SQL type of the `changed_at`, `valid_from` and `valid_to` columns.
+const TS_TYPE: &str = "Timestamp(Microsecond, Some(\"UTC\"))";
+
+impl Runner<'_> {
+    pub(super) async fn execute_tracked(
+        &self,
+        job: &Job,
+        planned: &PlannedJob,
+        df: DataFrame,
+        result: &mut JobResult,
+    ) -> Result<JobStatus> {
+        let ctx = self.ws.engine.ctx();
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let keys = &job.config.unique_key;
+        for k in keys {
+            if !columns.contains(k) {
+                bail!(
+                    "@unique_key column `{k}` is not in the query's result (columns: {})",
+                    columns.join(", ")
+                );
+            }
+        }
+        for reserved in ["change", "changed_at", "valid_from", "valid_to", "run_id"] {
+            if columns.iter().any(|c| c == reserved) {
+                bail!(
+                    "a tracked job's result cannot have a `{reserved}` column: Tessera adds it to the _changes and _history tables"
+                );
+            }
+        }
+        let batches = df.collect().await.context("computing the result")?;
+        let fresh: Arc<dyn TableProvider> = Arc::new(MemTable::try_new(schema, vec![batches])?);
+
+        // Unique, non-null keys: a key is how a row is followed across runs.
+        let tag = job.name.replace(['.', '-'], "_");
+        let new_name = format!("__tracked_new_{tag}");
+        let old_name = format!("__tracked_old_{tag}");
+        let hist_name = format!("__tracked_history_{tag}");
+        let changes_name = format!("__tracked_changes_{tag}");
+        let scratch = [&new_name, &old_name, &hist_name, &changes_name];
+        for name in scratch {
+            let _ = ctx.deregister_table(name.as_str());
+        }
+        ctx.register_table(new_name.as_str(), fresh.clone())?;
+        let outcome = self
+            .tracked_inner(
+                job,
+                planned,
+                &columns,
+                &new_name,
+                &old_name,
+                &hist_name,
+                &changes_name,
+                result,
+            )
+            .await;
+        for name in scratch {
+            let _ = ctx.deregister_table(name.as_str());
+        }
+        outcome
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn tracked_inner(
+        &self,
+        job: &Job,
+        planned: &PlannedJob,
+        columns: &[String],
+        new_name: &str,
+        old_name: &str,
+        hist_name: &str,
+        changes_name: &str,
+        result: &mut JobResult,
+    ) -> Result<JobStatus> {
+        let ctx = self.ws.engine.ctx();
+        let keys = &job.config.unique_key;
+        let q = |c: &str| quote_ident(c);
+        let key_list = keys.iter().map(|k| q(k)).collect::<Vec<_>>().join(", ");
+        let null_keys = keys
+            .iter()
+            .map(|k| format!("{} is null", q(k)))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let check = ctx
+            .sql(&format!(
+                "select (select count(*) from {new_name} where {null_keys}) as null_keys, \
+                 (select count(*) from (select {key_list} from {new_name} group by {key_list} having count(*) > 1)) as duplicate_keys"
+            ))
+            .await?
+            .collect()
+            .await?;
+        let count = |i: usize| {
+            check[0]
+                .column(i)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                .map_or(0, |a| a.value(0))
+        };
+        if count(0) > 0 {
+            bail!(
+                "{} rows have a NULL in the @unique_key ({key_list})",
+                count(0)
+            );
+        }
+        if count(1) > 0 {
+            bail!(
+                "{} values of the @unique_key ({key_list}) occur on more than one row",
+                count(1)
+            );
+        }
+
+        let run_id = if self.options.run_id.is_empty() {
+            format!("adhoc-{}", Utc::now().format("%Y%m%dT%H%M%S"))
+        } else {
+            self.options.run_id.clone()
+        };
+        let now = format!(
+            "arrow_cast(to_timestamp_micros({}), '{TS_TYPE}')",
+            Utc::now().timestamp_micros()
+        );
+        let null_ts = format!("arrow_cast(null, '{TS_TYPE}')");
+        let run_lit = format!("'{}'", run_id.replace('\'', "''"));
+        let history_table = format!("{}_history", job.name);
+        let changes_table = format!("{}_changes", job.name);
+
+        // The stored state, projected onto today's columns (a column the query gained reads
+        // as NULL in the old rows; one it lost is dropped).
+        let project = |alias: &str, provider: &Arc<dyn TableProvider>| -> Vec<String> {
+            let old = provider.schema();
+            columns
+                .iter()
+                .map(|c| {
+                    if old.field_with_name(c).is_ok() {
+                        format!("{alias}.{}", q(c))
+                    } else {
+                        format!("null as {}", q(c))
+                    }
+                })
+                .collect()
+        };
+        let old = self.existing_table(&job.name).await?;
+        let same_schema = old.as_ref().is_some_and(|o| {
+            let names: Vec<String> = o
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            names == columns
+        });
+        let key_match = |a: &str, b: &str| {
+            keys.iter()
+                .map(|k| format!("{a}.{k} = {b}.{k}", k = q(k)))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        };
+        let n_cols = columns
+            .iter()
+            .map(|c| format!("n.{}", q(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let changes_sql = match &old {
+            None => format!("select 'add' as change, {n_cols} from {new_name} n"),
+            Some(provider) => {
+                ctx.register_table(old_name, provider.clone())?;
+                let o_cols = project("o", provider).join(", ");
+                let differs = columns
+                    .iter()
+                    .filter(|c| !keys.contains(c))
+                    .map(|c| {
+                        if provider.schema().field_with_name(c).is_ok() {
+                            format!("n.{c} is distinct from o.{c}", c = q(c))
+                        } else {
+                            format!("n.{} is not null", q(c))
+                        }
+                    })
+                    .collect::<Vec<_>>();
+                let differs = if differs.is_empty() {
+                    "false".to_string()
+                } else {
+                    differs.join(" or ")
+                };
+                format!(
+                    "select 'add' as change, {n_cols} from {new_name} n \
+                       where not exists (select 1 from {old_name} o where {m}) \
+                     union all \
+                     select 'remove' as change, {o_cols} from {old_name} o \
+                       where not exists (select 1 from {new_name} n where {m}) \
+                     union all \
+                     select 'update' as change, {n_cols} from {new_name} n join {old_name} o on {m} \
+                       where {differs}",
+                    m = key_match("o", "n"),
+                )
+            }
+        };
+        let changes_df = ctx
+            .sql(&changes_sql)
+            .await
+            .context("comparing with the stored table")?;
+        let changes_schema = Arc::new(changes_df.schema().as_arrow().clone());
+        let changes_batches = changes_df.collect().await?;
+        let changed: usize = changes_batches.iter().map(|b| b.num_rows()).sum();
+        ctx.register_table(
+            changes_name,
+            Arc::new(MemTable::try_new(changes_schema, vec![changes_batches])?),
+        )?;
+
+        let meta = commit_metadata(job, planned);
+        let write = |df: DataFrame, name: &str, mode: WriteMode| -> Result<_> {
+            let mut w = self
+                .ws
+                .engine
+                .write_delta(df, table_url(&self.ws.project.warehouse, name)?)
+                .with_mode(mode);
+            for (k, v) in &meta {
+                w = w.with_commit_metadata(k.clone(), v.clone());
+            }
+            Ok(w)
+        };
+        let c_cols = columns
+            .iter()
+            .map(|c| format!("c.{}", q(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let history = self.existing_table(&history_table).await?;
+        if changed > 0 || history.is_none() {
+            // 1. The change log (appended).
+            let log = ctx
+                .sql(&format!(
+                    "select {run_lit} as run_id, {now} as changed_at, c.change, {c_cols} from {changes_name} c"
+                ))
+                .await?;
+            write(log, &changes_table, WriteMode::Append)?
+                .await
+                .with_context(|| format!("writing {changes_table}"))?;
+
+            // 2. The history: close the versions of changed keys, open the new ones.
+            let opened = format!(
+                "select {c_cols}, {now} as valid_from, {null_ts} as valid_to, {run_lit} as run_id \
+                 from {changes_name} c where c.change in ('add', 'update')"
+            );
+            let sql = match &history {
+                None => opened,
+                Some(provider) => {
+                    ctx.register_table(hist_name, provider.clone())?;
+                    let h_cols = project("h", provider).join(", ");
+                    format!(
+                        "select {h_cols}, h.valid_from, \
+                           case when h.valid_to is null and exists (select 1 from {changes_name} c \
+                             where c.change in ('remove', 'update') and {m}) then {now} else h.valid_to end as valid_to, \
+                           h.run_id \
+                         from {hist_name} h \
+                         union all {opened}",
+                        m = key_match("c", "h"),
+                    )
+                }
+            };
+            // Materialise before overwriting the table it reads.
+            let df = ctx.sql(&sql).await?;
+            let hschema = Arc::new(df.schema().as_arrow().clone());
+            let rows = df.collect().await?;
+            let df = ctx.read_table(Arc::new(MemTable::try_new(hschema, vec![rows])?))?;
+            write(df, &history_table, WriteMode::Overwrite)?
+                .await
+                .with_context(|| format!("writing {history_table}"))?;
+        }
+
+        // 3. The table itself, last: one merge (or a fresh table with the change feed on).
+        let fresh = ctx.sql(&format!("select * from {new_name}")).await?;
+        let mode = if same_schema {
+            WriteMode::Sync
+        } else {
+            WriteMode::Overwrite
+        };
+        let outcome = if same_schema && changed == 0 {
+            None
+        } else {
+            Some(
+                write(fresh, &job.name, mode)?
+                    .with_merge_keys(keys.clone())
+                    .with_change_data_feed(true)
+                    .await?,
+            )
+        };
+        result.rows = Some(changed as u64);
+        let version = match outcome {
+            Some(o) => o.version,
+            None => self
+                .ws
+                .engine
+                .open_delta(
+                    &table_url(&self.ws.project.warehouse, &job.name)?,
+                    tessera_engine::TableVersion::Latest,
+                )
+                .await?
+                .version()
+                .unwrap_or_default(),
+        };
+        result.output_version = Some(version);
+        for name in job.outputs() {
+            let _ = ctx.deregister_table(table_reference(&name));
+        }
+        self.states
+            .lock()
+            .expect("poisoned")
+            .insert(job.name.clone(), format!("delta v{version}"));
+        Ok(JobStatus::Success)
+    }
+}
