@@ -27,7 +27,24 @@ pub struct RunFailed {
 /// Loads the project's jobs and their graph. Errors in job files are returned beside the
 /// graph of the valid jobs.
 pub async fn load_dag(ws: &Workspace) -> Result<(Dag, Vec<JobError>)> {
-    let (jobs, mut errors) = discover_with(&ws.project.dir, &ws.project.jobs);
+    let (mut jobs, mut errors) = discover_with(&ws.project.dir, &ws.project.jobs);
+    let (audiences, audience_errors) = crate::audience::audience_jobs(&ws.project.audiences);
+    errors.extend(audience_errors);
+    for job in audiences {
+        if let Some(file) = jobs.iter().find(|j| j.name == job.name) {
+            errors.push(JobError {
+                path: job.path.clone(),
+                line: None,
+                message: format!(
+                    "audience `{}` is also defined by {}",
+                    job.name,
+                    file.path.display()
+                ),
+            });
+        } else {
+            jobs.push(job);
+        }
+    }
     let warehouse: Vec<String> = ws
         .warehouse_tables()
         .await?

@@ -1,6 +1,7 @@
 //! The `tessera` command: projects (`tessera.toml`), the CLI, and what it runs.
 #![deny(missing_docs)]
 
+pub mod audience;
 pub mod commands;
 pub mod dag;
 pub mod explain;
@@ -54,6 +55,7 @@ pub fn init_template(name: &str) -> String {
     text.push_str(&demo_sources("data"));
     text.push('\n');
     text.push_str(tessera_engine::identity::config::DEFAULT_TOML);
+    text.push_str(include_str!("../templates/audiences.toml"));
     text
 }
 
@@ -68,6 +70,7 @@ pub fn demo_project_file(name: &str, data: &str) -> String {
     text.push_str(&demo_sources(data));
     text.push('\n');
     text.push_str(tessera_engine::identity::config::DEFAULT_TOML);
+    text.push_str(include_str!("../templates/audiences.toml"));
     text
 }
 

@@ -435,6 +435,7 @@ fn init(dir: &Path) -> Result<()> {
 
 /// Runs each statement; prints the result of the last one.
 async fn sql(ws: &Workspace, query: &str, format: OutputFormat, max_rows: usize) -> Result<()> {
+    register_views(ws, query).await?;
     let statements = ws.prepare_for(query).await?;
     if statements.is_empty() {
         bail!("the query is empty");
@@ -453,6 +454,37 @@ async fn sql(ws: &Workspace, query: &str, format: OutputFormat, max_rows: usize)
         };
         if let Err(e) = result {
             return Err(explain_read_error(ws, e).await);
+        }
+    }
+    Ok(())
+}
+
+/// Registers the project's view jobs the query names (`profiles.as_of`, `segments.sizes`...):
+/// they are not stored, so they are planned over their inputs here, as a run would.
+async fn register_views(ws: &Workspace, query: &str) -> Result<()> {
+    let Ok(statements) = datafusion::sql::parser::DFParser::parse_sql(query) else {
+        return Ok(()); // reported by the query itself
+    };
+    let state = ws.engine.ctx().state();
+    let mut wanted = Vec::new();
+    for statement in &statements {
+        if let Ok(refs) = state.resolve_table_references(statement) {
+            wanted.extend(refs.into_iter().map(|r| r.to_string()));
+        }
+    }
+    let (jobs, _) = tessera_jobs::job::discover_with(&ws.project.dir, &ws.project.jobs);
+    if !jobs.iter().any(|j| {
+        j.config.materialized == tessera_jobs::job::Materialized::View && wanted.contains(&j.name)
+    }) {
+        return Ok(());
+    }
+    let (dag, _) = tessera_jobs::commands::load_dag(ws).await?;
+    let runner = tessera_jobs::runner::Runner::new(ws, &dag, Default::default());
+    for (index, job) in dag.jobs.iter().enumerate() {
+        if job.config.materialized == tessera_jobs::job::Materialized::View
+            && wanted.contains(&job.name)
+        {
+            runner.output_provider(index).await?;
         }
     }
     Ok(())

@@ -73,6 +73,8 @@ struct RawProject {
     schedules: BTreeMap<String, RawSchedule>,
     #[serde(default)]
     identity: Option<tessera_engine::identity::IdentityConfig>,
+    #[serde(default)]
+    audiences: BTreeMap<String, crate::audience::AudienceDecl>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -180,6 +182,8 @@ pub struct Project {
     pub schedules: BTreeMap<String, Schedule>,
     /// Identity resolution settings (`[identity]`), read by the `@materialized: identity` job.
     pub identity: Option<tessera_engine::identity::IdentityConfig>,
+    /// Audiences for reverse-ETL (`[audiences.<name>]`): each becomes a job `audiences.<name>`.
+    pub audiences: BTreeMap<String, crate::audience::AudienceDecl>,
 }
 
 /// Parses sizes such as `4GiB`, `512MB`, `2g` or a plain number of bytes.
@@ -555,6 +559,7 @@ impl Project {
             jobs,
             schedules,
             identity: raw.identity,
+            audiences: raw.audiences,
         })
     }
 
