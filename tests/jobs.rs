@@ -100,7 +100,7 @@ fn run_builds_the_dag_in_order_then_skips_what_did_not_change() {
     assert_eq!(events.first().unwrap()["event"], "run_started");
     assert_eq!(events.last().unwrap()["event"], "run_finished");
     let jobs = job_events(&events);
-    assert_eq!(jobs.len(), 8, "{jobs:?}");
+    assert_eq!(jobs.len(), 22, "{jobs:?}");
     assert!(jobs.iter().all(|(_, s)| s == "success"), "{jobs:?}");
     let position = |name: &str| jobs.iter().position(|(j, _)| j == name).unwrap();
     assert!(position("staging.orders") < position("profiles.customer_orders"));
@@ -120,15 +120,16 @@ fn run_builds_the_dag_in_order_then_skips_what_did_not_change() {
     // A view is not stored.
     assert!(!dir.join("warehouse/staging/web_events").exists());
 
-    // Nothing changed: everything but the view is skipped, and the tables keep their version.
+    // Nothing changed: everything but the views is skipped, and the tables keep their version.
     let (code, events) = run_json(dir, &[]);
     assert_eq!(code, Some(0));
     for (job, status) in job_events(&events) {
-        let expected = if job == "staging.web_events" {
-            "success"
-        } else {
-            "skipped"
-        };
+        let expected =
+            if ["staging.web_events", "profiles.as_of", "segments.sizes"].contains(&job.as_str()) {
+                "success"
+            } else {
+                "skipped"
+            };
         assert_eq!(status, expected, "{job}");
     }
     assert_eq!(delta_version(dir, "staging.orders"), 0);
@@ -419,7 +420,22 @@ fn selection_picks_jobs_by_name_tag_path_and_lineage() {
     assert_eq!(names(&["staging.orders"]), ["staging.orders"]);
     assert_eq!(
         names(&["staging.orders+"]),
-        ["staging.orders", "profiles.customer_orders"]
+        [
+            "staging.orders",
+            "profiles.customer_orders",
+            "profiles.as_of",
+            "profiles.customer_360",
+            "scores.rfm",
+            "segments.lifecycle",
+            "segments.membership",
+            "audiences.at_risk_email",
+            "audiences.cart_abandoners_tiktok",
+            "audiences.champions_linkedin",
+            "audiences.champions_uid2",
+            "audiences.high_value_google",
+            "audiences.high_value_meta",
+            "segments.sizes"
+        ]
     );
     assert_eq!(
         names(&["+profiles.customer_orders"]),
@@ -437,8 +453,11 @@ fn selection_picks_jobs_by_name_tag_path_and_lineage() {
         names(&["path:jobs/profiles"]),
         [
             "profiles.customer_orders",
+            "profiles.as_of",
             "profiles.web_activity",
-            "profiles.customers"
+            "profiles.customers",
+            "profiles.customer_consent",
+            "profiles.customer_360"
         ]
     );
     // The golden record reads tables the identity job writes beside its own (record_customer,

@@ -349,7 +349,7 @@ impl DeltaWrite {
         let changed = columns
             .iter()
             .filter(|c| !self.merge_keys.contains(c))
-            .map(|c| format!("target.{c} IS DISTINCT FROM source.{c}", c = quote(c)))
+            .map(|c| format!("(target.{c} IS DISTINCT FROM source.{c})", c = quote(c)))
             .collect::<Vec<_>>()
             .join(" OR ");
         let mut builder = table

@@ -15,7 +15,7 @@
 //! -s audiences.<name>` prints the generated SQL.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -216,7 +216,7 @@ pub fn audience_jobs(audiences: &BTreeMap<String, AudienceDecl>) -> (Vec<Job>, V
         let relative = PathBuf::from(format!("jobs/audiences/{name}.sql"));
         match parse_job_with(&relative, &audience_sql(name, decl), &[]) {
             Ok(mut job) => {
-                job.path = Path::new("tessera.toml").join(format!("[audiences.{name}]"));
+                job.path = PathBuf::from(format!("tessera.toml [audiences.{name}]"));
                 jobs.push(job);
             }
             Err(mut e) => {

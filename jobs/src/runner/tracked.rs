@@ -192,9 +192,9 @@ impl Runner<'_> {
                     .filter(|c| !keys.contains(c))
                     .map(|c| {
                         if provider.schema().field_with_name(c).is_ok() {
-                            format!("n.{c} is distinct from o.{c}", c = q(c))
+                            format!("(n.{c} is distinct from o.{c})", c = q(c))
                         } else {
-                            format!("n.{} is not null", q(c))
+                            format!("(n.{} is not null)", q(c))
                         }
                     })
                     .collect::<Vec<_>>();
@@ -267,14 +267,20 @@ impl Runner<'_> {
                 Some(provider) => {
                     ctx.register_table(hist_name, provider.clone())?;
                     let h_cols = project("h", provider).join(", ");
+                    let c_keys = keys
+                        .iter()
+                        .map(|k| format!("c.{}", q(k)))
+                        .collect::<Vec<_>>()
+                        .join(", ");
                     format!(
                         "select {h_cols}, h.valid_from, \
-                           case when h.valid_to is null and exists (select 1 from {changes_name} c \
-                             where c.change in ('remove', 'update') and {m}) then {now} else h.valid_to end as valid_to, \
+                           case when h.valid_to is null and x.__closed then {now} else h.valid_to end as valid_to, \
                            h.run_id \
                          from {hist_name} h \
+                         left join (select distinct {c_keys}, true as __closed from {changes_name} c \
+                           where c.change in ('remove', 'update')) x on {m} \
                          union all {opened}",
-                        m = key_match("c", "h"),
+                        m = key_match("x", "h"),
                     )
                 }
             };

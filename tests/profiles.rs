@@ -1,0 +1,264 @@
+//! Profiles, scores, segments and audiences end to end, the way a marketer's data engineer
+//! meets them: `tessera run` on the demo project builds the customer 360, RFM, segment
+//! memberships with history and one audience per destination; a consent withdrawal and a new
+//! order then show up, on the next run, as removals and segment entries/exits that a
+//! reverse-ETL tool can read from the change tables and from Delta's change data feed.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{copy_dir, json_rows, ok, python, shared_demo};
+
+type Row = serde_json::Map<String, serde_json::Value>;
+
+fn query(dir: &Path, sql: &str) -> Vec<Row> {
+    json_rows(&ok(dir, &["sql", sql, "--format", "json"]))
+}
+
+fn text(row: &Row, key: &str) -> String {
+    row[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} in {row:?}"))
+        .to_string()
+}
+
+fn number(row: &Row, key: &str) -> f64 {
+    row[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} in {row:?}"))
+}
+
+/// Reads the audiences with Python's `deltalake` (including the change data feed) and checks
+/// the platforms' hashing with `hashlib`, independently of Tessera's functions.
+const READER: &str = r#"
+import base64, hashlib, json, os, sys
+import pyarrow as pa
+from deltalake import DeltaTable
+
+warehouse, customer = sys.argv[1], sys.argv[2]
+def rows(path):
+    return DeltaTable(os.path.join(warehouse, path)).to_pyarrow_table().to_pylist()
+golden = {r["customer_id"]: r for r in rows("profiles/customers")}
+sha = lambda s: hashlib.sha256(s.encode()).hexdigest()
+checked = {"meta": 0, "google": 0, "uid2": 0}
+for r in rows("audiences/high_value_meta"):
+    g = golden[r["customer_id"]]
+    if g["email"]:
+        assert r["EMAIL"] == sha(g["email"].strip().lower()), (r, g)
+        checked["meta"] += 1
+    assert r["EXTERN_ID"] == r["customer_id"]
+for r in rows("audiences/high_value_google"):
+    g = golden[r["customer_id"]]
+    if g["phone"]:
+        assert r["Phone"] == sha(g["phone"]), (r, g)   # E.164 with its +
+        checked["google"] += 1
+    assert r["Country"] == g["country"]               # in clear
+for r in rows("audiences/champions_uid2"):
+    g = golden[r["customer_id"]]
+    e = g["email"]
+    if e and not e.split("@")[1] in ("gmail.com", "googlemail.com"):
+        digest = base64.b64encode(hashlib.sha256(e.strip().lower().encode()).digest()).decode()
+        assert r["email_hash"] == digest, (r, g)
+        checked["uid2"] += 1
+feed = DeltaTable(os.path.join(warehouse, "audiences/high_value_meta")).load_cdf(starting_version=0)
+cdf = pa.table(feed).to_pylist()   # any Arrow C stream
+deleted = [c for c in cdf if c["_change_type"] == "delete" and c["customer_id"] == customer]
+print(json.dumps({"checked": checked, "cdf_rows": len(cdf), "deleted": len(deleted)}))
+sys.stdout.flush()
+os._exit(0)
+"#;
+
+#[test]
+fn profiles_scores_segments_and_audiences_follow_the_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_dir(shared_demo(), dir);
+    ok(dir, &["run"]);
+
+    // The 360: one row per golden customer, traits consistent with the orders.
+    let check = query(
+        dir,
+        "select (select count(*) from profiles.customer_360) as rows_360, \
+         (select count(*) from profiles.customers) as customers, \
+         (select sum(orders) from profiles.customer_360) as orders_360, \
+         (select count(*) from staging.orders) as orders, \
+         (select count(*) from profiles.customer_360 where orders > 0 and average_basket is null) as no_basket, \
+         (select count(*) from scores.rfm) as scored, \
+         (select count(*) from profiles.customer_360 where orders > 0) as buyers, \
+         (select count(distinct stage) from segments.lifecycle) as stages, \
+         (select count(*) from segments.lifecycle) as staged",
+    );
+    let c = &check[0];
+    assert_eq!(number(c, "rows_360"), number(c, "customers"));
+    assert_eq!(
+        number(c, "orders_360"),
+        number(c, "orders"),
+        "every order reaches a customer"
+    );
+    assert_eq!(number(c, "no_basket"), 0.0);
+    assert_eq!(number(c, "scored"), number(c, "buyers"));
+    assert_eq!(
+        number(c, "staged"),
+        number(c, "customers"),
+        "lifecycle is exclusive and total"
+    );
+    assert!(number(c, "stages") >= 5.0, "{c:?}");
+
+    // Every destination has an audience, and only consenting members are in it.
+    for audience in [
+        "high_value_meta",
+        "high_value_google",
+        "cart_abandoners_tiktok",
+        "champions_linkedin",
+        "champions_uid2",
+        "at_risk_email",
+    ] {
+        let r = query(
+            dir,
+            &format!(
+                "select count(*) as n, \
+                 sum(case when k.granted then 0 else 1 end) as without_consent \
+                 from audiences.{audience} a \
+                 left join profiles.customer_consent k on k.customer_id = a.customer_id \
+                   and k.purpose = case when '{audience}' = 'at_risk_email' then 'email_marketing' else 'ads_personalization' end"
+            ),
+        );
+        assert!(number(&r[0], "n") > 0.0, "{audience} is empty");
+        assert_eq!(number(&r[0], "without_consent"), 0.0, "{audience}");
+    }
+
+    // A member withdraws ads consent; a never-buying customer places a big order (after the
+    // newest one loaded: staging.orders reads newer orders only).
+    let member = &query(
+        dir,
+        "select a.customer_id, c.email from audiences.high_value_meta a \
+         join profiles.customers c on c.customer_id = a.customer_id \
+         where c.email is not null order by a.customer_id limit 1",
+    )[0];
+    let (leaver, leaver_email) = (text(member, "customer_id"), text(member, "email"));
+    ok(
+        dir,
+        &[
+            "write",
+            "consent_update",
+            &format!(
+                "select 'CS-TEST-1' as consent_id, '{leaver_email}' as subject_email, \
+                 cast(null as varchar) as subject_phone, 'ads_personalization' as purpose, \
+                 'ads' as channel, 'withdrawn' as status, \
+                 arrow_cast(to_timestamp('2026-07-01T09:00:00Z'), 'Timestamp(Microsecond, Some(\"UTC\"))') as recorded_at, \
+                 'preference_center' as source"
+            ),
+            "--to",
+            "data/consent/records",
+            "--mode",
+            "append",
+        ],
+    );
+    let prospect = &query(
+        dir,
+        "select m.customer_id, substr(rc.record_key, 15) as pos_customer_id \
+         from segments.membership m \
+         join unify.record_customer rc on rc.customer_id = m.customer_id \
+           and rc.record_key like 'pos_customers:%' \
+         where m.segment = 'never_purchased' order by m.customer_id limit 1",
+    )[0];
+    let (buyer, pos_id) = (
+        text(prospect, "customer_id"),
+        text(prospect, "pos_customer_id"),
+    );
+    ok(
+        dir,
+        &[
+            "export",
+            &format!(
+                "select 'O-TEST-1' as order_id, '{pos_id}' as pos_customer_id, 'S001' as store_id, \
+                 'store' as channel, \
+                 arrow_cast(to_timestamp('2026-07-01T10:00:00Z'), 'Timestamp(Microsecond, Some(\"UTC\"))') as order_ts, \
+                 'electronics' as category, arrow_cast(3, 'Int32') as items, \
+                 arrow_cast(4999.00, 'Decimal128(12, 2)') as amount, 'USD' as currency"
+            ),
+            "data/pos/orders/order_year=2026/test-order.parquet",
+        ],
+    );
+    ok(dir, &["run"]);
+
+    // The withdrawal: out of the audience, recorded as a removal with the hashes a sync needs.
+    let still = query(
+        dir,
+        &format!(
+            "select count(*) as n from audiences.high_value_meta where customer_id = '{leaver}'"
+        ),
+    );
+    assert_eq!(number(&still[0], "n"), 0.0);
+    let removal = query(
+        dir,
+        &format!(
+            "select change, \"EMAIL\" as email_hash from audiences.high_value_meta_changes \
+             where customer_id = '{leaver}' order by changed_at"
+        ),
+    );
+    assert_eq!(removal.len(), 2, "{removal:?}");
+    assert_eq!(text(&removal[0], "change"), "add");
+    assert_eq!(text(&removal[1], "change"), "remove");
+    assert_eq!(text(&removal[1], "email_hash").len(), 64);
+
+    // The order: the prospect entered high_value and left never_purchased, with history.
+    let moves = query(
+        dir,
+        &format!(
+            "select segment, change from segments.membership_changes \
+             where customer_id = '{buyer}' and run_id = (select max(run_id) from segments.membership_changes) \
+             order by segment"
+        ),
+    );
+    let moves: Vec<(String, String)> = moves
+        .iter()
+        .map(|m| (text(m, "segment"), text(m, "change")))
+        .collect();
+    assert!(
+        moves.contains(&("high_value".into(), "add".into())),
+        "{moves:?}"
+    );
+    assert!(
+        moves.contains(&("never_purchased".into(), "remove".into())),
+        "{moves:?}"
+    );
+    let history = query(
+        dir,
+        &format!(
+            "select segment, valid_to is null as current from segments.membership_history \
+             where customer_id = '{buyer}' and segment in ('never_purchased', 'high_value') order by segment"
+        ),
+    );
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert_eq!(history[0]["current"], true, "high_value open: {history:?}");
+    assert_eq!(
+        history[1]["current"], false,
+        "never_purchased closed: {history:?}"
+    );
+
+    // Another tool reads the audience, its hashing and its change feed.
+    let script = dir.join("reader.py");
+    std::fs::write(&script, READER).unwrap();
+    let out = Command::new(python())
+        .arg(&script)
+        .arg(dir.join("warehouse"))
+        .arg(&leaver)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "python reader failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["deleted"], 1, "{report}");
+    for platform in ["meta", "google", "uid2"] {
+        assert!(
+            report["checked"][platform].as_u64().unwrap() > 0,
+            "{report}"
+        );
+    }
+}
