@@ -106,6 +106,34 @@ fn profiles_scores_segments_and_audiences_follow_the_data() {
     );
     assert!(number(c, "stages") >= 5.0, "{c:?}");
 
+    // The churn model, trained in the engine, beats the base-rate baseline on held-out
+    // customers, and scores every current buyer through plain SQL.
+    let metrics: std::collections::BTreeMap<String, f64> = query(
+        dir,
+        "select metric, value from scores.churn_model_metrics where decile is null",
+    )
+    .iter()
+    .map(|r| (text(r, "metric"), number(r, "value")))
+    .collect();
+    eprintln!("churn model: {metrics:?}");
+    assert!(metrics["auc"] > 0.65, "{metrics:?}");
+    assert!(
+        metrics["log_loss"] < metrics["baseline_log_loss"],
+        "{metrics:?}"
+    );
+    assert!(metrics["brier"] < metrics["baseline_brier"], "{metrics:?}");
+    assert!(metrics["holdout_rows"] > 50.0, "{metrics:?}");
+    let scored = query(
+        dir,
+        "select count(*) as n, min(churn_probability) as lo, max(churn_probability) as hi, \
+         count(distinct churn_risk) as bands from scores.churn",
+    );
+    assert!(number(&scored[0], "n") > 0.0);
+    assert!(
+        number(&scored[0], "hi") - number(&scored[0], "lo") > 0.3,
+        "{scored:?}"
+    );
+
     // Every destination has an audience, and only consenting members are in it.
     for audience in [
         "high_value_meta",
@@ -128,6 +156,36 @@ fn profiles_scores_segments_and_audiences_follow_the_data() {
         assert!(number(&r[0], "n") > 0.0, "{audience} is empty");
         assert_eq!(number(&r[0], "without_consent"), 0.0, "{audience}");
     }
+
+    // The pre-sync report covers every audience; the upload file has the platform's columns.
+    let report = query(
+        dir,
+        "select audience, members, segment_members, email_coverage, added_last_change \
+         from audiences.sync_report order by audience",
+    );
+    assert_eq!(report.len(), 6, "{report:?}");
+    for r in &report {
+        assert!(
+            number(r, "members") <= number(r, "segment_members"),
+            "{r:?}"
+        );
+        assert!(
+            number(r, "members") == number(r, "added_last_change"),
+            "first run adds all: {r:?}"
+        );
+        let coverage = number(r, "email_coverage");
+        assert!((0.0..=1.0).contains(&coverage), "{r:?}");
+    }
+    ok(dir, &["export-audience", "high_value_meta", "meta.csv"]);
+    let csv = std::fs::read_to_string(dir.join("meta.csv")).unwrap();
+    assert_eq!(
+        csv.lines().next().unwrap(),
+        "EMAIL,PHONE,FN,LN,ZIP,CT,COUNTRY,DOBY,DOBM,DOBD,EXTERN_ID"
+    );
+    assert_eq!(
+        csv.lines().count() as f64,
+        number(&report[5], "members") + 1.0
+    );
 
     // A member withdraws ads consent; a never-buying customer places a big order (after the
     // newest one loaded: staging.orders reads newer orders only).
@@ -203,6 +261,14 @@ fn profiles_scores_segments_and_audiences_follow_the_data() {
     assert_eq!(text(&removal[0], "change"), "add");
     assert_eq!(text(&removal[1], "change"), "remove");
     assert_eq!(text(&removal[1], "email_hash").len(), 64);
+    let report = query(
+        dir,
+        "select removed_last_change from audiences.sync_report where audience = 'high_value_meta'",
+    );
+    assert!(
+        number(&report[0], "removed_last_change") >= 1.0,
+        "{report:?}"
+    );
 
     // The order: the prospect entered high_value and left never_purchased, with history.
     let moves = query(

@@ -5,6 +5,12 @@ use std::path::PathBuf;
 /// Errors raised by the Tessera engine.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A model cannot be trained on what its query returned.
+    #[error("cannot train the model: {message}")]
+    InvalidModel {
+        /// What is wrong.
+        message: String,
+    },
     /// A location is not a URL or path Tessera can use.
     #[error("invalid location `{location}`: {message}")]
     InvalidLocation {

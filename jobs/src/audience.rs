@@ -208,11 +208,94 @@ pub fn audience_sql(name: &str, decl: &AudienceDecl) -> String {
     )
 }
 
-/// The jobs of the project's audiences.
+/// The columns a platform's upload file has (the audience table's, less the `customer_id`
+/// sync key unless the platform takes it).
+pub fn upload_columns(destination: Destination) -> Vec<&'static str> {
+    destination
+        .columns()
+        .into_iter()
+        .map(|(c, _)| c)
+        .filter(|c| *c != "customer_id" || destination == Destination::Generic)
+        .collect()
+}
+
+/// The query of an audience's upload file.
+pub fn upload_sql(name: &str, destination: Destination) -> String {
+    let columns = upload_columns(destination)
+        .into_iter()
+        .map(quote)
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("select {columns} from audiences.{name} order by customer_id")
+}
+
+/// The pre-sync report over every audience: members, identifier coverage (share with an
+/// email, a phone, an address), consent-filtered share of the segment, and the last run's
+/// adds and removes.
+pub fn report_sql(audiences: &BTreeMap<String, AudienceDecl>) -> String {
+    let parts: Vec<String> = audiences
+        .iter()
+        .map(|(name, decl)| {
+            format!(
+                "select {n} as audience, {d} as destination, {s} as segment, {p} as purpose, \n\
+                 (select count(*) from segments.membership where segment = {s}) as segment_members, \n\
+                 count(*) as members, \n\
+                 coalesce(avg(case when c.email is not null then 1.0 else 0.0 end), 0) as email_coverage, \n\
+                 coalesce(avg(case when c.phone is not null then 1.0 else 0.0 end), 0) as phone_coverage, \n\
+                 coalesce(avg(case when c.postal_code is not null and c.country is not null then 1.0 else 0.0 end), 0) as address_coverage, \n\
+                 (select count(*) from audiences.{name}_changes where change = 'add' \n\
+                    and run_id = (select max(run_id) from audiences.{name}_changes)) as added_last_change, \n\
+                 (select count(*) from audiences.{name}_changes where change = 'remove' \n\
+                    and run_id = (select max(run_id) from audiences.{name}_changes)) as removed_last_change, \n\
+                 (select max(changed_at) from audiences.{name}_changes) as last_changed_at \n\
+                 from audiences.{name} a join profiles.customer_360 c on c.customer_id = a.customer_id",
+                n = literal(name),
+                d = literal(&format!("{:?}", decl.destination).to_lowercase()),
+                s = literal(&decl.segment),
+                p = literal(&decl.purpose),
+            )
+        })
+        .collect();
+    format!(
+        "-- Pre-sync report of every audience (generated from [audiences.*] in tessera.toml).\n\
+         -- @materialized: table\n\
+         -- @tags: audiences\n\
+         -- @description: Per audience: size, share of the segment kept by consent, identifier coverage, last adds/removes.\n\
+         -- @grain: audience\n\
+         -- @test: unique(audience)\n\
+         {}\n",
+        parts.join("\nunion all\n")
+    )
+}
+
+/// The jobs of the project's audiences, and their pre-sync report.
 pub fn audience_jobs(audiences: &BTreeMap<String, AudienceDecl>) -> (Vec<Job>, Vec<JobError>) {
     let mut jobs = Vec::new();
     let mut errors = Vec::new();
+    if !audiences.is_empty() {
+        let relative = PathBuf::from("jobs/audiences/sync_report.sql");
+        match parse_job_with(&relative, &report_sql(audiences), &[]) {
+            Ok(mut job) => {
+                job.path = PathBuf::from("tessera.toml [audiences]");
+                jobs.push(job);
+            }
+            Err(mut e) => {
+                e.path = PathBuf::from("tessera.toml [audiences]");
+                errors.push(e);
+            }
+        }
+    }
     for (name, decl) in audiences {
+        if name == "sync_report" {
+            errors.push(JobError {
+                path: PathBuf::from("tessera.toml [audiences.sync_report]"),
+                line: None,
+                message:
+                    "`sync_report` is the name of the audiences' pre-sync report; choose another"
+                        .into(),
+            });
+            continue;
+        }
         let relative = PathBuf::from(format!("jobs/audiences/{name}.sql"));
         match parse_job_with(&relative, &audience_sql(name, decl), &[]) {
             Ok(mut job) => {
@@ -252,11 +335,13 @@ mod tests {
             map.insert("a".to_string(), decl);
             let (jobs, errors) = audience_jobs(&map);
             assert!(errors.is_empty(), "{errors:?}");
-            assert_eq!(jobs[0].name, "audiences.a");
+            assert_eq!(jobs[0].name, "audiences.sync_report");
+            assert_eq!(jobs[1].name, "audiences.a");
             assert_eq!(
-                jobs[0].config.materialized,
+                jobs[1].config.materialized,
                 crate::job::Materialized::Tracked
             );
+            assert!(jobs[1].sql.contains("'o''brien fans'"), "{}", jobs[1].sql);
             assert!(jobs[0].sql.contains("'o''brien fans'"), "{}", jobs[0].sql);
         }
     }

@@ -50,6 +50,10 @@ pub enum Materialized {
     /// versions with `valid_from`/`valid_to`): for segments and audiences that downstream
     /// tools sync by difference.
     Tracked,
+    /// A model trained in the engine on the query's rows (`@label` the target, `@unique_key`
+    /// the row key, every other column a numeric feature): the table gets one row per model
+    /// version, `<name>_metrics` its held-out evaluation.
+    Model,
 }
 
 impl fmt::Display for Materialized {
@@ -60,6 +64,7 @@ impl fmt::Display for Materialized {
             Materialized::View => "view",
             Materialized::Identity => "identity",
             Materialized::Tracked => "tracked",
+            Materialized::Model => "model",
         })
     }
 }
@@ -226,6 +231,8 @@ pub struct JobConfig {
     pub grain: Option<String>,
     /// Tests run before publishing.
     pub tests: Vec<DataTest>,
+    /// The label column of a model job.
+    pub label: Option<String>,
 }
 
 /// A job found in the project.
@@ -266,6 +273,9 @@ impl Job {
         if self.config.materialized == Materialized::Tracked {
             out.push(format!("{}_changes", self.name));
             out.push(format!("{}_history", self.name));
+        }
+        if self.config.materialized == Materialized::Model {
+            out.push(format!("{}_metrics", self.name));
         }
         out
     }
@@ -504,6 +514,15 @@ pub fn parse_job_with(
                 .into(),
         ));
     }
+    if config.materialized == Materialized::Model
+        && (config.unique_key.is_empty() || config.label.is_none())
+    {
+        return Err(err(
+            None,
+            "a model job needs `@label` (the column to predict) and `@unique_key` (the row key, which also picks the held-out rows)"
+                .into(),
+        ));
+    }
     if config.materialized == Materialized::Tracked && config.unique_key.is_empty() {
         return Err(err(
             None,
@@ -543,6 +562,7 @@ fn list(value: &str) -> Vec<String> {
 const SETTINGS: &[&str] = &[
     "materialized",
     "unique_key",
+    "label",
     "watermark",
     "partition_by",
     "tags",
@@ -560,14 +580,16 @@ fn apply_setting(config: &mut JobConfig, key: &str, value: &str) -> Result<(), S
                 "view" => Materialized::View,
                 "identity" => Materialized::Identity,
                 "tracked" => Materialized::Tracked,
+                "model" => Materialized::Model,
                 other => {
                     return Err(format!(
-                        "@materialized: `{other}` is not one of table, incremental, view, identity, tracked"
+                        "@materialized: `{other}` is not one of table, incremental, view, identity, tracked, model"
                     ));
                 }
             }
         }
         "unique_key" => config.unique_key = list(value),
+        "label" => config.label = Some(value.to_string()),
         "watermark" => config.watermark = Some(value.to_string()),
         "partition_by" => config.partition_by = list(value),
         "tags" => config.tags = list(value),

@@ -109,6 +109,14 @@ enum Command {
         /// Target file (path or URL) ending in .parquet or .csv.
         to: String,
     },
+    /// Write an audience's upload file for its platform (the platform's columns, hashed as
+    /// the table holds them; the customer_id sync key only for generic destinations).
+    ExportAudience {
+        /// The audience's name (`[audiences.<name>]` in tessera.toml).
+        name: String,
+        /// Target file (path or URL) ending in .csv (or .parquet).
+        to: String,
+    },
     /// Run the project's SQL jobs (all, or a selection) in dependency order.
     Run {
         /// Jobs to run: `name`, `tag:x`, `path:jobs/profiles`, `name+` (and dependents),
@@ -378,6 +386,15 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Export { query, to } => {
             let ws = Workspace::open(load_project(&cli.project)?)?;
+            export(&ws, &query, &to).await
+        }
+        Command::ExportAudience { name, to } => {
+            let ws = Workspace::open(load_project(&cli.project)?)?;
+            let Some(decl) = ws.project.audiences.get(&name) else {
+                let known: Vec<&String> = ws.project.audiences.keys().collect();
+                bail!("no audience `{name}` in tessera.toml (audiences: {known:?})");
+            };
+            let query = tessera_jobs::audience::upload_sql(&name, decl.destination);
             export(&ws, &query, &to).await
         }
         Command::Demo {

@@ -29,6 +29,7 @@ use crate::dag::{Dag, Input};
 use crate::job::{Job, Materialized, quote_ident};
 use crate::workspace::Workspace;
 
+mod model;
 mod tracked;
 
 /// What happened to a job in a run.
@@ -145,6 +146,15 @@ impl<'a> Runner<'a> {
             dag,
             options,
             states: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The id of this run (an ad-hoc one when the runner was started without one).
+    fn run_id(&self) -> String {
+        if self.options.run_id.is_empty() {
+            format!("adhoc-{}", Utc::now().format("%Y%m%dT%H%M%S"))
+        } else {
+            self.options.run_id.clone()
         }
     }
 
@@ -576,6 +586,9 @@ impl<'a> Runner<'a> {
         if job.config.materialized == Materialized::Tracked {
             return self.execute_tracked(job, &planned, df, result).await;
         }
+        if job.config.materialized == Materialized::Model {
+            return self.execute_model(job, &planned, df, result).await;
+        }
         let meta = commit_metadata(job, &planned);
         let mut write = self
             .ws
@@ -646,11 +659,7 @@ impl<'a> Runner<'a> {
             previous_tf,
         )
         .await?;
-        let run_id = if self.options.run_id.is_empty() {
-            format!("adhoc-{}", Utc::now().format("%Y%m%dT%H%M%S"))
-        } else {
-            self.options.run_id.clone()
-        };
+        let run_id = self.run_id();
         let resolution = identity::resolve(
             ctx,
             records.clone(),

@@ -77,6 +77,14 @@ enum Bench {
         #[arg(long)]
         no_splink: bool,
     },
+    /// Profiles, scores, segments and audiences: `tessera run` of profiles.customer_360 and
+    /// everything downstream (RFM, churn training and scoring, segments, six audiences and
+    /// their report) on the demo, against one group-by over the same orders as the baseline.
+    Profiles {
+        /// People in the demo data (about 7 orders per person).
+        #[arg(long, default_value_t = 200_000)]
+        people: u64,
+    },
     /// The job runner: planning and no-op runs of a project of many jobs, and the runner's
     /// overhead over writing the same query's result directly (`tessera write`).
     Jobs {
@@ -111,7 +119,60 @@ fn main() -> Result<()> {
             threshold,
             no_splink,
         } => bench_identity(&dir, people, threshold, no_splink),
+        Bench::Profiles { people } => bench_profiles(&dir, people),
     }
+}
+
+fn bench_profiles(dir: &Path, people: u64) -> Result<()> {
+    let demo = demo_project(dir, people)?;
+    let project = demo.to_str().context("utf-8 path")?;
+    // Everything upstream once (staging, identity, golden record), untimed.
+    tessera_in(&demo, &["run", "-s", "+profiles.customers"])?;
+    let count = |sql: &str| -> Result<String> {
+        let out = tessera_in(&demo, &["sql", sql, "--format", "csv"])?;
+        Ok(out.lines().nth(1).unwrap_or("?").to_string())
+    };
+    let (customers, orders) = (
+        count("select count(*) from profiles.customers")?,
+        count("select count(*) from staging.orders")?,
+    );
+    println!("profiles: {people} people, {customers} customers, {orders} orders");
+    let bin = tessera_bin()?;
+    let (base_wall, base_rss, _) = measured(
+        &bin,
+        &[
+            "-C",
+            project,
+            "sql",
+            "select pos_customer_id, count(*), sum(amount), max(order_ts) from staging.orders group by 1 order by 2 desc limit 1",
+        ],
+    )?;
+    let (wall, rss, out) = measured(
+        &bin,
+        &[
+            "-C",
+            project,
+            "run",
+            "-s",
+            "profiles.customer_360+",
+            "--full-refresh",
+        ],
+    )?;
+    let ran = out.lines().last().unwrap_or_default().to_string();
+    println!(
+        "  baseline (one group-by over the orders): {base_wall:8.2}s  peak RSS {base_rss:8.0} MB"
+    );
+    println!(
+        "  360 + scores + segments + audiences:     {wall:8.2}s  peak RSS {rss:8.0} MB  ({ran})"
+    );
+    println!("  ratio to the baseline: {:.1}", wall / base_wall.max(0.01));
+    for line in out
+        .lines()
+        .filter(|l| l.contains("SUCCESS") || l.contains("FAILED"))
+    {
+        println!("    {line}");
+    }
+    Ok(())
 }
 
 fn num_cpus() -> usize {

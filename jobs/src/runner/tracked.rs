@@ -132,11 +132,7 @@ impl Runner<'_> {
             );
         }
 
-        let run_id = if self.options.run_id.is_empty() {
-            format!("adhoc-{}", Utc::now().format("%Y%m%dT%H%M%S"))
-        } else {
-            self.options.run_id.clone()
-        };
+        let run_id = self.run_id();
         let now = format!(
             "arrow_cast(to_timestamp_micros({}), '{TS_TYPE}')",
             Utc::now().timestamp_micros()
