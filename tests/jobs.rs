@@ -100,7 +100,7 @@ fn run_builds_the_dag_in_order_then_skips_what_did_not_change() {
     assert_eq!(events.first().unwrap()["event"], "run_started");
     assert_eq!(events.last().unwrap()["event"], "run_finished");
     let jobs = job_events(&events);
-    assert_eq!(jobs.len(), 22, "{jobs:?}");
+    assert_eq!(jobs.len(), 26, "{jobs:?}");
     assert!(jobs.iter().all(|(_, s)| s == "success"), "{jobs:?}");
     let position = |name: &str| jobs.iter().position(|(j, _)| j == name).unwrap();
     assert!(position("staging.orders") < position("profiles.customer_orders"));
@@ -124,12 +124,18 @@ fn run_builds_the_dag_in_order_then_skips_what_did_not_change() {
     let (code, events) = run_json(dir, &[]);
     assert_eq!(code, Some(0));
     for (job, status) in job_events(&events) {
-        let expected =
-            if ["staging.web_events", "profiles.as_of", "segments.sizes"].contains(&job.as_str()) {
-                "success"
-            } else {
-                "skipped"
-            };
+        let expected = if [
+            "staging.web_events",
+            "profiles.as_of",
+            "segments.sizes",
+            "scores.churn_features",
+        ]
+        .contains(&job.as_str())
+        {
+            "success"
+        } else {
+            "skipped"
+        };
         assert_eq!(status, expected, "{job}");
     }
     assert_eq!(delta_version(dir, "staging.orders"), 0);
@@ -425,6 +431,9 @@ fn selection_picks_jobs_by_name_tag_path_and_lineage() {
             "profiles.customer_orders",
             "profiles.as_of",
             "profiles.customer_360",
+            "scores.churn_features",
+            "scores.churn_model",
+            "scores.churn",
             "scores.rfm",
             "segments.lifecycle",
             "segments.membership",
@@ -434,6 +443,7 @@ fn selection_picks_jobs_by_name_tag_path_and_lineage() {
             "audiences.champions_uid2",
             "audiences.high_value_google",
             "audiences.high_value_meta",
+            "audiences.sync_report",
             "segments.sizes"
         ]
     );
