@@ -127,7 +127,7 @@ fn bench_profiles(dir: &Path, people: u64) -> Result<()> {
     let demo = demo_project(dir, people)?;
     let project = demo.to_str().context("utf-8 path")?;
     // Everything upstream once (staging, identity, golden record), untimed.
-    tessera_in(&demo, &["run", "-s", "+profiles.customers"])?;
+    tessera_in(&demo, &["run", "-s", "+profiles.customer_360"])?;
     let count = |sql: &str| -> Result<String> {
         let out = tessera_in(&demo, &["sql", sql, "--format", "csv"])?;
         Ok(out.lines().nth(1).unwrap_or("?").to_string())
