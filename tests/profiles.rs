@@ -7,9 +7,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::{copy_dir, json_rows, ok, python, shared_demo};
+use common::{copy_dir, json_rows, ok, python_json, shared_demo};
 
 type Row = serde_json::Map<String, serde_json::Value>;
 
@@ -306,20 +305,12 @@ fn profiles_scores_segments_and_audiences_follow_the_data() {
     );
 
     // Another tool reads the audience, its hashing and its change feed.
-    let script = dir.join("reader.py");
-    std::fs::write(&script, READER).unwrap();
-    let out = Command::new(python())
-        .arg(&script)
-        .arg(dir.join("warehouse"))
-        .arg(&leaver)
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "python reader failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let warehouse = dir.join("warehouse");
+    let report = python_json(
+        dir,
+        READER,
+        &[warehouse.as_os_str(), std::ffi::OsStr::new(&leaver)],
     );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["deleted"], 1, "{report}");
     for platform in ["meta", "google", "uid2"] {
         assert!(

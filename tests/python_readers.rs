@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{copy_dir, ok, python, shared_demo};
+use common::{copy_dir, ok, python_json, shared_demo};
 
 const READER: &str = r#"
 import json, sys
@@ -72,19 +70,7 @@ fn deltalake_and_pyarrow_read_a_tessera_delta_table() {
     );
 
     let table = dir.join("warehouse/export/contacts");
-    let script = dir.join("reader.py");
-    std::fs::write(&script, READER).unwrap();
-    let out = Command::new(python())
-        .arg(&script)
-        .arg(&table)
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "python reader failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = python_json(dir, READER, &[table.as_os_str()]);
 
     let total: i64 = ok(
         dir,

@@ -102,3 +102,22 @@ pub fn json_rows(stdout: &str) -> Vec<serde_json::Map<String, serde_json::Value>
 pub fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
 }
+
+/// Runs a Python script (written to `dir/reader.py`) with `args`; it must succeed and print
+/// one JSON value, which is returned.
+#[allow(dead_code)]
+pub fn python_json(dir: &Path, script: &str, args: &[&std::ffi::OsStr]) -> serde_json::Value {
+    let file = dir.join("reader.py");
+    std::fs::write(&file, script).unwrap();
+    let out = Command::new(python())
+        .arg(&file)
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "python reader failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}

@@ -124,11 +124,12 @@ impl Runner<'_> {
         let (model, eval) = train_logistic(&set, ALPHA)?;
 
         // The version: one more than the stored table's latest.
-        let version = match self.existing_table(&job.name).await? {
+        let stored = self.existing_table(&job.name).await?;
+        let version = match &stored {
             Some(provider) => {
                 let name = format!("__model_{}", job.name.replace('.', "_"));
                 let _ = ctx.deregister_table(name.as_str());
-                ctx.register_table(name.as_str(), provider)?;
+                ctx.register_table(name.as_str(), provider.clone())?;
                 let out = ctx
                     .sql(&format!(
                         "select coalesce(max(model_version), 0) + 1 as v from {name}"
@@ -232,7 +233,7 @@ impl Runner<'_> {
         let metrics_table = format!("{}_metrics", job.name);
         // The model table keeps every version; a feature set change starts it afresh (older
         // versions stay readable by Delta time travel).
-        let model_mode = match self.existing_table(&job.name).await? {
+        let model_mode = match stored {
             Some(p)
                 if p.schema().fields().len() == model_batch.schema().fields().len()
                     && p.schema()
