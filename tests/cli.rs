@@ -27,7 +27,7 @@ fn init_creates_a_project_that_works_and_is_not_overwritten() {
     assert!(listing.contains("staging.orders"), "{listing}");
     ok(&dir, &["demo", "--people", "300", "--no-query", "--no-run"]);
     let out = ok(&dir, &["run"]);
-    assert!(out.contains("26 ran, 0 skipped"), "{out}");
+    assert!(out.contains("29 ran, 0 skipped"), "{out}");
 }
 
 #[test]
@@ -38,7 +38,7 @@ fn demo_writes_a_project_and_runs_the_example_query() {
     assert!(out.contains("Wrote"), "{out}");
     // The SQL library's jobs were installed and run.
     assert!(
-        out.contains("done: 26 ran, 0 skipped (unchanged), 0 failed"),
+        out.contains("done: 29 ran, 0 skipped (unchanged), 0 failed"),
         "{out}"
     );
     assert!(tmp.path().join("jobs/staging/orders.sql").exists());

@@ -100,7 +100,7 @@ fn run_builds_the_dag_in_order_then_skips_what_did_not_change() {
     assert_eq!(events.first().unwrap()["event"], "run_started");
     assert_eq!(events.last().unwrap()["event"], "run_finished");
     let jobs = job_events(&events);
-    assert_eq!(jobs.len(), 26, "{jobs:?}");
+    assert_eq!(jobs.len(), 29, "{jobs:?}");
     assert!(jobs.iter().all(|(_, s)| s == "success"), "{jobs:?}");
     let position = |name: &str| jobs.iter().position(|(j, _)| j == name).unwrap();
     assert!(position("staging.orders") < position("profiles.customer_orders"));
@@ -129,6 +129,7 @@ fn run_builds_the_dag_in_order_then_skips_what_did_not_change() {
             "profiles.as_of",
             "segments.sizes",
             "scores.churn_features",
+            "scores.clv_features",
         ]
         .contains(&job.as_str())
         {
@@ -430,6 +431,9 @@ fn selection_picks_jobs_by_name_tag_path_and_lineage() {
             "staging.orders",
             "profiles.customer_orders",
             "profiles.as_of",
+            "scores.clv_features",
+            "scores.clv_model",
+            "scores.clv",
             "profiles.customer_360",
             "scores.churn_features",
             "scores.churn_model",

@@ -149,9 +149,9 @@ fn the_demo_runs_on_s3_and_delta_tables_round_trip() {
 
     // The SQL job library runs with its warehouse on S3 (lock, merges, run log), then skips.
     let out = ok(dir, &["run"]);
-    assert!(out.contains("19 ran, 0 skipped"), "{out}");
+    assert!(out.contains("22 ran, 0 skipped"), "{out}");
     let out = ok(dir, &["run"]);
-    assert!(out.contains("4 ran, 15 skipped"), "{out}");
+    assert!(out.contains("5 ran, 17 skipped"), "{out}");
     let out = ok(
         dir,
         &[

@@ -17,6 +17,7 @@ pub mod demo;
 mod error;
 pub mod export;
 pub mod identity;
+pub mod clv;
 pub mod model;
 pub mod session;
 pub mod sources;

@@ -233,6 +233,29 @@ pub struct JobConfig {
     pub tests: Vec<DataTest>,
     /// The label column of a model job.
     pub label: Option<String>,
+    /// What a model job fits.
+    pub algorithm: ModelAlgorithm,
+}
+
+/// What a `@materialized: model` job fits (`@algorithm`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ModelAlgorithm {
+    /// Logistic regression of `@label` on the other numeric columns.
+    #[default]
+    LogisticRegression,
+    /// BG/NBD purchases + Gamma–Gamma spend on customer summaries (`frequency`, `recency`, `t`,
+    /// `monetary_value`, optionally `holdout_purchases`, `holdout_revenue`, `holdout_days`).
+    BgNbdGammaGamma,
+}
+
+impl ModelAlgorithm {
+    /// The name used in `@algorithm`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::LogisticRegression => "logistic_regression",
+            Self::BgNbdGammaGamma => "bg_nbd_gamma_gamma",
+        }
+    }
 }
 
 /// A job found in the project.
@@ -515,12 +538,31 @@ pub fn parse_job_with(
         ));
     }
     if config.materialized == Materialized::Model
+        && config.algorithm == ModelAlgorithm::LogisticRegression
         && (config.unique_key.is_empty() || config.label.is_none())
     {
         return Err(err(
             None,
             "a model job needs `@label` (the column to predict) and `@unique_key` (the row key, which also picks the held-out rows)"
                 .into(),
+        ));
+    }
+    if config.materialized == Materialized::Model
+        && config.algorithm == ModelAlgorithm::BgNbdGammaGamma
+        && config.label.is_some()
+    {
+        return Err(err(
+            None,
+            "a bg_nbd_gamma_gamma model has no `@label`: it reads the columns frequency, recency, t and monetary_value"
+                .into(),
+        ));
+    }
+    if config.materialized != Materialized::Model
+        && (config.label.is_some() || config.algorithm != ModelAlgorithm::default())
+    {
+        return Err(err(
+            None,
+            "`@label` and `@algorithm` are settings of `@materialized: model` jobs".into(),
         ));
     }
     if config.materialized == Materialized::Tracked && config.unique_key.is_empty() {
@@ -563,6 +605,7 @@ const SETTINGS: &[&str] = &[
     "materialized",
     "unique_key",
     "label",
+    "algorithm",
     "watermark",
     "partition_by",
     "tags",
@@ -590,6 +633,17 @@ fn apply_setting(config: &mut JobConfig, key: &str, value: &str) -> Result<(), S
         }
         "unique_key" => config.unique_key = list(value),
         "label" => config.label = Some(value.to_string()),
+        "algorithm" => {
+            config.algorithm = match value {
+                "logistic_regression" => ModelAlgorithm::LogisticRegression,
+                "bg_nbd_gamma_gamma" => ModelAlgorithm::BgNbdGammaGamma,
+                other => {
+                    return Err(format!(
+                        "@algorithm: `{other}` is not one of logistic_regression, bg_nbd_gamma_gamma"
+                    ));
+                }
+            }
+        }
         "watermark" => config.watermark = Some(value.to_string()),
         "partition_by" => config.partition_by = list(value),
         "tags" => config.tags = list(value),

@@ -27,3 +27,9 @@ from profiles.customer_360 where orders = 0
 union all
 select customer_id, 'rfm_' || rfm_segment
 from scores.rfm
+union all
+select customer_id, 'high_predicted_value'
+from scores.clv where value_tier = 'top' and p_alive >= 0.5
+union all
+select customer_id, 'high_churn_risk'
+from scores.churn where churn_risk = 'high'

@@ -1,5 +1,5 @@
 //! Tessera's SQL functions: identifier normalisation, similarity, phonetics, activation hashing
-//! and survivorship aggregates, registered into any DataFusion session by [`register_all`].
+//! survivorship aggregates and lifetime-value predictions, registered into any DataFusion session by [`register_all`].
 //!
 //! Every function is total: NULL or malformed input gives NULL (documented per function), never
 //! a panic, and one bad row never fails a query. Arguments may be Utf8, LargeUtf8 or Utf8View
@@ -14,6 +14,7 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 
 pub use datafusion;
 
+pub mod clv;
 pub mod date;
 pub mod email;
 pub mod hash;
@@ -65,6 +66,9 @@ pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(phonetic::DoubleMetaphoneAlt::default())),
         Arc::new(ScalarUDF::from(phonetic::Nysiis::default())),
         Arc::new(ScalarUDF::from(phonetic::DaitchMokotoff::default())),
+        Arc::new(ScalarUDF::from(clv::BgNbdPAlive::default())),
+        Arc::new(ScalarUDF::from(clv::BgNbdExpectedPurchases::default())),
+        Arc::new(ScalarUDF::from(clv::GammaGammaAverageValue::default())),
     ]
 }
 
