@@ -69,7 +69,12 @@ def rows(path):
     return DeltaTable(os.path.join(warehouse, path)).to_pyarrow_table().to_pylist()
 golden = {r["customer_id"]: r for r in rows("profiles/customers")}
 sha = lambda s: hashlib.sha256(s.encode()).hexdigest()
-checked = {"meta": 0, "google": 0, "uid2": 0}
+checked = {"meta": 0, "google": 0, "uid2": 0, "tiktok": 0, "linkedin": 0}
+def columns(path):
+    return [f.name for f in DeltaTable(os.path.join(warehouse, path)).schema().fields]
+# Each platform's upload columns, exactly (plus the sync key).
+assert columns("audiences/cart_abandoners_tiktok") == ["customer_id", "EMAIL_SHA256", "PHONE_SHA256"], columns("audiences/cart_abandoners_tiktok")
+assert columns("audiences/champions_linkedin") == ["customer_id", "email", "firstname", "lastname", "jobtitle", "employeecompany", "country", "googleaid"], columns("audiences/champions_linkedin")
 for r in rows("audiences/high_value_meta"):
     g = golden[r["customer_id"]]
     if g["email"]:
@@ -89,6 +94,23 @@ for r in rows("audiences/champions_uid2"):
         digest = base64.b64encode(hashlib.sha256(e.strip().lower().encode()).digest()).decode()
         assert r["email_hash"] == digest, (r, g)
         checked["uid2"] += 1
+# TikTok: SHA-256 hex of the trimmed lower-case email and of the E.164 phone with its +.
+for r in rows("audiences/cart_abandoners_tiktok"):
+    g = golden[r["customer_id"]]
+    if g["email"]:
+        assert r["EMAIL_SHA256"] == sha(g["email"].strip().lower()), (r, g)
+        checked["tiktok"] += 1
+    if g["phone"]:
+        assert r["PHONE_SHA256"] == sha(g["phone"]), (r, g)
+        checked["tiktok"] += 1
+# LinkedIn: email SHA-256 hex; names and country in clear; no phone column.
+for r in rows("audiences/champions_linkedin"):
+    g = golden[r["customer_id"]]
+    if g["email"]:
+        assert r["email"] == sha(g["email"].strip().lower()), (r, g)
+        checked["linkedin"] += 1
+    assert r["country"] == g["country"], (r, g)
+    assert (r["lastname"] or "").lower() == (g["last_name"] or "").lower(), (r, g)
 feed = DeltaTable(os.path.join(warehouse, "audiences/high_value_meta")).load_cdf(starting_version=0)
 cdf = pa.table(feed).to_pylist()   # any Arrow C stream
 deleted = [c for c in cdf if c["_change_type"] == "delete" and c["customer_id"] == customer]
@@ -399,7 +421,7 @@ fn profiles_scores_segments_and_audiences_follow_the_data() {
         &[warehouse.as_os_str(), std::ffi::OsStr::new(&leaver)],
     );
     assert_eq!(report["deleted"], 1, "{report}");
-    for platform in ["meta", "google", "uid2"] {
+    for platform in ["meta", "google", "uid2", "tiktok", "linkedin"] {
         assert!(
             report["checked"][platform].as_u64().unwrap() > 0,
             "{report}"
