@@ -1,6 +1,8 @@
 -- The customer 360: the golden record beside what each customer did — purchases, web,
 -- email, support and consent — one row per customer. Windowed traits (30/90/365 days) are
--- conditional aggregates, so each source is read once. "Now" is `profiles.as_of`: the latest
+-- conditional aggregates, so each source is read once. One-row inputs come first in a cross join
+-- (`from as_of a cross join big`): DataFusion keeps the left side in memory, and sources
+-- without statistics (JSON, CSV) would otherwise be held whole. "Now" is `profiles.as_of`: the latest
 -- activity loaded, so a late load does not make every customer look lapsed.
 -- @materialized: table
 -- @tags: daily, profiles
@@ -31,35 +33,78 @@ purchases as (
         sum(case when order_ts > a.as_of - interval '365 days' then 1 else 0 end) as orders_365d,
         sum(case when order_ts > a.as_of - interval '30 days' then amount else 0 end) as revenue_30d,
         sum(case when order_ts > a.as_of - interval '90 days' then amount else 0 end) as revenue_90d,
-        sum(case when order_ts > a.as_of - interval '365 days' then amount else 0 end) as revenue_365d,
-        array_sort(array_agg(distinct channel)) as channels,
-        most_frequent(store_id) filter (where channel = 'store') as preferred_store,
-        most_frequent(category) as preferred_category,
-        most_frequent(currency) as currency
-    from orders o cross join as_of a
+        sum(case when order_ts > a.as_of - interval '365 days' then amount else 0 end) as revenue_365d
+    from as_of a cross join orders o
     group by o.customer_id
 ),
--- A device counts for the one customer who ever logged in on it (a shared tablet counts for
--- nobody).
-devices as (
-    select w.anonymous_id, min(ci.customer_id) as customer_id
-    from staging.web_events w
-    join unify.customer_identifiers ci on ci.kind = 'web_user_id' and ci.value = w.user_id
-    group by w.anonymous_id
-    having count(distinct ci.customer_id) = 1
-),
-web as (
+-- Channels used, and the most frequent store (of store orders), category and currency (ties:
+-- the smallest value, as most_frequent() decides): orders counted per customer and value in
+-- one pass (grouping sets), then ranked. Two small steps instead of per-customer value maps,
+-- so it stays fast and lean at millions of customers.
+value_counts as (
     select
-        d.customer_id,
+        customer_id,
+        case
+            when grouping(store) = 0 then 'store'
+            when grouping(category) = 0 then 'category'
+            when grouping(currency) = 0 then 'currency'
+            else 'channel'
+        end as trait,
+        coalesce(store, category, currency, channel) as value,
+        count(*) as n
+    from (
+        select customer_id, case when channel = 'store' then store_id end as store, category, currency, channel
+        from orders
+    ) o
+    group by grouping sets ((customer_id, store), (customer_id, category), (customer_id, currency), (customer_id, channel))
+),
+ranked_values as (
+    select customer_id, trait, value, row_number() over (partition by customer_id, trait order by n desc, value) as rank
+    from value_counts
+    where value is not null
+),
+purchase_traits as (
+    select
+        customer_id,
+        array_sort(array_agg(value) filter (where trait = 'channel')) as channels,
+        max(case when trait = 'store' and rank = 1 then value end) as preferred_store,
+        max(case when trait = 'category' and rank = 1 then value end) as preferred_category,
+        max(case when trait = 'currency' and rank = 1 then value end) as currency
+    from ranked_values
+    group by customer_id
+),
+-- A device counts for the one customer who ever logged in on it (a shared tablet counts for
+-- nobody). Events are summed per device first, then per customer: the join and the grouping
+-- work on devices, not on every event.
+devices as (
+    select l.anonymous_id, min(ci.customer_id) as customer_id
+    from (select distinct anonymous_id, user_id from staging.web_events where user_id is not null) l
+    join unify.customer_identifiers ci on ci.kind = 'web_user_id' and ci.value = l.user_id
+    group by l.anonymous_id
+    having min(ci.customer_id) = max(ci.customer_id)
+),
+device_activity as (
+    select
+        w.anonymous_id,
         count(*) as web_events,
         sum(case when w.event_ts > a.as_of - interval '30 days' then 1 else 0 end) as web_events_30d,
         sum(case when w.event_type = 'add_to_cart' and w.event_ts > a.as_of - interval '30 days' then 1 else 0 end)
             as add_to_carts_30d,
-        count(distinct w.anonymous_id) as devices,
         max(w.event_ts) as last_web_visit_at
-    from staging.web_events w
-    join devices d on d.anonymous_id = w.anonymous_id
-    cross join as_of a
+    from as_of a
+    cross join staging.web_events w
+    group by w.anonymous_id
+),
+web as (
+    select
+        d.customer_id,
+        sum(v.web_events) as web_events,
+        sum(v.web_events_30d) as web_events_30d,
+        sum(v.add_to_carts_30d) as add_to_carts_30d,
+        count(*) as devices,
+        max(v.last_web_visit_at) as last_web_visit_at
+    from device_activity v
+    join devices d on d.anonymous_id = v.anonymous_id
     group by d.customer_id
 ),
 -- Email engagement counts for the customer who alone holds the address.
@@ -73,10 +118,10 @@ email as (
             as emails_opened_90d,
         max(case when e.event_type in ('open', 'click') then cast(e.event_ts as timestamp) end) as last_email_engagement_at,
         max(case when e.event_type = 'unsubscribe' then 1 else 0 end) = 1 as unsubscribed
-    from email_engagement e
+    from as_of a
+    cross join email_engagement e
     join unify.customer_identifiers ci
         on ci.kind = 'email' and ci.value = email_canonical(e.email) and ci.customers = 1
-    cross join as_of a
     group by ci.customer_id
 ),
 support as (
@@ -127,10 +172,10 @@ select
     coalesce(p.revenue_30d, 0) as revenue_30d,
     coalesce(p.revenue_90d, 0) as revenue_90d,
     coalesce(p.revenue_365d, 0) as revenue_365d,
-    p.channels,
-    p.preferred_store,
-    p.preferred_category,
-    p.currency,
+    pt.channels,
+    pt.preferred_store,
+    pt.preferred_category,
+    pt.currency,
     -- Web.
     coalesce(w.web_events, 0) as web_events,
     coalesce(w.web_events_30d, 0) as web_events_30d,
@@ -156,10 +201,19 @@ select
     coalesce(k.ads_consent, false) as ads_consent,
     coalesce(k.analytics_consent, false) as analytics_consent,
     a.as_of
-from profiles.customers c
-cross join as_of a
-left join purchases p on p.customer_id = c.customer_id
-left join web w on w.customer_id = c.customer_id
-left join email e on e.customer_id = c.customer_id
-left join support s on s.customer_id = c.customer_id
-left join consent k on k.customer_id = c.customer_id
+-- Every customer, with each trait table joined on (`x right join (customers) on ...` keeps
+-- every customer, like a left join, but builds the join's hash table from the narrow trait table
+-- and streams the wide golden records through, so memory stays flat at millions of customers).
+from consent k
+right join (support s
+    right join (email e
+        right join (web w
+            right join (purchase_traits pt
+                right join (purchases p
+                    right join (as_of a cross join profiles.customers c)
+                    on p.customer_id = c.customer_id)
+                on pt.customer_id = c.customer_id)
+            on w.customer_id = c.customer_id)
+        on e.customer_id = c.customer_id)
+    on s.customer_id = c.customer_id)
+on k.customer_id = c.customer_id

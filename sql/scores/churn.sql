@@ -29,8 +29,8 @@ scored as (
         + m.coef_tickets_365d * (coalesce(f.tickets_365d, m.mean_tickets_365d) - m.mean_tickets_365d) / m.scale_tickets_365d
         ))) as churn_probability,
         m.model_version
-    from scores.churn_features f
-    cross join model m
+    from model m
+    cross join scores.churn_features f
     where f.snapshot = 'current'
 )
 select

@@ -29,7 +29,7 @@ purchase as (
         date_part('day', s.at - max(case when o.order_ts <= s.at then o.order_ts end)) as days_since_last_order,
         date_part('day', s.at - min(o.order_ts)) as tenure_days,
         sum(case when o.order_ts > s.at and o.order_ts <= s.at + interval '180 days' then 1 else 0 end) as orders_next_180d
-    from orders o cross join snapshots s
+    from snapshots s cross join orders o
     group by s.snapshot, s.labelled, s.at, o.customer_id
 ),
 email as (
@@ -39,18 +39,18 @@ email as (
         sum(case when e.event_type = 'sent' then 1 else 0 end) as emails_sent_365d,
         sum(case when e.event_type = 'open' then 1 else 0 end) as emails_opened_365d,
         sum(case when e.event_type = 'click' then 1 else 0 end) as emails_clicked_365d
-    from email_engagement e
+    from snapshots s
+    cross join email_engagement e
     join unify.customer_identifiers ci
         on ci.kind = 'email' and ci.value = email_canonical(e.email) and ci.customers = 1
-    cross join snapshots s
     where cast(e.event_ts as timestamp) <= s.at and cast(e.event_ts as timestamp) > s.at - interval '365 days'
     group by s.snapshot, ci.customer_id
 ),
 support as (
     select s.snapshot, rc.customer_id, count(*) as tickets_365d
-    from support_tickets t
+    from snapshots s
+    cross join support_tickets t
     join unify.record_customer rc on rc.record_key = 'support_tickets:' || t.ticket_id
-    cross join snapshots s
     where cast(t.created_at as timestamp) <= s.at and cast(t.created_at as timestamp) > s.at - interval '365 days'
     group by s.snapshot, rc.customer_id
 )

@@ -24,8 +24,8 @@ scored as (
         bg_nbd_expected_purchases(m.r, m.alpha, m.a, m.b, f.frequency, f.recency, f.t, 365) as expected_purchases_365d,
         gamma_gamma_average_value(m.p, m.q, m.v, f.frequency, f.monetary_value) as expected_purchase_value,
         m.model_version
-    from scores.clv_features f
-    cross join model m
+    from model m
+    cross join scores.clv_features f
     where f.snapshot = 'current'
 )
 select

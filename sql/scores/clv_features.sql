@@ -37,7 +37,7 @@ summary as (
         sum(case when d.day <= s.at then d.revenue else 0 end) as revenue,
         sum(case when d.day > s.at and d.day <= s.at + interval '180 days' then 1 else 0 end) as holdout_purchases,
         sum(case when d.day > s.at and d.day <= s.at + interval '180 days' then d.revenue else 0 end) as holdout_revenue
-    from purchase_days d cross join snapshots s
+    from snapshots s cross join purchase_days d
     group by s.snapshot, d.customer_id, s.at, s.holdout_days
 )
 select
