@@ -194,8 +194,14 @@ fn profiles_scores_segments_and_audiences_follow_the_data() {
     .map(|r| (text(r, "metric"), number(r, "value")))
     .collect();
     eprintln!("clv model: {clv:?}");
-    assert!(clv["purchases_mae"] < clv["baseline_purchases_mae"], "{clv:?}");
-    assert!(clv["purchases_rmse"] < clv["baseline_purchases_rmse"], "{clv:?}");
+    assert!(
+        clv["purchases_mae"] < clv["baseline_purchases_mae"],
+        "{clv:?}"
+    );
+    assert!(
+        clv["purchases_rmse"] < clv["baseline_purchases_rmse"],
+        "{clv:?}"
+    );
     assert!(clv["revenue_mae"] < clv["baseline_revenue_mae"], "{clv:?}");
     assert!(
         (clv["predicted_purchases"] / clv["actual_purchases"] - 1.0).abs() < 0.15,
@@ -225,11 +231,7 @@ fn profiles_scores_segments_and_audiences_follow_the_data() {
             "json",
         ],
     );
-    let checked = python_json(
-        dir,
-        CLV_CHECK,
-        &[std::ffi::OsStr::new(sample.trim())],
-    );
+    let checked = python_json(dir, CLV_CHECK, &[std::ffi::OsStr::new(sample.trim())]);
     assert_eq!(checked, serde_json::json!(5), "{sample}");
     let c = &query(
         dir,

@@ -585,7 +585,10 @@ mod tests {
         assert!((best - f.bg_nbd_log_likelihood).abs() < 1e-6 * best.abs());
         for nudged in [
             BgNbd { r: m.r * 1.05, ..m },
-            BgNbd { alpha: m.alpha * 0.95, ..m },
+            BgNbd {
+                alpha: m.alpha * 0.95,
+                ..m
+            },
             BgNbd { a: m.a * 1.05, ..m },
             BgNbd { b: m.b * 0.95, ..m },
         ] {

@@ -183,6 +183,22 @@ impl Engine {
         }
     }
 
+    /// Every commit of the Delta table at `url`, newest first: (version, commit info).
+    pub async fn table_history(
+        &self,
+        url: &Url,
+    ) -> Result<Vec<(u64, deltalake::kernel::CommitInfo)>> {
+        let table = self.open_delta(url, TableVersion::Latest).await?;
+        let latest = table.version().unwrap_or_default().max(0) as u64;
+        let mut history = table.history(None);
+        let mut out = Vec::new();
+        while let Some(commit) = history.next().await {
+            let commit = commit.map_err(|e| Error::delta(url, e))?;
+            out.push((latest.saturating_sub(out.len() as u64), commit));
+        }
+        Ok(out)
+    }
+
     /// The application metadata of the table's latest commit (what
     /// [`DeltaWrite::with_commit_metadata`] recorded), or `None` when there is no table.
     pub async fn last_commit_metadata(

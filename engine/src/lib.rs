@@ -12,12 +12,12 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod clv;
 pub mod delta;
 pub mod demo;
 mod error;
 pub mod export;
 pub mod identity;
-pub mod clv;
 pub mod model;
 pub mod session;
 pub mod sources;

@@ -10,6 +10,7 @@ pub mod output;
 pub mod project;
 pub mod runner;
 pub mod schedule;
+pub mod time_travel;
 pub mod unit;
 pub mod workspace;
 

@@ -115,10 +115,12 @@ impl Workspace {
     /// Registers what `sql` needs: the sources and warehouse tables it names, or everything
     /// when it reads `information_schema` (so that catalog queries see every table).
     pub async fn prepare_for(&self, sql: &str) -> Result<Vec<Statement>> {
-        let statements: Vec<Statement> = DFParser::parse_sql(sql)
+        let mut statements: Vec<Statement> = DFParser::parse_sql(sql)
             .context("cannot parse the SQL")?
             .into_iter()
             .collect();
+        // at_version(...), at_time(...), table_history(...): read before planning.
+        crate::time_travel::resolve(self, &mut statements).await?;
         let state = self.engine.ctx().state();
         let mut wanted: Vec<TableReference> = Vec::new();
         for statement in &statements {

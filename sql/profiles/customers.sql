@@ -9,7 +9,12 @@
 --   phone    the most frequent, then the most recent
 --   birth    the most frequent, then by source priority
 --   address  the most complete (postal code and city), by source priority, then the most recent
--- @materialized: table
+--
+-- Tracked: profiles.customers_history keeps every version of every golden record with
+-- valid_from / valid_to (a slowly changing dimension, type 2), profiles.customers_changes
+-- what each run added, changed or removed, and Delta's change data feed is on.
+-- @materialized: tracked
+-- @unique_key: customer_id
 -- @tags: daily, profiles, identity
 -- @description: Golden record per customer with per-attribute survivorship and lineage.
 -- @grain: customer_id

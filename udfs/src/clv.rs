@@ -373,23 +373,32 @@ mod tests {
             a: 1.6,
             b: 3.0,
         };
-        for &(x, tx, t, h) in &[(3.0, 40.0, 60.0, 30.0), (0.0, 0.0, 10.0, 100.0), (12.0, 300.0, 310.0, 365.0)] {
+        for &(x, tx, t, h) in &[
+            (3.0, 40.0, 60.0, 30.0),
+            (0.0, 0.0, 10.0, 100.0),
+            (12.0, 300.0, 310.0, 365.0),
+        ] {
             let z = h / (m.alpha + t + h);
             let f = hyp2f1(m.r + x, m.b + x, m.a + m.b + x - 1.0, z).unwrap();
             let bracket = 1.0 - ((m.alpha + t) / (m.alpha + t + h)).powf(m.r + x) * f;
             let mut direct = (m.a + m.b + x - 1.0) / (m.a - 1.0) * bracket;
             if x > 0.0 {
-                direct /= 1.0
-                    + m.a / (m.b + x - 1.0) * ((m.alpha + t) / (m.alpha + tx)).powf(m.r + x);
+                direct /=
+                    1.0 + m.a / (m.b + x - 1.0) * ((m.alpha + t) / (m.alpha + tx)).powf(m.r + x);
             }
             let ours = m.expected_purchases(x, tx, t, h).unwrap();
-            assert!((ours - direct).abs() < 1e-9 * direct.max(1.0), "{x}: {ours} vs {direct}");
+            assert!(
+                (ours - direct).abs() < 1e-9 * direct.max(1.0),
+                "{x}: {ours} vs {direct}"
+            );
         }
     }
 
     #[test]
     fn large_frequency_stays_finite() {
-        let e = CDNOW.expected_purchases(5000.0, 100.0, 100.0, 39.0).unwrap();
+        let e = CDNOW
+            .expected_purchases(5000.0, 100.0, 100.0, 39.0)
+            .unwrap();
         assert!(e.is_finite() && e > 100.0, "{e}");
         // A long-silent frequent buyer is almost surely gone.
         let gone = CDNOW.p_alive(50.0, 10.0, 100.0).unwrap();
@@ -424,7 +433,10 @@ mod tests {
         let few = g.expected_average_value(1.0, 100.0).unwrap();
         let many = g.expected_average_value(50.0, 100.0).unwrap();
         assert!(mean < few && few < many && many < 100.0, "{few} {many}");
-        assert_eq!(GammaGamma { q: 1.0, ..g }.expected_average_value(1.0, 1.0), None);
+        assert_eq!(
+            GammaGamma { q: 1.0, ..g }.expected_average_value(1.0, 1.0),
+            None
+        );
         assert_eq!(g.expected_average_value(2.0, -1.0), None);
     }
 }

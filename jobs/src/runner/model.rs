@@ -175,7 +175,9 @@ fn metrics_batch(metrics: &[Metric], stamp: &Stamp) -> Result<RecordBatch> {
             Arc::new(Int64Array::from(vec![stamp.version; n])),
             Arc::new(TimestampMicrosecondArray::from(vec![stamp.now; n]).with_timezone("UTC")),
             Arc::new(StringArray::from(vec![stamp.run_id.clone(); n])),
-            Arc::new(StringArray::from_iter_values(metrics.iter().map(|m| m.0.as_str()))),
+            Arc::new(StringArray::from_iter_values(
+                metrics.iter().map(|m| m.0.as_str()),
+            )),
             Arc::new(Int64Array::from_iter(metrics.iter().map(|m| m.1))),
             Arc::new(Float64Array::from_iter_values(metrics.iter().map(|m| m.2))),
         ],
@@ -185,142 +187,142 @@ fn metrics_batch(metrics: &[Metric], stamp: &Stamp) -> Result<RecordBatch> {
 /// Logistic regression of `@label` on the other numeric columns: the model row and its
 /// held-out evaluation.
 async fn logistic(job: &Job, df: DataFrame, stamp: &Stamp) -> Result<(RecordBatch, Vec<Metric>)> {
-        let label = job.config.label.clone().expect("checked when parsed");
-        let keys = &job.config.unique_key;
-        let schema = df.schema().as_arrow().clone();
-        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        for c in keys.iter().chain([&label]) {
-            if !names.contains(c) {
-                bail!(
-                    "column `{c}` is not in the query's result (columns: {})",
-                    names.join(", ")
-                );
-            }
+    let label = job.config.label.clone().expect("checked when parsed");
+    let keys = &job.config.unique_key;
+    let schema = df.schema().as_arrow().clone();
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    for c in keys.iter().chain([&label]) {
+        if !names.contains(c) {
+            bail!(
+                "column `{c}` is not in the query's result (columns: {})",
+                names.join(", ")
+            );
         }
-        let mut features = Vec::new();
-        for f in schema.fields() {
-            if keys.contains(f.name()) || f.name() == &label {
+    }
+    let mut features = Vec::new();
+    for f in schema.fields() {
+        if keys.contains(f.name()) || f.name() == &label {
+            continue;
+        }
+        if !numeric(f.data_type()) {
+            bail!(
+                "feature column `{}` is {}: model features must be numeric or boolean (cast it, or leave it out of the query)",
+                f.name(),
+                f.data_type()
+            );
+        }
+        features.push(f.name().clone());
+    }
+    let batches = df.collect().await.context("computing the training rows")?;
+    let mut set = TrainingSet {
+        features: features.clone(),
+        rows: Vec::new(),
+        labels: Vec::new(),
+        holdout: Vec::new(),
+    };
+    let mut unlabelled = 0usize;
+    for batch in &batches {
+        let column = |name: &str| -> Result<ArrayRef> {
+            let array = batch.column(schema.index_of(name)?);
+            Ok(cast(array, &DataType::Float64)?)
+        };
+        let labels = column(&label)?;
+        let labels = labels
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .expect("cast");
+        let key_arrays: Vec<ArrayRef> = keys
+            .iter()
+            .map(|k| Ok(cast(batch.column(schema.index_of(k)?), &DataType::Utf8)?))
+            .collect::<Result<_>>()?;
+        let feature_arrays: Vec<ArrayRef> =
+            features.iter().map(|f| column(f)).collect::<Result<_>>()?;
+        for row in 0..batch.num_rows() {
+            if labels.is_null(row) {
+                unlabelled += 1;
                 continue;
             }
-            if !numeric(f.data_type()) {
-                bail!(
-                    "feature column `{}` is {}: model features must be numeric or boolean (cast it, or leave it out of the query)",
-                    f.name(),
-                    f.data_type()
-                );
+            let y = labels.value(row);
+            if y != 0.0 && y != 1.0 {
+                bail!("label `{label}` must be true/false or 0/1; row {row} has {y}");
             }
-            features.push(f.name().clone());
-        }
-        let batches = df.collect().await.context("computing the training rows")?;
-        let mut set = TrainingSet {
-            features: features.clone(),
-            rows: Vec::new(),
-            labels: Vec::new(),
-            holdout: Vec::new(),
-        };
-        let mut unlabelled = 0usize;
-        for batch in &batches {
-            let column = |name: &str| -> Result<ArrayRef> {
-                let array = batch.column(schema.index_of(name)?);
-                Ok(cast(array, &DataType::Float64)?)
-            };
-            let labels = column(&label)?;
-            let labels = labels
-                .as_any()
-                .downcast_ref::<Float64Array>()
-                .expect("cast");
-            let key_arrays: Vec<ArrayRef> = keys
+            let key = key_arrays
                 .iter()
-                .map(|k| Ok(cast(batch.column(schema.index_of(k)?), &DataType::Utf8)?))
-                .collect::<Result<_>>()?;
-            let feature_arrays: Vec<ArrayRef> =
-                features.iter().map(|f| column(f)).collect::<Result<_>>()?;
-            for row in 0..batch.num_rows() {
-                if labels.is_null(row) {
-                    unlabelled += 1;
-                    continue;
-                }
-                let y = labels.value(row);
-                if y != 0.0 && y != 1.0 {
-                    bail!("label `{label}` must be true/false or 0/1; row {row} has {y}");
-                }
-                let key = key_arrays
+                .map(|a| {
+                    let s = a.as_any().downcast_ref::<StringArray>().expect("cast");
+                    if s.is_null(row) {
+                        String::new()
+                    } else {
+                        s.value(row).to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\u{1f}");
+            set.holdout.push(is_holdout(&key));
+            set.labels.push(y == 1.0);
+            set.rows.push(
+                feature_arrays
                     .iter()
                     .map(|a| {
-                        let s = a.as_any().downcast_ref::<StringArray>().expect("cast");
-                        if s.is_null(row) {
-                            String::new()
-                        } else {
-                            s.value(row).to_string()
-                        }
+                        let a = a.as_any().downcast_ref::<Float64Array>().expect("cast");
+                        (!a.is_null(row)).then(|| a.value(row))
                     })
-                    .collect::<Vec<_>>()
-                    .join("\u{1f}");
-                set.holdout.push(is_holdout(&key));
-                set.labels.push(y == 1.0);
-                set.rows.push(
-                    feature_arrays
-                        .iter()
-                        .map(|a| {
-                            let a = a.as_any().downcast_ref::<Float64Array>().expect("cast");
-                            (!a.is_null(row)).then(|| a.value(row))
-                        })
-                        .collect(),
-                );
-            }
+                    .collect(),
+            );
         }
-        let (model, eval) = train_logistic(&set, ALPHA)?;
-        tracing::info!(job = %job.name, auc = eval.auc, baseline_auc = eval.baseline_auc, "logistic regression trained");
+    }
+    let (model, eval) = train_logistic(&set, ALPHA)?;
+    tracing::info!(job = %job.name, auc = eval.auc, baseline_auc = eval.baseline_auc, "logistic regression trained");
 
-        // The model: one row, wide.
-        let (mut fields, mut columns) = stamp_columns(stamp, ModelAlgorithm::LogisticRegression);
-        fields.extend([
-            Field::new("label", DataType::Utf8, false),
-            Field::new("train_rows", DataType::Int64, false),
-            Field::new("holdout_auc", DataType::Float64, false),
-            Field::new("intercept", DataType::Float64, false),
-        ]);
-        columns.extend([
-            Arc::new(StringArray::from(vec![label.clone()])) as ArrayRef,
-            Arc::new(Int64Array::from(vec![eval.train_rows as i64])),
-            Arc::new(Float64Array::from(vec![eval.auc])),
-            Arc::new(Float64Array::from(vec![model.intercept])),
-        ]);
-        for (i, f) in model.features.iter().enumerate() {
-            for (prefix, value) in [
-                ("coef", model.coefficients[i]),
-                ("mean", model.means[i]),
-                ("scale", model.scales[i]),
-            ] {
-                fields.push(Field::new(
-                    format!("{prefix}_{f}"),
-                    DataType::Float64,
-                    false,
-                ));
-                columns.push(Arc::new(Float64Array::from(vec![value])));
-            }
+    // The model: one row, wide.
+    let (mut fields, mut columns) = stamp_columns(stamp, ModelAlgorithm::LogisticRegression);
+    fields.extend([
+        Field::new("label", DataType::Utf8, false),
+        Field::new("train_rows", DataType::Int64, false),
+        Field::new("holdout_auc", DataType::Float64, false),
+        Field::new("intercept", DataType::Float64, false),
+    ]);
+    columns.extend([
+        Arc::new(StringArray::from(vec![label.clone()])) as ArrayRef,
+        Arc::new(Int64Array::from(vec![eval.train_rows as i64])),
+        Arc::new(Float64Array::from(vec![eval.auc])),
+        Arc::new(Float64Array::from(vec![model.intercept])),
+    ]);
+    for (i, f) in model.features.iter().enumerate() {
+        for (prefix, value) in [
+            ("coef", model.coefficients[i]),
+            ("mean", model.means[i]),
+            ("scale", model.scales[i]),
+        ] {
+            fields.push(Field::new(
+                format!("{prefix}_{f}"),
+                DataType::Float64,
+                false,
+            ));
+            columns.push(Arc::new(Float64Array::from(vec![value])));
         }
-        let model_batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+    }
+    let model_batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
 
-        // The evaluation: long form.
-        let mut metrics: Vec<Metric> = Vec::new();
-        let mut push = |m: &str, d: Option<i64>, v: f64| metrics.push((m.to_string(), d, v));
-        push("train_rows", None, eval.train_rows as f64);
-        push("holdout_rows", None, eval.holdout_rows as f64);
-        push("unlabelled_rows", None, unlabelled as f64);
-        push("base_rate", None, eval.base_rate);
-        push("auc", None, eval.auc);
-        push("baseline_auc", None, eval.baseline_auc);
-        push("log_loss", None, eval.log_loss);
-        push("baseline_log_loss", None, eval.baseline_log_loss);
-        push("brier", None, eval.brier);
-        push("baseline_brier", None, eval.baseline_brier);
-        for (d, rows, predicted, observed) in &eval.calibration {
-            push("calibration_rows", Some(*d as i64), *rows as f64);
-            push("calibration_predicted", Some(*d as i64), *predicted);
-            push("calibration_observed", Some(*d as i64), *observed);
-        }
-        Ok((model_batch, metrics))
+    // The evaluation: long form.
+    let mut metrics: Vec<Metric> = Vec::new();
+    let mut push = |m: &str, d: Option<i64>, v: f64| metrics.push((m.to_string(), d, v));
+    push("train_rows", None, eval.train_rows as f64);
+    push("holdout_rows", None, eval.holdout_rows as f64);
+    push("unlabelled_rows", None, unlabelled as f64);
+    push("base_rate", None, eval.base_rate);
+    push("auc", None, eval.auc);
+    push("baseline_auc", None, eval.baseline_auc);
+    push("log_loss", None, eval.log_loss);
+    push("baseline_log_loss", None, eval.baseline_log_loss);
+    push("brier", None, eval.brier);
+    push("baseline_brier", None, eval.baseline_brier);
+    for (d, rows, predicted, observed) in &eval.calibration {
+        push("calibration_rows", Some(*d as i64), *rows as f64);
+        push("calibration_predicted", Some(*d as i64), *predicted);
+        push("calibration_observed", Some(*d as i64), *observed);
+    }
+    Ok((model_batch, metrics))
 }
 
 /// The columns a `bg_nbd_gamma_gamma` job reads.
@@ -352,7 +354,10 @@ async fn lifetime_value(
             CLV_HOLDOUT.join(", ")
         );
     }
-    let batches = df.collect().await.context("computing the customer summaries")?;
+    let batches = df
+        .collect()
+        .await
+        .context("computing the customer summaries")?;
     let mut training = Vec::new();
     let mut calibration = Vec::new();
     let mut row_number = 0usize;
@@ -379,7 +384,9 @@ async fn lifetime_value(
             row_number += 1;
             for (name, a) in [("frequency", &x), ("recency", &tx), ("t", &t)] {
                 if a.is_null(i) {
-                    bail!("row {row_number}: `{name}` is NULL (every customer summary needs frequency, recency and t)");
+                    bail!(
+                        "row {row_number}: `{name}` is NULL (every customer summary needs frequency, recency and t)"
+                    );
                 }
             }
             let summary = tessera_engine::clv::Summary {

@@ -259,7 +259,12 @@ impl Runner<'_> {
                  from {changes_name} c where c.change in ('add', 'update')"
             );
             let sql = match &history {
-                None => opened,
+                // A first history (or the table was tracked only from now on): every current
+                // row opens a version, not only this run's changes.
+                None => format!(
+                    "select {n_cols}, {now} as valid_from, {null_ts} as valid_to, {run_lit} as run_id \
+                     from {new_name} n"
+                ),
                 Some(provider) => {
                     ctx.register_table(hist_name, provider.clone())?;
                     let h_cols = project("h", provider).join(", ");
