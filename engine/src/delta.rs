@@ -189,7 +189,7 @@ impl Engine {
         url: &Url,
     ) -> Result<Vec<(u64, deltalake::kernel::CommitInfo)>> {
         let table = self.open_delta(url, TableVersion::Latest).await?;
-        let latest = table.version().unwrap_or_default().max(0) as u64;
+        let latest = table.version().unwrap_or_default();
         let mut history = table.history(None);
         let mut out = Vec::new();
         while let Some(commit) = history.next().await {

@@ -329,7 +329,7 @@ mod tests {
         assert!(matches!(requests[1].1, Request::Time(_)));
         assert_eq!(requests[2], ("scores.rfm", Request::History));
         let sql = statements[0].to_string();
-        assert!(sql.contains("__tessera_time_travel_0 AS c"), "{sql}");
+        assert!(sql.contains("__tessera_time_travel_0 c "), "{sql}");
         assert!(
             sql.contains("__tessera_time_travel_1 AS customers"),
             "{sql}"

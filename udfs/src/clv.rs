@@ -149,7 +149,7 @@ impl GammaGamma {
 /// Gauss's hypergeometric function 2F1(a, b; c; z) for 0 ≤ z < 1 by its power series (`None`
 /// when it does not converge in 100 000 terms or overflows).
 pub fn hyp2f1(a: f64, b: f64, c: f64, z: f64) -> Option<f64> {
-    if !(0.0..1.0).contains(&z) || !(a.is_finite() && b.is_finite() && c.is_finite()) {
+    if !((0.0..1.0).contains(&z) && a.is_finite() && b.is_finite() && c.is_finite()) {
         return None;
     }
     let mut term = 1.0f64;

@@ -127,7 +127,10 @@ fn bench_profiles(dir: &Path, people: u64) -> Result<()> {
     let demo = demo_project(dir, people)?;
     let project = demo.to_str().context("utf-8 path")?;
     // Everything upstream once (staging, identity, golden record), untimed.
-    tessera_in(&demo, &["run", "-s", "+profiles.customer_360"])?;
+    tessera_in(
+        &demo,
+        &["run", "-s", "+profiles.customer_360", "+tag:scores"],
+    )?;
     let count = |sql: &str| -> Result<String> {
         let out = tessera_in(&demo, &["sql", sql, "--format", "csv"])?;
         Ok(out.lines().nth(1).unwrap_or("?").to_string())
@@ -155,6 +158,7 @@ fn bench_profiles(dir: &Path, people: u64) -> Result<()> {
             "run",
             "-s",
             "profiles.customer_360+",
+            "tag:scores+",
             "--full-refresh",
         ],
     )?;
@@ -163,7 +167,7 @@ fn bench_profiles(dir: &Path, people: u64) -> Result<()> {
         "  baseline (one group-by over the orders): {base_wall:8.2}s  peak RSS {base_rss:8.0} MB"
     );
     println!(
-        "  360 + scores + segments + audiences:     {wall:8.2}s  peak RSS {rss:8.0} MB  ({ran})"
+        "  360 + scores (RFM, churn, CLV) + segments + audiences: {wall:8.2}s  peak RSS {rss:8.0} MB  ({ran})"
     );
     println!("  ratio to the baseline: {:.1}", wall / base_wall.max(0.01));
     for line in out
