@@ -59,6 +59,12 @@ struct Grouped {
     /// The distinct frequencies and, per row, the index of its frequency.
     frequencies: Vec<f64>,
     frequency_of: Vec<usize>,
+    /// The distinct values of recency and t, and per row the index of its recency and t:
+    /// ln(alpha + time) is computed once per distinct time, not per row.
+    times: Vec<f64>,
+    time_of: Vec<(usize, usize)>,
+    /// Customers (the sum of the weights).
+    customers: f64,
 }
 
 fn group(summaries: &[Summary]) -> Grouped {
@@ -85,10 +91,19 @@ fn group(summaries: &[Summary]) -> Grouped {
         }
         frequency_of.push(frequencies.len() - 1);
     }
+    let mut times: Vec<f64> = rows.iter().flat_map(|r| [r.1, r.2]).collect();
+    times.sort_by(f64::total_cmp);
+    times.dedup();
+    let index = |v: f64| times.partition_point(|t| *t < v);
+    let time_of = rows.iter().map(|r| (index(r.1), index(r.2))).collect();
+    let customers = rows.iter().map(|r| r.3).sum();
     Grouped {
         rows,
         frequencies,
         frequency_of,
+        times,
+        time_of,
+        customers,
     }
 }
 
@@ -122,14 +137,20 @@ impl BgNbdCost<'_> {
                 (gammas, odds)
             })
             .collect();
+        let ln_times: Vec<f64> = g.times.iter().map(|t| (alpha + t).ln()).collect();
         let mut total = 0.0;
-        for (row, &(x, tx, t, w)) in g.rows.iter().enumerate() {
+        for (row, &(x, _, _, w)) in g.rows.iter().enumerate() {
             let (gammas, odds) = per_x[g.frequency_of[row]];
-            let a3 = -(r + x) * (alpha + t).ln();
+            let (tx_i, t_i) = g.time_of[row];
+            let a3 = -(r + x) * ln_times[t_i];
+            // ln(e^a3 + e^a4) with a4 − a3 = odds + (r + x)(ln(α+T) − ln(α+t_x)), stably.
             let ll = if x > 0.0 {
-                let a4 = odds - (r + x) * (alpha + tx).ln();
-                let hi = a3.max(a4);
-                hi + ((a3 - hi).exp() + (a4 - hi).exp()).ln()
+                let d = odds + (r + x) * (ln_times[t_i] - ln_times[tx_i]);
+                if d > 0.0 {
+                    a3 + d + (-d).exp().ln_1p()
+                } else {
+                    a3 + d.exp().ln_1p()
+                }
             } else {
                 a3
             };
@@ -152,7 +173,8 @@ impl CostFunction for BgNbdCost<'_> {
     type Param = Vec<f64>;
     type Output = f64;
     fn cost(&self, p: &Vec<f64>) -> std::result::Result<f64, argmin::core::Error> {
-        let ll = self.log_likelihood(&params_of(p));
+        // Per customer, so the convergence tolerance means the same at any data size.
+        let ll = self.log_likelihood(&params_of(p)) / self.0.customers;
         Ok(if ll.is_finite() { -ll } else { OUTSIDE })
     }
 }
@@ -217,7 +239,7 @@ impl CostFunction for GammaGammaCost<'_> {
             q: p[1].exp(),
             v: p[2].exp(),
         };
-        let ll = self.0.log_likelihood(&g);
+        let ll = self.0.log_likelihood(&g) / self.0.rows.len() as f64;
         Ok(if ll.is_finite() { -ll } else { OUTSIDE })
     }
 }
@@ -240,8 +262,9 @@ where
             p[i] += 0.5;
             simplex.push(p);
         }
+        // Costs are per-customer log-likelihoods (order 1–10): 1e-10 is converged.
         let solver = NelderMead::new(simplex)
-            .with_sd_tolerance(1e-12)
+            .with_sd_tolerance(1e-10)
             .map_err(fail)?;
         let result = Executor::new(cost.clone(), solver)
             .configure(|s| s.max_iters(4000))
@@ -300,8 +323,16 @@ pub fn fit(summaries: &[Summary]) -> Result<Fit> {
     // the pole of the expectation; the likelihood itself has none).
     let mean_t = summaries.iter().map(|s| s.t).sum::<f64>() / summaries.len() as f64;
     let start = vec![0.0, mean_t.max(1.0).ln(), 1.5f64.ln(), 3.0f64.ln()];
+    let started = std::time::Instant::now();
     let (p, cost) = minimise(BgNbdCost(&grouped), start, "BG/NBD purchase")?;
     let bg_nbd = params_of(&p);
+    let cost = cost * grouped.customers;
+    tracing::info!(
+        customers = summaries.len(),
+        distinct_histories = grouped.rows.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "BG/NBD fitted"
+    );
 
     let spend: Vec<(f64, f64)> = summaries
         .iter()
@@ -316,6 +347,7 @@ pub fn fit(summaries: &[Summary]) -> Result<Fit> {
         let start = vec![0.0, 2.0f64.ln(), mean_m.ln()];
         let data = GammaGammaData::new(spend.clone());
         let (g, c) = minimise(GammaGammaCost(&data), start, "Gamma–Gamma spend")?;
+        let c = c * spend.len() as f64;
         (
             Some(GammaGamma {
                 p: g[0].exp(),
