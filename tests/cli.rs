@@ -53,6 +53,32 @@ fn demo_writes_a_project_and_runs_the_example_query() {
     assert!(tmp.path().join("tessera.toml").exists());
     assert!(tmp.path().join("data/crm/contacts.csv").exists());
     assert!(tmp.path().join("data/email/engagement/_delta_log").is_dir());
+
+    // Regenerating with --force rebuilds the warehouse from the new data: no order of the old
+    // data survives in the incremental staging table.
+    let out = ok(
+        tmp.path(),
+        &[
+            "demo",
+            "--people",
+            "300",
+            "--seed",
+            "4",
+            "--force",
+            "--no-query",
+        ],
+    );
+    assert!(out.contains("0 failed"), "{out}");
+    let out = ok(
+        tmp.path(),
+        &[
+            "sql",
+            "select (select count(*) from staging.orders) = (select count(*) from pos_orders) as same",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(out, "same\ntrue\n");
 }
 
 #[test]

@@ -811,10 +811,13 @@ async fn run_demo(
     if run_jobs {
         let ws = Workspace::open(Project::load(project_dir)?)?;
         println!();
+        // Replaced data invalidates what incremental jobs merged from the old data (newer-only
+        // loads would keep the old orders): rebuild everything.
         commands::run(
             &ws,
             &commands::RunArgs {
                 concurrency: 2,
+                full_refresh: options.overwrite,
                 ..Default::default()
             },
         )
