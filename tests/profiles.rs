@@ -69,7 +69,7 @@ def rows(path):
     return DeltaTable(os.path.join(warehouse, path)).to_pyarrow_table().to_pylist()
 golden = {r["customer_id"]: r for r in rows("profiles/customers")}
 sha = lambda s: hashlib.sha256(s.encode()).hexdigest()
-checked = {"meta": 0, "google": 0, "uid2": 0, "tiktok": 0, "linkedin": 0}
+checked = {"meta": 0, "google": 0, "uid2": 0, "tiktok": 0, "linkedin": 0, "generic": 0}
 def columns(path):
     return [f.name for f in DeltaTable(os.path.join(warehouse, path)).schema().fields]
 # Each platform's upload columns, exactly (plus the sync key).
@@ -111,6 +111,16 @@ for r in rows("audiences/champions_linkedin"):
         checked["linkedin"] += 1
     assert r["country"] == g["country"], (r, g)
     assert (r["lastname"] or "").lower() == (g["last_name"] or "").lower(), (r, g)
+# Generic: identifiers in clear as the golden record holds them, SHA-256 hex beside them.
+assert columns("audiences/at_risk_email") == ["customer_id", "email", "phone", "first_name", "last_name", "postal_code", "city", "country", "email_sha256", "phone_sha256"], columns("audiences/at_risk_email")
+for r in rows("audiences/at_risk_email"):
+    g = golden[r["customer_id"]]
+    assert r["email"] == g["email"] and r["phone"] == g["phone"], (r, g)
+    if g["email"]:
+        assert r["email_sha256"] == sha(g["email"].strip().lower()), (r, g)
+        checked["generic"] += 1
+    if g["phone"]:
+        assert r["phone_sha256"] == sha(g["phone"]), (r, g)
 feed = DeltaTable(os.path.join(warehouse, "audiences/high_value_meta")).load_cdf(starting_version=0)
 cdf = pa.table(feed).to_pylist()   # any Arrow C stream
 deleted = [c for c in cdf if c["_change_type"] == "delete" and c["customer_id"] == customer]
@@ -423,7 +433,7 @@ fn profiles_scores_segments_and_audiences_follow_the_data() {
         &[warehouse.as_os_str(), std::ffi::OsStr::new(&leaver)],
     );
     assert_eq!(report["deleted"], 1, "{report}");
-    for platform in ["meta", "google", "uid2", "tiktok", "linkedin"] {
+    for platform in ["meta", "google", "uid2", "tiktok", "linkedin", "generic"] {
         assert!(
             report["checked"][platform].as_u64().unwrap() > 0,
             "{report}"
