@@ -7,26 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{copy_dir, fails, json_rows, ok, shared_demo};
-
-type Row = serde_json::Map<String, serde_json::Value>;
-
-fn query(dir: &Path, sql: &str) -> Vec<Row> {
-    json_rows(&ok(dir, &["sql", sql, "--format", "json"]))
-}
-
-fn text(row: &Row, key: &str) -> String {
-    row[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("{key} in {row:?}"))
-        .to_string()
-}
-
-fn number(row: &Row, key: &str) -> f64 {
-    row[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("{key} in {row:?}"))
-}
+use common::{copy_dir, fails, number, ok, query, shared_demo, text};
 
 /// Moves the CRM contact `contact_id` to another city (and makes it the newest update).
 fn move_contact(dir: &Path, contact_id: &str, city: &str) {

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{copy_dir, fails, json_rows, ok, shared_demo};
+use common::{copy_dir, fails, number, ok, query, shared_demo};
 
 /// Pairwise precision and recall of `unify.record_customer` against the demo's truth.
 const ACCURACY: &str = "\
@@ -20,16 +20,6 @@ select cast(sum(case when predicted and truth then 1 else 0 end) as double) \
   / sum(case when predicted then 1 else 0 end) as precision, \
   cast(sum(case when predicted and truth then 1 else 0 end) as double) \
   / sum(case when truth then 1 else 0 end) as recall from pairs";
-
-fn number(row: &serde_json::Map<String, serde_json::Value>, key: &str) -> f64 {
-    row[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("{key} in {row:?}"))
-}
-
-fn query(dir: &Path, sql: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
-    json_rows(&ok(dir, &["sql", sql, "--format", "json"]))
-}
 
 /// record_key → customer_id.
 fn assignment(dir: &Path) -> BTreeMap<String, String> {

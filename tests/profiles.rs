@@ -6,28 +6,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{copy_dir, json_rows, ok, python_json, shared_demo};
-
-type Row = serde_json::Map<String, serde_json::Value>;
-
-fn query(dir: &Path, sql: &str) -> Vec<Row> {
-    json_rows(&ok(dir, &["sql", sql, "--format", "json"]))
-}
-
-fn text(row: &Row, key: &str) -> String {
-    row[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("{key} in {row:?}"))
-        .to_string()
-}
-
-fn number(row: &Row, key: &str) -> f64 {
-    row[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("{key} in {row:?}"))
-}
+use common::{copy_dir, number, ok, python_json, query, shared_demo, text};
 
 /// Recomputes P(alive), expected purchases (equation 10 of the BG/NBD paper, untransformed,
 /// with mpmath's hypergeometric function) and the Gamma–Gamma expected spend; prints how many

@@ -98,6 +98,33 @@ pub fn json_rows(stdout: &str) -> Vec<serde_json::Map<String, serde_json::Value>
         .collect()
 }
 
+/// One row of `--format json` output.
+#[allow(dead_code)]
+pub type Row = serde_json::Map<String, serde_json::Value>;
+
+/// The rows `tessera sql` returns for `sql` in the project `dir` (which must succeed).
+#[allow(dead_code)]
+pub fn query(dir: &Path, sql: &str) -> Vec<Row> {
+    json_rows(&ok(dir, &["sql", sql, "--format", "json"]))
+}
+
+/// A text column of a row (panics, naming the row, when absent or not text).
+#[allow(dead_code)]
+pub fn text(row: &Row, key: &str) -> String {
+    row[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} in {row:?}"))
+        .to_string()
+}
+
+/// A numeric column of a row (panics, naming the row, when absent or not a number).
+#[allow(dead_code)]
+pub fn number(row: &Row, key: &str) -> f64 {
+    row[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} in {row:?}"))
+}
+
 /// The Python interpreter the tests use.
 pub fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())

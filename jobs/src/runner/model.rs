@@ -160,6 +160,16 @@ fn stamp_columns(stamp: &Stamp, algorithm: ModelAlgorithm) -> (Vec<Field>, Vec<A
 /// One row of `<model>_metrics`: (metric, decile, value).
 type Metric = (String, Option<i64>, f64);
 
+/// Calibration by decile — (decile, rows, mean predicted, mean observed) — as metric rows.
+fn push_calibration(metrics: &mut Vec<Metric>, calibration: &[(usize, usize, f64, f64)]) {
+    for &(d, rows, predicted, observed) in calibration {
+        let d = Some(d as i64);
+        metrics.push(("calibration_rows".into(), d, rows as f64));
+        metrics.push(("calibration_predicted".into(), d, predicted));
+        metrics.push(("calibration_observed".into(), d, observed));
+    }
+}
+
 fn metrics_batch(metrics: &[Metric], stamp: &Stamp) -> Result<RecordBatch> {
     let n = metrics.len();
     Ok(RecordBatch::try_new(
@@ -317,11 +327,7 @@ async fn logistic(job: &Job, df: DataFrame, stamp: &Stamp) -> Result<(RecordBatc
     push("baseline_log_loss", None, eval.baseline_log_loss);
     push("brier", None, eval.brier);
     push("baseline_brier", None, eval.baseline_brier);
-    for (d, rows, predicted, observed) in &eval.calibration {
-        push("calibration_rows", Some(*d as i64), *rows as f64);
-        push("calibration_predicted", Some(*d as i64), *predicted);
-        push("calibration_observed", Some(*d as i64), *observed);
-    }
+    push_calibration(&mut metrics, &eval.calibration);
     Ok((model_batch, metrics))
 }
 
@@ -480,11 +486,9 @@ async fn lifetime_value(
         push("predicted_revenue", None, e.predicted_revenue);
         push("revenue_mae", None, e.revenue_mae);
         push("baseline_revenue_mae", None, e.baseline_revenue_mae);
-        for (d, rows, predicted, observed) in &e.calibration {
-            push("calibration_rows", Some(*d as i64), *rows as f64);
-            push("calibration_predicted", Some(*d as i64), *predicted);
-            push("calibration_observed", Some(*d as i64), *observed);
-        }
+    }
+    if let Some(e) = &evaluation {
+        push_calibration(&mut metrics, &e.calibration);
     }
     tracing::info!(
         job = %job.name,
