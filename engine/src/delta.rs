@@ -219,6 +219,80 @@ impl Engine {
     }
 }
 
+/// What [`Engine::purge_history`] removed.
+#[derive(Debug, Clone, Default)]
+pub struct PurgeOutcome {
+    /// Data and change-data files deleted (no longer part of the latest version).
+    pub files_deleted: usize,
+    /// Commit and checkpoint files deleted from `_delta_log`.
+    pub log_files_deleted: usize,
+}
+
+impl Engine {
+    /// Deletes the rows of the Delta table at `url` for which `predicate` holds (planned in the
+    /// engine's session, so Tessera's SQL functions may appear in it), in one commit that
+    /// rewrites only the files holding such rows. Returns the new version and the rows deleted.
+    pub async fn delete_rows(
+        &self,
+        url: &Url,
+        predicate: datafusion::prelude::Expr,
+    ) -> Result<(u64, u64)> {
+        let table = self.open_delta(url, TableVersion::Latest).await?;
+        let session = Arc::new(self.ctx().state());
+        let (table, metrics) = table
+            .delete()
+            .with_predicate(predicate)
+            .with_session_state(session)
+            .await
+            .map_err(|e| Error::Write {
+                target: url.to_string(),
+                source: Box::new(e),
+            })?;
+        Ok((
+            table.version().unwrap_or_default(),
+            metrics.num_deleted_rows.unwrap_or_default() as u64,
+        ))
+    }
+
+    /// Physically removes every trace of the table's past versions: the data and change-data
+    /// files the latest version does not use (vacuum in full mode with no retention period,
+    /// overriding the table's 7-day default), then the commits before a checkpoint written at
+    /// the latest version (their file statistics and operation parameters may hold values
+    /// that were deleted). Time travel before the latest version is no longer possible.
+    pub async fn purge_history(&self, url: &Url) -> Result<PurgeOutcome> {
+        let table = self.open_delta(url, TableVersion::Latest).await?;
+        let fail = |e: DeltaTableError| Error::Write {
+            target: url.to_string(),
+            source: Box::new(e),
+        };
+        let (table, metrics) = table
+            .vacuum()
+            .with_mode(deltalake::operations::vacuum::VacuumMode::Full)
+            .with_retention_period(chrono::Duration::zero())
+            .with_enforce_retention_duration(false)
+            .await
+            .map_err(fail)?;
+        let version = table.version().unwrap_or_default();
+        deltalake::protocol::checkpoints::create_checkpoint(&table, None)
+            .await
+            .map_err(fail)?;
+        // Every commit before the checkpoint goes, whatever its age.
+        let cutoff = Utc::now().timestamp_millis() + 60_000;
+        let logs = deltalake::protocol::checkpoints::cleanup_expired_logs_for(
+            version,
+            table.log_store().as_ref(),
+            cutoff,
+            None,
+        )
+        .await
+        .map_err(fail)?;
+        Ok(PurgeOutcome {
+            files_deleted: metrics.files_deleted.len(),
+            log_files_deleted: logs,
+        })
+    }
+}
+
 /// A pending write of a query result into a Delta table; `.await` it to run.
 #[must_use = "a DeltaWrite does nothing until awaited"]
 #[derive(Debug)]

@@ -19,12 +19,13 @@ mod error;
 pub mod export;
 pub mod identity;
 pub mod model;
+pub mod privacy;
 pub mod session;
 pub mod sources;
 pub mod storage;
 
 pub use datafusion;
-pub use delta::{DeltaWrite, TableVersion, WriteMode, WriteOutcome};
+pub use delta::{DeltaWrite, PurgeOutcome, TableVersion, WriteMode, WriteOutcome};
 pub use deltalake;
 pub use error::{Error, Result};
 pub use session::{Engine, EngineBuilder, EngineOptions};
