@@ -122,6 +122,11 @@ pub fn match_forms(kind: IdentifierKind, raw: &str, regions: &BTreeSet<String>) 
     }
 }
 
+/// 32 random bytes from the operating system's generator, for a new salt.
+pub fn random_salt() -> [u8; 32] {
+    rand::random()
+}
+
 /// SHA-256 hex of `salt`, the kind and the normalised value (NUL-separated).
 pub fn salted_hash(salt: &[u8], kind: IdentifierKind, value: &str) -> String {
     let mut h = Sha256::new();

@@ -141,6 +141,25 @@ impl Engine {
     pub fn store_for(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
         self.storage.store_for(url)
     }
+
+    /// Deletes every object under the folder `url` (scratch areas); returns how many.
+    pub async fn remove_all(&self, url: &Url) -> Result<usize> {
+        use futures::TryStreamExt;
+        use object_store::ObjectStoreExt;
+        let store = self.store_for(url)?;
+        let prefix = crate::storage::object_path(url);
+        let objects: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
+        for meta in &objects {
+            store.delete(&meta.location).await?;
+        }
+        if url.scheme() == "file"
+            && let Ok(path) = url.to_file_path()
+        {
+            // Local folders stay behind once empty; remove them too.
+            let _ = std::fs::remove_dir_all(path);
+        }
+        Ok(objects.len())
+    }
 }
 
 /// Lets DataFusion find stores for any URL a query names (`select * from 's3://b/x.parquet'`).

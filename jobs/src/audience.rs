@@ -142,6 +142,21 @@ impl Destination {
         out
     }
 
+    /// The columns a `remove` change keeps when a person is erased: the sync key and the
+    /// hashed identifiers the platform needs to find them (clear values are dropped).
+    pub fn removal_columns(self) -> Vec<&'static str> {
+        self.columns()
+            .into_iter()
+            .filter(|(c, expr)| {
+                *c == "customer_id"
+                    || *c == "EXTERN_ID"
+                    || expr.starts_with("hash_identifier(")
+                    || expr.starts_with("sha256_hex(")
+            })
+            .map(|(c, _)| c)
+            .collect()
+    }
+
     /// The identifier columns a platform can match on (a member with none is left out).
     fn match_keys(self) -> &'static [&'static str] {
         match self {

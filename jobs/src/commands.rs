@@ -3,7 +3,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use serde_json::json;
 
@@ -206,8 +206,23 @@ pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
     let mut all = invalid;
     all.extend(results);
     let log = append_run_log(ws, &run_id, started, &args.select.join(" "), &all, None).await;
+    // Retention rules apply after each successful run, under the run's lock.
+    let retention = if log.is_ok()
+        && !ws.project.privacy.retention.is_empty()
+        && !all.iter().any(|r| r.status.is_failure())
+    {
+        crate::privacy::apply_retention(ws).await.map(Some)
+    } else {
+        Ok(None)
+    };
     lock.release().await;
     log?;
+    for (table, n) in retention.context("applying the retention rules")?.unwrap_or_default() {
+        emit(
+            json!({"event": "retention", "run_id": run_id, "table": table, "rows_deleted": n}),
+            format!("  RETENTION       {table:<32} {n} row(s) past retention deleted"),
+        );
+    }
     let failed = all.iter().filter(|r| r.status.is_failure()).count();
     let count = |s: JobStatus| all.iter().filter(|r| r.status == s).count();
     emit(

@@ -17,9 +17,9 @@ use crate::job::Materialized;
 use crate::workspace::Workspace;
 
 /// Rows as maps of column → display text ("" for NULL).
-type Rows = Vec<BTreeMap<String, String>>;
+pub(crate) type Rows = Vec<BTreeMap<String, String>>;
 
-async fn query(ws: &Workspace, sql: &str) -> Result<Vec<RecordBatch>> {
+pub(crate) async fn query(ws: &Workspace, sql: &str) -> Result<Vec<RecordBatch>> {
     let mut statements = ws.prepare_for(sql).await?;
     let statement = statements.pop().ok_or_else(|| anyhow!("empty query"))?;
     let ctx = ws.engine.ctx();
@@ -27,11 +27,15 @@ async fn query(ws: &Workspace, sql: &str) -> Result<Vec<RecordBatch>> {
     Ok(ctx.execute_logical_plan(plan).await?.collect().await?)
 }
 
-async fn rows(ws: &Workspace, sql: &str) -> Result<Rows> {
-    let batches = query(ws, sql).await?;
+pub(crate) async fn rows(ws: &Workspace, sql: &str) -> Result<Rows> {
+    format_rows(&query(ws, sql).await?)
+}
+
+/// Batches as maps of column → display text ("" for NULL).
+pub(crate) fn format_rows(batches: &[RecordBatch]) -> Result<Rows> {
     let options = FormatOptions::default();
     let mut out = Vec::new();
-    for b in &batches {
+    for b in batches {
         let formatters: Vec<ArrayFormatter> = b
             .columns()
             .iter()
@@ -57,7 +61,7 @@ async fn rows(ws: &Workspace, sql: &str) -> Result<Rows> {
 }
 
 /// The schema the identity job writes to, and the project's identity settings.
-async fn identity_schema(ws: &Workspace) -> Result<(String, IdentityConfig)> {
+pub(crate) async fn identity_schema(ws: &Workspace) -> Result<(String, IdentityConfig)> {
     let config = ws.project.identity.clone().ok_or_else(|| {
         anyhow!("the project has no [identity] section (`tessera init` writes the default one)")
     })?;

@@ -235,6 +235,9 @@ pub struct JobConfig {
     pub label: Option<String>,
     /// What a model job fits.
     pub algorithm: ModelAlgorithm,
+    /// How a row names a person beyond what its column names say (`@subject: kind: SQL`),
+    /// for erasure and subject access.
+    pub subject: Vec<(tessera_engine::privacy::IdentifierKind, String)>,
 }
 
 /// What a `@materialized: model` job fits (`@algorithm`).
@@ -612,6 +615,7 @@ const SETTINGS: &[&str] = &[
     "description",
     "grain",
     "test",
+    "subject",
 ];
 
 fn apply_setting(config: &mut JobConfig, key: &str, value: &str) -> Result<(), String> {
@@ -650,6 +654,7 @@ fn apply_setting(config: &mut JobConfig, key: &str, value: &str) -> Result<(), S
         "description" => config.description = Some(value.to_string()),
         "grain" => config.grain = Some(value.to_string()),
         "test" => config.tests.push(parse_test(value)?),
+        "subject" => config.subject.push(parse_subject(value)?),
         other => {
             return Err(format!(
                 "unknown setting `@{other}` (known: {})",
@@ -658,6 +663,27 @@ fn apply_setting(config: &mut JobConfig, key: &str, value: &str) -> Result<(), S
         }
     }
     Ok(())
+}
+
+/// `kind: SQL expression`, e.g. `record_key: 'pos_customers:' || pos_customer_id`.
+pub fn parse_subject(
+    value: &str,
+) -> Result<(tessera_engine::privacy::IdentifierKind, String), String> {
+    use tessera_engine::privacy::IdentifierKind;
+    let (kind, expr) = value
+        .split_once(':')
+        .ok_or_else(|| format!("@subject: `{value}`: expected `kind: SQL expression`"))?;
+    let kind = IdentifierKind::parse(kind).ok_or_else(|| {
+        format!(
+            "@subject: `{}` is not one of customer_id, record_key, email, phone, web_user_id",
+            kind.trim()
+        )
+    })?;
+    let expr = expr.trim();
+    if expr.is_empty() {
+        return Err(format!("@subject: `{value}`: no SQL expression"));
+    }
+    Ok((kind, expr.to_string()))
 }
 
 fn parse_test(value: &str) -> Result<DataTest, String> {

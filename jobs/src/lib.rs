@@ -7,6 +7,7 @@ pub mod dag;
 pub mod explain;
 pub mod job;
 pub mod output;
+pub mod privacy;
 pub mod project;
 pub mod runner;
 pub mod schedule;
@@ -85,6 +86,20 @@ fn demo_sources(data: &str) -> String {
         ));
         if matches!(table, "truth_records" | "truth_people") {
             text.push_str("description = \"ground truth for accuracy tests\"\n");
+        }
+        // How rows name a person beyond their email/phone columns (erasure, subject access).
+        let subject = match table {
+            "crm_contacts" => "[\"record_key: 'crm_contacts:' || contact_id\"]",
+            "pos_customers" | "pos_orders" => {
+                "[\"record_key: 'pos_customers:' || pos_customer_id\"]"
+            }
+            "web_events" => "[\"web_user_id: user_id\", \"record_key: 'web_users:' || user_id\"]",
+            "support_tickets" => "[\"record_key: 'support_tickets:' || ticket_id\"]",
+            "truth_records" => "[\"record_key: source || ':' || record_id\"]",
+            _ => "",
+        };
+        if !subject.is_empty() {
+            text.push_str(&format!("subject = {subject}\n"));
         }
     }
     text

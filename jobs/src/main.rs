@@ -47,6 +47,30 @@ struct Cli {
     command: Command,
 }
 
+/// Who a privacy request is about.
+#[derive(Debug, clap::Args)]
+struct SubjectArgs {
+    /// An email address of the person (repeatable).
+    #[arg(long)]
+    email: Vec<String>,
+    /// A phone number of the person, in international form such as +44 7700 900123 (repeatable).
+    #[arg(long)]
+    phone: Vec<String>,
+    /// A Tessera customer id (repeatable).
+    #[arg(long = "customer-id")]
+    customer_id: Vec<String>,
+}
+
+impl SubjectArgs {
+    fn request(&self) -> tessera_jobs::privacy::SubjectRequest {
+        tessera_jobs::privacy::SubjectRequest {
+            emails: self.email.clone(),
+            phones: self.phone.clone(),
+            customer_ids: self.customer_id.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create a new project folder with a commented tessera.toml.
@@ -194,6 +218,36 @@ enum Command {
         #[arg(long, conflicts_with = "records")]
         customer: Option<String>,
     },
+    /// Erase people (GDPR art. 17): every row naming them in every warehouse table, through the
+    /// identity graph; the tables' old versions purged; a salted-hash suppression entry so
+    /// sources still holding them are filtered on later runs; an audit-log entry. Sources
+    /// still holding them are listed with their paths.
+    Forget {
+        #[command(flatten)]
+        who: SubjectArgs,
+        /// A CSV file of requests, one person per row, with a header naming some of `email`,
+        /// `phone`, `customer_id`.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Report what would be erased; change nothing (the request is still audited).
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything held on a person (GDPR art. 15) as JSON: their rows in every source and every
+    /// warehouse table, and the source record behind each golden-record value.
+    ExportSubject {
+        #[command(flatten)]
+        who: SubjectArgs,
+        /// Write the JSON to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Apply the `[[privacy.retention]]` rules: delete rows older than each rule's period and
+    /// purge the files that held them.
+    Retention,
     /// Generate the retail demo dataset (CRM, POS, web, email, support, consent, ground truth).
     Demo {
         /// Number of people.
@@ -383,6 +437,69 @@ async fn run(cli: Cli) -> Result<()> {
                 (None, [a, b]) => tessera_jobs::explain::explain_pair(&ws, a, b).await,
                 _ => bail!("give two record keys, or --customer <id>"),
             }
+        }
+        Command::Forget {
+            who,
+            file,
+            dry_run,
+            json,
+        } => {
+            let ws = Workspace::open(load_project(&cli.project)?)?;
+            let mut requests = Vec::new();
+            if !who.request().is_empty() {
+                requests.push(who.request());
+            }
+            if let Some(file) = &file {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                requests.extend(tessera_jobs::privacy::SubjectRequest::from_csv(
+                    &text,
+                    &file.display().to_string(),
+                )?);
+            }
+            if requests.is_empty() {
+                return Err(commands::BadSelection(
+                    "say who to forget: --email, --phone, --customer-id or --file".into(),
+                )
+                .into());
+            }
+            let reports = tessera_jobs::privacy::forget(&ws, &requests, dry_run).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            } else {
+                for r in &reports {
+                    print!("{}", tessera_jobs::privacy::describe(r));
+                }
+            }
+            Ok(())
+        }
+        Command::ExportSubject { who, out } => {
+            let ws = Workspace::open(load_project(&cli.project)?)?;
+            let request = who.request();
+            if request.is_empty() {
+                return Err(commands::BadSelection(
+                    "say whose data to export: --email, --phone or --customer-id".into(),
+                )
+                .into());
+            }
+            let report = tessera_jobs::privacy::export_subject(&ws, &request).await?;
+            let text = serde_json::to_string_pretty(&report)?;
+            match out {
+                Some(path) => std::fs::write(&path, text + "\n")
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => println!("{text}"),
+            }
+            Ok(())
+        }
+        Command::Retention => {
+            let ws = Workspace::open(load_project(&cli.project)?)?;
+            if ws.project.privacy.retention.is_empty() {
+                println!("no [[privacy.retention]] rules in tessera.toml");
+            }
+            for (table, n) in tessera_jobs::privacy::apply_retention(&ws).await? {
+                println!("{table}: {n} row(s) past retention deleted, old files purged");
+            }
+            Ok(())
         }
         Command::Export { query, to } => {
             let ws = Workspace::open(load_project(&cli.project)?)?;

@@ -75,6 +75,8 @@ struct RawProject {
     identity: Option<tessera_engine::identity::IdentityConfig>,
     #[serde(default)]
     audiences: BTreeMap<String, crate::audience::AudienceDecl>,
+    #[serde(default)]
+    privacy: crate::privacy::PrivacyConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,6 +116,7 @@ pub const JOB_SETTINGS: &[&str] = &[
     "description",
     "grain",
     "tests",
+    "subject",
 ];
 
 #[derive(Debug, Deserialize, Default)]
@@ -150,6 +153,9 @@ struct RawSource {
     // Delta
     version: Option<i64>,
     timestamp: Option<String>,
+    // Privacy: how rows name a person beyond their column names (`kind: SQL`).
+    #[serde(default)]
+    subject: Vec<String>,
 }
 
 /// A source as declared in the project.
@@ -159,6 +165,8 @@ pub struct SourceDecl {
     pub spec: SourceSpec,
     /// A description for `tessera tables`.
     pub description: Option<String>,
+    /// How a row names a person beyond what its column names say (`subject = ["kind: SQL"]`).
+    pub subject: Vec<(tessera_engine::privacy::IdentifierKind, String)>,
 }
 
 /// A loaded, validated project.
@@ -184,6 +192,8 @@ pub struct Project {
     pub identity: Option<tessera_engine::identity::IdentityConfig>,
     /// Audiences for reverse-ETL (`[audiences.<name>]`): each becomes a job `audiences.<name>`.
     pub audiences: BTreeMap<String, crate::audience::AudienceDecl>,
+    /// Erasure, suppression, retention and pseudonymisation settings (`[privacy]`).
+    pub privacy: crate::privacy::PrivacyConfig,
 }
 
 /// Parses sizes such as `4GiB`, `512MB`, `2g` or a plain number of bytes.
@@ -485,11 +495,18 @@ impl Project {
                 }
                 (None, None) => TableVersion::Latest,
             };
+            let subject = raw
+                .subject
+                .iter()
+                .map(|v| crate::job::parse_subject(v))
+                .collect::<Result<_, _>>()
+                .map_err(|m| invalid(key("subject"), m))?;
             sources.insert(
                 name,
                 SourceDecl {
                     spec,
                     description: raw.description,
+                    subject,
                 },
             );
         }
@@ -516,6 +533,11 @@ impl Project {
                     ("tests", toml::Value::Array(items)) => {
                         for item in items {
                             pairs.push(("test".to_string(), text(item)?));
+                        }
+                    }
+                    ("subject", toml::Value::Array(items)) => {
+                        for item in items {
+                            pairs.push(("subject".to_string(), text(item)?));
                         }
                     }
                     (_, toml::Value::Array(items)) => {
@@ -560,6 +582,7 @@ impl Project {
             schedules,
             identity: raw.identity,
             audiences: raw.audiences,
+            privacy: raw.privacy.validated(&|k, m| invalid(k, m))?,
         })
     }
 

@@ -540,6 +540,11 @@ impl<'a> Runner<'a> {
         let sql = self.compile(index).await?;
         let ctx = self.ws.engine.ctx();
         let df = ctx.sql(&sql).await.context("planning failed")?;
+        let df = if self.ws.project.privacy.pseudonymize.contains(&job.name) {
+            crate::privacy::pseudonymize(df)?
+        } else {
+            df
+        };
         let incremental = job.config.materialized == Materialized::Incremental
             && !self.options.full_refresh
             && self.ws.engine.delta_exists(&url).await?;
@@ -550,6 +555,7 @@ impl<'a> Runner<'a> {
         } else {
             WriteMode::Merge
         };
+        let mut staged_copy = None;
         let df = if job.config.tests.is_empty() {
             df
         } else {
@@ -578,38 +584,51 @@ impl<'a> Runner<'a> {
                     failures.join("; ")
                 );
             }
+            staged_copy = Some(staging);
             ctx.read_table(provider)?
         };
-        if job.config.materialized == Materialized::Identity {
-            return self.execute_identity(job, &planned, df, result).await;
+        let status = async {
+            if job.config.materialized == Materialized::Identity {
+                return self.execute_identity(job, &planned, df, result).await;
+            }
+            if job.config.materialized == Materialized::Tracked {
+                return self.execute_tracked(job, &planned, df, result).await;
+            }
+            if job.config.materialized == Materialized::Model {
+                return self.execute_model(job, &planned, df, result).await;
+            }
+            let meta = commit_metadata(job, &planned);
+            let mut write = self
+                .ws
+                .engine
+                .write_delta(df, url.clone())
+                .with_mode(mode)
+                .with_merge_keys(job.config.unique_key.clone())
+                .with_partition_columns(job.config.partition_by.clone());
+            for (k, v) in meta {
+                write = write.with_commit_metadata(k, v);
+            }
+            let outcome = write.await?;
+            result.rows = outcome.rows;
+            result.output_version = Some(outcome.version);
+            // Dependents read the new version.
+            let _ = ctx.deregister_table(table_reference(&job.name));
+            self.states
+                .lock()
+                .expect("poisoned")
+                .insert(job.name.clone(), format!("delta v{}", outcome.version));
+            Ok(JobStatus::Success)
         }
-        if job.config.materialized == Materialized::Tracked {
-            return self.execute_tracked(job, &planned, df, result).await;
+        .await;
+        // The staged copy was for the tests; once published it is a stale copy of personal
+        // data (a failed publish keeps it for inspection).
+        if status.is_ok()
+            && let Some(staging) = staged_copy
+            && let Err(e) = self.ws.engine.remove_all(&staging).await
+        {
+            tracing::warn!("cannot remove the staged copy at {staging}: {e}");
         }
-        if job.config.materialized == Materialized::Model {
-            return self.execute_model(job, &planned, df, result).await;
-        }
-        let meta = commit_metadata(job, &planned);
-        let mut write = self
-            .ws
-            .engine
-            .write_delta(df, url.clone())
-            .with_mode(mode)
-            .with_merge_keys(job.config.unique_key.clone())
-            .with_partition_columns(job.config.partition_by.clone());
-        for (k, v) in meta {
-            write = write.with_commit_metadata(k, v);
-        }
-        let outcome = write.await?;
-        result.rows = outcome.rows;
-        result.output_version = Some(outcome.version);
-        // Dependents read the new version.
-        let _ = ctx.deregister_table(table_reference(&job.name));
-        self.states
-            .lock()
-            .expect("poisoned")
-            .insert(job.name.clone(), format!("delta v{}", outcome.version));
-        Ok(JobStatus::Success)
+        status
     }
 
     /// An identity job: keeps its records, resolves them, then writes the records table and

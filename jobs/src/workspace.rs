@@ -33,13 +33,33 @@ pub struct Workspace {
     pub project: Project,
     /// The engine running it.
     pub engine: Engine,
+    /// The suppression list, read once (see [`crate::privacy`]).
+    suppression: std::sync::Mutex<Option<Arc<tessera_engine::privacy::IdentifierSet>>>,
 }
 
 impl Workspace {
     /// Builds the engine for `project`; nothing is registered yet.
     pub fn open(project: Project) -> Result<Self> {
         let engine = project.engine().context("cannot start the engine")?;
-        Ok(Self { project, engine })
+        Ok(Self {
+            project,
+            engine,
+            suppression: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// The suppression list (read from the warehouse on first use; `is_suppressed` is
+    /// registered in the engine with it).
+    pub async fn suppression(&self) -> Result<Arc<tessera_engine::privacy::IdentifierSet>> {
+        if let Some(set) = self.suppression.lock().expect("not poisoned").clone() {
+            return Ok(set);
+        }
+        let set = Arc::new(crate::privacy::load_suppression(self).await?);
+        self.engine
+            .ctx()
+            .register_udf(set.clone().udf(crate::privacy::SUPPRESSED_FUNCTION));
+        *self.suppression.lock().expect("not poisoned") = Some(set.clone());
+        Ok(set)
     }
 
     /// Registers one source by name.
@@ -49,7 +69,22 @@ impl Workspace {
             .sources
             .get(name)
             .with_context(|| format!("no source named `{name}`"))?;
-        Ok(self.engine.register_source(&decl.spec).await?)
+        let registered = self.engine.register_source(&decl.spec).await?;
+        // People erased with `tessera forget` stay out: the source is read through the
+        // suppression list.
+        let suppression = self.suppression().await?;
+        if !suppression.is_empty()
+            && let Some(keep) =
+                crate::privacy::suppression_filter(&registered.schema, &decl.subject)
+        {
+            let ctx = self.engine.ctx();
+            let df = ctx.table(name).await?;
+            let predicate = ctx.parse_sql_expr(&keep, df.schema())?;
+            let view = df.filter(predicate)?.into_view();
+            ctx.deregister_table(name)?;
+            ctx.register_table(name, view)?;
+        }
+        Ok(registered)
     }
 
     /// Lists the Delta tables under the warehouse: `<table>/` and `<schema>/<table>/`.

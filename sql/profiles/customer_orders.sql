@@ -3,6 +3,7 @@
 -- @tags: daily, profiles
 -- @description: Orders, revenue and first/last purchase per POS customer.
 -- @grain: pos_customer_id
+-- @subject: record_key: 'pos_customers:' || pos_customer_id
 -- @test: unique(pos_customer_id)
 -- @test: relationships(pos_customer_id, staging.pos_customers.pos_customer_id)
 -- @test: row_count(min = 1)

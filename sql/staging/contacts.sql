@@ -3,6 +3,7 @@
 -- @tags: daily, crm
 -- @description: CRM contacts with cleaned identifiers.
 -- @grain: contact_id
+-- @subject: record_key: 'crm_contacts:' || contact_id
 -- @test: unique(contact_id)
 -- @test: not_null(contact_id)
 select

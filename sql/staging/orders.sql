@@ -5,6 +5,7 @@
 -- @tags: daily, pos
 -- @description: One row per POS or online order.
 -- @grain: order_id
+-- @subject: record_key: 'pos_customers:' || pos_customer_id
 -- @test: unique(order_id)
 -- @test: not_null(order_id, pos_customer_id, order_ts)
 -- @test: accepted_values(currency, 'USD', 'GBP', 'EUR')

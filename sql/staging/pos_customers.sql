@@ -3,6 +3,7 @@
 -- @tags: daily, pos
 -- @description: POS customers with cleaned identifiers.
 -- @grain: pos_customer_id
+-- @subject: record_key: 'pos_customers:' || pos_customer_id
 -- @test: unique(pos_customer_id)
 -- @test: not_null(pos_customer_id, country)
 -- @test: accepted_values(country, 'US', 'GB', 'FR', 'DE')

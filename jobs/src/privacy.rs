@@ -1,0 +1,1186 @@
+//! Privacy by design: erasure that follows the identity graph and stays erased (`tessera
+//! forget`), subject access (`tessera export-subject`), the suppression list every source is
+//! read through, retention rules and pseudonymised outputs (`[privacy]` in `tessera.toml`).
+//!
+//! **How a table names a person.** Columns say it by their names: `customer_id` and
+//! `previous_customer_id` (Tessera customer ids), `record_key`, `record_key_a`, `*_record_key`
+//! (source records), `web_user_id`, and any text column whose name holds `email` or `phone`
+//! (compared in canonical email / E.164 form). A job adds others with `@subject: kind: SQL`
+//! (e.g. `@subject: record_key: 'pos_customers:' || pos_customer_id`), a source with
+//! `subject = ["kind: SQL"]`. In a warehouse table holding customer ids or record keys, only
+//! those are used (an email shared by a family does not erase the other members' rows).
+//!
+//! **Erasure.** The request's identifiers lead to records in `unify.identity_records`, those
+//! to customers in `unify.record_customer`, those to all their records and identifiers. Every
+//! row naming them is deleted from every Delta table of the warehouse (one Delta `DELETE` per
+//! table, its predicate a function over an in-memory set: no identifier is written into a
+//! commit), then each table's history is purged: a vacuum in full mode with **no retention
+//! period** (the override of Delta's 7-day default is deliberate: older versions hold the
+//! person) and a checkpoint after which older commits are deleted. Time travel before the
+//! erasure is no longer possible; the SCD2 `_history` tables keep everyone else's history.
+//! Tracked tables (`_changes`) get a `remove` row keeping only the key and hashed columns,
+//! so reverse-ETL syncs delete the person at the platform. The person's identifiers go into
+//! `privacy.suppression` as salted SHA-256 hashes; sources are read through it on every later
+//! run, so a source that still holds the person does not bring them back. Sources are not
+//! Tessera's to change: the report lists those still holding the person, with their paths.
+//! Every request is written to `privacy.audit_log` (hashes and counts, no identifiers).
+//!
+//! **The salt** comes from the environment variable named by `[privacy] salt_env`
+//! (`TESSERA_SUPPRESSION_SALT` by default) or, when it is unset, from a random salt written
+//! once at `<warehouse>/_tessera/suppression_salt`. Losing it makes the list useless, so
+//! keep it with the warehouse's backups; the list records a fingerprint of its salt and
+//! refuses to run with another one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::Utc;
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::logical_expr::ScalarUDF;
+use datafusion::prelude::{Expr, SessionContext, col, lit};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tessera_engine::WriteMode;
+use tessera_engine::privacy::{IdentifierKind, IdentifierSet};
+use object_store::ObjectStoreExt as _;
+use tessera_engine::storage::object_path;
+
+use crate::commands::load_dag;
+use crate::explain::{format_rows, rows};
+use crate::job::Materialized;
+use crate::project::ProjectError;
+use crate::workspace::{WarehouseTable, Workspace};
+
+/// The suppression list (salted hashes).
+pub const SUPPRESSION_TABLE: &str = "privacy.suppression";
+/// The audit log of privacy requests.
+pub const AUDIT_TABLE: &str = "privacy.audit_log";
+/// The SQL function testing values against the suppression list.
+pub const SUPPRESSED_FUNCTION: &str = "is_suppressed";
+const SUBJECT_FUNCTION: &str = "subject_match";
+const SALT_OBJECT: &str = "_tessera/suppression_salt";
+
+/// `[privacy]` in `tessera.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// The environment variable holding the suppression salt.
+    #[serde(default = "default_salt_env")]
+    pub salt_env: String,
+    /// Retention rules applied by `tessera retention` (and after each `tessera run`).
+    #[serde(default)]
+    pub retention: Vec<RetentionRule>,
+    /// Output tables that keep only hashed identifiers: their email and phone columns hold
+    /// the SHA-256 hex of the normalised value (`hash_identifier(value, kind, 'default')`).
+    #[serde(default)]
+    pub pseudonymize: Vec<String>,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        Self {
+            salt_env: default_salt_env(),
+            retention: Vec::new(),
+            pseudonymize: Vec::new(),
+        }
+    }
+}
+
+fn default_salt_env() -> String {
+    "TESSERA_SUPPRESSION_SALT".into()
+}
+
+/// `[[privacy.retention]]`: rows of `table` whose `column` is older than `keep` are deleted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRule {
+    /// A warehouse table, `schema.table`.
+    pub table: String,
+    /// A date or timestamp column.
+    pub column: String,
+    /// How long rows are kept: `400 days`, `13 months`, `2 years`...
+    pub keep: String,
+}
+
+/// `N unit` → (N, SQL interval unit).
+pub fn parse_keep(text: &str) -> Option<(u32, &'static str)> {
+    let mut parts = text.split_whitespace();
+    let n: u32 = parts.next()?.parse().ok()?;
+    let unit = match parts.next()?.to_ascii_lowercase().as_str() {
+        "day" | "days" => "days",
+        "week" | "weeks" => "weeks",
+        "month" | "months" => "months",
+        "year" | "years" => "years",
+        _ => return None,
+    };
+    (parts.next().is_none() && n > 0).then_some((n, unit))
+}
+
+impl PrivacyConfig {
+    pub(crate) fn validated(
+        self,
+        invalid: &dyn Fn(String, String) -> ProjectError,
+    ) -> Result<Self, ProjectError> {
+        for (i, rule) in self.retention.iter().enumerate() {
+            if parse_keep(&rule.keep).is_none() {
+                return Err(invalid(
+                    format!("privacy.retention[{i}].keep"),
+                    format!(
+                        "`{}` is not a period such as `400 days`, `13 months` or `2 years`",
+                        rule.keep
+                    ),
+                ));
+            }
+            if !rule.table.contains('.') {
+                return Err(invalid(
+                    format!("privacy.retention[{i}].table"),
+                    format!("`{}`: expected `schema.table`", rule.table),
+                ));
+            }
+        }
+        Ok(self)
+    }
+}
+
+fn quote(c: &str) -> String {
+    format!("\"{}\"", c.replace('"', "\"\""))
+}
+
+fn sql_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn is_text(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// The SQL expressions (by kind) through which rows of a table with `schema` name a person:
+/// `declared` ones, then text columns whose names say their kind. Sources do not take
+/// `customer_id` / `record_key` from column names (those are Tessera's own ids).
+pub fn subject_columns(
+    schema: &Schema,
+    declared: &[(IdentifierKind, String)],
+    is_source: bool,
+) -> Vec<(IdentifierKind, String)> {
+    let mut out: Vec<(IdentifierKind, String)> = declared.to_vec();
+    for field in schema.fields() {
+        if !is_text(field.data_type()) {
+            continue;
+        }
+        if let Some(kind) = IdentifierKind::of_column(field.name())
+            && !(is_source && kind.is_key())
+        {
+            out.push((kind, quote(field.name())));
+        }
+    }
+    if !is_source && out.iter().any(|(k, _)| k.is_key()) {
+        out.retain(|(k, _)| k.is_key());
+    }
+    out
+}
+
+/// `f('kind', expr) or ...` over the subject columns.
+fn predicate_sql(function: &str, columns: &[(IdentifierKind, String)]) -> String {
+    columns
+        .iter()
+        .map(|(k, e)| format!("{function}('{}', {e})", k.name()))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+fn parse_predicate(ctx: &SessionContext, schema: &Schema, sql: &str) -> Result<Expr> {
+    let df_schema = DFSchema::try_from(schema.clone())?;
+    Ok(ctx.parse_sql_expr(sql, &df_schema)?)
+}
+
+/// The salt of the suppression list: from the environment, else the one stored in the
+/// warehouse, else (when `create`) a new random one stored there.
+pub async fn salt(ws: &Workspace, create: bool) -> Result<Option<Vec<u8>>> {
+    let var = &ws.project.privacy.salt_env;
+    if let Ok(value) = std::env::var(var)
+        && !value.is_empty()
+    {
+        return Ok(Some(value.into_bytes()));
+    }
+    let url = ws.project.warehouse.join(SALT_OBJECT)?;
+    let store = ws.engine.store_for(&url)?;
+    let path = object_path(&url);
+    match store.get(&path).await {
+        Ok(got) => Ok(Some(got.bytes().await?.to_vec())),
+        Err(object_store::Error::NotFound { .. }) if create => {
+            let salt: Vec<u8> = tessera_engine::privacy::random_salt()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .into_bytes();
+            store.put(&path, salt.clone().into()).await?;
+            tracing::warn!(
+                "created the suppression salt at {url}; keep it with the warehouse's backups \
+                 (or set ${var})"
+            );
+            Ok(Some(salt))
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read the suppression salt at {url}")),
+    }
+}
+
+fn salt_id(salt: &[u8]) -> String {
+    Sha256::digest(salt)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn warehouse_table(ws: &Workspace, name: &str) -> Result<Option<WarehouseTable>> {
+    Ok(ws
+        .warehouse_tables()
+        .await?
+        .into_iter()
+        .find(|t| t.name == name))
+}
+
+/// Reads the suppression list (empty when there is none).
+pub async fn load_suppression(ws: &Workspace) -> Result<IdentifierSet> {
+    let Some(table) = warehouse_table(ws, SUPPRESSION_TABLE).await? else {
+        return Ok(IdentifierSet::default());
+    };
+    ws.register_warehouse_table(&table).await?;
+    // Read directly (not through `rows`, which registers sources, which read this list).
+    let batches = ws
+        .engine
+        .ctx()
+        .sql(&format!(
+            "select kind, value_hash, region, salt_id from {SUPPRESSION_TABLE}"
+        ))
+        .await?
+        .collect()
+        .await?;
+    let entries = format_rows(&batches)?;
+    if entries.is_empty() {
+        return Ok(IdentifierSet::default());
+    }
+    let salt = salt(ws, false).await?.ok_or_else(|| {
+        anyhow!(
+            "{SUPPRESSION_TABLE} holds {} entries but its salt is missing: set ${} to the salt \
+             the list was written with (or restore {}/{SALT_OBJECT})",
+            entries.len(),
+            ws.project.privacy.salt_env,
+            ws.project.warehouse
+        )
+    })?;
+    let id = salt_id(&salt);
+    let mut set = IdentifierSet::salted(salt);
+    for e in &entries {
+        if e["salt_id"] != id {
+            bail!(
+                "{SUPPRESSION_TABLE} was written with another salt (fingerprint {}, the current \
+                 salt's is {id}): set ${} to the original salt",
+                e["salt_id"],
+                ws.project.privacy.salt_env
+            );
+        }
+        let kind = IdentifierKind::parse(&e["kind"])
+            .ok_or_else(|| anyhow!("{SUPPRESSION_TABLE}: unknown kind `{}`", e["kind"]))?;
+        set.insert_key(kind, e["value_hash"].clone());
+        if !e["region"].is_empty() {
+            set.add_region(&e["region"]);
+        }
+    }
+    Ok(set)
+}
+
+/// The predicate (SQL) keeping a source's rows that are not on the suppression list, or
+/// `None` when the source has no identifier columns.
+pub fn suppression_filter(schema: &Schema, declared: &[(IdentifierKind, String)]) -> Option<String> {
+    let columns = subject_columns(schema, declared, true);
+    (!columns.is_empty())
+        .then(|| format!("not ({})", predicate_sql(SUPPRESSED_FUNCTION, &columns)))
+}
+
+/// One erasure or access request: identifiers of one person.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SubjectRequest {
+    /// Email addresses.
+    pub emails: Vec<String>,
+    /// Phone numbers, international form.
+    pub phones: Vec<String>,
+    /// Tessera customer ids.
+    pub customer_ids: Vec<String>,
+}
+
+impl SubjectRequest {
+    /// True when no identifier is given.
+    pub fn is_empty(&self) -> bool {
+        self.emails.is_empty() && self.phones.is_empty() && self.customer_ids.is_empty()
+    }
+
+    /// Requests from a CSV file with a header naming some of `email`, `phone`,
+    /// `customer_id`: one person per row.
+    pub fn from_csv(text: &str, path: &str) -> Result<Vec<SubjectRequest>> {
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+        let header: Vec<String> = lines
+            .next()
+            .ok_or_else(|| anyhow!("{path}: empty file"))?
+            .split(',')
+            .map(|h| h.trim().trim_matches('"').to_ascii_lowercase())
+            .collect();
+        for h in &header {
+            if !["email", "phone", "customer_id"].contains(&h.as_str()) {
+                bail!("{path}: unknown column `{h}` (expected email, phone, customer_id)");
+            }
+        }
+        let mut out = Vec::new();
+        for (n, line) in lines.enumerate() {
+            let cells: Vec<&str> = line.split(',').map(|c| c.trim().trim_matches('"')).collect();
+            if cells.len() != header.len() {
+                bail!(
+                    "{path}: row {}: {} values for {} columns",
+                    n + 2,
+                    cells.len(),
+                    header.len()
+                );
+            }
+            let mut r = SubjectRequest::default();
+            for (h, c) in header.iter().zip(cells) {
+                if c.is_empty() {
+                    continue;
+                }
+                match h.as_str() {
+                    "email" => r.emails.push(c.to_string()),
+                    "phone" => r.phones.push(c.to_string()),
+                    _ => r.customer_ids.push(c.to_string()),
+                }
+            }
+            if r.is_empty() {
+                bail!("{path}: row {}: no identifier", n + 2);
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
+}
+
+/// A person found through the identity graph.
+#[derive(Debug, Clone, Default)]
+pub struct Subject {
+    /// Their identifiers in clear, for matching (in memory only).
+    pub set: Arc<IdentifierSet>,
+    /// Customer ids (current and previous).
+    pub customers: BTreeSet<String>,
+    /// Source records.
+    pub records: BTreeSet<String>,
+    /// Normalised identifiers by kind (emails, phones, web user ids, record keys).
+    pub identifiers: BTreeMap<IdentifierKind, BTreeSet<String>>,
+    /// Identifiers also held by records of other customers: not used to find or suppress.
+    pub shared: BTreeMap<IdentifierKind, BTreeSet<String>>,
+}
+
+fn in_list(values: &BTreeSet<String>) -> String {
+    values
+        .iter()
+        .map(|v| sql_literal(v))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Finds the person of `request` through the identity graph.
+pub async fn find_subject(ws: &Workspace, request: &SubjectRequest) -> Result<Subject> {
+    let mut seeds = IdentifierSet::clear();
+    let mut seed_values: BTreeMap<IdentifierKind, BTreeSet<String>> = BTreeMap::new();
+    for e in &request.emails {
+        let v = seeds
+            .insert(IdentifierKind::Email, e)
+            .ok_or_else(|| anyhow!("`{e}` is not an email address"))?;
+        seed_values.entry(IdentifierKind::Email).or_default().insert(v);
+    }
+    for p in &request.phones {
+        let v = seeds.insert(IdentifierKind::Phone, p).ok_or_else(|| {
+            anyhow!("`{p}` is not a phone number in international form (e.g. +44 7700 900123)")
+        })?;
+        seed_values.entry(IdentifierKind::Phone).or_default().insert(v);
+    }
+    for c in &request.customer_ids {
+        seeds.insert(IdentifierKind::CustomerId, c);
+    }
+    let ctx = ws.engine.ctx();
+    ctx.register_udf(Arc::new(seeds).udf(SUBJECT_FUNCTION));
+
+    let mut subject = Subject::default();
+    let (schema, _) = match crate::explain::identity_schema(ws).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!("no identity graph to follow ({e:#}): matching the identifiers given");
+            let mut set = IdentifierSet::clear();
+            for c in &request.customer_ids {
+                set.insert(IdentifierKind::CustomerId, c);
+                subject.customers.insert(c.clone());
+            }
+            for (kind, values) in &seed_values {
+                for v in values {
+                    set.insert(*kind, v);
+                }
+            }
+            subject.identifiers = seed_values;
+            subject.set = Arc::new(set);
+            return Ok(subject);
+        }
+    };
+    let f = SUBJECT_FUNCTION;
+    let customers = rows(
+        ws,
+        &format!(
+            "select distinct rc.customer_id from {schema}.identity_records r \
+             join {schema}.record_customer rc on rc.record_key = r.record_key \
+             where {f}('email', r.email) or {f}('phone', r.phone) or {f}('customer_id', rc.customer_id) \
+             union select customer_id from {schema}.customer_id_history \
+             where {f}('customer_id', previous_customer_id) or {f}('customer_id', customer_id)"
+        ),
+    )
+    .await?;
+    subject.customers = customers
+        .into_iter()
+        .map(|r| r["customer_id"].clone())
+        .filter(|c| !c.is_empty())
+        .collect();
+    let mut records = Vec::new();
+    if !subject.customers.is_empty() {
+        let list = in_list(&subject.customers);
+        for r in rows(
+            ws,
+            &format!(
+                "select distinct previous_customer_id from {schema}.customer_id_history \
+                 where customer_id in ({list}) and previous_customer_id is not null"
+            ),
+        )
+        .await?
+        {
+            subject.customers.insert(r["previous_customer_id"].clone());
+        }
+        records = rows(
+            ws,
+            &format!(
+                "select r.record_key, r.email, r.phone, r.web_user_id, r.country \
+                 from {schema}.identity_records r \
+                 join {schema}.record_customer rc on rc.record_key = r.record_key \
+                 where rc.customer_id in ({list})"
+            ),
+        )
+        .await?;
+    }
+    let mut ids = seed_values;
+    let mut regions = BTreeSet::new();
+    for r in &records {
+        subject.records.insert(r["record_key"].clone());
+        for (kind, column) in [
+            (IdentifierKind::Email, "email"),
+            (IdentifierKind::Phone, "phone"),
+            (IdentifierKind::WebUserId, "web_user_id"),
+        ] {
+            if !r[column].is_empty() {
+                ids.entry(kind).or_default().insert(r[column].clone());
+            }
+        }
+        if !r["country"].is_empty() {
+            regions.insert(r["country"].clone());
+        }
+    }
+    // Identifiers other customers' records hold too are not the person's alone.
+    if !subject.records.is_empty() {
+        let keys = in_list(&subject.records);
+        for (kind, column) in [
+            (IdentifierKind::Email, "email"),
+            (IdentifierKind::Phone, "phone"),
+            (IdentifierKind::WebUserId, "web_user_id"),
+        ] {
+            let Some(values) = ids.get(&kind).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            let shared = rows(
+                ws,
+                &format!(
+                    "select distinct {column} as v from {schema}.identity_records \
+                     where {column} in ({}) and record_key not in ({keys})",
+                    in_list(values)
+                ),
+            )
+            .await?;
+            for s in shared {
+                subject.shared.entry(kind).or_default().insert(s["v"].clone());
+            }
+        }
+    }
+    let mut set = IdentifierSet::clear();
+    for region in &regions {
+        set.add_region(region);
+    }
+    for c in &subject.customers {
+        set.insert(IdentifierKind::CustomerId, c);
+    }
+    for r in &subject.records {
+        set.insert(IdentifierKind::RecordKey, r);
+    }
+    ids.insert(IdentifierKind::RecordKey, subject.records.clone());
+    for (kind, values) in ids.iter_mut() {
+        if let Some(shared) = subject.shared.get(kind) {
+            values.retain(|v| !shared.contains(v));
+        }
+        for v in values.iter() {
+            set.insert(*kind, v);
+        }
+    }
+    subject.identifiers = ids;
+    subject.set = Arc::new(set);
+    Ok(subject)
+}
+
+/// How each job's rows name a person (`@subject`), and the tracked jobs' keys.
+struct JobSubjects {
+    declared: BTreeMap<String, Vec<(IdentifierKind, String)>>,
+    /// Tracked table → columns a `remove` change keeps.
+    tracked_keep: BTreeMap<String, Vec<String>>,
+}
+
+async fn job_subjects(ws: &Workspace) -> Result<JobSubjects> {
+    let (dag, _) = load_dag(ws).await?;
+    let mut declared = BTreeMap::new();
+    let mut tracked_keep = BTreeMap::new();
+    for job in &dag.jobs {
+        declared.insert(job.name.clone(), job.config.subject.clone());
+        if job.config.materialized == Materialized::Tracked {
+            let mut keep = job.config.unique_key.clone();
+            if let Some(aud) = job.name.strip_prefix("audiences.")
+                && let Some(decl) = ws.project.audiences.get(aud)
+            {
+                keep.extend(decl.destination.removal_columns().iter().map(|c| c.to_string()));
+            }
+            tracked_keep.insert(job.name.clone(), keep);
+        }
+    }
+    Ok(JobSubjects {
+        declared,
+        tracked_keep,
+    })
+}
+
+/// What an erasure did (or would do, on a dry run).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ForgetReport {
+    /// The request's id in the audit log.
+    pub request_id: String,
+    /// True when nothing was changed.
+    pub dry_run: bool,
+    /// Customers erased.
+    pub customers: Vec<String>,
+    /// Source records erased.
+    pub records: usize,
+    /// Rows deleted per warehouse table.
+    pub tables: BTreeMap<String, u64>,
+    /// `remove` changes written per tracked table.
+    pub removal_changes: BTreeMap<String, u64>,
+    /// Warehouse tables with no column naming a person (not searched).
+    pub tables_without_subject: Vec<String>,
+    /// Old data files deleted by the history purge.
+    pub files_deleted: usize,
+    /// Old commit files deleted by the history purge.
+    pub log_files_deleted: usize,
+    /// Suppression entries added (salted hashes).
+    pub suppressed: usize,
+    /// Identifiers not suppressed because other customers hold them too, by kind.
+    pub shared_identifiers: BTreeMap<String, usize>,
+    /// Sources (not Tessera's to change) that still hold the person: name → (location, rows).
+    pub sources_holding: BTreeMap<String, SourceHolding>,
+}
+
+/// A source still holding the person.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceHolding {
+    /// Where it is.
+    pub location: String,
+    /// Rows naming the person.
+    pub rows: u64,
+}
+
+fn request_id(request: &SubjectRequest, salt: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update(serde_json::to_vec(request).unwrap_or_default());
+    h.update(Utc::now().timestamp_nanos_opt().unwrap_or_default().to_le_bytes());
+    let hex: String = h.finalize().iter().take(4).map(|b| format!("{b:02x}")).collect();
+    format!("privacy-{}-{hex}", Utc::now().format("%Y%m%dT%H%M%S"))
+}
+
+/// Sources holding rows that name the person (read without the suppression filter).
+async fn sources_holding(ws: &Workspace) -> Result<(BTreeMap<String, SourceHolding>, Vec<String>)> {
+    let mut holding = BTreeMap::new();
+    let mut unsearched = Vec::new();
+    for (name, decl) in &ws.project.sources {
+        let registered = match ws.engine.register_source(&decl.spec).await {
+            Ok(r) => r,
+            Err(e) => {
+                unsearched.push(format!("{name} (unreadable: {e})"));
+                continue;
+            }
+        };
+        let columns = subject_columns(&registered.schema, &decl.subject, true);
+        if columns.is_empty() {
+            unsearched.push(name.clone());
+            continue;
+        }
+        let n = count_where(ws, name, &predicate_sql(SUBJECT_FUNCTION, &columns)).await?;
+        if n > 0 {
+            holding.insert(
+                name.clone(),
+                SourceHolding {
+                    location: decl.spec.url.to_string(),
+                    rows: n,
+                },
+            );
+        }
+    }
+    Ok((holding, unsearched))
+}
+
+async fn count_where(ws: &Workspace, table: &str, predicate: &str) -> Result<u64> {
+    let sql = format!("select count(*) as n from {table} where {predicate}");
+    let df = ws.engine.ctx().sql(&sql).await?;
+    let batches = df.collect().await?;
+    Ok(batches
+        .first()
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                .map(|a| a.value(0) as u64)
+        })
+        .unwrap_or(0))
+}
+
+/// Erases the people of `requests` (see the module documentation).
+pub async fn forget(
+    ws: &Workspace,
+    requests: &[SubjectRequest],
+    dry_run: bool,
+) -> Result<Vec<ForgetReport>> {
+    let salt = salt(ws, !dry_run)
+        .await?
+        .unwrap_or_else(|| b"dry-run".to_vec());
+    let subjects = job_subjects(ws).await?;
+    let warehouse: Vec<WarehouseTable> = ws
+        .warehouse_tables()
+        .await?
+        .into_iter()
+        .filter(|t| t.schema.as_deref() != Some("privacy"))
+        .collect();
+    let ctx = ws.engine.ctx().clone();
+    let mut reports = Vec::new();
+    for request in requests {
+        let subject = find_subject(ws, request).await?;
+        let mut report = ForgetReport {
+            request_id: request_id(request, &salt),
+            dry_run,
+            customers: subject.customers.iter().cloned().collect(),
+            records: subject.records.len(),
+            shared_identifiers: subject
+                .shared
+                .iter()
+                .map(|(k, v)| (k.name().to_string(), v.len()))
+                .collect(),
+            ..ForgetReport::default()
+        };
+        ctx.register_udf(subject.set.clone().udf(SUBJECT_FUNCTION));
+        // Find (and keep what tracked tables' removals need) before deleting anything.
+        let mut matched: Vec<(&WarehouseTable, SchemaRef, String)> = Vec::new();
+        let mut removals: Vec<(String, Vec<RecordBatch>)> = Vec::new();
+        for table in &warehouse {
+            ws.register_warehouse_table(table).await?;
+            let schema: SchemaRef = ctx.table(table.name.as_str()).await?.schema().inner().clone();
+            let declared = subjects
+                .declared
+                .get(&table.name)
+                .cloned()
+                .unwrap_or_default();
+            let columns = subject_columns(&schema, &declared, false);
+            if columns.is_empty() {
+                report.tables_without_subject.push(table.name.clone());
+                continue;
+            }
+            let predicate = predicate_sql(SUBJECT_FUNCTION, &columns);
+            let n = count_where(ws, &table.name, &predicate).await?;
+            if n == 0 {
+                continue;
+            }
+            report.tables.insert(table.name.clone(), n);
+            if let Some(keep) = subjects.tracked_keep.get(&table.name) {
+                let changes = format!("{}_changes", table.name);
+                if let Some(changes_table) = warehouse.iter().find(|t| t.name == changes) {
+                    let batches =
+                        removal_rows(ws, table, changes_table, keep, &predicate, &report.request_id)
+                            .await?;
+                    report
+                        .removal_changes
+                        .insert(changes.clone(), batches.iter().map(|b| b.num_rows() as u64).sum());
+                    removals.push((changes, batches));
+                }
+            }
+            matched.push((table, schema, predicate));
+        }
+        let (holding, _) = sources_holding(ws).await?;
+        report.sources_holding = holding;
+        if !dry_run {
+            // The removals first: a failure here leaves every table as it was.
+            for (changes, batches) in removals {
+                let table = warehouse.iter().find(|t| t.name == changes).expect("found above");
+                if batches.iter().all(|b| b.num_rows() == 0) {
+                    continue;
+                }
+                let df = ctx.read_batches(batches)?;
+                ws.engine
+                    .write_delta(df, table.url.clone())
+                    .with_mode(WriteMode::Append)
+                    .with_commit_metadata("tessera.request_id", report.request_id.clone().into())
+                    .await
+                    .with_context(|| format!("cannot record the removal in {changes}"))?;
+            }
+            // An interrupted erasure is completed by the same request run again.
+            for (table, schema, predicate) in &matched {
+                let predicate = if report.removal_changes.contains_key(&table.name) {
+                    format!(
+                        "({predicate}) and run_id <> {}",
+                        sql_literal(&report.request_id)
+                    )
+                } else {
+                    predicate.clone()
+                };
+                let expr = parse_predicate(&ctx, schema, &predicate)?;
+                ws.engine
+                    .delete_rows(&table.url, expr)
+                    .await
+                    .with_context(|| format!("cannot delete from {}", table.name))?;
+            }
+            report.suppressed = suppress(ws, &subject, &salt, &report.request_id).await?;
+        }
+        reports.push(report);
+    }
+    if !dry_run {
+        // Older versions of every table may hold the people: purge them all.
+        let mut files = 0;
+        let mut logs = 0;
+        for table in &warehouse {
+            let purged = ws
+                .engine
+                .purge_history(&table.url)
+                .await
+                .with_context(|| format!("cannot purge the history of {}", table.name))?;
+            files += purged.files_deleted;
+            logs += purged.log_files_deleted;
+        }
+        // Staged copies of job outputs (kept when their tests failed) are run artefacts too.
+        files += ws
+            .engine
+            .remove_all(&ws.project.warehouse.join("_tessera/staging/")?)
+            .await?;
+        if let Some(last) = reports.last_mut() {
+            last.files_deleted = files;
+            last.log_files_deleted = logs;
+        }
+    }
+    for report in &reports {
+        audit(ws, "forget", report, &salt).await?;
+    }
+    Ok(reports)
+}
+
+/// The `remove` changes of a tracked table for the person's current rows: the run id, time,
+/// `remove`, and only the key and hashed columns (the others NULL).
+async fn removal_rows(
+    ws: &Workspace,
+    table: &WarehouseTable,
+    changes: &WarehouseTable,
+    keep: &[String],
+    predicate: &str,
+    request_id: &str,
+) -> Result<Vec<RecordBatch>> {
+    ws.register_warehouse_table(changes).await?;
+    let ctx = ws.engine.ctx();
+    let target = ctx.table(changes.name.as_str()).await?.schema().inner().clone();
+    let df = ctx
+        .sql(&format!("select * from {} where {predicate}", table.name))
+        .await?;
+    let source = df.schema().clone();
+    let mut exprs = Vec::new();
+    for field in target.fields() {
+        let name = field.name().as_str();
+        let value: Expr = match name {
+            "run_id" => lit(request_id),
+            "changed_at" => lit(ScalarValue::TimestampMicrosecond(
+                Some(Utc::now().timestamp_micros()),
+                None,
+            )),
+            "change" => lit("remove"),
+            c if keep.iter().any(|k| k == c) && source.has_column_with_unqualified_name(c) => {
+                col(quote(c))
+            }
+            // Everything else goes; a column that may not be NULL gets its type's empty
+            // value ('', 0, false, the epoch, an empty list).
+            _ if field.is_nullable() => lit(ScalarValue::try_from(field.data_type())?),
+            _ => lit(ScalarValue::new_default(field.data_type())?),
+        };
+        exprs.push(
+            datafusion::logical_expr::cast(value, field.data_type().clone()).alias(name),
+        );
+    }
+    Ok(df.select(exprs)?.collect().await?)
+}
+
+/// Adds the person's identifiers to the suppression list; returns the entries added.
+async fn suppress(
+    ws: &Workspace,
+    subject: &Subject,
+    salt: &[u8],
+    request_id: &str,
+) -> Result<usize> {
+    let set = IdentifierSet::salted(salt.to_vec());
+    let mut kinds = Vec::new();
+    let mut hashes = Vec::new();
+    let mut regions: Vec<Option<String>> = Vec::new();
+    for (kind, values) in &subject.identifiers {
+        if *kind == IdentifierKind::CustomerId {
+            continue;
+        }
+        for v in values {
+            kinds.push(kind.name().to_string());
+            hashes.push(set.key(*kind, v));
+            regions.push(if *kind == IdentifierKind::Phone {
+                tessera_engine::udfs::phone::country(v, None)
+            } else {
+                None
+            });
+        }
+    }
+    if hashes.is_empty() {
+        return Ok(0);
+    }
+    let n = hashes.len();
+    let now = Utc::now().to_rfc3339();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("value_hash", DataType::Utf8, false),
+        Field::new("region", DataType::Utf8, true),
+        Field::new("request_id", DataType::Utf8, false),
+        Field::new("suppressed_at", DataType::Utf8, false),
+        Field::new("salt_id", DataType::Utf8, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(kinds)),
+        Arc::new(StringArray::from(hashes)),
+        Arc::new(StringArray::from(regions)),
+        Arc::new(StringArray::from(vec![request_id; n])),
+        Arc::new(StringArray::from(vec![now.as_str(); n])),
+        Arc::new(StringArray::from(vec![salt_id(salt); n])),
+    ];
+    append_batch(ws, SUPPRESSION_TABLE, RecordBatch::try_new(schema, columns)?).await?;
+    Ok(n)
+}
+
+async fn append_batch(ws: &Workspace, table: &str, batch: RecordBatch) -> Result<()> {
+    let url = crate::runner::table_url(&ws.project.warehouse, table)?;
+    let df = ws.engine.ctx().read_batch(batch)?;
+    ws.engine
+        .write_delta(df, url)
+        .with_mode(WriteMode::Append)
+        .await
+        .with_context(|| format!("cannot write {table}"))?;
+    Ok(())
+}
+
+/// Writes one request to the audit log: what was asked (salted hashes), what was done
+/// (counts, tables, sources still holding the person). No identifier in clear.
+async fn audit<T: Serialize>(ws: &Workspace, action: &str, report: &T, salt: &[u8]) -> Result<()> {
+    let mut details = serde_json::to_value(report)?;
+    let request_id = details["request_id"].as_str().unwrap_or_default().to_string();
+    let status = if details["dry_run"].as_bool() == Some(true) {
+        "dry_run"
+    } else {
+        "done"
+    };
+    if let Some(map) = details.as_object_mut() {
+        map.remove("request_id");
+        map.remove("dry_run");
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("request_id", DataType::Utf8, false),
+        Field::new("action", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("requested_at", DataType::Utf8, false),
+        Field::new("requested_by", DataType::Utf8, true),
+        Field::new("salt_id", DataType::Utf8, false),
+        Field::new("details", DataType::Utf8, false),
+    ]));
+    let user = std::env::var("USER").ok();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![request_id])),
+        Arc::new(StringArray::from(vec![action])),
+        Arc::new(StringArray::from(vec![status])),
+        Arc::new(StringArray::from(vec![Utc::now().to_rfc3339()])),
+        Arc::new(StringArray::from(vec![user])),
+        Arc::new(StringArray::from(vec![salt_id(salt)])),
+        Arc::new(StringArray::from(vec![details.to_string()])),
+    ];
+    append_batch(ws, AUDIT_TABLE, RecordBatch::try_new(schema, columns)?).await
+}
+
+/// The report of `tessera forget`, for people.
+pub fn describe(report: &ForgetReport) -> String {
+    let mut out = String::new();
+    let verb = if report.dry_run { "would delete" } else { "deleted" };
+    let _ = writeln!(
+        out,
+        "{}: {} customer(s), {} source record(s){}",
+        report.request_id,
+        report.customers.len(),
+        report.records,
+        if report.dry_run { " (dry run: nothing changed)" } else { "" }
+    );
+    for (table, n) in &report.tables {
+        let _ = writeln!(out, "  {verb} {n:>6} row(s) from {table}");
+    }
+    for (table, n) in &report.removal_changes {
+        let _ = writeln!(out, "  recorded {n} removal(s) in {table}");
+    }
+    if !report.dry_run {
+        let _ = writeln!(
+            out,
+            "  purged history: {} old data file(s), {} old commit file(s); {} suppression entr{}",
+            report.files_deleted,
+            report.log_files_deleted,
+            report.suppressed,
+            if report.suppressed == 1 { "y" } else { "ies" }
+        );
+    }
+    for (kind, n) in &report.shared_identifiers {
+        let _ = writeln!(
+            out,
+            "  {n} {kind}(s) also held by other customers: not suppressed"
+        );
+    }
+    if report.sources_holding.is_empty() {
+        let _ = writeln!(out, "  no source holds the person any more");
+    } else {
+        let _ = writeln!(
+            out,
+            "  sources Tessera does not own still hold the person (delete there; Tessera \
+             filters them out meanwhile):"
+        );
+        for (name, h) in &report.sources_holding {
+            let _ = writeln!(out, "    {name}: {} row(s) at {}", h.rows, h.location);
+        }
+    }
+    out
+}
+
+/// A pseudonymised output (`[privacy] pseudonymize`): every text column whose name says it
+/// holds an email or a phone keeps only `hash_identifier(value, kind, 'default')`, the SHA-256
+/// hex of the normalised value (what ad platforms match on; still personal data under the
+/// GDPR, but no identifier in clear). Customer ids and other columns are unchanged.
+pub fn pseudonymize(df: datafusion::prelude::DataFrame) -> Result<datafusion::prelude::DataFrame> {
+    let hash = ScalarUDF::new_from_impl(tessera_engine::udfs::hash::HashIdentifier::default());
+    let exprs: Vec<Expr> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let column = Expr::Column(datafusion::common::Column::from_name(f.name()));
+            match IdentifierKind::of_column(f.name()) {
+                Some(kind @ (IdentifierKind::Email | IdentifierKind::Phone))
+                    if is_text(f.data_type()) =>
+                {
+                    hash.call(vec![column, lit(kind.name()), lit("default")])
+                        .alias(f.name())
+                }
+                _ => column,
+            }
+        })
+        .collect();
+    Ok(df.select(exprs)?)
+}
+
+/// Retention: deletes rows older than each rule's period, then purges the table's history.
+/// Returns (table, rows deleted).
+pub async fn apply_retention(ws: &Workspace) -> Result<Vec<(String, u64)>> {
+    let mut out = Vec::new();
+    let warehouse = ws.warehouse_tables().await?;
+    for rule in &ws.project.privacy.retention {
+        let (n, unit) = parse_keep(&rule.keep).expect("validated with the project");
+        let Some(table) = warehouse.iter().find(|t| t.name == rule.table) else {
+            tracing::warn!("retention: no table {} yet", rule.table);
+            continue;
+        };
+        ws.register_warehouse_table(table).await?;
+        let ctx = ws.engine.ctx();
+        let schema = ctx.table(table.name.as_str()).await?.schema().inner().clone();
+        if schema.field_with_name(&rule.column).is_err() {
+            bail!(
+                "[privacy.retention] {}: no column `{}` (columns: {})",
+                rule.table,
+                rule.column,
+                schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let predicate = format!(
+            "cast({} as timestamp) < now() - interval '{n} {unit}'",
+            quote(&rule.column)
+        );
+        let old = count_where(ws, &table.name, &predicate).await?;
+        if old > 0 {
+            let expr = parse_predicate(ctx, &schema, &predicate)?;
+            ws.engine.delete_rows(&table.url, expr).await?;
+            // The deleted rows live on in older versions' files until those are purged.
+            ws.engine.purge_history(&table.url).await?;
+        }
+        out.push((table.name.clone(), old));
+    }
+    Ok(out)
+}
+
+/// Everything the warehouse and the sources hold on the person of `request`, as JSON:
+/// per table, its rows naming them (all columns), and for golden-record values the source
+/// record they came from.
+pub async fn export_subject(ws: &Workspace, request: &SubjectRequest) -> Result<serde_json::Value> {
+    let subject = find_subject(ws, request).await?;
+    let ctx = ws.engine.ctx().clone();
+    ctx.register_udf(subject.set.clone().udf(SUBJECT_FUNCTION));
+    let subjects = job_subjects(ws).await?;
+    let mut tables = serde_json::Map::new();
+    for table in ws.warehouse_tables().await? {
+        if table.schema.as_deref() == Some("privacy") {
+            continue;
+        }
+        ws.register_warehouse_table(&table).await?;
+        let schema = ctx.table(table.name.as_str()).await?.schema().inner().clone();
+        let declared = subjects.declared.get(&table.name).cloned().unwrap_or_default();
+        let columns = subject_columns(&schema, &declared, false);
+        if columns.is_empty() {
+            continue;
+        }
+        let rows = json_rows(
+            ws,
+            &format!(
+                "select * from {} where {}",
+                table.name,
+                predicate_sql(SUBJECT_FUNCTION, &columns)
+            ),
+        )
+        .await?;
+        if !rows.is_empty() {
+            tables.insert(
+                table.name.clone(),
+                serde_json::json!({ "location": table.url.to_string(), "rows": rows }),
+            );
+        }
+    }
+    let mut sources = serde_json::Map::new();
+    for (name, decl) in &ws.project.sources {
+        let Ok(registered) = ws.engine.register_source(&decl.spec).await else {
+            continue;
+        };
+        let columns = subject_columns(&registered.schema, &decl.subject, true);
+        if columns.is_empty() {
+            continue;
+        }
+        let rows = json_rows(
+            ws,
+            &format!("select * from {name} where {}", predicate_sql(SUBJECT_FUNCTION, &columns)),
+        )
+        .await?;
+        if !rows.is_empty() {
+            sources.insert(
+                name.clone(),
+                serde_json::json!({ "location": decl.spec.url.to_string(), "rows": rows }),
+            );
+        }
+    }
+    let lineage = golden_lineage(&tables);
+    let report = serde_json::json!({
+        "request_id": request_id(request, b"export"),
+        "generated_at": Utc::now().to_rfc3339(),
+        "customers": subject.customers,
+        "records": subject.records,
+        "sources": sources,
+        "tables": tables,
+        "golden_record_lineage": lineage,
+    });
+    let salt = salt(ws, false).await?.unwrap_or_default();
+    let summary = serde_json::json!({
+        "request_id": report["request_id"],
+        "dry_run": false,
+        "customers": subject.customers.len(),
+        "records": subject.records.len(),
+        "tables": tables.iter().map(|(k, v)| (k.clone(), v["rows"].as_array().map_or(0, Vec::len))).collect::<BTreeMap<_, _>>(),
+        "sources": sources.keys().collect::<Vec<_>>(),
+    });
+    audit(ws, "export_subject", &summary, &salt).await?;
+    Ok(report)
+}
+
+/// For each golden-record value of `profiles.customers`, the source record it came from
+/// (`<group>_record_key` columns).
+fn golden_lineage(tables: &serde_json::Map<String, serde_json::Value>) -> serde_json::Value {
+    let Some(customers) = tables
+        .get("profiles.customers")
+        .and_then(|t| t["rows"].as_array())
+    else {
+        return serde_json::Value::Array(Vec::new());
+    };
+    let groups: [(&str, &[&str]); 5] = [
+        ("name_record_key", &["first_name", "last_name"]),
+        ("email_record_key", &["email"]),
+        ("phone_record_key", &["phone"]),
+        ("birth_date_record_key", &["birth_date"]),
+        ("address_record_key", &["postal_code", "city", "country"]),
+    ];
+    let mut out = Vec::new();
+    for row in customers {
+        for (key, fields) in groups {
+            let Some(record) = row.get(key).and_then(|v| v.as_str()) else {
+                continue;
+            };
+            for f in fields {
+                if let Some(v) = row.get(*f).filter(|v| !v.is_null()) {
+                    out.push(serde_json::json!({
+                        "customer_id": row["customer_id"],
+                        "attribute": f,
+                        "value": v,
+                        "source_record": record,
+                        "source": record.split(':').next(),
+                    }));
+                }
+            }
+        }
+    }
+    serde_json::Value::Array(out)
+}
+
+async fn json_rows(ws: &Workspace, sql: &str) -> Result<Vec<serde_json::Value>> {
+    let batches = ws.engine.ctx().sql(sql).await?.collect().await?;
+    let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
+    for b in &batches {
+        writer.write(b)?;
+    }
+    writer.finish()?;
+    let bytes = writer.into_inner();
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(serde_json::from_slice(&bytes)?)
+}
