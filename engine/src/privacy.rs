@@ -337,7 +337,8 @@ mod tests {
     fn emails_match_in_canonical_form_and_hashes_hide_them() {
         let mut set = IdentifierSet::salted(b"s".to_vec());
         assert_eq!(
-            set.insert(IdentifierKind::Email, " Ann@Example.COM").as_deref(),
+            set.insert(IdentifierKind::Email, " Ann@Example.COM")
+                .as_deref(),
             Some("ann@example.com")
         );
         assert!(set.contains(IdentifierKind::Email, "ann@example.com"));

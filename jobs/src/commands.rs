@@ -217,7 +217,10 @@ pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
     };
     lock.release().await;
     log?;
-    for (table, n) in retention.context("applying the retention rules")?.unwrap_or_default() {
+    for (table, n) in retention
+        .context("applying the retention rules")?
+        .unwrap_or_default()
+    {
         emit(
             json!({"event": "retention", "run_id": run_id, "table": table, "rows_deleted": n}),
             format!("  RETENTION       {table:<32} {n} row(s) past retention deleted"),

@@ -42,11 +42,11 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::{Expr, SessionContext, col, lit};
+use object_store::ObjectStoreExt as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tessera_engine::WriteMode;
 use tessera_engine::privacy::{IdentifierKind, IdentifierSet};
-use object_store::ObjectStoreExt as _;
 use tessera_engine::storage::object_path;
 
 use crate::commands::load_dag;
@@ -297,10 +297,12 @@ pub async fn load_suppression(ws: &Workspace) -> Result<IdentifierSet> {
 
 /// The predicate (SQL) keeping a source's rows that are not on the suppression list, or
 /// `None` when the source has no identifier columns.
-pub fn suppression_filter(schema: &Schema, declared: &[(IdentifierKind, String)]) -> Option<String> {
+pub fn suppression_filter(
+    schema: &Schema,
+    declared: &[(IdentifierKind, String)],
+) -> Option<String> {
     let columns = subject_columns(schema, declared, true);
-    (!columns.is_empty())
-        .then(|| format!("not ({})", predicate_sql(SUPPRESSED_FUNCTION, &columns)))
+    (!columns.is_empty()).then(|| format!("not ({})", predicate_sql(SUPPRESSED_FUNCTION, &columns)))
 }
 
 /// One erasure or access request: identifiers of one person.
@@ -337,7 +339,10 @@ impl SubjectRequest {
         }
         let mut out = Vec::new();
         for (n, line) in lines.enumerate() {
-            let cells: Vec<&str> = line.split(',').map(|c| c.trim().trim_matches('"')).collect();
+            let cells: Vec<&str> = line
+                .split(',')
+                .map(|c| c.trim().trim_matches('"'))
+                .collect();
             if cells.len() != header.len() {
                 bail!(
                     "{path}: row {}: {} values for {} columns",
@@ -397,13 +402,19 @@ pub async fn find_subject(ws: &Workspace, request: &SubjectRequest) -> Result<Su
         let v = seeds
             .insert(IdentifierKind::Email, e)
             .ok_or_else(|| anyhow!("`{e}` is not an email address"))?;
-        seed_values.entry(IdentifierKind::Email).or_default().insert(v);
+        seed_values
+            .entry(IdentifierKind::Email)
+            .or_default()
+            .insert(v);
     }
     for p in &request.phones {
         let v = seeds.insert(IdentifierKind::Phone, p).ok_or_else(|| {
             anyhow!("`{p}` is not a phone number in international form (e.g. +44 7700 900123)")
         })?;
-        seed_values.entry(IdentifierKind::Phone).or_default().insert(v);
+        seed_values
+            .entry(IdentifierKind::Phone)
+            .or_default()
+            .insert(v);
     }
     for c in &request.customer_ids {
         seeds.insert(IdentifierKind::CustomerId, c);
@@ -511,7 +522,11 @@ pub async fn find_subject(ws: &Workspace, request: &SubjectRequest) -> Result<Su
             )
             .await?;
             for s in shared {
-                subject.shared.entry(kind).or_default().insert(s["v"].clone());
+                subject
+                    .shared
+                    .entry(kind)
+                    .or_default()
+                    .insert(s["v"].clone());
             }
         }
     }
@@ -557,7 +572,12 @@ async fn job_subjects(ws: &Workspace) -> Result<JobSubjects> {
             if let Some(aud) = job.name.strip_prefix("audiences.")
                 && let Some(decl) = ws.project.audiences.get(aud)
             {
-                keep.extend(decl.destination.removal_columns().iter().map(|c| c.to_string()));
+                keep.extend(
+                    decl.destination
+                        .removal_columns()
+                        .iter()
+                        .map(|c| c.to_string()),
+                );
             }
             tracked_keep.insert(job.name.clone(), keep);
         }
@@ -610,8 +630,18 @@ fn request_id(request: &SubjectRequest, salt: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(salt);
     h.update(serde_json::to_vec(request).unwrap_or_default());
-    h.update(Utc::now().timestamp_nanos_opt().unwrap_or_default().to_le_bytes());
-    let hex: String = h.finalize().iter().take(4).map(|b| format!("{b:02x}")).collect();
+    h.update(
+        Utc::now()
+            .timestamp_nanos_opt()
+            .unwrap_or_default()
+            .to_le_bytes(),
+    );
+    let hex: String = h
+        .finalize()
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect();
     format!("privacy-{}-{hex}", Utc::now().format("%Y%m%dT%H%M%S"))
 }
 
@@ -699,7 +729,12 @@ pub async fn forget(
         let mut removals: Vec<(String, Vec<RecordBatch>)> = Vec::new();
         for table in &warehouse {
             ws.register_warehouse_table(table).await?;
-            let schema: SchemaRef = ctx.table(table.name.as_str()).await?.schema().inner().clone();
+            let schema: SchemaRef = ctx
+                .table(table.name.as_str())
+                .await?
+                .schema()
+                .inner()
+                .clone();
             let declared = subjects
                 .declared
                 .get(&table.name)
@@ -719,12 +754,19 @@ pub async fn forget(
             if let Some(keep) = subjects.tracked_keep.get(&table.name) {
                 let changes = format!("{}_changes", table.name);
                 if let Some(changes_table) = warehouse.iter().find(|t| t.name == changes) {
-                    let batches =
-                        removal_rows(ws, table, changes_table, keep, &predicate, &report.request_id)
-                            .await?;
-                    report
-                        .removal_changes
-                        .insert(changes.clone(), batches.iter().map(|b| b.num_rows() as u64).sum());
+                    let batches = removal_rows(
+                        ws,
+                        table,
+                        changes_table,
+                        keep,
+                        &predicate,
+                        &report.request_id,
+                    )
+                    .await?;
+                    report.removal_changes.insert(
+                        changes.clone(),
+                        batches.iter().map(|b| b.num_rows() as u64).sum(),
+                    );
                     removals.push((changes, batches));
                 }
             }
@@ -735,7 +777,10 @@ pub async fn forget(
         if !dry_run {
             // The removals first: a failure here leaves every table as it was.
             for (changes, batches) in removals {
-                let table = warehouse.iter().find(|t| t.name == changes).expect("found above");
+                let table = warehouse
+                    .iter()
+                    .find(|t| t.name == changes)
+                    .expect("found above");
                 if batches.iter().all(|b| b.num_rows() == 0) {
                     continue;
                 }
@@ -808,7 +853,12 @@ async fn removal_rows(
 ) -> Result<Vec<RecordBatch>> {
     ws.register_warehouse_table(changes).await?;
     let ctx = ws.engine.ctx();
-    let target = ctx.table(changes.name.as_str()).await?.schema().inner().clone();
+    let target = ctx
+        .table(changes.name.as_str())
+        .await?
+        .schema()
+        .inner()
+        .clone();
     let df = ctx
         .sql(&format!("select * from {} where {predicate}", table.name))
         .await?;
@@ -831,9 +881,7 @@ async fn removal_rows(
             _ if field.is_nullable() => lit(ScalarValue::try_from(field.data_type())?),
             _ => lit(ScalarValue::new_default(field.data_type())?),
         };
-        exprs.push(
-            datafusion::logical_expr::cast(value, field.data_type().clone()).alias(name),
-        );
+        exprs.push(datafusion::logical_expr::cast(value, field.data_type().clone()).alias(name));
     }
     Ok(df.select(exprs)?.collect().await?)
 }
@@ -884,7 +932,12 @@ async fn suppress(
         Arc::new(StringArray::from(vec![now.as_str(); n])),
         Arc::new(StringArray::from(vec![salt_id(salt); n])),
     ];
-    append_batch(ws, SUPPRESSION_TABLE, RecordBatch::try_new(schema, columns)?).await?;
+    append_batch(
+        ws,
+        SUPPRESSION_TABLE,
+        RecordBatch::try_new(schema, columns)?,
+    )
+    .await?;
     Ok(n)
 }
 
@@ -903,7 +956,10 @@ async fn append_batch(ws: &Workspace, table: &str, batch: RecordBatch) -> Result
 /// (counts, tables, sources still holding the person). No identifier in clear.
 async fn audit<T: Serialize>(ws: &Workspace, action: &str, report: &T, salt: &[u8]) -> Result<()> {
     let mut details = serde_json::to_value(report)?;
-    let request_id = details["request_id"].as_str().unwrap_or_default().to_string();
+    let request_id = details["request_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let status = if details["dry_run"].as_bool() == Some(true) {
         "dry_run"
     } else {
@@ -938,14 +994,22 @@ async fn audit<T: Serialize>(ws: &Workspace, action: &str, report: &T, salt: &[u
 /// The report of `tessera forget`, for people.
 pub fn describe(report: &ForgetReport) -> String {
     let mut out = String::new();
-    let verb = if report.dry_run { "would delete" } else { "deleted" };
+    let verb = if report.dry_run {
+        "would delete"
+    } else {
+        "deleted"
+    };
     let _ = writeln!(
         out,
         "{}: {} customer(s), {} source record(s){}",
         report.request_id,
         report.customers.len(),
         report.records,
-        if report.dry_run { " (dry run: nothing changed)" } else { "" }
+        if report.dry_run {
+            " (dry run: nothing changed)"
+        } else {
+            ""
+        }
     );
     for (table, n) in &report.tables {
         let _ = writeln!(out, "  {verb} {n:>6} row(s) from {table}");
@@ -1023,7 +1087,12 @@ pub async fn apply_retention(ws: &Workspace) -> Result<Vec<(String, u64)>> {
         };
         ws.register_warehouse_table(table).await?;
         let ctx = ws.engine.ctx();
-        let schema = ctx.table(table.name.as_str()).await?.schema().inner().clone();
+        let schema = ctx
+            .table(table.name.as_str())
+            .await?
+            .schema()
+            .inner()
+            .clone();
         if schema.field_with_name(&rule.column).is_err() {
             bail!(
                 "[privacy.retention] {}: no column `{}` (columns: {})",
@@ -1067,8 +1136,17 @@ pub async fn export_subject(ws: &Workspace, request: &SubjectRequest) -> Result<
             continue;
         }
         ws.register_warehouse_table(&table).await?;
-        let schema = ctx.table(table.name.as_str()).await?.schema().inner().clone();
-        let declared = subjects.declared.get(&table.name).cloned().unwrap_or_default();
+        let schema = ctx
+            .table(table.name.as_str())
+            .await?
+            .schema()
+            .inner()
+            .clone();
+        let declared = subjects
+            .declared
+            .get(&table.name)
+            .cloned()
+            .unwrap_or_default();
         let columns = subject_columns(&schema, &declared, false);
         if columns.is_empty() {
             continue;
@@ -1100,7 +1178,10 @@ pub async fn export_subject(ws: &Workspace, request: &SubjectRequest) -> Result<
         }
         let rows = json_rows(
             ws,
-            &format!("select * from {name} where {}", predicate_sql(SUBJECT_FUNCTION, &columns)),
+            &format!(
+                "select * from {name} where {}",
+                predicate_sql(SUBJECT_FUNCTION, &columns)
+            ),
         )
         .await?;
         if !rows.is_empty() {

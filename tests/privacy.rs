@@ -1,0 +1,364 @@
+//! GDPR operations the way a privacy officer runs them on the demo project: a subject-access
+//! export, then an erasure proven by reading every file under the warehouse (old Delta
+//! versions' Parquet files and the Delta log included), a following run with the person still
+//! in the sources, the audiences' removal changes, the audit log; retention rules and
+//! pseudonymised outputs.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::{copy_dir, fails, ok, python_json, query, run_in, shared_demo, text};
+
+/// Reads every file under `root`: Parquet files decoded (every value of every column, with
+/// pyarrow, ignoring Delta), everything else as bytes; prints the (file, needle) pairs found.
+const SCAN: &str = r#"
+import json, os, sys
+import pyarrow.parquet as pq
+root, needles = sys.argv[1], [n.lower() for n in sys.argv[2:]]
+hits, files, parquet = [], 0, 0
+for d, _, names in os.walk(root):
+    for name in names:
+        path = os.path.join(d, name)
+        files += 1
+        texts = [open(path, 'rb').read().decode('utf-8', 'replace').lower()]
+        if name.endswith('.parquet'):
+            parquet += 1
+            texts.append(json.dumps(pq.read_table(path).to_pylist(), default=str).lower())
+        for n in needles:
+            if any(n in t for t in texts):
+                hits.append([os.path.relpath(path, root), n])
+print(json.dumps({"files": files, "parquet": parquet, "hits": hits}))
+sys.stdout.flush(); os._exit(0)
+"#;
+
+/// A value as text ("" for NULL, numbers and booleans printed).
+fn val(row: &common::Row, key: &str) -> String {
+    match &row[key] {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn scan(dir: &Path, needles: &[String]) -> serde_json::Value {
+    let mut args: Vec<std::ffi::OsString> = vec![dir.join("warehouse").into()];
+    args.extend(needles.iter().map(Into::into));
+    let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    python_json(dir, SCAN, &refs)
+}
+
+/// A customer with records from several systems, a phone, and audience memberships.
+fn pick_person(dir: &Path) -> (String, String) {
+    let row = &query(
+        dir,
+        "select c.customer_id, c.email from profiles.customers c \
+         join (select customer_id, count(*) as n from segments.membership group by 1) m \
+           using (customer_id) \
+         where c.records >= 3 and c.phone is not null and c.email is not null \
+           and c.customer_id in (select customer_id from audiences.at_risk_email \
+                                 union all select customer_id from audiences.champions_uid2) \
+         order by c.records desc, m.n desc, c.customer_id limit 1",
+    )[0];
+    (text(row, "customer_id"), text(row, "email"))
+}
+
+/// Every identifier of the customer: emails, E.164 phones and their national digits, source
+/// record ids, web user ids.
+fn identifiers(dir: &Path, customer: &str) -> Vec<String> {
+    let rows = query(
+        dir,
+        &format!(
+            "select r.record_id, r.email, r.phone, r.web_user_id from unify.identity_records r \
+             join unify.record_customer rc using (record_key) where rc.customer_id = '{customer}'"
+        ),
+    );
+    let mut out = BTreeSet::new();
+    for r in &rows {
+        out.insert(val(r, "record_id"));
+        for k in ["email", "phone", "web_user_id"] {
+            let v = val(r, k);
+            if !v.is_empty() {
+                if k == "phone" {
+                    // The national number as systems write it (no country code, no +).
+                    out.insert(v[v.len() - 9..].to_string());
+                }
+                out.insert(v);
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+#[test]
+fn erasure_is_physical_durable_audited_and_reaches_the_audiences() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_dir(shared_demo(), dir);
+    ok(dir, &["run"]);
+    // A second version of every table: the person is in old files too.
+    ok(dir, &["run", "--full-refresh"]);
+    let (customer, email) = pick_person(dir);
+    let needles = identifiers(dir, &customer);
+    assert!(needles.len() >= 5, "{needles:?}");
+    let before = scan(dir, &needles);
+    assert!(
+        before["hits"].as_array().unwrap().len() > 20,
+        "the scan finds the person before: {before}"
+    );
+    let audiences: Vec<String> = query(
+        dir,
+        &format!(
+            "select 'at_risk_email' as a from audiences.at_risk_email where customer_id = '{customer}' \
+             union all select 'champions_uid2' from audiences.champions_uid2 where customer_id = '{customer}'"
+        ),
+    )
+    .iter()
+    .map(|r| text(r, "a"))
+    .collect();
+    assert!(!audiences.is_empty());
+
+    // Subject access first: every source and derived table holding the person.
+    let export = dir.join("subject.json");
+    ok(
+        dir,
+        &[
+            "export-subject",
+            "--email",
+            &email.to_uppercase(),
+            "--out",
+            export.to_str().unwrap(),
+        ],
+    );
+    let export: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&export).unwrap()).unwrap();
+    assert_eq!(export["customers"], serde_json::json!([customer]));
+    for table in [
+        "staging.contacts",
+        "unify.identity_records",
+        "unify.record_customer",
+        "profiles.customers",
+        "profiles.customers_history",
+        "profiles.customer_360",
+        "profiles.customer_consent",
+        "scores.rfm",
+        "segments.membership",
+        &format!("audiences.{}", audiences[0]),
+    ] {
+        let rows = export["tables"][table]["rows"].as_array();
+        assert!(
+            rows.is_some_and(|r| !r.is_empty()),
+            "{table} missing from the export: {}",
+            export["tables"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let sources: BTreeSet<String> = export["sources"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    for s in [
+        "crm_contacts",
+        "web_events",
+        "email_engagement",
+        "consent_records",
+    ] {
+        assert!(sources.contains(s), "{s} not in {sources:?}");
+    }
+    let lineage = export["golden_record_lineage"].as_array().unwrap();
+    assert!(lineage.iter().any(|l| {
+        l["attribute"] == "email"
+            && export["records"]
+                .as_array()
+                .unwrap()
+                .contains(&l["source_record"])
+    }));
+
+    // A dry run changes nothing.
+    let dry = ok(dir, &["forget", "--email", &email, "--dry-run"]);
+    assert!(dry.contains("would delete"), "{dry}");
+    assert_eq!(scan(dir, &needles)["hits"], before["hits"]);
+
+    // The erasure.
+    let out = ok(dir, &["forget", "--email", &email, "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let report = &report[0];
+    assert_eq!(report["customers"], serde_json::json!([customer]));
+    for table in [
+        "profiles.customers",
+        "unify.identity_records",
+        "staging.contacts",
+    ] {
+        assert!(report["tables"][table].as_u64().unwrap() >= 1, "{report}");
+    }
+    assert!(report["files_deleted"].as_u64().unwrap() > 0);
+    assert!(report["suppressed"].as_u64().unwrap() >= 3);
+    // The sources still hold the person: reported with their location.
+    let crm = &report["sources_holding"]["crm_contacts"];
+    assert!(
+        crm["location"]
+            .as_str()
+            .unwrap()
+            .ends_with("crm/contacts.csv"),
+        "{report}"
+    );
+    assert!(crm["rows"].as_u64().unwrap() >= 1);
+
+    let after = scan(dir, &needles);
+    assert!(after["parquet"].as_u64().unwrap() > 50, "{after}");
+    assert_eq!(
+        after["hits"],
+        serde_json::json!([]),
+        "identifiers left after the erasure"
+    );
+    // The audiences' change tables tell the platforms to remove the person, by hash only.
+    for a in &audiences {
+        let changes = query(
+            dir,
+            &format!("select * from audiences.{a}_changes where customer_id = '{customer}'"),
+        );
+        assert_eq!(changes.len(), 1, "{a}: {changes:?}");
+        assert_eq!(text(&changes[0], "change"), "remove");
+        let hashed = if a == "champions_uid2" {
+            "email_hash"
+        } else {
+            "email_sha256"
+        };
+        assert!(text(&changes[0], hashed).len() >= 44, "{a}: {changes:?}");
+    }
+    let audit = query(dir, "select action, status, details from privacy.audit_log");
+    assert!(
+        audit
+            .iter()
+            .any(|r| text(r, "action") == "forget" && text(r, "status") == "done")
+    );
+    assert!(audit.iter().any(|r| text(r, "action") == "export_subject"));
+    // Time travel to before the erasure is gone with the old files.
+    fails(
+        dir,
+        &[
+            "sql",
+            "select count(*) from at_version('profiles.customers', 0)",
+        ],
+        1,
+    );
+
+    // The sources still hold the person; the next runs do not bring them back.
+    ok(dir, &["run"]);
+    ok(dir, &["run", "--full-refresh"]);
+    let again = scan(dir, &needles);
+    assert_eq!(again["hits"], serde_json::json!([]), "the person came back");
+    let seen = query(
+        dir,
+        &format!(
+            "select (select count(*) from crm_contacts where lower(email) = '{email}') as crm, \
+                    (select count(*) from profiles.customers where email = '{email}') as golden"
+        ),
+    );
+    assert_eq!(val(&seen[0], "crm"), "0");
+    assert_eq!(val(&seen[0], "golden"), "0");
+    // Everyone else is still there.
+    let customers = query(dir, "select count(*) as n from profiles.customers");
+    assert!(val(&customers[0], "n").parse::<u64>().unwrap() > 2000);
+
+    // The suppression list only works with its salt.
+    let out = common::tessera()
+        .current_dir(dir)
+        .env("TESSERA_SUPPRESSION_SALT", "another salt")
+        .args(["sql", "select count(*) from crm_contacts"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another salt"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn retention_deletes_old_rows_and_their_files_and_outputs_can_be_pseudonymised() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_dir(shared_demo(), dir);
+    let mut toml = std::fs::read_to_string(dir.join("tessera.toml")).unwrap();
+    toml.push_str(
+        "\n[privacy]\npseudonymize = [\"profiles.customer_360\"]\n\n\
+         [[privacy.retention]]\ntable = \"staging.orders\"\ncolumn = \"order_ts\"\nkeep = \"2 years\"\n",
+    );
+    std::fs::write(dir.join("tessera.toml"), toml).unwrap();
+    let old = query(
+        dir,
+        "select order_id from pos_orders where order_ts < now() - interval '2 years' \
+         order by order_id limit 5",
+    );
+    assert_eq!(old.len(), 5, "the demo has orders older than two years");
+    let old_ids: Vec<String> = old.iter().map(|r| text(r, "order_id")).collect();
+
+    let out = run_in(dir, &["run"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("RETENTION       staging.orders"),
+        "{stdout}"
+    );
+    let left = query(
+        dir,
+        "select count(*) as n, min(order_ts) as oldest from staging.orders \
+         where order_ts < now() - interval '2 years'",
+    );
+    assert_eq!(val(&left[0], "n"), "0");
+    let kept = query(dir, "select count(*) as n from staging.orders");
+    assert!(val(&kept[0], "n").parse::<u64>().unwrap() > 1000);
+    // Gone from every file, old versions included.
+    let found = scan(dir, &old_ids);
+    let in_orders: Vec<&serde_json::Value> = found["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h[0].as_str().unwrap().starts_with("staging/orders"))
+        .collect();
+    assert!(in_orders.is_empty(), "{in_orders:?}");
+
+    // Pseudonymised: only SHA-256 hex of the normalised identifiers in the 360 table.
+    let rows = query(
+        dir,
+        "select email, phone, customer_id from profiles.customer_360 \
+         where email is not null and phone is not null limit 20",
+    );
+    assert_eq!(rows.len(), 20);
+    for r in &rows {
+        for k in ["email", "phone"] {
+            let v = text(r, k);
+            assert!(
+                v.len() == 64 && v.chars().all(|c| c.is_ascii_hexdigit()),
+                "{k} = {v}"
+            );
+        }
+    }
+    let check = query(
+        dir,
+        &format!(
+            "select c.email = hash_identifier(g.email, 'email', 'default') as same \
+             from profiles.customer_360 c join profiles.customers g using (customer_id) \
+             where c.customer_id = '{}'",
+            text(&rows[0], "customer_id")
+        ),
+    );
+    assert_eq!(val(&check[0], "same"), "true");
+
+    // A wrong period is an error naming the key.
+    let mut toml = std::fs::read_to_string(dir.join("tessera.toml")).unwrap();
+    toml = toml.replace("keep = \"2 years\"", "keep = \"forever\"");
+    std::fs::write(dir.join("tessera.toml"), toml).unwrap();
+    let err = fails(dir, &["retention"], 2);
+    assert!(err.contains("privacy.retention[0].keep"), "{err}");
+}
