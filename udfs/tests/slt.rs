@@ -72,7 +72,11 @@ impl sqllogictest::AsyncDB for Db {
 
 #[tokio::test]
 async fn sql_logic_tests() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
+    // Cargo sets the variable at run time too: prefer it, so a test binary reused from a
+    // shared target directory reads this checkout's files, not those of where it was built.
+    let manifest_dir =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let dir = Path::new(&manifest_dir).join("tests/slt");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
