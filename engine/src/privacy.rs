@@ -7,9 +7,9 @@
 //! use tessera_engine::privacy::{IdentifierKind, IdentifierSet};
 //! let mut set = IdentifierSet::salted(b"secret".to_vec());
 //! set.insert(IdentifierKind::Email, "Jane.Doe@Example.com");
-//! set.insert(IdentifierKind::Phone, "+44 7700 900123");
+//! set.insert(IdentifierKind::Phone, "+33 6 12 34 56 78");
 //! assert!(set.contains(IdentifierKind::Email, " jane.doe@example.com "));
-//! assert!(set.contains(IdentifierKind::Phone, "07700 900123")); // read in the stored number's country
+//! assert!(set.contains(IdentifierKind::Phone, "06 12 34 56 78")); // read in the stored number's country
 //! assert!(!set.contains(IdentifierKind::Email, "john@example.com"));
 //! ```
 

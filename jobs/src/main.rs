@@ -53,7 +53,7 @@ struct SubjectArgs {
     /// An email address of the person (repeatable).
     #[arg(long)]
     email: Vec<String>,
-    /// A phone number of the person, in international form such as +44 7700 900123 (repeatable).
+    /// A phone number of the person, in international form such as +33 6 12 34 56 78 (repeatable).
     #[arg(long)]
     phone: Vec<String>,
     /// A Tessera customer id (repeatable).

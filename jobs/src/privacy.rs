@@ -409,7 +409,7 @@ pub async fn find_subject(ws: &Workspace, request: &SubjectRequest) -> Result<Su
     }
     for p in &request.phones {
         let v = seeds.insert(IdentifierKind::Phone, p).ok_or_else(|| {
-            anyhow!("`{p}` is not a phone number in international form (e.g. +44 7700 900123)")
+            anyhow!("`{p}` is not a phone number in international form (e.g. +33 6 12 34 56 78)")
         })?;
         seed_values
             .entry(IdentifierKind::Phone)
