@@ -561,6 +561,31 @@ struct JobSubjects {
     tracked_keep: BTreeMap<String, Vec<String>>,
 }
 
+impl JobSubjects {
+    /// Registers a warehouse table; returns its schema and the columns naming a person.
+    async fn of_table(
+        &self,
+        ws: &Workspace,
+        table: &WarehouseTable,
+    ) -> Result<(SchemaRef, Vec<(IdentifierKind, String)>)> {
+        ws.register_warehouse_table(table).await?;
+        let schema: SchemaRef = ws
+            .engine
+            .ctx()
+            .table(table.name.as_str())
+            .await?
+            .schema()
+            .inner()
+            .clone();
+        let declared = self
+            .declared
+            .get(&table.name)
+            .map_or(&[][..], Vec::as_slice);
+        let columns = subject_columns(&schema, declared, false);
+        Ok((schema, columns))
+    }
+}
+
 async fn job_subjects(ws: &Workspace) -> Result<JobSubjects> {
     let (dag, _) = load_dag(ws).await?;
     let mut declared = BTreeMap::new();
@@ -728,19 +753,7 @@ pub async fn forget(
         let mut matched: Vec<(&WarehouseTable, SchemaRef, String)> = Vec::new();
         let mut removals: Vec<(String, Vec<RecordBatch>)> = Vec::new();
         for table in &warehouse {
-            ws.register_warehouse_table(table).await?;
-            let schema: SchemaRef = ctx
-                .table(table.name.as_str())
-                .await?
-                .schema()
-                .inner()
-                .clone();
-            let declared = subjects
-                .declared
-                .get(&table.name)
-                .cloned()
-                .unwrap_or_default();
-            let columns = subject_columns(&schema, &declared, false);
+            let (schema, columns) = subjects.of_table(ws, table).await?;
             if columns.is_empty() {
                 report.tables_without_subject.push(table.name.clone());
                 continue;
@@ -1135,19 +1148,7 @@ pub async fn export_subject(ws: &Workspace, request: &SubjectRequest) -> Result<
         if table.schema.as_deref() == Some("privacy") {
             continue;
         }
-        ws.register_warehouse_table(&table).await?;
-        let schema = ctx
-            .table(table.name.as_str())
-            .await?
-            .schema()
-            .inner()
-            .clone();
-        let declared = subjects
-            .declared
-            .get(&table.name)
-            .cloned()
-            .unwrap_or_default();
-        let columns = subject_columns(&schema, &declared, false);
+        let (_, columns) = subjects.of_table(ws, &table).await?;
         if columns.is_empty() {
             continue;
         }
