@@ -87,6 +87,8 @@ pub struct RunArgs {
     pub json: bool,
     /// Wait this long for another run's lock.
     pub wait: Duration,
+    /// Write the HTML report after the run.
+    pub report: bool,
 }
 
 /// `tessera run`.
@@ -225,6 +227,17 @@ pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
             json!({"event": "retention", "run_id": run_id, "table": table, "rows_deleted": n}),
             format!("  RETENTION       {table:<32} {n} row(s) past retention deleted"),
         );
+    }
+    if args.report {
+        // The run's outcome stands whatever happens to the report.
+        let path = crate::report::default_path(ws);
+        match crate::report::write(ws, &path).await {
+            Ok(charts) => emit(
+                json!({"event": "report", "path": path, "charts": charts}),
+                format!("  REPORT          {} ({charts} charts)", path.display()),
+            ),
+            Err(e) => tracing::warn!("cannot write the report: {e:#}"),
+        }
     }
     let failed = all.iter().filter(|r| r.status.is_failure()).count();
     let count = |s: JobStatus| all.iter().filter(|r| r.status == s).count();
@@ -460,4 +473,26 @@ pub async fn ls(ws: &Workspace, selectors: &[String]) -> Result<()> {
         bail!("{} job files have errors", errors.len());
     }
     Ok(())
+}
+
+/// Plans the project's view jobs (`materialized = "view"`) whose names `wanted` accepts over
+/// their inputs, as a run would, and registers them; returns how many.
+pub async fn register_view_jobs(ws: &Workspace, wanted: impl Fn(&str) -> bool) -> Result<usize> {
+    let (jobs, _) = discover_with(&ws.project.dir, &ws.project.jobs);
+    if !jobs
+        .iter()
+        .any(|j| j.config.materialized == Materialized::View && wanted(&j.name))
+    {
+        return Ok(0);
+    }
+    let (dag, _) = load_dag(ws).await?;
+    let runner = Runner::new(ws, &dag, Default::default());
+    let mut registered = 0;
+    for (index, job) in dag.jobs.iter().enumerate() {
+        if job.config.materialized == Materialized::View && wanted(&job.name) {
+            runner.output_provider(index).await?;
+            registered += 1;
+        }
+    }
+    Ok(registered)
 }

@@ -91,6 +91,52 @@ enum Command {
         /// Rows shown by the table format.
         #[arg(long, default_value_t = 1000)]
         max_rows: usize,
+        /// Open the interactive shell even when stdin is not a terminal (it opens by itself
+        /// when no query is given in a terminal).
+        #[arg(long, short = 'i')]
+        interactive: bool,
+    },
+    /// Serve the project's tables and Tessera's SQL functions over the Postgres wire protocol
+    /// (psql, Metabase, Superset, Grafana, DBeaver, psycopg). Set TESSERA_SERVE_PASSWORD to
+    /// require a password (SCRAM-SHA-256).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port to listen on (0 picks a free port; the address is printed).
+        #[arg(long, short = 'p', default_value_t = 5433)]
+        port: u16,
+        /// The user name clients log in with when a password is set.
+        #[arg(long, default_value = "tessera")]
+        user: String,
+        /// TLS certificate chain (PEM); with --tls-key, clients may connect with sslmode=require.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM, PKCS#8 / RSA / SEC1).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Let statements other than reads through (session-local views and tables).
+        #[arg(long)]
+        allow_writes: bool,
+        /// Longest a statement may run, in seconds (0: no limit).
+        #[arg(long, default_value_t = 300)]
+        statement_timeout: u64,
+        /// Most rows one result may hold (0: no limit).
+        #[arg(long, default_value_t = 1_000_000)]
+        max_rows: usize,
+        /// How often tables rewritten by `tessera run` are re-read, in seconds.
+        #[arg(long, default_value_t = 5)]
+        refresh: u64,
+        /// Most clients connected at once (0: no limit).
+        #[arg(long, default_value_t = 200)]
+        max_connections: usize,
+    },
+    /// Write the HTML report (charts of sources, identity, clusters, completeness, scores,
+    /// segments, audiences and runs; one self-contained file). Also written after each run.
+    Report {
+        /// Where to write it (default: reports/report.html in the project).
+        #[arg(long, short = 'o')]
+        out: Option<PathBuf>,
     },
     /// List the project's sources and warehouse tables, with row counts and Delta versions.
     Tables {
@@ -159,6 +205,9 @@ enum Command {
         /// Seconds to wait for another run holding the warehouse lock (then exit 3).
         #[arg(long, default_value_t = 0)]
         wait: u64,
+        /// Do not write the HTML report (reports/report.html) after the run.
+        #[arg(long)]
+        no_report: bool,
     },
     /// Show what `tessera run` would do, in order, and why.
     Plan {
@@ -343,7 +392,13 @@ async fn run(cli: Cli) -> Result<()> {
             file,
             format,
             max_rows,
+            interactive,
         } => {
+            if interactive || (query.is_none() && file.is_none() && std::io::stdin().is_terminal())
+            {
+                let ws = Workspace::open(load_project(&cli.project)?)?;
+                return shell(&ws, format, max_rows).await;
+            }
             let query = match (query, file) {
                 (Some(q), None) => q,
                 (None, Some(f)) => std::fs::read_to_string(&f)
@@ -351,15 +406,50 @@ async fn run(cli: Cli) -> Result<()> {
                 (Some(_), Some(_)) => {
                     bail!("give the query as an argument or with --file, not both")
                 }
+                // A terminal opened the shell above: this is a pipe or a file.
                 (None, None) => {
-                    if std::io::stdin().is_terminal() {
-                        bail!("no query given (pass it as an argument, with --file, or on stdin)");
-                    }
                     std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?
                 }
             };
             let ws = Workspace::open(load_project(&cli.project)?)?;
             sql(&ws, &query, format, max_rows).await
+        }
+        Command::Serve {
+            host,
+            port,
+            user,
+            tls_cert,
+            tls_key,
+            allow_writes,
+            statement_timeout,
+            max_rows,
+            refresh,
+            max_connections,
+        } => {
+            let ws = std::sync::Arc::new(Workspace::open(load_project(&cli.project)?)?);
+            let options = tessera_jobs::serve::ServeOptions {
+                host,
+                port,
+                user,
+                password: std::env::var(tessera_jobs::serve::PASSWORD_ENV)
+                    .ok()
+                    .filter(|p| !p.is_empty()),
+                tls: tls_cert.zip(tls_key),
+                allow_writes,
+                statement_timeout: (statement_timeout > 0)
+                    .then(|| std::time::Duration::from_secs(statement_timeout)),
+                max_rows: (max_rows > 0).then_some(max_rows),
+                refresh: std::time::Duration::from_secs(refresh.max(1)),
+                max_connections,
+            };
+            tessera_jobs::serve::serve(ws, options).await
+        }
+        Command::Report { out } => {
+            let ws = Workspace::open(load_project(&cli.project)?)?;
+            let path = out.unwrap_or_else(|| tessera_jobs::report::default_path(&ws));
+            let charts = tessera_jobs::report::write(&ws, &path).await?;
+            println!("report written to {} ({charts} charts)", path.display());
+            Ok(())
         }
         Command::Functions { pattern, format } => functions(pattern.as_deref(), format).await,
         Command::Tables { format, no_count } => {
@@ -382,6 +472,7 @@ async fn run(cli: Cli) -> Result<()> {
             concurrency,
             json,
             wait,
+            no_report,
         } => {
             let ws = Workspace::open(load_project(&cli.project)?)?;
             let args = commands::RunArgs {
@@ -390,6 +481,7 @@ async fn run(cli: Cli) -> Result<()> {
                 concurrency,
                 json,
                 wait: std::time::Duration::from_secs(wait),
+                report: !no_report,
             };
             commands::run(&ws, &args).await
         }
@@ -593,6 +685,171 @@ async fn sql(ws: &Workspace, query: &str, format: OutputFormat, max_rows: usize)
     Ok(())
 }
 
+/// `tessera sql` with no query: an interactive shell. Statements end with `;` and may span
+/// lines; `\d`, `\d <table>`, `\df [pattern]`, `\timing`, `\format <fmt>`, `\q`; history in
+/// `~/.tessera_history` (or `$TESSERA_HISTORY`); Ctrl-C cancels the running statement.
+async fn shell(ws: &Workspace, mut format: OutputFormat, max_rows: usize) -> Result<()> {
+    use rustyline::error::ReadlineError;
+    let mut editor = rustyline::DefaultEditor::new().context("cannot open the terminal")?;
+    let history = std::env::var_os("TESSERA_HISTORY")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".tessera_history")));
+    if let Some(path) = &history {
+        let _ = editor.load_history(path);
+    }
+    println!(
+        "Tessera SQL shell on {}: end statements with `;`, \\? for help, \\q to quit.",
+        ws.project.warehouse
+    );
+    let mut buffer = String::new();
+    let mut timing = false;
+    loop {
+        let prompt = if buffer.is_empty() {
+            "tessera> "
+        } else {
+            "      -> "
+        };
+        let line = match editor.readline(prompt) {
+            Ok(line) => line,
+            Err(ReadlineError::Interrupted) => {
+                buffer.clear();
+                continue;
+            }
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let trimmed = line.trim();
+        if buffer.is_empty() && trimmed.starts_with('\\') {
+            let _ = editor.add_history_entry(trimmed);
+            let mut words = trimmed.split_whitespace();
+            let command = words.next().unwrap_or_default();
+            let argument = words.next();
+            let result = match command {
+                "\\q" | "\\quit" => break,
+                "\\?" | "\\h" | "\\help" => {
+                    println!("{SHELL_HELP}");
+                    Ok(())
+                }
+                "\\d" => match argument {
+                    None => tables(ws, format, false).await,
+                    Some(table) => sql(ws, &format!("describe {table}"), format, max_rows).await,
+                },
+                "\\df" => functions(argument, format).await,
+                "\\timing" => {
+                    timing = !timing;
+                    println!("Timing is {}.", if timing { "on" } else { "off" });
+                    Ok(())
+                }
+                "\\format" => match argument.map(|f| {
+                    <OutputFormat as clap::ValueEnum>::from_str(f, true).map_err(|e| anyhow::anyhow!(e))
+                }) {
+                    Some(Ok(f)) => {
+                        format = f;
+                        Ok(())
+                    }
+                    Some(Err(e)) => Err(e),
+                    None => Err(anyhow::anyhow!("\\format needs one of table, csv, json, jsonl")),
+                },
+                other => Err(anyhow::anyhow!("unknown command {other} (\\? lists them)")),
+            };
+            if let Err(e) = result {
+                eprintln!("ERROR: {e:#}");
+            }
+            continue;
+        }
+        if buffer.is_empty() && trimmed.is_empty() {
+            continue;
+        }
+        buffer.push_str(&line);
+        buffer.push('\n');
+        if !statement_complete(&buffer) {
+            continue;
+        }
+        let query = std::mem::take(&mut buffer);
+        let _ = editor.add_history_entry(query.trim_end());
+        let started = Instant::now();
+        tokio::select! {
+            result = sql(ws, &query, format, max_rows) => {
+                if let Err(e) = result {
+                    eprintln!("ERROR: {e:#}");
+                }
+            }
+            _ = tokio::signal::ctrl_c() => eprintln!("canceled"),
+        }
+        if timing {
+            println!("Time: {:.3} ms", started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    if let Some(path) = &history
+        && let Err(e) = editor.save_history(path)
+    {
+        eprintln!("warning: cannot save the history to {}: {e}", path.display());
+    }
+    Ok(())
+}
+
+const SHELL_HELP: &str = r"Statements end with `;` and may span lines. Every source, warehouse table,
+view job and Tessera function is available (time travel: at_version, at_time, table_history).
+  \d               list sources and tables
+  \d <table>       describe a table's columns
+  \df [pattern]    list Tessera functions (\df email_normalize shows one in full)
+  \format <fmt>    output as table, csv, json or jsonl
+  \timing          show how long each statement takes
+  \q               quit (or Ctrl-D); Ctrl-C cancels the running statement";
+
+/// Whether `text` ends with a `;` outside quotes and comments.
+fn statement_complete(text: &str) -> bool {
+    let mut chars = text.chars().peekable();
+    let mut last = None;
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                // Inside quotes until the closing one ('' and "" are escapes).
+                let mut closed = false;
+                while let Some(d) = chars.next() {
+                    if d == c {
+                        if chars.peek() == Some(&c) {
+                            chars.next();
+                        } else {
+                            closed = true;
+                            break;
+                        }
+                    }
+                }
+                if !closed {
+                    return false;
+                }
+                last = Some(c);
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                for d in chars.by_ref() {
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut previous = ' ';
+                let mut closed = false;
+                for d in chars.by_ref() {
+                    if previous == '*' && d == '/' {
+                        closed = true;
+                        break;
+                    }
+                    previous = d;
+                }
+                if !closed {
+                    return false;
+                }
+            }
+            c if c.is_whitespace() => {}
+            c => last = Some(c),
+        }
+    }
+    last == Some(';')
+}
+
 /// Registers the project's view jobs the query names (`profiles.as_of`, `segments.sizes`...):
 /// they are not stored, so they are planned over their inputs here, as a run would.
 async fn register_views(ws: &Workspace, query: &str) -> Result<()> {
@@ -606,21 +863,7 @@ async fn register_views(ws: &Workspace, query: &str) -> Result<()> {
             wanted.extend(refs.into_iter().map(|r| r.to_string()));
         }
     }
-    let (jobs, _) = tessera_jobs::job::discover_with(&ws.project.dir, &ws.project.jobs);
-    if !jobs.iter().any(|j| {
-        j.config.materialized == tessera_jobs::job::Materialized::View && wanted.contains(&j.name)
-    }) {
-        return Ok(());
-    }
-    let (dag, _) = tessera_jobs::commands::load_dag(ws).await?;
-    let runner = tessera_jobs::runner::Runner::new(ws, &dag, Default::default());
-    for (index, job) in dag.jobs.iter().enumerate() {
-        if job.config.materialized == tessera_jobs::job::Materialized::View
-            && wanted.contains(&job.name)
-        {
-            runner.output_provider(index).await?;
-        }
-    }
+    commands::register_view_jobs(ws, |name| wanted.iter().any(|w| w == name)).await?;
     Ok(())
 }
 
@@ -935,6 +1178,7 @@ async fn run_demo(
             &commands::RunArgs {
                 concurrency: 2,
                 full_refresh: options.overwrite,
+                report: true,
                 ..Default::default()
             },
         )
@@ -1033,4 +1277,24 @@ async fn functions(pattern: Option<&str>, format: OutputFormat) -> Result<()> {
     let stream = ctx.read_batch(batch)?.execute_stream().await?;
     print_stream(stream, format, usize::MAX, &mut std::io::stdout()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::statement_complete;
+
+    #[test]
+    fn a_statement_ends_at_a_semicolon_outside_quotes_and_comments() {
+        assert!(statement_complete("select 1;"));
+        assert!(statement_complete("select 1\n  from t ;  \n"));
+        assert!(statement_complete("select 'a;b';"));
+        assert!(statement_complete("select 'it''s';"));
+        assert!(statement_complete("select 1; -- done\n"));
+        assert!(!statement_complete("select 1"));
+        assert!(!statement_complete("select 'a;"));
+        assert!(!statement_complete("select 1 -- ;\n"));
+        assert!(!statement_complete("select 1 /* ; */"));
+        assert!(!statement_complete("select \"odd;\" from t"));
+        assert!(!statement_complete("select 1 /* unfinished ;"));
+    }
 }

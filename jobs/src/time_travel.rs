@@ -138,7 +138,7 @@ impl VisitorMut for Finder {
         };
         match self.request(&function, &call_args.args) {
             Ok((table, request)) => {
-                let private = format!("__tessera_time_travel_{}", self.calls.len());
+                let private = private_name();
                 if alias.is_none() {
                     // `from at_version('profiles.customers', 3)` still answers to `customers`.
                     let short = table.rsplit('.').next().unwrap_or(&table).to_string();
@@ -166,8 +166,9 @@ impl VisitorMut for Finder {
     }
 }
 
-/// Rewrites the time-travel calls of `statements` and registers what they read.
-pub async fn resolve(ws: &Workspace, statements: &mut [Statement]) -> Result<()> {
+/// Rewrites the time-travel calls of `statements` and registers what they read; returns the
+/// names registered (a plan holds its tables, so they may be dropped once it is planned).
+pub async fn resolve(ws: &Workspace, statements: &mut [Statement]) -> Result<Vec<String>> {
     let mut finder = Finder::default();
     for statement in statements.iter_mut() {
         visit(statement, &mut finder);
@@ -176,9 +177,10 @@ pub async fn resolve(ws: &Workspace, statements: &mut [Statement]) -> Result<()>
         }
     }
     if finder.calls.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let warehouse = ws.warehouse_tables().await?;
+    let mut registered = Vec::new();
     for call in finder.calls {
         let table = find(&warehouse, &call.table)?;
         let ctx = ws.engine.ctx();
@@ -201,10 +203,18 @@ pub async fn resolve(ws: &Workspace, statements: &mut [Statement]) -> Result<()>
                 ws.engine.delta_provider(&delta).await?
             }
         };
-        let _ = ctx.deregister_table(call.private.as_str());
         ctx.register_table(call.private.as_str(), provider)?;
+        registered.push(call.private);
     }
-    Ok(())
+    Ok(registered)
+}
+
+/// A fresh name for a call's table: unique in the process, so concurrent queries
+/// (`tessera serve`) never see each other's registrations.
+fn private_name() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("__tessera_time_travel_{n}")
 }
 
 fn visit(statement: &mut Statement, finder: &mut Finder) {
@@ -329,11 +339,9 @@ mod tests {
         assert!(matches!(requests[1].1, Request::Time(_)));
         assert_eq!(requests[2], ("scores.rfm", Request::History));
         let sql = statements[0].to_string();
-        assert!(sql.contains("__tessera_time_travel_0 c "), "{sql}");
-        assert!(
-            sql.contains("__tessera_time_travel_1 AS customers"),
-            "{sql}"
-        );
+        assert!(sql.contains(&format!("{} c ", finder.calls[0].private)), "{sql}");
+        assert!(sql.contains(&format!("{} AS customers", finder.calls[1].private)), "{sql}");
+        assert_ne!(finder.calls[0].private, finder.calls[1].private);
         assert!(!sql.contains("at_version"), "{sql}");
     }
 

@@ -126,8 +126,17 @@ impl Workspace {
             .engine
             .open_delta(&table.url, TableVersion::Latest)
             .await?;
+        self.register_opened_table(table, &delta).await
+    }
+
+    /// Registers a warehouse table at the version `delta` was opened at.
+    pub async fn register_opened_table(
+        &self,
+        table: &WarehouseTable,
+        delta: &deltalake::DeltaTable,
+    ) -> Result<u64> {
         let version = delta.version().unwrap_or_default();
-        let provider = self.engine.delta_provider(&delta).await?;
+        let provider = self.engine.delta_provider(delta).await?;
         let ctx = self.engine.ctx();
         let reference = match &table.schema {
             Some(schema) => {

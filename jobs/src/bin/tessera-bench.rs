@@ -85,6 +85,19 @@ enum Bench {
         #[arg(long, default_value_t = 200_000)]
         people: u64,
     },
+    /// BI access: queries per second and latency through the Postgres endpoint (`tessera
+    /// serve`, one client and several), against the same query through `tessera sql`.
+    Bi {
+        /// People in the demo data.
+        #[arg(long, default_value_t = 200_000)]
+        people: u64,
+        /// Seconds each endpoint measurement lasts.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Concurrent clients for the throughput measurement.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+    },
     /// The job runner: planning and no-op runs of a project of many jobs, and the runner's
     /// overhead over writing the same query's result directly (`tessera write`).
     Jobs {
@@ -120,6 +133,11 @@ fn main() -> Result<()> {
             no_splink,
         } => bench_identity(&dir, people, threshold, no_splink),
         Bench::Profiles { people } => bench_profiles(&dir, people),
+        Bench::Bi {
+            people,
+            seconds,
+            clients,
+        } => bench_bi(&dir, people, seconds, clients),
     }
 }
 
@@ -785,4 +803,200 @@ fn which(program: &Path) -> Result<PathBuf> {
                 .find(|p| p.is_file())
         })
         .with_context(|| format!("{} is not on PATH", program.display()))
+}
+
+/// A minimal Postgres simple-query client (protocol 3.0, no authentication): what a driver
+/// does on the wire, without a driver's own overhead in the figures.
+struct PgClient {
+    stream: std::io::BufReader<std::net::TcpStream>,
+}
+
+impl PgClient {
+    fn connect(address: &str) -> Result<Self> {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(address)?;
+        stream.set_nodelay(true)?;
+        let mut body = Vec::new();
+        body.extend_from_slice(&196608u32.to_be_bytes());
+        for (k, v) in [("user", "tessera"), ("database", "tessera")] {
+            body.extend_from_slice(k.as_bytes());
+            body.push(0);
+            body.extend_from_slice(v.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        let mut message = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+        message.extend_from_slice(&body);
+        stream.write_all(&message)?;
+        let mut client = PgClient {
+            stream: std::io::BufReader::new(stream),
+        };
+        client.until_ready()?;
+        Ok(client)
+    }
+
+    /// Reads messages until ReadyForQuery; returns the data rows seen.
+    fn until_ready(&mut self) -> Result<usize> {
+        use std::io::Read;
+        let mut rows = 0;
+        let mut error = None;
+        loop {
+            let mut head = [0u8; 5];
+            self.stream.read_exact(&mut head)?;
+            let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize - 4;
+            let mut body = vec![0u8; len];
+            self.stream.read_exact(&mut body)?;
+            match head[0] {
+                b'D' => rows += 1,
+                b'E' => error = Some(String::from_utf8_lossy(&body).replace('\0', " ")),
+                b'Z' => break,
+                _ => {}
+            }
+        }
+        match error {
+            Some(e) => bail!("query failed: {e}"),
+            None => Ok(rows),
+        }
+    }
+
+    fn query(&mut self, sql: &str) -> Result<usize> {
+        use std::io::Write;
+        let mut message = vec![b'Q'];
+        message.extend_from_slice(&((sql.len() + 5) as u32).to_be_bytes());
+        message.extend_from_slice(sql.as_bytes());
+        message.push(0);
+        self.stream.get_mut().write_all(&message)?;
+        self.until_ready()
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn bench_bi(dir: &Path, people: u64, seconds: u64, clients: usize) -> Result<()> {
+    use std::io::BufRead;
+    let project = dir.join(format!("bi-{people}"));
+    if !project.join("tessera.toml").exists() {
+        println!("generating {people} people into {} and running it", project.display());
+        tessera_in(
+            &project,
+            &["demo", "--people", &people.to_string(), "--force", "--no-query"],
+        )?;
+    }
+    let customers: u64 = tessera_in(&project, &["sql", "select count(*) from profiles.customer_360", "--format", "csv"])?
+        .lines()
+        .nth(1)
+        .context("no count")?
+        .parse()?;
+    let id = tessera_in(
+        &project,
+        &["sql", "select customer_id from profiles.customer_360 order by customer_id limit 1 offset 100", "--format", "csv"],
+    )?
+    .lines()
+    .nth(1)
+    .context("no customer")?
+    .to_string();
+    let queries = [
+        (
+            "point lookup of one customer",
+            format!("select * from profiles.customer_360 where customer_id = '{id}'"),
+        ),
+        (
+            "aggregate over the 360 table",
+            "select country, count(*) as customers, sum(revenue) as revenue, avg(orders) as orders \
+             from profiles.customer_360 group by country order by customers desc"
+                .to_string(),
+        ),
+    ];
+
+    let mut server = Command::new(tessera_bin()?)
+        .arg("-C")
+        .arg(&project)
+        .args(["serve", "--port", "0", "--max-rows", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufReader::new(server.stdout.take().context("stdout")?).read_line(&mut line)?;
+    let address = tessera_jobs::serve::parse_address(&line)
+        .with_context(|| format!("no address in {line:?}"))?
+        .to_string();
+    println!("{}", line.trim());
+    println!("profiles.customer_360: {customers} customers ({people} people)");
+    let result = (|| -> Result<()> {
+        for (name, sql) in &queries {
+            // Through `tessera sql`: a process per query, as a script or a cron job would.
+            let mut cli = Vec::new();
+            for _ in 0..7 {
+                let started = Instant::now();
+                tessera_in(&project, &["sql", sql, "--format", "csv"])?;
+                cli.push(started.elapsed().as_secs_f64());
+            }
+            cli.sort_by(f64::total_cmp);
+            // One client, sequential queries on one connection.
+            let mut client = PgClient::connect(&address)?;
+            for _ in 0..5 {
+                client.query(sql)?;
+            }
+            let mut latencies = Vec::new();
+            let started = Instant::now();
+            while started.elapsed().as_secs() < seconds {
+                let t = Instant::now();
+                let rows = client.query(sql)?;
+                latencies.push(t.elapsed().as_secs_f64());
+                if rows == 0 {
+                    bail!("{name}: no rows");
+                }
+            }
+            latencies.sort_by(f64::total_cmp);
+            let one_qps = latencies.len() as f64 / started.elapsed().as_secs_f64();
+            // Several clients at once.
+            let total = std::sync::atomic::AtomicUsize::new(0);
+            let started = Instant::now();
+            std::thread::scope(|scope| -> Result<()> {
+                let handles: Vec<_> = (0..clients)
+                    .map(|_| {
+                        scope.spawn(|| -> Result<()> {
+                            let mut c = PgClient::connect(&address)?;
+                            while started.elapsed().as_secs() < seconds {
+                                c.query(sql)?;
+                                total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            Ok(())
+                        })
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().expect("client thread")?;
+                }
+                Ok(())
+            })?;
+            let many_qps =
+                total.load(std::sync::atomic::Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+            println!("{name}: {sql}");
+            println!(
+                "  tessera serve, 1 client : {one_qps:9.1} q/s  p50 {:8.2} ms  p95 {:8.2} ms  p99 {:8.2} ms ({} queries)",
+                percentile(&latencies, 0.5) * 1e3,
+                percentile(&latencies, 0.95) * 1e3,
+                percentile(&latencies, 0.99) * 1e3,
+                latencies.len()
+            );
+            println!("  tessera serve, {clients} clients: {many_qps:9.1} q/s");
+            println!(
+                "  tessera sql (baseline)  : {:9.2} q/s  p50 {:8.2} ms  (process per query, median of {})",
+                1.0 / percentile(&cli, 0.5),
+                percentile(&cli, 0.5) * 1e3,
+                cli.len()
+            );
+            println!(
+                "  ratio (serve p50 latency / tessera sql p50): {:.4}; throughput ×{:.0} (1 client)",
+                percentile(&latencies, 0.5) / percentile(&cli, 0.5),
+                one_qps * percentile(&cli, 0.5)
+            );
+        }
+        Ok(())
+    })();
+    let _ = server.kill();
+    let _ = server.wait();
+    result
 }

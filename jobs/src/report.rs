@@ -1,0 +1,927 @@
+//! `tessera report`: one self-contained HTML page about the project's data and runs — charts
+//! first (inline SVG: no script, no font, no network fetch), the numbers behind each chart in
+//! a table under it. Written by `tessera report` and after every `tessera run`.
+//!
+//! Sections: records per source; identity links by rule and match rate by source; cluster
+//! sizes and the largest clusters (over-merge watch) with guard hits; golden-record
+//! completeness; score distributions (RFM segments, churn probability, predicted value);
+//! segment sizes over time; audience sizes with identifier coverage per destination; run
+//! durations and failures from the run log. A section whose tables do not exist yet says so.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use datafusion::arrow::datatypes::DataType;
+
+use crate::explain::rows;
+use crate::job::quote_ident;
+use crate::workspace::Workspace;
+
+/// Where the report goes unless told otherwise: `<project>/reports/report.html`.
+pub fn default_path(ws: &Workspace) -> PathBuf {
+    ws.project.dir.join("reports").join("report.html")
+}
+
+/// Builds the report and writes it to `path`; returns the number of charts drawn.
+pub async fn write(ws: &Workspace, path: &Path) -> Result<usize> {
+    let report = build(ws).await?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(path, &report.html).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(report.charts)
+}
+
+/// A built report.
+#[derive(Debug)]
+pub struct Report {
+    /// The page.
+    pub html: String,
+    /// Charts drawn.
+    pub charts: usize,
+}
+
+/// One section: a chart (or why there is none) and its data.
+struct Section {
+    id: &'static str,
+    title: String,
+    note: String,
+    charts: Vec<String>,
+    table: Table,
+    missing: Option<String>,
+}
+
+#[derive(Default)]
+struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Section {
+    fn new(id: &'static str, title: &str, note: &str) -> Self {
+        Section {
+            id,
+            title: title.to_string(),
+            note: note.to_string(),
+            charts: Vec::new(),
+            table: Table::default(),
+            missing: None,
+        }
+    }
+
+    fn missing(mut self, why: impl Into<String>) -> Self {
+        self.missing = Some(why.into());
+        self
+    }
+}
+
+/// Builds the report from the warehouse as it is now.
+pub async fn build(ws: &Workspace) -> Result<Report> {
+    let stats = identity_stats(ws).await;
+    let sections = vec![
+        sources(&stats),
+        identity_links(&stats),
+        clusters(&stats),
+        completeness(ws).await,
+        scores(ws).await,
+        segments(ws).await,
+        audiences(ws).await,
+        runs(ws).await,
+    ];
+    let summary = summary(ws, &stats).await;
+    let charts = sections.iter().map(|s| s.charts.len()).sum();
+    Ok(Report {
+        html: page(ws, &summary, &sections),
+        charts,
+    })
+}
+
+/// `unify.identity_stats` of the latest identity run: (metric, dimension, value).
+type Stats = Result<Vec<(String, String, f64)>, String>;
+
+async fn identity_stats(ws: &Workspace) -> Stats {
+    let sql = "select metric, dimension, value from unify.identity_stats \
+               where run_at = (select max(run_at) from unify.identity_stats)";
+    match rows(ws, sql).await {
+        Ok(rows) => Ok(rows
+            .into_iter()
+            .map(|r| (r["metric"].clone(), r["dimension"].clone(), number(&r["value"])))
+            .collect()),
+        Err(e) => Err(short_error(&e)),
+    }
+}
+
+fn metric(stats: &[(String, String, f64)], name: &str) -> Vec<(String, f64)> {
+    stats
+        .iter()
+        .filter(|(m, d, _)| m == name && d != "all")
+        .map(|(_, d, v)| (d.clone(), *v))
+        .collect()
+}
+
+fn number(text: &str) -> f64 {
+    text.trim().parse().unwrap_or(0.0)
+}
+
+fn short_error(e: &anyhow::Error) -> String {
+    let text = format!("{e:#}");
+    let text = text.lines().next().unwrap_or_default();
+    text.chars().take(300).collect()
+}
+
+fn sources(stats: &Stats) -> Section {
+    let s = Section::new(
+        "sources",
+        "Records per source",
+        "Records fed to identity resolution in the latest run, by source system.",
+    );
+    let stats = match stats {
+        Ok(stats) => stats,
+        Err(e) => return s.missing(e.clone()),
+    };
+    let mut records = metric(stats, "records");
+    records.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut s = s;
+    s.charts.push(hbar(&records, Fmt::Count, PALETTE[0]));
+    s.table = Table {
+        header: vec!["source".into(), "records".into()],
+        rows: records
+            .iter()
+            .map(|(k, v)| vec![k.clone(), Fmt::Count.show(*v)])
+            .collect(),
+    };
+    s
+}
+
+fn identity_links(stats: &Stats) -> Section {
+    let mut s = Section::new(
+        "identity",
+        "Identity: links by rule, match rate by source",
+        "Links each deterministic rule made and pairs the probabilistic model accepted; the share of each source's records whose customer also has records from another source.",
+    );
+    let stats = match stats {
+        Ok(stats) => stats,
+        Err(e) => return s.missing(e.clone()),
+    };
+    let mut links: Vec<(String, f64)> = metric(stats, "deterministic_links")
+        .into_iter()
+        .map(|(rule, v)| (format!("rule {rule}"), v))
+        .collect();
+    links.extend(
+        metric(stats, "accepted_pairs")
+            .into_iter()
+            .map(|(kind, v)| (format!("{kind} (accepted pairs)"), v)),
+    );
+    let compared = metric(stats, "compared_pairs");
+    let mut rates = metric(stats, "match_rate");
+    rates.sort_by(|a, b| b.1.total_cmp(&a.1));
+    s.charts.push(hbar(&links, Fmt::Count, PALETTE[1]));
+    s.charts.push(hbar(&rates, Fmt::Percent, PALETTE[2]));
+    let mut rows: Vec<Vec<String>> = links
+        .iter()
+        .map(|(k, v)| vec!["links".into(), k.clone(), Fmt::Count.show(*v)])
+        .collect();
+    rows.extend(
+        compared
+            .iter()
+            .map(|(k, v)| vec!["compared pairs".into(), format!("blocking {k}"), Fmt::Count.show(*v)]),
+    );
+    rows.extend(
+        rates
+            .iter()
+            .map(|(k, v)| vec!["match rate".into(), k.clone(), Fmt::Percent.show(*v)]),
+    );
+    s.table = Table {
+        header: vec!["measure".into(), "rule or source".into(), "value".into()],
+        rows,
+    };
+    s
+}
+
+fn clusters(stats: &Stats) -> Section {
+    let mut s = Section::new(
+        "clusters",
+        "Cluster sizes and the largest clusters",
+        "How many customers have 1, 2, 3… records (log scale), the ten largest customers — the first place an over-merge shows — and links the guards refused.",
+    );
+    let stats = match stats {
+        Ok(stats) => stats,
+        Err(e) => return s.missing(e.clone()),
+    };
+    let mut sizes = metric(stats, "cluster_size");
+    sizes.sort_by_key(|(k, _)| k.parse::<u64>().unwrap_or(u64::MAX));
+    let largest = metric(stats, "largest_cluster");
+    let mut guards = metric(stats, "refused_links");
+    guards.extend(metric(stats, "guard_values"));
+    s.charts.push(columns(&sizes, Fmt::Count, PALETTE[3], true));
+    s.charts.push(hbar(&largest, Fmt::Count, PALETTE[4]));
+    if !guards.is_empty() {
+        s.charts.push(hbar(&guards, Fmt::Count, PALETTE[6]));
+    }
+    let mut rows: Vec<Vec<String>> = sizes
+        .iter()
+        .map(|(k, v)| vec!["customers with this many records".into(), k.clone(), Fmt::Count.show(*v)])
+        .collect();
+    rows.extend(
+        largest
+            .iter()
+            .map(|(k, v)| vec!["largest cluster (records)".into(), k.clone(), Fmt::Count.show(*v)]),
+    );
+    rows.extend(
+        guards
+            .iter()
+            .map(|(k, v)| vec!["guard hit".into(), k.clone(), Fmt::Count.show(*v)]),
+    );
+    s.table = Table {
+        header: vec!["measure".into(), "key".into(), "value".into()],
+        rows,
+    };
+    s
+}
+
+/// Columns of a table with their types.
+async fn table_columns(ws: &Workspace, table: &str) -> Result<Vec<(String, DataType)>> {
+    crate::explain::query(ws, &format!("select * from {table} limit 0")).await?;
+    let df = ws.engine.ctx().table(table).await?;
+    Ok(df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), f.data_type().clone()))
+        .collect())
+}
+
+/// Share of rows with a value (not NULL, and not empty text) per column of `table`, and its
+/// row count.
+async fn coverage(ws: &Workspace, table: &str, skip: &[&str]) -> Result<(f64, Vec<(String, f64)>)> {
+    let columns: Vec<(String, DataType)> = table_columns(ws, table)
+        .await?
+        .into_iter()
+        .filter(|(c, _)| !skip.contains(&c.as_str()))
+        .collect();
+    let mut select = String::from("select count(*) as \"__n\"");
+    for (i, (name, data_type)) in columns.iter().enumerate() {
+        let q = quote_ident(name);
+        let filled = match data_type {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                format!("count(case when {q} <> '' then 1 end)")
+            }
+            _ => format!("count({q})"),
+        };
+        let _ = write!(select, ", {filled} as \"c{i}\"");
+    }
+    let _ = write!(select, " from {table}");
+    let row = rows(ws, &select).await?.into_iter().next().unwrap_or_default();
+    let n = number(row.get("__n").map(String::as_str).unwrap_or("0"));
+    let shares = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| {
+            let filled = number(row.get(&format!("c{i}")).map(String::as_str).unwrap_or("0"));
+            (name.clone(), if n > 0.0 { filled / n } else { 0.0 })
+        })
+        .collect();
+    Ok((n, shares))
+}
+
+async fn completeness(ws: &Workspace) -> Section {
+    let mut s = Section::new(
+        "completeness",
+        "Golden-record completeness",
+        "Share of customers in profiles.customers with a value in each attribute.",
+    );
+    let (n, mut shares) = match coverage(ws, "profiles.customers", &[]).await {
+        Ok(c) => c,
+        Err(e) => return s.missing(short_error(&e)),
+    };
+    shares.retain(|(name, _)| !name.ends_with("_record_key") && !name.ends_with("_source"));
+    shares.sort_by(|a, b| b.1.total_cmp(&a.1));
+    s.note = format!("{} ({} customers).", s.note, Fmt::Count.show(n));
+    s.charts.push(hbar(&shares, Fmt::Percent, PALETTE[5]));
+    s.table = Table {
+        header: vec!["attribute".into(), "filled".into()],
+        rows: shares
+            .iter()
+            .map(|(k, v)| vec![k.clone(), Fmt::Percent.show(*v)])
+            .collect(),
+    };
+    s
+}
+
+/// `(label, count)` pairs from a two-column query.
+async fn pairs(ws: &Workspace, sql: &str) -> Result<Vec<(String, f64)>> {
+    Ok(rows(ws, sql)
+        .await?
+        .into_iter()
+        .map(|r| (r["k"].clone(), number(&r["v"])))
+        .collect())
+}
+
+/// Ten equal-width buckets of a numeric column: `(range label, count)`.
+async fn histogram(ws: &Workspace, table: &str, column: &str, fmt: Fmt) -> Result<Vec<(String, f64)>> {
+    let sql = format!(
+        "with b as (select min({column}) as lo, max({column}) as hi from {table}) \
+         select least(cast(floor(({column} - lo) / nullif(hi - lo, 0) * 10) as int), 9) as k, \
+                count(*) as v, min(lo) as lo, min(hi) as hi \
+         from {table}, b where {column} is not null group by 1 order by 1"
+    );
+    let rows = rows(ws, &sql).await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let (lo, hi) = (number(&r["lo"]), number(&r["hi"]));
+            let k = number(&r["k"]);
+            let width = (hi - lo) / 10.0;
+            let from = lo + k * width;
+            (format!("{}–{}", fmt.show(from), fmt.show(from + width)), number(&r["v"]))
+        })
+        .collect())
+}
+
+async fn scores(ws: &Workspace) -> Section {
+    let mut s = Section::new(
+        "scores",
+        "Score distributions",
+        "Customers per RFM segment, churn probability and predicted 365-day value (ten equal-width bands each).",
+    );
+    let mut rows_out = Vec::new();
+    let mut missing = Vec::new();
+    match pairs(
+        ws,
+        "select rfm_segment as k, count(*) as v from scores.rfm group by 1 order by 2 desc",
+    )
+    .await
+    {
+        Ok(p) => {
+            s.charts.push(hbar(&p, Fmt::Count, PALETTE[0]));
+            rows_out.extend(p.iter().map(|(k, v)| vec!["RFM segment".into(), k.clone(), Fmt::Count.show(*v)]));
+        }
+        Err(e) => missing.push(format!("scores.rfm: {}", short_error(&e))),
+    }
+    for (table, column, label, fmt, color) in [
+        ("scores.churn", "churn_probability", "churn probability", Fmt::Percent, PALETTE[6]),
+        ("scores.clv", "predicted_value_365d", "predicted 365-day value", Fmt::Decimal, PALETTE[2]),
+    ] {
+        match histogram(ws, table, column, fmt).await {
+            Ok(h) => {
+                s.charts.push(columns(&h, Fmt::Count, color, false));
+                rows_out.extend(h.iter().map(|(k, v)| vec![label.to_string(), k.clone(), Fmt::Count.show(*v)]));
+            }
+            Err(e) => missing.push(format!("{table}: {}", short_error(&e))),
+        }
+    }
+    s.table = Table {
+        header: vec!["score".into(), "band".into(), "customers".into()],
+        rows: rows_out,
+    };
+    if s.charts.is_empty() {
+        return s.missing(missing.join("; "));
+    }
+    s
+}
+
+async fn segments(ws: &Workspace) -> Section {
+    let mut s = Section::new(
+        "segments",
+        "Segment sizes over time",
+        "Members per segment at each change of segments.membership (from its history).",
+    );
+    let _ = crate::commands::register_view_jobs(ws, |name| name == "segments.sizes").await;
+    let data = match rows(
+        ws,
+        "select cast(at as varchar) as at, segment, members from segments.sizes order by at, segment",
+    )
+    .await
+    {
+        Ok(rows) => rows,
+        Err(e) => return s.missing(short_error(&e)),
+    };
+    let mut series: Vec<(String, Vec<(String, f64)>)> = Vec::new();
+    for r in &data {
+        let point = (r["at"].chars().take(16).collect::<String>(), number(&r["members"]));
+        match series.iter_mut().find(|(name, _)| name == &r["segment"]) {
+            Some((_, points)) => points.push(point),
+            None => series.push((r["segment"].clone(), vec![point])),
+        }
+    }
+    s.charts.push(lines(&series));
+    s.table = Table {
+        header: vec!["at".into(), "segment".into(), "members".into()],
+        rows: data
+            .iter()
+            .map(|r| vec![r["at"].clone(), r["segment"].clone(), r["members"].clone()])
+            .collect(),
+    };
+    s
+}
+
+async fn audiences(ws: &Workspace) -> Section {
+    let mut s = Section::new(
+        "audiences",
+        "Audiences: size and identifier coverage per destination",
+        "Members of each audience table (consented, hashed per the destination's rules) and the share of members carrying each identifier the destination matches on.",
+    );
+    if ws.project.audiences.is_empty() {
+        return s.missing("the project declares no [audiences.*]");
+    }
+    let mut sizes = Vec::new();
+    let mut cover = Vec::new();
+    let mut rows_out = Vec::new();
+    let mut errors = Vec::new();
+    for (name, decl) in &ws.project.audiences {
+        let table = format!("audiences.{name}");
+        match coverage(ws, &table, &["customer_id"]).await {
+            Ok((n, shares)) => {
+                let destination = format!("{:?}", decl.destination).to_lowercase();
+                sizes.push((format!("{name} ({destination})"), n));
+                rows_out.push(vec![name.clone(), destination.clone(), "members".into(), Fmt::Count.show(n)]);
+                for (column, share) in shares {
+                    cover.push((format!("{name} · {column}"), share));
+                    rows_out.push(vec![name.clone(), destination.clone(), column, Fmt::Percent.show(share)]);
+                }
+            }
+            Err(e) => errors.push(format!("{table}: {}", short_error(&e))),
+        }
+    }
+    if sizes.is_empty() {
+        return s.missing(errors.join("; "));
+    }
+    s.charts.push(hbar(&sizes, Fmt::Count, PALETTE[1]));
+    s.charts.push(hbar(&cover, Fmt::Percent, PALETTE[4]));
+    s.table = Table {
+        header: vec!["audience".into(), "destination".into(), "measure".into(), "value".into()],
+        rows: rows_out,
+    };
+    s
+}
+
+async fn runs(ws: &Workspace) -> Section {
+    let mut s = Section::new(
+        "runs",
+        "Runs: durations and failures",
+        "The last 30 runs from _tessera.runs (failed runs in red), the slowest jobs of the latest run, and recent failures.",
+    );
+    let recent = match rows(
+        ws,
+        "select run_id, cast(started_at as varchar) as started_at, duration_ms, status, reason \
+         from _tessera.runs where kind = 'run' order by started_at desc limit 30",
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return s.missing(short_error(&e)),
+    };
+    let chronological: Vec<(String, f64, bool)> = recent
+        .iter()
+        .rev()
+        .map(|r| {
+            (
+                r["started_at"].chars().take(16).collect(),
+                number(&r["duration_ms"]) / 1000.0,
+                r["status"] != "success",
+            )
+        })
+        .collect();
+    s.charts.push(run_columns(&chronological));
+    if let Some(last) = recent.first() {
+        let jobs = pairs(
+            ws,
+            &format!(
+                "select job as k, duration_ms / 1000.0 as v from _tessera.runs \
+                 where kind = 'job' and run_id = '{}' order by duration_ms desc limit 15",
+                last["run_id"].replace('\'', "''")
+            ),
+        )
+        .await
+        .unwrap_or_default();
+        if !jobs.is_empty() {
+            s.charts.push(hbar(&jobs, Fmt::Seconds, PALETTE[3]));
+        }
+    }
+    let failures = rows(
+        ws,
+        "select cast(started_at as varchar) as started_at, coalesce(job, '(run)') as job, \
+                coalesce(error, reason) as error \
+         from _tessera.runs where status = 'failed' order by started_at desc limit 20",
+    )
+    .await
+    .unwrap_or_default();
+    let mut table_rows: Vec<Vec<String>> = recent
+        .iter()
+        .map(|r| {
+            vec![
+                r["started_at"].clone(),
+                r["status"].clone(),
+                Fmt::Seconds.show(number(&r["duration_ms"]) / 1000.0),
+                r["reason"].clone(),
+            ]
+        })
+        .collect();
+    table_rows.extend(failures.iter().map(|r| {
+        vec![
+            r["started_at"].clone(),
+            format!("failed: {}", r["job"]),
+            String::new(),
+            r["error"].chars().take(300).collect(),
+        ]
+    }));
+    s.table = Table {
+        header: vec!["started".into(), "status".into(), "duration".into(), "detail".into()],
+        rows: table_rows,
+    };
+    s
+}
+
+/// Headline figures.
+async fn summary(ws: &Workspace, stats: &Stats) -> Vec<(String, String)> {
+    let mut cards = Vec::new();
+    if let Ok(stats) = stats {
+        for (m, label) in [("customers", "customers"), ("records", "records")] {
+            if let Some((_, _, v)) = stats.iter().find(|(mm, d, _)| mm == m && d == "all") {
+                cards.push((label.to_string(), Fmt::Count.show(*v)));
+            }
+        }
+    }
+    cards.push(("sources".into(), ws.project.sources.len().to_string()));
+    if let Ok(last) = rows(
+        ws,
+        "select cast(started_at as varchar) as at, status from _tessera.runs \
+         where kind = 'run' order by started_at desc limit 1",
+    )
+    .await
+        && let Some(r) = last.first()
+    {
+        cards.push((
+            "last run".into(),
+            format!("{} · {}", r["status"], r["at"].chars().take(16).collect::<String>()),
+        ));
+    }
+    cards
+}
+
+// ---- HTML and SVG ----
+
+const PALETTE: [&str; 7] = [
+    "#2f6db5", "#3c9d5d", "#d08a1e", "#7b5cb8", "#c2495b", "#2a9aa0", "#8c6d3f",
+];
+
+#[derive(Debug, Clone, Copy)]
+enum Fmt {
+    Count,
+    Percent,
+    Decimal,
+    Seconds,
+}
+
+impl Fmt {
+    fn show(self, v: f64) -> String {
+        match self {
+            Fmt::Count => {
+                if v.fract() != 0.0 {
+                    return format!("{v:.2}");
+                }
+                let digits = format!("{:.0}", v.abs());
+                let mut out = String::new();
+                for (i, c) in digits.chars().enumerate() {
+                    if i > 0 && (digits.len() - i) % 3 == 0 {
+                        out.push(',');
+                    }
+                    out.push(c);
+                }
+                if v < 0.0 { format!("-{out}") } else { out }
+            }
+            Fmt::Percent => format!("{:.1}%", v * 100.0),
+            Fmt::Decimal => format!("{v:.0}"),
+            Fmt::Seconds => format!("{v:.1} s"),
+        }
+    }
+}
+
+fn esc(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn empty_chart(message: &str) -> String {
+    format!(
+        r#"<svg class="chart" role="img" viewBox="0 0 720 40" width="720" height="40"><text x="0" y="24" class="muted">{}</text></svg>"#,
+        esc(message)
+    )
+}
+
+/// Horizontal bars, labels on the left, values on the right.
+fn hbar(items: &[(String, f64)], fmt: Fmt, color: &str) -> String {
+    if items.is_empty() {
+        return empty_chart("no data");
+    }
+    let (label_w, bar_w, row_h) = (230.0, 390.0, 24.0);
+    let max = match fmt {
+        Fmt::Percent => 1.0f64.max(items.iter().map(|i| i.1).fold(0.0, f64::max)),
+        _ => items.iter().map(|i| i.1).fold(0.0, f64::max).max(f64::MIN_POSITIVE),
+    };
+    let height = row_h * items.len() as f64 + 8.0;
+    let mut svg = format!(
+        r#"<svg class="chart" role="img" viewBox="0 0 720 {height}" width="720" height="{height}">"#
+    );
+    for (i, (label, value)) in items.iter().enumerate() {
+        let y = i as f64 * row_h + 4.0;
+        let w = (value / max * bar_w).max(if *value > 0.0 { 1.0 } else { 0.0 });
+        let short: String = label.chars().take(34).collect();
+        let _ = write!(
+            svg,
+            r#"<g><title>{title}: {shown}</title><text x="{lx}" y="{ty}" text-anchor="end">{short}</text><rect x="{x}" y="{y}" width="{w:.1}" height="{h}" rx="2" fill="{color}"/><text x="{vx:.1}" y="{ty}" class="value">{shown}</text></g>"#,
+            title = esc(label),
+            shown = fmt.show(*value),
+            lx = label_w - 8.0,
+            ty = y + row_h * 0.62,
+            short = esc(&short),
+            x = label_w,
+            h = row_h - 6.0,
+            vx = label_w + w + 6.0,
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Vertical columns (histograms), optionally on a log scale.
+fn columns(items: &[(String, f64)], fmt: Fmt, color: &str, log: bool) -> String {
+    if items.is_empty() {
+        return empty_chart("no data");
+    }
+    let (width, height, left, bottom, top) = (720.0, 240.0, 60.0, 40.0, 14.0);
+    let scale = |v: f64| if log { (v.max(0.0) + 1.0).log10() } else { v.max(0.0) };
+    let max = items
+        .iter()
+        .map(|i| scale(i.1))
+        .fold(0.0, f64::max)
+        .max(f64::MIN_POSITIVE);
+    let slot = (width - left - 10.0) / items.len() as f64;
+    let plot_h = height - bottom - top;
+    let mut svg = format!(
+        r#"<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}"><line x1="{left}" y1="{base}" x2="{right}" y2="{base}" class="axis"/>"#,
+        base = height - bottom,
+        right = width - 10.0,
+    );
+    let every = (items.len() / 12).max(1);
+    for (i, (label, value)) in items.iter().enumerate() {
+        let h = scale(*value) / max * plot_h;
+        let x = left + i as f64 * slot;
+        let _ = write!(
+            svg,
+            r#"<g><title>{title}: {shown}</title><rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="{color}"/></g>"#,
+            title = esc(label),
+            shown = fmt.show(*value),
+            y = height - bottom - h,
+            w = (slot * 0.8).max(1.0),
+        );
+        if i % every == 0 {
+            let short: String = label.chars().take(14).collect();
+            let _ = write!(
+                svg,
+                r#"<text x="{cx:.1}" y="{ly}" text-anchor="middle" class="tick">{}</text>"#,
+                esc(&short),
+                cx = x + slot * 0.4,
+                ly = height - bottom + 16.0,
+            );
+        }
+    }
+    let top_value = items.iter().map(|i| i.1).fold(0.0, f64::max);
+    let _ = write!(
+        svg,
+        r#"<text x="{tx}" y="{ty}" text-anchor="end" class="tick">{}</text><text x="{tx}" y="{by}" text-anchor="end" class="tick">0</text>{}</svg>"#,
+        fmt.show(top_value),
+        if log { r#"<text x="720" y="12" text-anchor="end" class="tick">log scale</text>"# } else { "" },
+        tx = left - 6.0,
+        ty = top + 8.0,
+        by = height - bottom,
+    );
+    svg
+}
+
+/// Run durations over time, failed runs in red.
+fn run_columns(runs: &[(String, f64, bool)]) -> String {
+    let items: Vec<(String, f64)> = runs.iter().map(|(t, d, _)| (t.clone(), *d)).collect();
+    let mut svg = columns(&items, Fmt::Seconds, PALETTE[0], false);
+    // Recolour failed runs: the n-th <rect> is the n-th run.
+    for (i, (_, _, failed)) in runs.iter().enumerate() {
+        if *failed {
+            let marker = format!("<g><title>{}: ", esc(&runs[i].0));
+            if let Some(at) = svg.find(&marker)
+                && let Some(fill) = svg[at..].find(PALETTE[0])
+            {
+                let start = at + fill;
+                svg.replace_range(start..start + PALETTE[0].len(), "#d0312d");
+            }
+        }
+    }
+    svg
+}
+
+/// One line per series over shared x labels.
+fn lines(series: &[(String, Vec<(String, f64)>)]) -> String {
+    let mut xs: Vec<String> = series
+        .iter()
+        .flat_map(|(_, points)| points.iter().map(|p| p.0.clone()))
+        .collect();
+    xs.sort();
+    xs.dedup();
+    if xs.is_empty() {
+        return empty_chart("no data");
+    }
+    let (width, height, left, bottom, top, legend) = (720.0, 260.0, 60.0, 40.0, 14.0, 170.0);
+    let plot_w = width - left - legend;
+    let plot_h = height - bottom - top;
+    let max = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|q| q.1))
+        .fold(0.0, f64::max)
+        .max(1.0);
+    let x_of = |label: &str| {
+        let i = xs.iter().position(|x| x == label).unwrap_or(0) as f64;
+        left + if xs.len() > 1 { i / (xs.len() - 1) as f64 * plot_w } else { plot_w / 2.0 }
+    };
+    let y_of = |v: f64| height - bottom - v / max * plot_h;
+    let mut svg = format!(
+        r#"<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}"><line x1="{left}" y1="{base}" x2="{right}" y2="{base}" class="axis"/><text x="{tx}" y="{ty}" text-anchor="end" class="tick">{top_label}</text><text x="{tx}" y="{base}" text-anchor="end" class="tick">0</text>"#,
+        base = height - bottom,
+        right = left + plot_w,
+        tx = left - 6.0,
+        ty = top + 8.0,
+        top_label = Fmt::Count.show(max),
+    );
+    for (i, x) in [0, xs.len() - 1].iter().enumerate() {
+        if i == 1 && xs.len() == 1 {
+            break;
+        }
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{}" text-anchor="{}" class="tick">{}</text>"#,
+            x_of(&xs[*x]),
+            height - bottom + 16.0,
+            if i == 0 { "start" } else { "end" },
+            esc(&xs[*x])
+        );
+    }
+    for (n, (name, points)) in series.iter().enumerate() {
+        let color = PALETTE[n % PALETTE.len()];
+        let path: Vec<String> = points
+            .iter()
+            .map(|(x, v)| format!("{:.1},{:.1}", x_of(x), y_of(*v)))
+            .collect();
+        let _ = write!(
+            svg,
+            r#"<g><title>{title}</title><polyline points="{}" fill="none" stroke="{color}" stroke-width="2"/>"#,
+            path.join(" "),
+            title = esc(name),
+        );
+        for (x, v) in points {
+            let _ = write!(
+                svg,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"><title>{} {}: {}</title></circle>"#,
+                x_of(x),
+                y_of(*v),
+                esc(name),
+                esc(x),
+                Fmt::Count.show(*v)
+            );
+        }
+        let ly = top + 4.0 + n as f64 * 18.0;
+        let _ = write!(
+            svg,
+            r#"<rect x="{lx}" y="{ly}" width="10" height="10" fill="{color}"/><text x="{tx}" y="{ty}">{}</text></g>"#,
+            esc(&name.chars().take(22).collect::<String>()),
+            lx = width - legend + 14.0,
+            tx = width - legend + 30.0,
+            ty = ly + 9.0,
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+const STYLE: &str = r#"
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #1d2330; background: #f5f6f8; }
+header { background: #1d2330; color: #fff; padding: 18px 32px; }
+header h1 { margin: 0; font-size: 20px; }
+header p { margin: 4px 0 0; color: #b9c0cc; }
+nav { padding: 8px 32px; background: #e8ebf0; }
+nav a { margin-right: 14px; color: #2f6db5; text-decoration: none; }
+main { padding: 8px 32px 40px; max-width: 1100px; }
+.cards { display: flex; gap: 12px; flex-wrap: wrap; margin: 16px 0; }
+.card { background: #fff; border-radius: 6px; padding: 10px 16px; box-shadow: 0 1px 2px rgba(0,0,0,.08); }
+.card b { display: block; font-size: 20px; }
+.card span { color: #5b6475; font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
+section { background: #fff; border-radius: 6px; padding: 14px 20px; margin: 16px 0; box-shadow: 0 1px 2px rgba(0,0,0,.08); }
+section h2 { font-size: 16px; margin: 0 0 4px; }
+section p.note { color: #5b6475; margin: 0 0 10px; }
+svg.chart { display: block; max-width: 100%; height: auto; margin: 8px 0 14px; font-size: 12px; }
+svg.chart text { fill: #1d2330; }
+svg.chart text.value, svg.chart text.tick, svg.chart text.muted { fill: #5b6475; font-size: 11px; }
+svg.chart line.axis { stroke: #aab1bd; }
+details summary { cursor: pointer; color: #2f6db5; }
+table { border-collapse: collapse; margin-top: 8px; font-size: 12px; }
+th, td { text-align: left; padding: 3px 10px 3px 0; border-bottom: 1px solid #eceef2; vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.missing { color: #8a5a00; background: #fff6e0; padding: 8px 12px; border-radius: 4px; }
+"#;
+
+fn page(ws: &Workspace, cards: &[(String, String)], sections: &[Section]) -> String {
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:"><title>Tessera report — {name}</title><style>{STYLE}</style></head><body><header><h1>Tessera report — {name}</h1><p>Warehouse {warehouse} · generated {at} UTC</p></header><nav>"#,
+        name = esc(&ws.project.name),
+        warehouse = esc(ws.project.warehouse.as_str()),
+        at = Utc::now().format("%Y-%m-%d %H:%M"),
+    );
+    for s in sections {
+        let _ = write!(html, r##"<a href="#{}">{}</a>"##, s.id, esc(&s.title));
+    }
+    html.push_str(r#"</nav><main><div class="cards">"#);
+    for (label, value) in cards {
+        let _ = write!(
+            html,
+            r#"<div class="card"><b>{}</b><span>{}</span></div>"#,
+            esc(value),
+            esc(label)
+        );
+    }
+    html.push_str("</div>");
+    for s in sections {
+        let _ = write!(
+            html,
+            r#"<section id="{}" data-charts="{}"><h2>{}</h2><p class="note">{}</p>"#,
+            s.id,
+            s.charts.len(),
+            esc(&s.title),
+            esc(&s.note)
+        );
+        if let Some(why) = &s.missing {
+            let _ = write!(html, r#"<p class="missing">Not available yet: {}</p>"#, esc(why));
+        }
+        for chart in &s.charts {
+            html.push_str(chart);
+        }
+        if !s.table.rows.is_empty() {
+            html.push_str("<details><summary>Data</summary><table><thead><tr>");
+            for h in &s.table.header {
+                let _ = write!(html, "<th>{}</th>", esc(h));
+            }
+            html.push_str("</tr></thead><tbody>");
+            for row in &s.table.rows {
+                html.push_str("<tr>");
+                for cell in row {
+                    let numeric = !cell.is_empty()
+                        && cell
+                            .chars()
+                            .all(|c| c.is_ascii_digit() || ",.% s-".contains(c));
+                    let _ = write!(
+                        html,
+                        "<td{}>{}</td>",
+                        if numeric { r#" class="num""# } else { "" },
+                        esc(cell)
+                    );
+                }
+                html.push_str("</tr>");
+            }
+            html.push_str("</tbody></table></details>");
+        }
+        html.push_str("</section>");
+    }
+    html.push_str("</main></body></html>\n");
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_shown_for_people() {
+        assert_eq!(Fmt::Count.show(1234567.0), "1,234,567");
+        assert_eq!(Fmt::Count.show(12.0), "12");
+        assert_eq!(Fmt::Percent.show(0.9876), "98.8%");
+        assert_eq!(Fmt::Seconds.show(2.25), "2.2 s");
+    }
+
+    #[test]
+    fn charts_escape_labels_and_scale_to_the_largest_value() {
+        let svg = hbar(
+            &[("<script>".into(), 10.0), ("b".into(), 5.0)],
+            Fmt::Count,
+            PALETTE[0],
+        );
+        assert!(!svg.contains("<script>"));
+        assert!(svg.contains("&lt;script&gt;"));
+        assert!(svg.contains(r#"width="390.0""#), "{svg}");
+        assert!(svg.contains(r#"width="195.0""#), "{svg}");
+        let runs = run_columns(&[("a".into(), 1.0, false), ("b".into(), 2.0, true)]);
+        assert_eq!(runs.matches("#d0312d").count(), 1);
+        assert!(lines(&[]).contains("no data"));
+    }
+}

@@ -1,0 +1,462 @@
+//! BI access the way its users try it, on the demo project after a run: `tessera serve` queried
+//! by the real `psql` and Python `psycopg` (catalog queries BI tools send, joins, Tessera
+//! functions, time travel, errors on a kept connection, 20 concurrent clients, a client killed
+//! mid-result, limits, read-only, password and TLS); the interactive `tessera sql` shell; the
+//! HTML report rendered in headless Chromium.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use common::{copy_dir, ok, python_json, query, shared_demo, tessera};
+
+/// The demo project after one `tessera run` (shared, read-only).
+fn ran_demo() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("tessera-bi-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        copy_dir(shared_demo(), &dir);
+        let out = ok(&dir, &["run"]);
+        assert!(out.contains("REPORT"), "the run writes the report:\n{out}");
+        dir
+    })
+}
+
+/// A running `tessera serve`, stopped when dropped.
+struct Server {
+    child: Child,
+    address: SocketAddr,
+}
+
+impl Server {
+    fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut cmd = tessera();
+        cmd.arg("-C")
+            .arg(dir)
+            .args(["serve", "--port", "0"])
+            .args(args)
+            .env_remove("TESSERA_SERVE_PASSWORD")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("tessera serve starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let address = tessera_jobs::serve::parse_address(&line)
+            .unwrap_or_else(|| panic!("no address in the first line: {line:?}"));
+        Server { child, address }
+    }
+
+    fn port(&self) -> String {
+        self.address.port().to_string()
+    }
+
+    fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `psql` against the server: each `-c` in turn (psql goes on after an error), unaligned
+/// tuples-only output.
+fn psql(server: &Server, commands: &[&str], env: &[(&str, &str)], conninfo: &str) -> Output {
+    let mut cmd = Command::new("psql");
+    cmd.arg(format!(
+        "host=127.0.0.1 port={} user=tessera dbname=tessera {conninfo}",
+        server.port()
+    ))
+    .args(["-X", "-A", "-t", "-F", "|"])
+    .env("PGCONNECT_TIMEOUT", "10")
+    .env_remove("PGPASSWORD");
+    for c in commands {
+        cmd.args(["-c", c]);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("psql runs (installed by .ci/run)")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const CLIENTS: &str = r#"
+import json, os, sys, threading
+import psycopg
+port = int(sys.argv[1])
+dsn = f"host=127.0.0.1 port={port} user=tessera dbname=tessera"
+out = {}
+
+with psycopg.connect(dsn, autocommit=True) as conn:
+    # What BI tools ask on connect (Metabase/DBeaver/Superset style catalog queries).
+    out["version"] = conn.execute("select version()").fetchone()[0]
+    out["schemas"] = sorted(r[0] for r in conn.execute(
+        "select nspname from pg_catalog.pg_namespace").fetchall())
+    out["tables"] = sorted(f"{s}.{t}" for s, t in conn.execute(
+        "select table_schema, table_name from information_schema.tables "
+        "where table_schema not in ('information_schema', 'pg_catalog')").fetchall())
+    out["pg_class"] = conn.execute(
+        "select count(*) from pg_catalog.pg_class c join pg_catalog.pg_namespace n "
+        "on n.oid = c.relnamespace where n.nspname = 'profiles'").fetchone()[0]
+    out["columns"] = [r[0] for r in conn.execute(
+        "select column_name from information_schema.columns "
+        "where table_schema = 'profiles' and table_name = 'customers' order by ordinal_position").fetchall()]
+    # A parameterised point lookup (extended protocol) and a join.
+    cid = conn.execute("select customer_id from profiles.customers order by customer_id limit 1").fetchone()[0]
+    out["lookup"] = conn.execute(
+        "select customer_id, email from profiles.customer_360 where customer_id = %s", (cid,)).fetchone()[0]
+    out["lookup_id"] = cid
+    out["join"] = conn.execute(
+        "select count(*) from profiles.customers c join scores.rfm r using (customer_id)").fetchone()[0]
+    out["udf"] = conn.execute("select email_normalize(%s)", ("  John.DOE@Example.COM ",)).fetchone()[0]
+    out["time_travel"] = conn.execute(
+        "select count(*) from at_version('profiles.customers', 0)").fetchone()[0]
+    # A failing query, then a good one on the same connection.
+    try:
+        conn.execute("select * from no_such_table")
+        out["error"] = None
+    except psycopg.Error as e:
+        out["error"] = str(e)
+    out["after_error"] = conn.execute("select 40 + 2").fetchone()[0]
+    try:
+        conn.execute("drop table profiles.customers")
+        out["drop"] = None
+    except psycopg.Error as e:
+        out["drop"] = [e.sqlstate, str(e)]
+
+# 20 clients at once, each with its own connection and several queries.
+results, errors = [], []
+def client(i):
+    try:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            for _ in range(3):
+                n = c.execute("select count(*) from profiles.customer_360").fetchone()[0]
+                e = c.execute("select email_domain(%s)", (f"user{i}@Example.org",)).fetchone()[0]
+                results.append((n, e))
+    except Exception as e:
+        errors.append(repr(e))
+threads = [threading.Thread(target=client, args=(i,)) for i in range(20)]
+for t in threads: t.start()
+for t in threads: t.join()
+out["concurrent"] = {"results": len(results), "distinct_counts": sorted({r[0] for r in results}),
+                     "domains": sorted({r[1] for r in results}), "errors": errors}
+print(json.dumps(out, default=str))
+sys.stdout.flush(); os._exit(0)
+"#;
+
+#[test]
+fn serve_answers_psql_psycopg_and_twenty_clients() {
+    let dir = ran_demo();
+    let customers = query(dir, "select count(*) as n from profiles.customers")[0]["n"]
+        .as_f64()
+        .unwrap();
+    let joined = query(
+        dir,
+        "select count(*) as n from profiles.customers c join scores.rfm r using (customer_id)",
+    )[0]["n"]
+        .as_f64()
+        .unwrap();
+    let mut server = Server::start(dir, &[], &[]);
+
+    // psql: its own catalog queries (\dn, \dt), a join, a Tessera function, time travel,
+    // an error followed by a good query in the same session.
+    let out = psql(
+        &server,
+        &[
+            "\\dn",
+            "\\dt profiles.*",
+            "select count(*) from profiles.customers c join scores.rfm r using (customer_id)",
+            "select email_normalize('  John.DOE@Example.COM ')",
+            "select count(*) from at_version('profiles.customers', 0)",
+            "select * from no_such_table",
+            "select 'still here'",
+        ],
+        &[],
+        "",
+    );
+    let text = stdout(&out);
+    let err = stderr(&out);
+    assert!(text.contains("profiles"), "\\dn lists schemas:\n{text}\n{err}");
+    assert!(
+        text.contains("customer_360") && text.contains("customers"),
+        "\\dt lists the profile tables:\n{text}\n{err}"
+    );
+    assert!(text.contains(&format!("\n{joined}\n")), "join count {joined}:\n{text}");
+    assert!(text.contains("john.doe@example.com"), "{text}");
+    assert!(err.contains("no_such_table"), "the error names the table: {err}");
+    assert!(text.trim_end().ends_with("still here"), "{text}");
+
+    // psycopg (extended protocol, parameters) and 20 concurrent clients.
+    let port = server.port();
+    let r = python_json(dir, CLIENTS, &[std::ffi::OsStr::new(&port)]);
+    assert!(r["version"].as_str().unwrap().contains("PostgreSQL") || !r["version"].is_null());
+    let schemas: Vec<&str> = r["schemas"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    for s in ["profiles", "scores", "segments", "unify", "audiences", "pg_catalog"] {
+        assert!(schemas.contains(&s), "schema {s} in {schemas:?}");
+    }
+    let tables: Vec<&str> = r["tables"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    for t in [
+        "profiles.customers",
+        "profiles.customer_360",
+        "scores.rfm",
+        "unify.identity_stats",
+        "public.crm_contacts",
+        "segments.sizes",
+    ] {
+        assert!(tables.contains(&t), "{t} in {tables:?}");
+    }
+    assert!(r["pg_class"].as_i64().unwrap() >= 5, "{r}");
+    assert!(r["columns"].as_array().unwrap().iter().any(|c| c == "customer_id"));
+    assert_eq!(r["lookup"], r["lookup_id"]);
+    assert_eq!(r["join"].as_f64().unwrap(), joined);
+    assert_eq!(r["udf"], "john.doe@example.com");
+    assert_eq!(r["time_travel"].as_f64().unwrap(), customers);
+    assert!(r["error"].as_str().unwrap().contains("no_such_table"), "{r}");
+    assert_eq!(r["after_error"], 42);
+    assert_eq!(r["drop"][0], "25006", "read-only: {r}");
+    let c = &r["concurrent"];
+    assert_eq!(c["errors"].as_array().unwrap().len(), 0, "{c}");
+    assert_eq!(c["results"], 60, "{c}");
+    assert_eq!(c["distinct_counts"].as_array().unwrap().len(), 1, "{c}");
+    assert_eq!(c["domains"], serde_json::json!(["example.org"]));
+
+    // A client killed mid-result: the server goes on serving.
+    let mut big = Command::new("psql")
+        .arg(format!("host=127.0.0.1 port={port} user=tessera dbname=tessera"))
+        .args(["-X", "-c", "select * from staging.web_events, range(1, 40)"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    big.kill().unwrap();
+    let _ = big.wait();
+    let out = psql(&server, &["select count(*) from profiles.customers"], &[], "");
+    assert_eq!(stdout(&out).trim(), format!("{customers}"), "{}", stderr(&out));
+    assert!(server.running());
+}
+
+#[test]
+fn serve_enforces_limits_password_and_tls() {
+    let dir = ran_demo();
+    // Limits: a result over the row limit and a statement over the timeout fail with a
+    // message saying which limit; the next query on the same session works.
+    let server = Server::start(dir, &["--max-rows", "100", "--statement-timeout", "2"], &[]);
+    let out = psql(
+        &server,
+        &[
+            "select * from range(1, 1000)",
+            "select count(*) from range(1, 30000) a, range(1, 30000) b",
+            "select 'alive'",
+        ],
+        &[],
+        "",
+    );
+    let err = stderr(&out);
+    assert!(err.contains("more than 100 rows"), "{err}");
+    assert!(err.contains("statement timeout"), "{err}");
+    assert_eq!(stdout(&out).trim(), "alive");
+    drop(server);
+
+    // Another address than loopback needs a password.
+    let out = tessera()
+        .arg("-C")
+        .arg(dir)
+        .args(["serve", "--host", "0.0.0.0", "--port", "0"])
+        .env_remove("TESSERA_SERVE_PASSWORD")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("TESSERA_SERVE_PASSWORD"), "{}", stderr(&out));
+
+    // Password (SCRAM) and TLS.
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = (tmp.path().join("server.crt"), tmp.path().join("server.key"));
+    let status = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let server = Server::start(
+        dir,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        &[("TESSERA_SERVE_PASSWORD", "correct horse")],
+    );
+    let wrong = psql(
+        &server,
+        &["select 1"],
+        &[("PGPASSWORD", "wrong")],
+        "sslmode=require",
+    );
+    assert!(!wrong.status.success());
+    assert!(
+        stderr(&wrong).contains("password authentication failed"),
+        "{}",
+        stderr(&wrong)
+    );
+    let right = psql(
+        &server,
+        &["select count(*) > 0 from profiles.customers"],
+        &[("PGPASSWORD", "correct horse")],
+        "sslmode=require",
+    );
+    assert!(right.status.success(), "{}", stderr(&right));
+    assert_eq!(stdout(&right).trim(), "t");
+    // TLS refused by a client that insists on checking the (self-signed) certificate.
+    let strict = psql(
+        &server,
+        &["select 1"],
+        &[("PGPASSWORD", "correct horse")],
+        "sslmode=verify-full",
+    );
+    assert!(!strict.status.success());
+}
+
+#[test]
+fn sql_shell_runs_statements_and_backslash_commands() {
+    let dir = ran_demo();
+    let history = tempfile::tempdir().unwrap().keep().join("history");
+    let mut child = tessera()
+        .arg("-C")
+        .arg(dir)
+        .args(["sql", "--interactive"])
+        .env("TESSERA_HISTORY", &history)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"\\d\nselect count(*) as shell_count\n  from profiles.customers;\n\\d profiles.customers\n\\df email_dom\nselect nope from nowhere;\nselect email_normalize('A@B.COM') as e, 41 + 1 as answer;\nselect count(*) as old from at_version('profiles.customers', 0);\n\\q\n",
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{text}\n{err}");
+    let n = query(dir, "select count(*) as n from profiles.customers")[0]["n"].to_string();
+    assert!(text.contains("crm_contacts") && text.contains("profiles.customer_360"), "\\d:\n{text}");
+    assert!(text.contains("shell_count") && text.contains(&n), "multi-line statement:\n{text}");
+    assert!(text.contains("column_name") && text.contains("customer_id"), "\\d table:\n{text}");
+    assert!(text.contains("email_domain"), "\\df:\n{text}");
+    assert!(err.contains("ERROR") && err.contains("nowhere"), "{err}");
+    assert!(text.contains("a@b.com") && text.contains("42"), "after an error:\n{text}");
+    assert!(text.contains("old"), "time travel:\n{text}");
+    let saved = std::fs::read_to_string(&history).expect("history saved");
+    assert!(saved.contains("shell_count"), "{saved}");
+}
+
+const RENDER: &str = r#"
+import json, os, sys
+from playwright.sync_api import sync_playwright
+page_path, shot = sys.argv[1], sys.argv[2]
+chromium = os.environ.get("TESSERA_CHROMIUM") or "/usr/bin/chromium"
+console, failures, requests = [], [], []
+with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path=chromium, headless=True, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.on("console", lambda m: console.append([m.type, m.text]))
+    page.on("pageerror", lambda e: failures.append(str(e)))
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto("file://" + page_path, wait_until="load")
+    sections = page.eval_on_selector_all(
+        "section", "els => els.map(e => [e.id, e.querySelectorAll('svg.chart').length, "
+        "e.querySelectorAll('svg.chart rect, svg.chart polyline').length, "
+        "!!e.querySelector('.missing')])")
+    boxes = page.eval_on_selector_all("svg.chart", "els => els.map(e => e.getBoundingClientRect().width)")
+    title = page.title()
+    page.screenshot(path=shot, full_page=False)
+    browser.close()
+print(json.dumps({"console": console, "errors": failures, "requests": requests,
+                  "sections": sections, "widths": boxes, "title": title}))
+sys.stdout.flush(); os._exit(0)
+"#;
+
+#[test]
+fn the_report_renders_in_chromium_with_every_chart() {
+    let dir = ran_demo();
+    let page = dir.join("reports/report.html");
+    assert!(page.exists(), "tessera run wrote the report");
+    // `tessera report` writes it anywhere.
+    let out_dir = tempfile::tempdir().unwrap();
+    let custom = out_dir.path().join("r.html");
+    let out = ok(dir, &["report", "--out", custom.to_str().unwrap()]);
+    assert!(out.contains("charts"), "{out}");
+    let html = std::fs::read_to_string(&custom).unwrap();
+    assert!(!html.contains("http://") && !html.contains("https://"), "self-contained");
+    assert!(!html.contains("<script"), "no script needed");
+
+    let shot = out_dir.path().join("report.png");
+    let r = python_json(
+        out_dir.path(),
+        RENDER,
+        &[custom.as_os_str(), shot.as_os_str()],
+    );
+    let errors: Vec<_> = r["console"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m[0] == "error" || m[0] == "warning")
+        .collect();
+    assert!(errors.is_empty(), "console: {errors:?}");
+    assert_eq!(r["errors"].as_array().unwrap().len(), 0, "{r}");
+    let requests: Vec<&str> = r["requests"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(requests.iter().all(|u| u.starts_with("file://")), "no network: {requests:?}");
+    assert!(r["title"].as_str().unwrap().contains("Tessera report"));
+    let sections = r["sections"].as_array().unwrap();
+    let ids: Vec<&str> = sections.iter().map(|s| s[0].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        ["sources", "identity", "clusters", "completeness", "scores", "segments", "audiences", "runs"]
+    );
+    for s in sections {
+        assert!(s[1].as_u64().unwrap() >= 1, "a chart in {s}");
+        assert!(s[2].as_u64().unwrap() >= 2, "marks drawn in {s}");
+        assert_eq!(s[3], false, "nothing missing on the demo: {s}");
+    }
+    assert!(r["widths"].as_array().unwrap().iter().all(|w| w.as_f64().unwrap() > 300.0));
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.len() > 20_000 && png.starts_with(b"\x89PNG"), "a screenshot");
+    if let Ok(keep) = std::env::var("TESSERA_REPORT_SCREENSHOT") {
+        std::fs::copy(&shot, keep).unwrap();
+    }
+}
