@@ -340,6 +340,11 @@ async fn histogram(ws: &Workspace, table: &str, column: &str, fmt: Fmt) -> Resul
         .collect())
 }
 
+/// The first part of a `from–to` label (ticks show where each band starts).
+fn band_start(label: &str) -> &str {
+    label.split('–').next().unwrap_or(label)
+}
+
 async fn scores(ws: &Workspace) -> Section {
     let mut s = Section::new(
         "scores",
@@ -406,7 +411,21 @@ async fn segments(ws: &Workspace) -> Section {
             None => series.push((r["segment"].clone(), vec![point])),
         }
     }
-    s.charts.push(lines(&series));
+    let moments = data
+        .iter()
+        .map(|r| r["at"].as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    if moments > 1 {
+        s.charts.push(lines(&series));
+    }
+    // Sizes now (the last point of each series).
+    let mut now: Vec<(String, f64)> = series
+        .iter()
+        .filter_map(|(name, points)| points.last().map(|p| (name.clone(), p.1)))
+        .collect();
+    now.sort_by(|a, b| b.1.total_cmp(&a.1));
+    s.charts.push(hbar(&now, Fmt::Count, PALETTE[0]));
     s.table = Table {
         header: vec!["at".into(), "segment".into(), "members".into()],
         rows: data
@@ -677,10 +696,10 @@ fn columns(items: &[(String, f64)], fmt: Fmt, color: &str, log: bool) -> String 
             title = esc(label),
             shown = fmt.show(*value),
             y = height - bottom - h,
-            w = (slot * 0.8).max(1.0),
+            w = (slot * 0.8).clamp(1.0, 60.0),
         );
         if i % every == 0 {
-            let short: String = label.chars().take(14).collect();
+            let short: String = band_start(label).chars().take(14).collect();
             let _ = write!(
                 svg,
                 r#"<text x="{cx:.1}" y="{ly}" text-anchor="middle" class="tick">{}</text>"#,

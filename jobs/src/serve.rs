@@ -163,6 +163,11 @@ pub async fn serve(ws: Arc<Workspace>, options: ServeOptions) -> Result<()> {
         }),
         connections: connections.clone(),
         cancel: Arc::new(DefaultCancelHandler::new(connections)),
+        // With TLS, SCRAM-SHA-256-PLUS binds the login to the TLS channel (libpq uses it).
+        certificate: match &options.tls {
+            Some((cert, _)) => Some(std::fs::read(cert)?),
+            None => None,
+        },
     });
 
     let listener = TcpListener::bind((options.host.as_str(), options.port))
@@ -594,6 +599,7 @@ struct Handlers {
     password: Option<Arc<PasswordSource>>,
     connections: Arc<ConnectionManager>,
     cancel: Arc<DefaultCancelHandler>,
+    certificate: Option<Vec<u8>>,
 }
 
 impl PgWireServerHandlers for Handlers {
@@ -617,6 +623,11 @@ impl PgWireServerHandlers for Handlers {
             Some(source) => {
                 let mut scram = ScramAuth::new(source.clone());
                 scram.set_iterations(SCRAM_ITERATIONS);
+                if let Some(pem) = &self.certificate
+                    && let Err(e) = scram.configure_certificate(pem)
+                {
+                    tracing::warn!("SCRAM channel binding is off: {e}");
+                }
                 Startup::Password(Box::new(
                     SASLAuthStartupHandler::new(Arc::new(DefaultServerParameterProvider::default()))
                         .with_scram(scram)
