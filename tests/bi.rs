@@ -199,25 +199,51 @@ fn serve_answers_psql_psycopg_and_twenty_clients() {
     );
     let text = stdout(&out);
     let err = stderr(&out);
-    assert!(text.contains("profiles"), "\\dn lists schemas:\n{text}\n{err}");
+    assert!(
+        text.contains("profiles"),
+        "\\dn lists schemas:\n{text}\n{err}"
+    );
     assert!(
         text.contains("customer_360") && text.contains("customers"),
         "\\dt lists the profile tables:\n{text}\n{err}"
     );
-    assert!(text.contains(&format!("\n{joined}\n")), "join count {joined}:\n{text}");
+    assert!(
+        text.contains(&format!("\n{joined}\n")),
+        "join count {joined}:\n{text}"
+    );
     assert!(text.contains("john.doe@example.com"), "{text}");
-    assert!(err.contains("no_such_table"), "the error names the table: {err}");
+    assert!(
+        err.contains("no_such_table"),
+        "the error names the table: {err}"
+    );
     assert!(text.trim_end().ends_with("still here"), "{text}");
 
     // psycopg (extended protocol, parameters) and 20 concurrent clients.
     let port = server.port();
     let r = python_json(dir, CLIENTS, &[std::ffi::OsStr::new(&port)]);
     assert!(r["version"].as_str().unwrap().contains("PostgreSQL") || !r["version"].is_null());
-    let schemas: Vec<&str> = r["schemas"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    for s in ["profiles", "scores", "segments", "unify", "audiences", "pg_catalog"] {
+    let schemas: Vec<&str> = r["schemas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for s in [
+        "profiles",
+        "scores",
+        "segments",
+        "unify",
+        "audiences",
+        "pg_catalog",
+    ] {
         assert!(schemas.contains(&s), "schema {s} in {schemas:?}");
     }
-    let tables: Vec<&str> = r["tables"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let tables: Vec<&str> = r["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     for t in [
         "profiles.customers",
         "profiles.customer_360",
@@ -229,12 +255,21 @@ fn serve_answers_psql_psycopg_and_twenty_clients() {
         assert!(tables.contains(&t), "{t} in {tables:?}");
     }
     assert!(r["pg_class"].as_i64().unwrap() >= 5, "{r}");
-    assert!(r["columns"].as_array().unwrap().iter().any(|c| c == "customer_id"));
+    assert!(
+        r["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "customer_id")
+    );
     assert_eq!(r["lookup"], r["lookup_id"]);
     assert_eq!(r["join"].as_f64().unwrap(), joined);
     assert_eq!(r["udf"], "john.doe@example.com");
     assert_eq!(r["time_travel"].as_f64().unwrap(), customers);
-    assert!(r["error"].as_str().unwrap().contains("no_such_table"), "{r}");
+    assert!(
+        r["error"].as_str().unwrap().contains("no_such_table"),
+        "{r}"
+    );
     assert_eq!(r["after_error"], 42);
     assert_eq!(r["drop"][0], "25006", "read-only: {r}");
     let c = &r["concurrent"];
@@ -245,7 +280,9 @@ fn serve_answers_psql_psycopg_and_twenty_clients() {
 
     // A client killed mid-result: the server goes on serving.
     let mut big = Command::new("psql")
-        .arg(format!("host=127.0.0.1 port={port} user=tessera dbname=tessera"))
+        .arg(format!(
+            "host=127.0.0.1 port={port} user=tessera dbname=tessera"
+        ))
         .args(["-X", "-c", "select * from staging.web_events, range(1, 40)"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -254,8 +291,18 @@ fn serve_answers_psql_psycopg_and_twenty_clients() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     big.kill().unwrap();
     let _ = big.wait();
-    let out = psql(&server, &["select count(*) from profiles.customers"], &[], "");
-    assert_eq!(stdout(&out).trim(), format!("{customers}"), "{}", stderr(&out));
+    let out = psql(
+        &server,
+        &["select count(*) from profiles.customers"],
+        &[],
+        "",
+    );
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("{customers}"),
+        "{}",
+        stderr(&out)
+    );
     assert!(server.running());
 }
 
@@ -290,13 +337,27 @@ fn serve_enforces_limits_password_and_tls() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("TESSERA_SERVE_PASSWORD"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("TESSERA_SERVE_PASSWORD"),
+        "{}",
+        stderr(&out)
+    );
 
     // Password (SCRAM) and TLS.
     let tmp = tempfile::tempdir().unwrap();
     let (cert, key) = (tmp.path().join("server.crt"), tmp.path().join("server.key"));
     let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
@@ -374,12 +435,24 @@ fn sql_shell_runs_statements_and_backslash_commands() {
     let err = stderr(&out);
     assert!(out.status.success(), "{text}\n{err}");
     let n = query(dir, "select count(*) as n from profiles.customers")[0]["n"].to_string();
-    assert!(text.contains("crm_contacts") && text.contains("profiles.customer_360"), "\\d:\n{text}");
-    assert!(text.contains("shell_count") && text.contains(&n), "multi-line statement:\n{text}");
-    assert!(text.contains("column_name") && text.contains("customer_id"), "\\d table:\n{text}");
+    assert!(
+        text.contains("crm_contacts") && text.contains("profiles.customer_360"),
+        "\\d:\n{text}"
+    );
+    assert!(
+        text.contains("shell_count") && text.contains(&n),
+        "multi-line statement:\n{text}"
+    );
+    assert!(
+        text.contains("column_name") && text.contains("customer_id"),
+        "\\d table:\n{text}"
+    );
     assert!(text.contains("email_domain"), "\\df:\n{text}");
     assert!(err.contains("ERROR") && err.contains("nowhere"), "{err}");
-    assert!(text.contains("a@b.com") && text.contains("42"), "after an error:\n{text}");
+    assert!(
+        text.contains("a@b.com") && text.contains("42"),
+        "after an error:\n{text}"
+    );
     assert!(text.contains("old"), "time travel:\n{text}");
     let saved = std::fs::read_to_string(&history).expect("history saved");
     assert!(saved.contains("shell_count"), "{saved}");
@@ -424,7 +497,10 @@ fn the_report_renders_in_chromium_with_every_chart() {
     let out = ok(dir, &["report", "--out", custom.to_str().unwrap()]);
     assert!(out.contains("charts"), "{out}");
     let html = std::fs::read_to_string(&custom).unwrap();
-    assert!(!html.contains("http://") && !html.contains("https://"), "self-contained");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "self-contained"
+    );
     assert!(!html.contains("<script"), "no script needed");
 
     let shot = out_dir.path().join("report.png");
@@ -441,23 +517,49 @@ fn the_report_renders_in_chromium_with_every_chart() {
         .collect();
     assert!(errors.is_empty(), "console: {errors:?}");
     assert_eq!(r["errors"].as_array().unwrap().len(), 0, "{r}");
-    let requests: Vec<&str> = r["requests"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    assert!(requests.iter().all(|u| u.starts_with("file://")), "no network: {requests:?}");
+    let requests: Vec<&str> = r["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        requests.iter().all(|u| u.starts_with("file://")),
+        "no network: {requests:?}"
+    );
     assert!(r["title"].as_str().unwrap().contains("Tessera report"));
     let sections = r["sections"].as_array().unwrap();
     let ids: Vec<&str> = sections.iter().map(|s| s[0].as_str().unwrap()).collect();
     assert_eq!(
         ids,
-        ["sources", "identity", "clusters", "completeness", "scores", "segments", "audiences", "runs"]
+        [
+            "sources",
+            "identity",
+            "clusters",
+            "completeness",
+            "scores",
+            "segments",
+            "audiences",
+            "runs"
+        ]
     );
     for s in sections {
         assert!(s[1].as_u64().unwrap() >= 1, "a chart in {s}");
         assert!(s[2].as_u64().unwrap() >= 2, "marks drawn in {s}");
         assert_eq!(s[3], false, "nothing missing on the demo: {s}");
     }
-    assert!(r["widths"].as_array().unwrap().iter().all(|w| w.as_f64().unwrap() > 300.0));
+    assert!(
+        r["widths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w.as_f64().unwrap() > 300.0)
+    );
     let png = std::fs::read(&shot).unwrap();
-    assert!(png.len() > 20_000 && png.starts_with(b"\x89PNG"), "a screenshot");
+    assert!(
+        png.len() > 20_000 && png.starts_with(b"\x89PNG"),
+        "a screenshot"
+    );
     if let Ok(keep) = std::env::var("TESSERA_REPORT_SCREENSHOT") {
         std::fs::copy(&shot, keep).unwrap();
     }

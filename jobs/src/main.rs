@@ -741,14 +741,17 @@ async fn shell(ws: &Workspace, mut format: OutputFormat, max_rows: usize) -> Res
                     Ok(())
                 }
                 "\\format" => match argument.map(|f| {
-                    <OutputFormat as clap::ValueEnum>::from_str(f, true).map_err(|e| anyhow::anyhow!(e))
+                    <OutputFormat as clap::ValueEnum>::from_str(f, true)
+                        .map_err(|e| anyhow::anyhow!(e))
                 }) {
                     Some(Ok(f)) => {
                         format = f;
                         Ok(())
                     }
                     Some(Err(e)) => Err(e),
-                    None => Err(anyhow::anyhow!("\\format needs one of table, csv, json, jsonl")),
+                    None => Err(anyhow::anyhow!(
+                        "\\format needs one of table, csv, json, jsonl"
+                    )),
                 },
                 other => Err(anyhow::anyhow!("unknown command {other} (\\? lists them)")),
             };
@@ -783,7 +786,10 @@ async fn shell(ws: &Workspace, mut format: OutputFormat, max_rows: usize) -> Res
     if let Some(path) = &history
         && let Err(e) = editor.save_history(path)
     {
-        eprintln!("warning: cannot save the history to {}: {e}", path.display());
+        eprintln!(
+            "warning: cannot save the history to {}: {e}",
+            path.display()
+        );
     }
     Ok(())
 }

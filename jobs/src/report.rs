@@ -30,7 +30,8 @@ pub async fn write(ws: &Workspace, path: &Path) -> Result<usize> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    std::fs::write(path, &report.html).with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::write(path, &report.html)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(report.charts)
 }
 
@@ -107,7 +108,13 @@ async fn identity_stats(ws: &Workspace) -> Stats {
     match rows(ws, sql).await {
         Ok(rows) => Ok(rows
             .into_iter()
-            .map(|r| (r["metric"].clone(), r["dimension"].clone(), number(&r["value"])))
+            .map(|r| {
+                (
+                    r["metric"].clone(),
+                    r["dimension"].clone(),
+                    number(&r["value"]),
+                )
+            })
             .collect()),
         Err(e) => Err(short_error(&e)),
     }
@@ -183,11 +190,13 @@ fn identity_links(stats: &Stats) -> Section {
         .iter()
         .map(|(k, v)| vec!["links".into(), k.clone(), Fmt::Count.show(*v)])
         .collect();
-    rows.extend(
-        compared
-            .iter()
-            .map(|(k, v)| vec!["compared pairs".into(), format!("blocking {k}"), Fmt::Count.show(*v)]),
-    );
+    rows.extend(compared.iter().map(|(k, v)| {
+        vec![
+            "compared pairs".into(),
+            format!("blocking {k}"),
+            Fmt::Count.show(*v),
+        ]
+    }));
     rows.extend(
         rates
             .iter()
@@ -222,13 +231,21 @@ fn clusters(stats: &Stats) -> Section {
     }
     let mut rows: Vec<Vec<String>> = sizes
         .iter()
-        .map(|(k, v)| vec!["customers with this many records".into(), k.clone(), Fmt::Count.show(*v)])
+        .map(|(k, v)| {
+            vec![
+                "customers with this many records".into(),
+                k.clone(),
+                Fmt::Count.show(*v),
+            ]
+        })
         .collect();
-    rows.extend(
-        largest
-            .iter()
-            .map(|(k, v)| vec!["largest cluster (records)".into(), k.clone(), Fmt::Count.show(*v)]),
-    );
+    rows.extend(largest.iter().map(|(k, v)| {
+        vec![
+            "largest cluster (records)".into(),
+            k.clone(),
+            Fmt::Count.show(*v),
+        ]
+    }));
     rows.extend(
         guards
             .iter()
@@ -273,7 +290,11 @@ async fn coverage(ws: &Workspace, table: &str, skip: &[&str]) -> Result<(f64, Ve
         let _ = write!(select, ", {filled} as \"c{i}\"");
     }
     let _ = write!(select, " from {table}");
-    let row = rows(ws, &select).await?.into_iter().next().unwrap_or_default();
+    let row = rows(ws, &select)
+        .await?
+        .into_iter()
+        .next()
+        .unwrap_or_default();
     let n = number(row.get("__n").map(String::as_str).unwrap_or("0"));
     let shares = columns
         .iter()
@@ -320,7 +341,12 @@ async fn pairs(ws: &Workspace, sql: &str) -> Result<Vec<(String, f64)>> {
 }
 
 /// Ten equal-width buckets of a numeric column: `(range label, count)`.
-async fn histogram(ws: &Workspace, table: &str, column: &str, fmt: Fmt) -> Result<Vec<(String, f64)>> {
+async fn histogram(
+    ws: &Workspace,
+    table: &str,
+    column: &str,
+    fmt: Fmt,
+) -> Result<Vec<(String, f64)>> {
     let sql = format!(
         "with b as (select min({column}) as lo, max({column}) as hi from {table}) \
          select least(cast(floor(({column} - lo) / nullif(hi - lo, 0) * 10) as int), 9) as k, \
@@ -335,7 +361,10 @@ async fn histogram(ws: &Workspace, table: &str, column: &str, fmt: Fmt) -> Resul
             let k = number(&r["k"]);
             let width = (hi - lo) / 10.0;
             let from = lo + k * width;
-            (format!("{}–{}", fmt.show(from), fmt.show(from + width)), number(&r["v"]))
+            (
+                format!("{}–{}", fmt.show(from), fmt.show(from + width)),
+                number(&r["v"]),
+            )
         })
         .collect())
 }
@@ -361,18 +390,36 @@ async fn scores(ws: &Workspace) -> Section {
     {
         Ok(p) => {
             s.charts.push(hbar(&p, Fmt::Count, PALETTE[0]));
-            rows_out.extend(p.iter().map(|(k, v)| vec!["RFM segment".into(), k.clone(), Fmt::Count.show(*v)]));
+            rows_out.extend(
+                p.iter()
+                    .map(|(k, v)| vec!["RFM segment".into(), k.clone(), Fmt::Count.show(*v)]),
+            );
         }
         Err(e) => missing.push(format!("scores.rfm: {}", short_error(&e))),
     }
     for (table, column, label, fmt, color) in [
-        ("scores.churn", "churn_probability", "churn probability", Fmt::Percent, PALETTE[6]),
-        ("scores.clv", "predicted_value_365d", "predicted 365-day value", Fmt::Decimal, PALETTE[2]),
+        (
+            "scores.churn",
+            "churn_probability",
+            "churn probability",
+            Fmt::Percent,
+            PALETTE[6],
+        ),
+        (
+            "scores.clv",
+            "predicted_value_365d",
+            "predicted 365-day value",
+            Fmt::Decimal,
+            PALETTE[2],
+        ),
     ] {
         match histogram(ws, table, column, fmt).await {
             Ok(h) => {
                 s.charts.push(columns(&h, Fmt::Count, color, false));
-                rows_out.extend(h.iter().map(|(k, v)| vec![label.to_string(), k.clone(), Fmt::Count.show(*v)]));
+                rows_out.extend(
+                    h.iter()
+                        .map(|(k, v)| vec![label.to_string(), k.clone(), Fmt::Count.show(*v)]),
+                );
             }
             Err(e) => missing.push(format!("{table}: {}", short_error(&e))),
         }
@@ -405,7 +452,10 @@ async fn segments(ws: &Workspace) -> Section {
     };
     let mut series: Vec<(String, Vec<(String, f64)>)> = Vec::new();
     for r in &data {
-        let point = (r["at"].chars().take(16).collect::<String>(), number(&r["members"]));
+        let point = (
+            r["at"].chars().take(16).collect::<String>(),
+            number(&r["members"]),
+        );
         match series.iter_mut().find(|(name, _)| name == &r["segment"]) {
             Some((_, points)) => points.push(point),
             None => series.push((r["segment"].clone(), vec![point])),
@@ -455,10 +505,20 @@ async fn audiences(ws: &Workspace) -> Section {
             Ok((n, shares)) => {
                 let destination = format!("{:?}", decl.destination).to_lowercase();
                 sizes.push((format!("{name} ({destination})"), n));
-                rows_out.push(vec![name.clone(), destination.clone(), "members".into(), Fmt::Count.show(n)]);
+                rows_out.push(vec![
+                    name.clone(),
+                    destination.clone(),
+                    "members".into(),
+                    Fmt::Count.show(n),
+                ]);
                 for (column, share) in shares {
                     cover.push((format!("{name} · {column}"), share));
-                    rows_out.push(vec![name.clone(), destination.clone(), column, Fmt::Percent.show(share)]);
+                    rows_out.push(vec![
+                        name.clone(),
+                        destination.clone(),
+                        column,
+                        Fmt::Percent.show(share),
+                    ]);
                 }
             }
             Err(e) => errors.push(format!("{table}: {}", short_error(&e))),
@@ -470,7 +530,12 @@ async fn audiences(ws: &Workspace) -> Section {
     s.charts.push(hbar(&sizes, Fmt::Count, PALETTE[1]));
     s.charts.push(hbar(&cover, Fmt::Percent, PALETTE[4]));
     s.table = Table {
-        header: vec!["audience".into(), "destination".into(), "measure".into(), "value".into()],
+        header: vec![
+            "audience".into(),
+            "destination".into(),
+            "measure".into(),
+            "value".into(),
+        ],
         rows: rows_out,
     };
     s
@@ -547,7 +612,12 @@ async fn runs(ws: &Workspace) -> Section {
         ]
     }));
     s.table = Table {
-        header: vec!["started".into(), "status".into(), "duration".into(), "detail".into()],
+        header: vec![
+            "started".into(),
+            "status".into(),
+            "duration".into(),
+            "detail".into(),
+        ],
         rows: table_rows,
     };
     s
@@ -574,7 +644,11 @@ async fn summary(ws: &Workspace, stats: &Stats) -> Vec<(String, String)> {
     {
         cards.push((
             "last run".into(),
-            format!("{} · {}", r["status"], r["at"].chars().take(16).collect::<String>()),
+            format!(
+                "{} · {}",
+                r["status"],
+                r["at"].chars().take(16).collect::<String>()
+            ),
         ));
     }
     cards
@@ -640,7 +714,11 @@ fn hbar(items: &[(String, f64)], fmt: Fmt, color: &str) -> String {
     let (label_w, bar_w, row_h) = (230.0, 390.0, 24.0);
     let max = match fmt {
         Fmt::Percent => 1.0f64.max(items.iter().map(|i| i.1).fold(0.0, f64::max)),
-        _ => items.iter().map(|i| i.1).fold(0.0, f64::max).max(f64::MIN_POSITIVE),
+        _ => items
+            .iter()
+            .map(|i| i.1)
+            .fold(0.0, f64::max)
+            .max(f64::MIN_POSITIVE),
     };
     let height = row_h * items.len() as f64 + 8.0;
     let mut svg = format!(
@@ -673,7 +751,13 @@ fn columns(items: &[(String, f64)], fmt: Fmt, color: &str, log: bool) -> String 
         return empty_chart("no data");
     }
     let (width, height, left, bottom, top) = (720.0, 240.0, 60.0, 40.0, 14.0);
-    let scale = |v: f64| if log { (v.max(0.0) + 1.0).log10() } else { v.max(0.0) };
+    let scale = |v: f64| {
+        if log {
+            (v.max(0.0) + 1.0).log10()
+        } else {
+            v.max(0.0)
+        }
+    };
     let max = items
         .iter()
         .map(|i| scale(i.1))
@@ -714,7 +798,11 @@ fn columns(items: &[(String, f64)], fmt: Fmt, color: &str, log: bool) -> String 
         svg,
         r#"<text x="{tx}" y="{ty}" text-anchor="end" class="tick">{}</text><text x="{tx}" y="{by}" text-anchor="end" class="tick">0</text>{}</svg>"#,
         fmt.show(top_value),
-        if log { r#"<text x="720" y="12" text-anchor="end" class="tick">log scale</text>"# } else { "" },
+        if log {
+            r#"<text x="720" y="12" text-anchor="end" class="tick">log scale</text>"#
+        } else {
+            ""
+        },
         tx = left - 6.0,
         ty = top + 8.0,
         by = height - bottom,
@@ -762,7 +850,11 @@ fn lines(series: &[(String, Vec<(String, f64)>)]) -> String {
         .max(1.0);
     let x_of = |label: &str| {
         let i = xs.iter().position(|x| x == label).unwrap_or(0) as f64;
-        left + if xs.len() > 1 { i / (xs.len() - 1) as f64 * plot_w } else { plot_w / 2.0 }
+        left + if xs.len() > 1 {
+            i / (xs.len() - 1) as f64 * plot_w
+        } else {
+            plot_w / 2.0
+        }
     };
     let y_of = |v: f64| height - bottom - v / max * plot_h;
     let mut svg = format!(
@@ -881,7 +973,11 @@ fn page(ws: &Workspace, cards: &[(String, String)], sections: &[Section]) -> Str
             esc(&s.note)
         );
         if let Some(why) = &s.missing {
-            let _ = write!(html, r#"<p class="missing">Not available yet: {}</p>"#, esc(why));
+            let _ = write!(
+                html,
+                r#"<p class="missing">Not available yet: {}</p>"#,
+                esc(why)
+            );
         }
         for chart in &s.charts {
             html.push_str(chart);

@@ -430,7 +430,11 @@ impl TesseraHook {
             return Ok(());
         }
         let kind = statement.to_string();
-        let kind: String = kind.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        let kind: String = kind
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
         Err(user_error(
             "25006",
             format!(
@@ -629,9 +633,11 @@ impl PgWireServerHandlers for Handlers {
                     tracing::warn!("SCRAM channel binding is off: {e}");
                 }
                 Startup::Password(Box::new(
-                    SASLAuthStartupHandler::new(Arc::new(DefaultServerParameterProvider::default()))
-                        .with_scram(scram)
-                        .with_connection_manager(self.connections.clone()),
+                    SASLAuthStartupHandler::new(
+                        Arc::new(DefaultServerParameterProvider::default()),
+                    )
+                    .with_scram(scram)
+                    .with_connection_manager(self.connections.clone()),
                 ))
             }
         })
@@ -669,7 +675,11 @@ impl PhysicalOptimizerRule for ServeLimits {
         } else {
             plan
         };
-        Ok(Arc::new(LimitsExec::new(input, self.timeout, self.max_rows)))
+        Ok(Arc::new(LimitsExec::new(
+            input,
+            self.timeout,
+            self.max_rows,
+        )))
     }
 
     fn name(&self) -> &str {
@@ -692,7 +702,11 @@ struct LimitsExec {
 }
 
 impl LimitsExec {
-    fn new(input: Arc<dyn ExecutionPlan>, timeout: Option<Duration>, max_rows: Option<usize>) -> Self {
+    fn new(
+        input: Arc<dyn ExecutionPlan>,
+        timeout: Option<Duration>,
+        max_rows: Option<usize>,
+    ) -> Self {
         let properties = Arc::new(PlanProperties::clone(input.properties()));
         Self {
             input,

@@ -339,8 +339,14 @@ mod tests {
         assert!(matches!(requests[1].1, Request::Time(_)));
         assert_eq!(requests[2], ("scores.rfm", Request::History));
         let sql = statements[0].to_string();
-        assert!(sql.contains(&format!("{} c ", finder.calls[0].private)), "{sql}");
-        assert!(sql.contains(&format!("{} AS customers", finder.calls[1].private)), "{sql}");
+        assert!(
+            sql.contains(&format!("{} c ", finder.calls[0].private)),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(&format!("{} AS customers", finder.calls[1].private)),
+            "{sql}"
+        );
         assert_ne!(finder.calls[0].private, finder.calls[1].private);
         assert!(!sql.contains("at_version"), "{sql}");
     }

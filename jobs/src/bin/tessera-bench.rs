@@ -878,20 +878,42 @@ fn bench_bi(dir: &Path, people: u64, seconds: u64, clients: usize) -> Result<()>
     use std::io::BufRead;
     let project = dir.join(format!("bi-{people}"));
     if !project.join("tessera.toml").exists() {
-        println!("generating {people} people into {} and running it", project.display());
+        println!(
+            "generating {people} people into {} and running it",
+            project.display()
+        );
         tessera_in(
             &project,
-            &["demo", "--people", &people.to_string(), "--force", "--no-query"],
+            &[
+                "demo",
+                "--people",
+                &people.to_string(),
+                "--force",
+                "--no-query",
+            ],
         )?;
     }
-    let customers: u64 = tessera_in(&project, &["sql", "select count(*) from profiles.customer_360", "--format", "csv"])?
-        .lines()
-        .nth(1)
-        .context("no count")?
-        .parse()?;
+    let customers: u64 = tessera_in(
+        &project,
+        &[
+            "sql",
+            "select count(*) from profiles.customer_360",
+            "--format",
+            "csv",
+        ],
+    )?
+    .lines()
+    .nth(1)
+    .context("no count")?
+    .parse()?;
     let id = tessera_in(
         &project,
-        &["sql", "select customer_id from profiles.customer_360 order by customer_id limit 1 offset 100", "--format", "csv"],
+        &[
+            "sql",
+            "select customer_id from profiles.customer_360 order by customer_id limit 1 offset 100",
+            "--format",
+            "csv",
+        ],
     )?
     .lines()
     .nth(1)
@@ -971,8 +993,8 @@ fn bench_bi(dir: &Path, people: u64, seconds: u64, clients: usize) -> Result<()>
                 }
                 Ok(())
             })?;
-            let many_qps =
-                total.load(std::sync::atomic::Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+            let many_qps = total.load(std::sync::atomic::Ordering::Relaxed) as f64
+                / started.elapsed().as_secs_f64();
             println!("{name}: {sql}");
             println!(
                 "  tessera serve, 1 client : {one_qps:9.1} q/s  p50 {:8.2} ms  p95 {:8.2} ms  p99 {:8.2} ms ({} queries)",
