@@ -411,6 +411,17 @@ fn is_read_only(statement: &Statement) -> bool {
     )
 }
 
+/// Whether a `SET` changes the engine's options: the session is shared by every client, so
+/// that would be a write to the server (per-client settings such as `statement_timeout`,
+/// `search_path` or the time zone are kept per connection).
+fn changes_shared_config(statement: &Statement) -> bool {
+    matches!(statement, Statement::Set(_))
+        && statement
+            .to_string()
+            .to_ascii_lowercase()
+            .contains("datafusion.")
+}
+
 fn uses_time_travel(statement: &Statement) -> bool {
     let text = statement.to_string().to_ascii_lowercase();
     ["at_version", "at_time", "table_history"]
@@ -426,6 +437,12 @@ struct TesseraHook {
 
 impl TesseraHook {
     fn check(&self, statement: &Statement) -> PgWireResult<()> {
+        if !self.allow_writes && changes_shared_config(statement) {
+            return Err(user_error(
+                "25006",
+                "cannot SET datafusion.* options: they would change the server's configuration for every client (start the server with --allow-writes to permit it)".into(),
+            ));
+        }
         if self.allow_writes || is_read_only(statement) {
             return Ok(());
         }
@@ -876,6 +893,17 @@ mod tests {
         ] {
             assert!(!is_read_only(&statement(sql)), "{sql}");
         }
+    }
+
+    #[test]
+    fn engine_options_are_not_set_by_clients() {
+        assert!(changes_shared_config(&statement(
+            "set datafusion.execution.target_partitions = 1"
+        )));
+        assert!(!changes_shared_config(&statement(
+            "set statement_timeout = 1000"
+        )));
+        assert!(!changes_shared_config(&statement("select 'datafusion.x'")));
     }
 
     #[test]

@@ -951,7 +951,7 @@ fn bench_bi(dir: &Path, people: u64, seconds: u64, clients: usize) -> Result<()>
             let mut cli = Vec::new();
             for _ in 0..7 {
                 let started = Instant::now();
-                tessera_in(&project, &["sql", sql, "--format", "csv"])?;
+                tessera_in(&project, &["sql", sql, "--format", "jsonl"])?;
                 cli.push(started.elapsed().as_secs_f64());
             }
             cli.sort_by(f64::total_cmp);
