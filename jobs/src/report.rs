@@ -151,7 +151,10 @@ fn sources(stats: &Stats) -> Section {
     let mut records = metric(stats, "records");
     records.sort_by(|a, b| b.1.total_cmp(&a.1));
     let mut s = s;
-    s.charts.push(hbar(&records, Fmt::Count, PALETTE[0]));
+    s.charts.push(chart(
+        "Records per source",
+        hbar(&records, Fmt::Count, PALETTE[0]),
+    ));
     s.table = Table {
         header: vec!["source".into(), "records".into()],
         rows: records
@@ -184,8 +187,12 @@ fn identity_links(stats: &Stats) -> Section {
     let compared = metric(stats, "compared_pairs");
     let mut rates = metric(stats, "match_rate");
     rates.sort_by(|a, b| b.1.total_cmp(&a.1));
-    s.charts.push(hbar(&links, Fmt::Count, PALETTE[1]));
-    s.charts.push(hbar(&rates, Fmt::Percent, PALETTE[2]));
+    s.charts
+        .push(chart("Links by rule", hbar(&links, Fmt::Count, PALETTE[1])));
+    s.charts.push(chart(
+        "Match rate by source",
+        hbar(&rates, Fmt::Percent, PALETTE[2]),
+    ));
     let mut rows: Vec<Vec<String>> = links
         .iter()
         .map(|(k, v)| vec!["links".into(), k.clone(), Fmt::Count.show(*v)])
@@ -224,10 +231,17 @@ fn clusters(stats: &Stats) -> Section {
     let largest = metric(stats, "largest_cluster");
     let mut guards = metric(stats, "refused_links");
     guards.extend(metric(stats, "guard_values"));
-    s.charts.push(columns(&sizes, Fmt::Count, PALETTE[3], true));
-    s.charts.push(hbar(&largest, Fmt::Count, PALETTE[4]));
+    s.charts.push(chart(
+        "Customers by number of records",
+        columns(&sizes, Fmt::Count, PALETTE[3], true),
+    ));
+    s.charts.push(chart(
+        "Largest clusters (records)",
+        hbar(&largest, Fmt::Count, PALETTE[4]),
+    ));
     if !guards.is_empty() {
-        s.charts.push(hbar(&guards, Fmt::Count, PALETTE[6]));
+        s.charts
+            .push(chart("Guard hits", hbar(&guards, Fmt::Count, PALETTE[6])));
     }
     let mut rows: Vec<Vec<String>> = sizes
         .iter()
@@ -320,7 +334,10 @@ async fn completeness(ws: &Workspace) -> Section {
     shares.retain(|(name, _)| !name.ends_with("_record_key") && !name.ends_with("_source"));
     shares.sort_by(|a, b| b.1.total_cmp(&a.1));
     s.note = format!("{} ({} customers).", s.note, Fmt::Count.show(n));
-    s.charts.push(hbar(&shares, Fmt::Percent, PALETTE[5]));
+    s.charts.push(chart(
+        "Attributes filled",
+        hbar(&shares, Fmt::Percent, PALETTE[5]),
+    ));
     s.table = Table {
         header: vec!["attribute".into(), "filled".into()],
         rows: shares
@@ -389,7 +406,10 @@ async fn scores(ws: &Workspace) -> Section {
     .await
     {
         Ok(p) => {
-            s.charts.push(hbar(&p, Fmt::Count, PALETTE[0]));
+            s.charts.push(chart(
+                "Customers per RFM segment",
+                hbar(&p, Fmt::Count, PALETTE[0]),
+            ));
             rows_out.extend(
                 p.iter()
                     .map(|(k, v)| vec!["RFM segment".into(), k.clone(), Fmt::Count.show(*v)]),
@@ -415,7 +435,10 @@ async fn scores(ws: &Workspace) -> Section {
     ] {
         match histogram(ws, table, column, fmt).await {
             Ok(h) => {
-                s.charts.push(columns(&h, Fmt::Count, color, false));
+                s.charts.push(chart(
+                    &format!("Customers by {label}"),
+                    columns(&h, Fmt::Count, color, false),
+                ));
                 rows_out.extend(
                     h.iter()
                         .map(|(k, v)| vec![label.to_string(), k.clone(), Fmt::Count.show(*v)]),
@@ -467,7 +490,8 @@ async fn segments(ws: &Workspace) -> Section {
         .collect::<std::collections::BTreeSet<_>>()
         .len();
     if moments > 1 {
-        s.charts.push(lines(&series));
+        s.charts
+            .push(chart("Members per segment over time", lines(&series)));
     }
     // Sizes now (the last point of each series).
     let mut now: Vec<(String, f64)> = series
@@ -475,7 +499,10 @@ async fn segments(ws: &Workspace) -> Section {
         .filter_map(|(name, points)| points.last().map(|p| (name.clone(), p.1)))
         .collect();
     now.sort_by(|a, b| b.1.total_cmp(&a.1));
-    s.charts.push(hbar(&now, Fmt::Count, PALETTE[0]));
+    s.charts.push(chart(
+        "Members per segment now",
+        hbar(&now, Fmt::Count, PALETTE[0]),
+    ));
     s.table = Table {
         header: vec!["at".into(), "segment".into(), "members".into()],
         rows: data
@@ -527,8 +554,14 @@ async fn audiences(ws: &Workspace) -> Section {
     if sizes.is_empty() {
         return s.missing(errors.join("; "));
     }
-    s.charts.push(hbar(&sizes, Fmt::Count, PALETTE[1]));
-    s.charts.push(hbar(&cover, Fmt::Percent, PALETTE[4]));
+    s.charts.push(chart(
+        "Members per audience",
+        hbar(&sizes, Fmt::Count, PALETTE[1]),
+    ));
+    s.charts.push(chart(
+        "Identifier coverage per audience",
+        hbar(&cover, Fmt::Percent, PALETTE[4]),
+    ));
     s.table = Table {
         header: vec![
             "audience".into(),
@@ -568,7 +601,10 @@ async fn runs(ws: &Workspace) -> Section {
             )
         })
         .collect();
-    s.charts.push(run_columns(&chronological));
+    s.charts.push(chart(
+        "Run duration (seconds; failed runs in red)",
+        run_columns(&chronological),
+    ));
     if let Some(last) = recent.first() {
         let jobs = pairs(
             ws,
@@ -581,7 +617,10 @@ async fn runs(ws: &Workspace) -> Section {
         .await
         .unwrap_or_default();
         if !jobs.is_empty() {
-            s.charts.push(hbar(&jobs, Fmt::Seconds, PALETTE[3]));
+            s.charts.push(chart(
+                "Slowest jobs of the latest run",
+                hbar(&jobs, Fmt::Seconds, PALETTE[3]),
+            ));
         }
     }
     let failures = rows(
@@ -690,6 +729,14 @@ impl Fmt {
             Fmt::Seconds => format!("{v:.1} s"),
         }
     }
+}
+
+/// A chart with its caption.
+fn chart(caption: &str, svg: String) -> String {
+    format!(
+        "<figure><figcaption>{}</figcaption>{svg}</figure>",
+        esc(caption)
+    )
 }
 
 fn esc(text: &str) -> String {
@@ -934,6 +981,8 @@ svg.chart { display: block; max-width: 100%; height: auto; margin: 8px 0 14px; f
 svg.chart text { fill: #1d2330; }
 svg.chart text.value, svg.chart text.tick, svg.chart text.muted { fill: #5b6475; font-size: 11px; }
 svg.chart line.axis { stroke: #aab1bd; }
+figure { margin: 10px 0 0; }
+figcaption { font-weight: 600; font-size: 13px; color: #3a4252; }
 details summary { cursor: pointer; color: #2f6db5; }
 table { border-collapse: collapse; margin-top: 8px; font-size: 12px; }
 th, td { text-align: left; padding: 3px 10px 3px 0; border-bottom: 1px solid #eceef2; vertical-align: top; }
