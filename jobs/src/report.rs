@@ -128,6 +128,14 @@ fn metric(stats: &[(String, String, f64)], name: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// Table rows `[measure, key, value]` for a chart's items.
+fn measure_rows(measure: &str, items: &[(String, f64)], fmt: Fmt) -> Vec<Vec<String>> {
+    items
+        .iter()
+        .map(|(k, v)| vec![measure.to_string(), k.clone(), fmt.show(*v)])
+        .collect()
+}
+
 fn number(text: &str) -> f64 {
     text.trim().parse().unwrap_or(0.0)
 }
@@ -193,22 +201,13 @@ fn identity_links(stats: &Stats) -> Section {
         "Match rate by source",
         hbar(&rates, Fmt::Percent, PALETTE[2]),
     ));
-    let mut rows: Vec<Vec<String>> = links
-        .iter()
-        .map(|(k, v)| vec!["links".into(), k.clone(), Fmt::Count.show(*v)])
+    let compared: Vec<(String, f64)> = compared
+        .into_iter()
+        .map(|(k, v)| (format!("blocking {k}"), v))
         .collect();
-    rows.extend(compared.iter().map(|(k, v)| {
-        vec![
-            "compared pairs".into(),
-            format!("blocking {k}"),
-            Fmt::Count.show(*v),
-        ]
-    }));
-    rows.extend(
-        rates
-            .iter()
-            .map(|(k, v)| vec!["match rate".into(), k.clone(), Fmt::Percent.show(*v)]),
-    );
+    let mut rows = measure_rows("links", &links, Fmt::Count);
+    rows.extend(measure_rows("compared pairs", &compared, Fmt::Count));
+    rows.extend(measure_rows("match rate", &rates, Fmt::Percent));
     s.table = Table {
         header: vec!["measure".into(), "rule or source".into(), "value".into()],
         rows,
@@ -243,28 +242,13 @@ fn clusters(stats: &Stats) -> Section {
         s.charts
             .push(chart("Guard hits", hbar(&guards, Fmt::Count, PALETTE[6])));
     }
-    let mut rows: Vec<Vec<String>> = sizes
-        .iter()
-        .map(|(k, v)| {
-            vec![
-                "customers with this many records".into(),
-                k.clone(),
-                Fmt::Count.show(*v),
-            ]
-        })
-        .collect();
-    rows.extend(largest.iter().map(|(k, v)| {
-        vec![
-            "largest cluster (records)".into(),
-            k.clone(),
-            Fmt::Count.show(*v),
-        ]
-    }));
-    rows.extend(
-        guards
-            .iter()
-            .map(|(k, v)| vec!["guard hit".into(), k.clone(), Fmt::Count.show(*v)]),
-    );
+    let mut rows = measure_rows("customers with this many records", &sizes, Fmt::Count);
+    rows.extend(measure_rows(
+        "largest cluster (records)",
+        &largest,
+        Fmt::Count,
+    ));
+    rows.extend(measure_rows("guard hit", &guards, Fmt::Count));
     s.table = Table {
         header: vec!["measure".into(), "key".into(), "value".into()],
         rows,
@@ -410,10 +394,7 @@ async fn scores(ws: &Workspace) -> Section {
                 "Customers per RFM segment",
                 hbar(&p, Fmt::Count, PALETTE[0]),
             ));
-            rows_out.extend(
-                p.iter()
-                    .map(|(k, v)| vec!["RFM segment".into(), k.clone(), Fmt::Count.show(*v)]),
-            );
+            rows_out.extend(measure_rows("RFM segment", &p, Fmt::Count));
         }
         Err(e) => missing.push(format!("scores.rfm: {}", short_error(&e))),
     }
@@ -439,10 +420,7 @@ async fn scores(ws: &Workspace) -> Section {
                     &format!("Customers by {label}"),
                     columns(&h, Fmt::Count, color, false),
                 ));
-                rows_out.extend(
-                    h.iter()
-                        .map(|(k, v)| vec![label.to_string(), k.clone(), Fmt::Count.show(*v)]),
-                );
+                rows_out.extend(measure_rows(label, &h, Fmt::Count));
             }
             Err(e) => missing.push(format!("{table}: {}", short_error(&e))),
         }
