@@ -127,7 +127,7 @@ impl Output for bool {
 pub fn map_strings<O: Output>(
     args: &[ColumnarValue],
     rows: usize,
-    f: impl Fn(&[Option<&str>]) -> Option<O>,
+    mut f: impl FnMut(&[Option<&str>]) -> Option<O>,
 ) -> Result<ColumnarValue> {
     let inputs = args
         .iter()
@@ -168,7 +168,7 @@ pub fn constant_str(args: &[ColumnarValue], i: usize) -> Option<&str> {
 pub fn map_pairs<O: Output>(
     args: &[ColumnarValue],
     rows: usize,
-    f: impl Fn(&str, &str) -> O,
+    mut f: impl FnMut(&str, &str) -> O,
 ) -> Result<ColumnarValue> {
     map_strings(args, rows, |v| match (v[0], v[1]) {
         (Some(a), Some(b)) => Some(f(a, b)),

@@ -19,5 +19,8 @@ crate::string_function! {
     name: "jaro",
     signature: strings(2),
     returns: DataType::Float64,
-    eval: |args, rows| map_pairs(args, rows, super::fast::jaro),
+    eval: |args, rows| {
+        let mut matcher = super::fast::Matcher::default();
+        map_pairs(args, rows, |a, b| matcher.jaro(a, b))
+    },
 }

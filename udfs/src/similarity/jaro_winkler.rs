@@ -19,5 +19,8 @@ crate::string_function! {
     name: "jaro_winkler",
     signature: strings(2),
     returns: DataType::Float64,
-    eval: |args, rows| map_pairs(args, rows, super::fast::jaro_winkler),
+    eval: |args, rows| {
+        let mut matcher = super::fast::Matcher::default();
+        map_pairs(args, rows, |a, b| matcher.jaro_winkler(a, b))
+    },
 }

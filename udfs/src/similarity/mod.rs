@@ -52,7 +52,7 @@ pub fn token_sort_ratio(a: &str, b: &str) -> f64 {
         t.sort();
         t.join(" ")
     };
-    strsim::normalized_levenshtein(&sorted(a), &sorted(b))
+    fast::normalized_levenshtein(&sorted(a), &sorted(b))
 }
 
 /// Jaccard similarity of the sets of character bigrams of the lower-cased strings (a string of
@@ -96,7 +96,7 @@ pub fn token_set_ratio(a: &str, b: &str) -> f64 {
     };
     let full_a = with(ta.difference(&tb).collect());
     let full_b = with(tb.difference(&ta).collect());
-    let ratio = strsim::normalized_levenshtein;
+    let ratio = fast::normalized_levenshtein;
     let mut best = ratio(&full_a, &full_b);
     if !common.is_empty() {
         best = best
