@@ -112,8 +112,8 @@ select
     max(case when address_rank = 1 and coalesce(postal_code, city, country) is not null then record_key end)
         as address_record_key,
     count(*) as records,
-    array_sort(array_agg(distinct source)) as sources,
-    array_sort(array_agg(distinct web_user_id) filter (where web_user_id is not null)) as web_user_ids,
+    distinct_values(source) as sources,
+    distinct_values(web_user_id) as web_user_ids,
     min(updated_at) as first_seen_at,
     max(updated_at) as last_seen_at
 from ranked

@@ -80,6 +80,7 @@ pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
         Arc::new(AggregateUDF::from(survivorship::PriorityValue::default())),
         Arc::new(AggregateUDF::from(survivorship::LongestValue::default())),
         Arc::new(AggregateUDF::from(survivorship::MostFrequent::default())),
+        Arc::new(AggregateUDF::from(survivorship::DistinctValues::default())),
     ]
 }
 

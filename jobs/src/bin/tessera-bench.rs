@@ -63,6 +63,16 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Survivorship aggregates: rows per second on one core over ~1M CRM rows grouped by
+    /// contact and by postal code, against DataFusion's built-in `max` and `array_agg`.
+    Survivorship {
+        /// People in the demo data.
+        #[arg(long, default_value_t = 200_000)]
+        people: u64,
+        /// Runs per measurement (the best is kept).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Identity resolution: Tessera's identity job against Splink (DuckDB backend) with
     /// equivalent blocking, comparisons and training, on the same standardised records; wall
     /// time, peak RSS and pairwise precision/recall/F1 against the demo's ground truth.
@@ -127,6 +137,7 @@ fn main() -> Result<()> {
         Bench::Jobs { jobs, people, runs } => bench_jobs(&dir, jobs, people, runs),
         Bench::Similarity { people, runs } => bench_similarity(&dir, people, runs),
         Bench::Normalize { people, runs } => bench_normalize(&dir, people, runs),
+        Bench::Survivorship { people, runs } => bench_survivorship(&dir, people, runs),
         Bench::Identity {
             people,
             threshold,
@@ -542,25 +553,27 @@ fn one_core_project(
     Ok((project, n))
 }
 
-/// Times `select <aggregate>(<expr>) from <table>` for each case (best of `runs`, whole
-/// process), minus the time of `scan_expr`; the first case is the baseline of the ratios.
+/// Times `query` with `{expr}` replaced by each case (best of `runs`, whole process), minus the
+/// time with `scan_expr`; the first case is the baseline of the ratios.
 fn compare_functions(
     (project, n): (&Path, f64),
-    table: &str,
-    aggregate: &str,
+    query: &str,
     scan_expr: &str,
     cases: &[(&str, &str)],
     unit: &str,
     runs: usize,
 ) -> Result<()> {
     let time = |expr: &str| -> Result<f64> {
-        let sql = format!("select {aggregate}({expr}) from {table}");
+        let sql = query.replace("{expr}", expr);
         best_of(runs, || {
             tessera_in(project, &["sql", &sql, "--format", "csv"]).map(|_| ())
         })
     };
     let scan = time(scan_expr)?;
-    println!("  scan only, {aggregate}({scan_expr}): {scan:7.3}s (subtracted below)");
+    println!(
+        "  scan only, {}: {scan:7.3}s (subtracted below)",
+        query.replace("{expr}", scan_expr)
+    );
     let mut baseline = None;
     for (label, expr) in cases {
         let t = time(expr)?;
@@ -590,8 +603,7 @@ fn bench_similarity(dir: &Path, people: u64, runs: usize) -> Result<()> {
     );
     compare_functions(
         (&project, n),
-        "pairs",
-        "sum",
+        "select sum({expr}) from pairs",
         "length(a) + length(b)",
         &[
             (
@@ -623,8 +635,7 @@ fn bench_normalize(dir: &Path, people: u64, runs: usize) -> Result<()> {
     );
     compare_functions(
         (&project, n),
-        "contacts",
-        "count",
+        "select count({expr}) from contacts",
         "email",
         &[
             (
@@ -648,6 +659,55 @@ fn bench_normalize(dir: &Path, people: u64, runs: usize) -> Result<()> {
         "rows",
         runs,
     )
+}
+
+fn bench_survivorship(dir: &Path, people: u64, runs: usize) -> Result<()> {
+    // The normalisation rows (each CRM contact 7 times), each copy updated a day later.
+    let (project, n) = one_core_project(
+        dir,
+        people,
+        "survivorship",
+        "contacts",
+        "select c.*, to_timestamp_seconds(cast(to_unixtime(c.updated_at) as bigint) + g.value * 86400) as seen_at \
+         from crm_contacts c cross join generate_series(1, 7) g",
+    )?;
+    for (key, what) in [
+        ("contact_id", "7 rows per group, one value"),
+        ("postal_code", "many values per group"),
+    ] {
+        println!(
+            "survivorship aggregates over {n} CRM rows from Parquet grouped by {key} ({what}), \
+             one core, best of {runs}"
+        );
+        compare_functions(
+            (&project, n),
+            &format!(
+                "select count(x) from (select {key}, {{expr}} as x from contacts group by {key})"
+            ),
+            "count(*)",
+            &[
+                ("max(email) (DataFusion built-in, baseline)", "max(email)"),
+                (
+                    "latest_value(email, seen_at)",
+                    "latest_value(email, seen_at)",
+                ),
+                (
+                    "priority_value(email, seen_at)",
+                    "priority_value(email, seen_at)",
+                ),
+                ("longest_value(street)", "longest_value(street)"),
+                ("most_frequent(email)", "most_frequent(email)"),
+                ("distinct_values(email)", "distinct_values(email)"),
+                (
+                    "array_agg(distinct email) (built-in)",
+                    "array_agg(distinct email)",
+                ),
+            ],
+            "rows",
+            runs,
+        )?;
+    }
+    Ok(())
 }
 
 /// Runs `program args` under `/usr/bin/time`: (wall seconds, peak RSS in MB, stdout).

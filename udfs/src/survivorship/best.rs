@@ -1,16 +1,19 @@
 //! `latest_value`, `earliest_value`, `priority_value`, `longest_value`: keep the value whose key
 //! is best (a timestamp, a source priority, a length).
 
-use std::cmp::Ordering;
+use std::ops::Range;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef};
+use datafusion::arrow::array::{ArrayRef, BooleanArray, new_null_array};
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::ScalarValue;
+use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{Accumulator, Signature, Volatility};
+use datafusion::logical_expr::{Accumulator, GroupsAccumulator, Signature, Volatility};
 use datafusion_macros::user_doc;
+
+use super::aggregate::{Groups, Included, Survivor, char_lengths};
 
 /// How the key decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -23,86 +26,130 @@ enum Rule {
     Longest,
 }
 
+/// The best candidate of each group as the row `(key, value)`, encoded so that the better
+/// candidate is the smaller row: the key descending for [`Rule::Max`] and [`Rule::Longest`],
+/// ascending for [`Rule::Min`], then the value ascending (ties: the smallest value).
 #[derive(Debug)]
 struct Best {
     rule: Rule,
-    value: ScalarValue,
-    key: ScalarValue,
+    value_type: DataType,
+    key_type: DataType,
+    converter: RowConverter,
+    /// The row of a NULL key and value: what a group without a candidate yields.
+    none: OwnedRow,
+    best: Vec<Option<OwnedRow>>,
+    bytes: usize,
 }
 
 impl Best {
-    fn offer(&mut self, value: ScalarValue, key: ScalarValue) {
-        if value.is_null() || key.is_null() {
-            return;
-        }
-        let better = if self.value.is_null() {
-            true
-        } else {
-            let by_key = key.partial_cmp(&self.key).unwrap_or(Ordering::Equal);
-            let by_key = if self.rule == Rule::Min {
-                by_key.reverse()
-            } else {
-                by_key
-            };
-            match by_key {
-                Ordering::Greater => true,
-                Ordering::Less => false,
-                // Ties: the smallest value, so the result does not depend on row order.
-                Ordering::Equal => value.partial_cmp(&self.value) == Some(Ordering::Less),
-            }
+    fn new(rule: Rule, value_type: DataType, key_type: DataType) -> Result<Self> {
+        let key_order = SortOptions {
+            descending: rule != Rule::Min,
+            nulls_first: false,
         };
-        if better {
-            self.value = value;
-            self.key = key;
-        }
+        let converter = RowConverter::new(vec![
+            SortField::new_with_options(key_type.clone(), key_order),
+            SortField::new(value_type.clone()),
+        ])?;
+        let none = converter
+            .convert_columns(&[new_null_array(&key_type, 1), new_null_array(&value_type, 1)])?
+            .row(0)
+            .owned();
+        Ok(Self {
+            rule,
+            value_type,
+            key_type,
+            converter,
+            none,
+            best: Vec::new(),
+            bytes: 0,
+        })
     }
 
-    fn offer_arrays(&mut self, values: &ArrayRef, keys: Option<&ArrayRef>) -> Result<()> {
-        for row in 0..values.len() {
-            if values.is_null(row) {
-                continue;
-            }
-            let value = ScalarValue::try_from_array(values, row)?;
-            let key = match keys {
-                Some(keys) => ScalarValue::try_from_array(keys, row)?,
-                None => ScalarValue::Int64(Some(match &value {
-                    ScalarValue::Utf8(Some(s))
-                    | ScalarValue::LargeUtf8(Some(s))
-                    | ScalarValue::Utf8View(Some(s)) => s.chars().count() as i64,
-                    _ => 0,
-                })),
-            };
-            self.offer(value, key);
-        }
-        Ok(())
+    fn columns(&self, range: Range<usize>) -> Result<Vec<ArrayRef>> {
+        let rows = self.best[range]
+            .iter()
+            .map(|best| best.as_ref().unwrap_or(&self.none).row());
+        Ok(self.converter.convert_rows(rows)?)
     }
 }
 
-impl Accumulator for Best {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let keys = if self.rule == Rule::Longest {
-            None
+impl Survivor for Best {
+    fn empty(&self) -> Result<Self> {
+        Self::new(self.rule, self.value_type.clone(), self.key_type.clone())
+    }
+
+    fn resize(&mut self, total: usize) {
+        if self.best.len() < total {
+            self.best.resize(total, None);
+        }
+    }
+
+    fn add(
+        &mut self,
+        columns: &[ArrayRef],
+        groups: &[usize],
+        filter: Option<&BooleanArray>,
+        merge: bool,
+    ) -> Result<()> {
+        let values = &columns[0];
+        let keys = if self.rule == Rule::Longest && !merge {
+            char_lengths(values)
         } else {
-            values.get(1)
+            columns[1].clone()
         };
-        self.offer_arrays(&values[0], keys)
+        let included = Included::new(&[values, &keys], filter);
+        let rows = self.converter.convert_columns(&[keys, values.clone()])?;
+        for (i, &group) in groups.iter().enumerate() {
+            if !included.contains(i) {
+                continue;
+            }
+            let row = rows.row(i);
+            let slot = &mut self.best[group];
+            if slot.as_ref().is_none_or(|best| row < best.row()) {
+                self.bytes += row.data().len();
+                if let Some(old) = slot.replace(row.owned()) {
+                    self.bytes -= old.as_ref().len();
+                }
+            }
+        }
+        Ok(())
     }
 
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        self.offer_arrays(&states[0], Some(&states[1]))
+    fn evaluate(&self, range: Range<usize>) -> Result<ArrayRef> {
+        Ok(self.columns(range)?.swap_remove(1))
     }
 
-    fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        Ok(vec![self.value.clone(), self.key.clone()])
+    fn state(&self, range: Range<usize>) -> Result<Vec<ArrayRef>> {
+        let mut columns = self.columns(range)?;
+        columns.swap(0, 1);
+        Ok(columns)
     }
 
-    fn evaluate(&mut self) -> Result<ScalarValue> {
-        Ok(self.value.clone())
+    fn drop_first(&mut self, n: usize) {
+        for old in self.best.drain(..n).flatten() {
+            self.bytes -= old.as_ref().len();
+        }
+    }
+
+    fn groups(&self) -> usize {
+        self.best.len()
     }
 
     fn size(&self) -> usize {
-        std::mem::size_of_val(self) + self.value.size() + self.key.size()
+        self.bytes
+            + self.best.capacity() * std::mem::size_of::<Option<OwnedRow>>()
+            + self.converter.size()
     }
+}
+
+fn best(args: &AccumulatorArgs, rule: Rule) -> Result<Best> {
+    let key_type = if rule == Rule::Longest {
+        DataType::Int64
+    } else {
+        args.expr_fields[1].data_type().clone()
+    };
+    Best::new(rule, args.return_type().clone(), key_type)
 }
 
 macro_rules! best_aggregate {
@@ -133,17 +180,16 @@ macro_rules! best_aggregate {
                 Ok(arg_types[0].clone())
             }
             fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-                let value = ScalarValue::try_from(args.return_type())?;
-                let key = if $rule == Rule::Longest {
-                    ScalarValue::Int64(None)
-                } else {
-                    ScalarValue::try_from(args.expr_fields[1].data_type())?
-                };
-                Ok(Box::new(Best {
-                    rule: $rule,
-                    value,
-                    key,
-                }))
+                Ok(Box::new(Groups(best(&args, $rule)?)))
+            }
+            fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+                true
+            }
+            fn create_groups_accumulator(
+                &self,
+                args: AccumulatorArgs,
+            ) -> Result<Box<dyn GroupsAccumulator>> {
+                Ok(Box::new(Groups(best(&args, $rule)?)))
             }
             fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
                 let key_type = if $rule == Rule::Longest {
@@ -243,3 +289,43 @@ best_aggregate!(
     Rule::Longest,
     1
 );
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{AsArray, Int64Array, StringArray};
+    use datafusion::logical_expr::EmitTo;
+
+    use super::*;
+
+    #[test]
+    fn emits_the_first_groups_and_renumbers_the_rest() {
+        let mut acc = Groups(Best::new(Rule::Max, DataType::Utf8, DataType::Int64).unwrap());
+        let values: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("a"),
+            Some("b"),
+            Some("c"),
+            None,
+            Some("d"),
+        ]));
+        let keys: ArrayRef = Arc::new(Int64Array::from(vec![1, 2, 1, 9, 5]));
+        GroupsAccumulator::update_batch(&mut acc, &[values, keys], &[0, 0, 1, 1, 2], None, 3)
+            .unwrap();
+        let held = GroupsAccumulator::size(&acc);
+        let first = GroupsAccumulator::evaluate(&mut acc, EmitTo::First(1)).unwrap();
+        assert_eq!(first.as_string::<i32>().value(0), "b");
+        assert!(GroupsAccumulator::size(&acc) < held);
+        // Groups 1 and 2 are now 0 and 1; a later batch adds to them under their new numbers.
+        let values: ArrayRef = Arc::new(StringArray::from(vec!["e"]));
+        let keys: ArrayRef = Arc::new(Int64Array::from(vec![0]));
+        GroupsAccumulator::update_batch(&mut acc, &[values, keys], &[0], None, 2).unwrap();
+        let state = GroupsAccumulator::state(&mut acc, EmitTo::All).unwrap();
+        let rest: Vec<_> = state[0].as_string::<i32>().iter().collect();
+        assert_eq!(rest, vec![Some("c"), Some("d")]);
+        assert_eq!(
+            state[1]
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .value(0),
+            1
+        );
+    }
+}

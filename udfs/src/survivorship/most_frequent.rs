@@ -1,87 +1,182 @@
 //! `most_frequent(value)`: the mode.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListArray, new_null_array,
+};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
-use datafusion::common::ScalarValue;
+use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{Accumulator, Signature, Volatility};
+use datafusion::logical_expr::{Accumulator, GroupsAccumulator, Signature, Volatility};
 use datafusion_macros::user_doc;
+
+use super::aggregate::{Groups, Included, Survivor, list_rows, rows_list};
+
+/// Bytes held per counted value beyond its row (key box, count, table slot), for `size`.
+const ENTRY: usize = 40;
+/// Values counted in a list before a group switches to a hash table.
+const FEW: usize = 16;
+
+/// The counts of one group's values, keyed by their rows.
+#[derive(Debug, Default)]
+struct Tally {
+    few: Vec<(Box<[u8]>, i64)>,
+    many: HashMap<Box<[u8]>, i64>,
+}
+
+impl Tally {
+    /// Adds `n` to the count of `row`; returns the bytes newly held.
+    fn add(&mut self, row: &[u8], n: i64) -> usize {
+        if self.many.is_empty() {
+            if let Some(entry) = self.few.iter_mut().find(|e| &*e.0 == row) {
+                entry.1 += n;
+                return 0;
+            }
+            if self.few.len() < FEW {
+                self.few.push((row.into(), n));
+                return row.len() + ENTRY;
+            }
+            self.many.extend(self.few.drain(..));
+        }
+        match self.many.get_mut(row) {
+            Some(count) => {
+                *count += n;
+                0
+            }
+            None => {
+                self.many.insert(row.into(), n);
+                row.len() + ENTRY
+            }
+        }
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (&[u8], i64)> {
+        let few = self.few.iter().map(|(row, n)| (&**row, *n));
+        few.chain(self.many.iter().map(|(row, n)| (&**row, *n)))
+    }
+
+    /// The highest count; on equal counts the smallest value (row order is value order).
+    fn mode(&self) -> Option<&[u8]> {
+        self.entries()
+            .max_by(|(ra, na), (rb, nb)| na.cmp(nb).then_with(|| rb.cmp(ra)))
+            .map(|(row, _)| row)
+    }
+
+    fn bytes(&self) -> usize {
+        self.entries().map(|(row, _)| row.len() + ENTRY).sum()
+    }
+}
 
 #[derive(Debug)]
 struct Mode {
-    data_type: DataType,
-    counts: HashMap<ScalarValue, i64>,
+    value_type: DataType,
+    converter: RowConverter,
+    tallies: Vec<Tally>,
+    bytes: usize,
 }
 
 impl Mode {
-    fn add(&mut self, values: &ArrayRef, counts: Option<&Int64Array>) -> Result<()> {
-        for row in 0..values.len() {
-            if values.is_null(row) {
-                continue;
-            }
-            let n = counts.map_or(1, |c| c.value(row));
-            *self
-                .counts
-                .entry(ScalarValue::try_from_array(values, row)?)
-                .or_default() += n;
-        }
-        Ok(())
+    fn new(value_type: DataType) -> Result<Self> {
+        Ok(Self {
+            converter: RowConverter::new(vec![SortField::new(value_type.clone())])?,
+            value_type,
+            tallies: Vec::new(),
+            bytes: 0,
+        })
     }
 }
 
-impl Accumulator for Mode {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.add(&values[0], None)
+impl Survivor for Mode {
+    fn empty(&self) -> Result<Self> {
+        Self::new(self.value_type.clone())
     }
 
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let values = states[0].as_list::<i32>();
-        let counts = states[1].as_list::<i32>();
-        for row in 0..values.len() {
-            if values.is_null(row) {
-                continue;
+    fn resize(&mut self, total: usize) {
+        if self.tallies.len() < total {
+            self.tallies.resize_with(total, Tally::default);
+        }
+    }
+
+    fn add(
+        &mut self,
+        columns: &[ArrayRef],
+        groups: &[usize],
+        filter: Option<&BooleanArray>,
+        merge: bool,
+    ) -> Result<()> {
+        if merge {
+            let (rows, ranges) = list_rows(&self.converter, &columns[0])?;
+            let counts = columns[1].as_list::<i32>();
+            let count_values = counts.values().as_primitive::<Int64Type>();
+            for (i, (&group, range)) in groups.iter().zip(ranges).enumerate() {
+                let first_count = counts.value_offsets()[i] as usize;
+                for (k, row) in range.enumerate() {
+                    let n = count_values.value(first_count + k);
+                    self.bytes += self.tallies[group].add(rows.row(row).data(), n);
+                }
             }
-            let counts = counts.value(row);
-            self.add(&values.value(row), Some(counts.as_primitive::<Int64Type>()))?;
+            return Ok(());
+        }
+        let included = Included::new(&[&columns[0]], filter);
+        let rows = self.converter.convert_columns(&columns[..1])?;
+        for (i, &group) in groups.iter().enumerate() {
+            if included.contains(i) {
+                self.bytes += self.tallies[group].add(rows.row(i).data(), 1);
+            }
         }
         Ok(())
     }
 
-    fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let (values, counts): (Vec<ScalarValue>, Vec<ScalarValue>) = self
-            .counts
-            .iter()
-            .map(|(v, n)| (v.clone(), ScalarValue::Int64(Some(*n))))
-            .unzip();
-        Ok(vec![
-            ScalarValue::List(ScalarValue::new_list_nullable(&values, &self.data_type)),
-            ScalarValue::List(ScalarValue::new_list_nullable(&counts, &DataType::Int64)),
-        ])
+    fn evaluate(&self, range: Range<usize>) -> Result<ArrayRef> {
+        let parser = self.converter.parser();
+        let none = self
+            .converter
+            .convert_columns(&[new_null_array(&self.value_type, 1)])?;
+        let rows = self.tallies[range].iter().map(|tally| match tally.mode() {
+            Some(row) => parser.parse(row),
+            None => none.row(0),
+        });
+        Ok(self.converter.convert_rows(rows)?.swap_remove(0))
     }
 
-    fn evaluate(&mut self) -> Result<ScalarValue> {
-        // The highest count; on equal counts the smallest value.
-        let best = self.counts.iter().max_by(|(va, na), (vb, nb)| {
-            na.cmp(nb)
-                .then_with(|| vb.partial_cmp(va).unwrap_or(std::cmp::Ordering::Equal))
-        });
-        match best {
-            Some((value, _)) => Ok(value.clone()),
-            None => ScalarValue::try_from(&self.data_type),
+    fn state(&self, range: Range<usize>) -> Result<Vec<ArrayRef>> {
+        let tallies = &self.tallies[range];
+        let values = rows_list(
+            &self.converter,
+            &self.value_type,
+            tallies
+                .iter()
+                .map(|t| t.entries().map(|(row, _)| row).collect()),
+        )?;
+        let counts: Int64Array = tallies
+            .iter()
+            .flat_map(|t| t.entries().map(|(_, n)| n))
+            .collect();
+        let counts = ListArray::new(
+            Arc::new(Field::new_list_field(DataType::Int64, true)),
+            values.offsets().clone(),
+            Arc::new(counts),
+            values.nulls().cloned(),
+        );
+        Ok(vec![Arc::new(values), Arc::new(counts)])
+    }
+
+    fn drop_first(&mut self, n: usize) {
+        for tally in self.tallies.drain(..n) {
+            self.bytes -= tally.bytes();
         }
     }
 
+    fn groups(&self) -> usize {
+        self.tallies.len()
+    }
+
     fn size(&self) -> usize {
-        std::mem::size_of_val(self)
-            + self
-                .counts
-                .keys()
-                .map(|k| k.size() + std::mem::size_of::<i64>())
-                .sum::<usize>()
+        self.bytes + self.tallies.capacity() * std::mem::size_of::<Tally>() + self.converter.size()
     }
 }
 
@@ -121,10 +216,16 @@ impl datafusion::logical_expr::AggregateUDFImpl for MostFrequent {
         Ok(arg_types[0].clone())
     }
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(Mode {
-            data_type: args.return_type().clone(),
-            counts: HashMap::new(),
-        }))
+        Ok(Box::new(Groups(Mode::new(args.return_type().clone())?)))
+    }
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(Groups(Mode::new(args.return_type().clone())?)))
     }
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         let value = args.return_field.data_type().clone();
