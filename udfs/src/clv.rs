@@ -239,7 +239,7 @@ crate::string_function! {
         syntax_example = "bg_nbd_p_alive(r, alpha, a, b, frequency, recency, t)",
         sql_example = r#"```sql
 > select round(bg_nbd_p_alive(0.243, 4.414, 0.793, 2.426, 2, 30.43, 38.86), 3);
-0.725
+0.727
 ```"#,
         argument(name = "r", description = "Fitted shape of the purchase rates."),
         argument(name = "alpha", description = "Fitted scale of the purchase rates."),

@@ -15,7 +15,7 @@ crate::string_function! {
         syntax_example = "name_part(full_name, part)",
         sql_example = r#"```sql
 > select name_part('Dr. Ludwig van Beethoven', 'last'), name_part('Smith, John Paul', 'first');
-van beethoven | john
+van beethoven john
 ```"#,
         argument(name = "full_name", description = "A full name."),
         argument(name = "part", description = "`first`, `middle`, `last`, `title` or `suffix`.")

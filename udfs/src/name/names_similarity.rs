@@ -10,7 +10,7 @@ crate::string_function! {
         syntax_example = "names_similarity(a, b)",
         sql_example = r#"```sql
 > select names_similarity('Bill', 'William'), round(names_similarity('Bqtty', 'Elizabeth'), 2), round(names_similarity('Mary', 'George'), 2);
-1.0, 0.88, 0.5
+1.0 0.88 0.5
 ```"#,
         argument(name = "a", description = "A first name."),
         argument(name = "b", description = "Another first name.")

@@ -13,7 +13,7 @@ sound alike when their code lists share a code. NULL when the name has no letter
         syntax_example = "daitch_mokotoff(name)",
         sql_example = r#"```sql
 > select daitch_mokotoff('Peters'), daitch_mokotoff('Peterson'), daitch_mokotoff('Moskowitz');
-734000|739400 | 734600|739460 | 645740
+734000|739400 734600|739460 645740
 ```"#,
         argument(name = "name", description = "A name; transliterated to ASCII letters first.")
     )]

@@ -13,7 +13,7 @@ crate::string_function! {
         syntax_example = "region_code(region [, country])",
         sql_example = r#"```sql
 > select region_code('california'), region_code('Québec', 'Canada');
-CA | QC
+CA QC
 ```"#,
         argument(name = "region", description = "A state or province name or code."),
         argument(name = "country", description = "A country name or code; `US` when omitted.")
