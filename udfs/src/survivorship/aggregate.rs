@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListArray};
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field};
-use datafusion::arrow::row::{RowConverter, Rows};
+use datafusion::arrow::row::{Row, RowConverter, Rows};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
@@ -166,16 +167,39 @@ impl<S: Survivor> Accumulator for Groups<S> {
     }
 }
 
-/// The length in characters of each string (0 for other types; NULL stays NULL).
-pub(super) fn char_lengths(values: &ArrayRef) -> ArrayRef {
+/// The length in characters of each string, dictionary-encoded or not (0 for other types;
+/// NULL stays NULL).
+pub(super) fn char_lengths(values: &ArrayRef) -> Result<ArrayRef> {
     let count = |s: Option<&str>| s.map(|s| s.chars().count() as i64);
     let lengths: Int64Array = match values.data_type() {
+        DataType::Dictionary(_, plain) => return char_lengths(&cast(values, plain)?),
         DataType::Utf8 => values.as_string::<i32>().iter().map(count).collect(),
         DataType::LargeUtf8 => values.as_string::<i64>().iter().map(count).collect(),
         DataType::Utf8View => values.as_string_view().iter().map(count).collect(),
         _ => Int64Array::new(vec![0; values.len()].into(), values.logical_nulls()),
     };
-    Arc::new(lengths)
+    Ok(Arc::new(lengths))
+}
+
+/// The columns of `rows`, as `types`: the row format gives dictionary-encoded input back
+/// as plain values, so those are cast back to the aggregate's declared types.
+pub(super) fn decode<'a>(
+    converter: &RowConverter,
+    rows: impl IntoIterator<Item = Row<'a>>,
+    types: &[&DataType],
+) -> Result<Vec<ArrayRef>> {
+    converter
+        .convert_rows(rows)?
+        .into_iter()
+        .zip(types)
+        .map(|(column, &to)| {
+            if column.data_type() == to {
+                Ok(column)
+            } else {
+                Ok(cast(&column, to)?)
+            }
+        })
+        .collect()
 }
 
 /// One list per group of the values whose rows `groups` yields (NULL for a group without
@@ -196,7 +220,7 @@ pub(super) fn rows_list<'a>(
             DataFusionError::Execution("survivorship state over 2^31 values".into())
         })?);
     }
-    let values = converter.convert_rows(rows)?.swap_remove(0);
+    let values = decode(converter, rows, &[value_type])?.swap_remove(0);
     Ok(ListArray::new(
         Arc::new(Field::new_list_field(value_type.clone(), true)),
         OffsetBuffer::new(offsets.into()),

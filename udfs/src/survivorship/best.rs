@@ -13,7 +13,7 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, GroupsAccumulator, Signature, Volatility};
 use datafusion_macros::user_doc;
 
-use super::aggregate::{Groups, Included, Survivor, char_lengths};
+use super::aggregate::{Groups, Included, Survivor, char_lengths, decode};
 
 /// How the key decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,7 +70,7 @@ impl Best {
         let rows = self.best[range]
             .iter()
             .map(|best| best.as_ref().unwrap_or(&self.none).row());
-        Ok(self.converter.convert_rows(rows)?)
+        decode(&self.converter, rows, &[&self.key_type, &self.value_type])
     }
 }
 
@@ -94,7 +94,7 @@ impl Survivor for Best {
     ) -> Result<()> {
         let values = &columns[0];
         let keys = if self.rule == Rule::Longest && !merge {
-            char_lengths(values)
+            char_lengths(values)?
         } else {
             columns[1].clone()
         };

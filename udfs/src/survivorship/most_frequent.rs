@@ -14,7 +14,7 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, GroupsAccumulator, Signature, Volatility};
 use datafusion_macros::user_doc;
 
-use super::aggregate::{Groups, Included, Survivor, list_rows, rows_list};
+use super::aggregate::{Groups, Included, Survivor, decode, list_rows, rows_list};
 
 /// Bytes held per counted value beyond its row (key box, count, table slot), for `size`.
 const ENTRY: usize = 40;
@@ -140,7 +140,7 @@ impl Survivor for Mode {
             Some(row) => parser.parse(row),
             None => none.row(0),
         });
-        Ok(self.converter.convert_rows(rows)?.swap_remove(0))
+        Ok(decode(&self.converter, rows, &[&self.value_type])?.swap_remove(0))
     }
 
     fn state(&self, range: Range<usize>) -> Result<Vec<ArrayRef>> {
