@@ -10,6 +10,11 @@
 
 use std::cell::RefCell;
 
+use datafusion::error::Result;
+use datafusion::logical_expr::ColumnarValue;
+
+use crate::util::map_pairs;
+
 /// Jaro similarity (as `strsim::jaro`).
 pub fn jaro(a: &str, b: &str) -> f64 {
     with_matcher(|m| m.jaro(a, b))
@@ -25,6 +30,16 @@ pub fn jaro_winkler(a: &str, b: &str) -> f64 {
 /// `strsim::normalized_levenshtein`; 1 for two empty strings).
 pub fn normalized_levenshtein(a: &str, b: &str) -> f64 {
     with_matcher(|m| m.normalized_levenshtein(a, b))
+}
+
+/// `f(a, b)` per row with one [`Matcher`] for the batch (NULL when either is NULL).
+pub fn map_pairs_with(
+    args: &[ColumnarValue],
+    rows: usize,
+    f: fn(&mut Matcher, &str, &str) -> f64,
+) -> Result<ColumnarValue> {
+    let mut matcher = Matcher::default();
+    map_pairs(args, rows, |a, b| f(&mut matcher, a, b))
 }
 
 thread_local! {

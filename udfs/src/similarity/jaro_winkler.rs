@@ -1,7 +1,7 @@
 use datafusion::arrow::datatypes::DataType;
 use datafusion_macros::user_doc;
 
-use crate::util::{map_pairs, strings};
+use crate::util::strings;
 
 crate::string_function! {
     #[user_doc(
@@ -19,8 +19,5 @@ crate::string_function! {
     name: "jaro_winkler",
     signature: strings(2),
     returns: DataType::Float64,
-    eval: |args, rows| {
-        let mut matcher = super::fast::Matcher::default();
-        map_pairs(args, rows, |a, b| matcher.jaro_winkler(a, b))
-    },
+    eval: |args, rows| super::fast::map_pairs_with(args, rows, super::fast::Matcher::jaro_winkler),
 }
