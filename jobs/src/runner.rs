@@ -651,6 +651,15 @@ impl<'a> Runner<'a> {
         // The records are read several times: hold them once.
         let schema = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await.context("computing the records")?;
+        // Reserved in the memory pool (under `[engine] memory_limit`, what the records take is
+        // not there for joins and sorts) until the job is done.
+        let records_memory = datafusion::execution::memory_pool::MemoryConsumer::new(
+            "IdentityRecords",
+        )
+        .register(&ctx.runtime_env().memory_pool);
+        records_memory
+            .try_grow(batches.iter().map(|b| b.get_array_memory_size()).sum())
+            .context("holding the identity records (raise `[engine] memory_limit`)")?;
         let records: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(
             datafusion::catalog::MemTable::try_new(schema, vec![batches])?,
         );
@@ -694,6 +703,8 @@ impl<'a> Runner<'a> {
             ctx.read_table(records)?,
             WriteMode::Overwrite,
         )];
+        // The tables stay reserved in the memory pool until they are written.
+        let _memory = resolution.memory;
         for (table, schema, batches) in resolution.tables {
             let provider = datafusion::catalog::MemTable::try_new(schema, vec![batches])?;
             let mode = if identity::APPENDED_TABLES.contains(&table) {

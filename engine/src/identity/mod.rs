@@ -26,12 +26,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, Float64Array, Int8Array, Int32Array, Int64Array, RecordBatch,
-    StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, BooleanBuilder, Float64Array, Float64Builder, Int8Array,
+    Int8Builder, Int32Array, Int64Array, RecordBatch, StringArray, StringBuilder,
+    TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::{MemTable, TableProvider};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
@@ -135,6 +137,9 @@ pub struct Resolution {
     pub compared_pairs: usize,
     /// The model.
     pub model: Model,
+    /// The memory the tables hold, reserved in the session's pool: drop it once they are
+    /// written.
+    pub memory: MemoryReservation,
 }
 
 /// A pair proposed by blocking, with its comparison vector.
@@ -246,6 +251,7 @@ pub async fn resolve(
     now_micros: i64,
 ) -> Result<Resolution> {
     let ctx = private_session(engine_ctx);
+    let mut budget = Budget::new(&ctx);
     let columns: Vec<String> = records
         .schema()
         .fields()
@@ -361,12 +367,27 @@ pub async fn resolve(
             dup[0]
         )));
     }
+    let keys_bytes = batches_size(&key_batches);
     register(&ctx, sql::KEYS, key_batches, keys_schema)?;
     let rid_of: HashMap<&str, u32> = record_keys
         .iter()
         .enumerate()
         .map(|(i, k)| (k.as_str(), i as u32))
         .collect();
+    {
+        let strings: usize = record_keys
+            .iter()
+            .chain(&sources)
+            .map(|s| s.capacity() + size_of::<String>())
+            .sum();
+        let per_record = unique_columns.len() * size_of::<Option<u32>>()
+            + size_of::<Vec<Option<u32>>>()
+            // rid_of, the components of the deterministic clusters
+            + size_of::<(&str, u32)>() * 2
+            + size_of::<u32>() * 2;
+        let bytes = keys_bytes + strings + n * per_record;
+        budget.hold(Part::Records, bytes, "numbering the records")?;
+    }
 
     // 3. Deterministic rules.
     let kinds = Kinds {
@@ -555,6 +576,13 @@ pub async fn resolve(
                         .map(|t| if t.is_null(r) { f64::NAN } else { t.value(r) }),
                 );
             }
+            budget.hold(
+                Part::Pairs,
+                pairs.capacity() * size_of::<Pair>()
+                    + gammas.capacity()
+                    + tfs.capacity() * size_of::<f64>(),
+                &format!("blocking rule `{}`", rule.name),
+            )?;
         }
         stats.push("compared_pairs", &rule.name, (pairs.len() - before) as f64);
     }
@@ -681,6 +709,13 @@ pub async fn resolve(
                 let settled = stable && (next - lambda).abs() <= 0.01 * lambda;
                 lambda = next;
                 probabilities = probs.clone();
+                budget.hold(
+                    Part::Scores,
+                    scores_bytes(pairs.len(), links_before, n)
+                        + sample.pairs.len() * (size_of::<(u32, u32)>() + comparisons)
+                        + compared.len() * 4 * size_of::<usize>(),
+                    "scoring the pairs",
+                )?;
                 best = Some((trained, weights, probs, links, result));
                 if settled {
                     break;
@@ -698,6 +733,11 @@ pub async fn resolve(
             )
         }
     };
+    budget.hold(
+        Part::Scores,
+        scores_bytes(pairs.len(), links.len(), n),
+        "scoring the pairs",
+    )?;
     let accepted = links
         .iter()
         .filter(|l| l.kind == kinds.probabilistic())
@@ -851,6 +891,11 @@ pub async fn resolve(
         &links,
         &refused_by_pair,
     )?;
+    budget.hold(
+        Part::Output,
+        batches_size(&match_pairs.1) + batches_size(&record_customer.1),
+        "building unify.match_pairs",
+    )?;
     let match_model = model_table(config, &model, run_id, &trained_by, n)?;
     let term_frequencies = {
         let schema = Arc::new(Schema::new(vec![
@@ -904,7 +949,83 @@ pub async fn resolve(
         customers: member_lists.len(),
         compared_pairs: pairs.len(),
         model,
+        memory: budget.into_output(),
     })
+}
+
+/// The identity engine's own structures (the numbered records, the candidate pairs with their
+/// comparison levels, scores and links, the output tables) reserved in the session's memory
+/// pool, as one consumer that cannot spill: under `[engine] memory_limit`, DataFusion's joins,
+/// sorts and aggregations get what is left (and spill), and a run that cannot fit fails with an
+/// error naming the limit instead of outgrowing it.
+struct Budget {
+    reservation: MemoryReservation,
+    /// Bytes held per part (see [`Part`]).
+    parts: [usize; Part::COUNT],
+}
+
+/// What the budget holds.
+#[derive(Clone, Copy)]
+enum Part {
+    /// The numbered records (the keys table the joins read) and their per-record vectors.
+    Records,
+    /// Candidate pairs, their comparison levels and term frequencies.
+    Pairs,
+    /// Scores, links and clusters of the current pass.
+    Scores,
+    /// The tables being returned.
+    Output,
+}
+
+impl Part {
+    const COUNT: usize = 4;
+}
+
+impl Budget {
+    fn new(ctx: &SessionContext) -> Self {
+        let reservation = MemoryConsumer::new("IdentityResolution")
+            .with_can_spill(false)
+            .register(&ctx.runtime_env().memory_pool);
+        Budget {
+            reservation,
+            parts: [0; Part::COUNT],
+        }
+    }
+
+    /// Sets what `part` holds; fails when the pool cannot grant it.
+    fn hold(&mut self, part: Part, bytes: usize, what: &str) -> Result<()> {
+        let mut parts = self.parts;
+        parts[part as usize] = bytes;
+        let total: usize = parts.iter().sum();
+        self.reservation.try_resize(total).map_err(|e| {
+            identity_err(format!(
+                "{what}: the identity engine needs {} MiB in all, more than `[engine] \
+                 memory_limit` leaves it ({e}); raise the limit",
+                total >> 20
+            ))
+        })?;
+        self.parts = parts;
+        Ok(())
+    }
+
+    /// The reservation of the output tables alone, for the caller to hold while writing them.
+    fn into_output(self) -> MemoryReservation {
+        self.reservation.shrink(self.reservation.size() - self.parts[Part::Output as usize]);
+        self.reservation
+    }
+}
+
+/// Bytes of one scoring pass: a weight and a probability per pair (and the previous pass's),
+/// the links (and the clustering's copy), the components.
+fn scores_bytes(pairs: usize, links: usize, records: usize) -> usize {
+    pairs * size_of::<f64>() * 3
+        + links * size_of::<cluster::Link>() * 2
+        + records * size_of::<u32>() * 4
+}
+
+/// Bytes of the batches' buffers.
+fn batches_size(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(|b| b.get_array_memory_size()).sum()
 }
 
 /// At most this many passes of model → scores → clusters (they stop when nothing changes).
@@ -1220,70 +1341,87 @@ fn pairs_table(
         }
     }
     let schema = Arc::new(Schema::new(fields));
-    // Compared pairs, then deterministic and override links (no comparison vector).
+    // Compared pairs, then deterministic and override links (no comparison vector), in batches
+    // of PAIRS_BATCH rows built straight into Arrow buffers: at millions of pairs, a table built
+    // as one batch through per-row vectors (a `String` per label) cost several times the pairs
+    // themselves at its peak.
     let extra: Vec<&cluster::Link> = links
         .iter()
         .filter(|l| l.kind != kinds.probabilistic())
         .collect();
     let total = pairs.len() + extra.len();
     let key = |x: u32, y: u32| (x.min(y), x.max(y));
-    let mut a = Vec::with_capacity(total);
-    let mut b = Vec::with_capacity(total);
-    let mut linked_by = Vec::with_capacity(total);
-    let mut blocking = Vec::with_capacity(total);
-    let mut weight = Vec::with_capacity(total);
-    let mut probability = Vec::with_capacity(total);
-    let mut accepted = Vec::with_capacity(total);
-    let mut reason = Vec::with_capacity(total);
-    for (p, pair) in pairs.iter().enumerate() {
-        a.push(keys[pair.a as usize].as_str());
-        b.push(keys[pair.b as usize].as_str());
-        linked_by.push("probabilistic".to_string());
-        blocking.push(Some(config.blocking[pair.rule as usize].name.as_str()));
-        weight.push(Some(weights[p]));
-        probability.push(probabilities[p]);
-        let ok = probabilities[p] >= config.threshold;
-        let why = refused.get(&key(pair.a, pair.b)).filter(|_| ok);
-        accepted.push(ok && why.is_none());
-        reason.push(why.cloned());
+    let mut batches = Vec::with_capacity(total.div_ceil(PAIRS_BATCH));
+    for start in (0..total).step_by(PAIRS_BATCH) {
+        let rows = start..(start + PAIRS_BATCH).min(total);
+        let len = rows.len();
+        let mut a = StringBuilder::with_capacity(len, len * 24);
+        let mut b = StringBuilder::with_capacity(len, len * 24);
+        let mut linked_by = StringBuilder::with_capacity(len, len * 13);
+        let mut blocking = StringBuilder::with_capacity(len, len * 16);
+        let mut weight = Float64Builder::with_capacity(len);
+        let mut probability = Float64Builder::with_capacity(len);
+        let mut accepted = BooleanBuilder::with_capacity(len);
+        let mut reason = StringBuilder::new();
+        let mut gamma: Vec<Int8Builder> = (0..comparisons)
+            .map(|_| Int8Builder::with_capacity(len))
+            .collect();
+        let mut tf: Vec<Float64Builder> = (0..tf_count)
+            .map(|_| Float64Builder::with_capacity(len))
+            .collect();
+        for row in rows {
+            if let Some(pair) = pairs.get(row) {
+                let p = row;
+                a.append_value(&keys[pair.a as usize]);
+                b.append_value(&keys[pair.b as usize]);
+                linked_by.append_value("probabilistic");
+                blocking.append_value(&config.blocking[pair.rule as usize].name);
+                weight.append_value(weights[p]);
+                probability.append_value(probabilities[p]);
+                let ok = probabilities[p] >= config.threshold;
+                let why = refused.get(&key(pair.a, pair.b)).filter(|_| ok);
+                accepted.append_value(ok && why.is_none());
+                reason.append_option(why);
+                for (c, g) in gamma.iter_mut().enumerate() {
+                    g.append_option(Some(gammas[p * comparisons + c]).filter(|g| *g >= 0));
+                }
+                for (k, t) in tf.iter_mut().enumerate() {
+                    t.append_option(Some(tfs[p * tf_count + k]).filter(|f| f.is_finite()));
+                }
+            } else {
+                let link = extra[row - pairs.len()];
+                a.append_value(&keys[link.a as usize]);
+                b.append_value(&keys[link.b as usize]);
+                linked_by.append_value(kinds.name(link.kind, config));
+                blocking.append_null();
+                weight.append_null();
+                probability.append_value(1.0);
+                let why = refused.get(&key(link.a, link.b));
+                accepted.append_value(why.is_none());
+                reason.append_option(why);
+                gamma.iter_mut().for_each(|g| g.append_null());
+                tf.iter_mut().for_each(|t| t.append_null());
+            }
+        }
+        let mut arrays: Vec<ArrayRef> = vec![
+            Arc::new(a.finish()),
+            Arc::new(b.finish()),
+            Arc::new(linked_by.finish()),
+            Arc::new(blocking.finish()),
+            Arc::new(weight.finish()),
+            Arc::new(probability.finish()),
+            Arc::new(accepted.finish()),
+            Arc::new(reason.finish()),
+        ];
+        arrays.extend(gamma.iter_mut().map(|g| Arc::new(g.finish()) as ArrayRef));
+        arrays.extend(tf.iter_mut().map(|t| Arc::new(t.finish()) as ArrayRef));
+        batches.push(RecordBatch::try_new(schema.clone(), arrays)?);
     }
-    for link in &extra {
-        a.push(keys[link.a as usize].as_str());
-        b.push(keys[link.b as usize].as_str());
-        linked_by.push(kinds.name(link.kind, config));
-        blocking.push(None);
-        weight.push(None);
-        probability.push(1.0);
-        let why = refused.get(&key(link.a, link.b));
-        accepted.push(why.is_none());
-        reason.push(why.cloned());
-    }
-    let mut arrays: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(a)),
-        Arc::new(StringArray::from(b)),
-        Arc::new(StringArray::from(linked_by)),
-        Arc::new(StringArray::from(blocking)),
-        Arc::new(Float64Array::from(weight)),
-        Arc::new(Float64Array::from(probability)),
-        Arc::new(BooleanArray::from(accepted)),
-        Arc::new(StringArray::from(reason)),
-    ];
-    for c in 0..comparisons {
-        arrays.push(Arc::new(Int8Array::from_iter(
-            (0..pairs.len())
-                .map(|p| Some(gammas[p * comparisons + c]).filter(|g| *g >= 0))
-                .chain(std::iter::repeat_n(None, extra.len())),
-        )));
-    }
-    for k in tf_index.iter().flatten() {
-        arrays.push(Arc::new(Float64Array::from_iter(
-            (0..pairs.len())
-                .map(|p| Some(tfs[p * tf_count + k]).filter(|f| f.is_finite()))
-                .chain(std::iter::repeat_n(None, extra.len())),
-        )));
-    }
-    Ok((schema.clone(), vec![RecordBatch::try_new(schema, arrays)?]))
+    Ok((schema, batches))
 }
+
+/// Rows per batch of `match_pairs`.
+const PAIRS_BATCH: usize = 64 * 1024;
 
 fn model_table(
     config: &IdentityConfig,
