@@ -653,10 +653,9 @@ impl<'a> Runner<'a> {
         let batches = df.collect().await.context("computing the records")?;
         // Reserved in the memory pool (under `[engine] memory_limit`, what the records take is
         // not there for joins and sorts) until the job is done.
-        let records_memory = datafusion::execution::memory_pool::MemoryConsumer::new(
-            "IdentityRecords",
-        )
-        .register(&ctx.runtime_env().memory_pool);
+        let records_memory =
+            datafusion::execution::memory_pool::MemoryConsumer::new("IdentityRecords")
+                .register(&ctx.runtime_env().memory_pool);
         records_memory
             .try_grow(batches.iter().map(|b| b.get_array_memory_size()).sum())
             .context("holding the identity records (raise `[engine] memory_limit`)")?;

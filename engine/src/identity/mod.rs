@@ -26,9 +26,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanBuilder, Float64Array, Float64Builder, Int8Array,
-    Int8Builder, Int32Array, Int64Array, RecordBatch, StringArray, StringBuilder,
-    TimestampMicrosecondArray,
+    Array, ArrayRef, BooleanBuilder, Float64Array, Float64Builder, Int8Array, Int8Builder,
+    Int32Array, Int64Array, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -1010,7 +1009,8 @@ impl Budget {
 
     /// The reservation of the output tables alone, for the caller to hold while writing them.
     fn into_output(self) -> MemoryReservation {
-        self.reservation.shrink(self.reservation.size() - self.parts[Part::Output as usize]);
+        self.reservation
+            .shrink(self.reservation.size() - self.parts[Part::Output as usize]);
         self.reservation
     }
 }
