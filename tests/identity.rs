@@ -282,3 +282,48 @@ fn the_demo_resolves_accurately_with_stable_ids() {
         "{events:?}"
     );
 }
+
+/// Under `[engine] memory_limit`, the identity job's own memory counts against the limit: a
+/// limit the records cannot fit in fails the job with an error naming the setting, and every
+/// identity table stays at its last committed version.
+#[test]
+fn identity_memory_counts_against_the_memory_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_dir(shared_demo(), dir);
+    ok(
+        dir,
+        &["run", "-s", "+unify.identity_records", "--no-report"],
+    );
+    let before = assignment(dir);
+    assert!(!before.is_empty());
+    let toml = dir.join("tessera.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    assert!(text.contains("[engine]\n"), "{text}");
+    std::fs::write(
+        &toml,
+        text.replacen("[engine]\n", "[engine]\nmemory_limit = \"1MiB\"\n", 1),
+    )
+    .unwrap();
+    let args = [
+        "run",
+        "-s",
+        "unify.identity_records",
+        "--full-refresh",
+        "--no-report",
+    ];
+    let out = common::run_in(dir, &args);
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("FAILED") && report.contains("unify.identity_records"),
+        "{report}"
+    );
+    assert!(report.contains("memory_limit"), "{report}");
+    std::fs::write(&toml, text).unwrap();
+    assert_eq!(
+        assignment(dir),
+        before,
+        "a failed run changed record_customer"
+    );
+}

@@ -657,7 +657,7 @@ impl<'a> Runner<'a> {
             datafusion::execution::memory_pool::MemoryConsumer::new("IdentityRecords")
                 .register(&ctx.runtime_env().memory_pool);
         records_memory
-            .try_grow(batches.iter().map(|b| b.get_array_memory_size()).sum())
+            .try_grow(identity::batches_size(&batches))
             .context("holding the identity records (raise `[engine] memory_limit`)")?;
         let records: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(
             datafusion::catalog::MemTable::try_new(schema, vec![batches])?,
@@ -704,6 +704,7 @@ impl<'a> Runner<'a> {
         )];
         // The tables stay reserved in the memory pool until they are written.
         let _memory = resolution.memory;
+        tracing::debug!("identity: writing the tables");
         for (table, schema, batches) in resolution.tables {
             let provider = datafusion::catalog::MemTable::try_new(schema, vec![batches])?;
             let mode = if identity::APPENDED_TABLES.contains(&table) {

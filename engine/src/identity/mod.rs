@@ -32,7 +32,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::{MemTable, TableProvider};
-use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, MemoryReservation};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
@@ -303,6 +303,7 @@ pub async fn resolve(
         register(&ctx, &sql::guard_table(i), normalised, value_schema.clone())?;
     }
 
+    tracing::debug!("identity stage: 2. Keys");
     // 2. Keys: numbered, guarded records, held in memory for the joins below.
     let keys_sql = sql::keys("__id_records", &columns, config);
     let key_batches = collect(&ctx, &keys_sql, "numbering the records").await?;
@@ -388,6 +389,7 @@ pub async fn resolve(
         budget.hold(Part::Records, bytes, "numbering the records")?;
     }
 
+    tracing::debug!("identity stage: 3. Deterministic rules");
     // 3. Deterministic rules.
     let kinds = Kinds {
         rules: config.rules.len(),
@@ -422,6 +424,7 @@ pub async fn resolve(
     let deterministic =
         cluster::cluster(n, links.clone(), vec![vec![]; n], &[], usize::MAX).component;
 
+    tracing::debug!("identity stage: 4. Term frequencies");
     // 4. Term frequencies, then check every level's SQL on its own (errors name the level).
     for (i, c) in config.comparisons.iter().enumerate() {
         if c.term_frequency
@@ -481,6 +484,7 @@ pub async fn resolve(
         }
     }
 
+    tracing::debug!("identity stage: 5. Blocking and");
     // 5. Blocking and comparison vectors.
     let comparisons = config.comparisons.len();
     let tf_index: Vec<Option<usize>> = {
@@ -584,6 +588,12 @@ pub async fn resolve(
             )?;
         }
         stats.push("compared_pairs", &rule.name, (pairs.len() - before) as f64);
+        tracing::debug!(
+            rule = rule.name,
+            pairs = pairs.len(),
+            identity_mib = budget.reservation.size() >> 20,
+            "identity blocking"
+        );
     }
 
     // 6–8. Model, scores and clusters, in passes: u from random pairs that are not in one
@@ -772,6 +782,7 @@ pub async fn resolve(
         })
         .collect();
 
+    tracing::debug!("identity stage: 9. Stable ids");
     // 9. Stable ids.
     let assignment = ids::assign(
         &cluster_keys,
@@ -837,6 +848,7 @@ pub async fn resolve(
         stats.push("id_events", e.event, 1.0);
     }
 
+    tracing::debug!("identity stage: 11. Tables");
     // 11. Tables.
     let record_customer = {
         let schema = Arc::new(Schema::new(vec![
@@ -959,6 +971,7 @@ pub async fn resolve(
 /// error naming the limit instead of outgrowing it.
 struct Budget {
     reservation: MemoryReservation,
+    pool: Arc<dyn MemoryPool>,
     /// Bytes held per part (see [`Part`]).
     parts: [usize; Part::COUNT],
 }
@@ -982,11 +995,13 @@ impl Part {
 
 impl Budget {
     fn new(ctx: &SessionContext) -> Self {
+        let pool = ctx.runtime_env().memory_pool.clone();
         let reservation = MemoryConsumer::new("IdentityResolution")
             .with_can_spill(false)
-            .register(&ctx.runtime_env().memory_pool);
+            .register(&pool);
         Budget {
             reservation,
+            pool,
             parts: [0; Part::COUNT],
         }
     }
@@ -1004,6 +1019,17 @@ impl Budget {
             ))
         })?;
         self.parts = parts;
+        if matches!(part, Part::Pairs) {
+            // Once per batch of pairs: too many to log.
+            return Ok(());
+        }
+        tracing::debug!(
+            what,
+            part = bytes >> 20,
+            identity_mib = total >> 20,
+            pool_mib = self.pool.reserved() >> 20,
+            "identity memory"
+        );
         Ok(())
     }
 
@@ -1023,9 +1049,19 @@ fn scores_bytes(pairs: usize, links: usize, records: usize) -> usize {
         + records * size_of::<u32>() * 4
 }
 
-/// Bytes of the batches' buffers.
-fn batches_size(batches: &[RecordBatch]) -> usize {
-    batches.iter().map(|b| b.get_array_memory_size()).sum()
+/// Bytes of the batches' rows. Batches a query returns are often slices of larger buffers,
+/// which `get_array_memory_size` counts whole for every slice (13 GB for 1M records that
+/// take 0.5 GB): the slices' own bytes are counted instead.
+pub fn batches_size(batches: &[RecordBatch]) -> usize {
+    batches
+        .iter()
+        .flat_map(|b| b.columns())
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size())
+        })
+        .sum()
 }
 
 /// At most this many passes of model → scores → clusters (they stop when nothing changes).
