@@ -303,7 +303,7 @@ pub async fn resolve(
         register(&ctx, &sql::guard_table(i), normalised, value_schema.clone())?;
     }
 
-    tracing::debug!("identity stage: 2. Keys");
+    tracing::debug!("identity stage: numbering the records");
     // 2. Keys: numbered, guarded records, held in memory for the joins below.
     let keys_sql = sql::keys("__id_records", &columns, config);
     let key_batches = collect(&ctx, &keys_sql, "numbering the records").await?;
@@ -389,7 +389,7 @@ pub async fn resolve(
         budget.hold(Part::Records, bytes, "numbering the records")?;
     }
 
-    tracing::debug!("identity stage: 3. Deterministic rules");
+    tracing::debug!("identity stage: deterministic rules");
     // 3. Deterministic rules.
     let kinds = Kinds {
         rules: config.rules.len(),
@@ -424,7 +424,7 @@ pub async fn resolve(
     let deterministic =
         cluster::cluster(n, links.clone(), vec![vec![]; n], &[], usize::MAX).component;
 
-    tracing::debug!("identity stage: 4. Term frequencies");
+    tracing::debug!("identity stage: term frequencies");
     // 4. Term frequencies, then check every level's SQL on its own (errors name the level).
     for (i, c) in config.comparisons.iter().enumerate() {
         if c.term_frequency
@@ -484,7 +484,7 @@ pub async fn resolve(
         }
     }
 
-    tracing::debug!("identity stage: 5. Blocking and");
+    tracing::debug!("identity stage: blocking and comparison vectors");
     // 5. Blocking and comparison vectors.
     let comparisons = config.comparisons.len();
     let tf_index: Vec<Option<usize>> = {
@@ -782,7 +782,7 @@ pub async fn resolve(
         })
         .collect();
 
-    tracing::debug!("identity stage: 9. Stable ids");
+    tracing::debug!("identity stage: stable ids");
     // 9. Stable ids.
     let assignment = ids::assign(
         &cluster_keys,
@@ -848,7 +848,7 @@ pub async fn resolve(
         stats.push("id_events", e.event, 1.0);
     }
 
-    tracing::debug!("identity stage: 11. Tables");
+    tracing::debug!("identity stage: tables");
     // 11. Tables.
     let record_customer = {
         let schema = Arc::new(Schema::new(vec![
@@ -1407,22 +1407,21 @@ fn pairs_table(
             .collect();
         for row in rows {
             if let Some(pair) = pairs.get(row) {
-                let p = row;
                 a.append_value(&keys[pair.a as usize]);
                 b.append_value(&keys[pair.b as usize]);
                 linked_by.append_value("probabilistic");
                 blocking.append_value(&config.blocking[pair.rule as usize].name);
-                weight.append_value(weights[p]);
-                probability.append_value(probabilities[p]);
-                let ok = probabilities[p] >= config.threshold;
+                weight.append_value(weights[row]);
+                probability.append_value(probabilities[row]);
+                let ok = probabilities[row] >= config.threshold;
                 let why = refused.get(&key(pair.a, pair.b)).filter(|_| ok);
                 accepted.append_value(ok && why.is_none());
                 reason.append_option(why);
                 for (c, g) in gamma.iter_mut().enumerate() {
-                    g.append_option(Some(gammas[p * comparisons + c]).filter(|g| *g >= 0));
+                    g.append_option(Some(gammas[row * comparisons + c]).filter(|g| *g >= 0));
                 }
                 for (k, t) in tf.iter_mut().enumerate() {
-                    t.append_option(Some(tfs[p * tf_count + k]).filter(|f| f.is_finite()));
+                    t.append_option(Some(tfs[row * tf_count + k]).filter(|f| f.is_finite()));
                 }
             } else {
                 let link = extra[row - pairs.len()];
