@@ -558,6 +558,26 @@ impl<'a> Runner<'a> {
         let mut staged_copy = None;
         let df = if job.config.tests.is_empty() {
             df
+        } else if job.config.materialized == Materialized::Identity {
+            // Identity resolution holds its records in memory anyway: they are tested there,
+            // and nothing is published unless every test passes (no staged Delta copy, which
+            // cost a write and a read of every record).
+            let planned_schema = Arc::new(df.schema().as_arrow().clone());
+            let batches = df.collect().await.context("computing the records")?;
+            // The batches' own schema (nullability can differ from the plan's).
+            let schema = batches.first().map_or(planned_schema, |b| b.schema());
+            let provider: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(
+                datafusion::catalog::MemTable::try_new(schema, vec![batches])?,
+            );
+            let failures = self.run_tests(job, provider.clone()).await?;
+            if !failures.is_empty() {
+                result.status = JobStatus::TestFailed;
+                bail!(
+                    "data tests failed, nothing published: {}",
+                    failures.join("; ")
+                );
+            }
+            ctx.read_table(provider)?
         } else {
             // Stage the new rows, test them, publish only when every test passes.
             let staging = self
@@ -650,7 +670,9 @@ impl<'a> Runner<'a> {
         let ctx = self.ws.engine.ctx();
         // The records are read several times: hold them once.
         let schema = Arc::new(df.schema().as_arrow().clone());
+        tracing::debug!(job = job.name, "identity: computing the records");
         let batches = df.collect().await.context("computing the records")?;
+        tracing::debug!(job = job.name, "identity: records computed");
         // Reserved in the memory pool (under `[engine] memory_limit`, what the records take is
         // not there for joins and sorts) until the job is done.
         let records_memory =
@@ -714,13 +736,30 @@ impl<'a> Runner<'a> {
             };
             outputs.push((beside(table), ctx.read_table(Arc::new(provider))?, mode));
         }
-        for (name, df, mode) in outputs {
-            let url = table_url(&self.ws.project.warehouse, &name)?;
-            let mut write = self.ws.engine.write_delta(df, url).with_mode(mode);
-            for (k, v) in &meta {
-                write = write.with_commit_metadata(k.clone(), v.clone());
+        // The tables are independent (one Delta log each): written concurrently, each its own
+        // commit, as before when written one after another.
+        let writes = outputs.into_iter().map(|(name, df, mode)| {
+            let meta = &meta;
+            async move {
+                let url = table_url(&self.ws.project.warehouse, &name)?;
+                let mut write = self.ws.engine.write_delta(df, url).with_mode(mode);
+                for (k, v) in meta {
+                    write = write.with_commit_metadata(k.clone(), v.clone());
+                }
+                let outcome = write.await.with_context(|| format!("writing {name}"))?;
+                anyhow::Ok((name, outcome))
             }
-            let outcome = write.await.with_context(|| format!("writing {name}"))?;
+        });
+        let written = futures::future::join_all(writes).await;
+        let mut failed = None;
+        for w in written {
+            let (name, outcome) = match w {
+                Ok(done) => done,
+                Err(e) => {
+                    failed.get_or_insert(e);
+                    continue;
+                }
+            };
             if name == job.name {
                 result.rows = outcome.rows;
                 result.output_version = Some(outcome.version);
@@ -730,6 +769,9 @@ impl<'a> Runner<'a> {
                 .lock()
                 .expect("poisoned")
                 .insert(name, format!("delta v{}", outcome.version));
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         Ok(JobStatus::Success)
     }

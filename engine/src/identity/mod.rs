@@ -195,6 +195,32 @@ fn register(
     Ok(())
 }
 
+/// Registers `batch` split into the session's target partitions, in batches of the session's
+/// batch size, so queries over it run on every core (one partition holding one large batch
+/// runs on one).
+fn register_partitioned(ctx: &SessionContext, name: &str, batch: RecordBatch) -> Result<()> {
+    let config = ctx.copied_config();
+    let (parts, size) = (
+        config.target_partitions().max(1),
+        config.batch_size().max(1),
+    );
+    let rows = batch.num_rows();
+    let per_part = rows.div_ceil(parts).max(1);
+    let partitions: Vec<Vec<RecordBatch>> = (0..parts)
+        .map(|p| {
+            let (start, end) = ((p * per_part).min(rows), ((p + 1) * per_part).min(rows));
+            (start..end)
+                .step_by(size)
+                .map(|o| batch.slice(o, size.min(end - o)))
+                .collect()
+        })
+        .collect();
+    let table = MemTable::try_new(batch.schema(), partitions)?;
+    ctx.deregister_table(name)?;
+    ctx.register_table(name, Arc::new(table))?;
+    Ok(())
+}
+
 fn column(batch: &RecordBatch, name: &str, to: &DataType) -> Result<ArrayRef> {
     let array = batch
         .column_by_name(name)
@@ -268,6 +294,7 @@ pub async fn resolve(
     config.validate(&columns).map_err(identity_err)?;
     ctx.register_table("__id_records", records)?;
 
+    tracing::debug!("identity stage: guards");
     // 1. Guards.
     let mut guard_rows: Vec<GuardRow> = Vec::new();
     let value_schema = Arc::new(Schema::new(vec![
@@ -675,17 +702,12 @@ pub async fn resolve(
             (model, trained_by, weights, probabilities, links, clusters)
         }
         None => {
+            tracing::debug!("identity stage: counting exact levels");
             let counted = counted_levels(&ctx, config).await?;
+            tracing::debug!("identity stage: sampling pairs for u");
             let sample = Sample::draw(&ctx, config, n).await?;
-            let compared: HashMap<(u32, u32), usize> = {
-                let wanted: HashSet<(u32, u32)> = sample.pairs.iter().copied().collect();
-                pairs
-                    .iter()
-                    .enumerate()
-                    .map(|(p, pair)| ((pair.a.min(pair.b), pair.a.max(pair.b)), p))
-                    .filter(|(k, _)| wanted.contains(k))
-                    .collect()
-            };
+            tracing::debug!(pairs = sample.pairs.len(), "identity stage: model passes");
+            let compared = sample.compared(&pairs);
             let all = (n as f64) * (n as f64 - 1.0) / 2.0;
             let mut passes = 0;
             let mut probabilities: Vec<f64> = Vec::new();
@@ -722,7 +744,7 @@ pub async fn resolve(
                     Part::Scores,
                     scores_bytes(pairs.len(), links_before, n)
                         + sample.pairs.len() * (size_of::<(u32, u32)>() + comparisons)
-                        + compared.len() * 4 * size_of::<usize>(),
+                        + compared.len() * size_of::<u32>(),
                     "scoring the pairs",
                 )?;
                 best = Some((trained, weights, probs, links, result));
@@ -1134,15 +1156,19 @@ impl Sample {
         let possible = (n as u128) * (n as u128 - 1) / 2;
         let samples = (config.u_sample_pairs as u128).min(possible / 2).max(1) as usize;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
-        let mut seen: HashSet<(u32, u32)> = HashSet::with_capacity(samples);
-        let mut pairs = Vec::with_capacity(samples);
+        // Drawn in rounds, each round's draws sorted and deduplicated against what is kept (a
+        // hash set of a million pairs cost more than the draws): sorted by (a, b), no pair twice.
+        let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(samples);
         let mut attempts = 0usize;
         while pairs.len() < samples && attempts < samples.saturating_mul(20) {
-            attempts += 1;
-            let (x, y) = (rng.random_range(0..n as u32), rng.random_range(0..n as u32));
-            if x != y && seen.insert((x.min(y), x.max(y))) {
-                pairs.push((x.min(y), x.max(y)));
-            }
+            let wanted = samples - pairs.len();
+            attempts += wanted;
+            pairs.extend((0..wanted).filter_map(|_| {
+                let (x, y) = (rng.random_range(0..n as u32), rng.random_range(0..n as u32));
+                (x != y).then(|| (x.min(y), x.max(y)))
+            }));
+            pairs.sort_unstable();
+            pairs.dedup();
         }
         let schema = Arc::new(Schema::new(vec![
             Field::new("i", DataType::Int64, false),
@@ -1161,7 +1187,7 @@ impl Sample {
                 )),
             ],
         )?;
-        register(ctx, "__id_sample", vec![batch], schema)?;
+        register_partitioned(ctx, "__id_sample", batch)?;
         let df = ctx.sql(&sql::sampled_pairs(config, "__id_sample")).await?;
         let mut stream = df.execute_stream().await?;
         let mut gammas = vec![-1i8; pairs.len() * comparisons];
@@ -1182,6 +1208,29 @@ impl Sample {
         Ok(Sample { pairs, gammas })
     }
 
+    /// For each sampled pair, the index of the same pair among the compared `pairs`
+    /// (`u32::MAX` when blocking did not propose it): one merge of two sorted lists, so the
+    /// passes look nothing up.
+    fn compared(&self, pairs: &[Pair]) -> Vec<u32> {
+        let mut keyed: Vec<((u32, u32), u32)> = pairs
+            .iter()
+            .enumerate()
+            .map(|(p, pair)| ((pair.a.min(pair.b), pair.a.max(pair.b)), p as u32))
+            .collect();
+        keyed.sort_unstable();
+        let mut out = vec![u32::MAX; self.pairs.len()];
+        let mut k = 0;
+        for (s, key) in self.pairs.iter().enumerate() {
+            while k < keyed.len() && keyed[k].0 < *key {
+                k += 1;
+            }
+            if k < keyed.len() && keyed[k].0 == *key {
+                out[s] = keyed[k].1;
+            }
+        }
+        out
+    }
+
     /// Level counts over the sampled pairs, each weighted by the chance it is a non-match:
     /// 0 inside one component, `1 − p` for a compared pair across components, 1 otherwise.
     /// (On small data random pairs hold real matches often enough to inflate u.)
@@ -1189,7 +1238,7 @@ impl Sample {
         &self,
         config: &IdentityConfig,
         component: &[u32],
-        compared: &HashMap<(u32, u32), usize>,
+        compared: &[u32],
         probabilities: &[f64],
     ) -> Vec<Vec<f64>> {
         let comparisons = config.comparisons.len();
@@ -1202,9 +1251,8 @@ impl Sample {
             let weight = if component[a as usize] == component[b as usize] {
                 0.0
             } else {
-                compared
-                    .get(&(a, b))
-                    .and_then(|&p| probabilities.get(p))
+                probabilities
+                    .get(compared[s] as usize)
                     .map_or(1.0, |p| 1.0 - p)
             };
             if weight <= 0.0 {

@@ -111,8 +111,11 @@ pub fn m_from_deterministic(sessions: &[Session], levels: &[usize]) -> Vec<Vec<f
         .collect()
 }
 
-/// Estimates m by EM (u held fixed), one session per blocking rule; a comparison's m is the
-/// average over the sessions that train it (the deterministic start where none does). The
+/// Estimates m by EM (u held fixed), one session per blocking rule. A comparison's m pools the
+/// expected level counts of the sessions that train it (the deterministic start where none
+/// does): each session weighs by the matched pairs it saw, so a rule proposing four pairs does
+/// not count as much as one proposing thousands. (An unweighted mean of per-session m let a
+/// tiny session, whose m is mostly the pseudo-pairs, raise m(emails differ) fivefold.) The
 /// prior is not learnt here: it comes from the deterministic rules (see [`prior`]).
 /// Deterministic: the same pairs give the same model.
 pub fn train(
@@ -123,7 +126,8 @@ pub fn train(
     max_iterations: usize,
 ) -> Model {
     let start = m_from_deterministic(sessions, levels);
-    let mut sum: Vec<Vec<f64>> = levels.iter().map(|&k| vec![0.0; k + 1]).collect();
+    // Expected level counts among matches, summed over the sessions that train each comparison.
+    let mut pooled: Vec<Vec<f64>> = levels.iter().map(|&k| vec![0.0; k + 1]).collect();
     let mut trained = vec![0usize; levels.len()];
     let (mut iterations, mut converged) = (0, true);
     for session in sessions {
@@ -141,6 +145,7 @@ pub fn train(
             .collect();
         let mut done = false;
         let mut k = 0;
+        let mut counts: Vec<Vec<f64>> = Vec::new();
         while k < max_iterations {
             k += 1;
             let mut new_m: Vec<Vec<f64>> = levels.iter().map(|&k| vec![0.0; k + 1]).collect();
@@ -156,6 +161,7 @@ pub fn train(
             }
             let new_share = (matched / total).clamp(FLOOR, 1.0 - FLOOR);
             let mut change = (new_share - share).abs();
+            counts.clone_from(&new_m);
             for (c, row) in new_m.iter_mut().enumerate() {
                 let total: f64 = row.iter().sum();
                 if !session.trains[c] || total <= 0.0 {
@@ -178,10 +184,10 @@ pub fn train(
         iterations = iterations.max(k);
         converged &= done;
         for c in 0..levels.len() {
-            if session.trains[c] {
+            if session.trains[c] && counts[c].iter().sum::<f64>() > 0.0 {
                 trained[c] += 1;
-                for (l, v) in m[c].iter().enumerate() {
-                    sum[c][l] += v;
+                for (l, v) in counts[c].iter().enumerate() {
+                    pooled[c][l] += v;
                 }
             }
         }
@@ -189,10 +195,13 @@ pub fn train(
     let m = (0..levels.len())
         .map(|c| {
             if trained[c] == 0 {
-                start[c].clone()
-            } else {
-                sum[c].iter().map(|v| v / trained[c] as f64).collect()
+                return start[c].clone();
             }
+            let row = &pooled[c];
+            let total = row.iter().sum::<f64>() + M_PSEUDO_PAIRS * row.len() as f64;
+            row.iter()
+                .map(|v| ((v + M_PSEUDO_PAIRS) / total).max(FLOOR))
+                .collect()
         })
         .collect();
     Model {
@@ -287,6 +296,40 @@ mod tests {
         let model = train(&[session], &[1, 1], u, 0.1, 100);
         let m_else = model.m[0][1];
         assert!(m_else > 1e-4 && m_else < 1e-2, "m(else) = {m_else}");
+    }
+
+    /// Regression: m was the unweighted mean of the sessions' m, so a blocking rule proposing
+    /// four pairs (its m mostly the pseudo-pairs) counted as much as one proposing thousands.
+    #[test]
+    fn sessions_weigh_by_the_pairs_they_saw() {
+        // Comparison 0 is trained by both sessions; comparison 1 (the "block key") marks the
+        // matches: agreeing on it means a match.
+        let big = {
+            let mut patterns = Patterns::new();
+            // 2,000 matches: 98% agree on comparison 0.
+            patterns.insert(vec![0, 0], (1_960, 1_960));
+            patterns.insert(vec![1, 0], (40, 40));
+            // 20,000 non-matches.
+            patterns.insert(vec![1, 1], (20_000, 0));
+            Session {
+                patterns,
+                trains: vec![true, true],
+            }
+        };
+        let tiny = {
+            let mut patterns = Patterns::new();
+            patterns.insert(vec![0, 0], (3, 3));
+            patterns.insert(vec![1, 0], (1, 1));
+            Session {
+                patterns,
+                trains: vec![true, true],
+            }
+        };
+        let u = vec![vec![0.01, 0.99], vec![0.001, 0.999]];
+        let model = train(&[big, tiny], &[1, 1], u, 0.1, 200);
+        let m_else = model.m[0][1];
+        // The big session alone says 0.02; the unweighted mean with the tiny one gave ~0.13.
+        assert!((m_else - 0.02).abs() < 0.005, "m(else) = {m_else}");
     }
 
     #[test]
