@@ -250,12 +250,19 @@ pub fn blocked_pairs(config: &IdentityConfig, index: usize) -> String {
     )
 }
 
-/// The comparison vectors of the sampled random pairs in `sample` (`a`, `b`).
+/// The comparison vectors of the sampled random pairs in `sample` (`a`, `b`). Only the levels:
+/// u is estimated from them alone, so the term-frequency joins (three joins of every sampled
+/// pair) are left out.
 pub fn sampled_pairs(config: &IdentityConfig, sample: &str) -> String {
-    let (columns, tf_joins) = comparison_columns(config);
+    let columns: Vec<String> = config
+        .comparisons
+        .iter()
+        .map(|c| format!("{} as {}", gamma(c), ident(&format!("gamma_{}", c.name))))
+        .collect();
     format!(
-        "select s.i, {columns} from {sample} s join {KEYS} l on l.rid = s.a \
-         join {KEYS} r on r.rid = s.b{tf_joins}"
+        "select s.i, {} from {sample} s join {KEYS} l on l.rid = s.a \
+         join {KEYS} r on r.rid = s.b",
+        columns.join(", ")
     )
 }
 

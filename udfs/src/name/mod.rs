@@ -179,8 +179,66 @@ pub fn root(first_name: &str) -> Option<String> {
 /// True when two first names may be the same person's: equal once normalised, or sharing a
 /// formal name (`Bill` ≈ `William` ≈ `Will`, `Pat` ≈ `Patrick` and `Pat` ≈ `Patricia`).
 pub fn equivalent(a: &str, b: &str) -> Option<bool> {
-    let (fa, fb) = (formals(a)?, formals(b)?);
-    Some(!fa.is_disjoint(&fb))
+    Some(Formal::of(a)?.shares(&Formal::of(b)?))
+}
+
+/// A first name's formal names without copying the nickname table's set.
+#[derive(Debug)]
+enum Formal {
+    /// In the table: its formal names.
+    Table(&'static BTreeSet<String>),
+    /// Not in the table: the normalised name stands for itself.
+    Own(String),
+}
+
+impl Formal {
+    fn of(first_name: &str) -> Option<Formal> {
+        let name = normalize(first_name)?;
+        Some(match FORMALS.get(&name) {
+            Some(set) => Formal::Table(set),
+            None => Formal::Own(name),
+        })
+    }
+
+    fn shares(&self, other: &Formal) -> bool {
+        match (self, other) {
+            (Formal::Table(a), Formal::Table(b)) => !a.is_disjoint(b),
+            (Formal::Table(a), Formal::Own(b)) | (Formal::Own(b), Formal::Table(a)) => {
+                a.contains(b)
+            }
+            (Formal::Own(a), Formal::Own(b)) => a == b,
+        }
+    }
+}
+
+/// [`equivalent`] over many pairs, each distinct name normalised once: first names repeat (a
+/// batch of a million pairs holds a few hundred distinct ones), and normalising (transliterate,
+/// fold, split) cost more than the comparison.
+#[derive(Debug, Default)]
+pub(crate) struct EquivalentMemo {
+    formals: HashMap<String, Option<Formal>>,
+}
+
+impl EquivalentMemo {
+    /// Past this many distinct names the memo is cleared (unbounded input, bounded memory).
+    const MAX_NAMES: usize = 1 << 16;
+
+    fn remember(&mut self, name: &str) {
+        if !self.formals.contains_key(name) {
+            self.formals.insert(name.to_string(), Formal::of(name));
+        }
+    }
+
+    pub(crate) fn equivalent(&mut self, a: &str, b: &str) -> Option<bool> {
+        if self.formals.len() >= Self::MAX_NAMES {
+            self.formals.clear();
+        }
+        self.remember(a);
+        self.remember(b);
+        let fa = self.formals.get(a)?.as_ref()?;
+        let fb = self.formals.get(b)?.as_ref()?;
+        Some(fa.shares(fb))
+    }
 }
 
 /// How alike two first names are, nicknames understood: the best Jaro–Winkler similarity

@@ -19,5 +19,8 @@ true
     name: "names_equivalent",
     signature: strings(2),
     returns: DataType::Boolean,
-    eval: |args, rows| map_strings(args, rows, |v| super::equivalent(v[0]?, v[1]?)),
+    eval: |args, rows| {
+        let mut memo = super::EquivalentMemo::default();
+        map_strings(args, rows, |v| memo.equivalent(v[0]?, v[1]?))
+    },
 }
