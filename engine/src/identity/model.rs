@@ -302,21 +302,20 @@ mod tests {
     /// four pairs (its m mostly the pseudo-pairs) counted as much as one proposing thousands.
     #[test]
     fn sessions_weigh_by_the_pairs_they_saw() {
-        // Comparison 0 is trained by both sessions; comparison 1 (the "block key") marks the
-        // matches: agreeing on it means a match.
-        let big = {
+        // Comparison 0 is trained by both sessions; agreeing on comparison 1 marks a match.
+        let big = || {
             let mut patterns = Patterns::new();
-            // 2,000 matches: 98% agree on comparison 0.
+            // 2,000 matches, 2% disagreeing on comparison 0; 20,000 non-matches.
             patterns.insert(vec![0, 0], (1_960, 1_960));
             patterns.insert(vec![1, 0], (40, 40));
-            // 20,000 non-matches.
             patterns.insert(vec![1, 1], (20_000, 0));
             Session {
                 patterns,
                 trains: vec![true, true],
             }
         };
-        let tiny = {
+        // Four pairs, one of them disagreeing: alone its m(else) is mostly the pseudo-pairs.
+        let tiny = || {
             let mut patterns = Patterns::new();
             patterns.insert(vec![0, 0], (3, 3));
             patterns.insert(vec![1, 0], (1, 1));
@@ -325,11 +324,17 @@ mod tests {
                 trains: vec![true, true],
             }
         };
-        let u = vec![vec![0.01, 0.99], vec![0.001, 0.999]];
-        let model = train(&[big, tiny], &[1, 1], u, 0.1, 200);
-        let m_else = model.m[0][1];
-        // The big session alone says 0.02; the unweighted mean with the tiny one gave ~0.13.
-        assert!((m_else - 0.02).abs() < 0.005, "m(else) = {m_else}");
+        let u = || vec![vec![0.01, 0.99], vec![0.001, 0.999]];
+        let alone = train(&[big()], &[1, 1], u(), 0.1, 200).m[0][1];
+        let tiny_alone = train(&[tiny()], &[1, 1], u(), 0.1, 200).m[0][1];
+        let both = train(&[big(), tiny()], &[1, 1], u(), 0.1, 200).m[0][1];
+        assert!(alone > 0.005 && alone < 0.03, "big session alone: {alone}");
+        assert!(tiny_alone > 0.2, "tiny session alone: {tiny_alone}");
+        // Pooled, the four pairs barely move it; the unweighted mean of the two was ~0.15.
+        assert!(
+            (both - alone).abs() < 0.1 * alone,
+            "pooled {both}, big session alone {alone}, tiny alone {tiny_alone}"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
     python3 splink_bench.py splink <records.parquet> <clusters_out.parquet> <threshold>
     python3 splink_bench.py score <clusters.parquet> <truth.parquet>
+    python3 splink_bench.py ceiling <records.parquet> <truth.parquet>
 
 Splink (DuckDB backend) gets the same standardised records Tessera resolves
 (`unify.identity_records`) and a model equivalent to Tessera's default `[identity]` settings:
@@ -161,11 +162,79 @@ def score(clusters_path, truth_path):
     )
 
 
+def ceiling(records_path, truth_path):
+    """The highest pairwise recall evidence allows: every true pair that shares a key is linked
+    (transitively), the rest never. With the default blocking rules' keys, with first name
+    root + last name added, and with email or phone alone. Also the share of named records
+    whose first name root + last name is held by records of more than one person."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(
+        f"create table r as select i.*, t.true_person_id as p from read_parquet('{records_path}') i "
+        f"join read_parquet('{truth_path}') t using (record_key)"
+    )
+    con.execute(
+        """create table tp as select a.record_key as ka, b.record_key as kb,
+        coalesce(a.email = b.email, false) as email,
+        coalesce(a.phone = b.phone, false) as phone,
+        coalesce(a.last_name_sound = b.last_name_sound and a.birth_date = b.birth_date, false) as sound_birth,
+        coalesce(a.postal_code = b.postal_code and a.first_name_root = b.first_name_root, false) as postal_first,
+        coalesce(a.first_name_root = b.first_name_root and a.last_name = b.last_name, false) as name
+        from r a join r b on a.p = b.p and a.record_key < b.record_key"""
+    )
+    keys = con.execute("select record_key, p from r").fetchall()
+    true_pairs = con.execute("select count(*) from tp").fetchone()[0]
+
+    def recall(condition):
+        parent = {}
+
+        def find(x):
+            root = x
+            while parent.get(root, root) != root:
+                root = parent[root]
+            while parent.get(x, x) != root:
+                parent[x], x = root, parent[x]
+            return root
+
+        for a, b in con.execute(f"select ka, kb from tp where {condition}").fetchall():
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[ra] = rb
+        groups = {}
+        for key, person in keys:
+            groups[(find(key), person)] = groups.get((find(key), person), 0) + 1
+        linked = sum(n * (n - 1) // 2 for n in groups.values())
+        return linked / true_pairs if true_pairs else 1.0
+
+    namesakes = con.execute(
+        """select avg(case when people > 1 then 1.0 else 0.0 end) from r join
+        (select first_name_root, last_name, count(distinct p) as people from r
+         where first_name_root is not null and last_name is not null group by 1, 2) n
+        using (first_name_root, last_name)"""
+    ).fetchone()[0]
+    print(
+        json.dumps(
+            {
+                "true_pairs": true_pairs,
+                "blocking_keys": recall("email or phone or sound_birth or postal_first"),
+                "blocking_keys_and_name": recall(
+                    "email or phone or sound_birth or postal_first or name"
+                ),
+                "email_or_phone": recall("email or phone"),
+                "named_records_with_namesakes": namesakes,
+            }
+        )
+    )
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "splink":
         splink(sys.argv[2], sys.argv[3], float(sys.argv[4]))
     elif sys.argv[1] == "score":
         score(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "ceiling":
+        ceiling(sys.argv[2], sys.argv[3])
     else:
         sys.exit(f"unknown command {sys.argv[1]}")
     sys.stdout.flush()

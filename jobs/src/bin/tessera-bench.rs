@@ -883,6 +883,32 @@ fn bench_identity(
         )
     };
     let o_score = score("tessera-only.parquet")?;
+    // What the evidence allows: the recall of linking every true pair that shares a key.
+    let ceiling = Command::new(&python)
+        .args([
+            script.as_str(),
+            "ceiling",
+            &file("records.parquet"),
+            &file("truth.parquet"),
+        ])
+        .output()?;
+    if !ceiling.status.success() {
+        bail!(
+            "the recall ceiling failed: {}",
+            String::from_utf8_lossy(&ceiling.stderr)
+        );
+    }
+    let ceiling: serde_json::Value = serde_json::from_slice(&ceiling.stdout)?;
+    let share = |k: &str| ceiling[k].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "  recall ceiling (every true pair sharing a key linked): blocking keys {:.4}, \
+         + first name and last name {:.4}, email or phone alone {:.4}; named records with a \
+         namesake: {:.1}%",
+        share("blocking_keys"),
+        share("blocking_keys_and_name"),
+        share("email_or_phone"),
+        100.0 * share("named_records_with_namesakes")
+    );
     if no_splink {
         for _ in 1..repeat {
             tessera_runs.push(measured(&bin, &tessera_args)?);
