@@ -327,3 +327,55 @@ fn identity_memory_counts_against_the_memory_limit() {
         "a failed run changed record_customer"
     );
 }
+
+/// Identity jobs test the records they hold in memory (no staged Delta copy): records that fail
+/// a data test publish nothing — neither the records table nor any identity table.
+#[test]
+fn identity_records_failing_a_data_test_publish_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_dir(shared_demo(), dir);
+    ok(
+        dir,
+        &["run", "-s", "+unify.identity_records", "--no-report"],
+    );
+    let before = assignment(dir);
+    let rows = |dir: &Path| {
+        number(
+            &query(dir, "select count(*) as n from unify.identity_records")[0],
+            "n",
+        )
+    };
+    let records_before = rows(dir);
+    let job = dir.join("jobs/unify/identity_records.sql");
+    let sql = std::fs::read_to_string(&job).unwrap();
+    assert!(sql.trim_end().ends_with("from records"), "{sql}");
+    // Every support ticket twice: `unique(record_key)` fails.
+    std::fs::write(
+        &job,
+        format!(
+            "{}from (select * from records union all \
+             select * from records where source = 'support_tickets') records\n",
+            sql.trim_end().trim_end_matches("from records")
+        ),
+    )
+    .unwrap();
+    let out = common::run_in(
+        dir,
+        &[
+            "run",
+            "-s",
+            "unify.identity_records",
+            "--full-refresh",
+            "--no-report",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("data tests failed") && report.contains("record_key"),
+        "{report}"
+    );
+    assert_eq!(rows(dir), records_before, "the records table changed");
+    assert_eq!(assignment(dir), before, "record_customer changed");
+}
