@@ -564,6 +564,13 @@ impl<'a> Runner<'a> {
             // cost a write and a read of every record).
             let planned_schema = Arc::new(df.schema().as_arrow().clone());
             let batches = df.collect().await.context("computing the records")?;
+            // Held in the memory pool while the tests run (execute_identity holds them after).
+            let tested_memory =
+                datafusion::execution::memory_pool::MemoryConsumer::new("IdentityRecordsTests")
+                    .register(&ctx.runtime_env().memory_pool);
+            tested_memory
+                .try_grow(tessera_engine::identity::batches_size(&batches))
+                .context("holding the identity records (raise `[engine] memory_limit`)")?;
             // The batches' own schema (nullability can differ from the plan's).
             let schema = batches.first().map_or(planned_schema, |b| b.schema());
             let provider: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(
@@ -577,6 +584,7 @@ impl<'a> Runner<'a> {
                     failures.join("; ")
                 );
             }
+            drop(tested_memory);
             ctx.read_table(provider)?
         } else {
             // Stage the new rows, test them, publish only when every test passes.
