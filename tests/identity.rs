@@ -37,6 +37,18 @@ fn assignment(dir: &Path) -> BTreeMap<String, String> {
     .collect()
 }
 
+/// A copy of the demo with its identity stage run, and its record → customer map.
+fn resolved_demo() -> (tempfile::TempDir, BTreeMap<String, String>) {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(shared_demo(), tmp.path());
+    ok(
+        tmp.path(),
+        &["run", "-s", "+unify.identity_records", "--no-report"],
+    );
+    let before = assignment(tmp.path());
+    (tmp, before)
+}
+
 #[test]
 fn the_demo_resolves_accurately_with_stable_ids() {
     let tmp = tempfile::tempdir().unwrap();
@@ -288,14 +300,8 @@ fn the_demo_resolves_accurately_with_stable_ids() {
 /// identity table stays at its last committed version.
 #[test]
 fn identity_memory_counts_against_the_memory_limit() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, before) = resolved_demo();
     let dir = tmp.path();
-    copy_dir(shared_demo(), dir);
-    ok(
-        dir,
-        &["run", "-s", "+unify.identity_records", "--no-report"],
-    );
-    let before = assignment(dir);
     assert!(!before.is_empty());
     let toml = dir.join("tessera.toml");
     let text = std::fs::read_to_string(&toml).unwrap();
@@ -332,14 +338,8 @@ fn identity_memory_counts_against_the_memory_limit() {
 /// a data test publish nothing — neither the records table nor any identity table.
 #[test]
 fn identity_records_failing_a_data_test_publish_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, before) = resolved_demo();
     let dir = tmp.path();
-    copy_dir(shared_demo(), dir);
-    ok(
-        dir,
-        &["run", "-s", "+unify.identity_records", "--no-report"],
-    );
-    let before = assignment(dir);
     let rows = |dir: &Path| {
         number(
             &query(dir, "select count(*) as n from unify.identity_records")[0],

@@ -558,52 +558,41 @@ impl<'a> Runner<'a> {
         let mut staged_copy = None;
         let df = if job.config.tests.is_empty() {
             df
-        } else if job.config.materialized == Materialized::Identity {
-            // Identity resolution holds its records in memory anyway: they are tested there,
-            // and nothing is published unless every test passes (no staged Delta copy, which
-            // cost a write and a read of every record).
-            let planned_schema = Arc::new(df.schema().as_arrow().clone());
-            let batches = df.collect().await.context("computing the records")?;
-            // Held in the memory pool while the tests run (execute_identity holds them after).
-            let tested_memory =
-                datafusion::execution::memory_pool::MemoryConsumer::new("IdentityRecordsTests")
-                    .register(&ctx.runtime_env().memory_pool);
-            tested_memory
-                .try_grow(tessera_engine::identity::batches_size(&batches))
-                .context("holding the identity records (raise `[engine] memory_limit`)")?;
-            // The batches' own schema (nullability can differ from the plan's).
-            let schema = batches.first().map_or(planned_schema, |b| b.schema());
-            let provider: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(
-                datafusion::catalog::MemTable::try_new(schema, vec![batches])?,
-            );
-            let failures = self.run_tests(job, provider.clone()).await?;
-            if !failures.is_empty() {
-                result.status = JobStatus::TestFailed;
-                bail!(
-                    "data tests failed, nothing published: {}",
-                    failures.join("; ")
-                );
-            }
-            drop(tested_memory);
-            ctx.read_table(provider)?
         } else {
-            // Stage the new rows, test them, publish only when every test passes.
-            let staging = self
-                .ws
-                .project
-                .warehouse
-                .join(&format!("_tessera/staging/{}/", job.name.replace('.', "/")))?;
-            self.ws
-                .engine
-                .write_delta(df, staging.clone())
-                .await
-                .context("staging the output for its tests")?;
-            let staged = self
-                .ws
-                .engine
-                .open_delta(&staging, TableVersion::Latest)
-                .await?;
-            let provider = self.ws.engine.delta_provider(&staged).await?;
+            // The rows are tested before anything is published. `_held` keeps in-memory rows
+            // reserved in the memory pool while the tests run.
+            let (provider, _held): (Arc<dyn datafusion::catalog::TableProvider>, _) =
+                if job.config.materialized == Materialized::Identity {
+                    // Identity resolution holds its records in memory anyway: they are tested
+                    // there (no staged Delta copy, which cost a write and a read of every
+                    // record).
+                    let planned_schema = Arc::new(df.schema().as_arrow().clone());
+                    let batches = df.collect().await.context("computing the records")?;
+                    let held = hold_records(ctx, "IdentityRecordsTests", &batches)?;
+                    // The batches' own schema (nullability can differ from the plan's).
+                    let schema = batches.first().map_or(planned_schema, |b| b.schema());
+                    let table = datafusion::catalog::MemTable::try_new(schema, vec![batches])?;
+                    (Arc::new(table), Some(held))
+                } else {
+                    // Stage the new rows, test them, publish only when every test passes.
+                    let staging = self
+                        .ws
+                        .project
+                        .warehouse
+                        .join(&format!("_tessera/staging/{}/", job.name.replace('.', "/")))?;
+                    self.ws
+                        .engine
+                        .write_delta(df, staging.clone())
+                        .await
+                        .context("staging the output for its tests")?;
+                    let staged = self
+                        .ws
+                        .engine
+                        .open_delta(&staging, TableVersion::Latest)
+                        .await?;
+                    staged_copy = Some(staging);
+                    (self.ws.engine.delta_provider(&staged).await?, None)
+                };
             let failures = self.run_tests(job, provider.clone()).await?;
             if !failures.is_empty() {
                 result.status = JobStatus::TestFailed;
@@ -612,7 +601,6 @@ impl<'a> Runner<'a> {
                     failures.join("; ")
                 );
             }
-            staged_copy = Some(staging);
             ctx.read_table(provider)?
         };
         let status = async {
@@ -683,12 +671,7 @@ impl<'a> Runner<'a> {
         tracing::debug!(job = job.name, "identity: records computed");
         // Reserved in the memory pool (under `[engine] memory_limit`, what the records take is
         // not there for joins and sorts) until the job is done.
-        let records_memory =
-            datafusion::execution::memory_pool::MemoryConsumer::new("IdentityRecords")
-                .register(&ctx.runtime_env().memory_pool);
-        records_memory
-            .try_grow(identity::batches_size(&batches))
-            .context("holding the identity records (raise `[engine] memory_limit`)")?;
+        let _records_memory = hold_records(ctx, "IdentityRecords", &batches)?;
         let records: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(
             datafusion::catalog::MemTable::try_new(schema, vec![batches])?,
         );
@@ -1247,4 +1230,19 @@ pub async fn append_run_log(
         .await
         .context("cannot append to the run log _tessera.runs")?;
     Ok(())
+}
+
+/// Reserves `batches` in the session's memory pool as consumer `name` (under `[engine]
+/// memory_limit`, what they take is not there for joins and sorts) until the reservation drops.
+fn hold_records(
+    ctx: &SessionContext,
+    name: &str,
+    batches: &[datafusion::arrow::array::RecordBatch],
+) -> Result<datafusion::execution::memory_pool::MemoryReservation> {
+    let reservation = datafusion::execution::memory_pool::MemoryConsumer::new(name)
+        .register(&ctx.runtime_env().memory_pool);
+    reservation
+        .try_grow(tessera_engine::identity::batches_size(batches))
+        .context("holding the identity records (raise `[engine] memory_limit`)")?;
+    Ok(reservation)
 }
