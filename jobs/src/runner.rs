@@ -493,7 +493,19 @@ impl<'a> Runner<'a> {
                 } else {
                     JobStatus::Failed
                 };
-                result.error = Some(format!("{}: {e:#}", job.path.display()));
+                let mut error = format!("{}: {e:#}", job.path.display());
+                // DataFusion's "Resources exhausted" names its operator, not the setting.
+                if let Some(limit) = self.ws.project.engine.memory_limit
+                    && error.contains("Resources exhausted")
+                    && !error.contains("memory_limit")
+                {
+                    error.push_str(&format!(
+                        " (the job needs more memory than `[engine] memory_limit` = {} MiB \
+                         allows: raise the limit)",
+                        limit >> 20
+                    ));
+                }
+                result.error = Some(error);
             }
         }
         result.finished = Utc::now();
@@ -556,24 +568,24 @@ impl<'a> Runner<'a> {
             WriteMode::Merge
         };
         let mut staged_copy = None;
+        // An identity job reads its records several times (its tests, the guards, the
+        // numbering, the output): computed once into a temporary Arrow file, not memory.
+        let spilled = if job.config.materialized == Materialized::Identity {
+            Some(
+                tessera_engine::identity::spill_records(ctx, df.clone(), "computing the records")
+                    .await
+                    .context("computing the records")?,
+            )
+        } else {
+            None
+        };
         let df = if job.config.tests.is_empty() {
             df
         } else {
-            // The rows are tested before anything is published. `_held` keeps in-memory rows
-            // reserved in the memory pool while the tests run.
-            let (provider, _held): (Arc<dyn datafusion::catalog::TableProvider>, _) =
-                if job.config.materialized == Materialized::Identity {
-                    // Identity resolution holds its records in memory anyway: they are tested
-                    // there (no staged Delta copy, which cost a write and a read of every
-                    // record).
-                    let planned_schema = Arc::new(df.schema().as_arrow().clone());
-                    let batches = df.collect().await.context("computing the records")?;
-                    let held = hold_records(ctx, "IdentityRecordsTests", &batches)?;
-                    // The batches' own schema (nullability can differ from the plan's).
-                    let schema = batches.first().map_or(planned_schema, |b| b.schema());
-                    let table = datafusion::catalog::MemTable::try_new(schema, vec![batches])?;
-                    (Arc::new(table), Some(held))
-                } else {
+            // The rows are tested before anything is published.
+            let provider: Arc<dyn datafusion::catalog::TableProvider> = match &spilled {
+                Some(records) => records.provider.clone(),
+                None => {
                     // Stage the new rows, test them, publish only when every test passes.
                     let staging = self
                         .ws
@@ -591,8 +603,9 @@ impl<'a> Runner<'a> {
                         .open_delta(&staging, TableVersion::Latest)
                         .await?;
                     staged_copy = Some(staging);
-                    (self.ws.engine.delta_provider(&staged).await?, None)
-                };
+                    self.ws.engine.delta_provider(&staged).await?
+                }
+            };
             let failures = self.run_tests(job, provider.clone()).await?;
             if !failures.is_empty() {
                 result.status = JobStatus::TestFailed;
@@ -604,8 +617,8 @@ impl<'a> Runner<'a> {
             ctx.read_table(provider)?
         };
         let status = async {
-            if job.config.materialized == Materialized::Identity {
-                return self.execute_identity(job, &planned, df, result).await;
+            if let Some(records) = &spilled {
+                return self.execute_identity(job, &planned, records, result).await;
             }
             if job.config.materialized == Materialized::Tracked {
                 return self.execute_tracked(job, &planned, df, result).await;
@@ -653,7 +666,7 @@ impl<'a> Runner<'a> {
         &self,
         job: &Job,
         planned: &PlannedJob,
-        df: DataFrame,
+        records: &tessera_engine::identity::SpilledRecords,
         result: &mut JobResult,
     ) -> Result<JobStatus> {
         use tessera_engine::identity;
@@ -664,17 +677,13 @@ impl<'a> Runner<'a> {
             )
         })?;
         let ctx = self.ws.engine.ctx();
-        // The records are read several times: hold them once.
-        let schema = Arc::new(df.schema().as_arrow().clone());
-        tracing::debug!(job = job.name, "identity: computing the records");
-        let batches = df.collect().await.context("computing the records")?;
-        tracing::debug!(job = job.name, "identity: records computed");
-        // Reserved in the memory pool (under `[engine] memory_limit`, what the records take is
-        // not there for joins and sorts) until the job is done.
-        let _records_memory = hold_records(ctx, "IdentityRecords", &batches)?;
-        let records: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(
-            datafusion::catalog::MemTable::try_new(schema, vec![batches])?,
+        tracing::debug!(
+            job = job.name,
+            rows = records.rows,
+            mib = records.bytes >> 20,
+            "identity: records computed"
         );
+        let records = records.provider.clone();
         let beside = |table: &str| match job.schema() {
             Some(schema) => format!("{schema}.{table}"),
             None => table.to_string(),
@@ -718,14 +727,13 @@ impl<'a> Runner<'a> {
         // The tables stay reserved in the memory pool until they are written.
         let _memory = resolution.memory;
         tracing::debug!("identity: writing the tables");
-        for (table, schema, batches) in resolution.tables {
-            let provider = datafusion::catalog::MemTable::try_new(schema, vec![batches])?;
+        for (table, provider) in resolution.tables {
             let mode = if identity::APPENDED_TABLES.contains(&table) {
                 WriteMode::Append
             } else {
                 WriteMode::Overwrite
             };
-            outputs.push((beside(table), ctx.read_table(Arc::new(provider))?, mode));
+            outputs.push((beside(table), ctx.read_table(provider)?, mode));
         }
         // The tables are independent (one Delta log each): written concurrently, each its own
         // commit, as before when written one after another.
@@ -1230,19 +1238,4 @@ pub async fn append_run_log(
         .await
         .context("cannot append to the run log _tessera.runs")?;
     Ok(())
-}
-
-/// Reserves `batches` in the session's memory pool as consumer `name` (under `[engine]
-/// memory_limit`, what they take is not there for joins and sorts) until the reservation drops.
-fn hold_records(
-    ctx: &SessionContext,
-    name: &str,
-    batches: &[datafusion::arrow::array::RecordBatch],
-) -> Result<datafusion::execution::memory_pool::MemoryReservation> {
-    let reservation = datafusion::execution::memory_pool::MemoryConsumer::new(name)
-        .register(&ctx.runtime_env().memory_pool);
-    reservation
-        .try_grow(tessera_engine::identity::batches_size(batches))
-        .context("holding the identity records (raise `[engine] memory_limit`)")?;
-    Ok(reservation)
 }

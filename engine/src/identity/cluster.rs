@@ -57,11 +57,54 @@ pub struct Clusters {
     pub refused: Vec<(Link, Refusal)>,
 }
 
+/// Per record (then per root, while clustering): the value id of each identifier unique per
+/// customer, in one flat array (`width` per record).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Uniques {
+    width: usize,
+    values: Vec<Option<u32>>,
+}
+
+impl Uniques {
+    /// `n` records holding no value of `width` unique identifiers.
+    pub fn new(n: usize, width: usize) -> Uniques {
+        Uniques {
+            width,
+            values: vec![None; n * width],
+        }
+    }
+
+    /// Record `r` holds value id `v` of unique identifier `i`.
+    pub fn set(&mut self, r: usize, i: usize, v: u32) {
+        self.values[r * self.width + i] = Some(v);
+    }
+
+    fn of(&self, r: u32) -> &[Option<u32>] {
+        let at = r as usize * self.width;
+        &self.values[at..at + self.width]
+    }
+
+    /// Root `big` takes the values of `small` it has none of.
+    fn absorb(&mut self, big: u32, small: u32) {
+        let (b, s) = (big as usize * self.width, small as usize * self.width);
+        for i in 0..self.width {
+            if self.values[b + i].is_none() {
+                self.values[b + i] = self.values[s + i];
+            }
+        }
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.values.capacity() * size_of::<Option<u32>>()
+    }
+}
+
 struct Sets {
     parent: Vec<u32>,
     size: Vec<u32>,
     /// Per root: the value of each unique identifier held.
-    unique: Vec<Vec<Option<u32>>>,
+    unique: Uniques,
     /// Per root: records that may never join it.
     never: HashMap<u32, Vec<u32>>,
 }
@@ -77,12 +120,12 @@ impl Sets {
     }
 }
 
-/// Clusters `n` records. `unique[r]` holds record r's value id per unique identifier;
+/// Clusters `n` records. `unique` holds each record's value id per unique identifier;
 /// `never` lists never-match pairs; links are applied in descending strength (ties by records).
 pub fn cluster(
     n: usize,
     mut links: Vec<Link>,
-    unique: Vec<Vec<Option<u32>>>,
+    unique: Uniques,
     never: &[(u32, u32)],
     max_size: usize,
 ) -> Clusters {
@@ -122,12 +165,7 @@ pub fn cluster(
         };
         sets.parent[small as usize] = big;
         sets.size[big as usize] += sets.size[small as usize];
-        let small_unique = std::mem::take(&mut sets.unique[small as usize]);
-        for (i, v) in small_unique.into_iter().enumerate() {
-            if sets.unique[big as usize][i].is_none() {
-                sets.unique[big as usize][i] = v;
-            }
-        }
+        sets.unique.absorb(big, small);
         if let Some(list) = sets.never.remove(&small) {
             sets.never.entry(big).or_default().extend(list);
         }
@@ -152,7 +190,7 @@ fn conflict(sets: &mut Sets, ra: u32, rb: u32, max_size: usize) -> Option<Refusa
     if (sets.size[ra as usize] + sets.size[rb as usize]) as usize > max_size {
         return Some(Refusal::SizeCap);
     }
-    let (ua, ub) = (&sets.unique[ra as usize], &sets.unique[rb as usize]);
+    let (ua, ub) = (sets.unique.of(ra), sets.unique.of(rb));
     for (i, (x, y)) in ua.iter().zip(ub).enumerate() {
         if let (Some(x), Some(y)) = (x, y)
             && x != y
@@ -189,7 +227,7 @@ mod tests {
         let c = cluster(
             5,
             vec![link(0, 1, 1.0), link(3, 4, 0.9)],
-            vec![vec![]; 5],
+            Uniques::new(5, 0),
             &[],
             10,
         );
@@ -202,7 +240,7 @@ mod tests {
     fn the_weakest_link_of_a_chain_is_cut_at_the_size_cap() {
         // 0-1-2 strongly, 2-3 weakly: with a cap of 3, the weak link goes.
         let links = vec![link(2, 3, 0.5), link(0, 1, 0.99), link(1, 2, 0.98)];
-        let c = cluster(4, links, vec![vec![]; 4], &[], 3);
+        let c = cluster(4, links, Uniques::new(4, 0), &[], 3);
         assert_eq!(c.component, vec![0, 0, 0, 3]);
         assert_eq!(c.refused.len(), 1);
         assert_eq!(c.refused[0].1, Refusal::SizeCap);
@@ -212,7 +250,9 @@ mod tests {
     #[test]
     fn unique_identifiers_and_never_match_pairs_hold() {
         // Records 0 and 2 hold different web accounts; 1 links to both.
-        let unique = vec![vec![Some(7)], vec![None], vec![Some(8)], vec![None]];
+        let mut unique = Uniques::new(4, 1);
+        unique.set(0, 0, 7);
+        unique.set(2, 0, 8);
         let links = vec![
             link(0, 1, 0.99),
             link(1, 2, 0.95),
@@ -231,7 +271,7 @@ mod tests {
         let c = cluster(
             3,
             vec![link(0, 1, 1.0), link(1, 2, 1.0)],
-            vec![vec![]; 3],
+            Uniques::new(3, 0),
             &[(0, 2)],
             10,
         );

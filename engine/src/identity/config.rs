@@ -333,6 +333,36 @@ impl IdentityConfig {
         })
     }
 
+    /// The columns of `columns` the matching reads: identifiers, rule and blocking columns,
+    /// comparison columns, and every column a level or `null_when` predicate names (any
+    /// whole-word mention, quoted or not, so a predicate never misses a column it reads; a
+    /// false mention only keeps a column). The identity engine holds only these.
+    pub fn matching_columns(&self, columns: &[String]) -> Vec<String> {
+        let mut named: BTreeSet<&str> = BTreeSet::new();
+        named.extend(self.identifiers.iter().map(|i| i.column.as_str()));
+        for rule in self.rules.iter().chain(&self.blocking) {
+            named.extend(rule.on.iter().map(String::as_str));
+        }
+        let predicates: Vec<&str> = self
+            .comparisons
+            .iter()
+            .flat_map(|c| {
+                named.extend(c.column.as_deref());
+                c.levels
+                    .iter()
+                    .map(|l| l.when.as_str())
+                    .chain(c.null_when.as_deref())
+            })
+            .collect();
+        columns
+            .iter()
+            .filter(|c| {
+                named.contains(c.as_str()) || predicates.iter().any(|sql| names_word(sql, c))
+            })
+            .cloned()
+            .collect()
+    }
+
     /// Identifiers that must be unique per customer.
     pub fn unique_identifiers(&self) -> Vec<&str> {
         self.identifiers
@@ -341,6 +371,18 @@ impl IdentityConfig {
             .map(|i| i.column.as_str())
             .collect()
     }
+}
+
+/// Whether `sql` holds `word` as a whole word, ignoring ASCII case (`l.email`, `"Email"`,
+/// `email`; not `email_domain`).
+fn names_word(sql: &str, word: &str) -> bool {
+    let (lower, word) = (sql.to_ascii_lowercase(), word.to_ascii_lowercase());
+    let part = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    !word.is_empty()
+        && lower.match_indices(&word).any(|(i, _)| {
+            !lower[..i].chars().next_back().is_some_and(part)
+                && !lower[i + word.len()..].chars().next().is_some_and(part)
+        })
 }
 
 /// Whether `sql` reads `l.<column>` or `r.<column>` (a whole name, not a prefix).
@@ -361,6 +403,58 @@ fn mentions(sql: &str, column: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_matching_columns_are_those_the_settings_name() {
+        let config = IdentityConfig::default_config();
+        let columns: Vec<String> = [
+            "record_key",
+            "source",
+            "record_id",
+            "first_name",
+            "first_name_root",
+            "last_name",
+            "last_name_sound",
+            "email",
+            "phone",
+            "birth_date",
+            "postal_code",
+            "city",
+            "country",
+            "web_user_id",
+            "updated_at",
+        ]
+        .map(String::from)
+        .to_vec();
+        let kept = config.matching_columns(&columns);
+        for c in [
+            "first_name_root",
+            "last_name_sound",
+            "email",
+            "web_user_id",
+            "postal_code",
+        ] {
+            assert!(kept.iter().any(|k| k == c), "{c} missing from {kept:?}");
+        }
+        for c in ["record_id", "city", "country", "updated_at"] {
+            assert!(!kept.iter().any(|k| k == c), "{c} kept in {kept:?}");
+        }
+        // A level naming a column only inside its SQL, in any case or quoted, keeps it.
+        let mut config = config;
+        config.comparisons[0].levels[0].when =
+            "l.first_name = r.first_name and L.\"CITY\" = r.city".into();
+        assert!(
+            config
+                .matching_columns(&columns)
+                .iter()
+                .any(|k| k == "city")
+        );
+        assert!(super::names_word("upper(country) = 'x'", "country"));
+        assert!(!super::names_word(
+            "l.country_code = r.country_code",
+            "country"
+        ));
+    }
 
     #[test]
     fn mentions_reads_whole_names() {

@@ -20,20 +20,29 @@ pub mod cluster;
 pub mod config;
 pub mod ids;
 pub mod model;
+mod spill;
 pub mod sql;
+
+pub use spill::{SpilledRecords, spill_records};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanBuilder, Float64Array, Float64Builder, Int8Array, Int8Builder,
-    Int32Array, Int64Array, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
+    Int32Array, Int64Array, RecordBatch, StringArray, StringBuilder, StructArray,
+    TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::catalog::streaming::StreamingTable;
 use datafusion::catalog::{MemTable, TableProvider};
+use datafusion::error::DataFusionError;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, MemoryReservation};
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use rand::{RngExt, SeedableRng};
@@ -126,8 +135,8 @@ impl StoredModel {
 /// The result of a resolution: the output tables (name without schema → rows) and a summary.
 #[derive(Debug)]
 pub struct Resolution {
-    /// Table → batches, for each of [`OUTPUT_TABLES`].
-    pub tables: Vec<(&'static str, SchemaRef, Vec<RecordBatch>)>,
+    /// Table → its rows, for each of [`OUTPUT_TABLES`] (`match_pairs` is made as it is read).
+    pub tables: Vec<(&'static str, Arc<dyn TableProvider>)>,
     /// Records resolved.
     pub records: usize,
     /// Customers formed.
@@ -244,6 +253,104 @@ fn strs(batch: &RecordBatch, name: &str) -> Result<StringArray> {
         .clone())
 }
 
+/// How the numbered records' batches map to rid order: a column of them gathered into one
+/// array indexed by rid.
+struct RidOrder {
+    /// Row positions (in the batches concatenated) in rid order, or None when already so.
+    take: Option<datafusion::arrow::array::UInt32Array>,
+}
+
+impl RidOrder {
+    fn of(batches: &[RecordBatch]) -> Result<RidOrder> {
+        let rids: Vec<i64> = batches
+            .iter()
+            .map(|b| i64s(b, "rid"))
+            .collect::<Result<Vec<_>>>()?
+            .iter()
+            .flat_map(|a| a.values().iter().copied())
+            .collect();
+        if rids.iter().enumerate().all(|(i, &r)| r == i as i64) {
+            return Ok(RidOrder { take: None });
+        }
+        let mut at = vec![0u32; rids.len()];
+        for (row, &rid) in rids.iter().enumerate() {
+            let slot = usize::try_from(rid)
+                .ok()
+                .and_then(|r| at.get_mut(r))
+                .ok_or_else(|| identity_err(format!("internal: rid {rid} out of range")))?;
+            *slot = row as u32;
+        }
+        Ok(RidOrder {
+            take: Some(at.into()),
+        })
+    }
+
+    /// Column `name` of every batch as one UTF-8 array indexed by rid.
+    fn strings(&self, batches: &[RecordBatch], name: &str) -> Result<StringArray> {
+        let parts: Vec<ArrayRef> = batches
+            .iter()
+            .map(|b| column(b, name, &DataType::Utf8))
+            .collect::<Result<_>>()?;
+        let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+        let mut all = if refs.is_empty() {
+            Arc::new(StringArray::from(Vec::<&str>::new())) as ArrayRef
+        } else {
+            datafusion::arrow::compute::concat(&refs)?
+        };
+        if let Some(take) = &self.take {
+            all = datafusion::arrow::compute::take(&all, take, None)?;
+        }
+        Ok(all
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("utf8")
+            .clone())
+    }
+}
+
+/// Sampled pairs whose levels are computed per query.
+const SAMPLE_CHUNK: usize = 1 << 16;
+
+/// The keys table's batches and where each rid's row is in them.
+struct KeyRows {
+    batches: Vec<RecordBatch>,
+    at: Vec<(u32, u32)>,
+}
+
+impl KeyRows {
+    fn new(batches: Vec<RecordBatch>) -> Result<KeyRows> {
+        let n = batches.iter().map(|b| b.num_rows()).sum();
+        let mut at = vec![(u32::MAX, u32::MAX); n];
+        for (i, b) in batches.iter().enumerate() {
+            for (row, rid) in i64s(b, "rid")?.values().iter().enumerate() {
+                let slot = usize::try_from(*rid)
+                    .ok()
+                    .and_then(|r| at.get_mut(r))
+                    .ok_or_else(|| identity_err(format!("internal: rid {rid} out of range")))?;
+                *slot = (i as u32, row as u32);
+            }
+        }
+        Ok(KeyRows { batches, at })
+    }
+
+    fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    /// The rows of `rids`, in that order, as one struct array.
+    fn gather(&self, rids: impl Iterator<Item = u32>) -> Result<StructArray> {
+        let indices: Vec<(usize, usize)> = rids
+            .map(|r| {
+                let (b, row) = self.at[r as usize];
+                (b as usize, row as usize)
+            })
+            .collect();
+        let batches: Vec<&RecordBatch> = self.batches.iter().collect();
+        let rows = datafusion::arrow::compute::interleave_record_batch(&batches, &indices)?;
+        Ok(StructArray::from(rows))
+    }
+}
+
 /// The link kinds: deterministic rules first, then probabilistic, then overrides.
 struct Kinds {
     rules: usize,
@@ -334,10 +441,6 @@ pub async fn resolve(
     // 2. Keys: numbered, guarded records, held in memory for the joins below.
     let keys_sql = sql::keys("__id_records", &columns, config);
     let key_batches = collect(&ctx, &keys_sql, "numbering the records").await?;
-    let keys_schema = key_batches
-        .first()
-        .map(|b| b.schema())
-        .unwrap_or_else(|| Arc::new(Schema::empty()));
     let n: usize = key_batches.iter().map(|b| b.num_rows()).sum();
     if n > u32::MAX as usize {
         return Err(identity_err(format!("{n} records: more than 2^32 per run")));
@@ -349,70 +452,78 @@ pub async fn resolve(
         .model
         .as_ref()
         .and_then(|s| s.usable(config, n).map(|m| (m, s.run_id.clone())));
-    let mut record_keys = vec![String::new(); n];
-    let mut sources = vec![String::new(); n];
+    // Record keys and sources, indexed by rid: one string array each (not a `String` per
+    // record), shared with the output tables.
+    let by_rid = RidOrder::of(&key_batches)?;
+    let record_keys = by_rid.strings(&key_batches, "record_key")?;
+    let sources = by_rid.strings(&key_batches, "source")?;
+    if record_keys.null_count() > 0 {
+        return Err(identity_err("a record has a NULL record_key"));
+    }
+    if let Some(r) = (1..n).find(|&r| record_keys.value(r) == record_keys.value(r - 1)) {
+        return Err(identity_err(format!(
+            "record_key `{}` appears more than once: record keys must be unique",
+            record_keys.value(r)
+        )));
+    }
     let unique_columns = config.unique_identifiers();
-    let mut unique_values: Vec<HashMap<String, u32>> = vec![HashMap::new(); unique_columns.len()];
-    let mut unique: Vec<Vec<Option<u32>>> = vec![vec![None; unique_columns.len()]; n];
-    for b in &key_batches {
-        let rid = i64s(b, "rid")?;
-        let key = strs(b, "record_key")?;
-        let source = strs(b, "source")?;
-        let uniques = unique_columns
-            .iter()
-            .map(|c| strs(b, c))
-            .collect::<Result<Vec<_>>>()?;
-        for r in 0..b.num_rows() {
-            let id = rid.value(r) as usize;
-            if key.is_null(r) {
-                return Err(identity_err("a record has a NULL record_key"));
-            }
-            record_keys[id] = key.value(r).to_string();
-            sources[id] = if source.is_valid(r) {
-                source.value(r).to_string()
-            } else {
-                String::new()
-            };
-            for (u, values) in uniques.iter().enumerate() {
-                if values.is_valid(r) {
-                    let next = unique_values[u].len() as u32;
-                    let v = *unique_values[u]
-                        .entry(values.value(r).to_string())
-                        .or_insert(next);
-                    unique[id][u] = Some(v);
+    let unique = {
+        let mut unique = cluster::Uniques::new(n, unique_columns.len());
+        let mut unique_values: Vec<HashMap<String, u32>> =
+            vec![HashMap::new(); unique_columns.len()];
+        for b in &key_batches {
+            let rid = i64s(b, "rid")?;
+            for (u, c) in unique_columns.iter().enumerate() {
+                let values = strs(b, c)?;
+                for r in 0..b.num_rows() {
+                    if values.is_valid(r) {
+                        let next = unique_values[u].len() as u32;
+                        let v = *unique_values[u]
+                            .entry(values.value(r).to_string())
+                            .or_insert(next);
+                        unique.set(rid.value(r) as usize, u, v);
+                    }
                 }
             }
         }
-    }
-    if record_keys.windows(2).any(|w| w[0] == w[1]) {
-        let dup = record_keys
-            .windows(2)
-            .find(|w| w[0] == w[1])
-            .expect("found");
-        return Err(identity_err(format!(
-            "record_key `{}` appears more than once: record keys must be unique",
-            dup[0]
-        )));
-    }
+        unique
+    };
+    // The keys table the joins read: the rid and the matching columns only.
+    let matching = config.matching_columns(&columns);
+    let key_batches = key_batches
+        .into_iter()
+        .map(|b| {
+            let kept: Vec<usize> = b
+                .schema()
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.name() == "rid" || matching.contains(f.name()))
+                .map(|(i, _)| i)
+                .collect();
+            b.project(&kept)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let keys_schema = match key_batches.first() {
+        Some(b) => b.schema(),
+        None => {
+            let mut fields = vec![Field::new("rid", DataType::Int64, false)];
+            for c in &matching {
+                fields.push(Field::new(c, DataType::Utf8, true));
+            }
+            Arc::new(Schema::new(fields))
+        }
+    };
     let keys_bytes = batches_size(&key_batches);
+    // The sample's pairs gather their rows from the same batches (shared, not copied).
+    let key_rows = KeyRows::new(key_batches.clone())?;
     register(&ctx, sql::KEYS, key_batches, keys_schema)?;
-    let rid_of: HashMap<&str, u32> = record_keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k.as_str(), i as u32))
-        .collect();
     {
-        let strings: usize = record_keys
-            .iter()
-            .chain(&sources)
-            .map(|s| s.capacity() + size_of::<String>())
-            .sum();
-        let per_record = unique_columns.len() * size_of::<Option<u32>>()
-            + size_of::<Vec<Option<u32>>>()
-            // rid_of, the components of the deterministic clusters
-            + size_of::<(&str, u32)>() * 2
-            + size_of::<u32>() * 2;
-        let bytes = keys_bytes + strings + n * per_record;
+        let strings = record_keys.get_array_memory_size() + sources.get_array_memory_size();
+        // where each rid's row is, the components of the deterministic clusters, and the
+        // clustering's own arrays
+        let per_record = size_of::<u32>() * 6;
+        let bytes = keys_bytes + strings + unique.bytes() + n * per_record;
         budget.hold(Part::Records, bytes, "numbering the records")?;
     }
 
@@ -448,8 +559,14 @@ pub async fn resolve(
         }
         stats.push("deterministic_links", &rule.name, count as f64);
     }
-    let deterministic =
-        cluster::cluster(n, links.clone(), vec![vec![]; n], &[], usize::MAX).component;
+    let deterministic = cluster::cluster(
+        n,
+        links.clone(),
+        cluster::Uniques::new(n, 0),
+        &[],
+        usize::MAX,
+    )
+    .component;
 
     tracing::debug!("identity stage: term frequencies");
     // 4. Term frequencies, then check every level's SQL on its own (errors name the level).
@@ -629,6 +746,20 @@ pub async fn resolve(
     // clusters say.
     let levels: Vec<usize> = config.comparisons.iter().map(|c| c.levels.len()).collect();
     let sessions = em_sessions(config, &pairs, &gammas, &deterministic);
+    // The rids of the override lists' record keys, found in one pass over the keys.
+    let rid_of: HashMap<&str, u32> = {
+        let wanted: HashSet<&str> = config
+            .always_match
+            .iter()
+            .chain(&config.never_match)
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        (0..n)
+            .filter(|&r| !wanted.is_empty() && wanted.contains(record_keys.value(r)))
+            .map(|r| (record_keys.value(r), r as u32))
+            .collect()
+    };
     let override_rids = |list: &[[String; 2]], what: &str, guard_rows: &mut Vec<GuardRow>| {
         let mut out = Vec::new();
         for [a, b] in list {
@@ -705,7 +836,7 @@ pub async fn resolve(
             tracing::debug!("identity stage: counting exact levels");
             let counted = counted_levels(&ctx, config).await?;
             tracing::debug!("identity stage: sampling pairs for u");
-            let sample = Sample::draw(&ctx, config, n).await?;
+            let sample = Sample::draw(&ctx, config, &key_rows).await?;
             tracing::debug!(pairs = sample.pairs.len(), "identity stage: model passes");
             let compared = sample.compared(&pairs);
             let all = (n as f64) * (n as f64 - 1.0) / 2.0;
@@ -785,8 +916,8 @@ pub async fn resolve(
             subject: kinds.name(link.kind, config),
             value: None,
             records: 2,
-            record_key_a: Some(record_keys[link.a as usize].clone()),
-            record_key_b: Some(record_keys[link.b as usize].clone()),
+            record_key_a: Some(record_keys.value(link.a as usize).to_string()),
+            record_key_b: Some(record_keys.value(link.b as usize).to_string()),
         });
         refused_by_pair.insert((link.a.min(link.b), link.a.max(link.b)), reason);
     }
@@ -797,11 +928,7 @@ pub async fn resolve(
     let member_lists: Vec<&Vec<u32>> = members.values().collect();
     let cluster_keys: Vec<Vec<&str>> = member_lists
         .iter()
-        .map(|m| {
-            m.iter()
-                .map(|&r| record_keys[r as usize].as_str())
-                .collect()
-        })
+        .map(|m| m.iter().map(|&r| record_keys.value(r as usize)).collect())
         .collect();
 
     tracing::debug!("identity stage: stable ids");
@@ -824,12 +951,12 @@ pub async fn resolve(
     let multi_source: Vec<bool> = member_lists
         .iter()
         .map(|m| {
-            let first = &sources[m[0] as usize];
-            m.iter().any(|&r| &sources[r as usize] != first)
+            let first = sources.value(m[0] as usize);
+            m.iter().any(|&r| sources.value(r as usize) != first)
         })
         .collect();
     for r in 0..n {
-        let e = per_source.entry(sources[r].as_str()).or_default();
+        let e = per_source.entry(sources.value(r)).or_default();
         e.0 += 1;
         if multi_source[customer_of[r]] {
             e.1 += 1;
@@ -889,8 +1016,8 @@ pub async fn resolve(
         let batch = RecordBatch::try_new(
             schema.clone(),
             vec![
-                Arc::new(StringArray::from_iter_values(&record_keys)),
-                Arc::new(StringArray::from_iter_values(&sources)),
+                Arc::new(record_keys.clone()),
+                Arc::new(sources.clone()),
                 Arc::new(StringArray::from_iter_values(
                     (0..n).map(|r| assignment.ids[customer_of[r]].0.as_str()),
                 )),
@@ -911,23 +1038,39 @@ pub async fn resolve(
         )?;
         (schema, vec![batch])
     };
-    let match_pairs = pairs_table(
+    let compared_pairs = pairs.len();
+    let match_pairs = PairsTable::new(
         config,
-        &kinds,
-        &record_keys,
-        &pairs,
-        &gammas,
-        &tfs,
+        record_keys.clone(),
+        pairs,
+        gammas,
+        tfs,
         &tf_index,
-        &weights,
-        &probabilities,
+        weights,
+        probabilities,
         &links,
-        &refused_by_pair,
+        refused_by_pair,
+    );
+    tracing::debug!(
+        rows = match_pairs.rows(),
+        "identity: unify.match_pairs is streamed"
+    );
+    // What the job holds until the tables are written: record_customer, and what
+    // match_pairs is made from (the record keys are shared by both). The pairs and scores
+    // moved there; the keys table is no longer read.
+    drop(key_rows);
+    ctx.deregister_table(sql::KEYS)?;
+    budget.hold(Part::Pairs, 0, "handing the pairs to unify.match_pairs")?;
+    budget.hold(Part::Scores, 0, "handing the scores to unify.match_pairs")?;
+    budget.hold(
+        Part::Records,
+        record_keys.get_array_memory_size() + sources.get_array_memory_size(),
+        "dropping the keys table",
     )?;
     budget.hold(
         Part::Output,
-        batches_size(&match_pairs.1) + batches_size(&record_customer.1),
-        "building unify.match_pairs",
+        batches_size(&record_customer.1) + match_pairs.bytes(),
+        "building unify.record_customer",
     )?;
     let match_model = model_table(config, &model, run_id, &trained_by, n)?;
     let term_frequencies = {
@@ -966,21 +1109,20 @@ pub async fn resolve(
     let stats_table = stats.table(run_id, now_micros)?;
     Ok(Resolution {
         tables: vec![
-            ("record_customer", record_customer.0, record_customer.1),
-            ("match_pairs", match_pairs.0, match_pairs.1),
-            ("match_model", match_model.0, match_model.1),
+            ("record_customer", in_memory(record_customer)?),
             (
-                "match_term_frequencies",
-                term_frequencies.0,
-                term_frequencies.1,
+                "match_pairs",
+                match_pairs.provider(ctx.copied_config().target_partitions())?,
             ),
-            ("customer_id_history", history.0, history.1),
-            ("identity_guard_hits", guards.0, guards.1),
-            ("identity_stats", stats_table.0, stats_table.1),
+            ("match_model", in_memory(match_model)?),
+            ("match_term_frequencies", in_memory(term_frequencies)?),
+            ("customer_id_history", in_memory(history)?),
+            ("identity_guard_hits", in_memory(guards)?),
+            ("identity_stats", in_memory(stats_table)?),
         ],
         records: n,
         customers: member_lists.len(),
-        compared_pairs: pairs.len(),
+        compared_pairs,
         model,
         memory: budget.into_output(),
     })
@@ -1007,7 +1149,7 @@ enum Part {
     Pairs,
     /// Scores, links and clusters of the current pass.
     Scores,
-    /// The tables being returned.
+    /// The tables being returned, and what `match_pairs` is made from while it is written.
     Output,
 }
 
@@ -1145,8 +1287,9 @@ struct Sample {
 }
 
 impl Sample {
-    async fn draw(ctx: &SessionContext, config: &IdentityConfig, n: usize) -> Result<Sample> {
+    async fn draw(ctx: &SessionContext, config: &IdentityConfig, keys: &KeyRows) -> Result<Sample> {
         let comparisons = config.comparisons.len();
+        let n = keys.len();
         if n < 2 || comparisons == 0 {
             return Ok(Sample {
                 pairs: Vec::new(),
@@ -1170,36 +1313,42 @@ impl Sample {
             pairs.sort_unstable();
             pairs.dedup();
         }
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("i", DataType::Int64, false),
-            Field::new("a", DataType::Int64, false),
-            Field::new("b", DataType::Int64, false),
-        ]));
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                Arc::new(Int64Array::from_iter_values(0..pairs.len() as i64)),
-                Arc::new(Int64Array::from_iter_values(
-                    pairs.iter().map(|p| p.0 as i64),
-                )),
-                Arc::new(Int64Array::from_iter_values(
-                    pairs.iter().map(|p| p.1 as i64),
-                )),
-            ],
-        )?;
-        register_partitioned(ctx, "__id_sample", batch)?;
-        let df = ctx.sql(&sql::sampled_pairs(config, "__id_sample")).await?;
-        let mut stream = df.execute_stream().await?;
+        // The levels of the sampled pairs, a chunk at a time: each chunk's two records are
+        // gathered by rid into struct columns `l` and `r` (the level SQL reads `l.<column>`
+        // as a field of them), so no join runs. Joining a million pairs to the records twice
+        // held hundreds of MB in one hash table.
+        let query = sql::sampled_pairs(config, "__id_sample");
         let mut gammas = vec![-1i8; pairs.len() * comparisons];
-        while let Some(batch) = stream.next().await {
-            let b = batch?;
-            let index = i64s(&b, "i")?;
-            for (c, comparison) in config.comparisons.iter().enumerate() {
-                let g = column(&b, &format!("gamma_{}", comparison.name), &DataType::Int8)?;
-                let g = g.as_any().downcast_ref::<Int8Array>().expect("int8");
-                for r in 0..b.num_rows() {
-                    if g.is_valid(r) {
-                        gammas[index.value(r) as usize * comparisons + c] = g.value(r);
+        for (c, chunk) in pairs.chunks(SAMPLE_CHUNK).enumerate() {
+            let start = c * SAMPLE_CHUNK;
+            let l = keys.gather(chunk.iter().map(|p| p.0))?;
+            let r = keys.gather(chunk.iter().map(|p| p.1))?;
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("i", DataType::Int64, false),
+                Field::new("l", l.data_type().clone(), false),
+                Field::new("r", r.data_type().clone(), false),
+            ]));
+            let batch = RecordBatch::try_new(
+                schema,
+                vec![
+                    Arc::new(Int64Array::from_iter_values(
+                        (start..start + chunk.len()).map(|i| i as i64),
+                    )),
+                    Arc::new(l),
+                    Arc::new(r),
+                ],
+            )?;
+            register_partitioned(ctx, "__id_sample", batch)?;
+            let batches = collect(ctx, &query, "sampling random pairs for u").await?;
+            for b in &batches {
+                let index = i64s(b, "i")?;
+                for (c, comparison) in config.comparisons.iter().enumerate() {
+                    let g = column(b, &format!("gamma_{}", comparison.name), &DataType::Int8)?;
+                    let g = g.as_any().downcast_ref::<Int8Array>().expect("int8");
+                    for r in 0..b.num_rows() {
+                        if g.is_valid(r) {
+                            gammas[index.value(r) as usize * comparisons + c] = g.value(r);
+                        }
                     }
                 }
             }
@@ -1382,62 +1531,144 @@ async fn keys_field_type(ctx: &SessionContext, column: &str) -> Result<DataType>
 
 type Table = (SchemaRef, Vec<RecordBatch>);
 
-#[allow(clippy::too_many_arguments)]
-fn pairs_table(
-    config: &IdentityConfig,
-    kinds: &Kinds,
-    keys: &[String],
-    pairs: &[Pair],
-    gammas: &[i8],
-    tfs: &[f64],
-    tf_index: &[Option<usize>],
-    weights: &[f64],
-    probabilities: &[f64],
-    links: &[cluster::Link],
-    refused: &HashMap<(u32, u32), String>,
-) -> Result<Table> {
-    let comparisons = config.comparisons.len();
-    let tf_count = tf_index.iter().flatten().count();
-    let mut fields = vec![
-        Field::new("record_key_a", DataType::Utf8, false),
-        Field::new("record_key_b", DataType::Utf8, false),
-        Field::new("linked_by", DataType::Utf8, false),
-        Field::new("blocking_rule", DataType::Utf8, true),
-        Field::new("match_weight", DataType::Float64, true),
-        Field::new("match_probability", DataType::Float64, false),
-        Field::new("accepted", DataType::Boolean, false),
-        Field::new("refused_reason", DataType::Utf8, true),
-    ];
-    for c in &config.comparisons {
-        fields.push(Field::new(
-            format!("gamma_{}", c.name),
-            DataType::Int8,
-            true,
-        ));
+fn in_memory((schema, batches): Table) -> Result<Arc<dyn TableProvider>> {
+    Ok(Arc::new(MemTable::try_new(schema, vec![batches])?))
+}
+
+/// `unify.match_pairs`, built a batch at a time while it is written: at millions of pairs the
+/// whole table (~200 bytes a pair) was the largest thing the job held. It owns the pairs, their
+/// levels and scores (reserved in the pool until the write ends) and makes each batch of
+/// PAIRS_BATCH rows straight into Arrow buffers when the writer asks for it.
+struct PairsTable {
+    config: IdentityConfig,
+    kinds: Kinds,
+    keys: StringArray,
+    pairs: Vec<Pair>,
+    gammas: Vec<i8>,
+    tfs: Vec<f64>,
+    tf_count: usize,
+    weights: Vec<f64>,
+    probabilities: Vec<f64>,
+    /// Deterministic and override links (no comparison vector), after the compared pairs.
+    extra: Vec<cluster::Link>,
+    refused: HashMap<(u32, u32), String>,
+    schema: SchemaRef,
+}
+
+impl std::fmt::Debug for PairsTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PairsTable")
+            .field("pairs", &self.pairs.len())
+            .field("extra", &self.extra.len())
+            .finish()
     }
-    for (c, k) in config.comparisons.iter().zip(tf_index) {
-        if k.is_some() {
+}
+
+impl PairsTable {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        config: &IdentityConfig,
+        keys: StringArray,
+        pairs: Vec<Pair>,
+        gammas: Vec<i8>,
+        tfs: Vec<f64>,
+        tf_index: &[Option<usize>],
+        weights: Vec<f64>,
+        probabilities: Vec<f64>,
+        links: &[cluster::Link],
+        refused: HashMap<(u32, u32), String>,
+    ) -> PairsTable {
+        let kinds = Kinds {
+            rules: config.rules.len(),
+        };
+        let mut fields = vec![
+            Field::new("record_key_a", DataType::Utf8, false),
+            Field::new("record_key_b", DataType::Utf8, false),
+            Field::new("linked_by", DataType::Utf8, false),
+            Field::new("blocking_rule", DataType::Utf8, true),
+            Field::new("match_weight", DataType::Float64, true),
+            Field::new("match_probability", DataType::Float64, false),
+            Field::new("accepted", DataType::Boolean, false),
+            Field::new("refused_reason", DataType::Utf8, true),
+        ];
+        for c in &config.comparisons {
             fields.push(Field::new(
-                format!("tf_{}", c.name),
-                DataType::Float64,
+                format!("gamma_{}", c.name),
+                DataType::Int8,
                 true,
             ));
         }
+        for (c, k) in config.comparisons.iter().zip(tf_index) {
+            if k.is_some() {
+                fields.push(Field::new(
+                    format!("tf_{}", c.name),
+                    DataType::Float64,
+                    true,
+                ));
+            }
+        }
+        let extra = links
+            .iter()
+            .filter(|l| l.kind != kinds.probabilistic())
+            .copied()
+            .collect();
+        PairsTable {
+            config: config.clone(),
+            kinds,
+            keys,
+            pairs,
+            gammas,
+            tfs,
+            tf_count: tf_index.iter().flatten().count(),
+            weights,
+            probabilities,
+            extra,
+            refused,
+            schema: Arc::new(Schema::new(fields)),
+        }
     }
-    let schema = Arc::new(Schema::new(fields));
-    // Compared pairs, then deterministic and override links (no comparison vector), in batches
-    // of PAIRS_BATCH rows built straight into Arrow buffers: at millions of pairs, a table built
-    // as one batch through per-row vectors (a `String` per label) cost several times the pairs
-    // themselves at its peak.
-    let extra: Vec<&cluster::Link> = links
-        .iter()
-        .filter(|l| l.kind != kinds.probabilistic())
-        .collect();
-    let total = pairs.len() + extra.len();
-    let key = |x: u32, y: u32| (x.min(y), x.max(y));
-    let mut batches = Vec::with_capacity(total.div_ceil(PAIRS_BATCH));
-    for start in (0..total).step_by(PAIRS_BATCH) {
-        let rows = start..(start + PAIRS_BATCH).min(total);
+
+    fn rows(&self) -> usize {
+        self.pairs.len() + self.extra.len()
+    }
+
+    /// Bytes held (the record keys aside: record_customer holds them too), with one batch in
+    /// the making per core.
+    fn bytes(&self) -> usize {
+        self.pairs.capacity() * size_of::<Pair>()
+            + self.gammas.capacity()
+            + (self.tfs.capacity() + self.weights.capacity() + self.probabilities.capacity())
+                * size_of::<f64>()
+            + self.extra.capacity() * size_of::<cluster::Link>()
+            + self.refused.capacity() * (size_of::<((u32, u32), String)>() + 32)
+            + PAIRS_BATCH * 256 * 2
+    }
+
+    /// The table, streamed: one partition per core, each a run of the rows.
+    fn provider(self, partitions: usize) -> Result<Arc<dyn TableProvider>> {
+        let table = Arc::new(self);
+        let total = table.rows();
+        let per_part = total.div_ceil(partitions.max(1)).max(1);
+        let streams: Vec<Arc<dyn PartitionStream>> = (0..partitions.max(1))
+            .map(|p| {
+                Arc::new(PairsPartition {
+                    table: table.clone(),
+                    rows: (p * per_part).min(total)..((p + 1) * per_part).min(total),
+                }) as Arc<dyn PartitionStream>
+            })
+            .collect();
+        Ok(Arc::new(StreamingTable::try_new(
+            table.schema.clone(),
+            streams,
+        )?))
+    }
+
+    /// Rows `rows` (compared pairs first, then the extra links) as one batch.
+    fn batch(&self, rows: std::ops::Range<usize>) -> Result<RecordBatch> {
+        let (config, keys, pairs) = (&self.config, &self.keys, &self.pairs);
+        let comparisons = config.comparisons.len();
+        let tf_count = self.tf_count;
+        let key = |x: u32, y: u32| (x.min(y), x.max(y));
         let len = rows.len();
         let mut a = StringBuilder::with_capacity(len, len * 24);
         let mut b = StringBuilder::with_capacity(len, len * 24);
@@ -1455,31 +1686,31 @@ fn pairs_table(
             .collect();
         for row in rows {
             if let Some(pair) = pairs.get(row) {
-                a.append_value(&keys[pair.a as usize]);
-                b.append_value(&keys[pair.b as usize]);
+                a.append_value(keys.value(pair.a as usize));
+                b.append_value(keys.value(pair.b as usize));
                 linked_by.append_value("probabilistic");
                 blocking.append_value(&config.blocking[pair.rule as usize].name);
-                weight.append_value(weights[row]);
-                probability.append_value(probabilities[row]);
-                let ok = probabilities[row] >= config.threshold;
-                let why = refused.get(&key(pair.a, pair.b)).filter(|_| ok);
+                weight.append_value(self.weights[row]);
+                probability.append_value(self.probabilities[row]);
+                let ok = self.probabilities[row] >= config.threshold;
+                let why = self.refused.get(&key(pair.a, pair.b)).filter(|_| ok);
                 accepted.append_value(ok && why.is_none());
                 reason.append_option(why);
                 for (c, g) in gamma.iter_mut().enumerate() {
-                    g.append_option(Some(gammas[row * comparisons + c]).filter(|g| *g >= 0));
+                    g.append_option(Some(self.gammas[row * comparisons + c]).filter(|g| *g >= 0));
                 }
                 for (k, t) in tf.iter_mut().enumerate() {
-                    t.append_option(Some(tfs[row * tf_count + k]).filter(|f| f.is_finite()));
+                    t.append_option(Some(self.tfs[row * tf_count + k]).filter(|f| f.is_finite()));
                 }
             } else {
-                let link = extra[row - pairs.len()];
-                a.append_value(&keys[link.a as usize]);
-                b.append_value(&keys[link.b as usize]);
-                linked_by.append_value(kinds.name(link.kind, config));
+                let link = &self.extra[row - pairs.len()];
+                a.append_value(keys.value(link.a as usize));
+                b.append_value(keys.value(link.b as usize));
+                linked_by.append_value(self.kinds.name(link.kind, config));
                 blocking.append_null();
                 weight.append_null();
                 probability.append_value(1.0);
-                let why = refused.get(&key(link.a, link.b));
+                let why = self.refused.get(&key(link.a, link.b));
                 accepted.append_value(why.is_none());
                 reason.append_option(why);
                 gamma.iter_mut().for_each(|g| g.append_null());
@@ -1498,9 +1729,35 @@ fn pairs_table(
         ];
         arrays.extend(gamma.iter_mut().map(|g| Arc::new(g.finish()) as ArrayRef));
         arrays.extend(tf.iter_mut().map(|t| Arc::new(t.finish()) as ArrayRef));
-        batches.push(RecordBatch::try_new(schema.clone(), arrays)?);
+        Ok(RecordBatch::try_new(self.schema.clone(), arrays)?)
     }
-    Ok((schema, batches))
+}
+
+/// A run of `match_pairs` rows, made batch by batch as the stream is read.
+#[derive(Debug)]
+struct PairsPartition {
+    table: Arc<PairsTable>,
+    rows: std::ops::Range<usize>,
+}
+
+impl PartitionStream for PairsPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.table.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let table = self.table.clone();
+        let end = self.rows.end;
+        let batches = self.rows.clone().step_by(PAIRS_BATCH).map(move |start| {
+            table
+                .batch(start..(start + PAIRS_BATCH).min(end))
+                .map_err(|e| DataFusionError::External(Box::new(e)))
+        });
+        Box::pin(RecordBatchStreamAdapter::new(
+            self.table.schema.clone(),
+            futures::stream::iter(batches),
+        ))
+    }
 }
 
 /// Rows per batch of `match_pairs`.

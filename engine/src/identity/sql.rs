@@ -75,7 +75,9 @@ pub fn guarded(id: &Identifier) -> bool {
     id.max_records_per_value.is_some() || !id.blocked_values.is_empty() || id.shared_when.is_some()
 }
 
-/// The records numbered by record key (`rid`), guarded identifiers set to NULL.
+/// The records numbered by record key (`rid`), guarded identifiers set to NULL: the record key,
+/// the source and the columns the matching reads (see
+/// [`IdentityConfig::matching_columns`]), nothing else.
 pub fn keys(records: &str, columns: &[String], config: &IdentityConfig) -> String {
     let guarded: Vec<(usize, &str)> = config
         .identifiers
@@ -84,7 +86,13 @@ pub fn keys(records: &str, columns: &[String], config: &IdentityConfig) -> Strin
         .filter(|(_, i)| guarded(i))
         .map(|(n, i)| (n, i.column.as_str()))
         .collect();
-    let select: Vec<String> = columns
+    let mut kept = vec!["record_key".to_string(), "source".to_string()];
+    for c in config.matching_columns(columns) {
+        if !kept.contains(&c) {
+            kept.push(c);
+        }
+    }
+    let select: Vec<String> = kept
         .iter()
         .map(|c| match guarded.iter().find(|(_, g)| g == c) {
             Some((n, _)) => format!(
@@ -250,20 +258,16 @@ pub fn blocked_pairs(config: &IdentityConfig, index: usize) -> String {
     )
 }
 
-/// The comparison vectors of the sampled random pairs in `sample` (`a`, `b`). Only the levels:
-/// u is estimated from them alone, so the term-frequency joins (three joins of every sampled
-/// pair) are left out.
+/// The comparison vectors of the sampled random pairs in `sample`: an index `i` and the two
+/// records as struct columns `l` and `r` (so `l.<column>` reads a field). Only the levels: u is
+/// estimated from them alone, so the term-frequency joins are left out.
 pub fn sampled_pairs(config: &IdentityConfig, sample: &str) -> String {
     let columns: Vec<String> = config
         .comparisons
         .iter()
         .map(|c| format!("{} as {}", gamma(c), ident(&format!("gamma_{}", c.name))))
         .collect();
-    format!(
-        "select s.i, {} from {sample} s join {KEYS} l on l.rid = s.a \
-         join {KEYS} r on r.rid = s.b",
-        columns.join(", ")
-    )
+    format!("select i, {} from {sample}", columns.join(", "))
 }
 
 /// Everything the pipeline runs, for `tessera compile`.
