@@ -496,8 +496,9 @@ impl<'a> Runner<'a> {
                 let mut error = format!("{}: {e:#}", job.path.display());
                 // DataFusion's "Resources exhausted" names its operator, not the setting.
                 if let Some(limit) = self.ws.project.engine.memory_limit
-                    && error.contains("Resources exhausted")
-                    && !error.contains("memory_limit")
+                    && (error.contains("Resources exhausted")
+                        || error.contains("Not enough memory"))
+                    && !error.contains("[engine] memory_limit")
                 {
                     error.push_str(&format!(
                         " (the job needs more memory than `[engine] memory_limit` = {} MiB \

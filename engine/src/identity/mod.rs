@@ -1641,7 +1641,7 @@ impl PairsTable {
                 * size_of::<f64>()
             + self.extra.capacity() * size_of::<cluster::Link>()
             + self.refused.capacity() * (size_of::<((u32, u32), String)>() + 32)
-            + PAIRS_BATCH * 256 * 2
+            + self.rows().min(PAIRS_BATCH) * 256 * 2
     }
 
     /// The table, streamed: one partition per core, each a run of the rows.

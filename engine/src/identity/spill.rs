@@ -12,7 +12,8 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::ipc::writer::FileWriter;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::file_format::options::ArrowReadOptions;
-use datafusion::execution::{SpillFile, SpillWriter};
+use datafusion::error::DataFusionError;
+use datafusion::execution::{SendableRecordBatchStream, SpillFile, SpillWriter};
 use datafusion::prelude::{DataFrame, SessionContext};
 use futures::StreamExt;
 
@@ -26,8 +27,8 @@ pub struct SpilledRecords {
     pub rows: usize,
     /// Bytes on disk.
     pub bytes: u64,
-    // Keeps the file until the records are no longer needed.
-    _file: Arc<dyn SpillFile>,
+    // Keep the files until the records are no longer needed.
+    _files: Vec<Arc<dyn SpillFile>>,
 }
 
 impl std::fmt::Debug for SpilledRecords {
@@ -35,13 +36,14 @@ impl std::fmt::Debug for SpilledRecords {
         f.debug_struct("SpilledRecords")
             .field("rows", &self.rows)
             .field("bytes", &self.bytes)
-            .field("path", &self._file.path())
+            .field("files", &self._files.len())
             .finish()
     }
 }
 
-/// Runs `df` and writes its rows to a temporary Arrow IPC file under the session's spill
-/// directory (counted against its disk limit), one batch at a time.
+/// Runs `df` and writes its rows to temporary Arrow IPC files under the session's spill
+/// directory (counted against its disk limit), one file per partition of the plan written
+/// concurrently, a batch at a time; reading them back scans the files in parallel too.
 pub async fn spill_records(
     ctx: &SessionContext,
     df: DataFrame,
@@ -49,48 +51,46 @@ pub async fn spill_records(
 ) -> Result<SpilledRecords> {
     let failed = |e: &dyn std::fmt::Display| Error::Identity(format!("{what}: {e}"));
     let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let file = ctx
-        .runtime_env()
-        .disk_manager
-        .create_tmp_file(what)
-        .map_err(|e| failed(&e))?;
-    let path = file
-        .path()
-        .ok_or_else(|| failed(&"the spill directory has no local files"))?
-        .to_path_buf();
-    let mut stream = df.execute_stream().await?;
-    let mut writer: Option<FileWriter<BufWriter<Box<dyn SpillWriter>>>> = None;
+    let streams = df.execute_stream_partitioned().await?;
+    let mut files = Vec::with_capacity(streams.len());
+    let mut writes = Vec::with_capacity(streams.len());
+    for stream in streams {
+        let file = ctx
+            .runtime_env()
+            .disk_manager
+            .create_tmp_file(what)
+            .map_err(|e| failed(&e))?;
+        let writer = file.open_writer()?;
+        let schema = planned.clone();
+        writes.push(tokio::spawn(write_partition(stream, writer, schema)));
+        files.push(file);
+    }
     let mut rows = 0;
-    while let Some(batch) = stream.next().await {
-        let batch = compact_views(&batch?)?;
-        if writer.is_none() {
-            let out = BufWriter::with_capacity(1 << 20, file.open_writer()?);
-            writer = Some(FileWriter::try_new(out, &batch.schema()).map_err(|e| failed(&e))?);
-        }
-        rows += batch.num_rows();
-        writer
-            .as_mut()
-            .expect("opened")
-            .write(&batch)
+    for write in writes {
+        rows += write
+            .await
+            .map_err(|e| failed(&e))?
             .map_err(|e| failed(&e))?;
     }
-    let mut writer = match writer {
-        Some(w) => w,
-        None => FileWriter::try_new(BufWriter::new(file.open_writer()?), &planned)
-            .map_err(|e| failed(&e))?,
-    };
-    writer.finish().map_err(|e| failed(&e))?;
-    drop(writer);
-    let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let mut paths = Vec::with_capacity(files.len());
+    let mut bytes = 0;
+    for file in &files {
+        let path = file
+            .path()
+            .ok_or_else(|| failed(&"the spill directory has no local files"))?;
+        bytes += std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        paths.push(
+            path.to_str()
+                .ok_or_else(|| failed(&format!("spill path {} is not UTF-8", path.display())))?
+                .to_string(),
+        );
+    }
     let read = ArrowReadOptions {
         file_extension: "",
         ..Default::default()
     };
-    let location = path
-        .to_str()
-        .ok_or_else(|| failed(&format!("spill path {} is not UTF-8", path.display())))?;
     let provider = ctx
-        .read_arrow(location, read)
+        .read_arrow(paths, read)
         .await
         .map_err(|e| failed(&e))?
         .into_view();
@@ -98,13 +98,42 @@ pub async fn spill_records(
         provider,
         rows,
         bytes,
-        _file: file,
+        _files: files,
     })
+}
+
+/// Writes one partition's stream to its file (an empty file still holds the schema).
+async fn write_partition(
+    mut stream: SendableRecordBatchStream,
+    writer: Box<dyn SpillWriter>,
+    planned: SchemaRef,
+) -> std::result::Result<usize, DataFusionError> {
+    let mut out: Option<FileWriter<BufWriter<Box<dyn SpillWriter>>>> = None;
+    let mut writer = Some(writer);
+    let mut rows = 0;
+    let open = |writer: &mut Option<Box<dyn SpillWriter>>, schema: &SchemaRef| {
+        let w = writer.take().expect("opened once");
+        FileWriter::try_new(BufWriter::with_capacity(1 << 20, w), schema)
+    };
+    while let Some(batch) = stream.next().await {
+        let batch = compact_views(&batch?)?;
+        if out.is_none() {
+            out = Some(open(&mut writer, &batch.schema())?);
+        }
+        rows += batch.num_rows();
+        out.as_mut().expect("opened").write(&batch)?;
+    }
+    let mut out = match out {
+        Some(out) => out,
+        None => open(&mut writer, &planned)?,
+    };
+    out.finish()?;
+    Ok(rows)
 }
 
 /// View arrays with only the bytes their rows use: a view column can point into large shared
 /// buffers (a decoded Parquet page), which the IPC writer would write whole for every batch.
-fn compact_views(batch: &RecordBatch) -> Result<RecordBatch> {
+fn compact_views(batch: &RecordBatch) -> std::result::Result<RecordBatch, DataFusionError> {
     let columns: Vec<ArrayRef> = batch
         .columns()
         .iter()

@@ -90,6 +90,10 @@ enum Bench {
         /// timings vary by ±20% from run to run).
         #[arg(long, default_value_t = 3)]
         repeat: usize,
+        /// Also resolve the records file under this `[engine] memory_limit` (e.g. `1GiB`),
+        /// against the same resolution without a limit in the same run.
+        #[arg(long)]
+        memory_limit: Option<String>,
     },
     /// Profiles, scores, segments and audiences: `tessera run` of profiles.customer_360 and
     /// everything downstream (RFM, churn training and scoring, segments, six audiences and
@@ -147,7 +151,15 @@ fn main() -> Result<()> {
             threshold,
             no_splink,
             repeat,
-        } => bench_identity(&dir, people, threshold, no_splink, repeat.max(1)),
+            memory_limit,
+        } => bench_identity(
+            &dir,
+            people,
+            threshold,
+            no_splink,
+            repeat.max(1),
+            memory_limit.as_deref(),
+        ),
         Bench::Profiles { people } => bench_profiles(&dir, people),
         Bench::Bi {
             people,
@@ -756,6 +768,7 @@ fn bench_identity(
     threshold: f64,
     no_splink: bool,
     repeat: usize,
+    memory_limit: Option<&str>,
 ) -> Result<()> {
     let demo = demo_project(dir, people)?;
     // The shipped default settings (a project generated earlier may hold older ones).
@@ -814,21 +827,25 @@ fn bench_identity(
     // Resolution alone, over the very records file Splink reads (the run above also builds the
     // records from staging: parsing phones, names, dates): a project whose one source is that
     // file, with the same [identity] settings and an identity job selecting it.
-    let only = work.join("resolution-only");
-    std::fs::create_dir_all(only.join("jobs/unify"))?;
-    std::fs::write(
-        only.join("tessera.toml"),
-        format!(
-            "[project]\nname = \"resolution-only\"\n\n[sources.records]\nurl = {:?}\n\
-             format = \"parquet\"\n\n{settings}\n",
-            file("records.parquet")
-        ),
-    )?;
-    std::fs::write(
-        only.join("jobs/unify/identity_records.sql"),
-        "-- The standardised records Splink is given, resolved as they are.\n\
-         -- @materialized: identity\nselect * from records\n",
-    )?;
+    let resolution_project = |name: &str, engine: &str| -> Result<PathBuf> {
+        let only = work.join(name);
+        std::fs::create_dir_all(only.join("jobs/unify"))?;
+        std::fs::write(
+            only.join("tessera.toml"),
+            format!(
+                "[project]\nname = \"{name}\"\n{engine}\n[sources.records]\nurl = {:?}\n\
+                 format = \"parquet\"\n\n{settings}\n",
+                file("records.parquet")
+            ),
+        )?;
+        std::fs::write(
+            only.join("jobs/unify/identity_records.sql"),
+            "-- The standardised records Splink is given, resolved as they are.\n\
+             -- @materialized: identity\nselect * from records\n",
+        )?;
+        Ok(only)
+    };
+    let only = resolution_project("resolution-only", "")?;
     let only_project = only.to_str().context("utf-8 path")?;
     let only_args = [
         "-C",
@@ -839,6 +856,36 @@ fn bench_identity(
         "--full-refresh",
         "--no-report",
     ];
+    // The same resolution under a fixed memory limit, timed alongside.
+    let limited = match memory_limit {
+        Some(limit) => Some(resolution_project(
+            "resolution-limited",
+            &format!("\n[engine]\nmemory_limit = {limit:?}\n"),
+        )?),
+        None => None,
+    };
+    let limited_args: Option<Vec<String>> = limited.as_ref().map(|p| {
+        [
+            "-C",
+            &p.to_string_lossy(),
+            "run",
+            "-s",
+            "unify.identity_records",
+            "--full-refresh",
+            "--no-report",
+        ]
+        .map(String::from)
+        .to_vec()
+    });
+    let mut limited_runs = Vec::new();
+    let run_limited = |runs: &mut Vec<(f64, f64, String)>| -> Result<()> {
+        if let Some(args) = &limited_args {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            runs.push(measured(&bin, &args)?);
+        }
+        Ok(())
+    };
+    run_limited(&mut limited_runs)?;
     let mut only_runs = vec![measured(&bin, &only_args)?];
     let _ = std::fs::remove_file(file("tessera-only.parquet"));
     tessera_in(
@@ -909,15 +956,46 @@ fn bench_identity(
         share("email_or_phone"),
         100.0 * share("named_records_with_namesakes")
     );
+    // The limited run must decide exactly as the unlimited one.
+    let limited_line = |runs: Vec<(f64, f64, String)>, o_wall: f64, o_rss: f64| -> Result<()> {
+        let (Some(limit), Some(project)) = (memory_limit, &limited) else {
+            return Ok(());
+        };
+        let (wall, rss, _) = fastest(runs);
+        let _ = std::fs::remove_file(file("tessera-limited.parquet"));
+        tessera_in(
+            project,
+            &[
+                "export",
+                "select record_key, customer_id from unify.record_customer",
+                &file("tessera-limited.parquet"),
+            ],
+        )?;
+        let l_score = score("tessera-limited.parquet")?;
+        line(
+            &format!("resolve, memory_limit {limit}"),
+            wall,
+            rss,
+            &l_score,
+        );
+        println!(
+            "  under the limit: {:.2}× the time and {:.2}× the peak RSS of the unlimited resolve",
+            wall / o_wall,
+            rss / o_rss
+        );
+        Ok(())
+    };
     if no_splink {
         for _ in 1..repeat {
             tessera_runs.push(measured(&bin, &tessera_args)?);
             only_runs.push(measured(&bin, &only_args)?);
+            run_limited(&mut limited_runs)?;
         }
         let (t_wall, t_rss, _) = fastest(tessera_runs);
         let (o_wall, o_rss, _) = fastest(only_runs);
         line("tessera", t_wall, t_rss, &t_score);
         line("resolve", o_wall, o_rss, &o_score);
+        limited_line(limited_runs, o_wall, o_rss)?;
         return Ok(());
     }
     let splink_out = file("splink.parquet");
@@ -936,6 +1014,7 @@ fn bench_identity(
     for _ in 1..repeat {
         tessera_runs.push(measured(&bin, &tessera_args)?);
         only_runs.push(measured(&bin, &only_args)?);
+        run_limited(&mut limited_runs)?;
         splink_runs.push(measured(&python, &splink_args)?);
     }
     let (t_wall, t_rss, _) = fastest(tessera_runs);
@@ -947,6 +1026,7 @@ fn bench_identity(
     );
     line("tessera", t_wall, t_rss, &t_score);
     line("resolve", o_wall, o_rss, &o_score);
+    limited_line(limited_runs, o_wall, o_rss)?;
     let s_score = score("splink.parquet")?;
     line("splink", s_wall, s_rss, &s_score);
     println!("  splink phases: {}", s_stdout.trim());
