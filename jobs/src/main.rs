@@ -329,32 +329,7 @@ enum Mode {
     Append,
 }
 
-/// glibc keeps freed memory for reuse: large buffers under its dynamic mmap threshold stay in
-/// the heap, and the heap is trimmed only from its top. Arrow buffers are large and freed in
-/// any order, so at 1M identity records the process held about 1 GB of freed pages above what
-/// the memory pool had reserved (`[engine] memory_limit` could not bound the process). With a
-/// fixed 1 MiB mmap threshold large buffers return to the system when freed, and two arenas
-/// bound per-thread fragmentation (peak RSS 2.9 → 2.3 GB at 1M records; a 128 KiB threshold
-/// saved 0.1 GB more but cost ~15% in wall time). The environment's `MALLOC_*` settings
-/// still win when given.
-#[allow(unsafe_code)]
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        let set = |name: &str, option: libc::c_int, value: libc::c_int| {
-            if std::env::var_os(name).is_none() {
-                // SAFETY: mallopt only changes allocator tuning; called before other threads.
-                unsafe { libc::mallopt(option, value) };
-            }
-        };
-        set("MALLOC_MMAP_THRESHOLD_", libc::M_MMAP_THRESHOLD, 1 << 20);
-        set("MALLOC_TRIM_THRESHOLD_", libc::M_TRIM_THRESHOLD, 1 << 20);
-        set("MALLOC_ARENA_MAX", libc::M_ARENA_MAX, 2);
-    }
-}
-
 fn main() -> ExitCode {
-    release_freed_memory();
     let cli = Cli::parse();
     init_logging(cli.json_logs, cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -570,12 +570,18 @@ impl<'a> Runner<'a> {
         };
         let mut staged_copy = None;
         // An identity job reads its records several times (its tests, the guards, the
-        // numbering, the output): computed once into a temporary Arrow file, not memory.
+        // numbering, the output): computed once, held in memory, or under a memory limit in
+        // temporary Arrow files.
         let spilled = if job.config.materialized == Materialized::Identity {
             Some(
-                tessera_engine::identity::spill_records(ctx, df.clone(), "computing the records")
-                    .await
-                    .context("computing the records")?,
+                tessera_engine::identity::hold_records(
+                    ctx,
+                    df.clone(),
+                    "computing the records",
+                    self.ws.project.engine.memory_limit.is_some(),
+                )
+                .await
+                .context("computing the records")?,
             )
         } else {
             None
@@ -667,7 +673,7 @@ impl<'a> Runner<'a> {
         &self,
         job: &Job,
         planned: &PlannedJob,
-        records: &tessera_engine::identity::SpilledRecords,
+        records: &tessera_engine::identity::HeldRecords,
         result: &mut JobResult,
     ) -> Result<JobStatus> {
         use tessera_engine::identity;
@@ -682,6 +688,7 @@ impl<'a> Runner<'a> {
             job = job.name,
             rows = records.rows,
             mib = records.bytes >> 20,
+            spilled = records.spilled,
             "identity: records computed"
         );
         let records = records.provider.clone();
@@ -719,6 +726,8 @@ impl<'a> Runner<'a> {
             Utc::now().timestamp_micros(),
         )
         .await?;
+        // Not needed for writing (its memory was reserved while resolving).
+        drop(previous);
         let meta = commit_metadata(job, planned);
         let mut outputs = vec![(
             job.name.clone(),

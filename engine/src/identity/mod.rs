@@ -23,7 +23,7 @@ pub mod model;
 mod spill;
 pub mod sql;
 
-pub use spill::{SpilledRecords, spill_records};
+pub use spill::{HeldRecords, hold_records};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -77,6 +77,26 @@ pub struct PreviousState {
     pub model: Option<StoredModel>,
     /// The term frequencies stored with it: (comparison, value as text, frequency).
     pub term_frequencies: Vec<(String, String, f64)>,
+}
+
+impl PreviousState {
+    /// Bytes held (strings with their allocation, hash-table slots): reserved in the pool while
+    /// the records are resolved.
+    pub fn bytes(&self) -> usize {
+        let text = |s: &String| s.capacity() + size_of::<String>() + 16;
+        let assignment: usize = self
+            .assignment
+            .iter()
+            .map(|(k, p)| text(k) + text(&p.customer_id) + size_of::<i64>() + 8)
+            .sum();
+        let used: usize = self.used_ids.iter().map(|s| text(s) + 8).sum();
+        let tf: usize = self
+            .term_frequencies
+            .iter()
+            .map(|(c, v, _)| text(c) + text(v) + size_of::<f64>())
+            .sum();
+        assignment + used + tf
+    }
 }
 
 /// A trained model as `unify.match_model` holds it.
@@ -384,6 +404,11 @@ pub async fn resolve(
 ) -> Result<Resolution> {
     let ctx = private_session(engine_ctx);
     let mut budget = Budget::new(&ctx);
+    budget.hold(
+        Part::Previous,
+        previous.bytes(),
+        "holding the previous run's customers",
+    )?;
     let columns: Vec<String> = records
         .schema()
         .fields()
@@ -1151,10 +1176,12 @@ enum Part {
     Scores,
     /// The tables being returned, and what `match_pairs` is made from while it is written.
     Output,
+    /// The previous run's assignment and ids (the caller drops them after resolving).
+    Previous,
 }
 
 impl Part {
-    const COUNT: usize = 4;
+    const COUNT: usize = 5;
 }
 
 impl Budget {

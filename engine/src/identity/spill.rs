@@ -1,8 +1,9 @@
-//! The identity records on local disk while they are resolved: an identity job reads its records
-//! several times (guards, numbering, its data tests, the output write), so they are computed
-//! once, streamed to an Arrow IPC file in the engine's spill directory, and read back from
-//! there. Held in memory instead, 1M records took ~210 MB of the pool for the whole job, which
-//! `[engine] memory_limit` could not give to the joins.
+//! The identity records while they are resolved: an identity job reads its records several
+//! times (guards, numbering, its data tests, the output write), so they are computed once.
+//! Without a memory limit they stay in memory (fastest). Under `[engine] memory_limit` they
+//! are streamed to Arrow IPC files in the engine's spill directory and read back from there:
+//! held in memory, 1M records took ~210 MB of the pool for the whole job, which the joins
+//! then lacked.
 
 use std::io::BufWriter;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, BinaryViewArray, RecordBatch, StringViewArray};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::ipc::writer::FileWriter;
-use datafusion::catalog::TableProvider;
+use datafusion::catalog::{MemTable, TableProvider};
 use datafusion::datasource::file_format::options::ArrowReadOptions;
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, SpillFile, SpillWriter};
@@ -19,36 +20,67 @@ use futures::StreamExt;
 
 use crate::error::{Error, Result};
 
-/// Records computed once and kept in a temporary Arrow file (removed when dropped).
-pub struct SpilledRecords {
-    /// Reads the file: every scan streams it from disk.
+/// Records computed once, in memory or in temporary Arrow files (removed when dropped).
+pub struct HeldRecords {
+    /// Reads them (from disk when spilled: every scan streams the files).
     pub provider: Arc<dyn TableProvider>,
     /// Rows written.
     pub rows: usize,
-    /// Bytes on disk.
+    /// Bytes they take (on disk when spilled).
     pub bytes: u64,
+    /// Whether they are on disk.
+    pub spilled: bool,
     // Keep the files until the records are no longer needed.
     _files: Vec<Arc<dyn SpillFile>>,
 }
 
-impl std::fmt::Debug for SpilledRecords {
+impl std::fmt::Debug for HeldRecords {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SpilledRecords")
+        f.debug_struct("HeldRecords")
             .field("rows", &self.rows)
             .field("bytes", &self.bytes)
+            .field("spilled", &self.spilled)
             .field("files", &self._files.len())
             .finish()
     }
 }
 
-/// Runs `df` and writes its rows to temporary Arrow IPC files under the session's spill
-/// directory (counted against its disk limit), one file per partition of the plan written
-/// concurrently, a batch at a time; reading them back scans the files in parallel too.
-pub async fn spill_records(
+/// Runs `df` once and holds its rows: in memory, or with `spill` in temporary Arrow files.
+pub async fn hold_records(
     ctx: &SessionContext,
     df: DataFrame,
     what: &str,
-) -> Result<SpilledRecords> {
+    spill: bool,
+) -> Result<HeldRecords> {
+    if spill {
+        return spill_records(ctx, df, what).await;
+    }
+    let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let partitions = df.collect_partitioned().await?;
+    // The batches' own schema (nullability can differ from the plan's).
+    let schema = partitions
+        .iter()
+        .flatten()
+        .next()
+        .map_or(planned, |b| b.schema());
+    let (mut rows, mut bytes) = (0, 0);
+    for p in &partitions {
+        rows += p.iter().map(|b| b.num_rows()).sum::<usize>();
+        bytes += super::batches_size(p) as u64;
+    }
+    Ok(HeldRecords {
+        provider: Arc::new(MemTable::try_new(schema, partitions)?),
+        rows,
+        bytes,
+        spilled: false,
+        _files: Vec::new(),
+    })
+}
+
+/// Runs `df` and writes its rows to temporary Arrow IPC files under the session's spill
+/// directory (counted against its disk limit), one file per partition of the plan written
+/// concurrently, a batch at a time; reading them back scans the files in parallel too.
+async fn spill_records(ctx: &SessionContext, df: DataFrame, what: &str) -> Result<HeldRecords> {
     let failed = |e: &dyn std::fmt::Display| Error::Identity(format!("{what}: {e}"));
     let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let streams = df.execute_stream_partitioned().await?;
@@ -94,10 +126,11 @@ pub async fn spill_records(
         .await
         .map_err(|e| failed(&e))?
         .into_view();
-    Ok(SpilledRecords {
+    Ok(HeldRecords {
         provider,
         rows,
         bytes,
+        spilled: true,
         _files: files,
     })
 }
