@@ -115,15 +115,13 @@ pub fn assign(
     let mut splits = Vec::new();
     for (id, by_cluster) in &holders {
         for (&c, &n) in by_cluster {
-            if ids[c].0 != *id {
-                if !merged.contains(&(ids[c].0.as_str(), *id)) {
-                    splits.push(IdEvent {
-                        event: "split",
-                        customer_id: ids[c].0.clone(),
-                        previous_customer_id: Some(id.to_string()),
-                        records: n,
-                    });
-                }
+            if ids[c].0 != *id && !merged.contains(&(ids[c].0.as_str(), *id)) {
+                splits.push(IdEvent {
+                    event: "split",
+                    customer_id: ids[c].0.clone(),
+                    previous_customer_id: Some(id.to_string()),
+                    records: n,
+                });
             }
         }
     }
