@@ -404,10 +404,9 @@ fn mentions(sql: &str, column: &str) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_matching_columns_are_those_the_settings_name() {
-        let config = IdentityConfig::default_config();
-        let columns: Vec<String> = [
+    /// The columns of the demo's `unify.identity_records`.
+    fn demo_columns() -> Vec<String> {
+        [
             "record_key",
             "source",
             "record_id",
@@ -425,7 +424,13 @@ mod tests {
             "updated_at",
         ]
         .map(String::from)
-        .to_vec();
+        .to_vec()
+    }
+
+    #[test]
+    fn the_matching_columns_are_those_the_settings_name() {
+        let config = IdentityConfig::default_config();
+        let columns = demo_columns();
         let kept = config.matching_columns(&columns);
         for c in [
             "first_name_root",
@@ -473,25 +478,7 @@ mod tests {
         assert!(!config.rules.is_empty());
         assert!(!config.blocking.is_empty());
         assert!(config.comparisons.len() >= 5);
-        let columns: Vec<String> = [
-            "record_key",
-            "source",
-            "record_id",
-            "first_name",
-            "first_name_root",
-            "last_name",
-            "last_name_sound",
-            "email",
-            "phone",
-            "birth_date",
-            "postal_code",
-            "city",
-            "country",
-            "web_user_id",
-            "updated_at",
-        ]
-        .map(String::from)
-        .to_vec();
+        let columns = demo_columns();
         config.validate(&columns).unwrap();
         let err = config.validate(&columns[..5]).unwrap_err();
         assert!(err.contains("no column"), "{err}");
