@@ -102,7 +102,7 @@ fn the_demo_resolves_accurately_with_stable_ids() {
     let (precision, recall) = (number(&acc[0], "precision"), number(&acc[0], "recall"));
     eprintln!("identity accuracy: precision {precision:.4}, recall {recall:.4}");
     assert!(precision >= 0.985, "precision {precision}");
-    assert!(recall >= 0.86, "recall {recall}");
+    assert!(recall >= 0.91, "recall {recall}");
 
     // The model is reported, and the guards caught the demo's household mailboxes and
     // placeholder birth dates.
@@ -270,10 +270,10 @@ fn the_demo_resolves_accurately_with_stable_ids() {
     let csv = dir.join("data/crm/contacts.csv");
     let mut text = std::fs::read_to_string(&csv).unwrap();
     text.push_str(&format!(
-        "CNEW0000001,,{first},Newsurname,{email},,,,,,,,2026-01-01T00:00:00Z,2026-01-02T00:00:00Z\n"
+        "CNEW0000001,,{first},Newsurname,{email},,,,,,,,,2026-01-01T00:00:00Z,2026-01-02T00:00:00Z\n"
     ));
     text.push_str(
-        "CNEW0000002,,Zebulon,Quattlebaum,zebulon.quattlebaum@example.org,,,,,,,,2026-01-01T00:00:00Z,2026-01-02T00:00:00Z\n",
+        "CNEW0000002,,Zebulon,Quattlebaum,zebulon.quattlebaum@example.org,,,,,,,,,2026-01-01T00:00:00Z,2026-01-02T00:00:00Z\n",
     );
     std::fs::write(&csv, text).unwrap();
     ok(dir, &["run"]);

@@ -168,7 +168,7 @@ fn run_builds_the_dag_in_order_then_skips_what_did_not_change() {
     // A changed single-file source (the CRM's CSV) re-runs the jobs that read it.
     let csv_file = dir.join("data/crm/contacts.csv");
     let mut text = std::fs::read_to_string(&csv_file).unwrap();
-    text.push_str("CADDED00001,,Ada,Lovelace,ada@example.org,,,,,,,,2026-01-01T00:00:00Z,2026-01-01T00:00:00Z\n");
+    text.push_str("CADDED00001,,Ada,Lovelace,ada@example.org,,,,,,,,,2026-01-01T00:00:00Z,2026-01-01T00:00:00Z\n");
     std::fs::write(&csv_file, text).unwrap();
     let plan = ok(dir, &["plan"]);
     assert!(plan.contains("RUN  staging.contacts"), "{plan}");

@@ -20,7 +20,7 @@ pub mod workspace;
 pub use datafusion;
 pub use tessera_engine as engine;
 
-use tessera_engine::demo::demo_tables;
+use tessera_engine::demo::{demo_table_columns, demo_tables};
 
 /// The SQL job library shipped in the binary (the `sql/` folder of the repository).
 pub mod library {
@@ -86,6 +86,13 @@ fn demo_sources(data: &str) -> String {
         text.push_str(&format!(
             "\n[sources.{table}]\nurl = \"{data}/{path}\"\nformat = \"{format}\"\n"
         ));
+        if let Some(columns) = demo_table_columns(table) {
+            let columns: Vec<String> = columns
+                .iter()
+                .map(|(name, ty)| format!("\"{name}: {ty}\""))
+                .collect();
+            text.push_str(&format!("columns = [{}]\n", columns.join(", ")));
+        }
         if matches!(table, "truth_records" | "truth_people") {
             text.push_str("description = \"ground truth for accuracy tests\"\n");
         }
@@ -105,4 +112,18 @@ fn demo_sources(data: &str) -> String {
         }
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    /// The README's first command runs `tessera demo` in `examples/retail`, which keeps the
+    /// project file it finds: that file must be the one the demo would write.
+    #[test]
+    fn the_retail_example_is_the_demo_project_file() {
+        assert_eq!(
+            include_str!("../../examples/retail/tessera.toml"),
+            super::demo_project_file("retail", "data"),
+            "regenerate examples/retail/tessera.toml with `tessera demo` in an empty folder"
+        );
+    }
 }

@@ -12,6 +12,7 @@ select
     nullif(trim(last_name), '') as last_name,
     nullif(lower(trim(email)), '') as email,
     nullif(regexp_replace(phone, '[^0-9+]', '', 'g'), '') as phone,
+    nullif(trim(loyalty_number), '') as loyalty_number,
     nullif(trim(birth_date), '') as birth_date,
     nullif(trim(city), '') as city,
     nullif(upper(trim(postal_code)), '') as postal_code,

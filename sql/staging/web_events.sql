@@ -7,6 +7,12 @@ select
     anonymous_id,
     nullif(user_id, '') as user_id,
     nullif(lower(trim(email)), '') as email,
+    -- Profile traits, on the events that set them (signup).
+    nullif(trim(first_name), '') as first_name,
+    nullif(trim(last_name), '') as last_name,
+    nullif(trim(phone), '') as phone,
+    nullif(trim(postal_code), '') as postal_code,
+    nullif(trim(loyalty_number), '') as loyalty_number,
     event_type,
     page,
     country,

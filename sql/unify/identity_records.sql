@@ -27,6 +27,7 @@ with crm as (
         postal_code_normalize(postal_code, coalesce(country_code(country), 'US')) as postal_code,
         city_normalize(city) as city,
         country_code(country) as country,
+        loyalty_number,
         cast(null as varchar) as web_user_id,
         cast(updated_at as timestamp) as updated_at
     from staging.contacts
@@ -43,23 +44,28 @@ pos as (
         postal_code_normalize(postal_code, country) as postal_code,
         cast(null as varchar) as city,
         country_code(country) as country,
+        loyalty_number,
         cast(null as varchar) as web_user_id,
         cast(created_at as timestamp) as updated_at
     from staging.pos_customers
 ),
 web as (
-    -- A web account: the address it signed up (or last logged in) with.
+    -- A web account: the address it signed up (or last logged in) with, and the latest profile
+    -- traits it sent. The site's country reads a national number and a postcode.
     select
         'web_users' as source,
         user_id as record_id,
-        cast(null as varchar) as first_name,
-        cast(null as varchar) as last_name,
+        name_normalize(latest_value(first_name, event_ts)) as first_name,
+        name_normalize(latest_value(last_name, event_ts)) as last_name,
         email_canonical(latest_value(email, event_ts)) as email,
-        cast(null as varchar) as phone,
+        phone_e164(latest_value(phone, event_ts), coalesce(country_code(max(country)), 'US')) as phone,
         cast(null as date) as birth_date,
-        cast(null as varchar) as postal_code,
+        postal_code_normalize(
+            latest_value(postal_code, event_ts), coalesce(country_code(max(country)), 'US')
+        ) as postal_code,
         cast(null as varchar) as city,
         country_code(max(country)) as country,
+        latest_value(loyalty_number, event_ts) as loyalty_number,
         user_id as web_user_id,
         cast(max(event_ts) as timestamp) as updated_at
     from staging.web_events
@@ -82,6 +88,7 @@ tickets as (
         cast(null as varchar) as postal_code,
         cast(null as varchar) as city,
         cast(null as varchar) as country,
+        loyalty_number,
         cast(null as varchar) as web_user_id,
         cast(created_at as timestamp) as updated_at
     from support_tickets
@@ -106,6 +113,8 @@ select
     postal_code,
     city,
     country,
+    -- A card number as printed: spaces, dashes and case as people type it do not count.
+    nullif(regexp_replace(upper(loyalty_number), '[^A-Z0-9]', '', 'g'), '') as loyalty_number,
     web_user_id,
     updated_at
 from records

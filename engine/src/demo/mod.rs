@@ -6,19 +6,22 @@
 //!
 //! | table | format | what |
 //! |---|---|---|
-//! | `crm/contacts.csv` | CSV | CRM contacts, with duplicate entries |
+//! | `crm/contacts.csv` | CSV | CRM contacts, with duplicate entries and the member's loyalty card |
 //! | `pos/customers/` | Parquet | point-of-sale loyalty customers |
 //! | `pos/orders/` | Parquet, hive-partitioned by `order_year` | orders |
-//! | `web/events/` | newline-delimited JSON | web/app events: anonymous devices, logins, signups |
+//! | `web/events/` | newline-delimited JSON | web/app events: anonymous devices, logins, signups with the account's profile (name, optional phone, postcode, loyalty card) |
 //! | `email/engagement/` | Delta | email sends, opens, clicks, unsubscribes |
-//! | `support/tickets.json` | newline-delimited JSON | support tickets |
+//! | `support/tickets.json` | newline-delimited JSON | support tickets, the requester known by the channel's contact (email, caller's number, what is given at the store desk) |
 //! | `consent/records/` | Delta | consent grants and withdrawals per purpose |
 //! | `_truth/records/`, `_truth/people/` | Parquet | which person is behind each record |
 //!
 //! Values carry the noise of real exports: typos, nicknames, case and whitespace, phones in
 //! national and international formats of four countries, gmail dot and plus variants, missing
-//! values, accents dropped by older systems. Generation is deterministic for a seed and streams
-//! in chunks, so memory stays flat however many people are asked for.
+//! values, accents dropped by older systems, card numbers spaced and cased as typed. A loyalty
+//! member's card is the one identifier the till, the CRM, the web account and the help desk can
+//! share; a second till record of the same person is a second card. Generation is
+//! deterministic for a seed and streams in chunks, so memory stays flat however many people are
+//! asked for.
 
 mod people;
 mod vocab;
@@ -131,6 +134,34 @@ pub async fn generate(
     })?;
     let tables = sinks.finish(engine).await?;
     Ok(DemoSummary { tables, people })
+}
+
+/// The schema a project declares for a demo table whose files do not carry one (JSON lines
+/// leave out absent fields), as `(column, SQL type)`; `None` for self-describing formats and CSV.
+pub fn demo_table_columns(table: &str) -> Option<Vec<(String, &'static str)>> {
+    use datafusion::arrow::datatypes::DataType;
+    let schema = match table {
+        "web_events" => write::web_events_schema(),
+        "support_tickets" => write::tickets_schema(),
+        _ => return None,
+    };
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let ty = match f.data_type() {
+                DataType::Int32 => "int",
+                DataType::Int64 => "bigint",
+                DataType::Float64 => "double",
+                DataType::Boolean => "boolean",
+                DataType::Date32 => "date",
+                DataType::Timestamp(_, _) => "timestamptz",
+                _ => "string",
+            };
+            (f.name().clone(), ty)
+        })
+        .collect();
+    Some(columns)
 }
 
 /// The demo tables as `(name, format, path)`, for writing a project file that reads them.

@@ -175,6 +175,7 @@ pub struct CrmRow {
     pub last_name: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
+    pub loyalty_number: Option<String>,
     pub birth_date: Option<String>,
     pub street: Option<String>,
     pub city: Option<String>,
@@ -221,6 +222,12 @@ pub struct WebEventRow {
     pub event_ts: String,
     pub page: &'static str,
     pub email: Option<String>,
+    /// Profile traits the account form sends with the signup event (an `identify` call).
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone: Option<String>,
+    pub postal_code: Option<String>,
+    pub loyalty_number: Option<String>,
     pub country: &'static str,
 }
 
@@ -238,6 +245,7 @@ pub struct TicketRow {
     pub requester_name: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
+    pub loyalty_number: Option<String>,
     pub channel: &'static str,
     pub subject: &'static str,
     pub status: &'static str,
@@ -278,6 +286,16 @@ pub struct TruthPersonRow {
     pub churned: bool,
     pub churn_date: Option<i32>,
     pub engagement: f64,
+}
+
+/// Profile fields a web account holds.
+#[derive(Debug, Default)]
+struct Traits {
+    loyalty_number: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    phone: Option<String>,
+    postal_code: Option<String>,
 }
 
 /// All rows generated for one chunk of people.
@@ -671,8 +689,8 @@ impl Generator {
                     event_type: "page_view",
                     event_ts: iso(micros(day, self.rng.random_range(0..86_400))),
                     page: self.pick(vocab::PAGES),
-                    email: None,
                     country: country.code(),
+                    ..WebEventRow::default()
                 });
             }
         }
@@ -701,11 +719,14 @@ impl Generator {
         let in_crm = self.p(0.7);
         let in_pos = self.p(0.55);
         let on_web = self.p(0.6);
+        // A loyalty member's card number: printed on the till record, and given again wherever
+        // the programme asks for it (the CRM's member field, the web account, the help desk).
+        let card = in_pos.then(|| self.loyalty_number());
 
         if in_crm {
             let copies = if self.p(0.05) { 2 } else { 1 };
             for _ in 0..copies {
-                let row = self.crm_row(p);
+                let row = self.crm_row(p, card.as_deref());
                 chunk.truth_records.push(TruthRecordRow {
                     source: "crm_contacts",
                     record_id: row.contact_id.clone(),
@@ -716,8 +737,13 @@ impl Generator {
         }
         if in_pos {
             let copies = if self.p(0.03) { 2 } else { 1 };
-            for _ in 0..copies {
-                let row = self.pos_row(p);
+            for copy in 0..copies {
+                // A second till record is a second card, signed up for at another visit.
+                let number = match (copy, &card) {
+                    (0, Some(card)) => card.clone(),
+                    _ => self.loyalty_number(),
+                };
+                let row = self.pos_row(p, number);
                 chunk.truth_records.push(TruthRecordRow {
                     source: "pos_customers",
                     record_id: row.pos_customer_id.clone(),
@@ -737,7 +763,7 @@ impl Generator {
             });
             let signup_email = self.email_variant(p, false);
             esp_email = Some(signup_email.trim().to_lowercase());
-            self.web_events(p, &user_id, &signup_email, chunk);
+            self.web_events(p, &user_id, &signup_email, card.as_deref(), chunk);
         }
         if let Some(crm) = chunk.crm.last().filter(|r| in_crm && r.email.is_some()) {
             esp_email = crm.email.as_ref().map(|e| e.trim().to_lowercase());
@@ -749,7 +775,7 @@ impl Generator {
         let ticket_p = 0.10 + if p.churn_day.is_some() { 0.2 } else { 0.0 };
         if self.p(ticket_p) {
             for _ in 0..self.rng.random_range(1..=3) {
-                let row = self.ticket(p);
+                let row = self.ticket(p, card.as_deref());
                 chunk.truth_records.push(TruthRecordRow {
                     source: "support_tickets",
                     record_id: row.ticket_id.clone(),
@@ -932,7 +958,23 @@ impl Generator {
 
     // --- systems -----------------------------------------------------------------------------
 
-    fn crm_row(&mut self, p: &Person) -> CrmRow {
+    fn loyalty_number(&mut self) -> String {
+        format!("LY{}", self.digits(10))
+    }
+
+    /// A card number as someone types or reads it out: spaced in groups, lower case, or without
+    /// the prefix now and then.
+    fn loyalty_variant(&mut self, card: &str) -> String {
+        let digits = &card[2..];
+        match self.rng.random_range(0..8) {
+            0 => format!("LY {} {} {}", &digits[..4], &digits[4..8], &digits[8..]),
+            1 => card.to_lowercase(),
+            2 => format!("LY-{digits}"),
+            _ => card.to_string(),
+        }
+    }
+
+    fn crm_row(&mut self, p: &Person, card: Option<&str>) -> CrmRow {
         let created = self.timestamp_between(p.since_day - 30, p.since_day + 30);
         let updated = self.timestamp_between(created / 86_400_000_000, now_day());
         let phone = if self.p(0.2) {
@@ -958,6 +1000,9 @@ impl Generator {
             last_name: (!self.p(0.01)).then(|| self.last_name_variant(p)),
             email: (!self.p(0.12)).then(|| self.email_variant(p, true)),
             phone,
+            loyalty_number: card
+                .filter(|_| self.p(0.6))
+                .map(|c| self.loyalty_variant(c)),
             birth_date,
             street: (!self.p(0.1)).then(|| self.street_line(a)),
             city: (!self.p(0.1)).then(|| self.casing(a.city)),
@@ -969,7 +1014,7 @@ impl Generator {
         }
     }
 
-    fn pos_row(&mut self, p: &Person) -> PosCustomerRow {
+    fn pos_row(&mut self, p: &Person, loyalty_number: String) -> PosCustomerRow {
         let first = self.first_name_variant(p);
         let last = self.last_name_variant(p);
         // The till system predates Unicode: a third of names lose their accents.
@@ -995,7 +1040,7 @@ impl Generator {
             .collect();
         PosCustomerRow {
             pos_customer_id: record_id("POS", self.next_seq(), 0x22),
-            loyalty_number: format!("LY{}", self.digits(10)),
+            loyalty_number,
             full_name: (!self.p(0.02)).then_some(full_name),
             email: (!self.p(0.3)).then(|| self.email_variant(p, true)),
             phone: (!self.p(0.15)).then(|| self.phone_variant(&p.mobile.clone())),
@@ -1040,7 +1085,14 @@ impl Generator {
         }
     }
 
-    fn web_events(&mut self, p: &Person, user_id: &str, signup_email: &str, chunk: &mut Chunk) {
+    fn web_events(
+        &mut self,
+        p: &Person,
+        user_id: &str,
+        signup_email: &str,
+        card: Option<&str>,
+        chunk: &mut Chunk,
+    ) {
         let signup_day = self
             .rng
             .random_range(p.since_day..p.since_day + 30)
@@ -1060,8 +1112,10 @@ impl Generator {
             let mut second = self.rng.random_range(0..80_000);
             let mut logged_in = false;
             for e in 0..self.rng.random_range(1..6) {
+                let mut traits = Traits::default();
                 let (event_type, email) = if s == 0 && e == 1 {
                     logged_in = true;
+                    traits = self.account_traits(p, card);
                     ("signup", Some(signup_email.to_string()))
                 } else if s > 0 && e == 1 && self.p(0.5) {
                     logged_in = true;
@@ -1091,9 +1145,28 @@ impl Generator {
                         self.pick(vocab::PAGES)
                     },
                     email,
+                    first_name: traits.first_name,
+                    last_name: traits.last_name,
+                    phone: traits.phone,
+                    postal_code: traits.postal_code,
+                    loyalty_number: traits.loyalty_number,
                     country,
                 });
             }
+        }
+    }
+
+    /// What the signup form asks for: the name (most people fill it in), and the optional phone,
+    /// delivery postcode and loyalty card that fewer give.
+    fn account_traits(&mut self, p: &Person, card: Option<&str>) -> Traits {
+        Traits {
+            loyalty_number: card
+                .filter(|_| self.p(0.5))
+                .map(|c| self.loyalty_variant(c)),
+            first_name: self.p(0.85).then(|| self.first_name_variant(p)),
+            last_name: self.p(0.85).then(|| self.last_name_variant(p)),
+            phone: self.p(0.3).then(|| self.phone_variant(&p.mobile.clone())),
+            postal_code: self.p(0.4).then(|| p.household.address.postal_code.clone()),
         }
     }
 
@@ -1183,7 +1256,7 @@ impl Generator {
         }
     }
 
-    fn ticket(&mut self, p: &Person) -> TicketRow {
+    fn ticket(&mut self, p: &Person, card: Option<&str>) -> TicketRow {
         let first = self.first_name_variant(p);
         let last = self.last_name_variant(p);
         let name = if self.p(0.2) {
@@ -1203,12 +1276,30 @@ impl Generator {
             let base = if p.churn_day.is_some() { 2 } else { 4 };
             (base + self.rng.random_range(-1..=1)).clamp(1, 5)
         });
+        // The helpdesk knows the requester by the channel they came through: the address of an
+        // email or a chat's pre-chat form, the number a call came from; at the store desk, what
+        // the customer gives.
+        let channel = self.pick(&["email", "phone", "chat", "store"]);
+        let (email_p, phone_p) = match channel {
+            "email" | "chat" => (1.0, 0.3),
+            "phone" => (0.4, 1.0),
+            _ => (0.5, 0.6),
+        };
+        let email = self.p(email_p).then(|| self.email_variant(p, true));
+        let phone = self
+            .p(phone_p)
+            .then(|| self.phone_variant(&p.mobile.clone()));
+        let card_p = if channel == "store" { 0.6 } else { 0.1 };
+        let loyalty_number = card
+            .filter(|_| self.p(card_p))
+            .map(|c| self.loyalty_variant(c));
         TicketRow {
             ticket_id: record_id("T", self.next_seq(), 0x66),
             requester_name: (!self.p(0.1)).then_some(name),
-            email: (!self.p(0.15)).then(|| self.email_variant(p, true)),
-            phone: (!self.p(0.5)).then(|| self.phone_variant(&p.mobile.clone())),
-            channel: self.pick(&["email", "phone", "chat", "store"]),
+            email,
+            phone,
+            loyalty_number,
+            channel,
             subject: self.pick(vocab::TICKET_SUBJECTS),
             status: self.pick(&["open", "closed", "closed", "closed", "pending"]),
             satisfaction,

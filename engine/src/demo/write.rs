@@ -143,6 +143,43 @@ struct Batches {
     truth_people: RecordBatch,
 }
 
+/// The web events' fields. A JSON line leaves out the fields it has no value for (most events
+/// carry no profile traits), so a reader is given this schema rather than guessing it from the
+/// first lines.
+pub fn web_events_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        utf8("event_id", false),
+        utf8("anonymous_id", false),
+        utf8("user_id", true),
+        utf8("event_type", false),
+        utf8("event_ts", false),
+        utf8("page", false),
+        utf8("email", true),
+        utf8("first_name", true),
+        utf8("last_name", true),
+        utf8("phone", true),
+        utf8("postal_code", true),
+        utf8("loyalty_number", true),
+        utf8("country", false),
+    ]))
+}
+
+/// The support tickets' fields (JSON lines, as the web events).
+pub fn tickets_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        utf8("ticket_id", false),
+        utf8("requester_name", true),
+        utf8("email", true),
+        utf8("phone", true),
+        utf8("loyalty_number", true),
+        utf8("channel", false),
+        utf8("subject", false),
+        utf8("status", false),
+        Field::new("satisfaction", DataType::Int32, true),
+        utf8("created_at", false),
+    ]))
+}
+
 fn encode(chunk: Chunk) -> Result<Batches> {
     let c = &chunk;
     let crm_schema = Arc::new(Schema::new(vec![
@@ -152,6 +189,7 @@ fn encode(chunk: Chunk) -> Result<Batches> {
         utf8("last_name", true),
         utf8("email", true),
         utf8("phone", true),
+        utf8("loyalty_number", true),
         utf8("birth_date", true),
         utf8("street", true),
         utf8("city", true),
@@ -170,6 +208,7 @@ fn encode(chunk: Chunk) -> Result<Batches> {
             strings(c.crm.iter().map(|r| r.last_name.as_deref())),
             strings(c.crm.iter().map(|r| r.email.as_deref())),
             strings(c.crm.iter().map(|r| r.phone.as_deref())),
+            strings(c.crm.iter().map(|r| r.loyalty_number.as_deref())),
             strings(c.crm.iter().map(|r| r.birth_date.as_deref())),
             strings(c.crm.iter().map(|r| r.street.as_deref())),
             strings(c.crm.iter().map(|r| r.city.as_deref())),
@@ -251,16 +290,7 @@ fn encode(chunk: Chunk) -> Result<Batches> {
 
     let w = &c.web_events;
     let web_events = RecordBatch::try_new(
-        Arc::new(Schema::new(vec![
-            utf8("event_id", false),
-            utf8("anonymous_id", false),
-            utf8("user_id", true),
-            utf8("event_type", false),
-            utf8("event_ts", false),
-            utf8("page", false),
-            utf8("email", true),
-            utf8("country", false),
-        ])),
+        web_events_schema(),
         vec![
             strings(w.iter().map(|r| Some(r.event_id.as_str()))),
             strings(w.iter().map(|r| Some(r.anonymous_id.as_str()))),
@@ -269,6 +299,11 @@ fn encode(chunk: Chunk) -> Result<Batches> {
             strings(w.iter().map(|r| Some(r.event_ts.as_str()))),
             strings(w.iter().map(|r| Some(r.page))),
             strings(w.iter().map(|r| r.email.as_deref())),
+            strings(w.iter().map(|r| r.first_name.as_deref())),
+            strings(w.iter().map(|r| r.last_name.as_deref())),
+            strings(w.iter().map(|r| r.phone.as_deref())),
+            strings(w.iter().map(|r| r.postal_code.as_deref())),
+            strings(w.iter().map(|r| r.loyalty_number.as_deref())),
             strings(w.iter().map(|r| Some(r.country))),
         ],
     )?;
@@ -291,22 +326,13 @@ fn encode(chunk: Chunk) -> Result<Batches> {
 
     let t = &c.tickets;
     let tickets = RecordBatch::try_new(
-        Arc::new(Schema::new(vec![
-            utf8("ticket_id", false),
-            utf8("requester_name", true),
-            utf8("email", true),
-            utf8("phone", true),
-            utf8("channel", false),
-            utf8("subject", false),
-            utf8("status", false),
-            Field::new("satisfaction", DataType::Int32, true),
-            utf8("created_at", false),
-        ])),
+        tickets_schema(),
         vec![
             strings(t.iter().map(|r| Some(r.ticket_id.as_str()))),
             strings(t.iter().map(|r| r.requester_name.as_deref())),
             strings(t.iter().map(|r| r.email.as_deref())),
             strings(t.iter().map(|r| r.phone.as_deref())),
+            strings(t.iter().map(|r| r.loyalty_number.as_deref())),
             strings(t.iter().map(|r| Some(r.channel))),
             strings(t.iter().map(|r| Some(r.subject))),
             strings(t.iter().map(|r| Some(r.status))),

@@ -420,6 +420,7 @@ mod tests {
             "postal_code",
             "city",
             "country",
+            "loyalty_number",
             "web_user_id",
             "updated_at",
         ]
@@ -494,9 +495,9 @@ mod tests {
                 .map(|(c, _)| config.comparisons[c].name.clone())
                 .collect()
         };
-        // email and phone block alone and compare by plain equality first; names do not
-        // block alone.
-        assert_eq!(names(&config), ["email", "phone"]);
+        // email, phone and the loyalty card block alone and compare by plain equality first;
+        // names do not block alone.
+        assert_eq!(names(&config), ["email", "phone", "loyalty_number"]);
         // A first level that is not plain equality is sampled.
         let email = config
             .comparisons
@@ -504,7 +505,7 @@ mod tests {
             .find(|c| c.name == "email")
             .unwrap();
         email.levels[0].when = "lower(l.email) = lower(r.email)".into();
-        assert_eq!(names(&config), ["phone"]);
+        assert_eq!(names(&config), ["phone", "loyalty_number"]);
         // Equality written the other way round, with quotes, still counts.
         let phone = config
             .comparisons
@@ -512,10 +513,10 @@ mod tests {
             .find(|c| c.name == "phone")
             .unwrap();
         phone.levels[0].when = "r.\"phone\"  =  l.\"phone\"".into();
-        assert_eq!(names(&config), ["phone"]);
+        assert_eq!(names(&config), ["phone", "loyalty_number"]);
         // Without a blocking rule on the column alone, it is sampled.
         config.blocking.retain(|b| b.on != ["phone"]);
-        assert!(names(&config).is_empty());
+        assert_eq!(names(&config), ["loyalty_number"]);
     }
 
     #[test]

@@ -69,6 +69,7 @@ def splink(records_path, out_path, threshold):
         blocking_rules_to_generate_predictions=[
             block_on("email"),
             block_on("phone"),
+            block_on("loyalty_number"),
             block_on("last_name_sound", "birth_date"),
             block_on("postal_code", "first_name_root"),
         ],
@@ -77,6 +78,7 @@ def splink(records_path, out_path, threshold):
             last,
             cl.ExactMatch("email"),
             cl.ExactMatch("phone"),
+            cl.ExactMatch("loyalty_number"),
             birth,
             cl.ExactMatch("postal_code").configure(term_frequency_adjustments=True),
         ],
@@ -88,6 +90,7 @@ def splink(records_path, out_path, threshold):
         [
             block_on("email", "first_name_root"),
             block_on("phone", "first_name_root"),
+            block_on("loyalty_number", "first_name_root"),
             block_on("first_name_root", "last_name", "birth_date"),
         ],
         recall=0.8,
@@ -96,6 +99,7 @@ def splink(records_path, out_path, threshold):
     for rule in [
         block_on("email"),
         block_on("phone"),
+        block_on("loyalty_number"),
         block_on("last_name_sound", "birth_date"),
         block_on("postal_code", "first_name_root"),
     ]:
@@ -178,6 +182,7 @@ def ceiling(records_path, truth_path):
         """create table tp as select a.record_key as ka, b.record_key as kb,
         coalesce(a.email = b.email, false) as email,
         coalesce(a.phone = b.phone, false) as phone,
+        coalesce(a.loyalty_number = b.loyalty_number, false) as loyalty,
         coalesce(a.last_name_sound = b.last_name_sound and a.birth_date = b.birth_date, false) as sound_birth,
         coalesce(a.postal_code = b.postal_code and a.first_name_root = b.first_name_root, false) as postal_first,
         coalesce(a.first_name_root = b.first_name_root and a.last_name = b.last_name, false) as name
@@ -217,9 +222,11 @@ def ceiling(records_path, truth_path):
         json.dumps(
             {
                 "true_pairs": true_pairs,
-                "blocking_keys": recall("email or phone or sound_birth or postal_first"),
+                "blocking_keys": recall(
+                    "email or phone or loyalty or sound_birth or postal_first"
+                ),
                 "blocking_keys_and_name": recall(
-                    "email or phone or sound_birth or postal_first or name"
+                    "email or phone or loyalty or sound_birth or postal_first or name"
                 ),
                 "email_or_phone": recall("email or phone"),
                 "named_records_with_namesakes": namesakes,
