@@ -1414,6 +1414,86 @@ mod tests {
     }
 
     #[test]
+    fn systems_share_the_identifiers_real_ones_do() {
+        let chunk = Generator::new(7).chunk(5_000).unwrap();
+        let truth: std::collections::HashMap<(&str, &str), &String> = chunk
+            .truth_records
+            .iter()
+            .map(|t| ((t.source, t.record_id.as_str()), &t.true_person_id))
+            .collect();
+        let person = |source: &str, id: &str| -> String {
+            truth
+                .get(&(source, id))
+                .map(|p| (*p).clone())
+                .expect("every record has a person")
+        };
+        let digits = |card: &str| -> String { card.chars().filter(char::is_ascii_digit).collect() };
+        // Each card printed at a till belongs to one person.
+        let cards: std::collections::HashMap<String, String> = chunk
+            .pos_customers
+            .iter()
+            .map(|r| {
+                (
+                    digits(&r.loyalty_number),
+                    person("pos_customers", &r.pos_customer_id),
+                )
+            })
+            .collect();
+        // The helpdesk knows a requester by the channel they came through.
+        for t in &chunk.tickets {
+            match t.channel {
+                "email" | "chat" => assert!(t.email.is_some(), "{t:?}"),
+                "phone" => assert!(t.phone.is_some(), "{t:?}"),
+                _ => {}
+            }
+        }
+        // A card given to the CRM, the web account or the help desk is the person's own card.
+        let mut given = 0;
+        let crm = chunk.crm.iter().filter_map(|r| {
+            Some((
+                r.loyalty_number.as_deref()?,
+                person("crm_contacts", &r.contact_id),
+            ))
+        });
+        let tickets = chunk.tickets.iter().filter_map(|r| {
+            Some((
+                r.loyalty_number.as_deref()?,
+                person("support_tickets", &r.ticket_id),
+            ))
+        });
+        let web = chunk.web_events.iter().filter_map(|e| {
+            Some((
+                e.loyalty_number.as_deref()?,
+                person("web_users", e.user_id.as_deref()?),
+            ))
+        });
+        for (card, owner) in crm.chain(tickets).chain(web) {
+            assert_eq!(cards.get(&digits(card)), Some(&owner), "{card}");
+            given += 1;
+        }
+        assert!(given > 1_000, "{given} cards given outside the tills");
+        // Signups carry the account's profile: a name mostly, a phone or postcode sometimes.
+        let signups: Vec<&WebEventRow> = chunk
+            .web_events
+            .iter()
+            .filter(|e| e.event_type == "signup")
+            .collect();
+        let share = |f: fn(&WebEventRow) -> bool| {
+            signups.iter().filter(|e| f(e)).count() as f64 / signups.len() as f64
+        };
+        assert!(share(|e| e.first_name.is_some()) > 0.8);
+        assert!((0.2..0.5).contains(&share(|e| e.phone.is_some())));
+        assert!((0.3..0.5).contains(&share(|e| e.postal_code.is_some())));
+        assert!(
+            chunk
+                .web_events
+                .iter()
+                .filter(|e| e.event_type != "signup")
+                .all(|e| e.first_name.is_none() && e.loyalty_number.is_none())
+        );
+    }
+
+    #[test]
     fn gmail_variants_share_a_mailbox() {
         assert_eq!(
             mailbox_key(" John.Smith+shop@GoogleMail.com"),
