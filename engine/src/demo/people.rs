@@ -962,8 +962,8 @@ impl Generator {
         format!("LY{}", self.digits(10))
     }
 
-    /// A card number as someone types or reads it out: spaced in groups, lower case, or without
-    /// the prefix now and then.
+    /// A card number as someone types or reads it out: spaced in groups, dashed after the
+    /// prefix, or in lower case.
     fn loyalty_variant(&mut self, card: &str) -> String {
         let digits = &card[2..];
         match self.rng.random_range(0..8) {
