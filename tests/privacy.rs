@@ -49,7 +49,8 @@ fn scan(dir: &Path, needles: &[String]) -> serde_json::Value {
     python_json(dir, SCAN, &refs)
 }
 
-/// A customer with records from several systems, a phone, and audience memberships.
+/// A customer with records from several systems, a phone, a loyalty card no one else holds,
+/// and audience memberships.
 fn pick_person(dir: &Path) -> (String, String) {
     let row = &query(
         dir,
@@ -57,6 +58,12 @@ fn pick_person(dir: &Path) -> (String, String) {
          join (select customer_id, count(*) as n from segments.membership group by 1) m \
            using (customer_id) \
          where c.records >= 3 and c.phone is not null and c.email is not null \
+           and c.customer_id in (select rc.customer_id from unify.identity_records r \
+                                 join unify.record_customer rc using (record_key) \
+                                 where r.loyalty_number in (select loyalty_number \
+                                   from unify.identity_records r2 \
+                                   join unify.record_customer rc2 using (record_key) \
+                                   group by 1 having count(distinct rc2.customer_id) = 1)) \
            and c.customer_id in (select customer_id from audiences.at_risk_email \
                                  union all select customer_id from audiences.champions_uid2) \
          order by c.records desc, m.n desc, c.customer_id limit 1",
@@ -64,20 +71,35 @@ fn pick_person(dir: &Path) -> (String, String) {
     (text(row, "customer_id"), text(row, "email"))
 }
 
+/// The customer's loyalty card (as `unify.identity_records` holds it: upper case, no spaces).
+fn card_of(dir: &Path, customer: &str) -> String {
+    let rows = query(
+        dir,
+        &format!(
+            "select min(r.loyalty_number) as card from unify.identity_records r \
+             join unify.record_customer rc using (record_key) where rc.customer_id = '{customer}'"
+        ),
+    );
+    let card = val(&rows[0], "card");
+    assert!(card.len() >= 6, "{customer} has no card: {rows:?}");
+    card
+}
+
 /// Every identifier of the customer: emails, E.164 phones and their national digits, source
-/// record ids, web user ids.
+/// record ids, web user ids, loyalty cards.
 fn identifiers(dir: &Path, customer: &str) -> Vec<String> {
     let rows = query(
         dir,
         &format!(
-            "select r.record_id, r.email, r.phone, r.web_user_id from unify.identity_records r \
+            "select r.record_id, r.email, r.phone, r.web_user_id, r.loyalty_number \
+             from unify.identity_records r \
              join unify.record_customer rc using (record_key) where rc.customer_id = '{customer}'"
         ),
     );
     let mut out = BTreeSet::new();
     for r in &rows {
         out.insert(val(r, "record_id"));
-        for k in ["email", "phone", "web_user_id"] {
+        for k in ["email", "phone", "web_user_id", "loyalty_number"] {
             let v = val(r, k);
             if !v.is_empty() {
                 if k == "phone" {
@@ -186,6 +208,15 @@ fn erasure_is_physical_durable_audited_and_reaches_the_audiences() {
     let dry = ok(dir, &["forget", "--email", &email, "--dry-run"]);
     assert!(dry.contains("would delete"), "{dry}");
     assert_eq!(scan(dir, &needles)["hits"], before["hits"]);
+    // The loyalty card, typed as a clerk would (lower case, spaced), finds the same person.
+    let card = card_of(dir, &customer);
+    let typed = format!("{} {}", card[..4].to_lowercase(), &card[4..]);
+    let dry = ok(
+        dir,
+        &["forget", "--loyalty-number", &typed, "--dry-run", "--json"],
+    );
+    let dry: serde_json::Value = serde_json::from_str(&dry).unwrap();
+    assert_eq!(dry[0]["customers"], serde_json::json!([customer]), "{dry}");
 
     // The erasure.
     let out = ok(dir, &["forget", "--email", &email, "--json"]);
@@ -251,7 +282,21 @@ fn erasure_is_physical_durable_audited_and_reaches_the_audiences() {
         1,
     );
 
-    // The sources still hold the person; the next runs do not bring them back.
+    // The sources still hold the person; the next runs do not bring them back. Nor does a CRM
+    // contact entered afterwards with nothing of theirs but the loyalty card (typed another
+    // way); a contact with a card no one was erased by still comes in.
+    let csv = dir.join("data/crm/contacts.csv");
+    let mut contacts = std::fs::read_to_string(&csv).unwrap();
+    let spaced = format!("{}-{}", &card[..4], &card[4..]);
+    for (id, card) in [
+        ("CERASED0001", spaced.as_str()),
+        ("CFRESH0001", "zz 0000 0001"),
+    ] {
+        contacts.push_str(&format!(
+            "{id},,Newname,Newsurname,,,{card},,,,,,,2026-07-01T00:00:00Z,2026-07-02T00:00:00Z\n"
+        ));
+    }
+    std::fs::write(&csv, contacts).unwrap();
     ok(dir, &["run"]);
     ok(dir, &["run", "--full-refresh"]);
     let again = scan(dir, &needles);
@@ -265,6 +310,26 @@ fn erasure_is_physical_durable_audited_and_reaches_the_audiences() {
     );
     assert_eq!(val(&seen[0], "crm"), "0");
     assert_eq!(val(&seen[0], "golden"), "0");
+    let added = query(
+        dir,
+        "select contact_id from crm_contacts where contact_id like 'C%0001' \
+           and last_name = 'Newsurname' order by 1",
+    );
+    assert_eq!(
+        added
+            .iter()
+            .map(|r| text(r, "contact_id"))
+            .collect::<Vec<_>>(),
+        ["CFRESH0001"],
+        "the erased person's card came back through a new contact"
+    );
+    let held = query(
+        dir,
+        &format!(
+            "select count(*) as n from unify.identity_records where loyalty_number = '{card}'"
+        ),
+    );
+    assert_eq!(val(&held[0], "n"), "0");
     // Everyone else is still there.
     let customers = query(dir, "select count(*) as n from profiles.customers");
     assert!(val(&customers[0], "n").parse::<u64>().unwrap() > 2000);

@@ -40,16 +40,20 @@ pub enum IdentifierKind {
     Phone,
     /// A web account id.
     WebUserId,
+    /// A loyalty card number, compared in upper case with only its letters and digits (as
+    /// typed with spaces, dashes or in lower case, it is the same card).
+    LoyaltyNumber,
 }
 
 impl IdentifierKind {
     /// Every kind.
-    pub const ALL: [IdentifierKind; 5] = [
+    pub const ALL: [IdentifierKind; 6] = [
         IdentifierKind::CustomerId,
         IdentifierKind::RecordKey,
         IdentifierKind::Email,
         IdentifierKind::Phone,
         IdentifierKind::WebUserId,
+        IdentifierKind::LoyaltyNumber,
     ];
 
     /// The kind's name in SQL and configuration.
@@ -60,6 +64,7 @@ impl IdentifierKind {
             IdentifierKind::Email => "email",
             IdentifierKind::Phone => "phone",
             IdentifierKind::WebUserId => "web_user_id",
+            IdentifierKind::LoyaltyNumber => "loyalty_number",
         }
     }
 
@@ -69,8 +74,10 @@ impl IdentifierKind {
     }
 
     /// The kind a column holds, guessed from its name: `customer_id`, `previous_customer_id`,
-    /// `record_key`, `record_key_a`, `*_record_key`, `web_user_id`, and any column whose name
-    /// holds `email` or `phone`.
+    /// `record_key`, `record_key_a`, `*_record_key`, `web_user_id`, a loyalty card's number
+    /// (`loyalty_number`, `loyalty_card`, `loyalty_id`, `*_loyalty_number`, ...: a name holding
+    /// `loyalty` and ending in `number`, `card`, `id` or `no`; not `loyalty_tier` or
+    /// `loyalty_points`), and any column whose name holds `email` or `phone`.
     pub fn of_column(column: &str) -> Option<Self> {
         let c = column.to_ascii_lowercase();
         if c == "customer_id" || c == "previous_customer_id" {
@@ -79,6 +86,12 @@ impl IdentifierKind {
             Some(IdentifierKind::RecordKey)
         } else if c == "web_user_id" {
             Some(IdentifierKind::WebUserId)
+        } else if c.contains("loyalty")
+            && ["number", "card", "id", "no", "num"]
+                .iter()
+                .any(|end| c.ends_with(end))
+        {
+            Some(IdentifierKind::LoyaltyNumber)
         } else if c.contains("email") {
             Some(IdentifierKind::Email)
         } else if c.contains("phone") {
@@ -96,7 +109,8 @@ impl IdentifierKind {
 }
 
 /// The normalised forms under which `raw` is compared: the canonical email; the E.164 number,
-/// read as international and in each of `regions`; the trimmed text for ids.
+/// read as international and in each of `regions`; a loyalty card's letters and digits in
+/// upper case (as `unify.identity_records` holds it); the trimmed text for ids.
 pub fn match_forms(kind: IdentifierKind, raw: &str, regions: &BTreeSet<String>) -> Vec<String> {
     let raw = raw.trim();
     if raw.is_empty() {
@@ -118,8 +132,27 @@ pub fn match_forms(kind: IdentifierKind, raw: &str, regions: &BTreeSet<String>) 
             }
             forms
         }
+        IdentifierKind::LoyaltyNumber => {
+            let card = loyalty_number(raw);
+            if card.is_empty() {
+                Vec::new()
+            } else {
+                vec![card]
+            }
+        }
         _ => vec![raw.to_string()],
     }
+}
+
+/// A loyalty card number's normal form: upper-cased (Unicode rules, as SQL's `upper`), then
+/// only `A`–`Z` and `0`–`9` kept; the same as `regexp_replace(upper(card), '[^A-Z0-9]', '',
+/// 'g')` in `sql/unify/identity_records.sql`, so a value found in a source compares with the
+/// one the identity graph holds.
+pub fn loyalty_number(raw: &str) -> String {
+    raw.to_uppercase()
+        .chars()
+        .filter(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        .collect()
 }
 
 /// 32 random bytes from the operating system's generator, for a new salt.
@@ -384,5 +417,44 @@ mod tests {
             Some(IdentifierKind::Phone)
         );
         assert_eq!(IdentifierKind::of_column("city"), None);
+        for card in [
+            "loyalty_number",
+            "LoyaltyCard",
+            "pos_loyalty_id",
+            "loyalty_no",
+        ] {
+            assert_eq!(
+                IdentifierKind::of_column(card),
+                Some(IdentifierKind::LoyaltyNumber),
+                "{card}"
+            );
+        }
+        for other in ["loyalty_tier", "loyalty_points", "loyalty_since"] {
+            assert_eq!(IdentifierKind::of_column(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn loyalty_cards_match_however_they_were_typed() {
+        let mut set = IdentifierSet::salted(b"s".to_vec());
+        assert_eq!(
+            set.insert(IdentifierKind::LoyaltyNumber, "ly 1234-5678")
+                .as_deref(),
+            Some("LY12345678")
+        );
+        for typed in ["LY12345678", " ly12345678 ", "LY 1234 5678", "Ly-1234-5678"] {
+            assert!(
+                set.contains(IdentifierKind::LoyaltyNumber, typed),
+                "{typed}"
+            );
+        }
+        assert!(!set.contains(IdentifierKind::LoyaltyNumber, "LY12345679"));
+        assert!(!set.contains(IdentifierKind::Email, "LY12345678"));
+        // Nothing left after normalising: no card, never a match.
+        assert_eq!(set.insert(IdentifierKind::LoyaltyNumber, " - "), None);
+        assert!(!set.contains(IdentifierKind::LoyaltyNumber, "--"));
+        // As SQL's upper() does it: the sharp s is SS, other letters go.
+        assert_eq!(loyalty_number("straße-7"), "STRASSE7");
+        assert_eq!(loyalty_number("ＬＹ１"), "");
     }
 }

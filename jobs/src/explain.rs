@@ -27,6 +27,20 @@ pub(crate) async fn query(ws: &Workspace, sql: &str) -> Result<Vec<RecordBatch>>
     Ok(ctx.execute_logical_plan(plan).await?.collect().await?)
 }
 
+/// The names of `table`'s columns (planned, not read).
+pub(crate) async fn columns(ws: &Workspace, table: &str) -> Result<HashSet<String>> {
+    let sql = format!("select * from {table}");
+    let mut statements = ws.prepare_for(&sql).await?;
+    let statement = statements.pop().ok_or_else(|| anyhow!("empty query"))?;
+    let plan = ws.engine.ctx().state().statement_to_plan(statement).await?;
+    Ok(plan
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect())
+}
+
 pub(crate) async fn rows(ws: &Workspace, sql: &str) -> Result<Rows> {
     format_rows(&query(ws, sql).await?)
 }

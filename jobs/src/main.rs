@@ -59,6 +59,9 @@ struct SubjectArgs {
     /// A Tessera customer id (repeatable).
     #[arg(long = "customer-id")]
     customer_id: Vec<String>,
+    /// A loyalty card number of the person, as printed or typed (repeatable).
+    #[arg(long = "loyalty-number")]
+    loyalty_number: Vec<String>,
 }
 
 impl SubjectArgs {
@@ -67,6 +70,7 @@ impl SubjectArgs {
             emails: self.email.clone(),
             phones: self.phone.clone(),
             customer_ids: self.customer_id.clone(),
+            loyalty_numbers: self.loyalty_number.clone(),
         }
     }
 }
@@ -275,7 +279,7 @@ enum Command {
         #[command(flatten)]
         who: SubjectArgs,
         /// A CSV file of requests, one person per row, with a header naming some of `email`,
-        /// `phone`, `customer_id`.
+        /// `phone`, `customer_id`, `loyalty_number`.
         #[arg(long)]
         file: Option<PathBuf>,
         /// Report what would be erased; change nothing (the request is still audited).
@@ -551,7 +555,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
             if requests.is_empty() {
                 return Err(commands::BadSelection(
-                    "say who to forget: --email, --phone, --customer-id or --file".into(),
+                    "say who to forget: --email, --phone, --customer-id, --loyalty-number or --file".into(),
                 )
                 .into());
             }
@@ -570,7 +574,8 @@ async fn run(cli: Cli) -> Result<()> {
             let request = who.request();
             if request.is_empty() {
                 return Err(commands::BadSelection(
-                    "say whose data to export: --email, --phone or --customer-id".into(),
+                    "say whose data to export: --email, --phone, --customer-id or --loyalty-number"
+                        .into(),
                 )
                 .into());
             }

@@ -4,8 +4,9 @@
 //!
 //! **How a table names a person.** Columns say it by their names: `customer_id` and
 //! `previous_customer_id` (Tessera customer ids), `record_key`, `record_key_a`, `*_record_key`
-//! (source records), `web_user_id`, and any text column whose name holds `email` or `phone`
-//! (compared in canonical email / E.164 form). A job adds others with `@subject: kind: SQL`
+//! (source records), `web_user_id`, a loyalty card's number (`loyalty_number`, `loyalty_card`...,
+//! compared in upper case with letters and digits only), and any text column whose name holds
+//! `email` or `phone` (compared in canonical email / E.164 form). A job adds others with `@subject: kind: SQL`
 //! (e.g. `@subject: record_key: 'pos_customers:' || pos_customer_id`), a source with
 //! `subject = ["kind: SQL"]`. In a warehouse table holding customer ids or record keys, only
 //! those are used (an email shared by a family does not erase the other members' rows).
@@ -305,6 +306,18 @@ pub fn suppression_filter(
     (!columns.is_empty()).then(|| format!("not ({})", predicate_sql(SUPPRESSED_FUNCTION, &columns)))
 }
 
+/// The columns a file of requests may have.
+const REQUEST_COLUMNS: [&str; 4] = ["email", "phone", "customer_id", "loyalty_number"];
+
+/// The identifier columns of `unify.identity_records` a person is found and suppressed by (those
+/// the table has: a project's own identity SQL may leave some out).
+const RECORD_IDENTIFIERS: [(IdentifierKind, &str); 4] = [
+    (IdentifierKind::Email, "email"),
+    (IdentifierKind::Phone, "phone"),
+    (IdentifierKind::WebUserId, "web_user_id"),
+    (IdentifierKind::LoyaltyNumber, "loyalty_number"),
+];
+
 /// One erasure or access request: identifiers of one person.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SubjectRequest {
@@ -314,16 +327,21 @@ pub struct SubjectRequest {
     pub phones: Vec<String>,
     /// Tessera customer ids.
     pub customer_ids: Vec<String>,
+    /// Loyalty card numbers, as typed (spaces, dashes and case do not matter).
+    pub loyalty_numbers: Vec<String>,
 }
 
 impl SubjectRequest {
     /// True when no identifier is given.
     pub fn is_empty(&self) -> bool {
-        self.emails.is_empty() && self.phones.is_empty() && self.customer_ids.is_empty()
+        self.emails.is_empty()
+            && self.phones.is_empty()
+            && self.customer_ids.is_empty()
+            && self.loyalty_numbers.is_empty()
     }
 
     /// Requests from a CSV file with a header naming some of `email`, `phone`,
-    /// `customer_id`: one person per row.
+    /// `customer_id`, `loyalty_number`: one person per row.
     pub fn from_csv(text: &str, path: &str) -> Result<Vec<SubjectRequest>> {
         let mut lines = text.lines().filter(|l| !l.trim().is_empty());
         let header: Vec<String> = lines
@@ -333,8 +351,11 @@ impl SubjectRequest {
             .map(|h| h.trim().trim_matches('"').to_ascii_lowercase())
             .collect();
         for h in &header {
-            if !["email", "phone", "customer_id"].contains(&h.as_str()) {
-                bail!("{path}: unknown column `{h}` (expected email, phone, customer_id)");
+            if !REQUEST_COLUMNS.contains(&h.as_str()) {
+                bail!(
+                    "{path}: unknown column `{h}` (expected {})",
+                    REQUEST_COLUMNS.join(", ")
+                );
             }
         }
         let mut out = Vec::new();
@@ -359,6 +380,7 @@ impl SubjectRequest {
                 match h.as_str() {
                     "email" => r.emails.push(c.to_string()),
                     "phone" => r.phones.push(c.to_string()),
+                    "loyalty_number" => r.loyalty_numbers.push(c.to_string()),
                     _ => r.customer_ids.push(c.to_string()),
                 }
             }
@@ -419,6 +441,15 @@ pub async fn find_subject(ws: &Workspace, request: &SubjectRequest) -> Result<Su
     for c in &request.customer_ids {
         seeds.insert(IdentifierKind::CustomerId, c);
     }
+    for l in &request.loyalty_numbers {
+        let v = seeds
+            .insert(IdentifierKind::LoyaltyNumber, l)
+            .ok_or_else(|| anyhow!("`{l}` is not a loyalty card number (no letter or digit)"))?;
+        seed_values
+            .entry(IdentifierKind::LoyaltyNumber)
+            .or_default()
+            .insert(v);
+    }
     let ctx = ws.engine.ctx();
     ctx.register_udf(Arc::new(seeds).udf(SUBJECT_FUNCTION));
 
@@ -443,12 +474,21 @@ pub async fn find_subject(ws: &Workspace, request: &SubjectRequest) -> Result<Su
         }
     };
     let f = SUBJECT_FUNCTION;
+    let held = crate::explain::columns(ws, &format!("{schema}.identity_records")).await?;
+    let identifiers: Vec<(IdentifierKind, &str)> = RECORD_IDENTIFIERS
+        .into_iter()
+        .filter(|(_, column)| held.contains(*column))
+        .collect();
+    let found_by: String = identifiers
+        .iter()
+        .map(|(kind, column)| format!("{f}('{}', r.{column}) or ", kind.name()))
+        .collect();
     let customers = rows(
         ws,
         &format!(
             "select distinct rc.customer_id from {schema}.identity_records r \
              join {schema}.record_customer rc on rc.record_key = r.record_key \
-             where {f}('email', r.email) or {f}('phone', r.phone) or {f}('customer_id', rc.customer_id) \
+             where {found_by}{f}('customer_id', rc.customer_id) \
              union select customer_id from {schema}.customer_id_history \
              where {f}('customer_id', previous_customer_id) or {f}('customer_id', customer_id)"
         ),
@@ -473,10 +513,19 @@ pub async fn find_subject(ws: &Workspace, request: &SubjectRequest) -> Result<Su
         {
             subject.customers.insert(r["previous_customer_id"].clone());
         }
+        let selected: String = identifiers
+            .iter()
+            .map(|(_, column)| format!(", r.{column}"))
+            .collect();
+        let country = if held.contains("country") {
+            ", r.country"
+        } else {
+            ""
+        };
         records = rows(
             ws,
             &format!(
-                "select r.record_key, r.email, r.phone, r.web_user_id, r.country \
+                "select r.record_key{selected}{country} \
                  from {schema}.identity_records r \
                  join {schema}.record_customer rc on rc.record_key = r.record_key \
                  where rc.customer_id in ({list})"
@@ -488,27 +537,19 @@ pub async fn find_subject(ws: &Workspace, request: &SubjectRequest) -> Result<Su
     let mut regions = BTreeSet::new();
     for r in &records {
         subject.records.insert(r["record_key"].clone());
-        for (kind, column) in [
-            (IdentifierKind::Email, "email"),
-            (IdentifierKind::Phone, "phone"),
-            (IdentifierKind::WebUserId, "web_user_id"),
-        ] {
-            if !r[column].is_empty() {
-                ids.entry(kind).or_default().insert(r[column].clone());
+        for (kind, column) in &identifiers {
+            if !r[*column].is_empty() {
+                ids.entry(*kind).or_default().insert(r[*column].clone());
             }
         }
-        if !r["country"].is_empty() {
-            regions.insert(r["country"].clone());
+        if let Some(country) = r.get("country").filter(|c| !c.is_empty()) {
+            regions.insert(country.clone());
         }
     }
     // Identifiers other customers' records hold too are not the person's alone.
     if !subject.records.is_empty() {
         let keys = in_list(&subject.records);
-        for (kind, column) in [
-            (IdentifierKind::Email, "email"),
-            (IdentifierKind::Phone, "phone"),
-            (IdentifierKind::WebUserId, "web_user_id"),
-        ] {
+        for &(kind, column) in &identifiers {
             let Some(values) = ids.get(&kind).filter(|v| !v.is_empty()) else {
                 continue;
             };
@@ -1265,4 +1306,34 @@ async fn json_rows(ws: &Workspace, sql: &str) -> Result<Vec<serde_json::Value>> 
         return Ok(Vec::new());
     }
     Ok(serde_json::from_slice(&bytes)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_files_name_people_by_any_identifier_kind() {
+        let text = "Email,phone,customer_id,loyalty_number\n\
+                    ann@example.com,,,\n\
+                    ,,,ly 0042-1337\n\
+                    \n\
+                    ,+33612345678,C-1,\n";
+        let requests = SubjectRequest::from_csv(text, "requests.csv").unwrap();
+        assert_eq!(requests.len(), 3);
+        assert_eq!(requests[0].emails, ["ann@example.com"]);
+        assert_eq!(requests[1].loyalty_numbers, ["ly 0042-1337"]);
+        assert!(requests[1].emails.is_empty() && !requests[1].is_empty());
+        assert_eq!(requests[2].phones, ["+33612345678"]);
+        assert_eq!(requests[2].customer_ids, ["C-1"]);
+
+        let err = SubjectRequest::from_csv("email,card\na,b\n", "r.csv").unwrap_err();
+        assert!(
+            err.to_string().contains("r.csv: unknown column `card`")
+                && err.to_string().contains("loyalty_number"),
+            "{err}"
+        );
+        let err = SubjectRequest::from_csv("email,loyalty_number\n,\n", "r.csv").unwrap_err();
+        assert_eq!(err.to_string(), "r.csv: row 2: no identifier");
+    }
 }
