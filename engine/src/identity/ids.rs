@@ -17,6 +17,72 @@ pub struct Previous {
     pub created_at: i64,
 }
 
+/// The previous run's record → customer map, each customer held once: a million records of
+/// half a million customers keep half a million id strings, not a million, and `assign` finds
+/// a record's customer by number instead of hashing its id again.
+#[derive(Debug, Default)]
+pub struct PreviousIds {
+    /// Record key → index in `customers`.
+    records: HashMap<String, u32>,
+    /// Each previous customer once, in the order met.
+    customers: Vec<Previous>,
+    /// Customer id → index in `customers`.
+    index: HashMap<String, u32>,
+}
+
+impl PreviousIds {
+    /// Records `record_key` as held by `customer_id` (created at `created_at`, which the first
+    /// record of the id sets).
+    pub fn insert(&mut self, record_key: &str, customer_id: &str, created_at: i64) {
+        let i = match self.index.get(customer_id) {
+            Some(&i) => i,
+            None => {
+                let i = u32::try_from(self.customers.len()).expect("under 2^32 customers");
+                self.customers.push(Previous {
+                    customer_id: customer_id.to_string(),
+                    created_at,
+                });
+                self.index.insert(customer_id.to_string(), i);
+                i
+            }
+        };
+        self.records.insert(record_key.to_string(), i);
+    }
+
+    /// The previous customer of `record_key`, with its number.
+    fn get(&self, record_key: &str) -> Option<(usize, &Previous)> {
+        let &i = self.records.get(record_key)?;
+        Some((i as usize, &self.customers[i as usize]))
+    }
+
+    /// True when a previous customer holds `id`.
+    pub fn holds(&self, id: &str) -> bool {
+        self.index.contains_key(id)
+    }
+
+    /// Records with a previous customer.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// True when there is no previous run.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Bytes held (strings with their allocation, hash-table slots).
+    pub fn bytes(&self) -> usize {
+        let text = |s: &String| s.capacity() + size_of::<String>() + 16;
+        let records: usize = self.records.keys().map(|k| text(k) + 8).sum();
+        let customers: usize = self
+            .customers
+            .iter()
+            .map(|p| 2 * text(&p.customer_id) + size_of::<Previous>() + 8)
+            .sum();
+        records + customers
+    }
+}
+
 /// A change of ids between two runs.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct IdEvent {
@@ -40,32 +106,35 @@ pub struct Assignment {
 }
 
 /// Assigns ids to `clusters` (each a list of record keys, smallest first). `previous` maps
-/// record keys to their earlier id; `used` holds every id ever issued (never re-issued).
+/// record keys to their earlier id; `used` holds other ids issued before (the id history's:
+/// never re-issued, as no previous customer's id is).
 pub fn assign(
     clusters: &[Vec<&str>],
-    previous: &HashMap<String, Previous>,
+    previous: &PreviousIds,
     used: &HashSet<String>,
     now: i64,
 ) -> Assignment {
     // The previous ids the records carry, each once (numbered in the order met): its creation
     // time and the clusters holding its records, with counts. Clusters are walked in order, so
     // each id's holders come sorted by cluster. (A string-keyed ordered map here made the
-    // stage take 6 s on a million-record re-run, mostly string comparisons.)
-    let mut number: HashMap<&str, usize> = HashMap::new();
+    // stage take 6 s on a million-record re-run, mostly string comparisons; previous customers
+    // come numbered, so no id is hashed here at all.)
+    let mut number: Vec<u32> = vec![u32::MAX; previous.customers.len()];
     let mut prior: Vec<Prior> = Vec::new();
     for (c, keys) in clusters.iter().enumerate() {
         for key in keys {
-            let Some(p) = previous.get(*key) else {
+            let Some((k, p)) = previous.get(key) else {
                 continue;
             };
-            let i = *number.entry(p.customer_id.as_str()).or_insert_with(|| {
+            if number[k] == u32::MAX {
+                number[k] = prior.len() as u32;
                 prior.push(Prior {
                     id: p.customer_id.as_str(),
                     created_at: p.created_at,
                     holders: Vec::new(),
                 });
-                prior.len() - 1
-            });
+            }
+            let i = number[k] as usize;
             let holders = &mut prior[i].holders;
             match holders.last_mut() {
                 Some((last, n)) if *last == c => *n += 1,
@@ -91,7 +160,7 @@ pub fn assign(
         let (id, at) = if candidates.is_empty() {
             // Never an id issued before, nor one this run keeps or minted already.
             let id = mint(keys[0], |id| {
-                used.contains(id) || minted.contains(id) || number.contains_key(id)
+                previous.holds(id) || used.contains(id) || minted.contains(id)
             });
             minted.insert(id.clone());
             events.push(IdEvent {
@@ -144,11 +213,11 @@ pub fn assign(
     events.extend(splits);
     // Ids whose records are all gone.
     let mut retired: Vec<&str> = previous
-        .values()
-        .map(|p| p.customer_id.as_str())
-        .filter(|id| !number.contains_key(id))
-        .collect::<HashSet<_>>()
-        .into_iter()
+        .customers
+        .iter()
+        .zip(&number)
+        .filter(|(_, n)| **n == u32::MAX)
+        .map(|(p, _)| p.customer_id.as_str())
         .collect();
     retired.sort_unstable();
     for id in retired {
@@ -202,25 +271,18 @@ fn mint(key: &str, taken: impl Fn(&str) -> bool) -> String {
 mod tests {
     use super::*;
 
-    fn prev(pairs: &[(&str, &str, i64)]) -> HashMap<String, Previous> {
-        pairs
-            .iter()
-            .map(|(k, id, at)| {
-                (
-                    k.to_string(),
-                    Previous {
-                        customer_id: id.to_string(),
-                        created_at: *at,
-                    },
-                )
-            })
-            .collect()
+    fn prev(pairs: &[(&str, &str, i64)]) -> PreviousIds {
+        let mut previous = PreviousIds::default();
+        for (k, id, at) in pairs {
+            previous.insert(k, id, *at);
+        }
+        previous
     }
 
     #[test]
     fn ids_stay_put_when_nothing_changes() {
         let clusters = vec![vec!["a", "b"], vec!["c"]];
-        let first = assign(&clusters, &HashMap::new(), &HashSet::new(), 1);
+        let first = assign(&clusters, &PreviousIds::default(), &HashSet::new(), 1);
         assert_eq!(
             first.events.iter().filter(|e| e.event == "created").count(),
             2
@@ -278,17 +340,10 @@ mod tests {
         let n = 60_000;
         let keys: Vec<String> = (0..2 * n).map(|i| format!("k{i:07}")).collect();
         let ids: Vec<String> = (0..n).map(|i| format!("cus_{i}")).collect();
-        let previous: HashMap<String, Previous> = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| {
-                let p = Previous {
-                    customer_id: ids[i / 2].clone(),
-                    created_at: 1,
-                };
-                (k.clone(), p)
-            })
-            .collect();
+        let mut previous = PreviousIds::default();
+        for (i, k) in keys.iter().enumerate() {
+            previous.insert(k, &ids[i / 2], 1);
+        }
         let clusters: Vec<Vec<&str>> = keys.iter().map(|k| vec![k.as_str()]).collect();
         let out = assign(&clusters, &previous, &HashSet::new(), 9);
         let splits = out.events.iter().filter(|e| e.event == "split").count();
@@ -299,7 +354,7 @@ mod tests {
     fn a_new_id_is_never_one_a_kept_customer_holds() {
         // "b"'s cluster comes first and would mint the id "a" keeps, were only the ids
         // already handed out this run checked.
-        let taken = assign(&[vec!["b"]], &HashMap::new(), &HashSet::new(), 1).ids[0]
+        let taken = assign(&[vec!["b"]], &PreviousIds::default(), &HashSet::new(), 1).ids[0]
             .0
             .clone();
         let next = assign(
@@ -314,9 +369,9 @@ mod tests {
 
     #[test]
     fn retired_ids_are_never_reissued() {
-        let first = assign(&[vec!["a"]], &HashMap::new(), &HashSet::new(), 1);
+        let first = assign(&[vec!["a"]], &PreviousIds::default(), &HashSet::new(), 1);
         let used: HashSet<String> = [first.ids[0].0.clone()].into();
-        let again = assign(&[vec!["a"]], &HashMap::new(), &used, 2);
+        let again = assign(&[vec!["a"]], &PreviousIds::default(), &used, 2);
         assert_ne!(again.ids[0].0, first.ids[0].0);
         let gone = assign(&[vec!["b"]], &prev(&[("a", "x", 1)]), &HashSet::new(), 2);
         assert!(

@@ -69,9 +69,9 @@ pub const APPENDED_TABLES: [&str; 2] = ["customer_id_history", "identity_stats"]
 /// What the previous run left: the record → customer map and every id ever issued.
 #[derive(Debug, Default)]
 pub struct PreviousState {
-    /// Record key → its customer.
-    pub assignment: HashMap<String, ids::Previous>,
-    /// Every customer id issued so far.
+    /// Record key → its customer (each customer held once).
+    pub assignment: ids::PreviousIds,
+    /// The other customer ids issued so far (in the id history, no longer held by a record).
     pub used_ids: HashSet<String>,
     /// The model the last training run stored, if any (`None` forces training).
     pub model: Option<StoredModel>,
@@ -84,11 +84,7 @@ impl PreviousState {
     /// the records are resolved.
     pub fn bytes(&self) -> usize {
         let text = |s: &String| s.capacity() + size_of::<String>() + 16;
-        let assignment: usize = self
-            .assignment
-            .iter()
-            .map(|(k, p)| text(k) + text(&p.customer_id) + size_of::<i64>() + 8)
-            .sum();
+        let assignment = self.assignment.bytes();
         let used: usize = self.used_ids.iter().map(|s| text(s) + 8).sum();
         let tf: usize = self
             .term_frequencies
@@ -2049,14 +2045,9 @@ pub async fn previous_state(
             let at = cast(&at, &DataType::Int64)?;
             let at = at.as_any().downcast_ref::<Int64Array>().expect("int64");
             for r in 0..b.num_rows() {
-                state.used_ids.insert(id.value(r).to_string());
-                state.assignment.insert(
-                    k.value(r).to_string(),
-                    ids::Previous {
-                        customer_id: id.value(r).to_string(),
-                        created_at: at.value(r),
-                    },
-                );
+                state
+                    .assignment
+                    .insert(k.value(r), id.value(r), at.value(r));
             }
         }
     }
@@ -2067,9 +2058,11 @@ pub async fn previous_state(
         for b in df.collect().await? {
             for name in ["customer_id", "previous_customer_id"] {
                 let ids = strs(&b, name)?;
-                state
-                    .used_ids
-                    .extend(ids.iter().flatten().map(str::to_string));
+                for id in ids.iter().flatten() {
+                    if !state.assignment.holds(id) && !state.used_ids.contains(id) {
+                        state.used_ids.insert(id.to_string());
+                    }
+                }
             }
         }
     }
