@@ -7,8 +7,10 @@ use std::fmt::Write as _;
 
 use anyhow::{Context, Result, anyhow, bail};
 use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::logical_expr::LogicalPlan;
 use tessera_engine::identity::IdentityConfig;
 use tessera_engine::identity::sql::literal;
 
@@ -19,25 +21,32 @@ use crate::workspace::Workspace;
 /// Rows as maps of column → display text ("" for NULL).
 pub(crate) type Rows = Vec<BTreeMap<String, String>>;
 
-pub(crate) async fn query(ws: &Workspace, sql: &str) -> Result<Vec<RecordBatch>> {
+/// The plan of one statement, its tables registered first.
+async fn plan(ws: &Workspace, sql: &str) -> Result<LogicalPlan> {
     let mut statements = ws.prepare_for(sql).await?;
     let statement = statements.pop().ok_or_else(|| anyhow!("empty query"))?;
-    let ctx = ws.engine.ctx();
-    let plan = ctx.state().statement_to_plan(statement).await?;
-    Ok(ctx.execute_logical_plan(plan).await?.collect().await?)
+    Ok(ws.engine.ctx().state().statement_to_plan(statement).await?)
 }
 
-/// The names of `table`'s columns (planned, not read).
-pub(crate) async fn columns(ws: &Workspace, table: &str) -> Result<HashSet<String>> {
-    let sql = format!("select * from {table}");
-    let mut statements = ws.prepare_for(&sql).await?;
-    let statement = statements.pop().ok_or_else(|| anyhow!("empty query"))?;
-    let plan = ws.engine.ctx().state().statement_to_plan(statement).await?;
-    Ok(plan
+pub(crate) async fn query(ws: &Workspace, sql: &str) -> Result<Vec<RecordBatch>> {
+    let plan = plan(ws, sql).await?;
+    Ok(ws
+        .engine
+        .ctx()
+        .execute_logical_plan(plan)
+        .await?
+        .collect()
+        .await?)
+}
+
+/// The columns of `table` with their types (planned, not read).
+pub(crate) async fn table_columns(ws: &Workspace, table: &str) -> Result<Vec<(String, DataType)>> {
+    Ok(plan(ws, &format!("select * from {table}"))
+        .await?
         .schema()
         .fields()
         .iter()
-        .map(|f| f.name().clone())
+        .map(|f| (f.name().clone(), f.data_type().clone()))
         .collect())
 }
 

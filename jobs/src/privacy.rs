@@ -420,35 +420,29 @@ fn in_list(values: &BTreeSet<String>) -> String {
 pub async fn find_subject(ws: &Workspace, request: &SubjectRequest) -> Result<Subject> {
     let mut seeds = IdentifierSet::clear();
     let mut seed_values: BTreeMap<IdentifierKind, BTreeSet<String>> = BTreeMap::new();
-    for e in &request.emails {
-        let v = seeds
-            .insert(IdentifierKind::Email, e)
-            .ok_or_else(|| anyhow!("`{e}` is not an email address"))?;
-        seed_values
-            .entry(IdentifierKind::Email)
-            .or_default()
-            .insert(v);
-    }
-    for p in &request.phones {
-        let v = seeds.insert(IdentifierKind::Phone, p).ok_or_else(|| {
-            anyhow!("`{p}` is not a phone number in international form (e.g. +33 6 12 34 56 78)")
-        })?;
-        seed_values
-            .entry(IdentifierKind::Phone)
-            .or_default()
-            .insert(v);
+    let given = [
+        (IdentifierKind::Email, &request.emails, "an email address"),
+        (
+            IdentifierKind::Phone,
+            &request.phones,
+            "a phone number in international form (e.g. +33 6 12 34 56 78)",
+        ),
+        (
+            IdentifierKind::LoyaltyNumber,
+            &request.loyalty_numbers,
+            "a loyalty card number (no letter or digit)",
+        ),
+    ];
+    for (kind, values, what) in given {
+        for raw in values {
+            let v = seeds
+                .insert(kind, raw)
+                .ok_or_else(|| anyhow!("`{raw}` is not {what}"))?;
+            seed_values.entry(kind).or_default().insert(v);
+        }
     }
     for c in &request.customer_ids {
         seeds.insert(IdentifierKind::CustomerId, c);
-    }
-    for l in &request.loyalty_numbers {
-        let v = seeds
-            .insert(IdentifierKind::LoyaltyNumber, l)
-            .ok_or_else(|| anyhow!("`{l}` is not a loyalty card number (no letter or digit)"))?;
-        seed_values
-            .entry(IdentifierKind::LoyaltyNumber)
-            .or_default()
-            .insert(v);
     }
     let ctx = ws.engine.ctx();
     ctx.register_udf(Arc::new(seeds).udf(SUBJECT_FUNCTION));
@@ -474,7 +468,12 @@ pub async fn find_subject(ws: &Workspace, request: &SubjectRequest) -> Result<Su
         }
     };
     let f = SUBJECT_FUNCTION;
-    let held = crate::explain::columns(ws, &format!("{schema}.identity_records")).await?;
+    let held: BTreeSet<String> =
+        crate::explain::table_columns(ws, &format!("{schema}.identity_records"))
+            .await?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
     let identifiers: Vec<(IdentifierKind, &str)> = RECORD_IDENTIFIERS
         .into_iter()
         .filter(|(_, column)| held.contains(*column))

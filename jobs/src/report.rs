@@ -256,22 +256,10 @@ fn clusters(stats: &Stats) -> Section {
     s
 }
 
-/// Columns of a table with their types.
-async fn table_columns(ws: &Workspace, table: &str) -> Result<Vec<(String, DataType)>> {
-    crate::explain::query(ws, &format!("select * from {table} limit 0")).await?;
-    let df = ws.engine.ctx().table(table).await?;
-    Ok(df
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| (f.name().clone(), f.data_type().clone()))
-        .collect())
-}
-
 /// Share of rows with a value (not NULL, and not empty text) per column of `table`, and its
 /// row count.
 async fn coverage(ws: &Workspace, table: &str, skip: &[&str]) -> Result<(f64, Vec<(String, f64)>)> {
-    let columns: Vec<(String, DataType)> = table_columns(ws, table)
+    let columns: Vec<(String, DataType)> = crate::explain::table_columns(ws, table)
         .await?
         .into_iter()
         .filter(|(c, _)| !skip.contains(&c.as_str()))
