@@ -60,16 +60,6 @@ impl PreviousIds {
         self.index.contains_key(id)
     }
 
-    /// Records with a previous customer.
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-
-    /// True when there is no previous run.
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
-
     /// Bytes held (strings with their allocation, hash-table slots).
     pub fn bytes(&self) -> usize {
         let text = |s: &String| s.capacity() + size_of::<String>() + 16;
