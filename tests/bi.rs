@@ -306,6 +306,115 @@ fn serve_answers_psql_psycopg_and_twenty_clients() {
     assert!(server.running());
 }
 
+const HOSTILE: &str = r#"
+import json, os, sys
+import psycopg
+port, target = int(sys.argv[1]), sys.argv[2]
+dsn = f"host=127.0.0.1 port={port} user=tessera dbname=tessera"
+out = {}
+def attempt(name, conn, sql, params=None, prepare=None):
+    try:
+        cur = conn.execute(sql, params, prepare=prepare)
+        out[name] = ["ok", str(cur.fetchall() if cur.description else None)[:200]]
+    except psycopg.Error as e:
+        out[name] = [e.sqlstate, str(e)[:300]]
+with psycopg.connect(dsn, autocommit=True) as conn:
+    # The extended protocol: parameters, server-side prepared statements.
+    attempt("explain_analyze_param", conn,
+            f"EXPLAIN ANALYZE INSERT INTO {target} SELECT * FROM {target} WHERE %s = %s", (1, 1))
+    attempt("insert_prepared", conn, f"INSERT INTO {target} SELECT * FROM {target} WHERE %s = 1", (1,), True)
+    attempt("prepare", conn, f"PREPARE sneaky AS INSERT INTO {target} SELECT * FROM {target}")
+    attempt("execute", conn, "EXECUTE sneaky")
+    attempt("alive", conn, "select 41 + 1")
+print(json.dumps(out, default=str))
+sys.stdout.flush(); os._exit(0)
+"#;
+
+/// Issue 25: every write form a hostile client can wrap, on the simple protocol (psql) and the
+/// extended one (psycopg): nothing is written (the table keeps its rows, no file appears), the
+/// shared session keeps its options, and the server goes on serving. Before the plan-level
+/// check, `EXPLAIN ANALYZE INSERT` doubled the table and `EXPLAIN ANALYZE COPY` wrote a file.
+#[test]
+fn serve_refuses_every_write_form_however_wrapped() {
+    let dir = ran_demo();
+    let target = "unify.identity_guard_hits";
+    let count = || {
+        query(dir, &format!("select count(*) as n from {target}"))[0]["n"]
+            .as_f64()
+            .unwrap()
+    };
+    let before = count();
+    let mut server = Server::start(dir, &[], &[]);
+    let scratch = tempfile::tempdir().unwrap();
+    let file = |name: &str| scratch.path().join(name).display().to_string();
+    let (copied, explained, external) = (file("copy.csv"), file("explain.csv"), file("ext.csv"));
+    std::fs::write(&external, "a\n1\n").unwrap();
+    let attacks = [
+        format!("EXPLAIN ANALYZE INSERT INTO {target} SELECT * FROM {target}"),
+        format!("EXPLAIN (ANALYZE) INSERT INTO {target} SELECT * FROM {target}"),
+        format!("EXPLAIN ANALYZE COPY (select 1 as a) TO '{explained}'"),
+        format!("COPY (select 1 as a) TO '{copied}'"),
+        format!("WITH x AS (SELECT 1) INSERT INTO {target} SELECT * FROM {target}"),
+        format!("DELETE FROM {target}"),
+        "SELECT 1 AS a INTO unify.stolen".to_string(),
+        "CREATE VIEW unify.v AS SELECT 1".to_string(),
+        format!("CREATE EXTERNAL TABLE leak STORED AS CSV LOCATION '{external}'"),
+        r#"SET "datafusion".execution.batch_size = 1"#.to_string(),
+        r#"SET "datafusion.execution.batch_size" = 1"#.to_string(),
+        r#"SET U&"d\0061tafusion".execution.batch_size = 1"#.to_string(),
+        format!("select 1; INSERT INTO {target} SELECT * FROM {target}"),
+    ];
+    for attack in &attacks {
+        let out = psql(&server, &[attack], &[], "");
+        let err = stderr(&out);
+        assert!(
+            !out.status.success() || !err.is_empty(),
+            "`{attack}` was accepted:\n{}",
+            stdout(&out)
+        );
+        assert!(
+            !err.contains("INSERT") || !stdout(&out).contains("rows"),
+            "`{attack}`: {err}"
+        );
+    }
+    let port = server.port();
+    let r = python_json(
+        scratch.path(),
+        HOSTILE,
+        &[std::ffi::OsStr::new(&port), std::ffi::OsStr::new(target)],
+    );
+    for name in [
+        "explain_analyze_param",
+        "insert_prepared",
+        "prepare",
+        "execute",
+    ] {
+        assert_ne!(r[name][0], "ok", "{name} was accepted: {r}");
+    }
+    assert_eq!(r["explain_analyze_param"][0], "25006", "{r}");
+    assert_eq!(r["alive"][1], "[(42,)]", "{r}");
+    // Nothing written, the session's options unchanged, the server alive and serving.
+    assert_eq!(count(), before, "{target} changed");
+    assert!(!Path::new(&copied).exists() && !Path::new(&explained).exists());
+    let out = psql(
+        &server,
+        &["show datafusion.execution.batch_size", "select 'alive'"],
+        &[],
+        "",
+    );
+    let text = stdout(&out);
+    assert!(
+        !text.contains("\n1\n") && !text.starts_with("1\n"),
+        "{text}"
+    );
+    assert!(
+        text.trim_end().ends_with("alive"),
+        "{text}\n{}",
+        stderr(&out)
+    );
+    assert!(server.running());
+}
+
 #[test]
 fn serve_enforces_limits_password_and_tls() {
     let dir = ran_demo();
@@ -558,4 +667,46 @@ fn the_report_renders_in_chromium_with_every_chart() {
     if let Ok(keep) = std::env::var("TESSERA_REPORT_SCREENSHOT") {
         std::fs::copy(&shot, keep).unwrap();
     }
+}
+
+/// Issue 25: the suppression list was read once when the server started, so after `tessera
+/// forget` an erased person stayed visible through the sources until a restart. The server
+/// now re-reads it when `privacy.suppression` changes, and keeps serving during the erasure's
+/// purge.
+#[test]
+fn serve_stops_showing_an_erased_person_without_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_dir(shared_demo(), dir);
+    ok(dir, &["run", "--no-report"]);
+    let email = query(
+        dir,
+        "select min(email) as e from crm_contacts where email like '%@%'",
+    )[0]["e"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut server = Server::start(dir, &["--refresh", "1"], &[]);
+    let count = |server: &Server| {
+        let out = psql(
+            server,
+            &[&format!(
+                "select count(*) from crm_contacts where lower(trim(email)) = lower(trim('{email}'))"
+            )],
+            &[],
+            "",
+        );
+        stdout(&out).trim().to_string()
+    };
+    assert_ne!(count(&server), "0", "the person is there before");
+    ok(dir, &["forget", "--email", &email]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while count(&server) != "0" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the erased person is still served through crm_contacts"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(server.running());
 }

@@ -748,3 +748,156 @@ fn job_settings_and_schedules_come_from_the_project_file() {
     assert_eq!(runs, "3");
     assert!(dir.join("warehouse/staging/contacts/_delta_log").is_dir());
 }
+
+/// Issue 25: the lock is a lease. A holder on another machine whose heartbeat stopped is taken
+/// over once the lease lapses (before, a foreign lock blocked every run forever); two waiters
+/// racing to take over the same dead lock both end up running, one after the other; and
+/// `forget` (not only `run`) waits for the lock.
+#[test]
+fn the_warehouse_lock_is_a_lease_every_writer_takes() {
+    let project = demo_project("800");
+    let dir = project.path();
+    ok(dir, &["run", "--no-report"]);
+    let lock = dir.join("warehouse/_tessera/run.lock");
+    let foreign = r#"{"token":"foreign","command":"run x","host":"another-host","pid":1,"started_at":"2026-01-01T00:00:00Z"}"#;
+    std::fs::write(&lock, foreign).unwrap();
+    // Within the lease: refused (exit 3), the holder named.
+    let err = fails(dir, &["run", "--wait", "1"], 3);
+    assert!(err.contains("another-host"), "{err}");
+    // Two waiters, the lease lapses while both wait: both run, serialised, nothing corrupt.
+    let runs_before: u64 = scalar(
+        dir,
+        "select count(distinct run_id) from _tessera.runs where kind = 'run'",
+    )
+    .parse()
+    .unwrap();
+    let spawn = || {
+        tessera()
+            .arg("-C")
+            .arg(dir)
+            .args(["run", "--full-refresh", "--no-report", "--wait", "120"])
+            .env("TESSERA_LOCK_LEASE_MS", "1500")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let started = std::time::Instant::now();
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(
+        started.elapsed().as_secs_f64() >= 1.5,
+        "the lease was honoured"
+    );
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    let took_over = [&a, &b]
+        .iter()
+        .filter(|o| String::from_utf8_lossy(&o.stderr).contains("taking over"))
+        .count();
+    assert_eq!(took_over, 1, "exactly one waiter takes the dead lock over");
+    let runs: u64 = scalar(
+        dir,
+        "select count(distinct run_id) from _tessera.runs where kind = 'run'",
+    )
+    .parse()
+    .unwrap();
+    assert_eq!(runs, runs_before + 2);
+    assert_eq!(
+        scalar(dir, "select count(*) from staging.orders"),
+        scalar(dir, "select count(*) from pos_orders")
+    );
+    assert!(!lock.exists(), "released");
+
+    // `forget` waits for the lock like a run would, then erases.
+    std::fs::write(&lock, foreign).unwrap();
+    let email = scalar(
+        dir,
+        "select min(email) from profiles.customers where email is not null",
+    );
+    let mut forget = tessera()
+        .arg("-C")
+        .arg(dir)
+        .args(["forget", "--email", &email])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        forget.try_wait().unwrap().is_none(),
+        "forget waits while another command holds the lock"
+    );
+    std::fs::remove_file(&lock).unwrap();
+    let out = forget.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("waiting for the warehouse lock"));
+    assert_eq!(
+        scalar(
+            dir,
+            &format!("select count(*) from profiles.customers where email = '{email}'")
+        ),
+        "0"
+    );
+}
+
+/// Issue 25: identity publishes its tables in several commits. Killed after the identity
+/// tables and before the records table, the next run must not skip the job as unchanged
+/// (the records table carries the fingerprint and is committed last): it resolves again, and
+/// every identity table then agrees with the records.
+#[test]
+fn identity_killed_between_its_commits_is_published_again_by_the_next_run() {
+    let project = demo_project("800");
+    let dir = project.path();
+    ok(dir, &["run", "--no-report"]);
+    // A new contact arrives.
+    let contacts = dir.join("data/crm/contacts.csv");
+    let text = std::fs::read_to_string(&contacts).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    let mut row: Vec<String> = text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .map(String::from)
+        .collect();
+    let id = header.iter().position(|h| *h == "contact_id").unwrap();
+    row[id] = "C-NEW-1".into();
+    std::fs::write(&contacts, format!("{text}{}\n", row.join(","))).unwrap();
+    let out = tessera()
+        .arg("-C")
+        .arg(dir)
+        .args(["run", "--no-report"])
+        .env("TESSERA_FAILPOINTS", "identity:before-records-commit=exit")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(86),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The half-published state: record_customer has the new record, the records table not.
+    assert_eq!(
+        scalar(
+            dir,
+            "select count(*) from unify.record_customer where record_key = 'crm_contacts:C-NEW-1'"
+        ),
+        "1"
+    );
+    let (_, events) = run_json(dir, &["--no-report"]);
+    assert_eq!(status_of(&events, "unify.identity_records"), "success");
+    let stale = scalar(
+        dir,
+        "select count(*) from unify.identity_records i full join unify.record_customer r \
+         on i.record_key = r.record_key where i.record_key is null or r.record_key is null",
+    );
+    assert_eq!(stale, "0", "record_customer agrees with the records");
+    // And the run after that skips it: the publish is complete.
+    let (_, events) = run_json(dir, &["--no-report"]);
+    assert_eq!(status_of(&events, "unify.identity_records"), "skipped");
+}

@@ -427,3 +427,69 @@ fn retention_deletes_old_rows_and_their_files_and_outputs_can_be_pseudonymised()
     let err = fails(dir, &["retention"], 2);
     assert!(err.contains("privacy.retention[0].keep"), "{err}");
 }
+
+/// Issue 25: an erasure is write-ahead. Killed after it audited the request as started and
+/// suppressed the person, before deleting any row, the person is already kept out of the
+/// next run's tables (the suppression is in place), the audit log shows the interrupted
+/// request, and the same request run again completes the erasure. Customer ids in the audit
+/// log are salted hashes, not ids in clear.
+#[test]
+fn an_erasure_killed_midway_is_already_suppressed_and_completes_when_rerun() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_dir(shared_demo(), dir);
+    ok(dir, &["run", "--no-report"]);
+    let (customer, email) = pick_person(dir);
+    for point in [
+        "forget:before-deletes",
+        "forget:between-deletes",
+        "forget:before-purge",
+    ] {
+        let out = common::tessera()
+            .arg("-C")
+            .arg(dir)
+            .args(["forget", "--email", &email])
+            .env("TESSERA_FAILPOINTS", format!("{point}=exit"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(86),
+            "{point}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let audit = query(
+            dir,
+            "select status, count(*) as n from privacy.audit_log where action = 'forget' group by 1",
+        );
+        assert!(
+            audit.iter().any(|r| text(r, "status") == "started"),
+            "{point}: {audit:?}"
+        );
+        let suppressed = query(dir, "select count(*) as n from privacy.suppression");
+        assert!(common::number(&suppressed[0], "n") > 0.0, "{point}");
+    }
+    // The next scheduled run, with the person still in the sources: not back.
+    ok(dir, &["run", "--full-refresh", "--no-report"]);
+    let back = query(
+        dir,
+        &format!("select count(*) as n from profiles.customers where email = '{email}'"),
+    );
+    assert_eq!(common::number(&back[0], "n"), 0.0, "the person came back");
+    // The same request again completes it.
+    ok(dir, &["forget", "--email", &email]);
+    let audit = query(
+        dir,
+        "select status, details from privacy.audit_log where action = 'forget'",
+    );
+    assert!(
+        audit.iter().any(|r| text(r, "status") == "done"),
+        "{audit:?}"
+    );
+    for r in &audit {
+        assert!(
+            !text(r, "details").contains(&customer),
+            "a customer id in clear in the audit log: {r:?}"
+        );
+    }
+}

@@ -101,7 +101,7 @@ pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
     );
     let (dag, errors) = load_dag(ws).await?;
     let selected = select(&dag, &args.select)?;
-    let lock = RunLock::acquire(ws, &run_id, args.wait).await?;
+    let lock = RunLock::acquire(ws, &format!("run {run_id}"), args.wait).await?;
     let mut out = std::io::stdout();
     // A progress bar on a terminal; plain lines otherwise (logs, cron, CI).
     let bar = (!args.json && std::io::stdout().is_terminal()).then(|| {
@@ -146,6 +146,7 @@ pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
             inputs: Default::default(),
             reason: "invalid job".into(),
             error: Some(e.to_string()),
+            warnings: Vec::new(),
         });
     }
     let runner = Runner::new(
@@ -188,12 +189,17 @@ pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
                     "event": "job_finished", "run_id": run_id, "job": r.name, "path": r.path,
                     "status": r.status.as_str(), "rows": r.rows, "output_version": r.output_version,
                     "seconds": seconds, "reason": r.reason, "error": r.error,
+                    "warnings": r.warnings,
                 }),
                 format!(
-                    "  {:<15} {:<32} {:>7.2}s  {detail}",
+                    "  {:<15} {:<32} {:>7.2}s  {detail}{}",
                     r.status.as_str().to_uppercase(),
                     r.name,
-                    seconds
+                    seconds,
+                    r.warnings
+                        .iter()
+                        .map(|w| format!("\n  {:<15} {w}", "WARNING"))
+                        .collect::<String>()
                 ),
             );
             if let Some(bar) = &bar {

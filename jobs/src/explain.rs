@@ -114,6 +114,12 @@ fn or_null(value: &str) -> &str {
 
 /// `tessera explain <a> <b>`.
 pub async fn explain_pair(ws: &Workspace, a: &str, b: &str) -> Result<()> {
+    print!("{}", pair_explanation(ws, a, b).await?);
+    Ok(())
+}
+
+/// Why records `a` and `b` are (or are not) one customer, as `tessera explain` prints it.
+pub async fn pair_explanation(ws: &Workspace, a: &str, b: &str) -> Result<String> {
     let (schema, config) = identity_schema(ws).await?;
     let mut out = String::new();
     let records = rows(
@@ -256,8 +262,7 @@ pub async fn explain_pair(ws: &Workspace, a: &str, b: &str) -> Result<()> {
             }
         }
     }
-    print!("{out}");
-    Ok(())
+    Ok(out)
 }
 
 /// The Fellegi–Sunter waterfall of one compared pair: the prior, then each comparison's level

@@ -4,8 +4,11 @@
 pub mod audience;
 pub mod commands;
 pub mod dag;
+pub mod evaluate;
 pub mod explain;
+pub mod failpoint;
 pub mod job;
+pub mod lock;
 pub mod output;
 pub mod privacy;
 pub mod project;

@@ -271,6 +271,24 @@ enum Command {
         #[arg(long, conflicts_with = "records")]
         customer: Option<String>,
     },
+    /// How good the customers are against a ground truth you have: pairwise precision, recall
+    /// and F1, B-cubed, splits and merges, the evidence ceiling the settings allow, the guard's
+    /// precision, and the error classes with examples (and their explanations with --explain).
+    Evaluate {
+        /// `table.column` naming each record's true person (the table has `record_key`, or
+        /// `source` and `record_id`), e.g. `truth_records.true_person_id`.
+        #[arg(long, conflicts_with = "labels", required_unless_present = "labels")]
+        truth: Option<String>,
+        /// A CSV file of labelled pairs instead: `record_key_a,record_key_b,is_match`.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// Add the `tessera explain` waterfall of each error class's first example.
+        #[arg(long)]
+        explain: bool,
+        /// Print the evaluation as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Erase people (GDPR art. 17): every row naming them in every warehouse table, through the
     /// identity graph; the tables' old versions purged; a salted-hash suppression entry so
     /// sources still holding them are filtered on later runs; an audit-log entry. Sources
@@ -331,6 +349,27 @@ enum Command {
 enum Mode {
     Overwrite,
     Append,
+}
+
+/// How long `forget`, `retention` and `write` wait for a run holding the warehouse lock.
+const WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The warehouse lock for a command that writes the warehouse (every one does, not only
+/// `run`: an erasure purging files while a run commits would race it).
+async fn writer_lock(ws: &Workspace, command: &str) -> Result<tessera_jobs::runner::RunLock> {
+    let quick =
+        tessera_jobs::runner::RunLock::acquire(ws, command, std::time::Duration::ZERO).await;
+    match quick {
+        Ok(lock) => Ok(lock),
+        Err(e) if e.downcast_ref::<tessera_jobs::runner::LockHeld>().is_some() => {
+            eprintln!(
+                "waiting for the warehouse lock ({e}), up to {}s",
+                WRITER_WAIT.as_secs()
+            );
+            tessera_jobs::runner::RunLock::acquire(ws, command, WRITER_WAIT).await
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn main() -> ExitCode {
@@ -468,7 +507,10 @@ async fn run(cli: Cli) -> Result<()> {
             to,
         } => {
             let ws = Workspace::open(load_project(&cli.project)?)?;
-            write(&ws, &table, &query, mode, partition_by, to).await
+            let lock = writer_lock(&ws, "write").await?;
+            let written = write(&ws, &table, &query, mode, partition_by, to).await;
+            lock.release().await;
+            written
         }
         Command::Run {
             select,
@@ -534,6 +576,26 @@ async fn run(cli: Cli) -> Result<()> {
                 _ => bail!("give two record keys, or --customer <id>"),
             }
         }
+        Command::Evaluate {
+            truth,
+            labels,
+            explain,
+            json,
+        } => {
+            let ws = Workspace::open(load_project(&cli.project)?)?;
+            let truth = match (truth, labels) {
+                (Some(t), _) => tessera_jobs::evaluate::Truth::Column(t),
+                (None, Some(l)) => tessera_jobs::evaluate::Truth::Labels(l),
+                (None, None) => bail!("give --truth <table.column> or --labels <file.csv>"),
+            };
+            let evaluation = tessera_jobs::evaluate::evaluate(&ws, &truth, explain).await?;
+            if json {
+                println!("{}", tessera_jobs::evaluate::to_json(&evaluation));
+            } else {
+                print!("{}", tessera_jobs::evaluate::render(&evaluation)?);
+            }
+            Ok(())
+        }
         Command::Forget {
             who,
             file,
@@ -559,7 +621,10 @@ async fn run(cli: Cli) -> Result<()> {
                 )
                 .into());
             }
-            let reports = tessera_jobs::privacy::forget(&ws, &requests, dry_run).await?;
+            let lock = writer_lock(&ws, "forget").await?;
+            let reports = tessera_jobs::privacy::forget(&ws, &requests, dry_run).await;
+            lock.release().await;
+            let reports = reports?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&reports)?);
             } else {
@@ -593,7 +658,10 @@ async fn run(cli: Cli) -> Result<()> {
             if ws.project.privacy.retention.is_empty() {
                 println!("no [[privacy.retention]] rules in tessera.toml");
             }
-            for (table, n) in tessera_jobs::privacy::apply_retention(&ws).await? {
+            let lock = writer_lock(&ws, "retention").await?;
+            let applied = tessera_jobs::privacy::apply_retention(&ws).await;
+            lock.release().await;
+            for (table, n) in applied? {
                 println!("{table}: {n} row(s) past retention deleted, old files purged");
             }
             Ok(())

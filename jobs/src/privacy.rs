@@ -218,12 +218,33 @@ pub async fn salt(ws: &Workspace, create: bool) -> Result<Option<Vec<u8>>> {
                 .map(|b| format!("{b:02x}"))
                 .collect::<String>()
                 .into_bytes();
-            store.put(&path, salt.clone().into()).await?;
-            tracing::warn!(
-                "created the suppression salt at {url}; keep it with the warehouse's backups \
-                 (or set ${var})"
-            );
-            Ok(Some(salt))
+            // Created only if absent: two first erasures at once agree on one salt (the loser
+            // reads the winner's) instead of each hashing with its own.
+            let put = store
+                .put_opts(
+                    &path,
+                    salt.clone().into(),
+                    object_store::PutOptions {
+                        mode: object_store::PutMode::Create,
+                        ..Default::default()
+                    },
+                )
+                .await;
+            match put {
+                Ok(_) => {
+                    tracing::warn!(
+                        "created the suppression salt at {url}; keep it with the warehouse's backups \
+                         (or set ${var})"
+                    );
+                    Ok(Some(salt))
+                }
+                Err(object_store::Error::AlreadyExists { .. }) => {
+                    Ok(Some(store.get(&path).await?.bytes().await?.to_vec()))
+                }
+                Err(e) => {
+                    Err(e).with_context(|| format!("cannot write the suppression salt at {url}"))
+                }
+            }
         }
         Err(object_store::Error::NotFound { .. }) => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read the suppression salt at {url}")),
@@ -828,6 +849,15 @@ pub async fn forget(
         let (holding, _) = sources_holding(ws).await?;
         report.sources_holding = holding;
         if !dry_run {
+            // Write-ahead: the request is audited as started, and the person suppressed, before
+            // any row goes. A kill from here on leaves a trace in the audit log, and the next
+            // run cannot bring the person back from the sources; the same request run again
+            // completes the erasure (every step below is idempotent).
+            fail_point("forget:before-audit-started")?;
+            audit_status(ws, "forget", &report, &salt, "started").await?;
+            fail_point("forget:before-suppression")?;
+            report.suppressed = suppress(ws, &subject, &salt, &report.request_id).await?;
+            fail_point("forget:before-deletes")?;
             // The removals first: a failure here leaves every table as it was.
             for (changes, batches) in removals {
                 let table = warehouse
@@ -860,12 +890,13 @@ pub async fn forget(
                     .delete_rows(&table.url, expr)
                     .await
                     .with_context(|| format!("cannot delete from {}", table.name))?;
+                fail_point("forget:between-deletes")?;
             }
-            report.suppressed = suppress(ws, &subject, &salt, &report.request_id).await?;
         }
         reports.push(report);
     }
     if !dry_run {
+        fail_point("forget:before-purge")?;
         // Older versions of every table may hold the people: purge them all.
         let mut files = 0;
         let mut logs = 0;
@@ -888,6 +919,7 @@ pub async fn forget(
             last.log_files_deleted = logs;
         }
     }
+    fail_point("forget:before-audit-done")?;
     for report in &reports {
         audit(ws, "forget", report, &salt).await?;
     }
@@ -1008,19 +1040,43 @@ async fn append_batch(ws: &Workspace, table: &str, batch: RecordBatch) -> Result
 /// Writes one request to the audit log: what was asked (salted hashes), what was done
 /// (counts, tables, sources still holding the person). No identifier in clear.
 async fn audit<T: Serialize>(ws: &Workspace, action: &str, report: &T, salt: &[u8]) -> Result<()> {
+    let dry = serde_json::to_value(report)?["dry_run"].as_bool() == Some(true);
+    audit_status(
+        ws,
+        action,
+        report,
+        salt,
+        if dry { "dry_run" } else { "done" },
+    )
+    .await
+}
+
+/// Appends one audit-log entry with `status` (`started`, `done`, `dry_run`). Customer ids are
+/// kept as salted hashes (the log outlives the erasure; an id in clear would name the person
+/// to anyone holding an old export).
+async fn audit_status<T: Serialize>(
+    ws: &Workspace,
+    action: &str,
+    report: &T,
+    salt: &[u8],
+    status: &str,
+) -> Result<()> {
     let mut details = serde_json::to_value(report)?;
     let request_id = details["request_id"]
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let status = if details["dry_run"].as_bool() == Some(true) {
-        "dry_run"
-    } else {
-        "done"
-    };
     if let Some(map) = details.as_object_mut() {
         map.remove("request_id");
         map.remove("dry_run");
+        if let Some(serde_json::Value::Array(ids)) = map.get_mut("customers") {
+            let set = IdentifierSet::salted(salt.to_vec());
+            for id in ids.iter_mut() {
+                if let Some(text) = id.as_str() {
+                    *id = serde_json::Value::String(set.key(IdentifierKind::CustomerId, text));
+                }
+            }
+        }
     }
     let schema = Arc::new(Schema::new(vec![
         Field::new("request_id", DataType::Utf8, false),
@@ -1042,6 +1098,13 @@ async fn audit<T: Serialize>(ws: &Workspace, action: &str, report: &T, salt: &[u
         Arc::new(StringArray::from(vec![details.to_string()])),
     ];
     append_batch(ws, AUDIT_TABLE, RecordBatch::try_new(schema, columns)?).await
+}
+
+/// A named point where tests inject a failure (`TESSERA_FAILPOINTS=forget:before-deletes`, a
+/// comma-separated list; `name=exit` ends the process there, as a kill would). Costs one
+/// environment read when unset.
+pub fn fail_point(name: &str) -> Result<()> {
+    crate::failpoint::check(name)
 }
 
 /// The report of `tessera forget`, for people.

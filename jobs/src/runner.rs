@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
@@ -18,7 +17,7 @@ use datafusion::common::{ScalarValue, TableReference};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{DataFrame, SessionContext};
 use futures::StreamExt;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
 use tessera_engine::storage::object_path;
 use tessera_engine::{SourceFormat, TableVersion, WriteMode};
@@ -91,6 +90,9 @@ pub struct JobResult {
     pub reason: String,
     /// The error, when it failed.
     pub error: Option<String>,
+    /// What went right enough to publish but deserves a look (an identity job's model
+    /// warnings); recorded in the run log's `reason`.
+    pub warnings: Vec<String>,
 }
 
 /// Options of a run.
@@ -453,6 +455,7 @@ impl<'a> Runner<'a> {
                             inputs: BTreeMap::new(),
                             reason: format!("`{up}` failed"),
                             error: Some(format!("not run: `{up}` failed")),
+                            warnings: Vec::new(),
                         }
                     }
                     None => {
@@ -484,6 +487,7 @@ impl<'a> Runner<'a> {
             inputs: BTreeMap::new(),
             reason: String::new(),
             error: None,
+            warnings: Vec::new(),
         };
         match self.execute(index, &mut result).await {
             Ok(status) => result.status = status,
@@ -728,12 +732,17 @@ impl<'a> Runner<'a> {
         .await?;
         // Not needed for writing (its memory was reserved while resolving).
         drop(previous);
+        if !resolution.warnings.is_empty()
+            && config.on_model_warning == identity::config::OnModelWarning::Fail
+        {
+            bail!(
+                "the match model is not sane, nothing published (`on_model_warning = \"fail\"`): {}",
+                resolution.warnings.join("; ")
+            );
+        }
+        result.warnings = resolution.warnings.clone();
         let meta = commit_metadata(job, planned);
-        let mut outputs = vec![(
-            job.name.clone(),
-            ctx.read_table(records)?,
-            WriteMode::Overwrite,
-        )];
+        let mut outputs = Vec::new();
         // The tables stay reserved in the memory pool until they are written.
         let _memory = resolution.memory;
         tracing::debug!("identity: writing the tables");
@@ -745,9 +754,7 @@ impl<'a> Runner<'a> {
             };
             outputs.push((beside(table), ctx.read_table(provider)?, mode));
         }
-        // The tables are independent (one Delta log each): written concurrently, each its own
-        // commit, as before when written one after another.
-        let writes = outputs.into_iter().map(|(name, df, mode)| {
+        let write_one = |name: String, df: datafusion::prelude::DataFrame, mode: WriteMode| {
             let meta = &meta;
             async move {
                 let url = table_url(&self.ws.project.warehouse, &name)?;
@@ -758,17 +765,43 @@ impl<'a> Runner<'a> {
                 let outcome = write.await.with_context(|| format!("writing {name}"))?;
                 anyhow::Ok((name, outcome))
             }
-        });
-        let written = futures::future::join_all(writes).await;
+        };
+        // The identity tables first (independent Delta logs, written concurrently), the records
+        // table last: it carries the job's fingerprint, so a run failed or killed between these
+        // commits leaves the fingerprint of the previous run, and the next run resolves and
+        // publishes everything again instead of skipping the job as unchanged with
+        // record_customer, match_pairs and the id history half-written.
+        let written = futures::future::join_all(
+            outputs
+                .into_iter()
+                .map(|(name, df, mode)| write_one(name, df, mode)),
+        )
+        .await;
         let mut failed = None;
+        let mut done = Vec::new();
         for w in written {
-            let (name, outcome) = match w {
-                Ok(done) => done,
+            match w {
+                Ok(ok) => done.push(ok),
                 Err(e) => {
                     failed.get_or_insert(e);
-                    continue;
                 }
-            };
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e.context(
+                "the identity tables were not all published; the next run publishes them again",
+            ));
+        }
+        crate::failpoint::check("identity:before-records-commit")?;
+        done.push(
+            write_one(
+                job.name.clone(),
+                ctx.read_table(records)?,
+                WriteMode::Overwrite,
+            )
+            .await?,
+        );
+        for (name, outcome) in done {
             if name == job.name {
                 result.rows = outcome.rows;
                 result.output_version = Some(outcome.version);
@@ -778,9 +811,6 @@ impl<'a> Runner<'a> {
                 .lock()
                 .expect("poisoned")
                 .insert(name, format!("delta v{}", outcome.version));
-        }
-        if let Some(e) = failed {
-            return Err(e);
         }
         Ok(JobStatus::Success)
     }
@@ -1039,114 +1069,7 @@ async fn listing_digest(store: &Arc<dyn ObjectStore>, url: &Url) -> Result<Strin
     ))
 }
 
-/// The warehouse-wide run lock: one `tessera run` at a time per warehouse.
-pub struct RunLock {
-    store: Arc<dyn ObjectStore>,
-    path: object_store::path::Path,
-}
-
-impl std::fmt::Debug for RunLock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunLock")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Another run holds the lock.
-#[derive(Debug, thiserror::Error)]
-#[error("another tessera run holds the warehouse lock {path}: {holder}")]
-pub struct LockHeld {
-    /// The lock object.
-    pub path: String,
-    /// Who holds it (run id, host, pid, start).
-    pub holder: String,
-}
-
-impl RunLock {
-    /// Takes the lock, waiting up to `wait` for another run to finish. A lock left by a killed
-    /// process on this host is taken over.
-    pub async fn acquire(
-        ws: &Workspace,
-        run_id: &str,
-        wait: std::time::Duration,
-    ) -> Result<RunLock> {
-        let lock_url = ws.project.warehouse.join("_tessera/run.lock")?;
-        let store = ws.engine.store_for(&lock_url)?;
-        let path = object_path(&lock_url);
-        let host = hostname();
-        let body = serde_json::json!({
-            "run_id": run_id,
-            "host": host,
-            "pid": std::process::id(),
-            "started_at": Utc::now().to_rfc3339(),
-        });
-        let deadline = Instant::now() + wait;
-        loop {
-            let put = store
-                .put_opts(
-                    &path,
-                    PutPayload::from(body.to_string().into_bytes()),
-                    PutOptions {
-                        mode: PutMode::Create,
-                        ..Default::default()
-                    },
-                )
-                .await;
-            match put {
-                Ok(_) => return Ok(RunLock { store, path }),
-                Err(object_store::Error::AlreadyExists { .. }) => {
-                    let holder = match store.get(&path).await {
-                        Ok(got) => String::from_utf8_lossy(&got.bytes().await?).to_string(),
-                        Err(object_store::Error::NotFound { .. }) => continue,
-                        Err(e) => return Err(e.into()),
-                    };
-                    let parsed: serde_json::Value =
-                        serde_json::from_str(&holder).unwrap_or_default();
-                    let same_host = parsed["host"].as_str() == Some(host.as_str());
-                    let dead = parsed["pid"]
-                        .as_u64()
-                        .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
-                    if same_host && dead {
-                        tracing::warn!(
-                            "taking over the lock of a run that is no longer alive: {holder}"
-                        );
-                        store.delete(&path).await.ok();
-                        continue;
-                    }
-                    if Instant::now() >= deadline {
-                        return Err(LockHeld {
-                            path: lock_url.to_string(),
-                            holder,
-                        }
-                        .into());
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                }
-                Err(e) => {
-                    return Err(anyhow!(e).context(format!("cannot take the run lock {lock_url}")));
-                }
-            }
-        }
-    }
-
-    /// Releases the lock.
-    pub async fn release(self) {
-        if let Err(e) = self.store.delete(&self.path).await {
-            tracing::warn!("cannot release the run lock: {e}");
-        }
-    }
-}
-
-fn hostname() -> String {
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .find_map(|f| std::fs::read_to_string(f).ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown".into())
-}
+pub use crate::lock::{LockHeld, RunLock};
 
 /// Appends a run and its jobs to `_tessera.runs`.
 pub async fn append_run_log(
@@ -1189,7 +1112,11 @@ pub async fn append_run_log(
         rows.push(r.rows);
         version.push(r.output_version);
         inputs.push(Some(serde_json::to_string(&r.inputs)?));
-        reason.push(Some(r.reason.clone()));
+        reason.push(Some(if r.warnings.is_empty() {
+            r.reason.clone()
+        } else {
+            format!("{}; warnings: {}", r.reason, r.warnings.join("; "))
+        }));
         error.push(r.error.clone());
     }
     let n = kind.len();

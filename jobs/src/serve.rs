@@ -8,8 +8,14 @@
 //! - every source (read through the suppression list, see [`crate::privacy`]), every warehouse
 //!   table, the project's view jobs, and time travel (`at_version`, `at_time`,
 //!   `table_history`), kept fresh: tables a later `tessera run` rewrites are re-read;
-//! - read-only unless `--allow-writes`: statements other than queries, `EXPLAIN`, `SHOW`, `SET`
-//!   and transaction control get SQLSTATE 25006;
+//! - read-only unless `--allow-writes`, enforced on the statement and on its logical plan:
+//!   statements other than queries, `EXPLAIN`, `SHOW`, `SET` and transaction control get
+//!   SQLSTATE 25006, and so does any plan holding a write (DML, COPY, DDL such as `SELECT
+//!   INTO`) anywhere: inside `EXPLAIN ANALYZE`, a prepared statement, a subquery. The plan
+//!   check runs twice: before execution (the error the client sees) and as an analyzer rule
+//!   of the server's session (every plan it executes, whatever path planned it). `SET` of an
+//!   engine option (any dotted name, however quoted or escaped) is refused: the session is
+//!   shared by every client;
 //! - SCRAM-SHA-256 password authentication when `TESSERA_SERVE_PASSWORD` is set, TLS with
 //!   `--tls-cert`/`--tls-key`, 127.0.0.1 by default (another address needs a password);
 //! - a statement timeout and a result row limit, enforced while rows are produced (an
@@ -33,9 +39,11 @@ use datafusion::common::ParamValues;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::config::ConfigOptions;
 use datafusion::error::DataFusionError;
+use datafusion::execution::context::SQLOptions;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext as DfTask};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::optimizer::AnalyzerRule;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
@@ -44,7 +52,7 @@ use datafusion::physical_plan::{
 };
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{ObjectName, Set, Statement};
 use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 use datafusion_postgres::hooks::HookClient;
@@ -288,12 +296,15 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
 /// The server's session: the workspace's (same catalog, functions, storage) with the
 /// `pg_catalog` schema and the serving limits.
 fn serve_context(ws: &Workspace, options: &ServeOptions) -> Result<SessionContext> {
-    let state = SessionStateBuilder::new_from_existing(ws.engine.ctx().state())
+    let mut state = SessionStateBuilder::new_from_existing(ws.engine.ctx().state())
         .with_physical_optimizer_rule(Arc::new(ServeLimits {
             timeout: options.statement_timeout,
             max_rows: options.max_rows,
-        }))
-        .build();
+        }));
+    if !options.allow_writes {
+        state = state.with_analyzer_rule(Arc::new(ReadOnlyPlans));
+    }
+    let state = state.build();
     let ctx = SessionContext::new_with_state(state);
     setup_pg_catalog(
         &ctx,
@@ -308,6 +319,8 @@ fn serve_context(ws: &Workspace, options: &ServeOptions) -> Result<SessionContex
 #[derive(Debug, Default)]
 struct Catalog {
     versions: HashMap<String, u64>,
+    /// True during the first load (the suppression list was just read).
+    loading: bool,
 }
 
 impl Catalog {
@@ -315,6 +328,7 @@ impl Catalog {
     async fn load(&mut self, ws: &Workspace) -> Result<String> {
         // Read once so `is_suppressed` exists before the server's session is derived.
         ws.suppression().await?;
+        self.loading = true;
         let mut sources = 0;
         for name in ws.project.sources.keys() {
             match ws.register_source(name).await {
@@ -323,6 +337,7 @@ impl Catalog {
             }
         }
         self.refresh(ws).await?;
+        self.loading = false;
         let views = register_views(ws).await;
         Ok(format!(
             "{} tables, {sources} sources, {views} views",
@@ -351,8 +366,12 @@ impl Catalog {
                 continue;
             }
             ws.register_opened_table(&table, &delta).await?;
-            self.versions.insert(table.name.clone(), version);
+            let first = self.versions.insert(table.name.clone(), version).is_none();
             changed += 1;
+            // An erasure since: the sources are read through the new list at once.
+            if table.name == crate::privacy::SUPPRESSION_TABLE && !(first && self.loading) {
+                ws.reload_suppression().await?;
+            }
         }
         if changed > 0 && !self.versions.is_empty() {
             register_views(ws).await;
@@ -382,6 +401,10 @@ fn user_error(code: &str, message: String) -> PgWireError {
 
 /// Whether a statement only reads (or sets session state).
 fn is_read_only(statement: &Statement) -> bool {
+    // `EXPLAIN ANALYZE` (or `EXPLAIN (ANALYZE)`) runs what it explains.
+    if let Statement::Explain { statement, .. } = statement {
+        return is_read_only(statement);
+    }
     matches!(
         statement,
         Statement::Query(_)
@@ -413,13 +436,77 @@ fn is_read_only(statement: &Statement) -> bool {
 
 /// Whether a `SET` changes the engine's options: the session is shared by every client, so
 /// that would be a write to the server (per-client settings such as `statement_timeout`,
-/// `search_path` or the time zone are kept per connection).
+/// `search_path` or the time zone are kept per connection). Decided on the parsed name, its
+/// parts unquoted and unescaped: engine options are dotted (`datafusion.execution.…`), so any
+/// dotted name is refused, as is one naming the engine.
 fn changes_shared_config(statement: &Statement) -> bool {
-    matches!(statement, Statement::Set(_))
-        && statement
-            .to_string()
-            .to_ascii_lowercase()
-            .contains("datafusion.")
+    fn engine_option(name: &ObjectName) -> bool {
+        let mut parts = Vec::new();
+        for part in &name.0 {
+            match part.as_ident() {
+                Some(ident) => parts.push(ident.value.to_lowercase()),
+                None => return true,
+            }
+        }
+        let name = parts.join(".");
+        name.contains('.') || name.starts_with("datafusion")
+    }
+    match statement {
+        Statement::Set(Set::SingleAssignment { variable, .. }) => engine_option(variable),
+        Statement::Set(Set::ParenthesizedAssignments { variables, .. }) => {
+            variables.iter().any(engine_option)
+        }
+        Statement::Set(Set::MultipleAssignments { assignments }) => {
+            assignments.iter().any(|a| engine_option(&a.name))
+        }
+        _ => false,
+    }
+}
+
+/// Refuses a plan that writes anywhere in it: DML (also under `EXPLAIN ANALYZE`, in a prepared
+/// statement's body, in a subquery), `COPY`, DDL (`CREATE`, `DROP`, `SELECT INTO`).
+fn verify_read_only(plan: &LogicalPlan) -> datafusion::error::Result<()> {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(true)
+        .verify_plan(plan)
+}
+
+/// The server session's last line of defence: every plan it executes, however planned (simple
+/// or extended protocol, a prepared statement executed later), is checked by
+/// [`verify_read_only`] before it runs.
+#[derive(Debug)]
+struct ReadOnlyPlans;
+
+impl AnalyzerRule for ReadOnlyPlans {
+    fn analyze(
+        &self,
+        plan: LogicalPlan,
+        _config: &ConfigOptions,
+    ) -> datafusion::error::Result<LogicalPlan> {
+        verify_read_only(&plan).map_err(|e| {
+            DataFusionError::Plan(format!(
+                "tessera serve is read-only: {}",
+                e.strip_backtrace()
+            ))
+        })?;
+        Ok(plan)
+    }
+
+    fn name(&self) -> &str {
+        "tessera_read_only"
+    }
+}
+
+fn read_only_error(e: &DataFusionError) -> PgWireError {
+    user_error(
+        "25006",
+        format!(
+            "cannot execute: tessera serve is read-only ({}); tables change through `tessera run`",
+            e.strip_backtrace()
+        ),
+    )
 }
 
 fn uses_time_travel(statement: &Statement) -> bool {
@@ -460,6 +547,24 @@ impl TesseraHook {
         ))
     }
 
+    /// Plans the statement and refuses it when its plan writes anywhere (see
+    /// [`verify_read_only`]). A statement DataFusion cannot plan as it is (one
+    /// datafusion-postgres rewrites first) is left to it: the analyzer rule still checks the
+    /// plan it executes.
+    async fn check_plan(&self, statement: &Statement, ctx: &SessionContext) -> PgWireResult<()> {
+        if self.allow_writes || matches!(statement, Statement::Set(_)) {
+            return Ok(());
+        }
+        let planned = ctx
+            .state()
+            .statement_to_plan(DfStatement::Statement(Box::new(statement.clone())))
+            .await;
+        match planned {
+            Ok(plan) => verify_read_only(&plan).map_err(|e| read_only_error(&e)),
+            Err(_) => Ok(()),
+        }
+    }
+
     /// Plans a statement that reads past versions (registering what it reads).
     async fn plan_time_travel(
         &self,
@@ -492,10 +597,13 @@ impl QueryHook for TesseraHook {
             return Some(Err(e));
         }
         if !uses_time_travel(statement) {
-            return None;
+            return self.check_plan(statement, ctx).await.err().map(Err);
         }
         let result = async {
             let plan = self.plan_time_travel(statement, ctx).await?;
+            if !self.allow_writes {
+                verify_read_only(&plan).map_err(|e| read_only_error(&e))?;
+            }
             let df = ctx
                 .execute_logical_plan(plan)
                 .await
@@ -518,9 +626,18 @@ impl QueryHook for TesseraHook {
             return Some(Err(e));
         }
         if !uses_time_travel(statement) {
-            return None;
+            return self.check_plan(statement, ctx).await.err().map(Err);
         }
-        Some(self.plan_time_travel(statement, ctx).await)
+        Some(
+            self.plan_time_travel(statement, ctx)
+                .await
+                .and_then(|plan| {
+                    if !self.allow_writes {
+                        verify_read_only(&plan).map_err(|e| read_only_error(&e))?;
+                    }
+                    Ok(plan)
+                }),
+        )
     }
 
     async fn handle_extended_query(
@@ -890,6 +1007,9 @@ mod tests {
             "delete from t",
             "update t set a = 1",
             "copy t from '/etc/passwd'",
+            "explain analyze insert into t values (1)",
+            "explain (analyze) insert into t select * from t",
+            "explain analyze copy (select 1 as a) to '/tmp/x.csv'",
         ] {
             assert!(!is_read_only(&statement(sql)), "{sql}");
         }
@@ -904,6 +1024,22 @@ mod tests {
             "set statement_timeout = 1000"
         )));
         assert!(!changes_shared_config(&statement("select 'datafusion.x'")));
+        // However the name is quoted or escaped (issue 25: the substring check let these by).
+        for sql in [
+            r#"set "datafusion".execution.batch_size = 1"#,
+            r#"set "datafusion.execution.batch_size" = 1"#,
+            r#"set DataFusion.Execution.Batch_Size = 1"#,
+            r#"set U&"d\0061tafusion".execution.batch_size = 1"#,
+            "set datafusion = 1",
+        ] {
+            let parsed = Parser::parse_sql(&PostgreSqlDialect {}, sql);
+            if let Ok(mut s) = parsed {
+                assert!(changes_shared_config(&s.pop().unwrap()), "{sql}");
+            }
+        }
+        assert!(!changes_shared_config(&statement(
+            "set search_path = public"
+        )));
     }
 
     #[test]

@@ -62,6 +62,22 @@ impl Workspace {
         Ok(set)
     }
 
+    /// Reads the suppression list again (after `tessera forget` in another process) and
+    /// registers every source through it again: a long-lived reader (`tessera serve`) stops
+    /// showing an erased person without a restart.
+    pub async fn reload_suppression(&self) -> Result<usize> {
+        *self.suppression.lock().expect("not poisoned") = None;
+        self.suppression().await?;
+        let mut sources = 0;
+        for name in self.project.sources.keys() {
+            match self.register_source(name).await {
+                Ok(_) => sources += 1,
+                Err(e) => tracing::warn!("source `{name}` is not available: {e:#}"),
+            }
+        }
+        Ok(sources)
+    }
+
     /// Registers one source by name.
     pub async fn register_source(&self, name: &str) -> Result<RegisteredSource> {
         let decl = self

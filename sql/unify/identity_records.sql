@@ -23,6 +23,9 @@ with crm as (
             phone_e164(phone, coalesce(country_code(country), 'US')),
             phone_e164(phone, 'GB'), phone_e164(phone, 'FR'), phone_e164(phone, 'DE')
         ) as phone,
+        -- Whatever the country: a number typed nationally here and internationally elsewhere,
+        -- or not valid for any country tried, is still compared on its digits.
+        phone_key(phone) as phone_key,
         parse_date(birth_date) as birth_date,
         postal_code_normalize(postal_code, coalesce(country_code(country), 'US')) as postal_code,
         city_normalize(city) as city,
@@ -40,6 +43,7 @@ pos as (
         name_part(full_name, 'last') as last_name,
         email_canonical(email) as email,
         phone_e164(phone, country) as phone,
+        phone_key(phone) as phone_key,
         cast(null as date) as birth_date,
         postal_code_normalize(postal_code, country) as postal_code,
         cast(null as varchar) as city,
@@ -59,6 +63,7 @@ web as (
         name_normalize(latest_value(last_name, event_ts)) as last_name,
         email_canonical(latest_value(email, event_ts)) as email,
         phone_e164(latest_value(phone, event_ts), coalesce(country_code(max(country)), 'US')) as phone,
+        phone_key(latest_value(phone, event_ts)) as phone_key,
         cast(null as date) as birth_date,
         postal_code_normalize(
             latest_value(postal_code, event_ts), coalesce(country_code(max(country)), 'US')
@@ -84,6 +89,7 @@ tickets as (
             phone_e164(phone, 'US'), phone_e164(phone, 'GB'),
             phone_e164(phone, 'FR'), phone_e164(phone, 'DE')
         ) as phone,
+        phone_key(phone) as phone_key,
         cast(null as date) as birth_date,
         cast(null as varchar) as postal_code,
         cast(null as varchar) as city,
@@ -107,8 +113,13 @@ select
     nickname_root(first_name) as first_name_root,
     last_name,
     daitch_mokotoff(last_name) as last_name_sound,
+    -- The full name, its parts in alphabetical order: first and last typed the other way
+    -- round give the same key.
+    case when first_name <= last_name then first_name || ' ' || last_name
+        else last_name || ' ' || first_name end as name_key,
     email,
     phone,
+    phone_key,
     birth_date,
     postal_code,
     city,

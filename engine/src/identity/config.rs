@@ -42,6 +42,11 @@ pub struct IdentityConfig {
     /// settings retrain too.
     #[serde(default = "defaults::retrain_growth")]
     pub retrain_growth: f64,
+    /// What a model warning does (EM not converged, a level-order constraint binding, a
+    /// comparison that no longer tells matches apart, a prior far from the rules'): `warn`
+    /// (the run goes on and says so) or `fail` (the identity job fails, nothing is published).
+    #[serde(default)]
+    pub on_model_warning: OnModelWarning,
     /// Identifier columns and their over-merge guards.
     #[serde(default)]
     pub identifiers: Vec<Identifier>,
@@ -79,7 +84,7 @@ mod defaults {
         1_000_000
     }
     pub fn em_max_iterations() -> usize {
-        100
+        1_000
     }
     pub fn deterministic_recall() -> f64 {
         0.8
@@ -87,6 +92,17 @@ mod defaults {
     pub fn retrain_growth() -> f64 {
         0.2
     }
+}
+
+/// What a model warning does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnModelWarning {
+    /// Report it (run output, run log, `identity_stats`, report) and publish.
+    #[default]
+    Warn,
+    /// Fail the identity job: nothing is published.
+    Fail,
 }
 
 /// An identifier column and its guards.
@@ -414,8 +430,10 @@ mod tests {
             "first_name_root",
             "last_name",
             "last_name_sound",
+            "name_key",
             "email",
             "phone",
+            "phone_key",
             "birth_date",
             "postal_code",
             "city",
@@ -512,10 +530,10 @@ mod tests {
             .iter_mut()
             .find(|c| c.name == "phone")
             .unwrap();
-        phone.levels[0].when = "r.\"phone\"  =  l.\"phone\"".into();
+        phone.levels[0].when = "r.\"phone_key\"  =  l.\"phone_key\"".into();
         assert_eq!(names(&config), ["phone", "loyalty_number"]);
         // Without a blocking rule on the column alone, it is sampled.
-        config.blocking.retain(|b| b.on != ["phone"]);
+        config.blocking.retain(|b| b.on != ["phone_key"]);
         assert_eq!(names(&config), ["loyalty_number"]);
     }
 

@@ -4,7 +4,8 @@
 //! The pipeline, each step SQL run by DataFusion except the model and the clustering:
 //!
 //! 1. **Guards**: identifier values shared by too many records, or listed as junk, are set
-//!    aside (reported in `identity_guard_hits`).
+//!    aside; a value different people hold (a household mailbox) is split by person (see
+//!    [`guards`]); all reported in `identity_guard_hits`.
 //! 2. **Deterministic rules**: records equal on every column of a rule are linked.
 //! 3. **Blocking**: equi-joins propose pairs (each rule only the pairs no earlier rule
 //!    proposed); blocks above a size cap are skipped and reported.
@@ -18,6 +19,7 @@
 
 pub mod cluster;
 pub mod config;
+pub mod guards;
 pub mod ids;
 pub mod model;
 mod spill;
@@ -144,6 +146,7 @@ impl StoredModel {
             u,
             iterations: 0,
             converged: true,
+            pooled: Vec::new(),
         })
     }
 }
@@ -161,6 +164,9 @@ pub struct Resolution {
     pub compared_pairs: usize,
     /// The model.
     pub model: Model,
+    /// What is wrong with the model (see [`model::diagnose`]), empty when nothing is; when
+    /// the settings say `on_model_warning = "fail"` the caller publishes nothing.
+    pub warnings: Vec<String>,
     /// The memory the tables hold, reserved in the session's pool: drop it once they are
     /// written.
     pub memory: MemoryReservation,
@@ -420,11 +426,14 @@ pub async fn resolve(
         }
     }
     config.validate(&columns).map_err(identity_err)?;
+    let records_schema = records.schema();
     ctx.register_table("__id_records", records)?;
 
     tracing::debug!("identity stage: guards");
     // 1. Guards.
     let mut guard_rows: Vec<GuardRow> = Vec::new();
+    let mut stats = Stats::default();
+    let mut text_splits: Vec<usize> = Vec::new();
     let value_schema = Arc::new(Schema::new(vec![
         Field::new("value", DataType::Utf8, true),
         Field::new("records", DataType::Int64, false),
@@ -456,11 +465,70 @@ pub async fn resolve(
             )?);
         }
         register(&ctx, &sql::guard_table(i), normalised, value_schema.clone())?;
+        if let Some(predicate) = &id.shared_when {
+            let what = format!("shared_when on `{}`", id.column);
+            let batches = collect(
+                &ctx,
+                &sql::holder_pairs("__id_records", id, predicate),
+                &what,
+            )
+            .await?;
+            let mut pairs = Vec::new();
+            for b in &batches {
+                let (values, a, bb) = (strs(b, "value")?, strs(b, "a")?, strs(b, "b")?);
+                let differ = column(b, "differ", &DataType::Boolean)?;
+                let differ = differ
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::BooleanArray>()
+                    .expect("boolean");
+                for r in 0..b.num_rows() {
+                    pairs.push((
+                        values.value(r).to_string(),
+                        a.value(r).to_string(),
+                        bb.value(r).to_string(),
+                        differ.is_valid(r) && differ.value(r),
+                    ));
+                }
+            }
+            let shared = guards::split(pairs);
+            let (mut keys, mut matched) = (StringBuilder::new(), StringBuilder::new());
+            for value in &shared {
+                guard_rows.push(GuardRow {
+                    guard: "shared_value".into(),
+                    subject: id.column.clone(),
+                    value: Some(value.value.clone()),
+                    records: value.holders.len() as i64,
+                    record_key_a: None,
+                    record_key_b: None,
+                });
+                for (key, split) in &value.holders {
+                    keys.append_value(key);
+                    matched.append_option(split.as_deref());
+                }
+            }
+            stats.push("shared_values", &id.column, shared.len() as f64);
+            let split_schema = Arc::new(Schema::new(vec![
+                Field::new("record_key", DataType::Utf8, false),
+                Field::new("value", DataType::Utf8, true),
+            ]));
+            let batch = RecordBatch::try_new(
+                split_schema.clone(),
+                vec![Arc::new(keys.finish()), Arc::new(matched.finish())],
+            )?;
+            register(&ctx, &sql::split_table(i), vec![batch], split_schema)?;
+            let field = records_schema.field_with_name(&id.column)?;
+            if matches!(
+                field.data_type(),
+                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+            ) {
+                text_splits.push(i);
+            }
+        }
     }
 
     tracing::debug!("identity stage: numbering the records");
     // 2. Keys: numbered, guarded records, held in memory for the joins below.
-    let keys_sql = sql::keys("__id_records", &columns, config);
+    let keys_sql = sql::keys("__id_records", &columns, config, &text_splits);
     let key_batches = collect(&ctx, &keys_sql, "numbering the records").await?;
     let n: usize = key_batches.iter().map(|b| b.num_rows()).sum();
     if n > u32::MAX as usize {
@@ -554,7 +622,6 @@ pub async fn resolve(
         rules: config.rules.len(),
     };
     let mut links: Vec<cluster::Link> = Vec::new();
-    let mut stats = Stats::default();
     for (i, rule) in config.rules.iter().enumerate() {
         let batches = collect(
             &ctx,
@@ -810,7 +877,8 @@ pub async fn resolve(
     let fixed_links = links;
     let mut component = deterministic.clone();
     let linked_pairs = pairs_within(&component);
-    let mut lambda = model::prior(linked_pairs, n as u64, config.deterministic_recall);
+    let rules_prior = model::prior(linked_pairs, n as u64, config.deterministic_recall);
+    let mut lambda = rules_prior;
     stats.push("deterministic_linked_pairs", "all", linked_pairs as f64);
     // Scores every compared pair with a model, and clusters the accepted ones.
     let score_and_cluster = |model: &Model| {
@@ -879,7 +947,18 @@ pub async fn resolve(
                         &probabilities,
                     );
                 }
-                let trained = model::train(&sessions, &levels, u, lambda, config.em_max_iterations);
+                let mut trained =
+                    model::train(&sessions, &levels, u, lambda, config.em_max_iterations);
+                if passes == 1 && all > 0.0 {
+                    // The first prior: when the rules link few of the matches the blocks hold
+                    // (their recall guessed too high), what EM found in the blocks is the
+                    // better start.
+                    let found = model::matches_lower_bound(&trained, &sessions) / all;
+                    if found > lambda {
+                        lambda = found.clamp(1e-12, 0.5);
+                        trained.lambda = lambda;
+                    }
+                }
                 let (weights, probs, links, result) = score_and_cluster(&trained);
                 let stable = result.component == component && links.len() == links_before;
                 links_before = links.len();
@@ -928,6 +1007,16 @@ pub async fn resolve(
     stats.push("accepted_pairs", "probabilistic", accepted as f64);
     stats.push("model", "prior", model.lambda);
     stats.push("model", "em_iterations", model.iterations as f64);
+    // A reused model was diagnosed when it was trained.
+    let warnings = if trained_by == run_id {
+        model::diagnose(&model, &config.comparisons, rules_prior)
+    } else {
+        Vec::new()
+    };
+    for w in &warnings {
+        tracing::warn!("identity: {w}");
+        stats.push("model_warning", w, 1.0);
+    }
     let mut refused_by_pair: HashMap<(u32, u32), String> = HashMap::new();
     for (link, reason) in &clusters.refused {
         let reason = reason.describe(&unique_columns);
@@ -1129,6 +1218,7 @@ pub async fn resolve(
     let guards = guard_table(&guard_rows, run_id)?;
     let stats_table = stats.table(run_id, now_micros)?;
     Ok(Resolution {
+        warnings,
         tables: vec![
             ("record_customer", in_memory(record_customer)?),
             (

@@ -1,7 +1,15 @@
 //! Fellegi–Sunter: u from random pairs, m by expectation–maximisation over the compared pairs'
 //! comparison vectors (u held fixed; one session per blocking rule, leaving out the comparisons
-//! that read the rule's columns), starting from what the deterministic rules say; the prior
-//! from the deterministic links; weights and probabilities per pair.
+//! that read the rule's columns); weights and probabilities per pair.
+//!
+//! EM alone can settle on a latent class that is not "the same person" (pairs that are near
+//! but not equal, say), and then exact agreement weighs less than a typo. So the estimate is
+//! constrained to what levels mean: within a comparison a stricter level never weighs less
+//! than a looser one after it (an order-restricted estimate: the pool-adjacent-violators
+//! projection of m/u, weighted by u, after every M-step; with m and u each summing to one, the
+//! first level then weighs ≥ 0 and `else` ≤ 0). EM runs from several starts (what the
+//! deterministic links say, a neutral start, and the pairs agreeing on most comparisons) and
+//! keeps the one with the best likelihood. What went wrong is said in [`Model::warnings`].
 
 use std::collections::HashMap;
 
@@ -21,6 +29,9 @@ const M_PSEUDO_PAIRS: f64 = 1.0;
 /// fixed point EM never leaves.
 const NEUTRAL_START: f64 = 0.2;
 
+/// EM stops when no probability moves by more than this in an iteration.
+pub const TOLERANCE: f64 = 1e-7;
+
 /// A trained model: per comparison, per level, m and u.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Model {
@@ -34,6 +45,48 @@ pub struct Model {
     pub iterations: usize,
     /// Whether EM converged before the iteration bound.
     pub converged: bool,
+    /// Per comparison, the levels whose order constraint binds: the estimate had a stricter
+    /// level weigh less than a looser one, and the two were pooled (one weight).
+    #[serde(default)]
+    pub pooled: Vec<Vec<usize>>,
+}
+
+/// Projects m onto the order the levels state: m/u non-increasing from the first level to
+/// `else` (pool-adjacent-violators, weighted by u; the MLE under that order). Returns the
+/// levels pooled with the one before them.
+pub fn monotone(m: &mut [f64], u: &[f64]) -> Vec<usize> {
+    // Blocks of adjacent levels: (first level, sum m, sum u).
+    let mut blocks: Vec<(usize, f64, f64)> = Vec::with_capacity(m.len());
+    for l in 0..m.len() {
+        blocks.push((l, m[l], u[l]));
+        while blocks.len() > 1 {
+            let (_, m1, u1) = blocks[blocks.len() - 1];
+            let (_, m0, u0) = blocks[blocks.len() - 2];
+            // Pool while the later block's ratio exceeds the earlier one's (by more than
+            // rounding).
+            if m1 * u0 > m0 * u1 * (1.0 + 1e-9) {
+                blocks.pop();
+                let last = blocks.last_mut().expect("two blocks");
+                last.1 += m1;
+                last.2 += u1;
+            } else {
+                break;
+            }
+        }
+    }
+    let mut pooled = Vec::new();
+    for (b, &(start, bm, bu)) in blocks.iter().enumerate() {
+        let end = blocks.get(b + 1).map_or(m.len(), |n| n.0);
+        for l in start..end {
+            if end - start > 1 {
+                m[l] = (bm * u[l] / bu).max(FLOOR);
+                if l > start {
+                    pooled.push(l);
+                }
+            }
+        }
+    }
+    pooled
 }
 
 /// Weighted level counts per comparison (see `Sample::u_counts`): the u estimate.
@@ -111,13 +164,138 @@ pub fn m_from_deterministic(sessions: &[Session], levels: &[usize]) -> Vec<Vec<f
         .collect()
 }
 
-/// Estimates m by EM (u held fixed), one session per blocking rule. A comparison's m pools the
-/// expected level counts of the sessions that train it (the deterministic start where none
-/// does): each session weighs by the matched pairs it saw, so a rule proposing four pairs does
-/// not count as much as one proposing thousands. (An unweighted mean of per-session m let a
-/// tiny session, whose m is mostly the pseudo-pairs, raise m(emails differ) fivefold.) The
-/// prior is not learnt here: it comes from the deterministic rules (see [`prior`]).
-/// Deterministic: the same pairs give the same model.
+/// The EM start of the pairs agreeing on most of what they are compared on: in a block, pairs
+/// agreeing exactly on more than half of the non-NULL comparisons are mostly matches, whatever
+/// the rules found.
+fn m_from_agreement(sessions: &[Session], levels: &[usize]) -> Vec<Vec<f64>> {
+    let mut counts: Vec<Vec<u64>> = levels.iter().map(|&k| vec![0u64; k + 1]).collect();
+    for s in sessions {
+        for (vector, (n, _)) in &s.patterns {
+            let known = vector.iter().filter(|&&g| g >= 0).count();
+            let exact = vector.iter().filter(|&&g| g == 0).count();
+            if known >= 2 && exact * 2 > known {
+                for (c, &g) in vector.iter().enumerate() {
+                    if g >= 0 {
+                        counts[c][g as usize] += n;
+                    }
+                }
+            }
+        }
+    }
+    counts
+        .iter()
+        .zip(levels)
+        .map(|(row, &k)| {
+            let neutral = neutral_m(k);
+            if row.iter().sum::<u64>() == 0 {
+                return neutral;
+            }
+            smooth(row)
+                .iter()
+                .zip(&neutral)
+                .map(|(d, n)| (1.0 - NEUTRAL_START) * d + NEUTRAL_START * n)
+                .collect()
+        })
+        .collect()
+}
+
+/// One session's EM from one start: the expected level counts among matches, the iterations,
+/// whether it converged, and the log-likelihood it reached.
+struct Fit {
+    counts: Vec<Vec<f64>>,
+    iterations: usize,
+    converged: bool,
+    log_likelihood: f64,
+}
+
+fn fit(
+    session: &Session,
+    entries: &[(&Vec<i8>, f64)],
+    (start, share): (&[Vec<f64>], f64),
+    u: &[Vec<f64>],
+    levels: &[usize],
+    max_iterations: usize,
+) -> Fit {
+    let total: f64 = entries.iter().map(|(_, n)| n).sum();
+    let mut share = share;
+    let mut m = start.to_vec();
+    for (c, row) in m.iter_mut().enumerate() {
+        if session.trains[c] {
+            monotone(row, &u[c]);
+        }
+    }
+    let (mut iterations, mut converged) = (0, false);
+    let mut counts: Vec<Vec<f64>> = Vec::new();
+    while iterations < max_iterations {
+        iterations += 1;
+        let mut new_m: Vec<Vec<f64>> = levels.iter().map(|&k| vec![0.0; k + 1]).collect();
+        let mut matched = 0.0;
+        for (vector, n) in entries {
+            let p = posterior(share, &m, u, vector);
+            matched += n * p;
+            for (c, &g) in vector.iter().enumerate() {
+                if g >= 0 {
+                    new_m[c][g as usize] += n * p;
+                }
+            }
+        }
+        let new_share = (matched / total).clamp(FLOOR, 1.0 - FLOOR);
+        let mut change = (new_share - share).abs();
+        counts.clone_from(&new_m);
+        for (c, row) in new_m.iter_mut().enumerate() {
+            let total: f64 = row.iter().sum();
+            if !session.trains[c] || total <= 0.0 {
+                *row = m[c].clone();
+                continue;
+            }
+            let total = total + M_PSEUDO_PAIRS * row.len() as f64;
+            for v in row.iter_mut() {
+                *v = ((*v + M_PSEUDO_PAIRS) / total).max(FLOOR);
+            }
+            monotone(row, &u[c]);
+            for (l, v) in row.iter().enumerate() {
+                change = change.max((v - m[c][l]).abs());
+            }
+        }
+        m = new_m;
+        share = new_share;
+        if change < TOLERANCE {
+            converged = true;
+            break;
+        }
+    }
+    let log_likelihood = entries
+        .iter()
+        .map(|(vector, n)| {
+            let (mut pm, mut pu) = (1.0f64, 1.0f64);
+            for (c, &g) in vector.iter().enumerate() {
+                if g >= 0 {
+                    pm *= m[c][g as usize];
+                    pu *= u[c][g as usize];
+                }
+            }
+            n * (share * pm + (1.0 - share) * pu)
+                .max(f64::MIN_POSITIVE)
+                .ln()
+        })
+        .sum();
+    Fit {
+        counts,
+        iterations,
+        converged,
+        log_likelihood,
+    }
+}
+
+/// Estimates m by EM (u held fixed), one session per blocking rule, each from several starts
+/// (the deterministic links', a neutral one, the pairs agreeing on most comparisons), keeping
+/// the start reaching the best likelihood under the level-order constraint (see
+/// [`monotone`]). A comparison's m pools the expected level counts of the sessions that train
+/// it (the deterministic start where none does): each session weighs by the matched pairs it
+/// saw, so a rule proposing four pairs does not count as much as one proposing thousands. (An
+/// unweighted mean of per-session m let a tiny session, whose m is mostly the pseudo-pairs,
+/// raise m(emails differ) fivefold.) The prior is not learnt here (see [`prior`] and
+/// [`matches_lower_bound`]). Deterministic: the same pairs give the same model.
 pub fn train(
     sessions: &[Session],
     levels: &[usize],
@@ -126,6 +304,11 @@ pub fn train(
     max_iterations: usize,
 ) -> Model {
     let start = m_from_deterministic(sessions, levels);
+    let starts = [
+        start.clone(),
+        levels.iter().map(|&k| neutral_m(k)).collect::<Vec<_>>(),
+        m_from_agreement(sessions, levels),
+    ];
     // Expected level counts among matches, summed over the sessions that train each comparison.
     let mut pooled: Vec<Vec<f64>> = levels.iter().map(|&k| vec![0.0; k + 1]).collect();
     let mut trained = vec![0usize; levels.len()];
@@ -135,73 +318,55 @@ pub fn train(
         if total == 0.0 || !session.trains.iter().any(|&t| t) {
             continue;
         }
-        let det: f64 = session.patterns.values().map(|(_, d)| *d as f64).sum();
-        let mut m = start.clone();
-        let mut share = (det / total).clamp(0.05, 0.95);
-        let entries: Vec<(&Vec<i8>, f64)> = session
+        // In vector order, so the sums (and the model) do not depend on the map's order.
+        let mut entries: Vec<(&Vec<i8>, f64)> = session
             .patterns
             .iter()
             .map(|(v, (n, _))| (v, *n as f64))
             .collect();
-        let mut done = false;
-        let mut k = 0;
-        let mut counts: Vec<Vec<f64>> = Vec::new();
-        while k < max_iterations {
-            k += 1;
-            let mut new_m: Vec<Vec<f64>> = levels.iter().map(|&k| vec![0.0; k + 1]).collect();
-            let mut matched = 0.0;
-            for (vector, n) in &entries {
-                let p = posterior(share, &m, &u, vector);
-                matched += n * p;
-                for (c, &g) in vector.iter().enumerate() {
-                    if g >= 0 {
-                        new_m[c][g as usize] += n * p;
-                    }
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        // The deterministic start begins at the share of pairs the rules linked; the others at
+        // even odds (when the rules link few pairs, a share anchored on them is a fixed point
+        // EM keeps).
+        let det: f64 = session.patterns.values().map(|(_, d)| *d as f64).sum();
+        let shares = [(det / total).clamp(0.05, 0.95), 0.5, 0.5];
+        let best = starts
+            .iter()
+            .zip(shares)
+            .map(|(s, share)| fit(session, &entries, (s, share), &u, levels, max_iterations))
+            .reduce(|best, f| {
+                if f.log_likelihood > best.log_likelihood + 1e-9 {
+                    f
+                } else {
+                    best
                 }
-            }
-            let new_share = (matched / total).clamp(FLOOR, 1.0 - FLOOR);
-            let mut change = (new_share - share).abs();
-            counts.clone_from(&new_m);
-            for (c, row) in new_m.iter_mut().enumerate() {
-                let total: f64 = row.iter().sum();
-                if !session.trains[c] || total <= 0.0 {
-                    *row = m[c].clone();
-                    continue;
-                }
-                let total = total + M_PSEUDO_PAIRS * row.len() as f64;
-                for (l, v) in row.iter_mut().enumerate() {
-                    *v = ((*v + M_PSEUDO_PAIRS) / total).max(FLOOR);
-                    change = change.max((*v - m[c][l]).abs());
-                }
-            }
-            m = new_m;
-            share = new_share;
-            if change < 1e-7 {
-                done = true;
-                break;
-            }
-        }
-        iterations = iterations.max(k);
-        converged &= done;
+            })
+            .expect("three starts");
+        iterations = iterations.max(best.iterations);
+        converged &= best.converged;
         for c in 0..levels.len() {
-            if session.trains[c] && counts[c].iter().sum::<f64>() > 0.0 {
+            if session.trains[c] && best.counts[c].iter().sum::<f64>() > 0.0 {
                 trained[c] += 1;
-                for (l, v) in counts[c].iter().enumerate() {
+                for (l, v) in best.counts[c].iter().enumerate() {
                     pooled[c][l] += v;
                 }
             }
         }
     }
+    let mut pooled_levels = vec![Vec::new(); levels.len()];
     let m = (0..levels.len())
         .map(|c| {
-            if trained[c] == 0 {
-                return start[c].clone();
-            }
-            let row = &pooled[c];
-            let total = row.iter().sum::<f64>() + M_PSEUDO_PAIRS * row.len() as f64;
-            row.iter()
-                .map(|v| ((v + M_PSEUDO_PAIRS) / total).max(FLOOR))
-                .collect()
+            let mut row = if trained[c] == 0 {
+                start[c].clone()
+            } else {
+                let row = &pooled[c];
+                let total = row.iter().sum::<f64>() + M_PSEUDO_PAIRS * row.len() as f64;
+                row.iter()
+                    .map(|v| ((v + M_PSEUDO_PAIRS) / total).max(FLOOR))
+                    .collect()
+            };
+            pooled_levels[c] = monotone(&mut row, &u[c]);
+            row
         })
         .collect();
     Model {
@@ -210,7 +375,100 @@ pub fn train(
         u,
         iterations,
         converged,
+        pooled: pooled_levels,
     }
+}
+
+/// A lower bound on the matching pairs among the compared ones: the most any one session's EM
+/// says its rule's pairs hold (each rule's matches are a subset of all). Unlike the
+/// deterministic links, it does not depend on a guessed recall of the rules.
+pub fn matches_lower_bound(model: &Model, sessions: &[Session]) -> f64 {
+    sessions
+        .iter()
+        .map(|s| {
+            s.patterns
+                .iter()
+                .map(|(v, (n, _))| {
+                    let (mut pm, mut pu) = (1.0f64, 1.0f64);
+                    for (c, &g) in v.iter().enumerate() {
+                        if g >= 0 {
+                            pm *= model.m[c][g as usize];
+                            pu *= model.u[c][g as usize];
+                        }
+                    }
+                    // A match when the evidence alone says so at even odds within the block.
+                    if pm > pu { *n as f64 } else { 0.0 }
+                })
+                .sum::<f64>()
+        })
+        .fold(0.0, f64::max)
+}
+
+/// What is wrong with a trained model, in words a user can act on: EM that did not converge,
+/// a level-order constraint that binds, a comparison that no longer tells matches apart, an
+/// exact agreement that is barely evidence, a prior far from what the rules suggest.
+pub fn diagnose(
+    model: &Model,
+    comparisons: &[super::config::Comparison],
+    rules_prior: f64,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if !model.converged {
+        warnings.push(format!(
+            "the match model did not converge in {} EM iterations (tolerance {TOLERANCE:e}): \
+             raise `em_max_iterations`, or check that the blocking rules propose matches",
+            model.iterations
+        ));
+    }
+    for (c, comparison) in comparisons.iter().enumerate() {
+        let names: Vec<&str> = comparison
+            .levels
+            .iter()
+            .map(|l| l.name.as_str())
+            .chain(["else"])
+            .collect();
+        for &l in model.pooled.get(c).into_iter().flatten() {
+            warnings.push(format!(
+                "comparison `{}`: level `{}` weighed more than the stricter `{}` before it; \
+                 the two were given one weight (check the levels' order and SQL)",
+                comparison.name,
+                names[l],
+                names[l - 1]
+            ));
+        }
+        let weights: Vec<f64> = (0..model.m[c].len())
+            .map(|l| model.level_weight(c, l as i8, None))
+            .collect();
+        if weights.iter().all(|w| w.abs() < 1.0) {
+            warnings.push(format!(
+                "comparison `{}`: every level weighs between -1 and 1, so it barely tells \
+                 matches from non-matches (is its column filled? are its levels' SQL right?)",
+                comparison.name
+            ));
+        } else if weights[0] < 1.0 {
+            warnings.push(format!(
+                "comparison `{}`: agreeing on `{}` weighs {:.2}, barely evidence of a match",
+                comparison.name, names[0], weights[0]
+            ));
+        }
+    }
+    if rules_prior > 0.0 {
+        let ratio = model.lambda / rules_prior;
+        if !(1e-2..=1e2).contains(&ratio) {
+            warnings.push(format!(
+                "the prior ({:.3e}) is {} times what the deterministic rules suggest ({:.3e}): \
+                 check `deterministic_recall`, the rules and the threshold",
+                model.lambda,
+                if ratio > 1.0 {
+                    format!("{ratio:.0}")
+                } else {
+                    format!("1/{:.0}", 1.0 / ratio)
+                },
+                rules_prior
+            ));
+        }
+    }
+    warnings
 }
 
 /// The probability that two random records match, from the pairs the deterministic rules
@@ -334,6 +592,86 @@ mod tests {
         assert!(
             (both - alone).abs() < 0.1 * alone,
             "pooled {both}, big session alone {alone}, tiny alone {tiny_alone}"
+        );
+    }
+
+    #[test]
+    fn the_projection_orders_weights_and_keeps_sums() {
+        // Level 1 weighs more than level 0 (ratios 2, 50, 0.5): the two are pooled.
+        let u = [0.3, 0.01, 0.69];
+        let mut m = [0.6, 0.5, 0.0];
+        m[2] = 1.0 - m[0] - m[1] + 0.345;
+        let total: f64 = m.iter().sum();
+        let pooled = monotone(&mut m, &u);
+        assert_eq!(pooled, vec![1]);
+        assert!((m.iter().sum::<f64>() - total).abs() < 1e-12);
+        let ratio = |l: usize| m[l] / u[l];
+        assert!((ratio(0) - ratio(1)).abs() < 1e-9 && ratio(1) >= ratio(2));
+        // Already ordered: untouched.
+        let mut ok = [0.9, 0.08, 0.02];
+        assert!(monotone(&mut ok, &[0.01, 0.09, 0.9]).is_empty());
+        assert_eq!(ok, [0.9, 0.08, 0.02]);
+        // An `else` that weighs more than a level before it is pooled with it too.
+        let mut tail = [0.7, 0.1, 0.2];
+        assert_eq!(monotone(&mut tail, &[0.01, 0.5, 0.49]), vec![2]);
+        assert!(tail[2] / 0.49 <= 1.0 && tail[1] / 0.5 <= 1.0);
+    }
+
+    /// Issue 30: EM reached a model where a typo (first name JW ≥ 0.9) weighed more than exact
+    /// agreement, and the run said nothing. Here the data themselves say so (matches are as
+    /// often near as exact, and exact agreement is common among non-matches): the estimate is
+    /// projected to the levels' order, and the diagnosis says so.
+    #[test]
+    fn inverted_weights_are_corrected_and_reported() {
+        let mut session = Session {
+            trains: vec![true, true],
+            ..Session::default()
+        };
+        // Comparison 0: levels exact, near, else. Comparison 1: agree, else.
+        // u: exact is common among non-matches (0.2), near rare (0.005).
+        let u = vec![vec![0.2, 0.005, 0.795], vec![0.01, 0.99]];
+        let (matches, non) = (20_000.0f64, 200_000.0f64);
+        let pm0 = [0.5, 0.45, 0.05];
+        let pm1 = [0.95, 0.05];
+        for g0 in 0..3 {
+            for g1 in 0..2 {
+                let n = matches * pm0[g0] * pm1[g1] + non * u[0][g0] * u[1][g1];
+                session
+                    .patterns
+                    .insert(vec![g0 as i8, g1 as i8], (n.round() as u64, 0));
+            }
+        }
+        let model = train(&[session], &[2, 1], u, 0.1, 1_000);
+        let w = |l: i8| model.level_weight(0, l, None);
+        assert!(w(0) >= w(1) - 1e-9, "exact {} < near {}", w(0), w(1));
+        assert_eq!(model.pooled[0], vec![1]);
+        let comparisons: Vec<super::super::config::Comparison> = toml::from_str::<
+            std::collections::HashMap<String, Vec<super::super::config::Comparison>>,
+        >(
+            r#"c = [
+                { name = "first_name", levels = [{ name = "exact", when = "true" }, { name = "near", when = "true" }] },
+                { name = "email", levels = [{ name = "exact", when = "true" }] },
+            ]"#,
+        )
+        .unwrap()
+        .remove("c")
+        .unwrap();
+        let warnings = diagnose(&model, &comparisons, 0.1);
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("`first_name`") && w.contains("`near`")),
+            "{warnings:?}"
+        );
+        // EM cut short says so.
+        let mut short = model.clone();
+        short.converged = false;
+        assert!(diagnose(&short, &comparisons, 0.1)[0].contains("did not converge"));
+        // A prior far from what the rules suggest says so.
+        assert!(
+            diagnose(&model, &comparisons, 1e-6)
+                .iter()
+                .any(|w| w.contains("prior"))
         );
     }
 

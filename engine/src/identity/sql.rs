@@ -26,10 +26,20 @@ pub fn tf_table(i: usize) -> String {
     format!("__id_tf_{i}")
 }
 
-/// Values of an identifier that guards exclude: blocked, shared by too many records, or
-/// shared by records the `shared_when` predicate tells apart (compared only within values the
-/// other guards keep, so the self-join stays small).
+/// Values of an identifier that guards exclude: blocked, or shared by too many records.
+/// (Values that different people share, by `shared_when`, are split by person instead: see
+/// [`holder_pairs`].)
 pub fn guard_hits(records: &str, id: &Identifier) -> String {
+    format!(
+        "select value, records, case when blocked then 'blocked_value' else 'over_shared_value' end as reason \
+         from ({}) v where blocked or over",
+        value_counts(records, id)
+    )
+}
+
+/// Per value of an identifier: its records, whether it is a blocked value and whether it is
+/// held by more records than the guard allows.
+fn value_counts(records: &str, id: &Identifier) -> String {
     let c = ident(&id.column);
     let blocked_list = if id.blocked_values.is_empty() {
         "false".to_string()
@@ -46,28 +56,35 @@ pub fn guard_hits(records: &str, id: &Identifier) -> String {
     let over = id
         .max_records_per_value
         .map_or("false".to_string(), |m| format!("count(*) > {m}"));
-    let values = format!(
+    format!(
         "select cast({c} as varchar) as value, count(*) as records, \
          bool_or({blocked_list}) as blocked, {over} as over from {records} \
          where {c} is not null group by {c}"
-    );
-    match &id.shared_when {
-        None => format!(
-            "select value, records, case when blocked then 'blocked_value' else 'over_shared_value' end as reason \
-             from ({values}) v where blocked or over"
-        ),
-        Some(predicate) => format!(
-            "with v as ({values}), \
-             shared as (select distinct cast(l.{c} as varchar) as value from {records} l \
-             join {records} r on l.{c} = r.{c} and l.record_key < r.record_key \
-             join v on v.value = cast(l.{c} as varchar) and not v.blocked and not v.over \
-             where coalesce(({predicate}), false)) \
-             select v.value, v.records, case when v.blocked then 'blocked_value' \
-             when v.over then 'over_shared_value' else 'shared_value' end as reason \
-             from v left join shared s on s.value = v.value \
-             where v.blocked or v.over or s.value is not null"
-        ),
-    }
+    )
+}
+
+/// Every pair of records holding the same value of an identifier with a `shared_when`
+/// predicate (values the other guards keep, held by two records or more), and whether the
+/// predicate tells the two apart (`differ`). The holders of a value are then grouped by person
+/// (see `guards::split`), so one disagreeing pair does not decide for the whole value.
+pub fn holder_pairs(records: &str, id: &Identifier, predicate: &str) -> String {
+    let c = ident(&id.column);
+    format!(
+        "with v as ({values}), \
+         candidates as (select value from v where not blocked and not over and records > 1) \
+         select cast(l.{c} as varchar) as value, cast(l.record_key as varchar) as a, \
+         cast(r.record_key as varchar) as b, coalesce(({predicate}), false) as differ \
+         from {records} l join {records} r on l.{c} = r.{c} and l.record_key < r.record_key \
+         join candidates k on k.value = cast(l.{c} as varchar)",
+        values = value_counts(records, id)
+    )
+}
+
+/// The table of records whose value of identifier `i` was split by person (`record_key`, and
+/// the value the record matches with: the value and its holder group, or NULL when the record
+/// could be any of the value's people).
+pub fn split_table(i: usize) -> String {
+    format!("__id_split_{i}")
 }
 
 /// Whether an identifier has a guard (its guard table exists).
@@ -78,7 +95,16 @@ pub fn guarded(id: &Identifier) -> bool {
 /// The records numbered by record key (`rid`), guarded identifiers set to NULL: the record key,
 /// the source and the columns the matching reads (see
 /// [`IdentityConfig::matching_columns`]), nothing else.
-pub fn keys(records: &str, columns: &[String], config: &IdentityConfig) -> String {
+///
+/// A record holding a value that different people share (`shared_when`) matches with the value
+/// of its holder group (see [`split_table`]); `text_splits` lists the identifiers whose column is
+/// text (a split value of another type is set to NULL).
+pub fn keys(
+    records: &str,
+    columns: &[String],
+    config: &IdentityConfig,
+    text_splits: &[usize],
+) -> String {
     let guarded: Vec<(usize, &str)> = config
         .identifiers
         .iter()
@@ -95,6 +121,16 @@ pub fn keys(records: &str, columns: &[String], config: &IdentityConfig) -> Strin
     let select: Vec<String> = kept
         .iter()
         .map(|c| match guarded.iter().find(|(_, g)| g == c) {
+            Some((n, _)) if config.identifiers[*n].shared_when.is_some() => format!(
+                "case when g{n}.value is not null then null \
+                 when s{n}.record_key is not null then {split} else rec.{q} end as {q}",
+                q = ident(c),
+                split = if text_splits.contains(n) {
+                    format!("s{n}.value")
+                } else {
+                    "null".into()
+                }
+            ),
             Some((n, _)) => format!(
                 "case when g{n}.value is null then rec.{q} end as {q}",
                 q = ident(c)
@@ -105,11 +141,18 @@ pub fn keys(records: &str, columns: &[String], config: &IdentityConfig) -> Strin
     let joins: String = guarded
         .iter()
         .map(|(n, c)| {
-            format!(
+            let mut join = format!(
                 " left join {t} g{n} on cast(rec.{q} as varchar) = g{n}.value",
                 t = guard_table(*n),
                 q = ident(c)
-            )
+            );
+            if config.identifiers[*n].shared_when.is_some() {
+                join.push_str(&format!(
+                    " left join {t} s{n} on s{n}.record_key = cast(rec.record_key as varchar)",
+                    t = split_table(*n)
+                ));
+            }
+            join
         })
         .collect();
     format!(
@@ -282,10 +325,19 @@ pub fn describe(config: &IdentityConfig, records: &str, columns: &[String]) -> S
                 guard_hits(records, id)
             ));
         }
+        if let Some(predicate) = &id.shared_when {
+            out.push_str(&format!(
+                "-- holders of one {} value, told apart by shared_when (grouped by person into {}):\n{};\n\n",
+                id.column,
+                split_table(i),
+                holder_pairs(records, id, predicate)
+            ));
+        }
     }
+    let every: Vec<usize> = (0..config.identifiers.len()).collect();
     out.push_str(&format!(
         "-- {KEYS}:\n{};\n\n",
-        keys(records, columns, config)
+        keys(records, columns, config, &every)
     ));
     for rule in &config.rules {
         out.push_str(&format!(

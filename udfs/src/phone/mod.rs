@@ -5,11 +5,13 @@
 mod country;
 mod e164;
 mod is_valid;
+mod key;
 mod number_type;
 
 pub use country::PhoneCountry;
 pub use e164::PhoneE164;
 pub use is_valid::PhoneIsValid;
+pub use key::PhoneKey;
 pub use number_type::PhoneType;
 
 use std::str::FromStr;
@@ -87,6 +89,32 @@ pub fn e164(text: &str, default_region: Option<&str>) -> Option<String> {
     phonenumber::is_valid(&number).then(|| number.format().mode(Mode::E164).to_string())
 }
 
+/// Digits a key keeps: nine cover the national significant number of most plans (US and
+/// Canada 10 digits, France 9, the UK 10, Germany 10–11) without the country code.
+const KEY_DIGITS: usize = 9;
+
+/// See `phone_key`: the last [`KEY_DIGITS`] digits, without international prefix or trunk 0.
+pub fn key(text: &str) -> Option<String> {
+    let text = text.trim();
+    if text.len() > 64 {
+        return None;
+    }
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    let digits = if text.starts_with('+') {
+        digits.as_str()
+    } else {
+        digits
+            .strip_prefix("00")
+            .or_else(|| digits.strip_prefix("011"))
+            .or_else(|| digits.strip_prefix('0'))
+            .unwrap_or(&digits)
+    };
+    if digits.len() < 7 {
+        return None;
+    }
+    Some(digits[digits.len().saturating_sub(KEY_DIGITS)..].to_string())
+}
+
 /// The ISO region of a valid number.
 pub fn country(text: &str, default_region: Option<&str>) -> Option<String> {
     let number = parse(text, default_region)?;
@@ -124,6 +152,29 @@ pub fn number_type(text: &str, default_region: Option<&str>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_agree_across_formats() {
+        let same = [
+            ("06 12 34 56 78", "+33 6 12 34 56 78"),
+            ("0033612345678", "06.12.34.56.78"),
+            ("(415) 555-2671", "+1 415 555 2671"),
+            ("415-555-2671", "011 1 415 555 2671"),
+            ("020 7946 0958", "+44 20 7946 0958"),
+            ("07700 900123", "+447700900123"),
+        ];
+        for (a, b) in same {
+            assert_eq!(key(a), key(b), "{a} vs {b}");
+            assert!(key(a).is_some());
+        }
+        // E.164 and the raw number agree too, whatever the country guessed.
+        let e = e164("06 12 34 56 78", Some("FR")).unwrap();
+        assert_eq!(key(&e), key("06 12 34 56 78"));
+        assert_ne!(key("06 12 34 56 78"), key("06 12 34 56 79"));
+        assert_eq!(key("12-34"), None);
+        assert_eq!(key(""), None);
+        assert_eq!(key(&"9".repeat(100)), None);
+    }
 
     #[test]
     fn national_and_international_formats() {
