@@ -23,6 +23,7 @@
 //! deterministic for a seed and streams in chunks, so memory stays flat however many people are
 //! asked for.
 
+mod census;
 mod people;
 mod vocab;
 mod write;

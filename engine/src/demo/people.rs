@@ -8,6 +8,7 @@ use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::census;
 use super::vocab::{self, FirstName};
 use crate::error::Result;
 
@@ -362,6 +363,26 @@ impl Generator {
         items[self.rng.random_range(0..items.len())]
     }
 
+    /// A first name: half the time from the country's list (with the diminutives people
+    /// use), otherwise by real frequency from the census (see [`census`]).
+    fn first_name(&mut self, country: Country) -> FirstName {
+        if self.p(0.5) {
+            self.pick_skewed(country.first_names())
+        } else {
+            census::first_name(&mut self.rng)
+        }
+    }
+
+    /// A surname: a quarter of the time from the country's list, otherwise by real frequency
+    /// from the census's long tail, so that namesakes are as common as in a real customer base.
+    fn last_name(&mut self, country: Country) -> &'static str {
+        if self.p(0.25) {
+            self.pick_skewed(country.last_names())
+        } else {
+            census::last_name(&mut self.rng)
+        }
+    }
+
     /// Picks with a bias to the front of the list (common names, big domains).
     fn pick_skewed<T: Copy>(&mut self, items: &[T]) -> T {
         let u: f64 = self.rng.random();
@@ -551,7 +572,7 @@ impl Generator {
             u if u < 0.90 => 3,
             _ => 4,
         };
-        let last = self.pick_skewed(country.last_names());
+        let last = self.last_name(country);
         let id = self.next_household;
         self.next_household += 1;
         let address = self.address(country);
@@ -603,12 +624,12 @@ impl Generator {
         let first = match namesake {
             Some(senior) => senior.first,
             None => {
-                let mut first = self.pick_skewed(country.first_names());
+                let mut first = self.first_name(country);
                 for _ in 0..20 {
                     if !members.iter().any(|m| m.first.0 == first.0) {
                         break;
                     }
-                    first = self.pick_skewed(country.first_names());
+                    first = self.first_name(country);
                 }
                 first
             }
@@ -616,7 +637,7 @@ impl Generator {
         let last = match namesake {
             Some(senior) => senior.last,
             None if self.p(0.85) => family_last,
-            None => self.pick_skewed(country.last_names()),
+            None => self.last_name(country),
         };
         let birth = match namesake {
             Some(senior) => (senior.birth + Days::new(self.rng.random_range(7_300..12_800)))

@@ -278,7 +278,8 @@ const SAME_PERSON_SIMILARITY: f64 = 0.85;
 
 /// True when two records' names clearly belong to different people; `None` when either first
 /// name is empty. Compatible are: alike or nickname-equivalent first names, first names one
-/// typo apart (`amy` / `ami`, which Jaro–Winkler scores below 0.85 on short names), an initial
+/// typo apart (`amy` / `ami`, which Jaro–Winkler scores below 0.85 on short names) or two
+/// when the longer has five letters or more (two records, a typo each), an initial
 /// and a name it starts (`j` / `john`), first words that are compatible (`mary ann` / `mary`),
 /// and first and last names swapped between the two records.
 pub fn conflict(
@@ -297,7 +298,10 @@ pub fn conflict(
         if (cx == 1 || cy == 1) && x.chars().next() == y.chars().next() {
             return true;
         }
-        if cx >= 3 && cy >= 3 && strsim::damerau_levenshtein(x, y) <= 1 {
+        // Typos: one edit on any name of two letters or more; two on names of five or more
+        // (each of two records may carry its own typo: `ammy` / `tavmy` for Tammy).
+        let edits = strsim::damerau_levenshtein(x, y);
+        if (cx.min(cy) >= 2 && edits <= 1) || (cx.max(cy) >= 5 && edits <= 2) {
             return true;
         }
         similarity(x, y).is_some_and(|s| s >= SAME_PERSON_SIMILARITY)
@@ -332,9 +336,12 @@ mod tests {
         );
         assert_eq!(c("Emma", Some("Doe"), "Oliver", Some("Doe")), Some(true));
         assert_eq!(c("Ann", None, "Paul", None), Some(true));
+        assert_eq!(c("Emma", None, "Ella", None), Some(true));
         // One person: typos, nicknames, initials, swapped names, case and accents.
         assert_eq!(c("Amy", Some("Lee"), "Ami", Some("Lee")), Some(false));
         assert_eq!(c("Jon", None, "John", None), Some(false));
+        assert_eq!(c("Ammy", None, "Tavmy", None), Some(false));
+        assert_eq!(c("Jm", None, "Jim", None), Some(false));
         assert_eq!(c("Bill", None, "William", None), Some(false));
         assert_eq!(c("J.", Some("Smith"), "John", Some("Smith")), Some(false));
         assert_eq!(c("Smith", Some("John"), "John", Some("Smith")), Some(false));
