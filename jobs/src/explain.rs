@@ -508,3 +508,86 @@ async fn ws_has_column(ws: &Workspace, schema: &str, column: &str) -> bool {
     .await
     .is_ok()
 }
+
+/// `tessera explain --model`: the stored match model, per comparison and level its m, u and
+/// match weight with a bar (as Splink's match-weights chart), and the warnings the training
+/// run gave.
+pub async fn explain_model(ws: &Workspace) -> Result<String> {
+    let (schema, config) = identity_schema(ws).await?;
+    let model = rows(
+        ws,
+        &format!(
+            "select comparison, cast(level_index as bigint) as level_index, level, m_probability, \
+             u_probability, match_weight, trained_run_id, trained_records from {schema}.match_model"
+        ),
+    )
+    .await?;
+    if model.is_empty() {
+        bail!("{schema}.match_model is empty: run the identity job first");
+    }
+    let number =
+        |r: &BTreeMap<String, String>, k: &str| get(r, k).parse::<f64>().unwrap_or(f64::NAN);
+    let mut out = String::new();
+    let trained = get(&model[0], "trained_run_id").to_string();
+    writeln!(
+        out,
+        "match model trained by run {trained} on {} records",
+        get(&model[0], "trained_records")
+    )?;
+    // Bars: one character per bit of weight, around a centre line.
+    const HALF: usize = 20;
+    let bar = |w: f64| -> String {
+        let n = (w.abs().round() as usize).min(HALF);
+        if w < 0.0 {
+            format!("{:>HALF$}|{:HALF$}", "█".repeat(n), "")
+        } else {
+            format!("{:>HALF$}|{:<HALF$}", "", "█".repeat(n))
+        }
+    };
+    writeln!(
+        out,
+        "\n{:<16} {:<24} {:>10} {:>10} {:>8}  {:^41}",
+        "comparison", "level", "m", "u", "weight", "← against a match | for a match →"
+    )?;
+    let mut order: Vec<&str> = vec!["prior"];
+    order.extend(config.comparisons.iter().map(|c| c.name.as_str()));
+    for name in order {
+        let mut levels: Vec<&BTreeMap<String, String>> = model
+            .iter()
+            .filter(|r| get(r, "comparison") == name)
+            .collect();
+        levels.sort_by_key(|r| get(r, "level_index").parse::<i64>().unwrap_or(i64::MAX));
+        for (i, r) in levels.iter().enumerate() {
+            let w = number(r, "match_weight");
+            let level = if name == "prior" { "" } else { get(r, "level") };
+            writeln!(
+                out,
+                "{:<16} {:<24} {:>10.6} {:>10.6} {:>8.2}  {}",
+                if i == 0 { name } else { "" },
+                level,
+                number(r, "m_probability"),
+                number(r, "u_probability"),
+                w,
+                bar(w)
+            )?;
+        }
+    }
+    let warnings = rows(
+        ws,
+        &format!(
+            "select dimension from {schema}.identity_stats where metric = 'model_warning' \
+             and run_id = {}",
+            literal(&trained)
+        ),
+    )
+    .await?;
+    if warnings.is_empty() {
+        writeln!(out, "\nno model warnings")?;
+    } else {
+        writeln!(out, "\nwarnings of the training run:")?;
+        for w in &warnings {
+            writeln!(out, "  {}", get(w, "dimension"))?;
+        }
+    }
+    Ok(out)
+}

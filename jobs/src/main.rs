@@ -270,6 +270,10 @@ enum Command {
         /// A customer id instead: its records, the links that joined them, its id history.
         #[arg(long, conflicts_with = "records")]
         customer: Option<String>,
+        /// The match model instead: m, u and the weight of every comparison level, as a chart,
+        /// with the warnings of the run that trained it.
+        #[arg(long, conflicts_with_all = ["records", "customer"])]
+        model: bool,
     },
     /// How good the customers are against a ground truth you have: pairwise precision, recall
     /// and F1, B-cubed, splits and merges, the evidence ceiling the settings allow, the guard's
@@ -568,8 +572,16 @@ async fn run(cli: Cli) -> Result<()> {
             let ws = Workspace::open(load_project(&cli.project)?)?;
             commands::ls(&ws, &select).await
         }
-        Command::Explain { records, customer } => {
+        Command::Explain {
+            records,
+            customer,
+            model,
+        } => {
             let ws = Workspace::open(load_project(&cli.project)?)?;
+            if model {
+                print!("{}", tessera_jobs::explain::explain_model(&ws).await?);
+                return Ok(());
+            }
             match (customer, records.as_slice()) {
                 (Some(id), _) => tessera_jobs::explain::explain_customer(&ws, &id).await,
                 (None, [a, b]) => tessera_jobs::explain::explain_pair(&ws, a, b).await,

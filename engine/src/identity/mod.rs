@@ -177,8 +177,6 @@ struct Pair {
     a: u32,
     b: u32,
     rule: u16,
-    /// Bit k: the pair satisfies blocking rule k.
-    rules: u64,
 }
 
 fn identity_err(message: impl Into<String>) -> Error {
@@ -771,7 +769,7 @@ pub async fn resolve(
         while let Some(batch) = stream.next().await {
             let b =
                 batch.map_err(|e| identity_err(format!("blocking rule `{}`: {e}", rule.name)))?;
-            let (a, bb, rules) = (i64s(&b, "a")?, i64s(&b, "b")?, i64s(&b, "rules")?);
+            let (a, bb) = (i64s(&b, "a")?, i64s(&b, "b")?);
             let g: Vec<Int8Array> = config
                 .comparisons
                 .iter()
@@ -803,7 +801,6 @@ pub async fn resolve(
                     a: a.value(r) as u32,
                     b: bb.value(r) as u32,
                     rule: i as u16,
-                    rules: rules.value(r) as u64,
                 });
                 gammas.extend(g.iter().map(|g| if g.is_null(r) { -1 } else { g.value(r) }));
                 tfs.extend(
@@ -1353,8 +1350,9 @@ fn pairs_within(component: &[u32]) -> u64 {
     sizes.values().map(|s| s * (s - 1) / 2).sum()
 }
 
-/// One EM session per blocking rule: every pair the rule proposes (including those an earlier
-/// rule compared), without the comparisons that read the rule's columns.
+/// One EM session per blocking rule: the pairs it proposed first, with their full comparison
+/// vectors; the posterior reads the comparisons that do not read the rule's columns (see
+/// [`model::Session`]).
 fn em_sessions(
     config: &IdentityConfig,
     pairs: &[Pair],
@@ -1374,19 +1372,13 @@ fn em_sessions(
         .collect();
     for (p, pair) in pairs.iter().enumerate() {
         let linked = deterministic[pair.a as usize] == deterministic[pair.b as usize];
-        for (k, session) in sessions.iter_mut().enumerate() {
-            if pair.rules & (1 << k) == 0 {
-                continue;
-            }
-            let vector: Vec<i8> = gammas[p * comparisons..(p + 1) * comparisons]
-                .iter()
-                .zip(&session.trains)
-                .map(|(&g, &t)| if t { g } else { -1 })
-                .collect();
-            let entry = session.patterns.entry(vector).or_default();
-            entry.0 += 1;
-            entry.1 += u64::from(linked);
-        }
+        let vector = gammas[p * comparisons..(p + 1) * comparisons].to_vec();
+        let entry = sessions[pair.rule as usize]
+            .patterns
+            .entry(vector)
+            .or_default();
+        entry.0 += 1;
+        entry.1 += u64::from(linked);
     }
     sessions
 }

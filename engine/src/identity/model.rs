@@ -112,14 +112,35 @@ fn smooth(counts: &[u64]) -> Vec<f64> {
 /// Comparison vectors with their counts (`-1` is the null level: no evidence).
 pub type Patterns = HashMap<Vec<i8>, (u64, u64)>;
 
-/// One EM training session: the pairs of one blocking rule, with the comparisons that read the
-/// rule's columns left out (inside a block they agree by construction, which says nothing).
+/// The compared pairs a blocking rule proposed first (no earlier rule did), for EM.
+///
+/// The posterior of a pair (the E-step) reads only the comparisons that do not read the rule's
+/// columns (`trains`): inside a block those agree by construction, and their random-pair u
+/// would make every blocked non-match look like a match. The expected level counts (the
+/// M-step) take every comparison of every pair, each pair once: pooled over the rules, they
+/// are the levels of all the matches the blocking finds, not of the matches one rule finds.
+/// (Per-rule m, as Splink estimates it, is the levels of matches *given the rule's columns
+/// agree*: when a duplicate differs from its original in one field, inside the names block
+/// that field is the birth date, and "one part of the birth date differs" came out as the
+/// typical match.)
 #[derive(Debug, Default)]
 pub struct Session {
-    /// Vector → (pairs, pairs the deterministic rules link); left-out comparisons are -1.
+    /// Full comparison vector → (pairs, pairs the deterministic rules link).
     pub patterns: Patterns,
-    /// Which comparisons this session trains.
+    /// Which comparisons the posterior reads.
     pub trains: Vec<bool>,
+}
+
+/// The probabilities of a vector's levels under m and under u, reading the comparisons `read`.
+fn likelihoods(m: &[Vec<f64>], u: &[Vec<f64>], vector: &[i8], read: &[bool]) -> (f64, f64) {
+    let (mut pm, mut pu) = (1.0f64, 1.0f64);
+    for (c, &g) in vector.iter().enumerate() {
+        if g >= 0 && read[c] {
+            pm *= m[c][g as usize];
+            pu *= u[c][g as usize];
+        }
+    }
+    (pm, pu)
 }
 
 /// The neutral m start of a comparison with `levels` levels before `else`: most matches agree
@@ -199,103 +220,107 @@ fn m_from_agreement(sessions: &[Session], levels: &[usize]) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// One session's EM from one start: the expected level counts among matches, the iterations,
-/// whether it converged, and the log-likelihood it reached.
+/// EM from one start: m, each session's share of matches, the iterations, whether it
+/// converged, and the log-likelihood reached.
 struct Fit {
-    counts: Vec<Vec<f64>>,
+    m: Vec<Vec<f64>>,
+    /// Per comparison, the levels the last M-step's projection pooled (the constraint binds).
+    pooled: Vec<Vec<usize>>,
+    trained: Vec<bool>,
     iterations: usize,
     converged: bool,
     log_likelihood: f64,
 }
 
 fn fit(
-    session: &Session,
-    entries: &[(&Vec<i8>, f64)],
-    (start, share): (&[Vec<f64>], f64),
+    sessions: &[(&Session, Vec<(&Vec<i8>, f64)>, f64)],
+    (start, shares): (&[Vec<f64>], &[f64]),
     u: &[Vec<f64>],
     levels: &[usize],
     max_iterations: usize,
 ) -> Fit {
-    let total: f64 = entries.iter().map(|(_, n)| n).sum();
-    let mut share = share;
     let mut m = start.to_vec();
     for (c, row) in m.iter_mut().enumerate() {
-        if session.trains[c] {
-            monotone(row, &u[c]);
-        }
+        monotone(row, &u[c]);
     }
+    let mut shares = shares.to_vec();
+    let mut trained = vec![false; levels.len()];
+    let mut pooled = vec![Vec::new(); levels.len()];
     let (mut iterations, mut converged) = (0, false);
-    let mut counts: Vec<Vec<f64>> = Vec::new();
     while iterations < max_iterations {
         iterations += 1;
-        let mut new_m: Vec<Vec<f64>> = levels.iter().map(|&k| vec![0.0; k + 1]).collect();
-        let mut matched = 0.0;
-        for (vector, n) in entries {
-            let p = posterior(share, &m, u, vector);
-            matched += n * p;
-            for (c, &g) in vector.iter().enumerate() {
-                if g >= 0 {
-                    new_m[c][g as usize] += n * p;
+        let mut counts: Vec<Vec<f64>> = levels.iter().map(|&k| vec![0.0; k + 1]).collect();
+        let mut change = 0.0f64;
+        for (k, (session, entries, total)) in sessions.iter().enumerate() {
+            let mut matched = 0.0;
+            for (vector, n) in entries {
+                let (pm, pu) = likelihoods(&m, u, vector, &session.trains);
+                let share = shares[k];
+                let p = share * pm / (share * pm + (1.0 - share) * pu).max(f64::MIN_POSITIVE);
+                matched += n * p;
+                for (c, &g) in vector.iter().enumerate() {
+                    if g >= 0 {
+                        counts[c][g as usize] += n * p;
+                    }
                 }
             }
+            let share = (matched / total).clamp(FLOOR, 1.0 - FLOOR);
+            change = change.max((share - shares[k]).abs());
+            shares[k] = share;
         }
-        let new_share = (matched / total).clamp(FLOOR, 1.0 - FLOOR);
-        let mut change = (new_share - share).abs();
-        counts.clone_from(&new_m);
-        for (c, row) in new_m.iter_mut().enumerate() {
+        for (c, row) in counts.iter_mut().enumerate() {
             let total: f64 = row.iter().sum();
-            if !session.trains[c] || total <= 0.0 {
+            if total <= 0.0 {
                 *row = m[c].clone();
                 continue;
             }
+            trained[c] = true;
             let total = total + M_PSEUDO_PAIRS * row.len() as f64;
             for v in row.iter_mut() {
                 *v = ((*v + M_PSEUDO_PAIRS) / total).max(FLOOR);
             }
-            monotone(row, &u[c]);
+            pooled[c] = monotone(row, &u[c]);
             for (l, v) in row.iter().enumerate() {
                 change = change.max((v - m[c][l]).abs());
             }
         }
-        m = new_m;
-        share = new_share;
+        m = counts;
         if change < TOLERANCE {
             converged = true;
             break;
         }
     }
-    let log_likelihood = entries
+    let log_likelihood = sessions
         .iter()
-        .map(|(vector, n)| {
-            let (mut pm, mut pu) = (1.0f64, 1.0f64);
-            for (c, &g) in vector.iter().enumerate() {
-                if g >= 0 {
-                    pm *= m[c][g as usize];
-                    pu *= u[c][g as usize];
-                }
-            }
-            n * (share * pm + (1.0 - share) * pu)
-                .max(f64::MIN_POSITIVE)
-                .ln()
+        .zip(&shares)
+        .map(|((session, entries, _), share)| {
+            entries
+                .iter()
+                .map(|(vector, n)| {
+                    let (pm, pu) = likelihoods(&m, u, vector, &session.trains);
+                    n * (share * pm + (1.0 - share) * pu)
+                        .max(f64::MIN_POSITIVE)
+                        .ln()
+                })
+                .sum::<f64>()
         })
         .sum();
     Fit {
-        counts,
+        m,
+        pooled,
+        trained,
         iterations,
         converged,
         log_likelihood,
     }
 }
 
-/// Estimates m by EM (u held fixed), one session per blocking rule, each from several starts
-/// (the deterministic links', a neutral one, the pairs agreeing on most comparisons), keeping
-/// the start reaching the best likelihood under the level-order constraint (see
-/// [`monotone`]). A comparison's m pools the expected level counts of the sessions that train
-/// it (the deterministic start where none does): each session weighs by the matched pairs it
-/// saw, so a rule proposing four pairs does not count as much as one proposing thousands. (An
-/// unweighted mean of per-session m let a tiny session, whose m is mostly the pseudo-pairs,
-/// raise m(emails differ) fivefold.) The prior is not learnt here (see [`prior`] and
-/// [`matches_lower_bound`]). Deterministic: the same pairs give the same model.
+/// Estimates m by EM (u held fixed) over every compared pair at once, each in the session of
+/// the blocking rule that proposed it first (see [`Session`]), from several starts (the
+/// deterministic links', a neutral one, the pairs agreeing on most comparisons), keeping the
+/// start reaching the best likelihood under the level-order constraint (see [`monotone`]).
+/// Each session has its own share of matches; m is shared. The prior is not learnt here (see
+/// [`prior`] and [`matches_lower_bound`]). Deterministic: the same pairs give the same model.
 pub fn train(
     sessions: &[Session],
     levels: &[usize],
@@ -304,68 +329,71 @@ pub fn train(
     max_iterations: usize,
 ) -> Model {
     let start = m_from_deterministic(sessions, levels);
-    let starts = [
-        start.clone(),
-        levels.iter().map(|&k| neutral_m(k)).collect::<Vec<_>>(),
-        m_from_agreement(sessions, levels),
-    ];
-    // Expected level counts among matches, summed over the sessions that train each comparison.
-    let mut pooled: Vec<Vec<f64>> = levels.iter().map(|&k| vec![0.0; k + 1]).collect();
-    let mut trained = vec![0usize; levels.len()];
-    let (mut iterations, mut converged) = (0, true);
-    for session in sessions {
-        let total: f64 = session.patterns.values().map(|(n, _)| *n as f64).sum();
-        if total == 0.0 || !session.trains.iter().any(|&t| t) {
-            continue;
-        }
-        // In vector order, so the sums (and the model) do not depend on the map's order.
-        let mut entries: Vec<(&Vec<i8>, f64)> = session
-            .patterns
-            .iter()
-            .map(|(v, (n, _))| (v, *n as f64))
-            .collect();
-        entries.sort_by(|a, b| a.0.cmp(b.0));
-        // The deterministic start begins at the share of pairs the rules linked; the others at
-        // even odds (when the rules link few pairs, a share anchored on them is a fixed point
-        // EM keeps).
-        let det: f64 = session.patterns.values().map(|(_, d)| *d as f64).sum();
-        let shares = [(det / total).clamp(0.05, 0.95), 0.5, 0.5];
-        let best = starts
-            .iter()
-            .zip(shares)
-            .map(|(s, share)| fit(session, &entries, (s, share), &u, levels, max_iterations))
-            .reduce(|best, f| {
-                if f.log_likelihood > best.log_likelihood + 1e-9 {
-                    f
-                } else {
-                    best
-                }
-            })
-            .expect("three starts");
-        iterations = iterations.max(best.iterations);
-        converged &= best.converged;
-        for c in 0..levels.len() {
-            if session.trains[c] && best.counts[c].iter().sum::<f64>() > 0.0 {
-                trained[c] += 1;
-                for (l, v) in best.counts[c].iter().enumerate() {
-                    pooled[c][l] += v;
-                }
+    // In vector order, so the sums (and the model) do not depend on the map's order.
+    let prepared: Vec<(&Session, Vec<(&Vec<i8>, f64)>, f64)> = sessions
+        .iter()
+        .filter_map(|session| {
+            let total: f64 = session.patterns.values().map(|(n, _)| *n as f64).sum();
+            if total == 0.0 {
+                return None;
             }
-        }
-    }
-    let mut pooled_levels = vec![Vec::new(); levels.len()];
-    let m = (0..levels.len())
-        .map(|c| {
-            let mut row = if trained[c] == 0 {
-                start[c].clone()
+            let mut entries: Vec<(&Vec<i8>, f64)> = session
+                .patterns
+                .iter()
+                .map(|(v, (n, _))| (v, *n as f64))
+                .collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Some((session, entries, total))
+        })
+        .collect();
+    // The deterministic start begins each session at the share of pairs the rules linked; the
+    // others at even odds (when the rules link few pairs, a share anchored on them is a fixed
+    // point EM keeps).
+    let det_shares: Vec<f64> = prepared
+        .iter()
+        .map(|(s, _, total)| {
+            let det: f64 = s.patterns.values().map(|(_, d)| *d as f64).sum();
+            (det / total).clamp(0.05, 0.95)
+        })
+        .collect();
+    let even = vec![0.5; prepared.len()];
+    let starts = [
+        (start.clone(), det_shares),
+        (
+            levels.iter().map(|&k| neutral_m(k)).collect::<Vec<_>>(),
+            even.clone(),
+        ),
+        (m_from_agreement(sessions, levels), even),
+    ];
+    let best = starts
+        .iter()
+        .map(|(m, shares)| fit(&prepared, (m, shares), &u, levels, max_iterations))
+        .reduce(|best, f| {
+            if f.log_likelihood > best.log_likelihood + 1e-9 {
+                f
             } else {
-                let row = &pooled[c];
-                let total = row.iter().sum::<f64>() + M_PSEUDO_PAIRS * row.len() as f64;
-                row.iter()
-                    .map(|v| ((v + M_PSEUDO_PAIRS) / total).max(FLOOR))
-                    .collect()
+                best
+            }
+        })
+        .expect("three starts");
+    let mut pooled_levels = vec![Vec::new(); levels.len()];
+    let m = best
+        .m
+        .into_iter()
+        .enumerate()
+        .map(|(c, row)| {
+            let mut row = if best.trained[c] {
+                row
+            } else {
+                start[c].clone()
             };
-            pooled_levels[c] = monotone(&mut row, &u[c]);
+            let mut pooled = monotone(&mut row, &u[c]);
+            if best.trained[c] {
+                pooled.extend(&best.pooled[c]);
+            }
+            pooled.sort_unstable();
+            pooled.dedup();
+            pooled_levels[c] = pooled;
             row
         })
         .collect();
@@ -373,35 +401,25 @@ pub fn train(
         lambda,
         m,
         u,
-        iterations,
-        converged,
+        iterations: best.iterations,
+        converged: best.converged || prepared.is_empty(),
         pooled: pooled_levels,
     }
 }
 
-/// A lower bound on the matching pairs among the compared ones: the most any one session's EM
-/// says its rule's pairs hold (each rule's matches are a subset of all). Unlike the
-/// deterministic links, it does not depend on a guessed recall of the rules.
+/// A lower bound on the matching pairs among the compared ones: the pairs whose evidence
+/// (beyond the blocking rule's own columns) favours a match, over every session (each pair is
+/// in one). Unlike the deterministic links, it does not depend on a guessed recall of the rules.
 pub fn matches_lower_bound(model: &Model, sessions: &[Session]) -> f64 {
     sessions
         .iter()
-        .map(|s| {
-            s.patterns
-                .iter()
-                .map(|(v, (n, _))| {
-                    let (mut pm, mut pu) = (1.0f64, 1.0f64);
-                    for (c, &g) in v.iter().enumerate() {
-                        if g >= 0 {
-                            pm *= model.m[c][g as usize];
-                            pu *= model.u[c][g as usize];
-                        }
-                    }
-                    // A match when the evidence alone says so at even odds within the block.
-                    if pm > pu { *n as f64 } else { 0.0 }
-                })
-                .sum::<f64>()
+        .flat_map(|s| {
+            s.patterns.iter().map(|(v, (n, _))| {
+                let (pm, pu) = likelihoods(&model.m, &model.u, v, &s.trains);
+                if pm > pu { *n as f64 } else { 0.0 }
+            })
         })
-        .fold(0.0, f64::max)
+        .sum()
 }
 
 /// What is wrong with a trained model, in words a user can act on: EM that did not converge,
@@ -429,8 +447,10 @@ pub fn diagnose(
             .collect();
         for &l in model.pooled.get(c).into_iter().flatten() {
             warnings.push(format!(
-                "comparison `{}`: level `{}` weighed more than the stricter `{}` before it; \
-                 the two were given one weight (check the levels' order and SQL)",
+                "comparison `{}`: level `{}` weighed more than the stricter `{}` before it, so \
+                 the two get one weight (the data say the looser level is the rarer among \
+                 non-matches: a frequent value? `term_frequency = true` weighs rare values \
+                 more; else check the levels' order and SQL)",
                 comparison.name,
                 names[l],
                 names[l - 1]
@@ -548,7 +568,7 @@ mod tests {
         patterns.insert(vec![1, 1], (100_000, 0));
         let session = Session {
             patterns,
-            trains: vec![true, false],
+            trains: vec![true, true],
         };
         let u = vec![vec![0.01, 0.99], vec![0.001, 0.999]];
         let model = train(&[session], &[1, 1], u, 0.1, 100);

