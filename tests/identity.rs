@@ -939,3 +939,49 @@ fn model_warnings_reach_the_run_and_can_stop_the_publish() {
     );
     assert!(number(&stats[0], "n") >= 1.0);
 }
+
+/// Issue 30: a labelled sample (`label_column`, as Splink's `estimate_m_from_label_column`)
+/// counts in the model: the labelled matches are compared and counted in m, reported in
+/// `identity_stats`, and the result stays at least as good as without labels.
+#[test]
+fn a_label_column_teaches_the_model() {
+    let tmp = generated_project(&["--rldata"]);
+    let dir = tmp.path();
+    // Half the records carry their true person as a label, as a user's clerical review would.
+    let job = dir.join("jobs/unify/identity_records.sql");
+    let sql = std::fs::read_to_string(&job).unwrap();
+    let sql = sql.replace(
+        "birth_date, birth_year, birth_month, birth_day\nfrom p",
+        "birth_date, birth_year, birth_month, birth_day,\n    \
+             case when cast(p.id as int) % 2 = 0 then t.person_id end as label\n\
+             from p left join truth t on t.record_key = 'rl:' || p.id",
+    );
+    assert!(sql.contains("as label"), "{sql}");
+    std::fs::write(&job, sql).unwrap();
+    let toml = dir.join("tessera.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        text.replace(
+            "threshold = 0.9\n",
+            "threshold = 0.9\nlabel_column = \"label\"\n",
+        ),
+    )
+    .unwrap();
+    ok(dir, &["run", "--no-report"]);
+    let stats = query(
+        dir,
+        "select value from unify.identity_stats where metric = 'labelled_matches'",
+    );
+    // About a quarter of the 1,000 true pairs have both records labelled.
+    let labelled = number(&stats[0], "value");
+    assert!(labelled > 100.0 && labelled < 600.0, "{labelled}");
+    let e: serde_json::Value = serde_json::from_str(&ok(
+        dir,
+        &["evaluate", "--truth", "truth.person_id", "--json"],
+    ))
+    .unwrap();
+    let m = &e["metrics"];
+    assert!(m["precision"].as_f64().unwrap() >= 0.99, "{m}");
+    assert!(m["recall"].as_f64().unwrap() >= 0.5, "{m}");
+}

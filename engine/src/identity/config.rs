@@ -59,6 +59,13 @@ pub struct IdentityConfig {
     /// Fellegi–Sunter comparisons.
     #[serde(default)]
     pub comparisons: Vec<Comparison>,
+    /// A column of the records naming the true person of the records someone labelled (NULL
+    /// elsewhere), as Splink's `estimate_m_from_label_column`: pairs of records with one label
+    /// are known matches and count in m as they are (mixed with what EM estimates from the
+    /// unlabelled pairs, so a few labels help and many dominate); pairs with two labels are
+    /// known non-matches. `always_match` pairs count as labelled matches too.
+    #[serde(default)]
+    pub label_column: Option<String>,
     /// Record-key pairs that are always one customer.
     #[serde(default)]
     pub always_match: Vec<[String; 2]>,
@@ -213,6 +220,7 @@ impl IdentityConfig {
             "seed": self.seed,
             "u_sample_pairs": self.u_sample_pairs,
             "em_max_iterations": self.em_max_iterations,
+            "label_column": self.label_column,
             "deterministic_recall": self.deterministic_recall,
         });
         let digest = Sha256::digest(parts.to_string().as_bytes());
@@ -266,6 +274,9 @@ impl IdentityConfig {
                 "`identity.max_cluster_size` and `identity.max_block_size` must be at least 2"
                     .into(),
             );
+        }
+        if let Some(label) = &self.label_column {
+            column("label_column", label)?;
         }
         for (i, id) in self.identifiers.iter().enumerate() {
             column(&format!("identifiers[{i}].column"), &id.column)?;
@@ -356,6 +367,7 @@ impl IdentityConfig {
     pub fn matching_columns(&self, columns: &[String]) -> Vec<String> {
         let mut named: BTreeSet<&str> = BTreeSet::new();
         named.extend(self.identifiers.iter().map(|i| i.column.as_str()));
+        named.extend(self.label_column.as_deref());
         for rule in self.rules.iter().chain(&self.blocking) {
             named.extend(rule.on.iter().map(String::as_str));
         }

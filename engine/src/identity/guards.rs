@@ -12,6 +12,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+/// A value's holders (record keys, in order seen) and the pairs of them that conflict.
+type Holders = (Vec<String>, HashSet<(String, String)>);
+
 /// What grouping decided for one shared value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SharedValue {
@@ -28,7 +31,7 @@ pub struct SharedValue {
 /// differ)`; returns the values held by two or more people, in value order.
 pub fn split(pairs: impl IntoIterator<Item = (String, String, String, bool)>) -> Vec<SharedValue> {
     // value -> (holders in record-key order, conflicting pairs)
-    let mut values: BTreeMap<String, (Vec<String>, HashSet<(String, String)>)> = BTreeMap::new();
+    let mut values: BTreeMap<String, Holders> = BTreeMap::new();
     for (value, a, b, differ) in pairs {
         let entry = values.entry(value).or_default();
         for k in [&a, &b] {

@@ -553,6 +553,25 @@ pub async fn resolve(
             record_keys.value(r)
         )));
     }
+    // The labelled records' labels, by rid (see `label_column`).
+    let labels: Vec<Option<u32>> = match &config.label_column {
+        None => Vec::new(),
+        Some(label) => {
+            let mut out = vec![None; n];
+            let mut ids: HashMap<String, u32> = HashMap::new();
+            for b in &key_batches {
+                let (rid, values) = (i64s(b, "rid")?, strs(b, label)?);
+                for r in 0..b.num_rows() {
+                    if values.is_valid(r) {
+                        let next = ids.len() as u32;
+                        out[rid.value(r) as usize] =
+                            Some(*ids.entry(values.value(r).to_string()).or_insert(next));
+                    }
+                }
+            }
+            out
+        }
+    };
     let unique_columns = config.unique_identifiers();
     let unique = {
         let mut unique = cluster::Uniques::new(n, unique_columns.len());
@@ -830,7 +849,13 @@ pub async fn resolve(
     // over their assumed recall), m by EM; then score and cluster, and again with what the
     // clusters say.
     let levels: Vec<usize> = config.comparisons.iter().map(|c| c.levels.len()).collect();
-    let sessions = em_sessions(config, &pairs, &gammas, &deterministic);
+    // Labelled pairs (a label column, always_match, never_match) are known: they leave EM's
+    // unlabelled sessions, and the labelled matches count in m as they are.
+    let labelled_pair = |pair: &Pair| {
+        labels.get(pair.a as usize).copied().flatten().is_some()
+            && labels.get(pair.b as usize).copied().flatten().is_some()
+    };
+    let sessions = em_sessions(config, &pairs, &gammas, &deterministic, &labelled_pair);
     // The rids of the override lists' record keys, found in one pass over the keys.
     let rid_of: HashMap<&str, u32> = {
         let wanted: HashSet<&str> = config
@@ -871,6 +896,47 @@ pub async fn resolve(
         });
     }
     let never = override_rids(&config.never_match, "never_match", &mut guard_rows);
+    let labelled_matches: model::Patterns = {
+        let mut matched: Vec<(u32, u32)> = links
+            .iter()
+            .filter(|l| l.kind == kinds.always())
+            .map(|l| (l.a.min(l.b), l.a.max(l.b)))
+            .collect();
+        if !labels.is_empty() {
+            let mut groups: HashMap<u32, Vec<u32>> = HashMap::new();
+            for (rid, label) in labels.iter().enumerate() {
+                if let Some(label) = label {
+                    groups.entry(*label).or_default().push(rid as u32);
+                }
+            }
+            for members in groups.values() {
+                // A label held by hundreds of records is a mistake or a placeholder: its
+                // first members are enough to learn from.
+                let members = &members[..members.len().min(MAX_LABEL_GROUP)];
+                for (i, &a) in members.iter().enumerate() {
+                    for &b in &members[i + 1..] {
+                        matched.push((a.min(b), a.max(b)));
+                    }
+                }
+            }
+        }
+        matched.sort_unstable();
+        matched.dedup();
+        matched.truncate(config.u_sample_pairs.max(1));
+        let mut patterns = model::Patterns::new();
+        if !matched.is_empty() {
+            let count = matched.len();
+            let sample =
+                Sample::levels_of(&ctx, config, &key_rows, matched, "comparing labelled pairs")
+                    .await?;
+            for p in 0..count {
+                let vector = sample.gammas[p * comparisons..(p + 1) * comparisons].to_vec();
+                patterns.entry(vector).or_default().0 += 1;
+            }
+            stats.push("labelled_matches", "all", count as f64);
+        }
+        patterns
+    };
     let fixed_links = links;
     let mut component = deterministic.clone();
     let linked_pairs = pairs_within(&component);
@@ -944,8 +1010,14 @@ pub async fn resolve(
                         &probabilities,
                     );
                 }
-                let mut trained =
-                    model::train(&sessions, &levels, u, lambda, config.em_max_iterations);
+                let mut trained = model::train_with_labels(
+                    &sessions,
+                    &labelled_matches,
+                    &levels,
+                    u,
+                    lambda,
+                    config.em_max_iterations,
+                );
                 if passes == 1 && all > 0.0 {
                     // The first prior: when the rules link few of the matches the blocks hold
                     // (their recall guessed too high), what EM found in the blocks is the
@@ -1358,6 +1430,7 @@ fn em_sessions(
     pairs: &[Pair],
     gammas: &[i8],
     deterministic: &[u32],
+    labelled: &dyn Fn(&Pair) -> bool,
 ) -> Vec<model::Session> {
     let comparisons = config.comparisons.len();
     let mut sessions: Vec<model::Session> = config
@@ -1371,6 +1444,9 @@ fn em_sessions(
         })
         .collect();
     for (p, pair) in pairs.iter().enumerate() {
+        if labelled(pair) {
+            continue;
+        }
         let linked = deterministic[pair.a as usize] == deterministic[pair.b as usize];
         let vector = gammas[p * comparisons..(p + 1) * comparisons].to_vec();
         let entry = sessions[pair.rule as usize]
@@ -1382,6 +1458,9 @@ fn em_sessions(
     }
     sessions
 }
+
+/// Records of one label counted at most (a label held by hundreds is a placeholder).
+const MAX_LABEL_GROUP: usize = 50;
 
 /// Seeded random pairs of records with their comparison vectors: what u is estimated from.
 struct Sample {
@@ -1418,7 +1497,19 @@ impl Sample {
             pairs.sort_unstable();
             pairs.dedup();
         }
-        // The levels of the sampled pairs, a chunk at a time: each chunk's two records are
+        Self::levels_of(ctx, config, keys, pairs, "sampling random pairs for u").await
+    }
+
+    /// The comparison vectors of the given record pairs (`a < b`, sorted).
+    async fn levels_of(
+        ctx: &SessionContext,
+        config: &IdentityConfig,
+        keys: &KeyRows,
+        pairs: Vec<(u32, u32)>,
+        what: &str,
+    ) -> Result<Sample> {
+        let comparisons = config.comparisons.len();
+        // The levels of the pairs, a chunk at a time: each chunk's two records are
         // gathered by rid into struct columns `l` and `r` (the level SQL reads `l.<column>`
         // as a field of them), so no join runs. Joining a million pairs to the records twice
         // held hundreds of MB in one hash table.
@@ -1444,7 +1535,7 @@ impl Sample {
                 ],
             )?;
             register_partitioned(ctx, "__id_sample", batch)?;
-            let batches = collect(ctx, &query, "sampling random pairs for u").await?;
+            let batches = collect(ctx, &query, what).await?;
             for b in &batches {
                 let index = i64s(b, "i")?;
                 for (c, comparison) in config.comparisons.iter().enumerate() {

@@ -220,6 +220,9 @@ fn m_from_agreement(sessions: &[Session], levels: &[usize]) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// A session ready for EM: its vectors in order with their pair counts, and its total.
+type Prepared<'a> = (&'a Session, Vec<(&'a Vec<i8>, f64)>, f64);
+
 /// EM from one start: m, each session's share of matches, the iterations, whether it
 /// converged, and the log-likelihood reached.
 struct Fit {
@@ -233,7 +236,8 @@ struct Fit {
 }
 
 fn fit(
-    sessions: &[(&Session, Vec<(&Vec<i8>, f64)>, f64)],
+    sessions: &[Prepared<'_>],
+    labelled: &[(&Vec<i8>, f64)],
     (start, shares): (&[Vec<f64>], &[f64]),
     u: &[Vec<f64>],
     levels: &[usize],
@@ -250,6 +254,13 @@ fn fit(
     while iterations < max_iterations {
         iterations += 1;
         let mut counts: Vec<Vec<f64>> = levels.iter().map(|&k| vec![0.0; k + 1]).collect();
+        for (vector, n) in labelled {
+            for (c, &g) in vector.iter().enumerate() {
+                if g >= 0 {
+                    counts[c][g as usize] += n;
+                }
+            }
+        }
         let mut change = 0.0f64;
         for (k, (session, entries, total)) in sessions.iter().enumerate() {
             let mut matched = 0.0;
@@ -328,9 +339,29 @@ pub fn train(
     lambda: f64,
     max_iterations: usize,
 ) -> Model {
+    train_with_labels(
+        sessions,
+        &Patterns::new(),
+        levels,
+        u,
+        lambda,
+        max_iterations,
+    )
+}
+
+/// [`train`], with labelled matches (comparison vector → pairs): they count in every M-step as
+/// the matches they are (posterior 1), beside the expected counts of the unlabelled pairs.
+pub fn train_with_labels(
+    sessions: &[Session],
+    labelled: &Patterns,
+    levels: &[usize],
+    u: Vec<Vec<f64>>,
+    lambda: f64,
+    max_iterations: usize,
+) -> Model {
     let start = m_from_deterministic(sessions, levels);
     // In vector order, so the sums (and the model) do not depend on the map's order.
-    let prepared: Vec<(&Session, Vec<(&Vec<i8>, f64)>, f64)> = sessions
+    let prepared: Vec<Prepared<'_>> = sessions
         .iter()
         .filter_map(|session| {
             let total: f64 = session.patterns.values().map(|(n, _)| *n as f64).sum();
@@ -365,9 +396,21 @@ pub fn train(
         ),
         (m_from_agreement(sessions, levels), even),
     ];
+    let mut labelled: Vec<(&Vec<i8>, f64)> =
+        labelled.iter().map(|(v, (n, _))| (v, *n as f64)).collect();
+    labelled.sort_by(|a, b| a.0.cmp(b.0));
     let best = starts
         .iter()
-        .map(|(m, shares)| fit(&prepared, (m, shares), &u, levels, max_iterations))
+        .map(|(m, shares)| {
+            fit(
+                &prepared,
+                &labelled,
+                (m, shares),
+                &u,
+                levels,
+                max_iterations,
+            )
+        })
         .reduce(|best, f| {
             if f.log_likelihood > best.log_likelihood + 1e-9 {
                 f
@@ -693,6 +736,26 @@ mod tests {
                 .iter()
                 .any(|w| w.contains("prior"))
         );
+    }
+
+    /// Issue 30: labelled matches count in m as they are. One comparison alone cannot tell
+    /// a few matches that agree from many that do not (EM's answer is a guess on a ridge); 500
+    /// labelled matches, 80% agreeing, settle it.
+    #[test]
+    fn labelled_matches_settle_what_em_cannot() {
+        let mut patterns = Patterns::new();
+        patterns.insert(vec![0], (2_000, 0));
+        patterns.insert(vec![1], (100_000, 0));
+        let session = Session {
+            patterns,
+            trains: vec![true],
+        };
+        let mut labelled = Patterns::new();
+        labelled.insert(vec![0], (400, 0));
+        labelled.insert(vec![1], (100, 0));
+        let u = vec![vec![0.01, 0.99]];
+        let model = train_with_labels(&[session], &labelled, &[1], u, 0.01, 1_000);
+        assert!((model.m[0][0] - 0.8).abs() < 0.1, "{:?}", model.m);
     }
 
     #[test]
