@@ -251,6 +251,18 @@ IDENTITY_RECORDS = textwrap.dedent("""\
 def main(out_dir, people, seed):
     rng = random.Random(seed)
     names = Names(rng)
+    taken = set()
+
+    def unique_email(first, last):
+        """A mailbox belongs to one person (or one household): a taken address gets digits,
+        as the mail provider would have required."""
+        email = email_for(rng, first, last)
+        while email in taken:
+            local, domain = email.split("@")
+            email = f"{local}{rng.randrange(10, 9999)}@{domain}"
+        taken.add(email)
+        return email
+
     os.makedirs(out_dir, exist_ok=True)
     persons = []
     p = 0
@@ -261,7 +273,7 @@ def main(out_dir, people, seed):
         street = f"{rng.randrange(1, 999)} {rng.choice(STREETS)}"
         zip_code = f"{rng.randrange(10000, 99999)}"
         home_country, home_phone = make_phone(rng)
-        mailbox = email_for(rng, last, "family") if size > 1 and rng.random() < 0.6 else None
+        mailbox = unique_email(last, "family") if size > 1 and rng.random() < 0.6 else None
         for _ in range(min(size, people - p)):
             first = names.first()
             own_last = last
@@ -271,7 +283,7 @@ def main(out_dir, people, seed):
                 "first": first,
                 "last": own_last,
                 "dob": f"{rng.randrange(1935, 2006)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
-                "email": mailbox if mailbox and rng.random() < 0.7 else email_for(rng, first, own_last),
+                "email": mailbox if mailbox and rng.random() < 0.7 else unique_email(first, own_last),
                 "phone": (home_country, home_phone) if size > 1 and rng.random() < 0.6 else mobile,
                 "street": street,
                 "zip": zip_code,
