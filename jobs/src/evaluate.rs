@@ -423,7 +423,8 @@ async fn by_column(
     })
 }
 
-/// Puts each error pair in a class by what `match_pairs` says of it.
+/// Puts each error pair in a class by what `match_pairs` says of it (an equi-join: the
+/// identity job writes each pair with `record_key_a < record_key_b`, as the pairs here are).
 async fn classify(
     ws: &Workspace,
     schema: &str,
@@ -467,8 +468,7 @@ async fn classify(
             "select e.a, e.b, cast(p.linked_by as varchar) as linked_by, p.accepted, \
              cast(p.refused_reason as varchar) as refused_reason, \
              cast(p.blocking_rule as varchar) as blocking_rule from {name} e \
-             join {schema}.match_pairs p on (p.record_key_a = e.a and p.record_key_b = e.b) \
-             or (p.record_key_a = e.b and p.record_key_b = e.a)"
+             join {schema}.match_pairs p on p.record_key_a = e.a and p.record_key_b = e.b"
         ),
     )
     .await;

@@ -208,6 +208,24 @@ fn identity_links(stats: &Stats) -> Section {
     let mut rows = measure_rows("links", &links, Fmt::Count);
     rows.extend(measure_rows("compared pairs", &compared, Fmt::Count));
     rows.extend(measure_rows("match rate", &rates, Fmt::Percent));
+    // What the run that trained the match model warned about (see `tessera explain --model`).
+    let warnings = metric(stats, "model_warning");
+    if !warnings.is_empty() {
+        s.note.push_str(&format!(
+            " Model warnings ({}): {}",
+            warnings.len(),
+            warnings
+                .iter()
+                .map(|(w, _)| w.as_str())
+                .collect::<Vec<_>>()
+                .join(" · ")
+        ));
+        rows.extend(
+            warnings
+                .iter()
+                .map(|(w, _)| vec!["model warning".to_string(), w.clone(), String::new()]),
+        );
+    }
     s.table = Table {
         header: vec!["measure".into(), "rule or source".into(), "value".into()],
         rows,

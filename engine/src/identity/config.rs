@@ -144,6 +144,13 @@ pub struct KeyRule {
     pub name: String,
     /// The columns.
     pub on: Vec<String>,
+    /// Blocking only: columns whose agreement the rule's key implies although the key is
+    /// another column (a key derived from them: the sorted full name implies first and last
+    /// name). Comparisons reading them are left out of the evidence EM reads for the rule's
+    /// pairs, as those reading the key itself are: inside the block they agree by
+    /// construction, and read as evidence they make every namesake look like a match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub implies: Vec<String>,
 }
 
 /// One Fellegi–Sunter comparison: ordered levels, the first true one applies; none true is the
@@ -298,6 +305,14 @@ impl IdentityConfig {
                 }
                 for c in &rule.on {
                     column(&format!("{kind}[{i}].on"), c)?;
+                }
+                for c in &rule.implies {
+                    if kind == "rules" {
+                        return Err(format!(
+                            "`identity.rules[{i}].implies`: only blocking rules imply columns"
+                        ));
+                    }
+                    column(&format!("{kind}[{i}].implies"), c)?;
                 }
                 if !names.insert((kind, rule.name.as_str())) {
                     return Err(format!(

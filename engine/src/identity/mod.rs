@@ -1439,7 +1439,10 @@ fn em_sessions(
         .map(|rule| model::Session {
             patterns: model::Patterns::new(),
             trains: (0..comparisons)
-                .map(|c| !config.comparison_reads(c, &rule.on))
+                .map(|c| {
+                    !config.comparison_reads(c, &rule.on)
+                        && !config.comparison_reads(c, &rule.implies)
+                })
                 .collect(),
         })
         .collect();

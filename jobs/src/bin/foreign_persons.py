@@ -392,6 +392,7 @@ on = ["postal_code", "first_name_root"]
 [[identity.blocking]]
 name = "sorted_names"
 on = ["name_key"]
+implies = ["first_name", "last_name"]
 
 [[identity.comparisons]]
 name = "first_name"
