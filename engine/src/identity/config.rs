@@ -32,8 +32,9 @@ pub struct IdentityConfig {
     /// Upper bound on EM iterations estimating m.
     #[serde(default = "defaults::em_max_iterations")]
     pub em_max_iterations: usize,
-    /// The share of true matches the deterministic rules are assumed to find: the prior is the
-    /// pairs they link, divided by this, over all pairs.
+    /// The share of true matches the deterministic rules are assumed to find: the pairs they
+    /// link, divided by this, over all pairs, is the rules' prior. It starts one of EM's starts
+    /// and checks the prior EM finds (a warning when 100× apart); the prior itself is EM's.
     #[serde(default = "defaults::deterministic_recall")]
     pub deterministic_recall: f64,
     /// A run keeps the model the last training run stored (`unify.match_model`), so adding

@@ -147,6 +147,7 @@ impl StoredModel {
             iterations: 0,
             converged: true,
             pooled: Vec::new(),
+            matched_pairs: 0.0,
         })
     }
 }
@@ -1018,15 +1019,13 @@ pub async fn resolve(
                     lambda,
                     config.em_max_iterations,
                 );
-                if passes == 1 && all > 0.0 {
-                    // The first prior: when the rules link few of the matches the blocks hold
-                    // (their recall guessed too high), what EM found in the blocks is the
-                    // better start.
-                    let found = model::matches_lower_bound(&trained, &sessions) / all;
-                    if found > lambda {
-                        lambda = found.clamp(1e-12, 0.5);
-                        trained.lambda = lambda;
-                    }
+                if passes == 1 && all > 0.0 && trained.matched_pairs > 0.0 {
+                    // The first prior is EM's: the matches it expects among all compared pairs
+                    // (each blocking rule's share of matches times its pairs), over all pairs.
+                    // The deterministic rules' count over a guessed recall only starts EM and
+                    // checks it (a prior far from it is a warning).
+                    lambda = (trained.matched_pairs / all).clamp(1e-12, 0.5);
+                    trained.lambda = lambda;
                 }
                 let (weights, probs, links, result) = score_and_cluster(&trained);
                 let stable = result.component == component && links.len() == links_before;

@@ -49,6 +49,10 @@ pub struct Model {
     /// level weigh less than a looser one, and the two were pooled (one weight).
     #[serde(default)]
     pub pooled: Vec<Vec<usize>>,
+    /// The matches EM expects among the compared pairs (each session's share of matches times
+    /// its pairs, plus the labelled matches): with all pairs, the prior's first estimate.
+    #[serde(default)]
+    pub matched_pairs: f64,
 }
 
 /// Projects m onto the order the levels state: m/u non-increasing from the first level to
@@ -233,6 +237,8 @@ struct Fit {
     iterations: usize,
     converged: bool,
     log_likelihood: f64,
+    /// Σ share × pairs over the sessions.
+    matched: f64,
 }
 
 fn fit(
@@ -316,7 +322,13 @@ fn fit(
                 .sum::<f64>()
         })
         .sum();
+    let matched = sessions
+        .iter()
+        .zip(&shares)
+        .map(|((_, _, total), share)| share * total)
+        .sum();
     Fit {
+        matched,
         m,
         pooled,
         trained,
@@ -331,7 +343,7 @@ fn fit(
 /// deterministic links', a neutral one, the pairs agreeing on most comparisons), keeping the
 /// start reaching the best likelihood under the level-order constraint (see [`monotone`]).
 /// Each session has its own share of matches; m is shared. The prior is not learnt here (see
-/// [`prior`] and [`matches_lower_bound`]). Deterministic: the same pairs give the same model.
+/// [`prior`] and [`Model::matched_pairs`]). Deterministic: the same pairs give the same model.
 pub fn train(
     sessions: &[Session],
     levels: &[usize],
@@ -447,22 +459,8 @@ pub fn train_with_labels(
         iterations: best.iterations,
         converged: best.converged || prepared.is_empty(),
         pooled: pooled_levels,
+        matched_pairs: best.matched + labelled.iter().map(|(_, n)| n).sum::<f64>(),
     }
-}
-
-/// A lower bound on the matching pairs among the compared ones: the pairs whose evidence
-/// (beyond the blocking rule's own columns) favours a match, over every session (each pair is
-/// in one). Unlike the deterministic links, it does not depend on a guessed recall of the rules.
-pub fn matches_lower_bound(model: &Model, sessions: &[Session]) -> f64 {
-    sessions
-        .iter()
-        .flat_map(|s| {
-            s.patterns.iter().map(|(v, (n, _))| {
-                let (pm, pu) = likelihoods(&model.m, &model.u, v, &s.trains);
-                if pm > pu { *n as f64 } else { 0.0 }
-            })
-        })
-        .sum()
 }
 
 /// What is wrong with a trained model, in words a user can act on: EM that did not converge,
