@@ -1082,7 +1082,8 @@ pub async fn resolve(
         Vec::new()
     };
     for w in &warnings {
-        tracing::warn!("identity: {w}");
+        // The run prints them under the job's line; the log keeps them at info.
+        tracing::info!("identity: {w}");
         stats.push("model_warning", w, 1.0);
     }
     let mut refused_by_pair: HashMap<(u32, u32), String> = HashMap::new();
