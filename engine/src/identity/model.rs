@@ -29,6 +29,9 @@ const M_PSEUDO_PAIRS: f64 = 1.0;
 /// fixed point EM never leaves.
 const NEUTRAL_START: f64 = 0.2;
 
+/// A level weighing at least this many bits is strong evidence of a match.
+const STRONG_LEVEL_BITS: f64 = 3.0;
+
 /// EM stops when no probability moves by more than this in an iteration.
 pub const TOLERANCE: f64 = 1e-7;
 
@@ -464,7 +467,8 @@ pub fn train_with_labels(
 }
 
 /// What is wrong with a trained model, in words a user can act on: EM that did not converge,
-/// a level-order constraint that binds, a comparison that no longer tells matches apart, an
+/// a level-order constraint that binds (unless the pooled levels are both strong evidence), a
+/// comparison that no longer tells matches apart, an
 /// exact agreement that is barely evidence, a prior far from what the rules suggest.
 pub fn diagnose(
     model: &Model,
@@ -487,6 +491,13 @@ pub fn diagnose(
             .chain(["else"])
             .collect();
         for &l in model.pooled.get(c).into_iter().flatten() {
+            // Two levels that both say "match" strongly (≥ STRONG bits once pooled): which of
+            // them is the stronger changes no decision, so the binding order is not a warning
+            // (`tessera explain --model` shows the shared weight). Pooling that brings a level
+            // down to weak evidence is: the model disagrees with what the levels mean.
+            if model.level_weight(c, l as i8, None) >= STRONG_LEVEL_BITS {
+                continue;
+            }
             warnings.push(format!(
                 "comparison `{}`: level `{}` weighed more than the stricter `{}` before it, so \
                  the two get one weight (the data say the looser level is the rarer among \
