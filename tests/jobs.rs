@@ -901,3 +901,39 @@ fn identity_killed_between_its_commits_is_published_again_by_the_next_run() {
     let (_, events) = run_json(dir, &["--no-report"]);
     assert_eq!(status_of(&events, "unify.identity_records"), "skipped");
 }
+
+/// Issue 25: a tracked job whose merge changes nothing made no commit, so its new fingerprint
+/// was never recorded: every later `tessera run` ran it again and wrote new versions of
+/// everything downstream ("14 ran" for ever). Now the run records it, and the run after the
+/// next one (which carries the version bump downstream once) skips everything.
+#[test]
+fn a_tracked_job_that_changes_nothing_does_not_run_again_and_again() {
+    let project = demo_project("800");
+    let dir = project.path();
+    ok(dir, &["run", "--no-report"]);
+    ok(
+        dir,
+        &[
+            "run",
+            "-s",
+            "staging.contacts",
+            "--full-refresh",
+            "--no-report",
+        ],
+    );
+    ok(dir, &["run", "--no-report"]);
+    ok(dir, &["run", "--no-report"]);
+    let (code, events) = run_json(dir, &["--no-report"]);
+    assert_eq!(code, Some(0));
+    // Views are planned inline on every run; nothing may publish a version.
+    let published: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "job_finished" && e["status"] == "success")
+        .filter(|e| !e["output_version"].is_null())
+        .map(|e| e["job"].as_str().unwrap())
+        .collect();
+    assert!(
+        published.is_empty(),
+        "jobs published again with nothing changed: {published:?}"
+    );
+}

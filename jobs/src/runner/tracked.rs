@@ -303,29 +303,19 @@ impl Runner<'_> {
             WriteMode::Overwrite
         };
         let outcome = if same_schema && changed == 0 {
-            None
+            // Nothing changed, but the run's fingerprint must be recorded: without a commit the
+            // job would look changed to every later run and re-run (with everything downstream)
+            // for ever. An empty append is a commit with the metadata and no data.
+            let empty = fresh.limit(0, Some(0))?;
+            write(empty, &job.name, WriteMode::Append)?.await?
         } else {
-            Some(
-                write(fresh, &job.name, mode)?
-                    .with_merge_keys(keys.clone())
-                    .with_change_data_feed(true)
-                    .await?,
-            )
+            write(fresh, &job.name, mode)?
+                .with_merge_keys(keys.clone())
+                .with_change_data_feed(true)
+                .await?
         };
         result.rows = Some(changed as u64);
-        let version = match outcome {
-            Some(o) => o.version,
-            None => self
-                .ws
-                .engine
-                .open_delta(
-                    &table_url(&self.ws.project.warehouse, &job.name)?,
-                    tessera_engine::TableVersion::Latest,
-                )
-                .await?
-                .version()
-                .unwrap_or_default(),
-        };
+        let version = outcome.version;
         result.output_version = Some(version);
         for name in job.outputs() {
             let _ = ctx.deregister_table(table_reference(&name));
