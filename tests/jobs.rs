@@ -548,7 +548,7 @@ fn a_second_run_waits_for_or_refuses_the_warehouse_lock() {
         &lock,
         format!(
             r#"{{"run_id":"dead","host":"{}","pid":4000000,"started_at":"2026-01-01T00:00:00Z"}}"#,
-            hostname()
+            tessera_jobs::lock::hostname()
         ),
     )
     .unwrap();
@@ -611,16 +611,6 @@ fn a_killed_run_leaves_every_table_readable_and_the_next_run_recovers() {
     // The dead run's lock is taken over; the run completes.
     ok(dir, &["run"]);
     assert_eq!(scalar(dir, "select count(*) from staging.orders"), rows);
-}
-
-fn hostname() -> String {
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .find_map(|f| std::fs::read_to_string(f).ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown".into())
 }
 
 #[test]

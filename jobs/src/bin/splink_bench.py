@@ -17,6 +17,30 @@ import sys
 import time
 
 
+def predict_and_cluster(linker, con, threshold, out_path, started):
+    """Scores, clusters at the threshold, writes `record_key, customer_id` to `out_path`, and
+    prints the phases' times (training is what ran since `started`)."""
+    trained = time.perf_counter()
+    predictions = linker.inference.predict(threshold_match_probability=threshold)
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
+        predictions, threshold_match_probability=threshold
+    )
+    con.execute(
+        f"copy (select unique_id as record_key, cast(cluster_id as varchar) as customer_id "
+        f"from {clusters.physical_name}) to '{out_path}' (format parquet)"
+    )
+    done = time.perf_counter()
+    print(
+        json.dumps(
+            {
+                "train_s": trained - started,
+                "predict_cluster_s": done - trained,
+                "total_s": done - started,
+            }
+        )
+    )
+
+
 def splink(records_path, out_path, threshold):
     import duckdb
     import splink.comparison_level_library as cll
@@ -108,25 +132,7 @@ def splink(records_path, out_path, threshold):
             linker.training.estimate_parameters_using_expectation_maximisation(rule)
         except Exception as e:  # a session with nothing left to train is skipped, as in Tessera
             print(f"EM session skipped: {e}", file=sys.stderr)
-    trained = time.perf_counter()
-    predictions = linker.inference.predict(threshold_match_probability=threshold)
-    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
-        predictions, threshold_match_probability=threshold
-    )
-    con.execute(
-        f"copy (select unique_id as record_key, cast(cluster_id as varchar) as customer_id "
-        f"from {clusters.physical_name}) to '{out_path}' (format parquet)"
-    )
-    done = time.perf_counter()
-    print(
-        json.dumps(
-            {
-                "train_s": trained - started,
-                "predict_cluster_s": done - trained,
-                "total_s": done - started,
-            }
-        )
-    )
+    predict_and_cluster(linker, con, threshold, out_path, started)
 
 
 def splink_tutorial(records_path, out_path, threshold):
@@ -190,25 +196,7 @@ def splink_tutorial(records_path, out_path, threshold):
     linker.training.estimate_u_using_random_sampling(max_pairs=1e6, seed=42)
     for rule in [block_on("first_name", "last_name"), block_on("birth_date")]:
         linker.training.estimate_parameters_using_expectation_maximisation(rule)
-    trained = time.perf_counter()
-    predictions = linker.inference.predict(threshold_match_probability=threshold)
-    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
-        predictions, threshold_match_probability=threshold
-    )
-    con.execute(
-        f"copy (select unique_id as record_key, cast(cluster_id as varchar) as customer_id "
-        f"from {clusters.physical_name}) to '{out_path}' (format parquet)"
-    )
-    done = time.perf_counter()
-    print(
-        json.dumps(
-            {
-                "train_s": trained - started,
-                "predict_cluster_s": done - trained,
-                "total_s": done - started,
-            }
-        )
-    )
+    predict_and_cluster(linker, con, threshold, out_path, started)
 
 
 def score(clusters_path, truth_path):

