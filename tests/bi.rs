@@ -452,6 +452,17 @@ fn serve_enforces_limits_password_and_tls() {
         stderr(&out)
     );
 
+    // ... and TLS: a password would cross the network in clear.
+    let out = tessera()
+        .arg("-C")
+        .arg(dir)
+        .args(["serve", "--host", "0.0.0.0", "--port", "0"])
+        .env("TESSERA_SERVE_PASSWORD", "correct horse")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("without TLS"), "{}", stderr(&out));
+
     // Password (SCRAM) and TLS.
     let tmp = tempfile::tempdir().unwrap();
     let (cert, key) = (tmp.path().join("server.crt"), tmp.path().join("server.key"));
@@ -708,5 +719,109 @@ fn serve_stops_showing_an_erased_person_without_a_restart() {
         );
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
+    assert!(server.running());
+}
+
+#[test]
+fn serve_outlasts_idle_sockets_a_full_house_and_a_memory_hungry_join() {
+    use std::io::Read;
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+    let dir = ran_demo();
+    let mut server = Server::start(
+        dir,
+        &[
+            "--max-connections",
+            "3",
+            "--login-timeout",
+            "3",
+            "--query-memory",
+            "16MiB",
+        ],
+        &[],
+    );
+    // 200 sockets that never log in: they do not count toward --max-connections, a real
+    // client is served meanwhile, and the server closes them after the login timeout.
+    let mut idle: Vec<TcpStream> = (0..200)
+        .map(|_| TcpStream::connect(server.address).expect("connect"))
+        .collect();
+    let out = psql(&server, &["select 'alive'"], &[], "");
+    assert_eq!(stdout(&out).trim(), "alive", "{}", stderr(&out));
+    std::thread::sleep(Duration::from_secs(4));
+    for socket in &mut idle {
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        assert!(
+            matches!(socket.read(&mut buf), Ok(0) | Err(_)),
+            "an idle socket was kept past the login timeout"
+        );
+    }
+    drop(idle);
+
+    // Three logged-in sessions fill the house: the fourth is refused with "too many
+    // clients"; once one leaves, a new client gets in.
+    let session = || {
+        let mut child = Command::new("psql")
+            .arg(format!(
+                "host=127.0.0.1 port={} user=tessera dbname=tessera",
+                server.port()
+            ))
+            .args(["-X", "-A", "-t", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Logged in once it has answered a query (psql reads stdin line by line).
+        let stdin = child.stdin.as_mut().unwrap();
+        stdin.write_all(b"select 'in';\n").unwrap();
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "in");
+        child
+    };
+    let mut sessions: Vec<Child> = (0..3).map(|_| session()).collect();
+    let out = psql(&server, &["select 1"], &[], "");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("too many clients"),
+        "{}",
+        stderr(&out)
+    );
+    let mut first = sessions.remove(0);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = psql(&server, &["select 'back'"], &[], "");
+        if stdout(&out).trim() == "back" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", stderr(&out));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for mut s in sessions {
+        s.kill().unwrap();
+        s.wait().unwrap();
+    }
+
+    // A join whose hash table exceeds the per-query memory fails alone, saying why; the
+    // server and the next query are fine.
+    let out = psql(
+        &server,
+        &[
+            "select count(*) from range(1, 3000000) a join range(1, 3000000) b on a.value = b.value",
+            "select 'alive'",
+        ],
+        &[],
+        "",
+    );
+    assert!(stderr(&out).contains("--query-memory"), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "alive");
     assert!(server.running());
 }

@@ -131,9 +131,20 @@ enum Command {
         /// How often tables rewritten by `tessera run` are re-read, in seconds.
         #[arg(long, default_value_t = 5)]
         refresh: u64,
-        /// Most clients connected at once (0: no limit).
+        /// Most clients logged in at once (0: no limit); sockets still logging in do not count.
         #[arg(long, default_value_t = 200)]
         max_connections: usize,
+        /// Most memory one query may hold (e.g. 512MiB, 4GiB; "none": no limit per query).
+        /// Past it, sorts and aggregations spill; a join that does not fit fails, alone.
+        #[arg(long, default_value = "2GiB")]
+        query_memory: String,
+        /// Seconds a new connection has to log in before it is closed.
+        #[arg(long, default_value_t = 10)]
+        login_timeout: u64,
+        /// Allow an address other than loopback without TLS (passwords and rows in clear):
+        /// only on a network that is encrypted already.
+        #[arg(long)]
+        insecure_plaintext: bool,
     },
     /// Write the HTML report (charts of sources, identity, clusters, completeness, scores,
     /// segments, audiences and runs; one self-contained file). Also written after each run.
@@ -472,7 +483,16 @@ async fn run(cli: Cli) -> Result<()> {
             max_rows,
             refresh,
             max_connections,
+            query_memory,
+            login_timeout,
+            insecure_plaintext,
         } => {
+            let query_memory = match query_memory.trim() {
+                "none" | "0" => None,
+                text => Some(tessera_jobs::project::parse_size(text).with_context(|| {
+                    format!("--query-memory {text:?} is not a size (512MiB, 4GiB, or none)")
+                })?),
+            };
             let ws = std::sync::Arc::new(Workspace::open(load_project(&cli.project)?)?);
             let options = tessera_jobs::serve::ServeOptions {
                 host,
@@ -488,6 +508,9 @@ async fn run(cli: Cli) -> Result<()> {
                 max_rows: (max_rows > 0).then_some(max_rows),
                 refresh: std::time::Duration::from_secs(refresh.max(1)),
                 max_connections,
+                query_memory,
+                login_timeout: std::time::Duration::from_secs(login_timeout.max(1)),
+                insecure_plaintext,
             };
             tessera_jobs::serve::serve(ws, options).await
         }

@@ -107,9 +107,21 @@ pub struct ServeOptions {
     pub max_rows: Option<usize>,
     /// How often tables rewritten by runs are re-read.
     pub refresh: Duration,
-    /// Most clients connected at once (0: no limit).
+    /// Most clients logged in at once (0: no limit). A socket that has not logged in does
+    /// not count: it has [`ServeOptions::login_timeout`] to do so.
     pub max_connections: usize,
+    /// Most memory one query may hold (hash tables, sort buffers) before it fails (or, for
+    /// operators that can, spills); `None`: only the engine's `memory_limit` applies.
+    pub query_memory: Option<usize>,
+    /// Time a new socket has to complete its login (TLS, startup, password).
+    pub login_timeout: Duration,
+    /// Serve without TLS on an address other than loopback (passwords and rows in clear).
+    pub insecure_plaintext: bool,
 }
+
+/// Most sockets in the middle of their login at once (each is a small task until its
+/// [`ServeOptions::login_timeout`]); beyond it new sockets are closed at once.
+const MAX_PENDING_LOGINS: usize = 1024;
 
 impl Debug for ServeOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -124,6 +136,9 @@ impl Debug for ServeOptions {
             .field("max_rows", &self.max_rows)
             .field("refresh", &self.refresh)
             .field("max_connections", &self.max_connections)
+            .field("query_memory", &self.query_memory)
+            .field("login_timeout", &self.login_timeout)
+            .field("insecure_plaintext", &self.insecure_plaintext)
             .finish()
     }
 }
@@ -138,6 +153,12 @@ pub async fn serve(ws: Arc<Workspace>, options: ServeOptions) -> Result<()> {
     if !loopback && options.password.is_none() {
         bail!(
             "refusing to serve customer data on {} without a password: set {PASSWORD_ENV} (and --tls-cert/--tls-key), or bind to 127.0.0.1",
+            options.host
+        );
+    }
+    if !loopback && options.tls.is_none() && !options.insecure_plaintext {
+        bail!(
+            "refusing to serve customer data on {} without TLS: the password and every row would cross the network in clear; give --tls-cert and --tls-key (or --insecure-plaintext on a network that is already encrypted)",
             options.host
         );
     }
@@ -183,7 +204,7 @@ pub async fn serve(ws: Arc<Workspace>, options: ServeOptions) -> Result<()> {
         .with_context(|| format!("cannot listen on {}:{}", options.host, options.port))?;
     let address = listener.local_addr()?;
     println!(
-        "tessera serve: {summary} on postgres://{}@{address}/tessera ({}{}, statement timeout {}, row limit {})",
+        "tessera serve: {summary} on postgres://{}@{address}/tessera ({}{}, statement timeout {}, row limit {}, query memory {})",
         options.user,
         if options.allow_writes {
             "writes allowed"
@@ -202,6 +223,12 @@ pub async fn serve(ws: Arc<Workspace>, options: ServeOptions) -> Result<()> {
         options
             .max_rows
             .map_or("none".to_string(), |n| n.to_string()),
+        options
+            .query_memory
+            .map_or("no limit".to_string(), |n| format!(
+                "{:.0} MiB",
+                n as f64 / 1024.0 / 1024.0
+            )),
     );
     use std::io::Write;
     std::io::stdout().flush()?;
@@ -222,7 +249,7 @@ pub async fn serve(ws: Arc<Workspace>, options: ServeOptions) -> Result<()> {
     };
     let limiter = (options.max_connections > 0)
         .then(|| Arc::new(tokio::sync::Semaphore::new(options.max_connections)));
-    let result = accept_loop(listener, tls, handlers, limiter).await;
+    let result = accept_loop(listener, tls, handlers, limiter, options.login_timeout).await;
     refresher.abort();
     result
 }
@@ -232,9 +259,11 @@ async fn accept_loop(
     tls: Option<TlsAcceptor>,
     handlers: Arc<Handlers>,
     limiter: Option<Arc<tokio::sync::Semaphore>>,
+    login_timeout: Duration,
 ) -> Result<()> {
     let shutdown = crate::schedule::shutdown_signal();
     tokio::pin!(shutdown);
+    let pending = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_LOGINS));
     loop {
         let (socket, peer) = tokio::select! {
             _ = &mut shutdown => {
@@ -249,25 +278,75 @@ async fn accept_loop(
                 }
             },
         };
-        let permit = match &limiter {
-            Some(semaphore) => match semaphore.clone().try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    tracing::warn!("refusing {peer}: the connection limit is reached");
-                    continue;
-                }
-            },
-            None => None,
+        let Ok(pending_login) = pending.clone().try_acquire_owned() else {
+            tracing::warn!("closing {peer}: {MAX_PENDING_LOGINS} sockets are already logging in");
+            continue;
         };
+        let session = Arc::new(SessionSlot {
+            limiter: limiter.clone(),
+            permit: std::sync::Mutex::new(None),
+            logged_in: tokio::sync::Notify::new(),
+        });
         let tls = tls.clone();
-        let handlers = handlers.clone();
+        let handlers = ConnectionHandlers {
+            shared: handlers.clone(),
+            session: session.clone(),
+        };
         tokio::spawn(async move {
             tracing::debug!("client connected from {peer}");
-            if let Err(e) = process_socket(socket, tls, handlers).await {
+            let connection = process_socket(socket, tls, handlers);
+            tokio::pin!(connection);
+            // Until the login completes the socket holds a pending slot, and only for
+            // `login_timeout`: idle or slow sockets cannot starve real clients.
+            let finished = tokio::select! {
+                result = &mut connection => Some(result),
+                login = tokio::time::timeout(login_timeout, session.logged_in.notified()) => {
+                    if login.is_err() {
+                        tracing::info!(
+                            "closing {peer}: no login within {}s",
+                            login_timeout.as_secs_f64()
+                        );
+                        return;
+                    }
+                    None
+                }
+            };
+            drop(pending_login);
+            let result = match finished {
+                Some(result) => result,
+                None => connection.await,
+            };
+            if let Err(e) = result {
                 tracing::info!("client {peer}: {e}");
             }
-            drop(permit);
         });
+    }
+}
+
+/// One connection's place among the logged-in sessions: taken when its startup message
+/// arrives (refused with SQLSTATE 53300 past `--max-connections`), given back when it ends.
+struct SessionSlot {
+    limiter: Option<Arc<tokio::sync::Semaphore>>,
+    permit: std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+    logged_in: tokio::sync::Notify,
+}
+
+impl SessionSlot {
+    fn take(&self) -> PgWireResult<()> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        let mut permit = self.permit.lock().unwrap_or_else(|e| e.into_inner());
+        if permit.is_none() {
+            *permit = Some(limiter.clone().try_acquire_owned().map_err(|_| {
+                PgWireError::UserError(Box::new(ErrorInfo::new(
+                    "FATAL".to_string(),
+                    "53300".to_string(),
+                    "sorry, too many clients already (tessera serve --max-connections)".to_string(),
+                )))
+            })?);
+        }
+        Ok(())
     }
 }
 
@@ -300,6 +379,7 @@ fn serve_context(ws: &Workspace, options: &ServeOptions) -> Result<SessionContex
         .with_physical_optimizer_rule(Arc::new(ServeLimits {
             timeout: options.statement_timeout,
             max_rows: options.max_rows,
+            memory: options.query_memory,
         }));
     if !options.allow_writes {
         state = state.with_analyzer_rule(Arc::new(ReadOnlyPlans));
@@ -696,8 +776,14 @@ impl NoopStartupHandler for OpenStartup {
     }
 }
 
-/// Startup: open, or SCRAM-SHA-256 (one handler per connection: it holds the exchange's state).
-enum Startup {
+/// Startup: open, or SCRAM-SHA-256 (one handler per connection: it holds the exchange's
+/// state), counting the connection among the logged-in sessions.
+struct Startup {
+    kind: StartupKind,
+    session: Arc<SessionSlot>,
+}
+
+enum StartupKind {
     Open(OpenStartup),
     Password(Box<SASLAuthStartupHandler<DefaultServerParameterProvider>>),
 }
@@ -714,10 +800,20 @@ impl StartupHandler for Startup {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        match self {
-            Startup::Open(h) => h.on_startup(client, message).await,
-            Startup::Password(h) => h.on_startup(client, message).await,
+        if matches!(message, PgWireFrontendMessage::Startup(_)) {
+            self.session.take()?;
         }
+        match &self.kind {
+            StartupKind::Open(h) => h.on_startup(client, message).await?,
+            StartupKind::Password(h) => h.on_startup(client, message).await?,
+        }
+        if matches!(
+            client.state(),
+            datafusion_postgres::pgwire::api::PgWireConnectionState::ReadyForQuery
+        ) {
+            self.session.logged_in.notify_one();
+        }
+        Ok(())
     }
 }
 
@@ -740,40 +836,51 @@ struct Handlers {
     certificate: Option<Vec<u8>>,
 }
 
-impl PgWireServerHandlers for Handlers {
+/// The server's handlers as one connection sees them (its own session slot).
+struct ConnectionHandlers {
+    shared: Arc<Handlers>,
+    session: Arc<SessionSlot>,
+}
+
+impl PgWireServerHandlers for ConnectionHandlers {
     fn simple_query_handler(
         &self,
     ) -> Arc<impl datafusion_postgres::pgwire::api::query::SimpleQueryHandler> {
-        self.service.clone()
+        self.shared.service.clone()
     }
 
     fn extended_query_handler(
         &self,
     ) -> Arc<impl datafusion_postgres::pgwire::api::query::ExtendedQueryHandler> {
-        self.service.clone()
+        self.shared.service.clone()
     }
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        Arc::new(match &self.password {
-            None => Startup::Open(OpenStartup {
-                connections: self.connections.clone(),
+        let shared = &self.shared;
+        let kind = match &shared.password {
+            None => StartupKind::Open(OpenStartup {
+                connections: shared.connections.clone(),
             }),
             Some(source) => {
                 let mut scram = ScramAuth::new(source.clone());
                 scram.set_iterations(SCRAM_ITERATIONS);
-                if let Some(pem) = &self.certificate
+                if let Some(pem) = &shared.certificate
                     && let Err(e) = scram.configure_certificate(pem)
                 {
                     tracing::warn!("SCRAM channel binding is off: {e}");
                 }
-                Startup::Password(Box::new(
+                StartupKind::Password(Box::new(
                     SASLAuthStartupHandler::new(
                         Arc::new(DefaultServerParameterProvider::default()),
                     )
                     .with_scram(scram)
-                    .with_connection_manager(self.connections.clone()),
+                    .with_connection_manager(shared.connections.clone()),
                 ))
             }
+        };
+        Arc::new(Startup {
+            kind,
+            session: self.session.clone(),
         })
     }
 
@@ -782,7 +889,7 @@ impl PgWireServerHandlers for Handlers {
     }
 
     fn cancel_handler(&self) -> Arc<impl datafusion_postgres::pgwire::api::cancel::CancelHandler> {
-        self.cancel.clone()
+        self.shared.cancel.clone()
     }
 }
 
@@ -791,6 +898,7 @@ impl PgWireServerHandlers for Handlers {
 struct ServeLimits {
     timeout: Option<Duration>,
     max_rows: Option<usize>,
+    memory: Option<usize>,
 }
 
 impl PhysicalOptimizerRule for ServeLimits {
@@ -800,7 +908,8 @@ impl PhysicalOptimizerRule for ServeLimits {
         _config: &ConfigOptions,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
         let already = (plan.as_ref() as &dyn Any).downcast_ref::<LimitsExec>();
-        if (self.timeout.is_none() && self.max_rows.is_none()) || already.is_some() {
+        let limits = self.timeout.is_some() || self.max_rows.is_some() || self.memory.is_some();
+        if !limits || already.is_some() {
             return Ok(plan);
         }
         // One output stream, so the row count is the result's.
@@ -813,6 +922,7 @@ impl PhysicalOptimizerRule for ServeLimits {
             input,
             self.timeout,
             self.max_rows,
+            self.memory,
         )))
     }
 
@@ -826,13 +936,15 @@ impl PhysicalOptimizerRule for ServeLimits {
 }
 
 /// Fails the query once it has run longer than the statement timeout or produced more rows
-/// than the limit (dropping the rest of the plan, which stops its work).
+/// than the limit (dropping the rest of the plan, which stops its work), and runs it with its
+/// own memory budget ([`QueryMemory`]).
 #[derive(Debug)]
 struct LimitsExec {
     input: Arc<dyn ExecutionPlan>,
     properties: Arc<PlanProperties>,
     timeout: Option<Duration>,
     max_rows: Option<usize>,
+    memory: Option<usize>,
 }
 
 impl LimitsExec {
@@ -840,6 +952,7 @@ impl LimitsExec {
         input: Arc<dyn ExecutionPlan>,
         timeout: Option<Duration>,
         max_rows: Option<usize>,
+        memory: Option<usize>,
     ) -> Self {
         let properties = Arc::new(PlanProperties::clone(input.properties()));
         Self {
@@ -847,7 +960,93 @@ impl LimitsExec {
             properties,
             timeout,
             max_rows,
+            memory,
         }
+    }
+}
+
+/// One query's memory budget: every reservation its operators make is counted here against
+/// `limit` and passed on to the server's pool (so `[engine] memory_limit` still bounds all
+/// queries together). Past the budget, operators that can spill do; the others (a hash
+/// join's build side) fail the query with "Resources exhausted", and only that query.
+#[derive(Debug)]
+struct QueryMemory {
+    parent: Arc<dyn datafusion::execution::memory_pool::MemoryPool>,
+    limit: usize,
+    used: std::sync::atomic::AtomicUsize,
+}
+
+impl std::fmt::Display for QueryMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "tessera serve query memory ({} bytes)", self.limit)
+    }
+}
+
+impl datafusion::execution::memory_pool::MemoryPool for QueryMemory {
+    fn name(&self) -> &str {
+        "tessera_query_memory"
+    }
+
+    fn register(&self, consumer: &datafusion::execution::memory_pool::MemoryConsumer) {
+        self.parent.register(consumer)
+    }
+
+    fn unregister(&self, consumer: &datafusion::execution::memory_pool::MemoryConsumer) {
+        self.parent.unregister(consumer)
+    }
+
+    fn grow(
+        &self,
+        reservation: &datafusion::execution::memory_pool::MemoryReservation,
+        additional: usize,
+    ) {
+        self.used
+            .fetch_add(additional, std::sync::atomic::Ordering::Relaxed);
+        self.parent.grow(reservation, additional)
+    }
+
+    fn shrink(
+        &self,
+        reservation: &datafusion::execution::memory_pool::MemoryReservation,
+        shrink: usize,
+    ) {
+        self.used
+            .fetch_sub(shrink, std::sync::atomic::Ordering::Relaxed);
+        self.parent.shrink(reservation, shrink)
+    }
+
+    fn try_grow(
+        &self,
+        reservation: &datafusion::execution::memory_pool::MemoryReservation,
+        additional: usize,
+    ) -> datafusion::error::Result<()> {
+        use std::sync::atomic::Ordering;
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                (used + additional <= self.limit).then_some(used + additional)
+            })
+            .map_err(|used| {
+                DataFusionError::ResourcesExhausted(format!(
+                    "the query needs more than {} MiB of memory, the server's limit per query (tessera serve --query-memory); {} MiB held, {} more asked by {}",
+                    self.limit / 1024 / 1024,
+                    used / 1024 / 1024,
+                    additional.div_ceil(1024 * 1024),
+                    reservation.consumer().name()
+                ))
+            })?;
+        if let Err(e) = self.parent.try_grow(reservation, additional) {
+            self.used.fetch_sub(additional, Ordering::Relaxed);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn reserved(&self) -> usize {
+        self.used.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn memory_limit(&self) -> datafusion::execution::memory_pool::MemoryLimit {
+        datafusion::execution::memory_pool::MemoryLimit::Finite(self.limit)
     }
 }
 
@@ -898,6 +1097,7 @@ impl ExecutionPlan for LimitsExec {
             children.swap_remove(0),
             self.timeout,
             self.max_rows,
+            self.memory,
         )))
     }
 
@@ -906,6 +1106,28 @@ impl ExecutionPlan for LimitsExec {
         partition: usize,
         context: Arc<DfTask>,
     ) -> datafusion::error::Result<SendableRecordBatchStream> {
+        let context = match self.memory {
+            Some(limit) => {
+                let mut runtime =
+                    datafusion::execution::runtime_env::RuntimeEnv::clone(&context.runtime_env());
+                runtime.memory_pool = Arc::new(QueryMemory {
+                    parent: runtime.memory_pool.clone(),
+                    limit,
+                    used: Default::default(),
+                });
+                Arc::new(DfTask::new(
+                    context.task_id(),
+                    context.session_id(),
+                    context.session_config().clone(),
+                    context.scalar_functions().clone(),
+                    context.higher_order_functions().clone(),
+                    context.aggregate_functions().clone(),
+                    context.window_functions().clone(),
+                    Arc::new(runtime),
+                ))
+            }
+            None => context,
+        };
         let inner = self.input.execute(partition, context)?;
         Ok(Box::pin(LimitsStream {
             deadline: self.timeout.map(|t| Box::pin(tokio::time::sleep(t))),
