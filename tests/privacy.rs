@@ -493,3 +493,115 @@ fn an_erasure_killed_midway_is_already_suppressed_and_completes_when_rerun() {
         );
     }
 }
+
+/// Issue 25: the identity job's diagnostics name people too — `identity_guard_hits` keeps the
+/// values its guards set aside, `identity_stats` and the report list the largest customers by
+/// id — and a failed run's error used to quote the source row it could not parse. Erasure
+/// reaches the first three; the error never holds the row.
+#[test]
+fn erasure_reaches_guard_hits_statistics_and_the_report_and_errors_hold_no_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_dir(shared_demo(), dir);
+    ok(dir, &["run", "--no-report"]);
+    // A customer whose email no one else holds, made a guard hit: a blocked value.
+    let email = text(
+        &query(
+            dir,
+            "select min(r.email) as e from unify.identity_records r \
+             join unify.record_customer rc using (record_key) where r.email in ( \
+               select r2.email from unify.identity_records r2 \
+               join unify.record_customer rc2 using (record_key) \
+               group by 1 having count(distinct rc2.customer_id) = 1)",
+        )[0],
+        "e",
+    );
+    let toml = dir.join("tessera.toml");
+    let config = std::fs::read_to_string(&toml).unwrap();
+    let blocked = config.replacen(
+        "blocked_values = [\"test@test.com\"",
+        &format!("blocked_values = [\"{email}\", \"test@test.com\""),
+        1,
+    );
+    assert_ne!(config, blocked);
+    std::fs::write(&toml, blocked).unwrap();
+    ok(dir, &["run"]);
+    let guarded = |dir: &Path| {
+        query(
+            dir,
+            &format!("select count(*) as n from unify.identity_guard_hits where value = '{email}'"),
+        )[0]["n"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(guarded(dir), 1);
+    let largest = text(
+        &query(
+            dir,
+            "select min(dimension) as c from unify.identity_stats where metric = 'largest_cluster'",
+        )[0],
+        "c",
+    );
+    let report = dir.join("reports/report.html");
+    assert!(std::fs::read_to_string(&report).unwrap().contains(&largest));
+
+    ok(dir, &["forget", "--email", &email]);
+    ok(dir, &["forget", "--customer-id", &largest]);
+    assert_eq!(guarded(dir), 0, "the guard hit naming the person is gone");
+    let listed = query(
+        dir,
+        &format!("select count(*) as n from unify.identity_stats where dimension = '{largest}'"),
+    );
+    assert_eq!(listed[0]["n"].as_i64().unwrap(), 0);
+    assert!(!std::fs::read_to_string(&report).unwrap().contains(&largest));
+    let after = scan(dir, &[largest.clone(), email.clone()]);
+    // Only the tracked tables' `remove` changes keep the customer id (reverse-ETL deletes
+    // the person at the platform by it); nothing else, and nowhere the email.
+    for hit in after["hits"].as_array().unwrap() {
+        let (file, needle) = (hit[0].as_str().unwrap(), hit[1].as_str().unwrap());
+        let table = file
+            .split("/part-")
+            .next()
+            .unwrap()
+            .split("/_delta_log")
+            .next()
+            .unwrap();
+        assert!(
+            needle == largest && table.ends_with("_changes"),
+            "{file} holds {needle}"
+        );
+        let kept = query(
+            dir,
+            &format!(
+                "select distinct change from {} where customer_id = '{largest}'",
+                table.replace('/', ".")
+            ),
+        );
+        assert_eq!(kept.len(), 1, "{table}: {kept:?}");
+        assert_eq!(text(&kept[0], "change"), "remove", "{table}");
+    }
+
+    // A source row that cannot be parsed: the error names the place, not the row.
+    let csv = dir.join("data/crm/contacts.csv");
+    let mut contacts = std::fs::read_to_string(&csv).unwrap();
+    contacts.push_str(
+        "CBROKEN01,,Secret,Person,secret.person@example.org,,,,,,,,,not-a-date secret.person,2026-07-02T00:00:00Z\n",
+    );
+    std::fs::write(&csv, contacts).unwrap();
+    let out = run_in(dir, &["run", "--no-report", "--json"]);
+    assert!(!out.status.success());
+    let runs = query(
+        dir,
+        "select coalesce(error, '') as e from _tessera.runs where status = 'failed'",
+    );
+    let errors: String = runs.iter().map(|r| text(r, "e")).collect();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(errors.contains("line"), "{errors}");
+    for shown in [&errors, &printed] {
+        assert!(!shown.contains("secret.person"), "{shown}");
+    }
+}

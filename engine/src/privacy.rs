@@ -458,3 +458,143 @@ mod tests {
         assert_eq!(loyalty_number("ＬＹ１"), "");
     }
 }
+
+/// Error text with the data values readers quote taken out, so that a failed run's message
+/// (kept in `_tessera.runs`, printed as JSON, shown in the report) holds no personal data:
+/// arrow's CSV, JSON and cast errors ("Error while parsing value '…' … Row data: '[…]'",
+/// "Error parsing timestamp from '…'", "Cannot cast string '…'") keep the column, type and
+/// line they name, not the value or the row.
+pub fn redact_values(text: &str) -> String {
+    let mut out = text.to_string();
+    // "Row data: '[...]'" runs to the last quote of its message: the row may hold quotes.
+    while let Some(start) = out.find("Row data: '") {
+        let body = start + "Row data: '".len();
+        let end = out[body..]
+            .rfind('\'')
+            .map_or(out.len(), |i| body + i + 1)
+            .max(body);
+        out.replace_range(start..end, "Row data: <redacted>");
+    }
+    // Phrases after which a value follows, and where it ends.
+    const QUOTING: [(&str, &str); 7] = [
+        ("parsing value '", "' as type"),
+        ("Cannot cast string '", "' to value"),
+        ("Cannot cast value '", "' to value"),
+        ("parsing timestamp from '", "'"),
+        ("parsing timestamp '", "'"),
+        ("Failed to parse '", "' as"),
+        ("Failed to parse ", " as interval"),
+    ];
+    for (before, after) in QUOTING {
+        let mut from = 0;
+        while let Some(i) = out[from..].find(before) {
+            let body = from + i + before.len();
+            let Some(len) = out[body..].find(after) else {
+                break;
+            };
+            let note = format!("<{} characters>", out[body..body + len].chars().count());
+            out.replace_range(body..body + len, &note);
+            from = body + note.len();
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_values;
+
+    #[test]
+    fn parse_errors_keep_their_place_and_lose_their_values() {
+        let e = "crm_contacts: Arrow error: Parser error: Error while parsing value 'jane@x.com' as type 'Int64' for column 3 at line 5. Row data: '[C1,Jane,O'Neil,jane@x.com]'";
+        let r = redact_values(e);
+        assert_eq!(
+            r,
+            "crm_contacts: Arrow error: Parser error: Error while parsing value '<10 characters>' as type 'Int64' for column 3 at line 5. Row data: <redacted>"
+        );
+        let e = "Error parsing column 13 at line 2232: Parser error: Error parsing timestamp from 'jane@x.com': error parsing date";
+        assert_eq!(
+            redact_values(e),
+            "Error parsing column 13 at line 2232: Parser error: Error parsing timestamp from '<10 characters>': error parsing date"
+        );
+        assert!(!r.contains("jane") && !r.contains("Neil"));
+        let plain = "incorrect number of fields for line 1030, expected 5 got 6";
+        assert_eq!(redact_values(plain), plain);
+    }
+}
+
+/// The SQL function `name(a, b) -> boolean`: true when the pair of texts is in `pairs`
+/// (held in memory only, so a Delta `DELETE` using it writes no value into its commit).
+/// NULLs are not in it (`false`).
+pub fn pair_set_udf(name: &str, pairs: HashSet<(String, String)>) -> ScalarUDF {
+    ScalarUDF::new_from_impl(PairSet {
+        name: name.to_string(),
+        pairs: Arc::new(pairs),
+        signature: Signature::string(2, Volatility::Immutable),
+    })
+}
+
+#[derive(Debug)]
+struct PairSet {
+    name: String,
+    pairs: Arc<HashSet<(String, String)>>,
+    signature: Signature,
+}
+
+impl PartialEq for PairSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && Arc::ptr_eq(&self.pairs, &other.pairs)
+    }
+}
+impl Eq for PairSet {}
+impl Hash for PairSet {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+        (Arc::as_ptr(&self.pairs) as usize).hash(state);
+    }
+}
+
+impl ScalarUDFImpl for PairSet {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Boolean)
+    }
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (a, b) = (
+            cast(&arrays[0], &DataType::Utf8)?,
+            cast(&arrays[1], &DataType::Utf8)?,
+        );
+        let a = a.as_any().downcast_ref::<StringArray>().expect("Utf8");
+        let b = b.as_any().downcast_ref::<StringArray>().expect("Utf8");
+        let out: BooleanArray = (0..a.len())
+            .map(|i| {
+                Some(
+                    a.is_valid(i)
+                        && b.is_valid(i)
+                        && self
+                            .pairs
+                            .contains(&(a.value(i).to_string(), b.value(i).to_string())),
+                )
+            })
+            .collect();
+        if args
+            .args
+            .iter()
+            .all(|v| matches!(v, ColumnarValue::Scalar(_)))
+        {
+            return Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(
+                out.value(0),
+            ))));
+        }
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}

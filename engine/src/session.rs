@@ -22,7 +22,10 @@ pub struct EngineOptions {
     /// Bytes the engine may hold for joins, sorts and aggregations before spilling to disk.
     /// `None` means no limit.
     pub memory_limit: Option<usize>,
-    /// Where spill files go; the system temp folder when `None`.
+    /// Where spill files go; `tessera-spill` in the system temp folder when `None`. Each
+    /// process spills into its own folder there, removed when it ends, and removed by the
+    /// next engine that starts when the process was killed (the folder is locked while its
+    /// process lives): spilled identity records do not outlive their run.
     pub spill_dir: Option<PathBuf>,
     /// Parallelism of plans; the number of cores when `None`.
     pub target_partitions: Option<usize>,
@@ -35,6 +38,7 @@ pub struct EngineOptions {
 pub struct Engine {
     ctx: SessionContext,
     storage: Arc<Storage>,
+    _spill: Arc<SpillDir>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -75,16 +79,19 @@ impl EngineBuilder {
             runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
             release_freed_memory();
         }
-        if let Some(dir) = &self.options.spill_dir {
-            std::fs::create_dir_all(dir).map_err(|source| crate::Error::Io {
-                path: dir.clone(),
-                source,
-            })?;
-            runtime = runtime.with_disk_manager_builder(
-                DiskManagerBuilder::default()
-                    .with_mode(DiskManagerMode::Directories(vec![dir.clone()])),
-            );
-        }
+        let root = self
+            .options
+            .spill_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("tessera-spill"));
+        let spill = Arc::new(SpillDir::create(&root).map_err(|source| crate::Error::Io {
+            path: root.clone(),
+            source,
+        })?);
+        runtime = runtime.with_disk_manager_builder(
+            DiskManagerBuilder::default()
+                .with_mode(DiskManagerMode::Directories(vec![spill.path.clone()])),
+        );
         let runtime = runtime.build_arc()?;
 
         let mut config = SessionConfig::new()
@@ -113,7 +120,11 @@ impl EngineBuilder {
             .build();
         let mut ctx = SessionContext::new_with_state(state);
         tessera_udfs::register_all(&mut ctx)?;
-        Ok(Engine { ctx, storage })
+        Ok(Engine {
+            ctx,
+            storage,
+            _spill: spill,
+        })
     }
 }
 
@@ -163,6 +174,78 @@ impl Engine {
     }
 }
 
+/// A process's own spill folder, `tessera-<pid>-<n>` under the spill root, holding a lock file
+/// locked for as long as the process lives. Removed when the engine is dropped; a folder whose
+/// lock is free (its process was killed) is removed by the next engine created on that root.
+#[derive(Debug)]
+struct SpillDir {
+    path: PathBuf,
+    _lock: std::fs::File,
+}
+
+impl SpillDir {
+    fn create(root: &std::path::Path) -> std::io::Result<SpillDir> {
+        std::fs::create_dir_all(root)?;
+        Self::sweep(root);
+        let unique = format!(
+            "{}-{:x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        );
+        // Locked before it takes the name the sweep looks at (a rename is atomic): a sweeping
+        // process never sees a live folder unlocked.
+        let staging = root.join(format!(".creating-{unique}"));
+        std::fs::create_dir_all(&staging)?;
+        let lock = std::fs::File::create(staging.join(".lock"))?;
+        lock.lock()?;
+        let path = root.join(format!("tessera-{unique}"));
+        std::fs::rename(&staging, &path)?;
+        Ok(SpillDir { path, _lock: lock })
+    }
+
+    /// Removes the folders of processes that are gone.
+    fn sweep(root: &std::path::Path) {
+        let Ok(entries) = std::fs::read_dir(root) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with(".creating-")
+                && entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t.elapsed().unwrap_or_default().as_secs() > 600)
+            {
+                let _ = std::fs::remove_dir_all(&path);
+                continue;
+            }
+            if !name.starts_with("tessera-") || !path.is_dir() {
+                continue;
+            }
+            let Ok(lock) = std::fs::File::open(path.join(".lock")) else {
+                continue;
+            };
+            if lock.try_lock().is_ok() {
+                tracing::info!(
+                    "removing {}: spill files of a process that ended without cleaning up",
+                    path.display()
+                );
+                let _ = std::fs::remove_dir_all(&path);
+            }
+        }
+    }
+}
+
+impl Drop for SpillDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
 /// Lets DataFusion find stores for any URL a query names (`select * from 's3://b/x.parquet'`).
 #[derive(Debug)]
 struct StorageRegistry(Arc<Storage>);
@@ -204,5 +287,47 @@ fn release_freed_memory() {
         set("MALLOC_MMAP_THRESHOLD_", libc::M_MMAP_THRESHOLD, 1 << 20);
         set("MALLOC_TRIM_THRESHOLD_", libc::M_TRIM_THRESHOLD, 1 << 20);
         set("MALLOC_ARENA_MAX", libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spill_folders(root: &std::path::Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(root)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn spill_files_of_a_killed_process_are_removed_by_the_next_engine() {
+        let root = tempfile::tempdir().unwrap();
+        // What a killed process leaves: its folder, spill files, an unlocked lock file.
+        let dead = root.path().join("tessera-4242-1");
+        std::fs::create_dir_all(dead.join("datafusion-x")).unwrap();
+        std::fs::write(dead.join("datafusion-x/spill.arrow"), b"person rows").unwrap();
+        std::fs::write(dead.join(".lock"), b"").unwrap();
+        let options = EngineOptions {
+            spill_dir: Some(root.path().to_path_buf()),
+            ..EngineOptions::default()
+        };
+        let first = Engine::builder()
+            .with_options(options.clone())
+            .build()
+            .unwrap();
+        let live = spill_folders(root.path());
+        assert_eq!(live.len(), 1, "{live:?}");
+        assert_ne!(live[0], "tessera-4242-1");
+        // A live engine's folder is locked: another engine leaves it alone.
+        let second = Engine::builder().with_options(options).build().unwrap();
+        assert_eq!(spill_folders(root.path()).len(), 2);
+        drop(first);
+        drop(second);
+        assert!(spill_folders(root.path()).is_empty());
     }
 }

@@ -63,6 +63,8 @@ pub const AUDIT_TABLE: &str = "privacy.audit_log";
 /// The SQL function testing values against the suppression list.
 pub const SUPPRESSED_FUNCTION: &str = "is_suppressed";
 const SUBJECT_FUNCTION: &str = "subject_match";
+/// (identity column, value) pairs of the person found in `identity_guard_hits`.
+const GUARDED_FUNCTION: &str = "subject_guarded_value";
 const SALT_OBJECT: &str = "_tessera/suppression_salt";
 
 /// `[privacy]` in `tessera.toml`.
@@ -618,6 +620,8 @@ pub async fn find_subject(ws: &Workspace, request: &SubjectRequest) -> Result<Su
 /// How each job's rows name a person (`@subject`), and the tracked jobs' keys.
 struct JobSubjects {
     declared: BTreeMap<String, Vec<(IdentifierKind, String)>>,
+    /// The identity job's schema (its `identity_guard_hits` name values, not people).
+    identity: Option<String>,
     /// Tracked table → columns a `remove` change keeps.
     tracked_keep: BTreeMap<String, Vec<String>>,
 }
@@ -651,8 +655,21 @@ async fn job_subjects(ws: &Workspace) -> Result<JobSubjects> {
     let (dag, _) = load_dag(ws).await?;
     let mut declared = BTreeMap::new();
     let mut tracked_keep = BTreeMap::new();
+    let mut identity = None;
     for job in &dag.jobs {
         declared.insert(job.name.clone(), job.config.subject.clone());
+        if job.config.materialized == Materialized::Identity {
+            let schema = job.schema().unwrap_or("unify").to_string();
+            // The largest customers are listed by id in the run's statistics.
+            declared.insert(
+                format!("{schema}.identity_stats"),
+                vec![(
+                    IdentifierKind::CustomerId,
+                    "case when metric = 'largest_cluster' then dimension end".to_string(),
+                )],
+            );
+            identity = Some(schema);
+        }
         if job.config.materialized == Materialized::Tracked {
             let mut keep = job.config.unique_key.clone();
             if let Some(aud) = job.name.strip_prefix("audiences.")
@@ -670,6 +687,7 @@ async fn job_subjects(ws: &Workspace) -> Result<JobSubjects> {
     }
     Ok(JobSubjects {
         declared,
+        identity,
         tracked_keep,
     })
 }
@@ -810,6 +828,17 @@ pub async fn forget(
             ..ForgetReport::default()
         };
         ctx.register_udf(subject.set.clone().udf(SUBJECT_FUNCTION));
+        let guard_table = subjects
+            .identity
+            .as_ref()
+            .map(|schema| format!("{schema}.identity_guard_hits"));
+        if let Some(schema) = &subjects.identity {
+            let pairs = guarded_values(ws, schema, &subject.records).await?;
+            ctx.register_udf(tessera_engine::privacy::pair_set_udf(
+                GUARDED_FUNCTION,
+                pairs,
+            ));
+        }
         // Find (and keep what tracked tables' removals need) before deleting anything.
         let mut matched: Vec<(&WarehouseTable, SchemaRef, String)> = Vec::new();
         let mut removals: Vec<(String, Vec<RecordBatch>)> = Vec::new();
@@ -819,7 +848,10 @@ pub async fn forget(
                 report.tables_without_subject.push(table.name.clone());
                 continue;
             }
-            let predicate = predicate_sql(SUBJECT_FUNCTION, &columns);
+            let mut predicate = predicate_sql(SUBJECT_FUNCTION, &columns);
+            if guard_table.as_deref() == Some(table.name.as_str()) {
+                predicate = format!("({predicate}) or {GUARDED_FUNCTION}(subject, value)");
+            }
             let n = count_where(ws, &table.name, &predicate).await?;
             if n == 0 {
                 continue;
@@ -924,6 +956,58 @@ pub async fn forget(
         audit(ws, "forget", report, &salt).await?;
     }
     Ok(reports)
+}
+
+/// The values the person's records alone hold in the identity columns `identity_guard_hits`
+/// reports on, as (column, value): the guard rows naming them go with the person. (A value
+/// other customers hold too stays, as it does in their records.)
+async fn guarded_values(
+    ws: &Workspace,
+    schema: &str,
+    records: &BTreeSet<String>,
+) -> Result<std::collections::HashSet<(String, String)>> {
+    let mut pairs = std::collections::HashSet::new();
+    if records.is_empty() {
+        return Ok(pairs);
+    }
+    let Ok(subjects) = rows(
+        ws,
+        &format!(
+            "select distinct subject from {schema}.identity_guard_hits where value is not null"
+        ),
+    )
+    .await
+    else {
+        return Ok(pairs);
+    };
+    let held: BTreeSet<String> =
+        crate::explain::table_columns(ws, &format!("{schema}.identity_records"))
+            .await?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+    let keys = in_list(records);
+    for s in subjects {
+        let column = &s["subject"];
+        if !held.contains(column) {
+            continue;
+        }
+        let c = quote(column);
+        for r in rows(
+            ws,
+            &format!(
+                "select distinct cast({c} as varchar) as v from {schema}.identity_records \
+                 where record_key in ({keys}) and {c} is not null \
+                 except select cast({c} as varchar) from {schema}.identity_records \
+                 where record_key not in ({keys}) and {c} is not null"
+            ),
+        )
+        .await?
+        {
+            pairs.insert((column.clone(), r["v"].clone()));
+        }
+    }
+    Ok(pairs)
 }
 
 /// The `remove` changes of a tracked table for the person's current rows: the run id, time,

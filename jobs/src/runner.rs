@@ -497,7 +497,11 @@ impl<'a> Runner<'a> {
                 } else {
                     JobStatus::Failed
                 };
-                let mut error = format!("{}: {e:#}", job.path.display());
+                // Readers quote the values they fail on: keep the place, not the data.
+                let mut error = tessera_engine::privacy::redact_values(&format!(
+                    "{}: {e:#}",
+                    job.path.display()
+                ));
                 // DataFusion's "Resources exhausted" names its operator, not the setting.
                 if let Some(limit) = self.ws.project.engine.memory_limit
                     && (error.contains("Resources exhausted")
@@ -1101,7 +1105,8 @@ pub async fn append_run_log(
     let mut inputs: Vec<Option<String>> = vec![None];
     let mut reason: Vec<Option<String>> =
         vec![Some(format!("{} jobs: {} failed", results.len(), failed))];
-    let mut error: Vec<Option<String>> = vec![run_error.map(str::to_string)];
+    let mut error: Vec<Option<String>> =
+        vec![run_error.map(tessera_engine::privacy::redact_values)];
     for r in results {
         kind.push("job".into());
         job.push(Some(r.name.clone()));
