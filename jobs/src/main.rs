@@ -663,16 +663,17 @@ async fn run(cli: Cli) -> Result<()> {
             // The report lists customers by id (the largest clusters): render it again from
             // the tables as they are now, or remove it if it cannot be.
             let report = tessera_jobs::report::default_path(&ws);
-            if !dry_run && report.exists() {
-                if let Err(e) = tessera_jobs::report::write(&ws, &report).await {
-                    eprintln!(
-                        "warning: cannot render {} again after the erasure ({e:#}); removed it",
-                        report.display()
-                    );
-                    std::fs::remove_file(&report).with_context(|| {
-                        format!("cannot remove {} after the erasure", report.display())
-                    })?;
-                }
+            if !dry_run
+                && report.exists()
+                && let Err(e) = tessera_jobs::report::write(&ws, &report).await
+            {
+                eprintln!(
+                    "warning: cannot render {} again after the erasure ({e:#}); removed it",
+                    report.display()
+                );
+                std::fs::remove_file(&report).with_context(|| {
+                    format!("cannot remove {} after the erasure", report.display())
+                })?;
             }
             if json {
                 println!("{}", serde_json::to_string_pretty(&reports)?);
