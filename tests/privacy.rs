@@ -605,3 +605,43 @@ fn erasure_reaches_guard_hits_statistics_and_the_report_and_errors_hold_no_row()
         assert!(!shown.contains("secret.person"), "{shown}");
     }
 }
+
+/// Issue 25: a warehouse folder another tool wrote, with a name SQL must quote
+/// (`raw/Raw-Events/`), made every `forget` fail: table names found by listing folders were
+/// spliced into SQL as they are. Now it is searched and erased like any table.
+#[test]
+fn erasure_reaches_a_table_another_tool_wrote_under_any_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_dir(shared_demo(), dir);
+    ok(dir, &["run", "--no-report"]);
+    let (_, email) = pick_person(dir);
+    let table = dir.join("warehouse/raw/Raw-Events");
+    let written = python_json(
+        dir,
+        r#"
+import json, sys
+import pyarrow as pa
+from deltalake import write_deltalake
+write_deltalake(sys.argv[1], pa.table({
+    "Event Email": [sys.argv[2], "someone.else@example.org"],
+    "email": [sys.argv[2].upper(), "someone.else@example.org"],
+    "kind": ["click", "view"],
+}))
+print(json.dumps({"ok": True}))
+"#,
+        &[table.as_os_str(), std::ffi::OsStr::new(&email)],
+    );
+    assert_eq!(written["ok"], true);
+    let tables = ok(dir, &["tables"]);
+    assert!(tables.contains("raw.Raw-Events"), "{tables}");
+    let out = ok(dir, &["forget", "--email", &email, "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report[0]["tables"]["raw.Raw-Events"], 1, "{report}");
+    let left = query(
+        dir,
+        r#"select "Event Email" as e, kind from raw."Raw-Events""#,
+    );
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(text(&left[0], "kind"), "view");
+}

@@ -419,7 +419,7 @@ impl DeltaWrite {
         if self.merge_keys.is_empty() {
             return Err(write_err("a merge needs at least one key column".into()));
         }
-        let quote = |c: &str| format!("\"{}\"", c.replace('"', "\"\""));
+        let quote = crate::sql::ident;
         let predicate = self
             .merge_keys
             .iter()

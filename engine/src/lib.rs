@@ -22,6 +22,7 @@ pub mod model;
 pub mod privacy;
 pub mod session;
 pub mod sources;
+pub mod sql;
 pub mod storage;
 
 pub use datafusion;

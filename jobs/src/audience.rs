@@ -170,13 +170,9 @@ impl Destination {
     }
 }
 
-fn quote(c: &str) -> String {
-    format!("\"{}\"", c.replace('"', "\"\""))
-}
+use tessera_engine::sql::ident as quote;
 
-fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
+use tessera_engine::sql::literal;
 
 /// The SQL of an audience job, header included.
 pub fn audience_sql(name: &str, decl: &AudienceDecl) -> String {

@@ -197,20 +197,7 @@ impl DataTest {
 }
 
 /// Quotes an identifier for SQL when it needs it.
-pub fn quote_ident(name: &str) -> String {
-    let plain = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
-        name.to_string()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
-    }
-}
+pub use tessera_engine::sql::ident_if_needed as quote_ident;
 
 /// A job's settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

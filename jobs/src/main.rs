@@ -1083,11 +1083,7 @@ async fn tables(ws: &Workspace, format: OutputFormat, count: bool) -> Result<()>
         match ws.register_warehouse_table(&table).await {
             Ok(version) => {
                 versions.push(Some(version));
-                let quoted = match &table.schema {
-                    Some(s) => format!("{}.{}", quote_ident(s), quote_ident(&table.table)),
-                    None => quote_ident(&table.table),
-                };
-                rows.push(count_rows(quoted).await.unwrap_or(None));
+                rows.push(count_rows(table.sql()).await.unwrap_or(None));
                 notes.push(None);
             }
             Err(e) => {
@@ -1132,9 +1128,7 @@ async fn tables(ws: &Workspace, format: OutputFormat, count: bool) -> Result<()>
     Ok(())
 }
 
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+use tessera_engine::sql::ident as quote_ident;
 
 async fn write(
     ws: &Workspace,

@@ -149,13 +149,7 @@ impl PrivacyConfig {
     }
 }
 
-fn quote(c: &str) -> String {
-    format!("\"{}\"", c.replace('"', "\"\""))
-}
-
-fn sql_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
+use tessera_engine::sql::{ident as quote, literal as sql_literal};
 
 fn is_text(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
@@ -637,7 +631,7 @@ impl JobSubjects {
         let schema: SchemaRef = ws
             .engine
             .ctx()
-            .table(table.name.as_str())
+            .table(table.reference())
             .await?
             .schema()
             .inner()
@@ -852,7 +846,7 @@ pub async fn forget(
             if guard_table.as_deref() == Some(table.name.as_str()) {
                 predicate = format!("({predicate}) or {GUARDED_FUNCTION}(subject, value)");
             }
-            let n = count_where(ws, &table.name, &predicate).await?;
+            let n = count_where(ws, &table.sql(), &predicate).await?;
             if n == 0 {
                 continue;
             }
@@ -1023,13 +1017,13 @@ async fn removal_rows(
     ws.register_warehouse_table(changes).await?;
     let ctx = ws.engine.ctx();
     let target = ctx
-        .table(changes.name.as_str())
+        .table(changes.reference())
         .await?
         .schema()
         .inner()
         .clone();
     let df = ctx
-        .sql(&format!("select * from {} where {predicate}", table.name))
+        .sql(&format!("select * from {} where {predicate}", table.sql()))
         .await?;
     let source = df.schema().clone();
     let mut exprs = Vec::new();
@@ -1287,12 +1281,7 @@ pub async fn apply_retention(ws: &Workspace) -> Result<Vec<(String, u64)>> {
         };
         ws.register_warehouse_table(table).await?;
         let ctx = ws.engine.ctx();
-        let schema = ctx
-            .table(table.name.as_str())
-            .await?
-            .schema()
-            .inner()
-            .clone();
+        let schema = ctx.table(table.reference()).await?.schema().inner().clone();
         if schema.field_with_name(&rule.column).is_err() {
             bail!(
                 "[privacy.retention] {}: no column `{}` (columns: {})",
@@ -1310,7 +1299,7 @@ pub async fn apply_retention(ws: &Workspace) -> Result<Vec<(String, u64)>> {
             "cast({} as timestamp) < now() - interval '{n} {unit}'",
             quote(&rule.column)
         );
-        let old = count_where(ws, &table.name, &predicate).await?;
+        let old = count_where(ws, &table.sql(), &predicate).await?;
         if old > 0 {
             let expr = parse_predicate(ctx, &schema, &predicate)?;
             ws.engine.delete_rows(&table.url, expr).await?;
@@ -1343,7 +1332,7 @@ pub async fn export_subject(ws: &Workspace, request: &SubjectRequest) -> Result<
             ws,
             &format!(
                 "select * from {} where {}",
-                table.name,
+                table.sql(),
                 predicate_sql(SUBJECT_FUNCTION, &columns)
             ),
         )

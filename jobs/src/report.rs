@@ -594,8 +594,8 @@ async fn runs(ws: &Workspace) -> Section {
             ws,
             &format!(
                 "select job as k, duration_ms / 1000.0 as v from _tessera.runs \
-                 where kind = 'job' and run_id = '{}' order by duration_ms desc limit 15",
-                last["run_id"].replace('\'', "''")
+                 where kind = 'job' and run_id = {} order by duration_ms desc limit 15",
+                tessera_engine::sql::literal(&last["run_id"])
             ),
         )
         .await

@@ -26,6 +26,21 @@ pub struct WarehouseTable {
     pub url: Url,
 }
 
+impl WarehouseTable {
+    /// The table in SQL, quoted: its folder names may be anything another tool wrote.
+    pub fn sql(&self) -> String {
+        tessera_engine::sql::table(self.schema.as_deref(), &self.table)
+    }
+
+    /// The table's reference in the session (exact names, no SQL parsing).
+    pub fn reference(&self) -> TableReference {
+        match &self.schema {
+            Some(schema) => TableReference::partial(schema.as_str(), self.table.as_str()),
+            None => TableReference::bare(self.table.as_str()),
+        }
+    }
+}
+
 /// An open project.
 #[derive(Debug)]
 pub struct Workspace {

@@ -6,15 +6,7 @@ use super::config::{Comparison, Identifier, IdentityConfig, KeyRule};
 /// The table of guarded, numbered records every query below reads.
 pub const KEYS: &str = "__id_keys";
 
-/// Quotes a column name for SQL.
-pub fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// Quotes a string literal for SQL.
-pub fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
+pub use crate::sql::{ident, literal};
 
 /// The guard table of identifier `i` (values not used for matching).
 pub fn guard_table(i: usize) -> String {

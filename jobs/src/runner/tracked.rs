@@ -138,7 +138,7 @@ impl Runner<'_> {
             Utc::now().timestamp_micros()
         );
         let null_ts = format!("arrow_cast(null, '{TS_TYPE}')");
-        let run_lit = format!("'{}'", run_id.replace('\'', "''"));
+        let run_lit = tessera_engine::sql::literal(&run_id);
         let history_table = format!("{}_history", job.name);
         let changes_table = format!("{}_changes", job.name);
 
