@@ -219,6 +219,32 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// True when one of the table's latest `depth` commits recorded `key` = `value` in its
+    /// application metadata (e.g. which run wrote it).
+    pub async fn recent_commit_with(
+        &self,
+        url: &Url,
+        key: &str,
+        value: &str,
+        depth: usize,
+    ) -> Result<bool> {
+        let table = match self.open_delta(url, TableVersion::Latest).await {
+            Ok(table) => table,
+            Err(Error::NoDeltaTable { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let mut history = table.history(Some(depth));
+        while let Some(commit) = history.next().await {
+            let commit = commit.map_err(|e| Error::delta(url, e))?;
+            if commit.info.get(key).and_then(|v| v.as_str()) == Some(value) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
 /// What [`Engine::purge_history`] removed.
 #[derive(Debug, Clone, Default)]
 pub struct PurgeOutcome {

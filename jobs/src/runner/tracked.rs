@@ -7,6 +7,12 @@
 //! brought to the new result by one Delta merge (inserts, updates of changed rows only,
 //! deletes) with the change data feed on, so a reverse-ETL tool can read the differences
 //! either from `<name>_changes` or from Delta's own feed.
+//!
+//! The three tables are written in three commits (changes, history, table). Before the first,
+//! an intent object (`_tessera/tracked/<name>.json`: the run id and the history's version) is
+//! written; after the last it is removed. A run that finds one left behind by a run killed in
+//! between first undoes that run's partial publish — its change rows are deleted and the
+//! history is read at the version it started from — so the changes are not recorded twice.
 
 use std::sync::Arc;
 
@@ -20,6 +26,9 @@ use super::{
     JobResult, JobStatus, PlannedJob, Runner, commit_metadata, table_reference, table_url,
 };
 use crate::job::{Job, quote_ident};
+
+/// The commit metadata naming the run that wrote a tracked job's tables.
+const RUN_ID_KEY: &str = "tessera.run_id";
 
 /// The SQL type of the `changed_at`, `valid_from` and `valid_to` columns.
 const TS_TYPE: &str = "Timestamp(Microsecond, Some(\"UTC\"))";
@@ -224,7 +233,8 @@ impl Runner<'_> {
             Arc::new(MemTable::try_new(changes_schema, vec![changes_batches])?),
         )?;
 
-        let meta = commit_metadata(job, planned);
+        let mut meta = commit_metadata(job, planned);
+        meta.push((RUN_ID_KEY.to_string(), run_id.clone().into()));
         let write = |df: DataFrame, name: &str, mode: WriteMode| -> Result<_> {
             let mut w = self
                 .ws
@@ -241,7 +251,81 @@ impl Runner<'_> {
             .map(|c| format!("c.{}", q(c)))
             .collect::<Vec<_>>()
             .join(", ");
-        let history = self.existing_table(&history_table).await?;
+        // A previous run killed between these commits left its intent: undo its changes
+        // rows and start from the history it started from.
+        let intent = Intent::location(&self.ws.project.warehouse, &job.name)?;
+        let history_url = table_url(&self.ws.project.warehouse, &history_table)?;
+        let mut history = self.existing_table(&history_table).await?;
+        let table_url_ = table_url(&self.ws.project.warehouse, &job.name)?;
+        let left = match intent.read(&self.ws.engine).await? {
+            // Killed after the table's own commit: that run's publish is complete.
+            Some(left)
+                if self
+                    .ws
+                    .engine
+                    .recent_commit_with(&table_url_, RUN_ID_KEY, &left.run_id, 20)
+                    .await? =>
+            {
+                None
+            }
+            other => other,
+        };
+        if let Some(left) = left {
+            tracing::warn!(
+                "{}: run {} stopped while publishing; undoing its partial publish",
+                job.name,
+                left.run_id
+            );
+            let changes_url = table_url(&self.ws.project.warehouse, &changes_table)?;
+            if self.existing_table(&changes_table).await?.is_some() {
+                self.ws
+                    .engine
+                    .delete_rows(
+                        &changes_url,
+                        datafusion::prelude::col("run_id")
+                            .eq(datafusion::prelude::lit(left.run_id.clone())),
+                    )
+                    .await
+                    .with_context(|| format!("undoing run {} in {changes_table}", left.run_id))?;
+            }
+            history = match left.history_version {
+                None => None,
+                Some(v) => {
+                    let table = self
+                        .ws
+                        .engine
+                        .open_delta(&history_url, tessera_engine::TableVersion::Version(v))
+                        .await
+                        .with_context(|| {
+                            format!(
+                                "reading {history_table} at version {v}, before run {}",
+                                left.run_id
+                            )
+                        })?;
+                    Some(self.ws.engine.delta_provider(&table).await?)
+                }
+            };
+        }
+        let history_version = match history {
+            None => None,
+            Some(_) => Some(
+                self.ws
+                    .engine
+                    .open_delta(&history_url, tessera_engine::TableVersion::Latest)
+                    .await?
+                    .version()
+                    .unwrap_or_default(),
+            ),
+        };
+        intent
+            .write(
+                &self.ws.engine,
+                &Intent {
+                    run_id: run_id.clone(),
+                    history_version,
+                },
+            )
+            .await?;
         if changed > 0 || history.is_none() {
             // 1. The change log (appended).
             let log = ctx
@@ -252,6 +336,7 @@ impl Runner<'_> {
             write(log, &changes_table, WriteMode::Append)?
                 .await
                 .with_context(|| format!("writing {changes_table}"))?;
+            crate::failpoint::check("tracked:after-changes")?;
 
             // 2. The history: close the versions of changed keys, open the new ones.
             let opened = format!(
@@ -293,6 +378,7 @@ impl Runner<'_> {
             write(df, &history_table, WriteMode::Overwrite)?
                 .await
                 .with_context(|| format!("writing {history_table}"))?;
+            crate::failpoint::check("tracked:after-history")?;
         }
 
         // 3. The table itself, last: one merge (or a fresh table with the change feed on).
@@ -314,6 +400,7 @@ impl Runner<'_> {
                 .with_change_data_feed(true)
                 .await?
         };
+        intent.remove(&self.ws.engine).await?;
         result.rows = Some(changed as u64);
         let version = outcome.version;
         result.output_version = Some(version);
@@ -325,5 +412,73 @@ impl Runner<'_> {
             .expect("poisoned")
             .insert(job.name.clone(), format!("delta v{version}"));
         Ok(JobStatus::Success)
+    }
+}
+
+/// What a tracked job is about to publish, written before its first commit and removed after
+/// its last (see the module documentation).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Intent {
+    /// The run whose change rows are being written.
+    run_id: String,
+    /// The history's version before the run (`None`: there was none).
+    history_version: Option<u64>,
+}
+
+/// Where a job's intent is kept.
+struct IntentLocation {
+    url: url::Url,
+}
+
+impl Intent {
+    fn location(warehouse: &url::Url, job: &str) -> Result<IntentLocation> {
+        Ok(IntentLocation {
+            url: warehouse.join(&format!("_tessera/tracked/{job}.json"))?,
+        })
+    }
+}
+
+impl IntentLocation {
+    async fn read(&self, engine: &tessera_engine::Engine) -> Result<Option<Intent>> {
+        use object_store::ObjectStoreExt as _;
+        let store = engine.store_for(&self.url)?;
+        match store
+            .get(&tessera_engine::storage::object_path(&self.url))
+            .await
+        {
+            Ok(found) => {
+                let bytes = found.bytes().await?;
+                Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+                    format!("{} is not a tracked job's intent", self.url)
+                })?))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn write(&self, engine: &tessera_engine::Engine, intent: &Intent) -> Result<()> {
+        use object_store::ObjectStoreExt as _;
+        let store = engine.store_for(&self.url)?;
+        store
+            .put(
+                &tessera_engine::storage::object_path(&self.url),
+                serde_json::to_vec(intent)?.into(),
+            )
+            .await
+            .with_context(|| format!("writing {}", self.url))?;
+        Ok(())
+    }
+
+    async fn remove(&self, engine: &tessera_engine::Engine) -> Result<()> {
+        use object_store::ObjectStoreExt as _;
+        let store = engine.store_for(&self.url)?;
+        match store
+            .delete(&tessera_engine::storage::object_path(&self.url))
+            .await
+        {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 }
