@@ -1008,3 +1008,59 @@ fn a_tracked_job_killed_between_its_commits_records_each_change_once() {
         assert_eq!(state(dir), expected, "the run after the recovery, {point}");
     }
 }
+
+/// Issue 25: an append-only incremental job (`@watermark` without `@unique_key`) read rows
+/// `> max(watermark)`: a late row with the same timestamp as the newest stored one was never
+/// loaded, and rows without a watermark vanished silently. Now rows at the watermark that are
+/// not stored yet are loaded (those stored are not loaded twice), and rows without one are
+/// reported.
+#[test]
+fn incremental_watermark_loads_late_rows_at_the_same_time_and_reports_null_ones() {
+    let project = demo_project("300");
+    let dir = project.path();
+    let mut toml = std::fs::read_to_string(dir.join("tessera.toml")).unwrap();
+    toml.push_str(
+        "\n[sources.clicks]\nurl = \"data/clicks/\"\nformat = \"csv\"\ncolumns = [\"id: string\", \"ts: string\"]\n",
+    );
+    std::fs::write(dir.join("tessera.toml"), toml).unwrap();
+    std::fs::write(
+        dir.join("jobs/staging/clicks.sql"),
+        "-- @materialized: incremental\n-- @watermark: ts\n\
+         select id, cast(nullif(ts, '') as timestamp) as ts from clicks\n",
+    )
+    .unwrap();
+    let clicks = dir.join("data/clicks");
+    std::fs::create_dir_all(&clicks).unwrap();
+    std::fs::write(
+        clicks.join("a.csv"),
+        "id,ts\n1,2026-01-01T10:00:00\n2,2026-01-01T11:00:00\n",
+    )
+    .unwrap();
+    ok(dir, &["run", "-s", "staging.clicks", "--no-report"]);
+    let ids = |dir: &Path| csv(dir, "select id from staging.clicks order by id");
+    assert_eq!(ids(dir), "id\n1\n2\n");
+    std::fs::write(
+        clicks.join("b.csv"),
+        "id,ts\n3,2026-01-01T11:00:00\n4,2026-01-01T12:00:00\n5,\n",
+    )
+    .unwrap();
+    let (code, events) = run_json(dir, &["-s", "staging.clicks", "--no-report"]);
+    assert_eq!(code, Some(0), "{events:?}");
+    assert_eq!(
+        ids(dir),
+        "id\n1\n2\n3\n4\n",
+        "late row 3 loaded, row 2 once"
+    );
+    let finished = events
+        .iter()
+        .find(|e| e["job"] == "staging.clicks" && e["event"] == "job_finished")
+        .unwrap();
+    let warnings = finished["warnings"].to_string();
+    assert!(
+        warnings.contains("1 input rows have a NULL `ts`"),
+        "{finished}"
+    );
+    std::fs::write(clicks.join("c.csv"), "id,ts\n6,2026-01-01T12:00:00\n").unwrap();
+    ok(dir, &["run", "-s", "staging.clicks", "--no-report"]);
+    assert_eq!(ids(dir), "id\n1\n2\n3\n4\n6\n");
+}

@@ -378,7 +378,7 @@ impl<'a> Runner<'a> {
             .await?;
         let provider = self.ws.engine.delta_provider(&this).await?;
         let ctx = SessionContext::new_with_state(self.ws.engine.ctx().state());
-        let df = ctx.read_table(provider)?.aggregate(
+        let df = ctx.read_table(provider.clone())?.aggregate(
             vec![],
             vec![datafusion::functions_aggregate::expr_fn::max(
                 datafusion::prelude::ident(watermark),
@@ -394,10 +394,40 @@ impl<'a> Runner<'a> {
             Some(max) if !max.is_null() => {
                 let literal =
                     datafusion::sql::unparser::expr_to_sql(&datafusion::prelude::lit(max))?;
+                // Rows newer than the newest stored, and rows *at* it that are not stored as
+                // they are (late rows with the same timestamp): `>` alone lost those.
+                let stored = format!("__tessera_stored_{}", job.name.replace(['.', '-'], "_"));
+                let engine_ctx = self.ws.engine.ctx();
+                let _ = engine_ctx.deregister_table(stored.as_str());
+                engine_ctx.register_table(stored.as_str(), provider.clone())?;
+                self.register_inputs(job).await?;
+                let input_columns: Vec<String> = engine_ctx
+                    .sql(&job.sql)
+                    .await
+                    .context("planning failed")?
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
+                let stored_schema = provider.schema();
+                let same = input_columns
+                    .iter()
+                    .filter(|c| stored_schema.field_with_name(c).is_ok())
+                    .map(|c| {
+                        format!(
+                            "(s.{c} is not distinct from incremental_input.{c})",
+                            c = quote_ident(c)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" and ");
+                let w = quote_ident(watermark);
                 Ok(format!(
-                    "select * from (\n{}\n) as incremental_input\nwhere {} > {literal}",
+                    "select * from (\n{}\n) as incremental_input\nwhere {w} > {literal} \
+                     or ({w} = {literal} and not exists (select 1 from {stored} s \
+                     where s.{w} = {literal} and {same}))",
                     job.sql,
-                    quote_ident(watermark)
                 ))
             }
             _ => Ok(job.sql.clone()),
@@ -569,6 +599,33 @@ impl<'a> Runner<'a> {
         let incremental = job.config.materialized == Materialized::Incremental
             && !self.options.full_refresh
             && self.ws.engine.delta_exists(&url).await?;
+        if incremental && let Some(watermark) = &job.config.watermark {
+            // A row without a watermark cannot be told new or old: an incremental run does
+            // not load it. Say so rather than drop it silently.
+            let nulls = ctx
+                .sql(&format!(
+                    "select count(*) from ({}) as incremental_input where {} is null",
+                    job.sql,
+                    quote_ident(watermark)
+                ))
+                .await?
+                .collect()
+                .await?;
+            let n = nulls
+                .first()
+                .and_then(|b| {
+                    b.column(0)
+                        .as_any()
+                        .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                        .map(|a| a.value(0))
+                })
+                .unwrap_or(0);
+            if n > 0 {
+                result.warnings.push(format!(
+                    "{n} input rows have a NULL `{watermark}` (the @watermark): an incremental run cannot tell whether they are new, so they are not loaded; fix them at the source, or run with --full-refresh to load them"
+                ));
+            }
+        }
         let mode = if !incremental {
             WriteMode::Overwrite
         } else if job.config.unique_key.is_empty() {
