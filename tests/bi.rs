@@ -825,3 +825,65 @@ fn serve_outlasts_idle_sockets_a_full_house_and_a_memory_hungry_join() {
     assert_eq!(stdout(&out).trim(), "alive");
     assert!(server.running());
 }
+
+/// Issue 25: `tessera serve` read while `tessera forget` purged the files of the tables it
+/// serves. A query may fail while its files go (a clear error, on that query only); the server
+/// stays up, and within one refresh interval every query answers again, without the person.
+#[test]
+fn serve_keeps_serving_through_an_erasure_purge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_dir(shared_demo(), dir);
+    ok(dir, &["run", "--no-report"]);
+    let customer = query(
+        dir,
+        "select min(customer_id) as c from profiles.customers where email is not null",
+    )[0]["c"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut server = Server::start(dir, &["--refresh", "1"], &[]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        let port = server.port();
+        std::thread::spawn(move || {
+            let (mut answered, mut failed) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let out = Command::new("psql")
+                    .arg(format!("host=127.0.0.1 port={port} user=tessera dbname=tessera"))
+                    .args(["-X", "-A", "-t", "-c"])
+                    .arg("select count(*) from profiles.customers c join unify.record_customer r using (customer_id)")
+                    .env("PGCONNECT_TIMEOUT", "10")
+                    .output()
+                    .unwrap();
+                if out.status.success() {
+                    answered += 1;
+                } else {
+                    failed.push(String::from_utf8_lossy(&out.stderr).to_string());
+                }
+            }
+            (answered, failed)
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    ok(dir, &["forget", "--customer-id", &customer]);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (answered, failed) = reader.join().unwrap();
+    assert!(answered > 0);
+    for e in &failed {
+        // A failure names what went missing; it is not a dropped connection.
+        assert!(e.contains("ERROR"), "{e}");
+    }
+    assert!(server.running(), "the server went down during the purge");
+    let out = psql(
+        &server,
+        &[&format!(
+            "select count(*) from profiles.customers where customer_id = '{customer}'"
+        )],
+        &[],
+        "",
+    );
+    assert_eq!(stdout(&out).trim(), "0", "{}", stderr(&out));
+}

@@ -1064,3 +1064,132 @@ fn incremental_watermark_loads_late_rows_at_the_same_time_and_reports_null_ones(
     ok(dir, &["run", "-s", "staging.clicks", "--no-report"]);
     assert_eq!(ids(dir), "id\n1\n2\n3\n4\n6\n");
 }
+
+/// Issue 25: a run killed between any two of its commits — after a job's output, inside the
+/// identity job's publish, between a tracked job's commits, before the run log, before the
+/// retention rules — leaves every table readable, and the next run converges to exactly what
+/// an uninterrupted run produces.
+#[test]
+fn a_run_killed_at_any_commit_converges_on_the_next_run() {
+    let project = demo_project("800");
+    let base = project.path();
+    ok(base, &["run", "--no-report"]);
+    let contacts = base.join("data/crm/contacts.csv");
+    let text = std::fs::read_to_string(&contacts).unwrap();
+    let mut more = text.clone();
+    for (i, line) in text.lines().skip(5).take(4).enumerate() {
+        let mut fields: Vec<&str> = line.split(',').collect();
+        let id = format!("C-CONVERGE-{i}");
+        fields[0] = &id;
+        more.push_str(&fields.join(","));
+        more.push('\n');
+    }
+    std::fs::write(&contacts, more).unwrap();
+    let tables = [
+        "staging.contacts",
+        "unify.identity_records",
+        "unify.record_customer",
+        "profiles.customers",
+        "profiles.customers_changes",
+        "segments.membership",
+        "segments.membership_changes",
+        "audiences.at_risk_email",
+    ];
+    let state = |dir: &Path| -> Vec<String> {
+        tables
+            .iter()
+            .map(|t| format!("{t}: {}", scalar(dir, &format!("select count(*) from {t}"))))
+            .collect()
+    };
+    let control = tempfile::tempdir().unwrap();
+    common::copy_dir(base, control.path());
+    ok(control.path(), &["run", "--no-report"]);
+    let expected = state(control.path());
+    for point in [
+        "job:staging.contacts:after-commit",
+        "identity:before-records-commit",
+        "job:profiles.customers:after-commit",
+        "tracked:after-history",
+        "run:before-log",
+    ] {
+        let killed = tempfile::tempdir().unwrap();
+        let dir = killed.path();
+        common::copy_dir(base, dir);
+        let out = tessera()
+            .arg("-C")
+            .arg(dir)
+            .args(["run", "--no-report"])
+            .env("TESSERA_FAILPOINTS", format!("{point}=exit"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(86),
+            "{point}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Readable at once, at a committed version.
+        for t in tables {
+            ok(dir, &["sql", &format!("select count(*) from {t}")]);
+        }
+        let (code, events) = run_json(dir, &["--no-report"]);
+        assert_eq!(code, Some(0), "{point}: {events:?}");
+        assert_eq!(state(dir), expected, "after a kill at {point}");
+    }
+}
+
+/// Issue 25: two schedulers started on one project by mistake (two hosts, a deploy that
+/// overlapped) fire the same schedule at the same second. The warehouse lock serialises their
+/// runs: every run succeeds, the run log has each, and the tables stay readable.
+#[test]
+fn two_schedulers_on_one_warehouse_take_turns() {
+    let project = demo_project("300");
+    let dir = project.path();
+    ok(dir, &["run", "--no-report"]);
+    let file = dir.join("tessera.toml");
+    let mut toml = std::fs::read_to_string(&file).unwrap();
+    toml.push_str(
+        "\n[schedules.often]\ncron = \"* * * * * *\"\nselect = [\"staging.contacts+\"]\n",
+    );
+    std::fs::write(&file, toml).unwrap();
+    let before = scalar(
+        dir,
+        "select count(distinct run_id) from _tessera.runs where kind = 'run'",
+    );
+    let spawn = || {
+        tessera()
+            .arg("-C")
+            .arg(dir)
+            .args(["schedule", "--max-runs", "2", "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let finished: Vec<Value> = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["event"] == "schedule_run_finished")
+            .collect();
+        assert_eq!(finished.len(), 2, "{stdout}");
+        assert!(finished.iter().all(|e| e["exit_code"] == 0), "{stdout}");
+    }
+    let after = scalar(
+        dir,
+        "select count(distinct run_id) from _tessera.runs where kind = 'run'",
+    );
+    assert_eq!(
+        after.parse::<u64>().unwrap(),
+        before.parse::<u64>().unwrap() + 4
+    );
+    assert_ne!(scalar(dir, "select count(*) from profiles.customers"), "0");
+}

@@ -645,3 +645,75 @@ print(json.dumps({"ok": True}))
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(text(&left[0], "kind"), "view");
 }
+
+/// Issue 25: retention deletes rows, then purges the files of older versions that still hold
+/// them. Stopped between the two, the rows lived on in those files and the next retention
+/// found nothing to delete, so it never purged. Now it finishes the purge. And a retention
+/// started while a run holds the warehouse waits for it: the old rows are gone afterwards,
+/// whichever went first.
+#[test]
+fn retention_stopped_before_its_purge_purges_next_time_and_waits_for_a_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_dir(shared_demo(), dir);
+    let mut toml = std::fs::read_to_string(dir.join("tessera.toml")).unwrap();
+    toml.push_str(
+        "\n[[privacy.retention]]\ntable = \"staging.orders\"\ncolumn = \"order_ts\"\nkeep = \"2 years\"\n",
+    );
+    std::fs::write(dir.join("tessera.toml"), toml).unwrap();
+    let old_ids: Vec<String> = query(
+        dir,
+        "select order_id from pos_orders where order_ts < now() - interval '2 years' \
+         order by order_id limit 5",
+    )
+    .iter()
+    .map(|r| text(r, "order_id"))
+    .collect();
+    let in_orders = |dir: &Path| -> usize {
+        scan(dir, &old_ids)["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h[0].as_str().unwrap().starts_with("staging/orders"))
+            .count()
+    };
+    let out = common::tessera()
+        .arg("-C")
+        .arg(dir)
+        .args(["run", "--no-report"])
+        .env("TESSERA_FAILPOINTS", "retention:before-purge=exit")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(86));
+    let expired = "select count(*) as n from staging.orders \
+                   where order_ts < now() - interval '2 years'";
+    assert_eq!(val(&query(dir, expired)[0], "n"), "0", "deleted");
+    assert!(in_orders(dir) > 0, "the old versions still hold the rows");
+    ok(dir, &["retention"]);
+    assert_eq!(in_orders(dir), 0, "the next retention purged them");
+
+    // A run and a retention at once: the lock orders them; both succeed.
+    let run = common::tessera()
+        .arg("-C")
+        .arg(dir)
+        .args(["run", "--full-refresh", "--no-report"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let retention = run_in(dir, &["retention"]);
+    let run = run.wait_with_output().unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        retention.status.success(),
+        "{}",
+        String::from_utf8_lossy(&retention.stderr)
+    );
+    assert_eq!(val(&query(dir, expired)[0], "n"), "0");
+    assert_eq!(in_orders(dir), 0);
+}

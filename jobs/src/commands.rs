@@ -213,7 +213,9 @@ pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
     }
     let mut all = invalid;
     all.extend(results);
+    crate::failpoint::check("run:before-log")?;
     let log = append_run_log(ws, &run_id, started, &args.select.join(" "), &all, None).await;
+    crate::failpoint::check("run:before-retention")?;
     // Retention rules apply after each successful run, under the run's lock.
     let retention = if log.is_ok()
         && !ws.project.privacy.retention.is_empty()

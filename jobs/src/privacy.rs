@@ -1300,11 +1300,26 @@ pub async fn apply_retention(ws: &Workspace) -> Result<Vec<(String, u64)>> {
             quote(&rule.column)
         );
         let old = count_where(ws, &table.sql(), &predicate).await?;
-        if old > 0 {
-            let expr = parse_predicate(ctx, &schema, &predicate)?;
-            ws.engine.delete_rows(&table.url, expr).await?;
-            // The deleted rows live on in older versions' files until those are purged.
+        // A marker spans the delete and the purge: the deleted rows live on in older versions'
+        // files until the purge, so a retention stopped in between purges on its next run.
+        let marker = ws
+            .project
+            .warehouse
+            .join(&format!("_tessera/retention/{}.pending", table.name))?;
+        let store = ws.engine.store_for(&marker)?;
+        let marker_path = object_path(&marker);
+        let interrupted = store.head(&marker_path).await.is_ok();
+        if old > 0 || interrupted {
+            store
+                .put(&marker_path, b"purge pending".to_vec().into())
+                .await?;
+            if old > 0 {
+                let expr = parse_predicate(ctx, &schema, &predicate)?;
+                ws.engine.delete_rows(&table.url, expr).await?;
+                fail_point("retention:before-purge")?;
+            }
             ws.engine.purge_history(&table.url).await?;
+            store.delete(&marker_path).await?;
         }
         out.push((table.name.clone(), old));
     }

@@ -519,7 +519,15 @@ impl<'a> Runner<'a> {
             error: None,
             warnings: Vec::new(),
         };
-        match self.execute(index, &mut result).await {
+        // `job:<name>:after-commit`: a kill or failure after a job's output is committed and
+        // before the next step (its dependents, the run log).
+        let outcome = match self.execute(index, &mut result).await {
+            Ok(status) => {
+                crate::failpoint::check(&format!("job:{}:after-commit", job.name)).map(|()| status)
+            }
+            Err(e) => Err(e),
+        };
+        match outcome {
             Ok(status) => result.status = status,
             Err(e) => {
                 result.status = if result.status == JobStatus::TestFailed {
