@@ -359,6 +359,11 @@ fn serve_refuses_every_write_form_however_wrapped() {
         "SELECT 1 AS a INTO unify.stolen".to_string(),
         "CREATE VIEW unify.v AS SELECT 1".to_string(),
         format!("CREATE EXTERNAL TABLE leak STORED AS CSV LOCATION '{external}'"),
+        // Reading the server's files: no URL tables, no file-reading table functions.
+        format!("SELECT * FROM '{external}'"),
+        "SELECT * FROM '/etc/passwd'".to_string(),
+        format!("SELECT * FROM read_csv('{external}')"),
+        format!("SELECT * FROM read_parquet('{external}')"),
         r#"SET "datafusion".execution.batch_size = 1"#.to_string(),
         r#"SET "datafusion.execution.batch_size" = 1"#.to_string(),
         r#"SET U&"d\0061tafusion".execution.batch_size = 1"#.to_string(),

@@ -717,3 +717,47 @@ fn retention_stopped_before_its_purge_purges_next_time_and_waits_for_a_run() {
     assert_eq!(val(&query(dir, expired)[0], "n"), "0");
     assert_eq!(in_orders(dir), 0);
 }
+
+/// Issue 25: a row staged after the last identity run (a new CRM contact of the person, not in
+/// the identity graph yet) was searched only by record key, so an erasure left it. It is found
+/// by the person's own email now; a family member's rows sharing nothing of theirs stay.
+#[test]
+fn erasure_reaches_rows_the_identity_graph_has_not_seen_yet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_dir(shared_demo(), dir);
+    ok(dir, &["run", "--no-report"]);
+    let (_, email) = pick_person(dir);
+    let csv = dir.join("data/crm/contacts.csv");
+    let mut contacts = std::fs::read_to_string(&csv).unwrap();
+    contacts.push_str(&format!(
+        "CLATE0001,,Late,Arrival,{email},,,,,,,,,2026-07-01T00:00:00Z,2026-07-02T00:00:00Z\n"
+    ));
+    std::fs::write(&csv, contacts).unwrap();
+    // Only staging runs: the identity graph does not know the new record.
+    ok(dir, &["run", "-s", "staging.contacts", "--no-report"]);
+    let staged = |dir: &Path| {
+        val(
+            &query(
+                dir,
+                "select count(*) as n from staging.contacts where contact_id = 'CLATE0001'",
+            )[0],
+            "n",
+        )
+    };
+    assert_eq!(staged(dir), "1");
+    let total = |dir: &Path| {
+        val(
+            &query(dir, "select count(*) as n from staging.contacts")[0],
+            "n",
+        )
+    };
+    let before: u64 = total(dir).parse().unwrap();
+    let out = ok(dir, &["forget", "--email", &email, "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(staged(dir), "0", "{report}");
+    // Only the person's rows went.
+    let deleted = report[0]["tables"]["staging.contacts"].as_u64().unwrap();
+    assert_eq!(total(dir).parse::<u64>().unwrap(), before - deleted);
+    assert!(deleted <= 4, "{report}");
+}

@@ -8,8 +8,11 @@
 //! compared in upper case with letters and digits only), and any text column whose name holds
 //! `email` or `phone` (compared in canonical email / E.164 form). A job adds others with `@subject: kind: SQL`
 //! (e.g. `@subject: record_key: 'pos_customers:' || pos_customer_id`), a source with
-//! `subject = ["kind: SQL"]`. In a warehouse table holding customer ids or record keys, only
-//! those are used (an email shared by a family does not erase the other members' rows).
+//! `subject = ["kind: SQL"]`. A row is the person's when any of these holds one of their
+//! customer ids, record keys, or identifiers no one else holds: an identifier other customers'
+//! records hold too (a family mailbox) is not used (it does not erase the other members' rows),
+//! and a row of a record the identity graph has not seen yet (staged after the last identity
+//! run) is still found by the person's own email, phone or card.
 //!
 //! **Erasure.** The request's identifiers lead to records in `unify.identity_records`, those
 //! to customers in `unify.record_customer`, those to all their records and identifiers. Every
@@ -173,9 +176,6 @@ pub fn subject_columns(
         {
             out.push((kind, quote(field.name())));
         }
-    }
-    if !is_source && out.iter().any(|(k, _)| k.is_key()) {
-        out.retain(|(k, _)| k.is_key());
     }
     out
 }
