@@ -56,6 +56,40 @@ pub struct WriteOutcome {
     pub rows: Option<u64>,
 }
 
+/// delta-rs finds a table's log store by URL scheme. Tessera hands it the object store to use
+/// (built by [`Storage`] with `object_store`'s own S3, GCS and Azure clients), so the default
+/// log store serves every scheme: commits are conditional puts (`PutMode::Create`, S3's
+/// `If-None-Match`), safe for concurrent writers — what delta-rs' `s3`, `gcs` and `azure`
+/// features register too, without the AWS SDK chain they compile.
+pub(crate) fn register_log_stores() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        #[derive(Debug)]
+        struct ObjectStoreLogStores;
+        impl deltalake::logstore::LogStoreFactory for ObjectStoreLogStores {
+            fn with_options(
+                &self,
+                prefixed_store: deltalake::logstore::ObjectStoreRef,
+                root_store: deltalake::logstore::ObjectStoreRef,
+                location: &Url,
+                options: &deltalake::logstore::StorageConfig,
+            ) -> deltalake::DeltaResult<deltalake::logstore::LogStoreRef> {
+                Ok(deltalake::logstore::default_logstore(
+                    prefixed_store,
+                    root_store,
+                    location,
+                    options,
+                ))
+            }
+        }
+        let factory = std::sync::Arc::new(ObjectStoreLogStores);
+        for scheme in ["s3", "s3a", "gs", "az", "abfs", "abfss", "azure"] {
+            let url = Url::parse(&format!("{scheme}://")).expect("a scheme URL");
+            deltalake::logstore::logstore_factories().insert(url, factory.clone());
+        }
+    });
+}
+
 impl Engine {
     fn delta_builder(&self, url: &Url) -> Result<DeltaTableBuilder> {
         let store = self.store_for(url)?;

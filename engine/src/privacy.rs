@@ -500,6 +500,42 @@ pub fn redact_values(text: &str) -> String {
     out
 }
 
+/// A pseudonymised output (`[privacy] pseudonymize`): every text column whose name says it
+/// holds an email or a phone keeps only `hash_identifier(value, kind, 'default')`, the SHA-256
+/// hex of the normalised value (what ad platforms match on; still personal data under the
+/// GDPR, but no identifier in clear). Customer ids and other columns are unchanged.
+pub fn pseudonymize(
+    df: datafusion::prelude::DataFrame,
+) -> datafusion::error::Result<datafusion::prelude::DataFrame> {
+    let hash = ScalarUDF::new_from_impl(tessera_udfs::hash::HashIdentifier::default());
+    let exprs: Vec<datafusion::prelude::Expr> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let column =
+                datafusion::prelude::Expr::Column(datafusion::common::Column::from_name(f.name()));
+            match IdentifierKind::of_column(f.name()) {
+                Some(kind @ (IdentifierKind::Email | IdentifierKind::Phone))
+                    if matches!(
+                        f.data_type(),
+                        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                    ) =>
+                {
+                    hash.call(vec![
+                        column,
+                        datafusion::prelude::lit(kind.name()),
+                        datafusion::prelude::lit("default"),
+                    ])
+                    .alias(f.name())
+                }
+                _ => column,
+            }
+        })
+        .collect();
+    df.select(exprs)
+}
+
 #[cfg(test)]
 mod redact_tests {
     use super::redact_values;

@@ -72,6 +72,7 @@ impl EngineBuilder {
 
     /// Builds the session.
     pub fn build(self) -> Result<Engine> {
+        crate::delta::register_log_stores();
         let storage = Arc::new(self.storage.unwrap_or_default());
         let mut runtime = RuntimeEnvBuilder::new()
             .with_object_store_registry(Arc::new(StorageRegistry(storage.clone())));

@@ -7,10 +7,12 @@ use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use serde_json::json;
 
-use crate::dag::{Dag, Input};
-use crate::job::{JobError, Materialized, discover_with};
+use crate::dag::Dag;
+use crate::job::Materialized;
+pub use crate::runner::register_view_jobs;
 use crate::runner::{JobResult, JobStatus, RunLock, RunOptions, Runner, append_run_log};
 use crate::workspace::Workspace;
+pub use crate::workspace::load_dag;
 
 /// At least one job failed (exit code 1).
 #[derive(Debug, thiserror::Error)]
@@ -22,47 +24,6 @@ pub struct RunFailed {
     pub failed: usize,
     /// Jobs considered.
     pub total: usize,
-}
-
-/// Loads the project's jobs and their graph. Errors in job files are returned beside the
-/// graph of the valid jobs.
-pub async fn load_dag(ws: &Workspace) -> Result<(Dag, Vec<JobError>)> {
-    let (mut jobs, mut errors) = discover_with(&ws.project.dir, &ws.project.jobs);
-    let (audiences, audience_errors) = crate::audience::audience_jobs(&ws.project.audiences);
-    errors.extend(audience_errors);
-    for job in audiences {
-        if let Some(file) = jobs.iter().find(|j| j.name == job.name) {
-            errors.push(JobError {
-                path: job.path.clone(),
-                line: None,
-                message: format!(
-                    "audience `{}` is also defined by {}",
-                    job.name,
-                    file.path.display()
-                ),
-            });
-        } else {
-            jobs.push(job);
-        }
-    }
-    let warehouse: Vec<String> = ws
-        .warehouse_tables()
-        .await?
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
-    let sources: Vec<String> = ws.project.sources.keys().cloned().collect();
-    let (dag, more) = Dag::build(jobs, |name| {
-        if sources.iter().any(|s| s == name) {
-            Some(Input::Source(name.to_string()))
-        } else if warehouse.iter().any(|w| w == name) {
-            Some(Input::Warehouse(name.to_string()))
-        } else {
-            None
-        }
-    });
-    errors.extend(more);
-    Ok((dag, errors))
 }
 
 /// A `--select` that selects nothing or cannot be read (exit code 2).
@@ -481,26 +442,4 @@ pub async fn ls(ws: &Workspace, selectors: &[String]) -> Result<()> {
         bail!("{} job files have errors", errors.len());
     }
     Ok(())
-}
-
-/// Plans the project's view jobs (`materialized = "view"`) whose names `wanted` accepts over
-/// their inputs, as a run would, and registers them; returns how many.
-pub async fn register_view_jobs(ws: &Workspace, wanted: impl Fn(&str) -> bool) -> Result<usize> {
-    let (jobs, _) = discover_with(&ws.project.dir, &ws.project.jobs);
-    if !jobs
-        .iter()
-        .any(|j| j.config.materialized == Materialized::View && wanted(&j.name))
-    {
-        return Ok(0);
-    }
-    let (dag, _) = load_dag(ws).await?;
-    let runner = Runner::new(ws, &dag, Default::default());
-    let mut registered = 0;
-    for (index, job) in dag.jobs.iter().enumerate() {
-        if job.config.materialized == Materialized::View && wanted(&job.name) {
-            runner.output_provider(index).await?;
-            registered += 1;
-        }
-    }
-    Ok(registered)
 }

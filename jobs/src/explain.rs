@@ -14,9 +14,9 @@ use datafusion::logical_expr::LogicalPlan;
 use tessera_engine::identity::IdentityConfig;
 use tessera_engine::identity::sql::literal;
 
-use crate::commands::load_dag;
 use crate::job::Materialized;
 use crate::workspace::Workspace;
+use crate::workspace::load_dag;
 
 /// Rows as maps of column → display text ("" for NULL).
 pub(crate) type Rows = Vec<BTreeMap<String, String>>;

@@ -44,19 +44,17 @@ use chrono::Utc;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{DFSchema, ScalarValue};
-use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::{Expr, SessionContext, col, lit};
 use object_store::ObjectStoreExt as _;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tessera_engine::WriteMode;
 use tessera_engine::privacy::{IdentifierKind, IdentifierSet};
 use tessera_engine::storage::object_path;
 
-use crate::commands::load_dag;
 use crate::explain::{format_rows, rows};
 use crate::job::Materialized;
-use crate::project::ProjectError;
+use crate::workspace::load_dag;
 use crate::workspace::{WarehouseTable, Workspace};
 
 /// The suppression list (salted hashes).
@@ -70,87 +68,7 @@ const SUBJECT_FUNCTION: &str = "subject_match";
 const GUARDED_FUNCTION: &str = "subject_guarded_value";
 const SALT_OBJECT: &str = "_tessera/suppression_salt";
 
-/// `[privacy]` in `tessera.toml`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PrivacyConfig {
-    /// The environment variable holding the suppression salt.
-    #[serde(default = "default_salt_env")]
-    pub salt_env: String,
-    /// Retention rules applied by `tessera retention` (and after each `tessera run`).
-    #[serde(default)]
-    pub retention: Vec<RetentionRule>,
-    /// Output tables that keep only hashed identifiers: their email and phone columns hold
-    /// the SHA-256 hex of the normalised value (`hash_identifier(value, kind, 'default')`).
-    #[serde(default)]
-    pub pseudonymize: Vec<String>,
-}
-
-impl Default for PrivacyConfig {
-    fn default() -> Self {
-        Self {
-            salt_env: default_salt_env(),
-            retention: Vec::new(),
-            pseudonymize: Vec::new(),
-        }
-    }
-}
-
-fn default_salt_env() -> String {
-    "TESSERA_SUPPRESSION_SALT".into()
-}
-
-/// `[[privacy.retention]]`: rows of `table` whose `column` is older than `keep` are deleted.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetentionRule {
-    /// A warehouse table, `schema.table`.
-    pub table: String,
-    /// A date or timestamp column.
-    pub column: String,
-    /// How long rows are kept: `400 days`, `13 months`, `2 years`...
-    pub keep: String,
-}
-
-/// `N unit` → (N, SQL interval unit).
-pub fn parse_keep(text: &str) -> Option<(u32, &'static str)> {
-    let mut parts = text.split_whitespace();
-    let n: u32 = parts.next()?.parse().ok()?;
-    let unit = match parts.next()?.to_ascii_lowercase().as_str() {
-        "day" | "days" => "days",
-        "week" | "weeks" => "weeks",
-        "month" | "months" => "months",
-        "year" | "years" => "years",
-        _ => return None,
-    };
-    (parts.next().is_none() && n > 0).then_some((n, unit))
-}
-
-impl PrivacyConfig {
-    pub(crate) fn validated(
-        self,
-        invalid: &dyn Fn(String, String) -> ProjectError,
-    ) -> Result<Self, ProjectError> {
-        for (i, rule) in self.retention.iter().enumerate() {
-            if parse_keep(&rule.keep).is_none() {
-                return Err(invalid(
-                    format!("privacy.retention[{i}].keep"),
-                    format!(
-                        "`{}` is not a period such as `400 days`, `13 months` or `2 years`",
-                        rule.keep
-                    ),
-                ));
-            }
-            if !rule.table.contains('.') {
-                return Err(invalid(
-                    format!("privacy.retention[{i}].table"),
-                    format!("`{}`: expected `schema.table`", rule.table),
-                ));
-            }
-        }
-        Ok(self)
-    }
-}
+pub use crate::project::{PrivacyConfig, RetentionRule, parse_keep};
 
 use tessera_engine::sql::{ident as quote, literal as sql_literal};
 
@@ -1105,7 +1023,7 @@ async fn suppress(
 }
 
 async fn append_batch(ws: &Workspace, table: &str, batch: RecordBatch) -> Result<()> {
-    let url = crate::runner::table_url(&ws.project.warehouse, table)?;
+    let url = crate::workspace::table_url(&ws.project.warehouse, table)?;
     let df = ws.engine.ctx().read_batch(batch)?;
     ws.engine
         .write_delta(df, url)
@@ -1242,31 +1160,7 @@ pub fn describe(report: &ForgetReport) -> String {
     out
 }
 
-/// A pseudonymised output (`[privacy] pseudonymize`): every text column whose name says it
-/// holds an email or a phone keeps only `hash_identifier(value, kind, 'default')`, the SHA-256
-/// hex of the normalised value (what ad platforms match on; still personal data under the
-/// GDPR, but no identifier in clear). Customer ids and other columns are unchanged.
-pub fn pseudonymize(df: datafusion::prelude::DataFrame) -> Result<datafusion::prelude::DataFrame> {
-    let hash = ScalarUDF::new_from_impl(tessera_engine::udfs::hash::HashIdentifier::default());
-    let exprs: Vec<Expr> = df
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| {
-            let column = Expr::Column(datafusion::common::Column::from_name(f.name()));
-            match IdentifierKind::of_column(f.name()) {
-                Some(kind @ (IdentifierKind::Email | IdentifierKind::Phone))
-                    if is_text(f.data_type()) =>
-                {
-                    hash.call(vec![column, lit(kind.name()), lit("default")])
-                        .alias(f.name())
-                }
-                _ => column,
-            }
-        })
-        .collect();
-    Ok(df.select(exprs)?)
-}
+pub use tessera_engine::privacy::pseudonymize;
 
 /// Retention: deletes rows older than each rule's period, then purges the table's history.
 /// Returns (table, rows deleted).

@@ -76,7 +76,7 @@ struct RawProject {
     #[serde(default)]
     audiences: BTreeMap<String, crate::audience::AudienceDecl>,
     #[serde(default)]
-    privacy: crate::privacy::PrivacyConfig,
+    privacy: PrivacyConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,7 +193,7 @@ pub struct Project {
     /// Audiences for reverse-ETL (`[audiences.<name>]`): each becomes a job `audiences.<name>`.
     pub audiences: BTreeMap<String, crate::audience::AudienceDecl>,
     /// Erasure, suppression, retention and pseudonymisation settings (`[privacy]`).
-    pub privacy: crate::privacy::PrivacyConfig,
+    pub privacy: PrivacyConfig,
 }
 
 /// Parses sizes such as `4GiB`, `512MB`, `2g` or a plain number of bytes.
@@ -609,6 +609,88 @@ fn regex_is_valid(pattern: &str) -> Result<(), String> {
         return Err("an empty pattern would read every value as NULL".into());
     }
     Ok(())
+}
+
+/// `[privacy]` in `tessera.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// The environment variable holding the suppression salt.
+    #[serde(default = "default_salt_env")]
+    pub salt_env: String,
+    /// Retention rules applied by `tessera retention` (and after each `tessera run`).
+    #[serde(default)]
+    pub retention: Vec<RetentionRule>,
+    /// Output tables that keep only hashed identifiers: their email and phone columns hold
+    /// the SHA-256 hex of the normalised value (`hash_identifier(value, kind, 'default')`).
+    #[serde(default)]
+    pub pseudonymize: Vec<String>,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        Self {
+            salt_env: default_salt_env(),
+            retention: Vec::new(),
+            pseudonymize: Vec::new(),
+        }
+    }
+}
+
+fn default_salt_env() -> String {
+    "TESSERA_SUPPRESSION_SALT".into()
+}
+
+/// `[[privacy.retention]]`: rows of `table` whose `column` is older than `keep` are deleted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRule {
+    /// A warehouse table, `schema.table`.
+    pub table: String,
+    /// A date or timestamp column.
+    pub column: String,
+    /// How long rows are kept: `400 days`, `13 months`, `2 years`...
+    pub keep: String,
+}
+
+/// `N unit` → (N, SQL interval unit).
+pub fn parse_keep(text: &str) -> Option<(u32, &'static str)> {
+    let mut parts = text.split_whitespace();
+    let n: u32 = parts.next()?.parse().ok()?;
+    let unit = match parts.next()?.to_ascii_lowercase().as_str() {
+        "day" | "days" => "days",
+        "week" | "weeks" => "weeks",
+        "month" | "months" => "months",
+        "year" | "years" => "years",
+        _ => return None,
+    };
+    (parts.next().is_none() && n > 0).then_some((n, unit))
+}
+
+impl PrivacyConfig {
+    pub(crate) fn validated(
+        self,
+        invalid: &dyn Fn(String, String) -> ProjectError,
+    ) -> std::result::Result<Self, ProjectError> {
+        for (i, rule) in self.retention.iter().enumerate() {
+            if parse_keep(&rule.keep).is_none() {
+                return Err(invalid(
+                    format!("privacy.retention[{i}].keep"),
+                    format!(
+                        "`{}` is not a period such as `400 days`, `13 months` or `2 years`",
+                        rule.keep
+                    ),
+                ));
+            }
+            if !rule.table.contains('.') {
+                return Err(invalid(
+                    format!("privacy.retention[{i}].table"),
+                    format!("`{}`: expected `schema.table`", rule.table),
+                ));
+            }
+        }
+        Ok(self)
+    }
 }
 
 #[cfg(test)]

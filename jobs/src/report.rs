@@ -447,7 +447,7 @@ async fn segments(ws: &Workspace) -> Section {
         "Segment sizes over time",
         "Members per segment at each change of segments.membership (from its history).",
     );
-    let _ = crate::commands::register_view_jobs(ws, |name| name == "segments.sizes").await;
+    let _ = crate::runner::register_view_jobs(ws, |name| name == "segments.sizes").await;
     let data = match rows(
         ws,
         "select cast(at as varchar) as at, segment, members from segments.sizes order by at, segment",

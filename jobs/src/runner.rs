@@ -110,10 +110,7 @@ pub struct RunOptions {
 pub const RUNS_TABLE: &str = "_tessera.runs";
 
 /// The warehouse URL of a job's (or any `schema.table`) output.
-pub fn table_url(warehouse: &Url, name: &str) -> Result<Url> {
-    let path = name.replace('.', "/");
-    Ok(warehouse.join(&format!("{path}/"))?)
-}
+pub use crate::workspace::table_url;
 
 /// A plan entry: what a job would do and why.
 #[derive(Debug, Clone)]
@@ -600,7 +597,7 @@ impl<'a> Runner<'a> {
         let ctx = self.ws.engine.ctx();
         let df = ctx.sql(&sql).await.context("planning failed")?;
         let df = if self.ws.project.privacy.pseudonymize.contains(&job.name) {
-            crate::privacy::pseudonymize(df)?
+            tessera_engine::privacy::pseudonymize(df)?
         } else {
             df
         };
@@ -1245,4 +1242,26 @@ pub async fn append_run_log(
         .await
         .context("cannot append to the run log _tessera.runs")?;
     Ok(())
+}
+
+/// Plans the project's view jobs (`materialized = "view"`) whose names `wanted` accepts over
+/// their inputs, as a run would, and registers them; returns how many.
+pub async fn register_view_jobs(ws: &Workspace, wanted: impl Fn(&str) -> bool) -> Result<usize> {
+    let (jobs, _) = crate::job::discover_with(&ws.project.dir, &ws.project.jobs);
+    if !jobs
+        .iter()
+        .any(|j| j.config.materialized == Materialized::View && wanted(&j.name))
+    {
+        return Ok(0);
+    }
+    let (dag, _) = crate::workspace::load_dag(ws).await?;
+    let runner = Runner::new(ws, &dag, Default::default());
+    let mut registered = 0;
+    for (index, job) in dag.jobs.iter().enumerate() {
+        if job.config.materialized == Materialized::View && wanted(&job.name) {
+            runner.output_provider(index).await?;
+            registered += 1;
+        }
+    }
+    Ok(registered)
 }

@@ -462,7 +462,7 @@ impl Catalog {
 
 /// Plans the project's view jobs over their inputs; returns how many are served.
 async fn register_views(ws: &Workspace) -> usize {
-    match crate::commands::register_view_jobs(ws, |_| true).await {
+    match crate::runner::register_view_jobs(ws, |_| true).await {
         Ok(n) => n,
         Err(e) => {
             tracing::warn!("the view jobs are not served: {e:#}");

@@ -256,3 +256,52 @@ async fn is_delta_dir(
 fn last_segment(path: &object_store::path::Path) -> String {
     path.filename().unwrap_or_default().to_string()
 }
+
+/// Loads the project's jobs and their graph. Errors in job files are returned beside the
+/// graph of the valid jobs.
+pub async fn load_dag(ws: &Workspace) -> Result<(crate::dag::Dag, Vec<crate::job::JobError>)> {
+    use crate::dag::{Dag, Input};
+    use crate::job::{JobError, discover_with};
+    let (mut jobs, mut errors) = discover_with(&ws.project.dir, &ws.project.jobs);
+    let (audiences, audience_errors) = crate::audience::audience_jobs(&ws.project.audiences);
+    errors.extend(audience_errors);
+    for job in audiences {
+        if let Some(file) = jobs.iter().find(|j| j.name == job.name) {
+            errors.push(JobError {
+                path: job.path.clone(),
+                line: None,
+                message: format!(
+                    "audience `{}` is also defined by {}",
+                    job.name,
+                    file.path.display()
+                ),
+            });
+        } else {
+            jobs.push(job);
+        }
+    }
+    let warehouse: Vec<String> = ws
+        .warehouse_tables()
+        .await?
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    let sources: Vec<String> = ws.project.sources.keys().cloned().collect();
+    let (dag, more) = Dag::build(jobs, |name| {
+        if sources.iter().any(|s| s == name) {
+            Some(Input::Source(name.to_string()))
+        } else if warehouse.iter().any(|w| w == name) {
+            Some(Input::Warehouse(name.to_string()))
+        } else {
+            None
+        }
+    });
+    errors.extend(more);
+    Ok((dag, errors))
+}
+
+/// The folder of a warehouse table (`schema.table` → `<warehouse>/schema/table/`).
+pub fn table_url(warehouse: &Url, name: &str) -> Result<Url> {
+    let path = name.replace('.', "/");
+    Ok(warehouse.join(&format!("{path}/"))?)
+}
