@@ -23,13 +23,14 @@
 //! Other comment lines are free text; an `@` line with an unknown key is an error naming the file
 //! and line.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use datafusion::common::TableReference;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::resolve::resolve_table_references;
+use serde::Deserialize;
 
 /// How a job's result is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -262,7 +263,7 @@ pub struct Job {
     /// Tables the SQL reads (lower-cased `schema.table` or `table`), CTEs excluded.
     pub references: BTreeSet<String>,
     /// Given/expect tests from `<job>.tests.toml`.
-    pub unit_tests: Vec<crate::unit::UnitTest>,
+    pub unit_tests: Vec<UnitTest>,
 }
 
 impl Job {
@@ -351,7 +352,7 @@ pub fn discover_with(
                     parse_job_with(&relative, &text, overrides.get(&name).unwrap_or(&none))
                 })
                 .and_then(|mut job| {
-                    job.unit_tests = crate::unit::load(project_dir, &relative)?;
+                    job.unit_tests = load_unit_tests(project_dir, &relative)?;
                     Ok(job)
                 }) {
                 Ok(job) => {
@@ -774,6 +775,55 @@ fn reference_name(t: &TableReference) -> String {
         Some(schema) => format!("{schema}.{}", t.table()),
         None => t.table().to_string(),
     }
+}
+
+/// One given/expect test.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitTest {
+    /// What it checks.
+    pub name: String,
+    /// A query per table the job reads.
+    #[serde(default)]
+    pub given: BTreeMap<String, String>,
+    /// The rows the job must return.
+    pub expect: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnitFile {
+    #[serde(default)]
+    unit: Vec<UnitTest>,
+}
+
+/// The unit-test file of a job file: `jobs/x/y.sql` → `jobs/x/y.tests.toml`.
+pub fn unit_file(job_path: &Path) -> PathBuf {
+    job_path.with_extension("tests.toml")
+}
+
+/// Reads a job's given/expect unit tests (`tessera test --unit`; run by [`crate::unit`]) (none when the file does not exist).
+pub fn load_unit_tests(project_dir: &Path, job_path: &Path) -> Result<Vec<UnitTest>, JobError> {
+    let relative = unit_file(job_path);
+    let text = match std::fs::read_to_string(project_dir.join(&relative)) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(JobError {
+                path: relative,
+                line: None,
+                message: format!("cannot read: {e}"),
+            });
+        }
+    };
+    let file: UnitFile = toml::from_str(&text).map_err(|e| JobError {
+        line: e
+            .span()
+            .map(|span| text[..span.start].matches('\n').count() + 1),
+        path: relative.clone(),
+        message: e.message().to_string(),
+    })?;
+    Ok(file.unit)
 }
 
 #[cfg(test)]

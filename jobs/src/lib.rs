@@ -16,8 +16,10 @@ pub mod report;
 pub mod runner;
 pub mod schedule;
 pub mod serve;
+pub mod suppression;
 pub mod time_travel;
 pub mod unit;
+pub mod warehouse;
 pub mod workspace;
 
 pub use datafusion;
@@ -119,6 +121,89 @@ fn demo_sources(data: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// The modules of this crate and the modules each names through `crate::` (comments
+    /// left out), a file under `src/<m>/` counting as module `m`.
+    fn module_imports() -> BTreeMap<String, BTreeSet<String>> {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        for dir in [src.clone(), src.join("runner")] {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                if entry.path().extension().is_some_and(|e| e == "rs") {
+                    files.push(entry.path());
+                }
+            }
+        }
+        let module = |path: &std::path::Path| -> String {
+            let relative = path.strip_prefix(&src).unwrap();
+            let first = relative
+                .components()
+                .next()
+                .unwrap()
+                .as_os_str()
+                .to_string_lossy();
+            first.trim_end_matches(".rs").to_string()
+        };
+        let known: BTreeSet<String> = files.iter().map(|f| module(f)).collect();
+        let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for file in &files {
+            let from = module(file);
+            if from == "main" || from == "lib" {
+                continue;
+            }
+            let text = std::fs::read_to_string(file).unwrap();
+            let deps = graph.entry(from.clone()).or_default();
+            for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
+                for (i, _) in line.match_indices("crate::") {
+                    let name: String = line[i + "crate::".len()..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                        .collect();
+                    if name != from && known.contains(&name) {
+                        deps.insert(name);
+                    }
+                }
+            }
+        }
+        graph
+    }
+
+    /// Issue 26: the modules form layers — the model (project, job, dag, audience), the
+    /// warehouse and suppression, the workspace, the pipeline (runner, lock), the features
+    /// (privacy, explain, evaluate, report, serve), the CLI (commands; `main.rs`) — so no
+    /// module reaches another that reaches back, and no feature calls into the CLI layer.
+    #[test]
+    fn modules_import_each_other_in_layers_without_circles() {
+        let graph = module_imports();
+        assert!(graph.len() >= 20, "{graph:?}");
+        // A path from each module back to itself is a circle.
+        for start in graph.keys() {
+            let mut seen = BTreeSet::new();
+            let mut stack: Vec<(String, Vec<String>)> = vec![(start.clone(), vec![start.clone()])];
+            while let Some((at, path)) = stack.pop() {
+                for next in graph.get(&at).into_iter().flatten() {
+                    if next == start {
+                        panic!(
+                            "modules import each other in a circle: {} -> {start}",
+                            path.join(" -> ")
+                        );
+                    }
+                    if seen.insert(next.clone()) {
+                        let mut longer = path.clone();
+                        longer.push(next.clone());
+                        stack.push((next.clone(), longer));
+                    }
+                }
+            }
+        }
+        for (module, deps) in &graph {
+            assert!(
+                module == "commands" || !deps.contains("commands"),
+                "`{module}` imports the CLI layer (`commands`)"
+            );
+        }
+    }
     /// The README's first command runs `tessera demo` in `examples/retail`, which keeps the
     /// project file it finds: that file must be the one the demo would write.
     #[test]

@@ -52,193 +52,29 @@ use tessera_engine::WriteMode;
 use tessera_engine::privacy::{IdentifierKind, IdentifierSet};
 use tessera_engine::storage::object_path;
 
-use crate::explain::{format_rows, rows};
+use crate::explain::rows;
 use crate::job::Materialized;
 use crate::workspace::load_dag;
 use crate::workspace::{WarehouseTable, Workspace};
 
-/// The suppression list (salted hashes).
-pub const SUPPRESSION_TABLE: &str = "privacy.suppression";
 /// The audit log of privacy requests.
 pub const AUDIT_TABLE: &str = "privacy.audit_log";
-/// The SQL function testing values against the suppression list.
-pub const SUPPRESSED_FUNCTION: &str = "is_suppressed";
 const SUBJECT_FUNCTION: &str = "subject_match";
 /// (identity column, value) pairs of the person found in `identity_guard_hits`.
 const GUARDED_FUNCTION: &str = "subject_guarded_value";
-const SALT_OBJECT: &str = "_tessera/suppression_salt";
 
 pub use crate::project::{PrivacyConfig, RetentionRule, parse_keep};
+use crate::suppression::salt_id;
+pub use crate::suppression::{
+    SUPPRESSED_FUNCTION, SUPPRESSION_TABLE, load as load_suppression, predicate_sql,
+    subject_columns,
+};
 
 use tessera_engine::sql::{ident as quote, literal as sql_literal};
-
-fn is_text(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-}
-
-/// The SQL expressions (by kind) through which rows of a table with `schema` name a person:
-/// `declared` ones, then text columns whose names say their kind. Sources do not take
-/// `customer_id` / `record_key` from column names (those are Tessera's own ids).
-pub fn subject_columns(
-    schema: &Schema,
-    declared: &[(IdentifierKind, String)],
-    is_source: bool,
-) -> Vec<(IdentifierKind, String)> {
-    let mut out: Vec<(IdentifierKind, String)> = declared.to_vec();
-    for field in schema.fields() {
-        if !is_text(field.data_type()) {
-            continue;
-        }
-        if let Some(kind) = IdentifierKind::of_column(field.name())
-            && !(is_source && kind.is_key())
-        {
-            out.push((kind, quote(field.name())));
-        }
-    }
-    out
-}
-
-/// `f('kind', expr) or ...` over the subject columns.
-fn predicate_sql(function: &str, columns: &[(IdentifierKind, String)]) -> String {
-    columns
-        .iter()
-        .map(|(k, e)| format!("{function}('{}', {e})", k.name()))
-        .collect::<Vec<_>>()
-        .join(" or ")
-}
 
 fn parse_predicate(ctx: &SessionContext, schema: &Schema, sql: &str) -> Result<Expr> {
     let df_schema = DFSchema::try_from(schema.clone())?;
     Ok(ctx.parse_sql_expr(sql, &df_schema)?)
-}
-
-/// The salt of the suppression list: from the environment, else the one stored in the
-/// warehouse, else (when `create`) a new random one stored there.
-pub async fn salt(ws: &Workspace, create: bool) -> Result<Option<Vec<u8>>> {
-    let var = &ws.project.privacy.salt_env;
-    if let Ok(value) = std::env::var(var)
-        && !value.is_empty()
-    {
-        return Ok(Some(value.into_bytes()));
-    }
-    let url = ws.project.warehouse.join(SALT_OBJECT)?;
-    let store = ws.engine.store_for(&url)?;
-    let path = object_path(&url);
-    match store.get(&path).await {
-        Ok(got) => Ok(Some(got.bytes().await?.to_vec())),
-        Err(object_store::Error::NotFound { .. }) if create => {
-            let salt: Vec<u8> = tessera_engine::privacy::random_salt()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-                .into_bytes();
-            // Created only if absent: two first erasures at once agree on one salt (the loser
-            // reads the winner's) instead of each hashing with its own.
-            let put = store
-                .put_opts(
-                    &path,
-                    salt.clone().into(),
-                    object_store::PutOptions {
-                        mode: object_store::PutMode::Create,
-                        ..Default::default()
-                    },
-                )
-                .await;
-            match put {
-                Ok(_) => {
-                    tracing::warn!(
-                        "created the suppression salt at {url}; keep it with the warehouse's backups \
-                         (or set ${var})"
-                    );
-                    Ok(Some(salt))
-                }
-                Err(object_store::Error::AlreadyExists { .. }) => {
-                    Ok(Some(store.get(&path).await?.bytes().await?.to_vec()))
-                }
-                Err(e) => {
-                    Err(e).with_context(|| format!("cannot write the suppression salt at {url}"))
-                }
-            }
-        }
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read the suppression salt at {url}")),
-    }
-}
-
-fn salt_id(salt: &[u8]) -> String {
-    Sha256::digest(salt)
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-async fn warehouse_table(ws: &Workspace, name: &str) -> Result<Option<WarehouseTable>> {
-    Ok(ws
-        .warehouse_tables()
-        .await?
-        .into_iter()
-        .find(|t| t.name == name))
-}
-
-/// Reads the suppression list (empty when there is none).
-pub async fn load_suppression(ws: &Workspace) -> Result<IdentifierSet> {
-    let Some(table) = warehouse_table(ws, SUPPRESSION_TABLE).await? else {
-        return Ok(IdentifierSet::default());
-    };
-    ws.register_warehouse_table(&table).await?;
-    // Read directly (not through `rows`, which registers sources, which read this list).
-    let batches = ws
-        .engine
-        .ctx()
-        .sql(&format!(
-            "select kind, value_hash, region, salt_id from {SUPPRESSION_TABLE}"
-        ))
-        .await?
-        .collect()
-        .await?;
-    let entries = format_rows(&batches)?;
-    if entries.is_empty() {
-        return Ok(IdentifierSet::default());
-    }
-    let salt = salt(ws, false).await?.ok_or_else(|| {
-        anyhow!(
-            "{SUPPRESSION_TABLE} holds {} entries but its salt is missing: set ${} to the salt \
-             the list was written with (or restore {}/{SALT_OBJECT})",
-            entries.len(),
-            ws.project.privacy.salt_env,
-            ws.project.warehouse
-        )
-    })?;
-    let id = salt_id(&salt);
-    let mut set = IdentifierSet::salted(salt);
-    for e in &entries {
-        if e["salt_id"] != id {
-            bail!(
-                "{SUPPRESSION_TABLE} was written with another salt (fingerprint {}, the current \
-                 salt's is {id}): set ${} to the original salt",
-                e["salt_id"],
-                ws.project.privacy.salt_env
-            );
-        }
-        let kind = IdentifierKind::parse(&e["kind"])
-            .ok_or_else(|| anyhow!("{SUPPRESSION_TABLE}: unknown kind `{}`", e["kind"]))?;
-        set.insert_key(kind, e["value_hash"].clone());
-        if !e["region"].is_empty() {
-            set.add_region(&e["region"]);
-        }
-    }
-    Ok(set)
-}
-
-/// The predicate (SQL) keeping a source's rows that are not on the suppression list, or
-/// `None` when the source has no identifier columns.
-pub fn suppression_filter(
-    schema: &Schema,
-    declared: &[(IdentifierKind, String)],
-) -> Option<String> {
-    let columns = subject_columns(schema, declared, true);
-    (!columns.is_empty()).then(|| format!("not ({})", predicate_sql(SUPPRESSED_FUNCTION, &columns)))
 }
 
 /// The columns a file of requests may have.
@@ -713,7 +549,7 @@ pub async fn forget(
     requests: &[SubjectRequest],
     dry_run: bool,
 ) -> Result<Vec<ForgetReport>> {
-    let salt = salt(ws, !dry_run)
+    let salt = crate::suppression::salt(&ws.engine, &ws.project, !dry_run)
         .await?
         .unwrap_or_else(|| b"dry-run".to_vec());
     let subjects = job_subjects(ws).await?;
@@ -1287,7 +1123,9 @@ pub async fn export_subject(ws: &Workspace, request: &SubjectRequest) -> Result<
         "tables": tables,
         "golden_record_lineage": lineage,
     });
-    let salt = salt(ws, false).await?.unwrap_or_default();
+    let salt = crate::suppression::salt(&ws.engine, &ws.project, false)
+        .await?
+        .unwrap_or_default();
     let summary = serde_json::json!({
         "request_id": report["request_id"],
         "dry_run": false,

@@ -652,9 +652,13 @@ impl TesseraHook {
         ctx: &SessionContext,
     ) -> PgWireResult<LogicalPlan> {
         let mut statements = vec![DfStatement::Statement(Box::new(statement.clone()))];
-        let registered = crate::time_travel::resolve(&self.ws, &mut statements)
-            .await
-            .map_err(|e| user_error("42P01", format!("{e:#}")))?;
+        let registered = crate::time_travel::resolve(
+            &self.ws.engine,
+            &self.ws.project.warehouse,
+            &mut statements,
+        )
+        .await
+        .map_err(|e| user_error("42P01", format!("{e:#}")))?;
         let statement = statements.pop().expect("one statement");
         let plan = ctx.state().statement_to_plan(statement).await;
         // The plan holds the past versions it reads: their names can go (no catalog clutter).

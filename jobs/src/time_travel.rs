@@ -25,7 +25,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 use tessera_engine::TableVersion;
 
-use crate::workspace::{WarehouseTable, Workspace};
+use crate::warehouse::WarehouseTable;
+use tessera_engine::Engine;
 
 /// What one call asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -168,7 +169,11 @@ impl VisitorMut for Finder {
 
 /// Rewrites the time-travel calls of `statements` and registers what they read; returns the
 /// names registered (a plan holds its tables, so they may be dropped once it is planned).
-pub async fn resolve(ws: &Workspace, statements: &mut [Statement]) -> Result<Vec<String>> {
+pub async fn resolve(
+    engine: &Engine,
+    warehouse_root: &url::Url,
+    statements: &mut [Statement],
+) -> Result<Vec<String>> {
     let mut finder = Finder::default();
     for statement in statements.iter_mut() {
         visit(statement, &mut finder);
@@ -179,28 +184,26 @@ pub async fn resolve(ws: &Workspace, statements: &mut [Statement]) -> Result<Vec
     if finder.calls.is_empty() {
         return Ok(Vec::new());
     }
-    let warehouse = ws.warehouse_tables().await?;
+    let warehouse = crate::warehouse::list(engine, warehouse_root).await?;
     let mut registered = Vec::new();
     for call in finder.calls {
         let table = find(&warehouse, &call.table)?;
-        let ctx = ws.engine.ctx();
+        let ctx = engine.ctx();
         let provider = match call.request {
-            Request::History => history_table(ws, table).await?,
+            Request::History => history_table(engine, table).await?,
             Request::Version(v) => {
-                let delta = ws
-                    .engine
+                let delta = engine
                     .open_delta(&table.url, TableVersion::Version(v))
                     .await
                     .with_context(|| format!("{} at version {v}", table.name))?;
-                ws.engine.delta_provider(&delta).await?
+                engine.delta_provider(&delta).await?
             }
             Request::Time(ts) => {
-                let delta = ws
-                    .engine
+                let delta = engine
                     .open_delta(&table.url, TableVersion::Timestamp(ts))
                     .await
                     .with_context(|| format!("{} at {ts}", table.name))?;
-                ws.engine.delta_provider(&delta).await?
+                engine.delta_provider(&delta).await?
             }
         };
         ctx.register_table(call.private.as_str(), provider)?;
@@ -239,10 +242,10 @@ fn find<'a>(warehouse: &'a [WarehouseTable], name: &str) -> Result<&'a Warehouse
 }
 
 async fn history_table(
-    ws: &Workspace,
+    engine: &Engine,
     table: &WarehouseTable,
 ) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
-    let commits = ws.engine.table_history(&table.url).await?;
+    let commits = engine.table_history(&table.url).await?;
     let json = |v: &serde_json::Value| v.to_string();
     let mut version = Vec::new();
     let mut at = Vec::new();

@@ -17,8 +17,6 @@
 //! the job's SQL runs over them and its result must equal `expect`'s rows, in any order. Only the
 //! columns `expect` names are compared, after casting them to the job's output types.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -31,58 +29,10 @@ use datafusion::catalog::{
 use datafusion::common::TableReference;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
-use serde::Deserialize;
 
-use crate::job::{Job, JobError};
+use crate::job::Job;
 
-/// One given/expect test.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UnitTest {
-    /// What it checks.
-    pub name: String,
-    /// A query per table the job reads.
-    #[serde(default)]
-    pub given: BTreeMap<String, String>,
-    /// The rows the job must return.
-    pub expect: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UnitFile {
-    #[serde(default)]
-    unit: Vec<UnitTest>,
-}
-
-/// The unit-test file of a job file: `jobs/x/y.sql` → `jobs/x/y.tests.toml`.
-pub fn unit_file(job_path: &Path) -> PathBuf {
-    job_path.with_extension("tests.toml")
-}
-
-/// Reads a job's unit tests (none when the file does not exist).
-pub fn load(project_dir: &Path, job_path: &Path) -> Result<Vec<UnitTest>, JobError> {
-    let relative = unit_file(job_path);
-    let text = match std::fs::read_to_string(project_dir.join(&relative)) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(JobError {
-                path: relative,
-                line: None,
-                message: format!("cannot read: {e}"),
-            });
-        }
-    };
-    let file: UnitFile = toml::from_str(&text).map_err(|e| JobError {
-        line: e
-            .span()
-            .map(|span| text[..span.start].matches('\n').count() + 1),
-        path: relative.clone(),
-        message: e.message().to_string(),
-    })?;
-    Ok(file.unit)
-}
+pub use crate::job::{UnitTest, load_unit_tests as load, unit_file};
 
 /// Runs one unit test of `job` in a private session built from `base`. `Ok(None)` when it
 /// passes, `Ok(Some(why))` when the result differs, `Err` when it cannot run.
@@ -242,8 +192,8 @@ mod tests {
     #[test]
     fn unit_file_sits_beside_the_job() {
         assert_eq!(
-            unit_file(Path::new("jobs/staging/orders.sql")),
-            Path::new("jobs/staging/orders.tests.toml")
+            unit_file(std::path::Path::new("jobs/staging/orders.sql")),
+            std::path::Path::new("jobs/staging/orders.tests.toml")
         );
     }
 }

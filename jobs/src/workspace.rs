@@ -3,43 +3,13 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::TableReference;
 use datafusion::sql::parser::{DFParser, Statement};
-use object_store::ObjectStore;
-use tessera_engine::storage::object_path;
-use tessera_engine::{Engine, RegisteredSource, TableVersion};
-use url::Url;
+use tessera_engine::{Engine, RegisteredSource};
 
 use crate::project::Project;
 
-/// A Delta table found in the warehouse.
-#[derive(Debug, Clone)]
-pub struct WarehouseTable {
-    /// `schema.table` or `table`.
-    pub name: String,
-    /// Schema part, if any.
-    pub schema: Option<String>,
-    /// Table part.
-    pub table: String,
-    /// Where it is.
-    pub url: Url,
-}
-
-impl WarehouseTable {
-    /// The table in SQL, quoted: its folder names may be anything another tool wrote.
-    pub fn sql(&self) -> String {
-        tessera_engine::sql::table(self.schema.as_deref(), &self.table)
-    }
-
-    /// The table's reference in the session (exact names, no SQL parsing).
-    pub fn reference(&self) -> TableReference {
-        match &self.schema {
-            Some(schema) => TableReference::partial(schema.as_str(), self.table.as_str()),
-            None => TableReference::bare(self.table.as_str()),
-        }
-    }
-}
+pub use crate::warehouse::{WarehouseTable, table_url};
 
 /// An open project.
 #[derive(Debug)]
@@ -69,10 +39,10 @@ impl Workspace {
         if let Some(set) = self.suppression.lock().expect("not poisoned").clone() {
             return Ok(set);
         }
-        let set = Arc::new(crate::privacy::load_suppression(self).await?);
+        let set = Arc::new(crate::suppression::load(&self.engine, &self.project).await?);
         self.engine
             .ctx()
-            .register_udf(set.clone().udf(crate::privacy::SUPPRESSED_FUNCTION));
+            .register_udf(set.clone().udf(crate::suppression::SUPPRESSED_FUNCTION));
         *self.suppression.lock().expect("not poisoned") = Some(set.clone());
         Ok(set)
     }
@@ -105,8 +75,7 @@ impl Workspace {
         // suppression list.
         let suppression = self.suppression().await?;
         if !suppression.is_empty()
-            && let Some(keep) =
-                crate::privacy::suppression_filter(&registered.schema, &decl.subject)
+            && let Some(keep) = crate::suppression::filter(&registered.schema, &decl.subject)
         {
             let ctx = self.engine.ctx();
             let df = ctx.table(name).await?;
@@ -120,44 +89,12 @@ impl Workspace {
 
     /// Lists the Delta tables under the warehouse: `<table>/` and `<schema>/<table>/`.
     pub async fn warehouse_tables(&self) -> Result<Vec<WarehouseTable>> {
-        let root = &self.project.warehouse;
-        let store = self.engine.store_for(root)?;
-        let mut tables = Vec::new();
-        for dir in subdirs(&store, &object_path(root)).await? {
-            if is_delta_dir(&store, &dir).await? {
-                let table = last_segment(&dir);
-                tables.push(WarehouseTable {
-                    name: table.clone(),
-                    schema: None,
-                    url: root.join(&format!("{table}/"))?,
-                    table,
-                });
-                continue;
-            }
-            let schema = last_segment(&dir);
-            for sub in subdirs(&store, &dir).await? {
-                if is_delta_dir(&store, &sub).await? {
-                    let table = last_segment(&sub);
-                    tables.push(WarehouseTable {
-                        name: format!("{schema}.{table}"),
-                        schema: Some(schema.clone()),
-                        url: root.join(&format!("{schema}/{table}/"))?,
-                        table,
-                    });
-                }
-            }
-        }
-        tables.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(tables)
+        crate::warehouse::list(&self.engine, &self.project.warehouse).await
     }
 
     /// Registers a warehouse table under its name (creating its schema if needed).
     pub async fn register_warehouse_table(&self, table: &WarehouseTable) -> Result<u64> {
-        let delta = self
-            .engine
-            .open_delta(&table.url, TableVersion::Latest)
-            .await?;
-        self.register_opened_table(table, &delta).await
+        crate::warehouse::register(&self.engine, table).await
     }
 
     /// Registers a warehouse table at the version `delta` was opened at.
@@ -166,25 +103,7 @@ impl Workspace {
         table: &WarehouseTable,
         delta: &deltalake::DeltaTable,
     ) -> Result<u64> {
-        let version = delta.version().unwrap_or_default();
-        let provider = self.engine.delta_provider(delta).await?;
-        let ctx = self.engine.ctx();
-        let reference = match &table.schema {
-            Some(schema) => {
-                let catalog = ctx
-                    .catalog("datafusion")
-                    .context("the default catalog is missing")?;
-                if catalog.schema(schema).is_none() {
-                    catalog.register_schema(schema, Arc::new(MemorySchemaProvider::new()))?;
-                }
-                TableReference::partial(schema.as_str(), table.table.as_str())
-            }
-            None => TableReference::bare(table.table.as_str()),
-        };
-        // Registering again (a second query in one process) replaces the earlier snapshot.
-        ctx.deregister_table(reference.clone())?;
-        ctx.register_table(reference, provider)?;
-        Ok(version)
+        crate::warehouse::register_opened(&self.engine, table, delta).await
     }
 
     /// Registers what `sql` needs: the sources and warehouse tables it names, or everything
@@ -195,7 +114,7 @@ impl Workspace {
             .into_iter()
             .collect();
         // at_version(...), at_time(...), table_history(...): read before planning.
-        crate::time_travel::resolve(self, &mut statements).await?;
+        crate::time_travel::resolve(&self.engine, &self.project.warehouse, &mut statements).await?;
         let state = self.engine.ctx().state();
         let mut wanted: Vec<TableReference> = Vec::new();
         for statement in &statements {
@@ -229,32 +148,6 @@ impl Workspace {
         }
         Ok(statements)
     }
-}
-
-async fn subdirs(
-    store: &Arc<dyn ObjectStore>,
-    dir: &object_store::path::Path,
-) -> Result<Vec<object_store::path::Path>> {
-    let prefix = (!dir.as_ref().is_empty()).then_some(dir);
-    match store.list_with_delimiter(prefix).await {
-        Ok(listing) => Ok(listing.common_prefixes),
-        Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-async fn is_delta_dir(
-    store: &Arc<dyn ObjectStore>,
-    dir: &object_store::path::Path,
-) -> Result<bool> {
-    Ok(subdirs(store, dir)
-        .await?
-        .iter()
-        .any(|p| p.filename() == Some("_delta_log")))
-}
-
-fn last_segment(path: &object_store::path::Path) -> String {
-    path.filename().unwrap_or_default().to_string()
 }
 
 /// Loads the project's jobs and their graph. Errors in job files are returned beside the
@@ -298,10 +191,4 @@ pub async fn load_dag(ws: &Workspace) -> Result<(crate::dag::Dag, Vec<crate::job
     });
     errors.extend(more);
     Ok((dag, errors))
-}
-
-/// The folder of a warehouse table (`schema.table` → `<warehouse>/schema/table/`).
-pub fn table_url(warehouse: &Url, name: &str) -> Result<Url> {
-    let path = name.replace('.', "/");
-    Ok(warehouse.join(&format!("{path}/"))?)
 }
