@@ -760,4 +760,24 @@ fn erasure_reaches_rows_the_identity_graph_has_not_seen_yet() {
     let deleted = report[0]["tables"]["staging.contacts"].as_u64().unwrap();
     assert_eq!(total(dir).parse::<u64>().unwrap(), before - deleted);
     assert!(deleted <= 4, "{report}");
+
+    // A request file as people write it: quoted values, a comma inside one.
+    let requests = dir.join("requests.csv");
+    std::fs::write(
+        &requests,
+        format!("customer_id,email\n\"C-9, north\",\"{email}\"\n"),
+    )
+    .unwrap();
+    let out = ok(
+        dir,
+        &[
+            "forget",
+            "--file",
+            requests.to_str().unwrap(),
+            "--dry-run",
+            "--json",
+        ],
+    );
+    let reports: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(reports.as_array().unwrap().len(), 1, "{reports}");
 }

@@ -114,13 +114,18 @@ impl SubjectRequest {
     /// Requests from a CSV file with a header naming some of `email`, `phone`,
     /// `customer_id`, `loyalty_number`: one person per row.
     pub fn from_csv(text: &str, path: &str) -> Result<Vec<SubjectRequest>> {
-        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-        let header: Vec<String> = lines
-            .next()
-            .ok_or_else(|| anyhow!("{path}: empty file"))?
-            .split(',')
-            .map(|h| h.trim().trim_matches('"').to_ascii_lowercase())
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        let header: Vec<String> = reader
+            .headers()
+            .with_context(|| format!("{path}: cannot read the header"))?
+            .iter()
+            .map(str::to_ascii_lowercase)
             .collect();
+        if header.iter().all(String::is_empty) {
+            bail!("{path}: empty file");
+        }
         for h in &header {
             if !REQUEST_COLUMNS.contains(&h.as_str()) {
                 bail!(
@@ -130,21 +135,14 @@ impl SubjectRequest {
             }
         }
         let mut out = Vec::new();
-        for (n, line) in lines.enumerate() {
-            let cells: Vec<&str> = line
-                .split(',')
-                .map(|c| c.trim().trim_matches('"'))
-                .collect();
-            if cells.len() != header.len() {
-                bail!(
-                    "{path}: row {}: {} values for {} columns",
-                    n + 2,
-                    cells.len(),
-                    header.len()
-                );
-            }
+        for record in reader.records() {
+            let record = record.map_err(|e| match e.position() {
+                Some(at) => anyhow!("{path}: line {}: {e}", at.line()),
+                None => anyhow!("{path}: {e}"),
+            })?;
+            let line = record.position().map_or(0, |p| p.line());
             let mut r = SubjectRequest::default();
-            for (h, c) in header.iter().zip(cells) {
+            for (h, c) in header.iter().zip(record.iter()) {
                 if c.is_empty() {
                     continue;
                 }
@@ -156,7 +154,7 @@ impl SubjectRequest {
                 }
             }
             if r.is_empty() {
-                bail!("{path}: row {}: no identifier", n + 2);
+                bail!("{path}: line {line}: no identifier");
             }
             out.push(r);
         }
@@ -1215,7 +1213,16 @@ mod tests {
                 && err.to_string().contains("loyalty_number"),
             "{err}"
         );
-        let err = SubjectRequest::from_csv("email,loyalty_number\n,\n", "r.csv").unwrap_err();
-        assert_eq!(err.to_string(), "r.csv: row 2: no identifier");
+        let err = SubjectRequest::from_csv("email,loyalty_number\nann@example.com,\n,\n", "r.csv")
+            .unwrap_err();
+        assert_eq!(err.to_string(), "r.csv: line 3: no identifier");
+        // Quoted values keep their commas (the file was split on every comma before).
+        let requests =
+            SubjectRequest::from_csv("customer_id,email\n\"C-9, north\",\"a@b.org\"\n", "r.csv")
+                .unwrap();
+        assert_eq!(requests[0].customer_ids, ["C-9, north"]);
+        assert_eq!(requests[0].emails, ["a@b.org"]);
+        let err = SubjectRequest::from_csv("email,phone\na@b.org,1,2\n", "r.csv").unwrap_err();
+        assert!(err.to_string().starts_with("r.csv: line 2:"), "{err}");
     }
 }
