@@ -4,6 +4,7 @@
 pub mod audience;
 pub mod commands;
 pub mod dag;
+pub mod errors;
 pub mod evaluate;
 pub mod explain;
 pub mod failpoint;

@@ -404,7 +404,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::debug!("{e:?}");
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", tessera_jobs::errors::error_text(&e));
             if e.downcast_ref::<ProjectError>().is_some()
                 || e.downcast_ref::<commands::BadSelection>().is_some()
             {

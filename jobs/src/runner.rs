@@ -534,8 +534,9 @@ impl<'a> Runner<'a> {
                 };
                 // Readers quote the values they fail on: keep the place, not the data.
                 let mut error = tessera_engine::privacy::redact_values(&format!(
-                    "{}: {e:#}",
-                    job.path.display()
+                    "{}: {}",
+                    job.path.display(),
+                    crate::errors::error_text(&e)
                 ));
                 // DataFusion's "Resources exhausted" names its operator, not the setting.
                 if let Some(limit) = self.ws.project.engine.memory_limit
