@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{copy_dir, fails, json_rows, ok, run_in, shared_demo};
+use common::{copy_dir, fails, json_rows, ok, run_in, shared_demo, tessera};
 
 #[test]
 fn init_creates_a_project_that_works_and_is_not_overwritten() {
@@ -499,4 +499,75 @@ fn functions_are_listed_documented_and_in_information_schema() {
         ],
     );
     assert_eq!(out, "n\n2\n");
+}
+
+/// Issue 26: the command-line and SQL-function references in `docs/` are generated from the
+/// binary, so they cannot drift from it: this test fails when they differ from what it prints.
+/// Regenerate them with `TESSERA_UPDATE_DOCS=1 cargo test --workspace --test cli references`.
+#[test]
+fn the_cli_and_function_references_are_generated_from_the_binary() {
+    let help = |args: &[&str]| -> String {
+        let out = tessera().args(args).env("COLUMNS", "100").output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim_end()
+            .to_string()
+    };
+    let top = help(&["--help"]);
+    let commands: Vec<String> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|c| c != "help")
+        .collect();
+    assert!(commands.len() >= 20, "{top}");
+    let mut cli = String::from(
+        "# Command-line reference\n\nGenerated from `tessera --help` by a test \
+         (`the_cli_and_function_references_are_generated_from_the_binary`); do not edit.\n\n\
+         ## tessera\n\n```text\n",
+    );
+    cli.push_str(&top);
+    cli.push_str("\n```\n");
+    for command in &commands {
+        cli.push_str(&format!(
+            "\n## tessera {command}\n\n```text\n{}\n```\n",
+            help(&[command.as_str(), "--help"])
+        ));
+    }
+    let listing = help(&["functions", "--format", "csv"]);
+    let names: Vec<String> = listing
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next().map(str::to_string))
+        .collect();
+    assert!(names.len() >= 40, "{listing}");
+    let mut functions = String::from(
+        "# SQL function reference\n\nGenerated from `tessera functions` by a test \
+         (`the_cli_and_function_references_are_generated_from_the_binary`); do not edit.\n",
+    );
+    for name in &names {
+        functions.push_str(&format!(
+            "\n## `{name}`\n\n{}\n",
+            help(&["functions", name])
+        ));
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for (path, text) in [
+        ("docs/cli-reference.md", cli),
+        ("docs/functions-reference.md", functions),
+    ] {
+        let file = root.join(path);
+        if std::env::var_os("TESSERA_UPDATE_DOCS").is_some() {
+            std::fs::write(&file, &text).unwrap();
+        }
+        let written = std::fs::read_to_string(&file).unwrap_or_default();
+        assert!(
+            written == text,
+            "{path} differs from what the binary prints: run \
+             TESSERA_UPDATE_DOCS=1 cargo test --workspace --test cli references"
+        );
+    }
 }
