@@ -68,6 +68,22 @@ fn csv(dir: &Path, query: &str) -> String {
     ok(dir, &["sql", query, "--format", "csv"])
 }
 
+/// Appends to the demo's CRM contacts `take` copies of existing contacts (from the
+/// `skip`-th line) under new ids `<prefix>-0`, `<prefix>-1`…: new records, new customers.
+fn copy_contacts(dir: &Path, prefix: &str, skip: usize, take: usize) {
+    let contacts = dir.join("data/crm/contacts.csv");
+    let text = std::fs::read_to_string(&contacts).unwrap();
+    let mut more = text.clone();
+    for (i, line) in text.lines().skip(skip).take(take).enumerate() {
+        let mut fields: Vec<&str> = line.split(',').collect();
+        let id = format!("{prefix}-{i}");
+        fields[0] = &id;
+        more.push_str(&fields.join(","));
+        more.push('\n');
+    }
+    std::fs::write(&contacts, more).unwrap();
+}
+
 fn scalar(dir: &Path, query: &str) -> String {
     csv(dir, query)
         .lines()
@@ -858,13 +874,11 @@ fn identity_killed_between_its_commits_is_published_again_by_the_next_run() {
     let id = header.iter().position(|h| *h == "contact_id").unwrap();
     row[id] = "C-NEW-1".into();
     std::fs::write(&contacts, format!("{text}{}\n", row.join(","))).unwrap();
-    let out = tessera()
-        .arg("-C")
-        .arg(dir)
-        .args(["run", "--no-report"])
-        .env("TESSERA_FAILPOINTS", "identity:before-records-commit=exit")
-        .output()
-        .unwrap();
+    let out = common::killed_at(
+        dir,
+        &["run", "--no-report"],
+        "identity:before-records-commit",
+    );
     assert_eq!(
         out.status.code(),
         Some(86),
@@ -939,17 +953,7 @@ fn a_tracked_job_killed_between_its_commits_records_each_change_once() {
     let base = project.path();
     ok(base, &["run", "--no-report"]);
     // New contacts: new customers, so the tracked tables change.
-    let contacts = base.join("data/crm/contacts.csv");
-    let text = std::fs::read_to_string(&contacts).unwrap();
-    let mut more = text.clone();
-    for (i, line) in text.lines().skip(1).take(3).enumerate() {
-        let mut fields: Vec<&str> = line.split(',').collect();
-        let id = format!("C-KILL-{i}");
-        fields[0] = &id;
-        more.push_str(&fields.join(","));
-        more.push('\n');
-    }
-    std::fs::write(&contacts, more).unwrap();
+    copy_contacts(base, "C-KILL", 1, 3);
     let tracked: Vec<String> = ["profiles", "segments", "audiences"]
         .iter()
         .flat_map(|schema| {
@@ -993,13 +997,7 @@ fn a_tracked_job_killed_between_its_commits_records_each_change_once() {
         let killed = tempfile::tempdir().unwrap();
         let dir = killed.path();
         common::copy_dir(base, dir);
-        let out = tessera()
-            .arg("-C")
-            .arg(dir)
-            .args(["run", "--no-report"])
-            .env("TESSERA_FAILPOINTS", format!("{point}=exit"))
-            .output()
-            .unwrap();
+        let out = common::killed_at(dir, &["run", "--no-report"], point);
         assert_eq!(out.status.code(), Some(86), "{point}");
         ok(dir, &["run", "--no-report"]);
         assert_eq!(state(dir), expected, "after a kill at {point}");
@@ -1074,17 +1072,7 @@ fn a_run_killed_at_any_commit_converges_on_the_next_run() {
     let project = demo_project("800");
     let base = project.path();
     ok(base, &["run", "--no-report"]);
-    let contacts = base.join("data/crm/contacts.csv");
-    let text = std::fs::read_to_string(&contacts).unwrap();
-    let mut more = text.clone();
-    for (i, line) in text.lines().skip(5).take(4).enumerate() {
-        let mut fields: Vec<&str> = line.split(',').collect();
-        let id = format!("C-CONVERGE-{i}");
-        fields[0] = &id;
-        more.push_str(&fields.join(","));
-        more.push('\n');
-    }
-    std::fs::write(&contacts, more).unwrap();
+    copy_contacts(base, "C-CONVERGE", 5, 4);
     let tables = [
         "staging.contacts",
         "unify.identity_records",
@@ -1115,13 +1103,7 @@ fn a_run_killed_at_any_commit_converges_on_the_next_run() {
         let killed = tempfile::tempdir().unwrap();
         let dir = killed.path();
         common::copy_dir(base, dir);
-        let out = tessera()
-            .arg("-C")
-            .arg(dir)
-            .args(["run", "--no-report"])
-            .env("TESSERA_FAILPOINTS", format!("{point}=exit"))
-            .output()
-            .unwrap();
+        let out = common::killed_at(dir, &["run", "--no-report"], point);
         assert_eq!(
             out.status.code(),
             Some(86),

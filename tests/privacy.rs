@@ -445,13 +445,7 @@ fn an_erasure_killed_midway_is_already_suppressed_and_completes_when_rerun() {
         "forget:between-deletes",
         "forget:before-purge",
     ] {
-        let out = common::tessera()
-            .arg("-C")
-            .arg(dir)
-            .args(["forget", "--email", &email])
-            .env("TESSERA_FAILPOINTS", format!("{point}=exit"))
-            .output()
-            .unwrap();
+        let out = common::killed_at(dir, &["forget", "--email", &email], point);
         assert_eq!(
             out.status.code(),
             Some(86),
@@ -677,13 +671,7 @@ fn retention_stopped_before_its_purge_purges_next_time_and_waits_for_a_run() {
             .filter(|h| h[0].as_str().unwrap().starts_with("staging/orders"))
             .count()
     };
-    let out = common::tessera()
-        .arg("-C")
-        .arg(dir)
-        .args(["run", "--no-report"])
-        .env("TESSERA_FAILPOINTS", "retention:before-purge=exit")
-        .output()
-        .unwrap();
+    let out = common::killed_at(dir, &["run", "--no-report"], "retention:before-purge");
     assert_eq!(out.status.code(), Some(86));
     let expired = "select count(*) as n from staging.orders \
                    where order_ts < now() - interval '2 years'";

@@ -162,6 +162,17 @@ impl SubjectRequest {
     }
 }
 
+/// The columns of `<schema>.identity_records`.
+async fn identity_record_columns(ws: &Workspace, schema: &str) -> Result<BTreeSet<String>> {
+    Ok(
+        crate::explain::table_columns(ws, &format!("{schema}.identity_records"))
+            .await?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect(),
+    )
+}
+
 /// A person found through the identity graph.
 #[derive(Debug, Clone, Default)]
 pub struct Subject {
@@ -237,12 +248,7 @@ pub async fn find_subject(ws: &Workspace, request: &SubjectRequest) -> Result<Su
         }
     };
     let f = SUBJECT_FUNCTION;
-    let held: BTreeSet<String> =
-        crate::explain::table_columns(ws, &format!("{schema}.identity_records"))
-            .await?
-            .into_iter()
-            .map(|(name, _)| name)
-            .collect();
+    let held = identity_record_columns(ws, &schema).await?;
     let identifiers: Vec<(IdentifierKind, &str)> = RECORD_IDENTIFIERS
         .into_iter()
         .filter(|(_, column)| held.contains(*column))
@@ -726,12 +732,7 @@ async fn guarded_values(
     else {
         return Ok(pairs);
     };
-    let held: BTreeSet<String> =
-        crate::explain::table_columns(ws, &format!("{schema}.identity_records"))
-            .await?
-            .into_iter()
-            .map(|(name, _)| name)
-            .collect();
+    let held = identity_record_columns(ws, schema).await?;
     let keys = in_list(records);
     for s in subjects {
         let column = &s["subject"];

@@ -12,6 +12,18 @@ pub fn tessera() -> Command {
     cmd
 }
 
+/// Runs `tessera -C dir args...` with the failpoint `point` set to end the process there, as
+/// a kill would (exit status 86).
+pub fn killed_at(dir: &Path, args: &[&str], point: &str) -> Output {
+    tessera()
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("TESSERA_FAILPOINTS", format!("{point}=exit"))
+        .output()
+        .unwrap()
+}
+
 /// Runs `tessera -C dir args...`.
 pub fn run_in(dir: &Path, args: &[&str]) -> Output {
     tessera()
