@@ -19,10 +19,7 @@ with crm as (
         name_normalize(last_name) as last_name,
         email_canonical(email) as email,
         -- A national number is read in the contact's country, else in the countries we sell in.
-        coalesce(
-            phone_e164(phone, coalesce(country_code(country), 'US')),
-            phone_e164(phone, 'GB'), phone_e164(phone, 'FR'), phone_e164(phone, 'DE')
-        ) as phone,
+        phone_e164(phone, country_code(country), 'US', 'GB', 'FR', 'DE') as phone,
         -- Whatever the country: a number typed nationally here and internationally elsewhere,
         -- or not valid for any country tried, is still compared on its digits.
         phone_key(phone) as phone_key,
@@ -85,10 +82,7 @@ tickets as (
         name_part(requester_name, 'last') as last_name,
         email_canonical(email) as email,
         -- Tickets carry no country: a national number is read in the countries we sell in.
-        coalesce(
-            phone_e164(phone, 'US'), phone_e164(phone, 'GB'),
-            phone_e164(phone, 'FR'), phone_e164(phone, 'DE')
-        ) as phone,
+        phone_e164(phone, 'US', 'GB', 'FR', 'DE') as phone,
         phone_key(phone) as phone_key,
         cast(null as date) as birth_date,
         cast(null as varchar) as postal_code,

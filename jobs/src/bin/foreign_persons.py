@@ -207,7 +207,7 @@ IDENTITY_RECORDS = textwrap.dedent("""\
         select 'crm' as source, contact_id as record_id,
             name_normalize(first_name) as first_name, name_normalize(last_name) as last_name,
             email_canonical(email) as email,
-            coalesce(phone_e164(phone, 'US'), phone_e164(phone, 'GB'), phone_e164(phone, 'FR')) as phone,
+            phone_e164(phone, 'US', 'GB', 'FR') as phone,
             phone_key(phone) as phone_key,
             parse_date(birth_date) as birth_date,
             postal_code_normalize(zip, 'US') as postal_code
@@ -217,7 +217,7 @@ IDENTITY_RECORDS = textwrap.dedent("""\
         select 'pos' as source, customer_no as record_id,
             name_part(name, 'first') as first_name, name_part(name, 'last') as last_name,
             email_canonical(email) as email,
-            coalesce(phone_e164(phone, 'US'), phone_e164(phone, 'GB'), phone_e164(phone, 'FR')) as phone,
+            phone_e164(phone, 'US', 'GB', 'FR') as phone,
             phone_key(phone) as phone_key,
             cast(null as date) as birth_date,
             postal_code_normalize(zip, 'US') as postal_code
@@ -227,7 +227,7 @@ IDENTITY_RECORDS = textwrap.dedent("""\
         select 'web' as source, user_id as record_id,
             name_normalize(first_name) as first_name, name_normalize(last_name) as last_name,
             email_canonical(email) as email,
-            coalesce(phone_e164(phone, 'US'), phone_e164(phone, 'GB'), phone_e164(phone, 'FR')) as phone,
+            phone_e164(phone, 'US', 'GB', 'FR') as phone,
             phone_key(phone) as phone_key,
             cast(null as date) as birth_date,
             cast(null as varchar) as postal_code
