@@ -18,6 +18,7 @@ pub mod demo;
 mod error;
 pub mod export;
 pub mod identity;
+pub mod lenient_csv;
 pub mod model;
 pub mod privacy;
 pub mod session;

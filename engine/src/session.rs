@@ -39,6 +39,7 @@ pub struct Engine {
     ctx: SessionContext,
     storage: Arc<Storage>,
     _spill: Arc<SpillDir>,
+    rejects: Arc<crate::lenient_csv::RejectLog>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -125,6 +126,7 @@ impl EngineBuilder {
             ctx,
             storage,
             _spill: spill,
+            rejects: Arc::default(),
         })
     }
 }
@@ -143,6 +145,11 @@ impl Engine {
     /// The DataFusion session, for running SQL or building DataFrames.
     pub fn ctx(&self) -> &SessionContext {
         &self.ctx
+    }
+
+    /// The rows CSV sources read row by row left out, by source (see [`crate::lenient_csv`]).
+    pub fn reject_log(&self) -> &Arc<crate::lenient_csv::RejectLog> {
+        &self.rejects
     }
 
     /// The engine's storage.

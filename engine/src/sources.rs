@@ -112,6 +112,9 @@ pub struct SourceSpec {
     pub file_extension: Option<String>,
     /// Which version of a Delta table to read.
     pub version: TableVersion,
+    /// Bad rows and text encoding (CSV only): anything but the default reads the files row by
+    /// row (see [`crate::lenient_csv`]).
+    pub rows: crate::lenient_csv::RowPolicy,
 }
 
 impl SourceSpec {
@@ -126,6 +129,7 @@ impl SourceSpec {
             partition_columns: None,
             file_extension: None,
             version: TableVersion::Latest,
+            rows: crate::lenient_csv::RowPolicy::default(),
         }
     }
 
@@ -209,6 +213,9 @@ impl Engine {
                         spec.format.name()
                     )));
                 }
+                if spec.format == SourceFormat::Csv && !spec.rows.is_default_reader() {
+                    return self.lenient_table(spec).await;
+                }
                 let (table, files) = self.listing_table(spec).await?;
                 let registered = RegisteredSource {
                     schema: table.schema(),
@@ -220,7 +227,37 @@ impl Engine {
         }
     }
 
-    async fn listing_table(&self, spec: &SourceSpec) -> Result<(ListingTable, usize)> {
+    /// A CSV source read row by row: bad rows skipped or quarantined, any text encoding.
+    async fn lenient_table(
+        &self,
+        spec: &SourceSpec,
+    ) -> Result<(Arc<dyn TableProvider>, RegisteredSource)> {
+        let (_, files) = self.list_source_files(spec).await?;
+        let store = self.store_for(&spec.url)?;
+        let paths = files.into_iter().map(|f| f.location).collect::<Vec<_>>();
+        let count = paths.len();
+        let table = crate::lenient_csv::LenientCsvTable::try_new(
+            spec,
+            spec.rows.clone(),
+            store,
+            paths,
+            self.reject_log().clone(),
+        )
+        .await?;
+        let registered = RegisteredSource {
+            schema: table.schema(),
+            delta_version: None,
+            files: count,
+        };
+        Ok((Arc::new(table), registered))
+    }
+
+    /// The files of a file-based source (an error naming it when there are none), and the
+    /// extension looked for.
+    async fn list_source_files(
+        &self,
+        spec: &SourceSpec,
+    ) -> Result<(String, Vec<object_store::ObjectMeta>)> {
         let state = self.ctx().state();
         let table_url =
             listing_url(&spec.url).map_err(|e| spec.error(format!("not a valid location: {e}")))?;
@@ -230,7 +267,7 @@ impl Engine {
             None => String::new(),
         };
         let store = self.store_for(&spec.url)?;
-        let files: Vec<_> = table_url
+        let mut files: Vec<_> = table_url
             .list_all_files(&state, store.as_ref(), &extension)
             .await
             .map_err(|e| spec.error(format!("cannot list files: {e}")))?
@@ -245,6 +282,16 @@ impl Engine {
             };
             return Err(spec.error(what));
         }
+        files.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok((extension, files))
+    }
+
+    async fn listing_table(&self, spec: &SourceSpec) -> Result<(ListingTable, usize)> {
+        let state = self.ctx().state();
+        let table_url =
+            listing_url(&spec.url).map_err(|e| spec.error(format!("not a valid location: {e}")))?;
+        let store = self.store_for(&spec.url)?;
+        let (extension, files) = self.list_source_files(spec).await?;
         let format = spec.file_format();
         let mut options = ListingOptions::new(format.clone()).with_file_extension(&extension);
         let partitions = match &spec.partition_columns {
@@ -276,7 +323,7 @@ impl Engine {
                             Err(file_err) => {
                                 return Err(spec.error(format!(
                                     "cannot read file {}: {file_err}",
-                                    file.location
+                                    crate::lenient_csv::display_file(spec, &file.location)
                                 )));
                             }
                         }
@@ -349,7 +396,10 @@ impl Engine {
                 continue;
             };
             if let Err(e) = df.collect().await {
-                return Some((file.location.to_string(), e.to_string()));
+                return Some((
+                    crate::lenient_csv::display_file(spec, &file.location),
+                    e.to_string(),
+                ));
             }
         }
         None

@@ -174,6 +174,20 @@ pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
     }
     let mut all = invalid;
     all.extend(results);
+    // Rows the sources could not read: counted, and kept where a source quarantines them.
+    match crate::quarantine::publish(ws).await {
+        Ok(outcomes) => {
+            for o in outcomes {
+                emit(
+                    json!({"event": "rejected_rows", "run_id": run_id, "source": o.source,
+                           "rows": o.rows, "rejected": o.rejected, "table": o.table,
+                           "first": o.first}),
+                    format!("  {:<15} {}", "WARNING", o.summary()),
+                );
+            }
+        }
+        Err(e) => tracing::warn!("{e:#}"),
+    }
     crate::failpoint::check("run:before-log")?;
     let log = append_run_log(ws, &run_id, started, &args.select.join(" "), &all, None).await;
     crate::failpoint::check("run:before-retention")?;

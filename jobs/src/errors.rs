@@ -23,9 +23,12 @@ pub fn error_text(error: &anyhow::Error) -> String {
 
 /// [`error_text`] for text already joined (a message a library built with `{:#}`).
 pub fn tidy(text: &str) -> String {
+    // "External error: " is DataFusion's wrapper around an error Tessera raised inside a
+    // query (a source read row by row): it says nothing to the reader.
     let mut text = text
         .replace("'datafusion.public.", "'")
-        .replace("datafusion.public.", "");
+        .replace("datafusion.public.", "")
+        .replace("External error: ", "");
     // "A: B: B" → "A: B": a cause printed again after the message that already holds it.
     let mut i = text.len();
     while let Some(at) = text[..i].rfind(": ") {
@@ -64,6 +67,12 @@ mod tests {
         assert_eq!(
             error_text(&e),
             "planning failed: Error during planning: table 'pos_orders' not found"
+        );
+        assert_eq!(
+            tidy(
+                "External error: source `a` (file:///d/a.csv): /d/a.csv, line 4: expected 3 fields, found 4"
+            ),
+            "source `a` (file:///d/a.csv): /d/a.csv, line 4: expected 3 fields, found 4"
         );
         // Different causes all stay.
         let e = anyhow::anyhow!("disk full")

@@ -13,6 +13,7 @@ pub mod lock;
 pub mod output;
 pub mod privacy;
 pub mod project;
+pub mod quarantine;
 pub mod report;
 pub mod runner;
 pub mod schedule;

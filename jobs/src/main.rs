@@ -1013,7 +1013,8 @@ async fn explain_read_error(ws: &Workspace, error: anyhow::Error) -> anyhow::Err
         return error;
     }
     for (name, decl) in &ws.project.sources {
-        if decl.spec.format == SourceFormat::Delta {
+        // Delta tables, and CSV read row by row (its errors name the file and line already).
+        if decl.spec.format == SourceFormat::Delta || !decl.spec.rows.is_default_reader() {
             continue;
         }
         if ws.engine.ctx().table_exist(name.as_str()).unwrap_or(false)

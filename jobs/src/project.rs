@@ -146,6 +146,9 @@ struct RawSource {
     delimiter: Option<String>,
     quote: Option<String>,
     null_regex: Option<String>,
+    encoding: Option<String>,
+    on_error: Option<String>,
+    max_error_rate: Option<f64>,
     // Files
     columns: Option<Vec<String>>,
     partition_columns: Option<Vec<String>>,
@@ -156,6 +159,49 @@ struct RawSource {
     // Privacy: how rows name a person beyond their column names (`kind: SQL`).
     #[serde(default)]
     subject: Vec<String>,
+}
+
+/// `encoding`, `on_error` and `max_error_rate` of a CSV source; the key at fault on error.
+fn row_policy(
+    raw: &RawSource,
+) -> std::result::Result<tessera_engine::lenient_csv::RowPolicy, (&'static str, String)> {
+    use tessera_engine::lenient_csv::{OnError, RowPolicy};
+    let mut policy = RowPolicy::default();
+    if let Some(label) = &raw.encoding {
+        policy.encoding =
+            encoding_rs::Encoding::for_label(label.trim().as_bytes()).ok_or_else(|| {
+                (
+                    "encoding",
+                    format!(
+                        "unknown encoding `{label}` (e.g. utf-8, latin1, windows-1252, utf-16le)"
+                    ),
+                )
+            })?;
+    }
+    if let Some(on_error) = &raw.on_error {
+        policy.on_error = OnError::parse(on_error).ok_or_else(|| {
+            (
+                "on_error",
+                format!("`{on_error}` is not fail, skip or quarantine"),
+            )
+        })?;
+    }
+    if let Some(rate) = raw.max_error_rate {
+        if !(0.0..=1.0).contains(&rate) {
+            return Err((
+                "max_error_rate",
+                format!("{rate} is not a share between 0 and 1 (0.01 = 1% of the rows)"),
+            ));
+        }
+        if policy.on_error == OnError::Fail {
+            return Err((
+                "max_error_rate",
+                "only applies with on_error = \"skip\" or \"quarantine\"".into(),
+            ));
+        }
+        policy.max_error_rate = rate;
+    }
+    Ok(policy)
 }
 
 /// A source as declared in the project.
@@ -389,6 +435,9 @@ impl Project {
                 ("delimiter", raw.delimiter.is_some()),
                 ("quote", raw.quote.is_some()),
                 ("null_regex", raw.null_regex.is_some()),
+                ("encoding", raw.encoding.is_some()),
+                ("on_error", raw.on_error.is_some()),
+                ("max_error_rate", raw.max_error_rate.is_some()),
             ];
             for (k, set) in csv_only {
                 if set && format != SourceFormat::Csv {
@@ -449,6 +498,7 @@ impl Project {
                 csv.null_regex = Some(r.clone());
             }
             spec.csv = csv;
+            spec.rows = row_policy(&raw).map_err(|(k, m)| invalid(key(k), m))?;
 
             if let Some(columns) = &raw.columns {
                 let mut fields = Vec::new();
