@@ -7,6 +7,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -16,10 +17,10 @@ use tessera_engine::export::ExportFormat;
 use tessera_engine::storage::resolve_location;
 use tessera_engine::{SourceFormat, WriteMode};
 use tessera_jobs::commands;
+use tessera_jobs::demo_project_file;
 use tessera_jobs::output::{OutputFormat, print_stream};
 use tessera_jobs::project::{PROJECT_FILE, Project, ProjectError};
 use tessera_jobs::workspace::Workspace;
-use tessera_jobs::{demo_project_file, init_template};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -77,10 +78,24 @@ impl SubjectArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create a new project folder with a commented tessera.toml.
+    /// Create a new project: a commented tessera.toml (and, with --from, sources and jobs mapped from your files).
     Init {
         /// The folder to create.
         dir: PathBuf,
+        /// What to start from: `minimal` (settings only; runs green before any source exists) or `retail` (the demo's 24 jobs and 6 audiences).
+        #[arg(long, value_enum, default_value = "minimal")]
+        template: tessera_jobs::scaffold::Template,
+        /// Files or folders of your data (CSV, Parquet, JSON): each file becomes a source, is profiled, and jobs/unify/identity_records.sql and jobs/profiles/customers.sql are written from what its columns hold, for you to review (repeatable).
+        #[arg(long, value_name = "PATH")]
+        from: Vec<PathBuf>,
+    },
+    /// Show what each column of a source (or table) holds: type, fill rate, distinct values, examples, and the kind it looks like (email, phone, name, date of birth...).
+    Profile {
+        /// A source or warehouse table (`crm`, `unify.identity_records`).
+        table: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
     },
     /// Run SQL over the project's sources and warehouse tables.
     Sql {
@@ -444,7 +459,15 @@ fn init_logging(json: bool, verbose: u8) {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Init { dir } => init(&dir),
+        Command::Init {
+            dir,
+            template,
+            from,
+        } => init(&dir, template, &from).await,
+        Command::Profile { table, format } => {
+            let ws = Workspace::open(load_project(&cli.project)?)?;
+            profile(&ws, &table, format).await
+        }
         Command::Sql {
             query,
             file,
@@ -753,32 +776,109 @@ fn load_project(dir: &Path) -> Result<Project> {
     Ok(Project::load(dir)?)
 }
 
-fn init(dir: &Path) -> Result<()> {
-    let file = dir.join(PROJECT_FILE);
-    if file.exists() {
-        bail!("{} already exists; not overwriting it", file.display());
+async fn init(
+    dir: &Path,
+    template: tessera_jobs::scaffold::Template,
+    from: &[PathBuf],
+) -> Result<()> {
+    let created = tessera_jobs::scaffold::init(dir, template, from).await?;
+    println!("Created {}:", dir.display());
+    for file in &created.files {
+        println!("  {}", file.strip_prefix(dir).unwrap_or(file).display());
     }
-    std::fs::create_dir_all(dir.join("jobs"))
-        .with_context(|| format!("cannot create {}", dir.display()))?;
-    let name = std::path::absolute(dir)
-        .ok()
-        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "tessera".into());
-    std::fs::write(&file, init_template(&name))
-        .with_context(|| format!("cannot write {}", file.display()))?;
-    let jobs = tessera_jobs::library::install(dir, false)
-        .with_context(|| format!("cannot write jobs under {}", dir.display()))?;
-    let gitignore = dir.join(".gitignore");
-    if !gitignore.exists() {
-        std::fs::write(&gitignore, "warehouse/\n.tessera/\ndata/\n")?;
+    for source in &created.sources {
+        let mapped = source
+            .mapping
+            .columns
+            .iter()
+            .map(|(kind, (column, confidence, _))| {
+                format!("{kind} <- {column} ({:.0}%)", confidence * 100.0)
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!(
+            "source `{}` ({}): {}",
+            source.name,
+            source.path.display(),
+            if mapped.is_empty() {
+                "no person columns recognised".into()
+            } else {
+                mapped
+            }
+        );
     }
-    println!(
-        "Created {} and {} jobs under {} (`tessera demo` generates data for them; \
-         edit [sources] to point at yours)",
-        file.display(),
-        jobs.len(),
-        dir.join(tessera_jobs::job::JOBS_DIR).display()
-    );
+    for (source, why) in &created.unreadable {
+        eprintln!("warning: source `{source}` is declared but left out of the identity job: {why}");
+    }
+    match (template, from.is_empty()) {
+        (tessera_jobs::scaffold::Template::Retail, _) => println!(
+            "Next: `tessera -C {0} demo` generates the retail data these jobs read.",
+            dir.display()
+        ),
+        (_, true) => println!(
+            "Next: declare your sources in tessera.toml (or start again with --from <files>), \
+             then `tessera -C {0} run`.",
+            dir.display()
+        ),
+        (_, false) => println!(
+            "Next: review jobs/unify/identity_records.sql (`tessera -C {0} profile <source>` shows \
+             each column), then `tessera -C {0} run`.",
+            dir.display()
+        ),
+    }
+    Ok(())
+}
+
+/// Prints `tessera profile`.
+async fn profile(ws: &Workspace, table: &str, format: OutputFormat) -> Result<()> {
+    use datafusion::arrow::array::{Float64Array, RecordBatch, StringArray, UInt64Array};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let profiles = tessera_jobs::mapping::profile(ws, table).await?;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("column", DataType::Utf8, false),
+        Field::new("type", DataType::Utf8, false),
+        Field::new("filled", DataType::Utf8, false),
+        Field::new("distinct", DataType::UInt64, false),
+        Field::new("max_len", DataType::UInt64, false),
+        Field::new("looks_like", DataType::Utf8, true),
+        Field::new("confidence", DataType::Float64, true),
+        Field::new("examples", DataType::Utf8, false),
+    ]));
+    let p = &profiles;
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                p.iter().map(|c| c.column.clone()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                p.iter().map(|c| c.data_type.clone()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                p.iter().map(|c| format!("{:.1}%", c.fill_rate * 100.0)),
+            )),
+            Arc::new(UInt64Array::from_iter_values(p.iter().map(|c| c.distinct))),
+            Arc::new(UInt64Array::from_iter_values(
+                p.iter().map(|c| c.max_length as u64),
+            )),
+            Arc::new(StringArray::from_iter(
+                p.iter().map(|c| c.kind.map(|k| k.name())),
+            )),
+            Arc::new(Float64Array::from_iter(
+                p.iter().map(|c| c.kind.map(|_| c.confidence)),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                p.iter().map(|c| c.examples.join(" | ")),
+            )),
+        ],
+    )?;
+    let rows = p.first().map_or(0, |c| c.rows);
+    let stream = ws.engine.ctx().read_batch(batch)?.execute_stream().await?;
+    let mut out = std::io::stdout();
+    tessera_jobs::output::print_stream(stream, format, usize::MAX, &mut out).await?;
+    if format == OutputFormat::Table {
+        println!("{rows} rows in `{table}`");
+    }
     Ok(())
 }
 
