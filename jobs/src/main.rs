@@ -463,7 +463,12 @@ async fn run(cli: Cli) -> Result<()> {
             dir,
             template,
             from,
-        } => init(&dir, template, &from).await,
+        } => {
+            // Relative paths are read from the -C folder, as every other command's are.
+            let dir = cli.project.join(dir);
+            let from: Vec<PathBuf> = from.iter().map(|f| cli.project.join(f)).collect();
+            init(&dir, template, &from).await
+        }
         Command::Profile { table, format } => {
             let ws = Workspace::open(load_project(&cli.project)?)?;
             profile(&ws, &table, format).await

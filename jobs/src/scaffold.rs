@@ -188,33 +188,43 @@ const GOLDEN_RECORD: &str = "\
 -- @grain: customer_id
 -- @test: unique(customer_id)
 -- @test: not_null(customer_id)
-select
-    rc.customer_id,
-    -- The name as the sources write it (accents kept): First Last in mixed case first, then
-    -- names written all in one case, then LAST, First (the smallest among equals).
-    priority_value(
-        i.display_name,
+with records as (
+    select
+        rc.customer_id,
+        rc.customer_created_at,
+        i.*,
+        -- How well a record writes the name for people: First Last in mixed case (1), all in
+        -- one case (2), LAST, First (3).
         case
             when i.display_name like '%,%' then 3
             when i.display_name = upper(i.display_name) or i.display_name = lower(i.display_name) then 2
             else 1
-        end
-    ) as name,
-    most_frequent(i.first_name) as first_name,
-    most_frequent(i.last_name) as last_name,
-    most_frequent(i.email) as email,
-    most_frequent(i.phone) as phone,
-    most_frequent(i.birth_date) as birth_date,
-    most_frequent(i.postal_code) as postal_code,
-    most_frequent(i.city) as city,
-    most_frequent(i.country) as country,
+        end as display_rank,
+        -- Records of the customer spelling the name the same way (in its matching form).
+        count(*) over (partition by rc.customer_id, i.first_name, i.last_name) as name_votes
+    from unify.record_customer rc
+    join unify.identity_records i on i.record_key = rc.record_key
+)
+select
+    customer_id,
+    -- The name as the sources write it (accents kept): the spelling most records agree on,
+    -- in its best-written form.
+    (array_agg(display_name order by name_votes desc, display_rank, display_name)
+        filter (where display_name is not null))[1] as name,
+    most_frequent(first_name) as first_name,
+    most_frequent(last_name) as last_name,
+    most_frequent(email) as email,
+    most_frequent(phone) as phone,
+    most_frequent(birth_date) as birth_date,
+    most_frequent(postal_code) as postal_code,
+    most_frequent(city) as city,
+    most_frequent(country) as country,
     count(*) as records,
-    count(distinct i.source) as sources,
+    count(distinct source) as sources,
     -- When Tessera first saw the customer (add your own earliest activity, e.g. a first order).
-    min(rc.customer_created_at) as first_seen_at
-from unify.record_customer rc
-join unify.identity_records i on i.record_key = rc.record_key
-group by rc.customer_id
+    min(customer_created_at) as first_seen_at
+from records
+group by customer_id
 ";
 
 /// The files named (folders: their data files, sorted), refusing what cannot be a source.
