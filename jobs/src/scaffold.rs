@@ -201,15 +201,18 @@ with records as (
             else 1
         end as display_rank,
         -- Records of the customer spelling the name the same way (in its matching form).
-        count(*) over (partition by rc.customer_id, i.first_name, i.last_name) as name_votes
+        count(*) over (partition by rc.customer_id, i.first_name, i.last_name) as name_votes,
+        -- How complete the record is (ties go to the most complete).
+        cast(i.email is not null as int) + cast(i.phone is not null as int)
+            + cast(i.birth_date is not null as int) + cast(i.postal_code is not null as int) as filled
     from unify.record_customer rc
     join unify.identity_records i on i.record_key = rc.record_key
 )
 select
     customer_id,
-    -- The name as the sources write it (accents kept): the spelling most records agree on,
-    -- in its best-written form.
-    (array_agg(display_name order by name_votes desc, display_rank, display_name)
+    -- The name as the sources write it (accents kept): the spelling most records agree on, in
+    -- its best-written form, from the most complete record.
+    (array_agg(display_name order by name_votes desc, display_rank, filled desc, display_name)
         filter (where display_name is not null))[1] as name,
     most_frequent(first_name) as first_name,
     most_frequent(last_name) as last_name,
