@@ -363,7 +363,7 @@ fn looks_like_phone(v: &str) -> bool {
 
 fn looks_like_date(v: &str) -> bool {
     let parts: Vec<&str> = v
-        .split(|c: char| c == '-' || c == '/' || c == '.' || c == ' ' || c == 'T')
+        .split(['-', '/', '.', ' ', 'T'])
         .filter(|p| !p.is_empty())
         .collect();
     parts.len() >= 3
@@ -535,7 +535,7 @@ pub fn identity_sql(sources: &[SourceMapping]) -> String {
          -- @test: unique(record_key)\n\
          with\n",
     );
-    for (i, m) in sources.iter().enumerate() {
+    for m in sources {
         let col = |kind: &str| {
             m.columns
                 .get(kind)
@@ -735,7 +735,7 @@ pub fn identity_sql(sources: &[SourceMapping]) -> String {
             "    from {}",
             tessera_engine::sql::ident_if_needed(&m.source)
         );
-        let _ = writeln!(sql, "){}", if i + 1 < sources.len() { "," } else { "," });
+        let _ = writeln!(sql, "),");
     }
     let unions = sources
         .iter()
