@@ -9,7 +9,10 @@ use common::{copy_dir, fails, json_rows, ok, run_in, shared_demo, tessera};
 fn init_creates_a_project_that_works_and_is_not_overwritten() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("shop");
-    let out = ok(tmp.path(), &["init", dir.to_str().unwrap()]);
+    let out = ok(
+        tmp.path(),
+        &["init", dir.to_str().unwrap(), "--template", "retail"],
+    );
     assert!(out.contains("Created"), "{out}");
     let toml = std::fs::read_to_string(dir.join("tessera.toml")).unwrap();
     assert!(toml.contains("name = \"shop\""));
@@ -20,7 +23,7 @@ fn init_creates_a_project_that_works_and_is_not_overwritten() {
     ok(&dir, &["tables"]);
     let err = fails(tmp.path(), &["init", dir.to_str().unwrap()], 1);
     assert!(err.contains("already exists"), "{err}");
-    // The SQL library's jobs are in the project; with demo data they run as they are.
+    // The retail template's jobs are in the project; with demo data they run as they are.
     assert!(dir.join("jobs/staging/orders.sql").exists());
     assert!(dir.join("jobs/profiles/customer_orders.sql").exists());
     let listing = ok(&dir, &["ls"]);

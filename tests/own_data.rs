@@ -148,7 +148,7 @@ fn write_exports(root: &Path) {
             let _ = writeln!(truth, "crm:C{crm_id},P{i}");
         }
         if i == 117 {
-            crm.push_str("C9999;broken;row\n");
+            crm.push_str("C9999;Broken;Row;broken.row@example.com\n");
         }
         if i % 5 < 3 {
             let name = if i % 2 == 0 {
@@ -243,7 +243,7 @@ fn from_two_messy_exports_to_golden_records_with_the_cli_only() {
     assert_eq!(number(&quarantined[0], "line") as usize, broken_line);
     assert_eq!(
         text(&quarantined[0], "reason"),
-        "expected 7 fields, found 3"
+        "expected 7 fields, found 4"
     );
 
     // The golden record: display names as the sources write them (case, accents).
@@ -286,6 +286,31 @@ fn from_two_messy_exports_to_golden_records_with_the_cli_only() {
     };
     assert!(metric("precision") >= 0.95, "{evaluation}");
     assert!(metric("recall") >= 0.9, "{evaluation}");
+
+    // The quarantined row names a person: subject access shows it, erasure deletes it.
+    let export = ok(
+        &project,
+        &["export-subject", "--email", "Broken.Row@example.com"],
+    );
+    assert!(export.contains("quarantine.crm"), "{export}");
+    let forget = ok(&project, &["forget", "--email", "broken.row@example.com"]);
+    assert!(forget.contains("quarantine.crm"), "{forget}");
+    assert!(query(&project, "select * from quarantine.crm").is_empty());
+    // Nobody by that address any more: an error, not an empty file.
+    let err = fails(
+        &project,
+        &[
+            "export-subject",
+            "--email",
+            "broken.row@example.com",
+            "--out",
+            "x.json",
+        ],
+        1,
+    );
+    assert!(err.contains("no data found"), "{err}");
+    assert!(!project.join("x.json").exists());
+
     if std::env::var_os("TESSERA_KEEP_TEST_DIR").is_some() {
         eprintln!("kept {}", tmp.keep().display());
     }
@@ -310,6 +335,31 @@ fn a_minimal_project_runs_green_and_the_retail_template_is_asked_for() {
     assert!(err.contains("already exists"), "{err}");
     let err = fails(tmp.path(), &["init", "q", "--from", "nowhere"], 1);
     assert!(err.contains("nowhere: no such file or folder"), "{err}");
+    // `demo` does not scaffold a project into a folder holding someone's files.
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    let err = fails(
+        &other,
+        &["demo", "--people", "50", "--no-run", "--no-query"],
+        2,
+    );
+    assert!(err.contains("--force"), "{err}");
+    assert!(!other.join("tessera.toml").exists());
+    // Every statement's result is printed (DDL prints nothing).
+    let out = ok(
+        &project,
+        &[
+            "sql",
+            "create view v as select 1 as a; select 2 as b; select a from v",
+        ],
+    );
+    assert!(out.contains("| b |") && out.contains("| a |"), "{out}");
+    let out = ok(
+        &project,
+        &["sql", "select 2 as b; select 3 as c", "--format", "json"],
+    );
+    assert_eq!(out.trim(), "[{\"c\":3}]");
 }
 
 /// A project with one CSV source `a` (a broken row, a Latin-1 byte, a bad date) and the given
@@ -411,4 +461,69 @@ fn bad_rows_fail_skip_or_quarantine_with_file_and_line() {
     bad_rows_project(dir, "encoding = \"klingon\"");
     let err = fails(dir, &["sql", "select 1"], 2);
     assert!(err.contains("unknown encoding `klingon`"), "{err}");
+}
+
+#[test]
+fn an_export_that_loses_a_column_warns_and_can_fail_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    write_exports(root);
+    ok(root, &["init", "shop", "--from", "exports"]);
+    let project = root.join("shop");
+    let first = ok(&project, &["run"]);
+    assert!(!first.contains("quality ("), "{first}");
+    let version = |p: &Path| {
+        query(
+            p,
+            "select max(version) as v from table_history('unify.identity_records')",
+        )
+        .first()
+        .map(|r| number(r, "v"))
+    };
+    let published = version(&project);
+
+    // The shop's export comes back without its emails, and with a 2,000-character name.
+    let shop = std::fs::read_to_string(root.join("exports/shop.csv")).unwrap();
+    let mut lines: Vec<String> = shop
+        .lines()
+        .map(|l| {
+            let mut f: Vec<String> = l.split(',').map(String::from).collect();
+            let email = f.len() - 3;
+            if !l.starts_with("customer_no") {
+                f[email].clear();
+            }
+            f.join(",")
+        })
+        .collect();
+    lines.push(format!("S999,{},,4155550000,Paris", "x".repeat(2000)));
+    std::fs::write(root.join("exports/shop.csv"), lines.join("\n") + "\n").unwrap();
+    let second = ok(&project, &["run"]);
+    assert!(
+        second.contains("quality (fill_drop): source `shop`: `email` filled in 0.0%"),
+        "{second}"
+    );
+    assert!(
+        second.contains(
+            "quality (long_values): source `shop`: `first_name` holds a value of 2000 characters"
+        ),
+        "{second}"
+    );
+    // In the run log too.
+    let log = query(
+        &project,
+        "select reason from _tessera.runs where job = 'unify.identity_records' order by finished_at desc limit 1",
+    );
+    assert!(text(&log[0], "reason").contains("fill_drop"), "{log:?}");
+
+    // With fail_on, the job fails and publishes nothing.
+    let mut toml = std::fs::read_to_string(project.join("tessera.toml")).unwrap();
+    toml.push_str("\n[quality]\nfail_on = [\"long_values\"]\n");
+    std::fs::write(project.join("tessera.toml"), toml).unwrap();
+    let before = version(&project);
+    assert_ne!(before, published);
+    let run = common::run_in(&project, &["run", "--full-refresh"]);
+    let out = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert_eq!(run.status.code(), Some(1), "{out}");
+    assert!(out.contains("fail their quality checks"), "{out}");
+    assert_eq!(version(&project), before);
 }

@@ -14,6 +14,7 @@ pub mod mapping;
 pub mod output;
 pub mod privacy;
 pub mod project;
+pub mod quality;
 pub mod quarantine;
 pub mod report;
 pub mod runner;

@@ -99,7 +99,7 @@ enum Command {
     },
     /// Run SQL over the project's sources and warehouse tables.
     Sql {
-        /// The query (several statements may be separated by `;`). Read from --file or stdin when absent.
+        /// The query (several statements may be separated by `;`; each result is printed, only the last with --format json). Read from --file or stdin when absent.
         query: Option<String>,
         /// Read the query from a file.
         #[arg(long, short = 'f')]
@@ -723,6 +723,13 @@ async fn run(cli: Cli) -> Result<()> {
                 .into());
             }
             let report = tessera_jobs::privacy::export_subject(&ws, &request).await?;
+            if tessera_jobs::privacy::export_is_empty(&report) {
+                // Not an empty file that looks like an answer: say so, exit 1 (docs/privacy.md).
+                bail!(
+                    "no data found for this person in the warehouse or the sources (nothing written); \
+                     check the identifiers, or `tessera sql` for how they are stored"
+                );
+            }
             let text = serde_json::to_string_pretty(&report)?;
             match out {
                 Some(path) => std::fs::write(&path, text + "\n")
@@ -887,7 +894,8 @@ async fn profile(ws: &Workspace, table: &str, format: OutputFormat) -> Result<()
     Ok(())
 }
 
-/// Runs each statement; prints the result of the last one.
+/// Runs each statement and prints each result that has columns (DDL prints nothing); with
+/// `--format json`, whose output is one JSON document, only the last statement's.
 async fn sql(ws: &Workspace, query: &str, format: OutputFormat, max_rows: usize) -> Result<()> {
     register_views(ws, query).await?;
     let statements = ws.prepare_for(query).await?;
@@ -901,8 +909,13 @@ async fn sql(ws: &Workspace, query: &str, format: OutputFormat, max_rows: usize)
         let plan = ctx.state().statement_to_plan(statement).await?;
         let df = ctx.execute_logical_plan(plan).await?;
         let stream = df.execute_stream().await;
+        let shown = i == last
+            || (format != OutputFormat::Json
+                && stream
+                    .as_ref()
+                    .is_ok_and(|s| !s.schema().fields().is_empty()));
         let result = match stream {
-            Ok(stream) if i == last => print_stream(stream, format, max_rows, &mut stdout).await,
+            Ok(stream) if shown => print_stream(stream, format, max_rows, &mut stdout).await,
             Ok(stream) => print_stream(stream, OutputFormat::Jsonl, 0, &mut std::io::sink()).await,
             Err(e) => Err(e.into()),
         };
@@ -1332,6 +1345,23 @@ async fn run_demo(
     let project = if project_file.exists() {
         Project::load(project_dir)?
     } else {
+        // A folder that is neither a project nor empty is someone's: scaffolding the demo in
+        // it needs --force.
+        let occupied = std::fs::read_dir(project_dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .any(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            })
+            .unwrap_or(false);
+        if occupied && !options.overwrite {
+            return Err(commands::BadSelection(format!(
+                "{} holds files but no {PROJECT_FILE}: `tessera demo` writes a project there only \
+                 with --force (or run it in an empty folder, or in a project)",
+                project_dir.display()
+            ))
+            .into());
+        }
         Project::default_for(project_dir)?
     };
     let out_text = out.unwrap_or_else(|| "data".to_string());

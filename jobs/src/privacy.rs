@@ -596,6 +596,18 @@ pub async fn forget(
         let mut removals: Vec<(String, Vec<RecordBatch>)> = Vec::new();
         for table in &warehouse {
             let (schema, columns) = subjects.of_table(ws, table).await?;
+            if table.schema.as_deref() == Some(crate::quarantine::SCHEMA) {
+                // Rejected rows are text: the person's identifiers are looked for in it.
+                let Some(predicate) = quarantine_predicate(request, &subject) else {
+                    continue;
+                };
+                let n = count_where(ws, &table.sql(), &predicate).await?;
+                if n > 0 {
+                    report.tables.insert(table.name.clone(), n);
+                    matched.push((table, schema, predicate));
+                }
+                continue;
+            }
             if columns.is_empty() {
                 report.tables_without_subject.push(table.name.clone());
                 continue;
@@ -962,7 +974,12 @@ pub fn describe(report: &ForgetReport) -> String {
         let _ = writeln!(out, "  {verb} {n:>6} row(s) from {table}");
     }
     for (table, n) in &report.removal_changes {
-        let _ = writeln!(out, "  recorded {n} removal(s) in {table}");
+        let verb = if report.dry_run {
+            "would record"
+        } else {
+            "recorded"
+        };
+        let _ = writeln!(out, "  {verb} {n} removal(s) in {table}");
     }
     if !report.dry_run {
         let _ = writeln!(
@@ -1055,6 +1072,20 @@ pub async fn apply_retention(ws: &Workspace) -> Result<Vec<(String, u64)>> {
     Ok(out)
 }
 
+/// True when an export found nothing: no customer, no record, no row anywhere.
+pub fn export_is_empty(report: &serde_json::Value) -> bool {
+    let empty = |key: &str| {
+        report[key]
+            .as_array()
+            .map(Vec::is_empty)
+            .or_else(|| report[key].as_object().map(serde_json::Map::is_empty))
+            .unwrap_or(true)
+    };
+    ["customers", "records", "sources", "tables"]
+        .iter()
+        .all(|k| empty(k))
+}
+
 /// Everything the warehouse and the sources hold on the person of `request`, as JSON:
 /// per table, its rows naming them (all columns), and for golden-record values the source
 /// record they came from.
@@ -1066,6 +1097,23 @@ pub async fn export_subject(ws: &Workspace, request: &SubjectRequest) -> Result<
     let mut tables = serde_json::Map::new();
     for table in ws.warehouse_tables().await? {
         if table.schema.as_deref() == Some("privacy") {
+            continue;
+        }
+        if table.schema.as_deref() == Some(crate::quarantine::SCHEMA) {
+            if let Some(predicate) = quarantine_predicate(request, &subject) {
+                ws.register_warehouse_table(&table).await?;
+                let rows = json_rows(
+                    ws,
+                    &format!("select * from {} where {predicate}", table.sql()),
+                )
+                .await?;
+                if !rows.is_empty() {
+                    tables.insert(
+                        table.name.clone(),
+                        serde_json::json!({ "location": table.url.to_string(), "rows": rows }),
+                    );
+                }
+            }
             continue;
         }
         let (_, columns) = subjects.of_table(ws, &table).await?;
@@ -1187,6 +1235,51 @@ async fn json_rows(ws: &Workspace, sql: &str) -> Result<Vec<serde_json::Value>> 
         return Ok(Vec::new());
     }
     Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// Rows of a quarantine table naming the person: their text holds one of the person's emails
+/// (as asked and in canonical form, any case) or phone numbers (the last nine digits, whatever
+/// the punctuation). `None` when there is nothing to look for.
+fn quarantine_predicate(request: &SubjectRequest, subject: &Subject) -> Option<String> {
+    use tessera_engine::privacy::IdentifierKind;
+    let mut emails: std::collections::BTreeSet<String> = request
+        .emails
+        .iter()
+        .map(|e| e.trim().to_lowercase())
+        .collect();
+    let mut phones: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    for (kind, values) in &subject.identifiers {
+        match kind {
+            IdentifierKind::Email => emails.extend(values.iter().map(|e| e.to_lowercase())),
+            IdentifierKind::Phone => {
+                phones.extend(values.iter().filter_map(|p| tessera_udfs::phone::key(p)));
+            }
+            _ => {}
+        }
+    }
+    phones.extend(
+        request
+            .phones
+            .iter()
+            .filter_map(|p| tessera_udfs::phone::key(p)),
+    );
+    emails.retain(|e| e.contains('@'));
+    let mut terms: Vec<String> = emails
+        .iter()
+        .map(|e| {
+            format!(
+                "strpos(lower(record), {}) > 0",
+                tessera_engine::sql::literal(e)
+            )
+        })
+        .collect();
+    terms.extend(phones.iter().map(|k| {
+        format!(
+            "strpos(regexp_replace(record, '[^0-9]', '', 'g'), {}) > 0",
+            tessera_engine::sql::literal(k)
+        )
+    }));
+    (!terms.is_empty()).then(|| terms.join(" or "))
 }
 
 #[cfg(test)]

@@ -77,6 +77,8 @@ struct RawProject {
     audiences: BTreeMap<String, crate::audience::AudienceDecl>,
     #[serde(default)]
     privacy: PrivacyConfig,
+    #[serde(default)]
+    quality: QualityConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -204,6 +206,68 @@ fn row_policy(
     Ok(policy)
 }
 
+/// The checks of the identity records `[quality] fail_on` names.
+pub const QUALITY_CHECKS: [&str; 4] = ["empty_column", "fill_drop", "long_values", "row_change"];
+
+/// `[quality]`: bounds of the checks made on the identity records before each resolution
+/// (see the `quality` module), and which of them fail the job instead of warning.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QualityConfig {
+    /// A name or identifier value longer than this many characters is reported.
+    pub max_value_length: u64,
+    /// A source whose records change by more than this share since the last run is reported.
+    pub max_row_change: f64,
+    /// A column whose fill rate falls by more than this share since the last run is reported.
+    pub max_fill_drop: f64,
+    /// Kinds that fail the job: `empty_column`, `fill_drop`, `long_values`, `row_change`, or `all`.
+    pub fail_on: Vec<String>,
+}
+
+impl Default for QualityConfig {
+    fn default() -> Self {
+        Self {
+            max_value_length: 256,
+            max_row_change: 0.5,
+            max_fill_drop: 0.5,
+            fail_on: Vec::new(),
+        }
+    }
+}
+
+impl QualityConfig {
+    /// True when warnings of `kind` fail the job.
+    pub fn fails_on(&self, kind: &str) -> bool {
+        self.fail_on.iter().any(|k| k == kind || k == "all")
+    }
+}
+
+fn validated_quality(q: QualityConfig) -> std::result::Result<QualityConfig, (String, String)> {
+    for (i, kind) in q.fail_on.iter().enumerate() {
+        if kind != "all" && !QUALITY_CHECKS.contains(&kind.as_str()) {
+            return Err((
+                format!("quality.fail_on[{i}]"),
+                format!(
+                    "unknown check `{kind}` (expected all, {})",
+                    QUALITY_CHECKS.join(", ")
+                ),
+            ));
+        }
+    }
+    for (key, v) in [
+        ("max_row_change", q.max_row_change),
+        ("max_fill_drop", q.max_fill_drop),
+    ] {
+        if !(0.0..=1.0).contains(&v) && !(key == "max_row_change" && v > 1.0) {
+            return Err((
+                format!("quality.{key}"),
+                format!("{v} is not a share (0.5 = 50%)"),
+            ));
+        }
+    }
+    Ok(q)
+}
+
 /// A source as declared in the project.
 #[derive(Debug, Clone)]
 pub struct SourceDecl {
@@ -240,6 +304,8 @@ pub struct Project {
     pub audiences: BTreeMap<String, crate::audience::AudienceDecl>,
     /// Erasure, suppression, retention and pseudonymisation settings (`[privacy]`).
     pub privacy: PrivacyConfig,
+    /// `[quality]`: checks of the identity records.
+    pub quality: QualityConfig,
 }
 
 /// Parses sizes such as `4GiB`, `512MB`, `2g` or a plain number of bytes.
@@ -633,6 +699,7 @@ impl Project {
             identity: raw.identity,
             audiences: raw.audiences,
             privacy: raw.privacy.validated(&|k, m| invalid(k, m))?,
+            quality: validated_quality(raw.quality).map_err(|(k, m)| invalid(k, m))?,
         })
     }
 

@@ -779,6 +779,28 @@ impl<'a> Runner<'a> {
                     .await?,
             )
         };
+        // The records' quality first: an export that lost a column fails here (with
+        // `[quality] fail_on`) or warns, instead of matching on less evidence in silence.
+        let quality_config = &self.ws.project.quality;
+        let before = crate::quality::previous(
+            self.ws,
+            self.existing_table(crate::quality::TABLE).await?,
+            &job.name,
+        )
+        .await?;
+        let measures = crate::quality::measure(self.ws, records.clone(), &config).await?;
+        let quality = crate::quality::warnings(&measures, &before, quality_config);
+        let failing: Vec<&str> = quality
+            .iter()
+            .filter(|w| quality_config.fails_on(w.kind))
+            .map(|w| w.message.as_str())
+            .collect();
+        if !failing.is_empty() {
+            bail!(
+                "the identity records fail their quality checks, nothing published ([quality] fail_on): {}",
+                failing.join("; ")
+            );
+        }
         let previous = identity::previous_state(
             ctx,
             previous_customers,
@@ -808,6 +830,11 @@ impl<'a> Runner<'a> {
             );
         }
         result.warnings = resolution.warnings.clone();
+        result.warnings.extend(
+            quality
+                .iter()
+                .map(|w| format!("quality ({}): {}", w.kind, w.message)),
+        );
         let meta = commit_metadata(job, planned);
         let mut outputs = Vec::new();
         // The tables stay reserved in the memory pool until they are written.
@@ -878,6 +905,10 @@ impl<'a> Runner<'a> {
                 .lock()
                 .expect("poisoned")
                 .insert(name, format!("delta v{}", outcome.version));
+        }
+        // The next run's baseline; losing it loses no published data.
+        if let Err(e) = crate::quality::record(self.ws, &job.name, &run_id, &measures).await {
+            result.warnings.push(format!("{e:#}"));
         }
         Ok(JobStatus::Success)
     }

@@ -155,7 +155,8 @@ select
     c.postal_code,
     c.city,
     c.country,
-    c.customer_since,
+    -- The earliest evidence: the oldest record or the first order, whichever came first.
+    least(c.customer_since, p.first_order_at) as customer_since,
     c.records,
     c.sources,
     -- Purchases.

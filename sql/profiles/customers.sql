@@ -94,7 +94,9 @@ ranked as (
 )
 select
     customer_id,
-    max(customer_created_at) as customer_since,
+    -- The earliest evidence of the customer: their oldest record (not the run that first
+    -- resolved them; profiles.customer_360 also counts their first order).
+    least(min(updated_at), min(customer_created_at)) as customer_since,
     max(case when name_rank = 1 then first_name end) as first_name,
     max(case when name_rank = 1 then last_name end) as last_name,
     max(case when name_rank = 1 and coalesce(first_name, last_name) is not null then record_key end)

@@ -9,8 +9,6 @@ crate::string_function! {
         description = "The phone number in E.164 (`+` country code and number, no spaces), or NULL when it cannot be parsed or is not a valid number for its country (libphonenumber metadata).",
         syntax_example = "phone_e164(phone[, default_region[, other_region ...]])",
         sql_example = r#"```sql
-> select phone_e164('(415) 555-2671', 'US');
-+14155552671
 > select phone_e164('020 7946 0958', 'US', 'GB', 'FR');
 +442079460958
 ```"#,
