@@ -254,16 +254,21 @@ fn validated_quality(q: QualityConfig) -> std::result::Result<QualityConfig, (St
             ));
         }
     }
-    for (key, v) in [
-        ("max_row_change", q.max_row_change),
-        ("max_fill_drop", q.max_fill_drop),
-    ] {
-        if !(0.0..=1.0).contains(&v) && !(key == "max_row_change" && v > 1.0) {
-            return Err((
-                format!("quality.{key}"),
-                format!("{v} is not a share (0.5 = 50%)"),
-            ));
-        }
+    // A record count may grow by more than 100%; a fill rate cannot fall by more.
+    if q.max_row_change.is_nan() || q.max_row_change < 0.0 {
+        return Err((
+            "quality.max_row_change".into(),
+            format!("{} is not a share (0.5 = 50%)", q.max_row_change),
+        ));
+    }
+    if !(0.0..=1.0).contains(&q.max_fill_drop) {
+        return Err((
+            "quality.max_fill_drop".into(),
+            format!(
+                "{} is not a share between 0 and 1 (0.5 = half)",
+                q.max_fill_drop
+            ),
+        ));
     }
     Ok(q)
 }
@@ -890,6 +895,16 @@ mod tests {
 
     #[test]
     fn bad_source_values_name_the_source_key() {
+        let err = parse("[quality]\nfail_on = [\"empty_column\", \"nope\"]\n").unwrap_err();
+        assert!(err.to_string().contains("`quality.fail_on[1]`"), "{err}");
+        let err = parse("[quality]\nmax_fill_drop = 1.5\n").unwrap_err();
+        assert!(err.to_string().contains("`quality.max_fill_drop`"), "{err}");
+        let err = parse("[quality]\nmax_lenght = 3\n").unwrap_err();
+        assert!(err.to_string().contains("max_lenght"), "{err}");
+        let q = parse("[quality]\nfail_on = [\"all\"]\nmax_row_change = 2.0\n")
+            .unwrap()
+            .quality;
+        assert!(q.fails_on("row_change") && q.max_row_change == 2.0);
         let err = parse("[sources.crm]\nurl = \"x\"\nformat = \"xlsx\"\n").unwrap_err();
         assert!(err.to_string().contains("`sources.crm.format`"), "{err}");
         let err = parse("[sources.crm]\nurl = \"x\"\nformat = \"parquet\"\ndelimiter = \";\"\n")

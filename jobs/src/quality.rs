@@ -129,10 +129,11 @@ pub async fn measure(
             for r in 0..b.num_rows() {
                 let rows = n.value(r).max(0) as u64;
                 out.push(Measure {
-                    source: sources
-                        .is_valid(r)
-                        .then(|| sources.value(r).to_string())
-                        .unwrap_or_default(),
+                    source: if sources.is_valid(r) {
+                        sources.value(r).to_string()
+                    } else {
+                        String::new()
+                    },
                     column: c.clone(),
                     rows,
                     fill_rate: if rows == 0 {
