@@ -434,6 +434,22 @@ fn bad_rows_fail_skip_or_quarantine_with_file_and_line() {
         .map(|r| text(r, "name"))
         .collect();
     assert!(names.contains(&"Zoé".to_string()), "{names:?}");
+    // Quarantine that cannot be written fails the run (the job's table stands, the rows are
+    // not lost unsaid); the next run writes it.
+    let failed = common::tessera()
+        .arg("-C")
+        .arg(dir)
+        .args(["run", "--full-refresh"])
+        .env("TESSERA_FAILPOINTS", "quarantine:before-write")
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&failed.stderr).contains("rejected were not saved"),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    ok(dir, &["run", "--full-refresh"]);
     let q = query(
         dir,
         "select line, reason, record from quarantine.a order by line",

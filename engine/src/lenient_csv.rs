@@ -435,7 +435,13 @@ pub async fn load(
             for (builder, value) in pending.columns.iter_mut().zip(fields) {
                 builder.append_option(value);
             }
-            pending.places.push((line, text()));
+            // The row's text is kept only where a rejected row is kept with it.
+            let kept = if policy.on_error == OnError::Quarantine {
+                text()
+            } else {
+                String::new()
+            };
+            pending.places.push((line, kept));
             if pending.places.len() >= BATCH_ROWS {
                 let full = std::mem::replace(&mut pending, Pending::new(width));
                 batches.extend(typed_batch(spec, schema, full, &mut |l, r, t| {

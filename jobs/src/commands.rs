@@ -175,6 +175,7 @@ pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
     let mut all = invalid;
     all.extend(results);
     // Rows the sources could not read: counted, and kept where a source quarantines them.
+    let mut quarantine_error = None;
     match crate::quarantine::publish(ws).await {
         Ok(outcomes) => {
             for o in outcomes {
@@ -186,7 +187,8 @@ pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
                 );
             }
         }
-        Err(e) => tracing::warn!("{e:#}"),
+        // The jobs' tables stand; the rejected rows must not vanish unsaid: the run fails.
+        Err(e) => quarantine_error = Some(e),
     }
     crate::failpoint::check("run:before-log")?;
     let log = append_run_log(ws, &run_id, started, &args.select.join(" "), &all, None).await;
@@ -202,6 +204,9 @@ pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
     };
     lock.release().await;
     log?;
+    if let Some(e) = quarantine_error {
+        return Err(e.context("the rows the sources rejected were not saved"));
+    }
     for (table, n) in retention
         .context("applying the retention rules")?
         .unwrap_or_default()

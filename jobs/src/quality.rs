@@ -67,6 +67,13 @@ fn checked_columns(config: &IdentityConfig, columns: &[String]) -> Vec<String> {
     wanted
 }
 
+/// A table name of the session no other query uses (identity jobs may run concurrently).
+fn scratch_name(what: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("__quality_{what}_{n}")
+}
+
 /// Measures the records, per source and column.
 pub async fn measure(
     ws: &Workspace,
@@ -97,8 +104,8 @@ pub async fn measure(
         select.push(format!("count({text}) as f{i}"));
         select.push(format!("max(character_length({text})) as l{i}"));
     }
-    let name = "__quality_records";
-    ctx.register_table(name, df.into_view())?;
+    let name = scratch_name("records");
+    ctx.register_table(&name, df.into_view())?;
     let batches = ctx
         .sql(&format!(
             "select {} from {name} group by source",
@@ -107,7 +114,7 @@ pub async fn measure(
         .await?
         .collect()
         .await;
-    ctx.deregister_table(name)?;
+    ctx.deregister_table(&name)?;
     let batches = batches.context("measuring the identity records")?;
     let mut out = Vec::new();
     for b in &batches {
@@ -164,15 +171,15 @@ pub async fn previous(
         return Ok(Vec::new());
     };
     let ctx = ws.engine.ctx();
-    let name = "__quality_before";
-    ctx.register_table(name, ctx.read_table(table)?.into_view())?;
+    let name = scratch_name("before");
+    ctx.register_table(&name, ctx.read_table(table)?.into_view())?;
     let job = tessera_engine::sql::literal(job);
     let sql = format!(
         "select source, \"column\", rows, fill_rate, max_length from {name} \
          where job = {job} and run_id = (select max(run_id) from {name} where job = {job})"
     );
     let batches = ctx.sql(&sql).await?.collect().await;
-    ctx.deregister_table(name)?;
+    ctx.deregister_table(&name)?;
     let batches = batches.with_context(|| format!("reading {TABLE}"))?;
     let mut out = Vec::new();
     for b in &batches {

@@ -57,6 +57,7 @@ pub async fn publish(ws: &Workspace) -> Result<Vec<Outcome>> {
     for (source, report) in ws.engine.reject_log().reports() {
         let table = if report.on_error == OnError::Quarantine {
             let name = format!("{SCHEMA}.{source}");
+            crate::failpoint::check("quarantine:before-write")?;
             write(ws, &name, &report)
                 .await
                 .with_context(|| format!("cannot write the quarantine table {name}"))?;
@@ -64,7 +65,7 @@ pub async fn publish(ws: &Workspace) -> Result<Vec<Outcome>> {
         } else {
             None
         };
-        if report.rejected.is_empty() && table.is_none() {
+        if report.rejected.is_empty() {
             continue;
         }
         outcomes.push(Outcome {
@@ -75,10 +76,9 @@ pub async fn publish(ws: &Workspace) -> Result<Vec<Outcome>> {
                 .rejected
                 .first()
                 .map(|r| format!("{}, line {}: {}", r.file, r.line, r.reason)),
-            table: table.filter(|_| !report.rejected.is_empty()),
+            table,
         });
     }
-    outcomes.retain(|o| o.rejected > 0);
     Ok(outcomes)
 }
 
