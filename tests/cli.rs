@@ -331,11 +331,14 @@ fn a_wrong_type_in_the_project_file_names_the_key() {
 #[test]
 fn a_missing_project_file_is_explained() {
     let tmp = tempfile::tempdir().unwrap();
-    let err = fails(tmp.path(), &["sql", "select 1"], 2);
+    let err = fails(tmp.path(), &["run"], 2);
     assert!(
         err.contains("no tessera.toml") && err.contains("tessera init"),
         "{err}"
     );
+    // `sql` needs no project: an in-memory session over files, as DuckDB's.
+    let out = ok(tmp.path(), &["sql", "select 1 as one", "--format", "csv"]);
+    assert_eq!(out, "one\n1\n");
 }
 
 fn project_with(dir: &std::path::Path, sources: &str) {

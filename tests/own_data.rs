@@ -543,3 +543,72 @@ fn an_export_that_loses_a_column_warns_and_can_fail_the_run() {
     assert!(out.contains("fail their quality checks"), "{out}");
     assert_eq!(version(&project), before);
 }
+
+#[test]
+fn sql_outside_a_project_reads_files_by_name_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    write_exports(root);
+    let files = root.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::copy(root.join("exports/shop.csv"), files.join("shop.csv")).unwrap();
+    // A Parquet file and a Delta table written by Tessera itself, somewhere else.
+    let project = root.join("p");
+    ok(root, &["init", "p"]);
+    ok(
+        &project,
+        &[
+            "write",
+            "t.people",
+            "select 1 as id, 'Zoé' as name union all select 2, 'Ann'",
+        ],
+    );
+    ok(
+        &project,
+        &[
+            "export",
+            "select * from t.people",
+            files.join("people.parquet").to_str().unwrap(),
+        ],
+    );
+    let delta = project.join("warehouse/t/people");
+
+    let count = |sql: &str| number(&query(&files, sql)[0], "n");
+    assert_eq!(count("select count(*) as n from 'shop.csv'"), 120.0);
+    assert_eq!(
+        count("select count(*) as n from read_csv('shop.csv', ',')"),
+        120.0
+    );
+    assert_eq!(count("select count(*) as n from 'people.parquet'"), 2.0);
+    assert_eq!(
+        count(&format!(
+            "select count(*) as n from read_delta('{}')",
+            delta.display()
+        )),
+        2.0
+    );
+    assert_eq!(
+        count(&format!("select count(*) as n from '{}'", delta.display())),
+        2.0
+    );
+    // Tessera's functions, joins across formats.
+    let rows = query(
+        &files,
+        "select email_canonical(s.email) as e, p.name from 'shop.csv' s join 'people.parquet' p \
+         on p.id = cast(substr(s.customer_no, 2) as int) order by p.id",
+    );
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(text(&rows[0], "name"), "Zoé");
+    // Nothing written where it ran; a missing file is named.
+    let err = fails(&files, &["sql", "select * from 'nope.parquet'"], 1);
+    assert!(
+        err.contains("nope.parquet") && err.contains("does not exist"),
+        "{err}"
+    );
+    let mut left: Vec<String> = std::fs::read_dir(&files)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["people.parquet", "shop.csv"]);
+}

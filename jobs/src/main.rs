@@ -480,9 +480,16 @@ async fn run(cli: Cli) -> Result<()> {
             max_rows,
             interactive,
         } => {
+            // Outside a project, an in-memory session over files (as DuckDB's or
+            // datafusion-cli's); in one, its tables and the files it names.
+            let project = if cli.project.join(PROJECT_FILE).exists() {
+                load_project(&cli.project)?
+            } else {
+                Project::default_for(&cli.project)?
+            };
+            let ws = Workspace::open(project)?.allow_file_reads();
             if interactive || (query.is_none() && file.is_none() && std::io::stdin().is_terminal())
             {
-                let ws = Workspace::open(load_project(&cli.project)?)?;
                 return shell(&ws, format, max_rows).await;
             }
             let query = match (query, file) {
@@ -497,7 +504,6 @@ async fn run(cli: Cli) -> Result<()> {
                     std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?
                 }
             };
-            let ws = Workspace::open(load_project(&cli.project)?)?;
             sql(&ws, &query, format, max_rows).await
         }
         Command::Serve {

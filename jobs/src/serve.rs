@@ -652,9 +652,11 @@ impl TesseraHook {
         ctx: &SessionContext,
     ) -> PgWireResult<LogicalPlan> {
         let mut statements = vec![DfStatement::Statement(Box::new(statement.clone()))];
+        // No file reads by name here: a client reads the project's tables, not the server's disk.
         let registered = crate::time_travel::resolve(
             &self.ws.engine,
             &self.ws.project.warehouse,
+            None,
             &mut statements,
         )
         .await

@@ -34,6 +34,12 @@ enum Request {
     Version(u64),
     Time(DateTime<Utc>),
     History,
+    /// A file, folder, glob or Delta table read where it is (`read_parquet('x')`,
+    /// `'data/*.csv'`): only where file reads are allowed (the CLI, not `tessera serve`).
+    File {
+        format: Option<tessera_engine::SourceFormat>,
+        delimiter: Option<u8>,
+    },
 }
 
 /// A call found in a query: the private name it now reads, the table, the request.
@@ -48,6 +54,21 @@ struct Call {
 struct Finder {
     calls: Vec<Call>,
     error: Option<String>,
+    /// Whether `read_*` functions and quoted paths are read as files.
+    files: bool,
+}
+
+/// The format a location's name says, if any (`None`: decided by looking at it).
+fn format_of(location: &str) -> Option<tessera_engine::SourceFormat> {
+    use tessera_engine::SourceFormat;
+    let path = location.trim_end_matches('/').to_ascii_lowercase();
+    let ext = path.rsplit('.').next().unwrap_or("");
+    match ext {
+        "parquet" => Some(SourceFormat::Parquet),
+        "csv" | "tsv" | "txt" => Some(SourceFormat::Csv),
+        "json" | "ndjson" | "jsonl" => Some(SourceFormat::Json),
+        _ => None,
+    }
 }
 
 fn string_arg(arg: &FunctionArg) -> Option<String> {
@@ -84,6 +105,32 @@ pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
 
 impl Finder {
     fn request(&self, function: &str, args: &[FunctionArg]) -> Result<(String, Request), String> {
+        if let Some(kind) = function.strip_prefix("read_") {
+            let usage = format!("{function}('path, folder, glob or URL')");
+            let location = args
+                .first()
+                .and_then(string_arg)
+                .ok_or_else(|| format!("{usage}: the location is a quoted text"))?;
+            let format = match kind {
+                "parquet" => Some(tessera_engine::SourceFormat::Parquet),
+                "csv" => Some(tessera_engine::SourceFormat::Csv),
+                "json" => Some(tessera_engine::SourceFormat::Json),
+                _ => Some(tessera_engine::SourceFormat::Delta),
+            };
+            let delimiter = match args.get(1).and_then(string_arg) {
+                Some(d) if kind == "csv" && d.len() == 1 => Some(d.as_bytes()[0]),
+                Some(_) => {
+                    return Err(format!(
+                        "{usage}: read_csv takes one more argument, a one-character delimiter; the others none"
+                    ));
+                }
+                None => None,
+            };
+            if args.len() > 2 {
+                return Err(format!("{usage} takes at most 2 arguments"));
+            }
+            return Ok((location, Request::File { format, delimiter }));
+        }
         let usage = match function {
             "at_version" => "at_version('schema.table', version)",
             "at_time" => "at_time('schema.table', 'timestamp')",
@@ -127,10 +174,46 @@ impl VisitorMut for Finder {
             return ControlFlow::Continue(());
         };
         let function = name.to_string().to_ascii_lowercase();
-        if !matches!(
-            function.as_str(),
-            "at_version" | "at_time" | "table_history"
-        ) {
+        // A quoted path as a table (`from 'data/orders.parquet'`), as DuckDB and
+        // datafusion-cli read it.
+        if self.files
+            && args.is_none()
+            && let [part] = name.0.as_slice()
+            && let Some(ident) = part.as_ident()
+            && ident.quote_style == Some('\'')
+        {
+            let location = ident.value.clone();
+            let private = private_name();
+            if alias.is_none() {
+                *alias = Some(TableAlias {
+                    explicit: true,
+                    name: Ident::new("t"),
+                    columns: Vec::new(),
+                    at: None,
+                });
+            }
+            *name = ObjectName::from(vec![Ident::new(private.clone())]);
+            self.calls.push(Call {
+                private,
+                request: Request::File {
+                    format: format_of(&location),
+                    delimiter: None,
+                },
+                table: location,
+            });
+            return ControlFlow::Continue(());
+        }
+        let reads_file = self.files
+            && matches!(
+                function.as_str(),
+                "read_parquet" | "read_csv" | "read_json" | "read_delta"
+            );
+        if !reads_file
+            && !matches!(
+                function.as_str(),
+                "at_version" | "at_time" | "table_history"
+            )
+        {
             return ControlFlow::Continue(());
         }
         let Some(call_args) = args.as_ref() else {
@@ -172,9 +255,13 @@ impl VisitorMut for Finder {
 pub async fn resolve(
     engine: &Engine,
     warehouse_root: &url::Url,
+    files: Option<&std::path::Path>,
     statements: &mut [Statement],
 ) -> Result<Vec<String>> {
-    let mut finder = Finder::default();
+    let mut finder = Finder {
+        files: files.is_some(),
+        ..Finder::default()
+    };
     for statement in statements.iter_mut() {
         visit(statement, &mut finder);
         if let Some(e) = finder.error.take() {
@@ -187,9 +274,17 @@ pub async fn resolve(
     let warehouse = crate::warehouse::list(engine, warehouse_root).await?;
     let mut registered = Vec::new();
     for call in finder.calls {
-        let table = find(&warehouse, &call.table)?;
         let ctx = engine.ctx();
+        if let Request::File { format, delimiter } = &call.request {
+            let base = files.expect("file reads only when allowed");
+            let provider = file_table(engine, base, &call.table, *format, *delimiter).await?;
+            ctx.register_table(call.private.as_str(), provider)?;
+            registered.push(call.private);
+            continue;
+        }
+        let table = find(&warehouse, &call.table)?;
         let provider = match call.request {
+            Request::File { .. } => unreachable!("read above"),
             Request::History => history_table(engine, table).await?,
             Request::Version(v) => {
                 let delta = engine
@@ -210,6 +305,38 @@ pub async fn resolve(
         registered.push(call.private);
     }
     Ok(registered)
+}
+
+/// A table over a file, folder, glob or Delta table named in a query: read as a source would
+/// be (the format from the name, or a Delta log / Parquet files found in a folder).
+async fn file_table(
+    engine: &Engine,
+    base: &std::path::Path,
+    location: &str,
+    format: Option<tessera_engine::SourceFormat>,
+    delimiter: Option<u8>,
+) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+    use tessera_engine::SourceFormat;
+    let folder_url = tessera_engine::storage::resolve_location(location, base, true)?;
+    let format = match format {
+        Some(f) => f,
+        None if engine.delta_exists(&folder_url).await.unwrap_or(false) => SourceFormat::Delta,
+        None => SourceFormat::Parquet,
+    };
+    let is_dir = format == SourceFormat::Delta || location.ends_with('/');
+    let url = tessera_engine::storage::resolve_location(location, base, is_dir)?;
+    let mut spec = tessera_engine::SourceSpec::new(location, url, format);
+    if let Some(d) = delimiter {
+        spec.csv.delimiter = d;
+    } else if format == SourceFormat::Csv && location.to_ascii_lowercase().ends_with(".tsv") {
+        spec.csv.delimiter = b'\t';
+    }
+    if format == SourceFormat::Parquet && !location.to_ascii_lowercase().ends_with(".parquet") {
+        // A folder of Parquet files.
+        spec.url = folder_url;
+    }
+    let (provider, _) = engine.source_provider(&spec).await?;
+    Ok(provider)
 }
 
 /// A fresh name for a call's table: unique in the process, so concurrent queries

@@ -20,6 +20,9 @@ pub struct Workspace {
     pub engine: Engine,
     /// The suppression list, read once (see [`crate::privacy`]).
     suppression: std::sync::Mutex<Option<Arc<tessera_engine::privacy::IdentifierSet>>>,
+    /// Whether queries may read files and URLs by name (`read_parquet('x')`, `from 'x.csv'`):
+    /// the local CLI, never `tessera serve`.
+    read_files: bool,
 }
 
 impl Workspace {
@@ -30,7 +33,15 @@ impl Workspace {
             project,
             engine,
             suppression: std::sync::Mutex::new(None),
+            read_files: false,
         })
+    }
+
+    /// Lets queries read files, folders, globs and URLs by name (`tessera sql`, the shell):
+    /// with the user's own rights, on their machine. `tessera serve` never does.
+    pub fn allow_file_reads(mut self) -> Self {
+        self.read_files = true;
+        self
     }
 
     /// The suppression list (read from the warehouse on first use; `is_suppressed` is
@@ -114,7 +125,14 @@ impl Workspace {
             .into_iter()
             .collect();
         // at_version(...), at_time(...), table_history(...): read before planning.
-        crate::time_travel::resolve(&self.engine, &self.project.warehouse, &mut statements).await?;
+        let files = self.read_files.then_some(self.project.dir.as_path());
+        crate::time_travel::resolve(
+            &self.engine,
+            &self.project.warehouse,
+            files,
+            &mut statements,
+        )
+        .await?;
         let state = self.engine.ctx().state();
         let mut wanted: Vec<TableReference> = Vec::new();
         for statement in &statements {
