@@ -105,7 +105,17 @@ fn tables_lists_every_demo_source_with_rows() {
             "{expected} missing from {names:?}"
         );
     }
-    for row in &rows {
+    // View jobs are listed too (planned when read: no count).
+    assert!(
+        rows.iter()
+            .any(|r| r["kind"] == "view" && r["name"] == "scores.churn_features"),
+        "{rows:?}"
+    );
+    let text = ok(dir, &["tables", "--no-count"]);
+    assert!(text.contains("| view (sql)"), "{text}");
+    let widest = text.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    assert!(widest <= 120, "{widest} columns wide:\n{text}");
+    for row in rows.iter().filter(|r| r["kind"] != "view") {
         assert!(row["rows"].as_i64().unwrap() > 0, "{row:?}");
         assert!(
             row["note"].is_null() || row["name"].as_str().unwrap().starts_with("truth"),

@@ -1218,12 +1218,58 @@ async fn tables(ws: &Workspace, format: OutputFormat, count: bool) -> Result<()>
             }
         }
     }
+    // View jobs: planned when read, so listed without a count.
+    let (jobs, _) = tessera_jobs::job::discover_with(&ws.project.dir, &ws.project.jobs);
+    for job in jobs
+        .iter()
+        .filter(|j| j.config.materialized == tessera_jobs::job::Materialized::View)
+    {
+        names.push(job.name.clone());
+        kinds.push("view".into());
+        formats.push("sql".into());
+        rows.push(None);
+        versions.push(None);
+        locations.push(job.path.display().to_string());
+        notes.push(job.config.description.clone());
+    }
+    if format == OutputFormat::Table {
+        // For people, in 100 columns: the format beside the kind, locations under the project
+        // relative to it and none for warehouse tables (they are where their names say), no
+        // notes (`--format json` has everything).
+        let root = url::Url::from_directory_path(&ws.project.dir).ok();
+        for ((location, kind), format) in locations.iter_mut().zip(&mut kinds).zip(&formats) {
+            if kind == "warehouse" {
+                location.clear();
+                *kind = "table".into();
+                continue;
+            }
+            *kind = format!("{kind} ({format})");
+            if let Some(rest) = root
+                .as_ref()
+                .and_then(|r| location.strip_prefix(r.as_str()))
+            {
+                *location = rest.to_string();
+            } else if let Some(rest) =
+                location.strip_prefix(&format!("{}/", ws.project.dir.display()))
+            {
+                *location = rest.to_string();
+            }
+        }
+    }
     let schema = std::sync::Arc::new(Schema::new(vec![
         Field::new("name", DataType::Utf8, false),
         Field::new("kind", DataType::Utf8, false),
         Field::new("format", DataType::Utf8, false),
         Field::new("rows", DataType::Int64, true),
-        Field::new("delta_version", DataType::UInt64, true),
+        Field::new(
+            if format == OutputFormat::Table {
+                "version"
+            } else {
+                "delta_version"
+            },
+            DataType::UInt64,
+            true,
+        ),
         Field::new("location", DataType::Utf8, false),
         Field::new("note", DataType::Utf8, true),
     ]));
@@ -1239,8 +1285,13 @@ async fn tables(ws: &Workspace, format: OutputFormat, count: bool) -> Result<()>
             std::sync::Arc::new(StringArray::from(notes)),
         ],
     )?;
+    let batch = if format == OutputFormat::Table {
+        batch.project(&[0, 1, 3, 4, 5])?
+    } else {
+        batch
+    };
     let stream = datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
-        schema,
+        batch.schema(),
         futures::stream::iter(vec![Ok(batch)]),
     );
     print_stream(
