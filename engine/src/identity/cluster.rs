@@ -1,7 +1,9 @@
 //! Connected components over accepted links, strongest first, with guards against chaining:
 //! a link is refused when it would join two values of an identifier unique per customer, a
-//! never-match pair, or grow a customer past the size cap. Refusing the weakest links first
-//! is what splits an oversized or contradictory cluster.
+//! never-match pair, two records the model found to be different people (a contradicted
+//! pair: a household's members each linked to a shared record), or grow a customer past the
+//! size cap. Refusing the weakest links first is what splits an oversized or contradictory
+//! cluster.
 
 use std::collections::HashMap;
 
@@ -12,6 +14,9 @@ pub enum Refusal {
     UniqueConflict(usize),
     /// A never-match pair would end up in one customer.
     NeverMatch,
+    /// Two records whose comparison strongly says "different people" would end up in one
+    /// customer.
+    Contradicted,
     /// The customer would exceed the size cap.
     SizeCap,
 }
@@ -27,6 +32,7 @@ impl Refusal {
                 )
             }
             Refusal::NeverMatch => "never_match".into(),
+            Refusal::Contradicted => "contradicted".into(),
             Refusal::SizeCap => "max_cluster_size".into(),
         }
     }
@@ -105,8 +111,9 @@ struct Sets {
     size: Vec<u32>,
     /// Per root: the value of each unique identifier held.
     unique: Uniques,
-    /// Per root: records that may never join it.
-    never: HashMap<u32, Vec<u32>>,
+    /// Per root: records that may never join it, and whether by contradiction (which only
+    /// refuses links of the contradictable kind) or by a never-match pair.
+    never: HashMap<u32, Vec<(u32, bool)>>,
 }
 
 impl Sets {
@@ -120,6 +127,24 @@ impl Sets {
     }
 }
 
+/// Pairs of records the model compared and found to be different people, and the kind of
+/// link they refuse (the probabilistic links: deterministic rules and `always_match` hold).
+#[derive(Debug, Clone, Copy)]
+pub struct Contradicted<'a> {
+    /// The pairs.
+    pub pairs: &'a [(u32, u32)],
+    /// The kind of link they refuse.
+    pub refuses: u16,
+}
+
+impl Contradicted<'_> {
+    /// No contradicted pairs.
+    pub const NONE: Contradicted<'static> = Contradicted {
+        pairs: &[],
+        refuses: u16::MAX,
+    };
+}
+
 /// Clusters `n` records. `unique` holds each record's value id per unique identifier;
 /// `never` lists never-match pairs; links are applied in descending strength (ties by records).
 pub fn cluster(
@@ -127,6 +152,7 @@ pub fn cluster(
     mut links: Vec<Link>,
     unique: Uniques,
     never: &[(u32, u32)],
+    contradicted: Contradicted,
     max_size: usize,
 ) -> Clusters {
     links.sort_by(|x, y| {
@@ -142,9 +168,13 @@ pub fn cluster(
         unique,
         never: HashMap::new(),
     };
-    for &(a, b) in never {
-        sets.never.entry(a).or_default().push(b);
-        sets.never.entry(b).or_default().push(a);
+    let tagged = never
+        .iter()
+        .map(|&p| (p, false))
+        .chain(contradicted.pairs.iter().map(|&p| (p, true)));
+    for ((a, b), by_contradiction) in tagged {
+        sets.never.entry(a).or_default().push((b, by_contradiction));
+        sets.never.entry(b).or_default().push((a, by_contradiction));
     }
     let mut linked_by = vec![None; n];
     let mut refused = Vec::new();
@@ -153,7 +183,8 @@ pub fn cluster(
         if ra == rb {
             continue;
         }
-        if let Some(reason) = conflict(&mut sets, ra, rb, max_size) {
+        let contradictable = link.kind == contradicted.refuses;
+        if let Some(reason) = conflict(&mut sets, ra, rb, max_size, contradictable) {
             refused.push((link, reason));
             continue;
         }
@@ -186,7 +217,13 @@ pub fn cluster(
     }
 }
 
-fn conflict(sets: &mut Sets, ra: u32, rb: u32, max_size: usize) -> Option<Refusal> {
+fn conflict(
+    sets: &mut Sets,
+    ra: u32,
+    rb: u32,
+    max_size: usize,
+    contradictable: bool,
+) -> Option<Refusal> {
     if (sets.size[ra as usize] + sets.size[rb as usize]) as usize > max_size {
         return Some(Refusal::SizeCap);
     }
@@ -203,8 +240,14 @@ fn conflict(sets: &mut Sets, ra: u32, rb: u32, max_size: usize) -> Option<Refusa
     let lb = sets.never.get(&rb).map_or(0, Vec::len);
     let (from, other) = if la <= lb { (ra, rb) } else { (rb, ra) };
     let partners = sets.never.get(&from).cloned().unwrap_or_default();
-    if partners.into_iter().any(|p| sets.find(p) == other) {
-        return Some(Refusal::NeverMatch);
+    for (p, by_contradiction) in partners {
+        if (contradictable || !by_contradiction) && sets.find(p) == other {
+            return Some(if by_contradiction {
+                Refusal::Contradicted
+            } else {
+                Refusal::NeverMatch
+            });
+        }
     }
     None
 }
@@ -229,6 +272,7 @@ mod tests {
             vec![link(0, 1, 1.0), link(3, 4, 0.9)],
             Uniques::new(5, 0),
             &[],
+            Contradicted::NONE,
             10,
         );
         assert_eq!(c.component, vec![0, 0, 2, 3, 3]);
@@ -240,7 +284,7 @@ mod tests {
     fn the_weakest_link_of_a_chain_is_cut_at_the_size_cap() {
         // 0-1-2 strongly, 2-3 weakly: with a cap of 3, the weak link goes.
         let links = vec![link(2, 3, 0.5), link(0, 1, 0.99), link(1, 2, 0.98)];
-        let c = cluster(4, links, Uniques::new(4, 0), &[], 3);
+        let c = cluster(4, links, Uniques::new(4, 0), &[], Contradicted::NONE, 3);
         assert_eq!(c.component, vec![0, 0, 0, 3]);
         assert_eq!(c.refused.len(), 1);
         assert_eq!(c.refused[0].1, Refusal::SizeCap);
@@ -259,7 +303,7 @@ mod tests {
             link(2, 3, 0.9),
             link(0, 3, 0.8),
         ];
-        let c = cluster(4, links, unique, &[], 10);
+        let c = cluster(4, links, unique, &[], Contradicted::NONE, 10);
         assert_eq!(c.component, vec![0, 0, 2, 2]);
         assert!(
             c.refused
@@ -273,9 +317,48 @@ mod tests {
             vec![link(0, 1, 1.0), link(1, 2, 1.0)],
             Uniques::new(3, 0),
             &[(0, 2)],
+            Contradicted::NONE,
             10,
         );
         assert_eq!(c.component, vec![0, 0, 2]);
         assert_eq!(c.refused[0].1, Refusal::NeverMatch);
+    }
+
+    #[test]
+    fn a_contradicted_pair_cuts_the_weakest_probabilistic_link_only() {
+        // A household: 0 (David) and 2 (Dale) each link to 1, a record holding their shared
+        // phone; the model compared 0 and 2 and found two people.
+        let weak = |a, b, strength| Link {
+            a,
+            b,
+            kind: 1,
+            strength,
+        };
+        let contradicted = Contradicted {
+            pairs: &[(0, 2)],
+            refuses: 1,
+        };
+        let c = cluster(
+            3,
+            vec![weak(0, 1, 0.99), weak(1, 2, 0.95)],
+            Uniques::new(3, 0),
+            &[],
+            contradicted,
+            10,
+        );
+        assert_eq!(c.component, vec![0, 0, 2]);
+        assert_eq!(c.refused.len(), 1);
+        assert_eq!(c.refused[0].1, Refusal::Contradicted);
+        assert_eq!((c.refused[0].0.a, c.refused[0].0.b), (1, 2));
+        // Deterministic links (another kind) hold against the contradiction.
+        let c = cluster(
+            3,
+            vec![link(0, 1, 3.0), link(1, 2, 3.0)],
+            Uniques::new(3, 0),
+            &[],
+            contradicted,
+            10,
+        );
+        assert_eq!(c.component, vec![0, 0, 0]);
     }
 }

@@ -20,6 +20,14 @@ pub struct IdentityConfig {
     /// No customer grows beyond this many records: the weakest links are cut first.
     #[serde(default = "defaults::max_cluster_size")]
     pub max_cluster_size: usize,
+    /// Two records the model compared and found at least this many bits more likely to be
+    /// different people than one (the sum of their comparisons' weights, without the prior,
+    /// at or below minus this) never become one customer through probabilistic links: the
+    /// weakest link that would join them is refused (`contradicted`), so a household's
+    /// members each linked to one shared record stay apart. Deterministic rules and
+    /// `always_match` still hold. `inf` turns it off.
+    #[serde(default = "defaults::cannot_link_bits")]
+    pub cannot_link_bits: f64,
     /// Blocks (records sharing a blocking key) larger than this are not compared, and reported.
     #[serde(default = "defaults::max_block_size")]
     pub max_block_size: usize,
@@ -77,10 +85,13 @@ pub struct IdentityConfig {
 
 mod defaults {
     pub fn threshold() -> f64 {
-        0.9
+        0.95
     }
     pub fn max_cluster_size() -> usize {
         100
+    }
+    pub fn cannot_link_bits() -> f64 {
+        10.0
     }
     pub fn max_block_size() -> usize {
         1_000
@@ -275,6 +286,12 @@ impl IdentityConfig {
             return Err(format!(
                 "`identity.retrain_growth`: {} is not a share (0 retrains on every change)",
                 self.retrain_growth
+            ));
+        }
+        if self.cannot_link_bits.is_nan() || self.cannot_link_bits <= 0.0 {
+            return Err(format!(
+                "`identity.cannot_link_bits`: {} is not a positive number of bits (`inf` turns the guard off)",
+                self.cannot_link_bits
             ));
         }
         if self.max_cluster_size < 2 || self.max_block_size < 2 {
@@ -581,5 +598,13 @@ mod tests {
         bad.retrain_growth = -1.0;
         let err = bad.validate(&[]).unwrap_err();
         assert!(err.contains("retrain_growth"), "{err}");
+        // The contradiction guard is a clustering setting (no retraining), off with `inf`.
+        other = config.clone();
+        other.cannot_link_bits = f64::INFINITY;
+        assert_eq!(config.model_signature(), other.model_signature());
+        other.validate(&demo_columns()).unwrap();
+        other.cannot_link_bits = 0.0;
+        let err = other.validate(&demo_columns()).unwrap_err();
+        assert!(err.contains("cannot_link_bits"), "{err}");
     }
 }

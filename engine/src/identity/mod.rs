@@ -670,6 +670,7 @@ pub async fn resolve(
         links.clone(),
         cluster::Uniques::new(n, 0),
         &[],
+        cluster::Contradicted::NONE,
         usize::MAX,
     )
     .component;
@@ -951,6 +952,8 @@ pub async fn resolve(
             Vec::with_capacity(pairs.len()),
         );
         let mut links = fixed_links.clone();
+        let mut contradicted = Vec::new();
+        let against = -config.cannot_link_bits + model.prior_weight();
         for (p, pair) in pairs.iter().enumerate() {
             let vector = &gammas[p * comparisons..(p + 1) * comparisons];
             let pair_tfs: Vec<Option<f64>> = tf_index
@@ -960,6 +963,9 @@ pub async fn resolve(
             let (w, prob) = model.score(vector, &pair_tfs);
             weights.push(w);
             probabilities.push(prob);
+            if w <= against {
+                contradicted.push((pair.a, pair.b));
+            }
             if prob >= config.threshold {
                 links.push(cluster::Link {
                     a: pair.a,
@@ -974,6 +980,10 @@ pub async fn resolve(
             links.clone(),
             unique.clone(),
             &never,
+            cluster::Contradicted {
+                pairs: &contradicted,
+                refuses: kinds.probabilistic(),
+            },
             config.max_cluster_size,
         );
         (weights, probabilities, links, result)

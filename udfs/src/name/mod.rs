@@ -15,7 +15,7 @@ pub use names_equivalent::NamesEquivalent;
 pub use names_similarity::NamesSimilarity;
 pub use nickname_root::NicknameRoot;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::LazyLock;
 
 const HONORIFICS: &[&str] = &[
@@ -274,6 +274,34 @@ fn family(name: &str, formals: &BTreeSet<String>) -> BTreeSet<String> {
     all
 }
 
+/// Established given names (`data/given_names.txt`, from census frequency lists) and every name
+/// of the nickname table.
+static GIVEN_NAMES: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    include_str!("../../data/given_names.txt")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(str::trim)
+        .chain(FORMALS.keys().map(String::as_str))
+        .collect()
+});
+
+/// True for a normalised first name that is an established given name (not a typo of one).
+fn is_given_name(name: &str) -> bool {
+    GIVEN_NAMES.contains(name)
+}
+
+/// Two names share a Double Metaphone code (primary or alternate).
+fn sound_alike(a: &str, b: &str) -> bool {
+    let codes = |n: &str| {
+        [
+            crate::phonetic::double_metaphone(n),
+            crate::phonetic::double_metaphone_alt(n),
+        ]
+    };
+    let (ca, cb) = (codes(a), codes(b));
+    ca.iter().flatten().any(|c| cb.iter().flatten().any(|d| c == d))
+}
+
 /// First names at least this alike (Jaro–Winkler, as written) may be one person's.
 const SAME_PERSON_SIMILARITY: f64 = 0.85;
 
@@ -302,6 +330,16 @@ pub fn conflict(
         // An initial stands for any name it starts.
         if (cx == 1 || cy == 1) && x.chars().next() == y.chars().next() {
             return true;
+        }
+        // Two established names are two people's (a household's Dale and David, Mark and
+        // Mary), unless they are spellings of one sound (Catherine / Katherine) or one is the
+        // other with a letter dropped, the commonest typo (`mary` → `may`, `clara` → `cara`).
+        // The typo rules below are for what is not a name.
+        if is_given_name(x) && is_given_name(y) {
+            let dropped = cx.abs_diff(cy) == 1 && strsim::damerau_levenshtein(x, y) == 1;
+            return dropped
+                || sound_alike(x, y)
+                    && crate::similarity::fast::jaro_winkler(x, y) >= SAME_PERSON_SIMILARITY;
         }
         // Typos: one edit on any name of two letters or more; two on names of five or more
         // (each of two records may carry its own typo: `ammy` / `tavmy` for Tammy).
@@ -358,6 +396,10 @@ mod tests {
         );
         // Jonas is not John (whose nickname Jon is 0.9 from Jonas by Jaro–Winkler).
         assert_eq!(c("Jonas", Some("Gamez"), "John", Some("Gamez")), Some(true));
+        // Two established names a letter apart are two people (Dale is no typo of Dave).
+        assert_eq!(c("Dale", Some("Perkins"), "David", Some("Perkins")), Some(true));
+        assert_eq!(c("Mark", Some("Lee"), "Mary", Some("Lee")), Some(true));
+        assert_eq!(c("Dale", None, "Dave", None), Some(true));
         assert_eq!(c("Bqtty", None, "Elizabeth", None), Some(false));
         // One person: typos, nicknames, initials, swapped names, case and accents.
         assert_eq!(c("Amy", Some("Lee"), "Ami", Some("Lee")), Some(false));
