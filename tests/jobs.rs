@@ -1175,3 +1175,88 @@ fn two_schedulers_on_one_warehouse_take_turns() {
     );
     assert_ne!(scalar(dir, "select count(*) from profiles.customers"), "0");
 }
+
+/// Issue 27: a tracked job whose query gains a column (the golden record gets a display name)
+/// failed every run after ("number of fields does not match"), even with `--full-refresh`. Its
+/// change log now gains the column (earlier rows NULL), and a column the query drops stays in
+/// the history with its old values: nothing recorded is rewritten or lost.
+#[test]
+fn a_tracked_job_gains_and_loses_columns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(dir, &["init", "."]);
+    let toml = std::fs::read_to_string(dir.join("tessera.toml")).unwrap();
+    std::fs::write(
+        dir.join("tessera.toml"),
+        format!("{toml}\n[sources.people]\nurl = \"people.csv\"\nformat = \"csv\"\n"),
+    )
+    .unwrap();
+    let people = |rows: &str| std::fs::write(dir.join("people.csv"), rows).unwrap();
+    let job = |select: &str| {
+        std::fs::create_dir_all(dir.join("jobs/p")).unwrap();
+        std::fs::write(
+            dir.join("jobs/p/people.sql"),
+            format!("-- @materialized: tracked\n-- @unique_key: id\n{select}\n"),
+        )
+        .unwrap();
+    };
+    people("id,name,city\n1,Ann,Paris\n2,Bob,Lyon\n");
+    job("select id, name from people");
+    ok(dir, &["run", "--no-report"]);
+    // The query gains `city` (typed: a string, not a NULL literal's type).
+    job("select id, name, city from people");
+    ok(dir, &["run", "--no-report"]);
+    let changes = common::query(
+        dir,
+        "select change, id, name, city from p.people_changes order by changed_at, id",
+    );
+    let seen: Vec<String> = changes
+        .iter()
+        .map(|r| {
+            let v = |k: &str| match &r[k] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            format!("{} {} {} {}", v("change"), v("id"), v("name"), v("city"))
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "add 1 Ann null",
+            "add 2 Bob null",
+            "update 1 Ann Paris",
+            "update 2 Bob Lyon"
+        ],
+        "{changes:?}"
+    );
+    // Then it drops `name`, and a row changes: the history keeps Ann's name in her closed
+    // versions; the table and the log follow the query.
+    people("id,name,city\n1,Ann,Rome\n2,Bob,Lyon\n");
+    job("select id, city from people");
+    ok(dir, &["run", "--no-report"]);
+    ok(dir, &["run", "--full-refresh", "--no-report"]);
+    let history = common::query(
+        dir,
+        "select name, city, valid_to is null as open from p.people_history where id = 1 order by valid_from",
+    );
+    let seen: Vec<String> = history
+        .iter()
+        .map(|r| {
+            let v = |k: &str| match &r[k] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            format!("{} {} {}", v("name"), v("city"), v("open"))
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        ["Ann null false", "Ann Paris false", "null Rome true"],
+        "{history:?}"
+    );
+    let table = common::query(dir, "select * from p.people order by id");
+    assert_eq!(table.len(), 2);
+    assert!(!table[0].contains_key("name"), "{table:?}");
+    assert_eq!(common::text(&table[0], "city"), "Rome");
+}

@@ -214,6 +214,7 @@ impl Engine {
             merge_keys: Vec::new(),
             metadata: serde_json::Map::new(),
             change_data_feed: false,
+            add_columns: false,
         }
     }
 
@@ -365,9 +366,18 @@ pub struct DeltaWrite {
     merge_keys: Vec<String>,
     metadata: serde_json::Map<String, serde_json::Value>,
     change_data_feed: bool,
+    add_columns: bool,
 }
 
 impl DeltaWrite {
+    /// An append may add columns the table does not have yet (its earlier rows read them as
+    /// NULL) and leave out columns it has (NULL in the new rows): a log whose producer gained
+    /// or lost a column keeps appending. Types of existing columns must still match.
+    pub fn with_new_columns(mut self, on: bool) -> Self {
+        self.add_columns = on;
+        self
+    }
+
     /// Turns on Delta's change data feed (`delta.enableChangeDataFeed`) when the table is
     /// created, so later merges record row-level inserts, updates and deletes.
     pub fn with_change_data_feed(mut self, on: bool) -> Self {
@@ -449,8 +459,14 @@ impl DeltaWrite {
             builder = builder
                 .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite)
                 .with_partition_columns(self.partition_columns.clone());
-        } else if !self.partition_columns.is_empty() {
-            builder = builder.with_partition_columns(self.partition_columns.clone());
+        } else {
+            if !self.partition_columns.is_empty() {
+                builder = builder.with_partition_columns(self.partition_columns.clone());
+            }
+            if self.add_columns && !creating {
+                builder =
+                    builder.with_schema_mode(deltalake::operations::write::SchemaMode::Merge);
+            }
         }
         if !self.metadata.is_empty() {
             builder = builder.with_commit_properties(

@@ -152,16 +152,23 @@ impl Runner<'_> {
         let changes_table = format!("{}_changes", job.name);
 
         // The stored state, projected onto today's columns (a column the query gained reads
-        // as NULL in the old rows; one it lost is dropped).
+        // as a NULL of its new type in the old rows; one it lost is dropped).
+        let new_schema = ctx.table_provider(new_name).await?.schema();
         let project = |alias: &str, provider: &Arc<dyn TableProvider>| -> Vec<String> {
             let old = provider.schema();
-            columns
+            new_schema
+                .fields()
                 .iter()
-                .map(|c| {
-                    if old.field_with_name(c).is_ok() {
-                        format!("{alias}.{}", q(c))
-                    } else {
-                        format!("null as {}", q(c))
+                .map(|f| {
+                    let c = f.name();
+                    let new_type = tessera_engine::sql::literal(&f.data_type().to_string());
+                    match old.field_with_name(c) {
+                        Ok(o) if o.data_type() == f.data_type() => format!("{alias}.{}", q(c)),
+                        // Stored as another type (Delta reads strings as views; a column
+                        // the query now computes differently): the result's type, so every
+                        // branch of the comparison produces the same batches.
+                        Ok(_) => format!("arrow_cast({alias}.{c}, {new_type}) as {c}", c = q(c)),
+                        Err(_) => format!("arrow_cast(null, {new_type}) as {}", q(c)),
                     }
                 })
                 .collect()
@@ -333,14 +340,37 @@ impl Runner<'_> {
                     "select {run_lit} as run_id, {now} as changed_at, c.change, {c_cols} from {changes_name} c"
                 ))
                 .await?;
+            // A column the query gained (or lost) since the log began: the log gains it too.
             write(log, &changes_table, WriteMode::Append)?
+                .with_new_columns(true)
                 .await
                 .with_context(|| format!("writing {changes_table}"))?;
             crate::failpoint::check("tracked:after-changes")?;
 
-            // 2. The history: close the versions of changed keys, open the new ones.
+            // 2. The history: close the versions of changed keys, open the new ones. Columns
+            // the query no longer returns stay in the history with their old values (NULL in
+            // the versions opened from now on): an earlier version is never rewritten.
+            let dropped: Vec<(String, String)> = history
+                .as_ref()
+                .map(|h| {
+                    h.schema()
+                        .fields()
+                        .iter()
+                        .filter(|f| {
+                            !columns.contains(f.name())
+                                && !["valid_from", "valid_to", "run_id"].contains(&f.name().as_str())
+                        })
+                        .map(|f| {
+                            let ty = tessera_engine::sql::literal(&f.data_type().to_string());
+                            (q(f.name()), format!("arrow_cast(null, {ty}) as {}", q(f.name())))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let kept_old = dropped.iter().map(|(c, _)| format!(", h.{c}")).collect::<String>();
+            let null_old = dropped.iter().map(|(_, n)| format!(", {n}")).collect::<String>();
             let opened = format!(
-                "select {c_cols}, {now} as valid_from, {null_ts} as valid_to, {run_lit} as run_id \
+                "select {c_cols}{null_old}, {now} as valid_from, {null_ts} as valid_to, {run_lit} as run_id \
                  from {changes_name} c where c.change in ('add', 'update')"
             );
             let sql = match &history {
@@ -359,7 +389,7 @@ impl Runner<'_> {
                         .collect::<Vec<_>>()
                         .join(", ");
                     format!(
-                        "select {h_cols}, h.valid_from, \
+                        "select {h_cols}{kept_old}, h.valid_from, \
                            case when h.valid_to is null and x.__closed then {now} else h.valid_to end as valid_to, \
                            h.run_id \
                          from {hist_name} h \
