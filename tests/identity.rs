@@ -229,6 +229,7 @@ fn the_demo_resolves_accurately_with_stable_ids() {
         ("phone", "phone_record_key"),
         ("birth_date", "birth_date_record_key"),
         ("first_name", "name_record_key"),
+        ("display_name", "display_name_record_key"),
         ("postal_code", "address_record_key"),
     ] {
         let wrong = query(

@@ -1194,8 +1194,9 @@ fn golden_lineage(tables: &serde_json::Map<String, serde_json::Value>) -> serde_
     else {
         return serde_json::Value::Array(Vec::new());
     };
-    let groups: [(&str, &[&str]); 5] = [
+    let groups: [(&str, &[&str]); 6] = [
         ("name_record_key", &["first_name", "last_name"]),
+        ("display_name_record_key", &["display_name"]),
         ("email_record_key", &["email"]),
         ("phone_record_key", &["phone"]),
         ("birth_date_record_key", &["birth_date"]),

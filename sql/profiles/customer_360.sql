@@ -149,6 +149,7 @@ select
     c.customer_id,
     c.first_name,
     c.last_name,
+    c.display_name,
     c.email,
     c.phone,
     c.birth_date,

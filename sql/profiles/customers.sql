@@ -4,7 +4,9 @@
 -- Values the identity guards set aside as junk (blocked values such as placeholder birth
 -- dates) never survive. Change a rule by editing its ORDER BY below.
 --
---   name     a record with both names, by source priority, then the most recent
+--   name     a record with both names, by source priority, then the most recent; the
+--            display name is how those names are best written by the records spelling them
+--            so (mixed case before all-caps, then source priority)
 --   email    the most recent, then by source priority
 --   phone    the most frequent, then the most recent
 --   birth    the most frequent, then by source priority
@@ -39,6 +41,10 @@ records as (
         end as source_rank,
         i.first_name,
         i.last_name,
+        i.display_name,
+        -- How well a record writes the name for people: mixed case (1), all in one case (2).
+        case when i.display_name = upper(i.display_name) or i.display_name = lower(i.display_name)
+            then 2 else 1 end as display_rank,
         case when be.value is null then i.email end as email,
         case when bp.value is null then i.phone end as phone,
         case when bb.value is null then i.birth_date end as birth_date,
@@ -91,6 +97,23 @@ ranked as (
                 source_rank, updated_at desc nulls last, record_key
         ) as address_rank
     from votes v
+),
+-- The display name: among the records spelling the surviving names, the best written.
+display as (
+    select customer_id as display_customer_id, display_name as best_display_name,
+        record_key as display_record_key
+    from (
+        select r.customer_id, r.display_name, r.record_key,
+            row_number() over (
+                partition by r.customer_id order by r.display_rank, r.name_rank
+            ) as display_pick
+        from ranked r
+        join ranked w on w.customer_id = r.customer_id and w.name_rank = 1
+        where r.display_name is not null
+            and (r.first_name is not distinct from w.first_name)
+            and (r.last_name is not distinct from w.last_name)
+    ) picked
+    where display_pick = 1
 )
 select
     customer_id,
@@ -101,6 +124,8 @@ select
     max(case when name_rank = 1 then last_name end) as last_name,
     max(case when name_rank = 1 and coalesce(first_name, last_name) is not null then record_key end)
         as name_record_key,
+    max(d.best_display_name) as display_name,
+    max(d.display_record_key) as display_name_record_key,
     max(case when email_rank = 1 then email end) as email,
     max(case when email_rank = 1 and email is not null then record_key end) as email_record_key,
     max(case when phone_rank = 1 then phone end) as phone,
@@ -119,4 +144,5 @@ select
     min(updated_at) as first_seen_at,
     max(updated_at) as last_seen_at
 from ranked
+left join display d on d.display_customer_id = ranked.customer_id
 group by customer_id

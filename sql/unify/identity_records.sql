@@ -17,6 +17,8 @@ with crm as (
         contact_id as record_id,
         name_normalize(first_name) as first_name,
         name_normalize(last_name) as last_name,
+        -- The name as the system writes it (case, accents), for people to read.
+        nullif(trim(concat_ws(' ', trim(first_name), trim(last_name))), '') as display_name,
         email_canonical(email) as email,
         -- A national number is read in the contact's country, else in the countries we sell in.
         phone_e164(phone, country_code(country), 'US', 'GB', 'FR', 'DE') as phone,
@@ -38,6 +40,7 @@ pos as (
         pos_customer_id as record_id,
         name_part(full_name, 'first') as first_name,
         name_part(full_name, 'last') as last_name,
+        nullif(trim(full_name), '') as display_name,
         email_canonical(email) as email,
         phone_e164(phone, country) as phone,
         phone_key(phone) as phone_key,
@@ -58,6 +61,8 @@ web as (
         user_id as record_id,
         name_normalize(latest_value(first_name, event_ts)) as first_name,
         name_normalize(latest_value(last_name, event_ts)) as last_name,
+        nullif(trim(concat_ws(' ', trim(latest_value(first_name, event_ts)),
+            trim(latest_value(last_name, event_ts)))), '') as display_name,
         email_canonical(latest_value(email, event_ts)) as email,
         phone_e164(latest_value(phone, event_ts), coalesce(country_code(max(country)), 'US')) as phone,
         phone_key(latest_value(phone, event_ts)) as phone_key,
@@ -80,6 +85,7 @@ tickets as (
         ticket_id as record_id,
         name_part(requester_name, 'first') as first_name,
         name_part(requester_name, 'last') as last_name,
+        nullif(trim(requester_name), '') as display_name,
         email_canonical(email) as email,
         -- Tickets carry no country: a national number is read in the countries we sell in.
         phone_e164(phone, 'US', 'GB', 'FR', 'DE') as phone,
@@ -111,6 +117,7 @@ select
     -- round give the same key.
     case when first_name <= last_name then first_name || ' ' || last_name
         else last_name || ' ' || first_name end as name_key,
+    display_name,
     email,
     phone,
     phone_key,
