@@ -530,6 +530,19 @@ fn an_export_that_loses_a_column_warns_and_can_fail_the_run() {
         "select reason from _tessera.runs where job = 'unify.identity_records' order by finished_at desc limit 1",
     );
     assert!(text(&log[0], "reason").contains("fill_drop"), "{log:?}");
+    // And in the report, in its own section.
+    let report = std::fs::read_to_string(project.join("reports/report.html")).unwrap();
+    let section = report
+        .split(r#"<section id="warnings""#)
+        .nth(1)
+        .and_then(|s| s.split("</section>").next())
+        .expect("a warnings section");
+    assert!(
+        section.contains(
+            "unify.identity_records: quality (fill_drop): source `shop`: `email` filled in 0.0%"
+        ),
+        "{section}"
+    );
 
     // With fail_on, the job fails and publishes nothing.
     let mut toml = std::fs::read_to_string(project.join("tessera.toml")).unwrap();

@@ -464,8 +464,7 @@ impl DeltaWrite {
                 builder = builder.with_partition_columns(self.partition_columns.clone());
             }
             if self.add_columns && !creating {
-                builder =
-                    builder.with_schema_mode(deltalake::operations::write::SchemaMode::Merge);
+                builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Merge);
             }
         }
         if !self.metadata.is_empty() {

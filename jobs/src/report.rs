@@ -50,6 +50,8 @@ struct Section {
     title: String,
     note: String,
     charts: Vec<String>,
+    /// Lines shown as a list (warnings).
+    items: Vec<String>,
     table: Table,
     missing: Option<String>,
 }
@@ -67,6 +69,7 @@ impl Section {
             title: title.to_string(),
             note: note.to_string(),
             charts: Vec::new(),
+            items: Vec::new(),
             table: Table::default(),
             missing: None,
         }
@@ -89,6 +92,7 @@ pub async fn build(ws: &Workspace) -> Result<Report> {
         scores(ws).await,
         segments(ws).await,
         audiences(ws).await,
+        warnings(ws).await,
         runs(ws).await,
     ];
     let summary = summary(ws, &stats).await;
@@ -143,6 +147,17 @@ fn number(text: &str) -> f64 {
 fn short_error(e: &anyhow::Error) -> String {
     let text = format!("{e:#}");
     let text = text.lines().next().unwrap_or_default();
+    // A table no run has written yet: say so in the project's words, not the planner's.
+    if let Some(at) = text.find("table '")
+        && let Some(len) = text[at + 7..].find("' not found")
+    {
+        let name = &text[at + 7..at + 7 + len];
+        let name = name
+            .strip_prefix("datafusion.public.")
+            .or_else(|| name.strip_prefix("datafusion."))
+            .unwrap_or(name);
+        return format!("{name} has not been built yet (`tessera run` builds it)");
+    }
     text.chars().take(300).collect()
 }
 
@@ -510,6 +525,7 @@ async fn audiences(ws: &Workspace) -> Section {
     let mut cover = Vec::new();
     let mut rows_out = Vec::new();
     let mut errors = Vec::new();
+    let mut unfilled: Vec<String> = Vec::new();
     for (name, decl) in &ws.project.audiences {
         let table = format!("audiences.{name}");
         match coverage(ws, &table, &["customer_id"]).await {
@@ -523,7 +539,13 @@ async fn audiences(ws: &Workspace) -> Section {
                     Fmt::Count.show(n),
                 ]);
                 for (column, share) in shares {
-                    cover.push((format!("{name} · {column}"), share));
+                    // A column the destination accepts that no member has (the project maps
+                    // nothing to it): listed once in the note, not drawn as an empty bar.
+                    if share == 0.0 && n > 0.0 {
+                        unfilled.push(format!("{name} · {column}"));
+                    } else {
+                        cover.push((format!("{name} · {column}"), share));
+                    }
                     rows_out.push(vec![
                         name.clone(),
                         destination.clone(),
@@ -537,6 +559,16 @@ async fn audiences(ws: &Workspace) -> Section {
     }
     if sizes.is_empty() {
         return s.missing(errors.join("; "));
+    }
+    if !unfilled.is_empty() {
+        s.note = format!(
+            "{} Columns the destination accepts that no member has (nothing in the project fills them; map them in the audience's job to send them): {}.",
+            s.note,
+            unfilled.join(", ")
+        );
+    }
+    if !errors.is_empty() {
+        s.note = format!("{} Not shown: {}.", s.note, errors.join("; "));
     }
     s.charts.push(chart(
         "Members per audience",
@@ -555,6 +587,48 @@ async fn audiences(ws: &Workspace) -> Section {
         ],
         rows: rows_out,
     };
+    s
+}
+
+/// The warnings of each job's latest run (records' quality, the match model, quarantined
+/// rows): what a reader should look at before trusting the figures above.
+async fn warnings(ws: &Workspace) -> Section {
+    let mut s = Section::new(
+        "warnings",
+        "Warnings of the latest runs",
+        "Data quality (an identifier column that emptied, a fill rate that fell, a value too long), the match model and rows set aside, from each job's latest run in _tessera.runs.",
+    );
+    let latest = match rows(
+        ws,
+        "select job, cast(started_at as varchar) as started_at, reason from ( \
+           select job, started_at, reason, \
+             row_number() over (partition by job order by started_at desc) as latest \
+           from _tessera.runs where kind = 'job') \
+         where latest = 1 and reason like '%warnings: %' order by job",
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return s.missing(short_error(&e)),
+    };
+    for r in &latest {
+        let Some((_, list)) = r["reason"].split_once("warnings: ") else {
+            continue;
+        };
+        for w in list.split("; ").filter(|w| !w.trim().is_empty()) {
+            s.items.push(format!("{}: {w}", r["job"]));
+            s.table.rows.push(vec![
+                r["job"].clone(),
+                r["started_at"].chars().take(16).collect(),
+                w.to_string(),
+            ]);
+        }
+    }
+    if s.items.is_empty() {
+        s.items
+            .push("None: every job's latest run was clean.".into());
+    }
+    s.table.header = vec!["job".into(), "run started".into(), "warning".into()];
     s
 }
 
@@ -579,7 +653,13 @@ async fn runs(ws: &Workspace) -> Section {
         .rev()
         .map(|r| {
             (
-                r["started_at"].chars().take(16).collect(),
+                // `MM-DD HH:MM`: the year is the report's, the seconds are noise.
+                r["started_at"]
+                    .chars()
+                    .skip(5)
+                    .take(11)
+                    .map(|c| if c == 'T' { ' ' } else { c })
+                    .collect(),
                 number(&r["duration_ms"]) / 1000.0,
                 r["status"] != "success",
             )
@@ -730,9 +810,12 @@ fn esc(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Every chart's width in pixels: two side by side on a wide screen.
+const CHART_W: f64 = 640.0;
+
 fn empty_chart(message: &str) -> String {
     format!(
-        r#"<svg class="chart" role="img" viewBox="0 0 720 40" width="720" height="40"><text x="0" y="24" class="muted">{}</text></svg>"#,
+        r#"<svg class="chart" role="img" viewBox="0 0 640 40" width="640" height="40"><text x="0" y="24" class="muted">{}</text></svg>"#,
         esc(message)
     )
 }
@@ -742,7 +825,14 @@ fn hbar(items: &[(String, f64)], fmt: Fmt, color: &str) -> String {
     if items.is_empty() {
         return empty_chart("no data");
     }
-    let (label_w, bar_w, row_h) = (230.0, 390.0, 24.0);
+    // The label column is as wide as the longest label needs (up to a limit past which labels
+    // end in "…", the whole label in the tooltip); the bars take the rest of a fixed width.
+    const CHAR_W: f64 = 7.4;
+    let longest = items.iter().map(|i| i.0.chars().count()).max().unwrap_or(0);
+    let label_w = (longest as f64 * CHAR_W + 14.0).clamp(60.0, 300.0);
+    let fits = ((label_w - 14.0) / CHAR_W) as usize;
+    let (width, row_h) = (CHART_W, 24.0);
+    let bar_w = width - label_w - 64.0;
     let max = match fmt {
         Fmt::Percent => 1.0f64.max(items.iter().map(|i| i.1).fold(0.0, f64::max)),
         _ => items
@@ -753,12 +843,20 @@ fn hbar(items: &[(String, f64)], fmt: Fmt, color: &str) -> String {
     };
     let height = row_h * items.len() as f64 + 8.0;
     let mut svg = format!(
-        r#"<svg class="chart" role="img" viewBox="0 0 720 {height}" width="720" height="{height}">"#
+        r#"<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}">"#
     );
     for (i, (label, value)) in items.iter().enumerate() {
         let y = i as f64 * row_h + 4.0;
         let w = (value / max * bar_w).max(if *value > 0.0 { 1.0 } else { 0.0 });
-        let short: String = label.chars().take(34).collect();
+        let short: String = if label.chars().count() > fits {
+            label
+                .chars()
+                .take(fits.saturating_sub(1))
+                .chain(['…'])
+                .collect()
+        } else {
+            label.clone()
+        };
         let _ = write!(
             svg,
             r#"<g><title>{title}: {shown}</title><text x="{lx}" y="{ty}" text-anchor="end">{short}</text><rect x="{x}" y="{y}" width="{w:.1}" height="{h}" rx="2" fill="{color}"/><text x="{vx:.1}" y="{ty}" class="value">{shown}</text></g>"#,
@@ -781,7 +879,7 @@ fn columns(items: &[(String, f64)], fmt: Fmt, color: &str, log: bool) -> String 
     if items.is_empty() {
         return empty_chart("no data");
     }
-    let (width, height, left, bottom, top) = (720.0, 240.0, 60.0, 40.0, 14.0);
+    let (width, height, left, bottom, top) = (CHART_W, 240.0, 60.0, 40.0, 14.0);
     let scale = |v: f64| {
         if log {
             (v.max(0.0) + 1.0).log10()
@@ -801,7 +899,13 @@ fn columns(items: &[(String, f64)], fmt: Fmt, color: &str, log: bool) -> String 
         base = height - bottom,
         right = width - 10.0,
     );
-    let every = (items.len() / 12).max(1);
+    // A tick label every so many columns that labels never overlap.
+    let label_chars = items
+        .iter()
+        .map(|i| band_start(&i.0).chars().count().min(14))
+        .max()
+        .unwrap_or(1);
+    let every = ((label_chars as f64 * 6.4 + 8.0) / slot).ceil().max(1.0) as usize;
     for (i, (label, value)) in items.iter().enumerate() {
         let h = scale(*value) / max * plot_h;
         let x = left + i as f64 * slot;
@@ -830,7 +934,7 @@ fn columns(items: &[(String, f64)], fmt: Fmt, color: &str, log: bool) -> String 
         r#"<text x="{tx}" y="{ty}" text-anchor="end" class="tick">{}</text><text x="{tx}" y="{by}" text-anchor="end" class="tick">0</text>{}</svg>"#,
         fmt.show(top_value),
         if log {
-            r#"<text x="720" y="12" text-anchor="end" class="tick">log scale</text>"#
+            r#"<text x="100%" y="12" text-anchor="end" class="tick">log scale</text>"#
         } else {
             ""
         },
@@ -871,7 +975,7 @@ fn lines(series: &[(String, Vec<(String, f64)>)]) -> String {
     if xs.is_empty() {
         return empty_chart("no data");
     }
-    let (width, height, left, bottom, top, legend) = (720.0, 260.0, 60.0, 40.0, 14.0, 170.0);
+    let (width, height, left, bottom, top, legend) = (CHART_W, 260.0, 60.0, 40.0, 14.0, 170.0);
     let plot_w = width - left - legend;
     let plot_h = height - bottom - top;
     let max = series
@@ -953,7 +1057,10 @@ header h1 { margin: 0; font-size: 20px; }
 header p { margin: 4px 0 0; color: #b9c0cc; }
 nav { padding: 8px 32px; background: #e8ebf0; }
 nav a { margin-right: 14px; color: #2f6db5; text-decoration: none; }
-main { padding: 8px 32px 40px; max-width: 1100px; }
+main { padding: 8px 32px 40px; max-width: 1500px; }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap: 0 32px; align-items: start; }
+ul.warnings { margin: 4px 0 10px; padding-left: 20px; }
+ul.warnings li { margin: 2px 0; }
 .cards { display: flex; gap: 12px; flex-wrap: wrap; margin: 16px 0; }
 .card { background: #fff; border-radius: 6px; padding: 10px 16px; box-shadow: 0 1px 2px rgba(0,0,0,.08); }
 .card b { display: block; font-size: 20px; }
@@ -1012,8 +1119,19 @@ fn page(ws: &Workspace, cards: &[(String, String)], sections: &[Section]) -> Str
                 esc(why)
             );
         }
-        for chart in &s.charts {
-            html.push_str(chart);
+        if !s.items.is_empty() {
+            html.push_str(r#"<ul class="warnings">"#);
+            for item in &s.items {
+                let _ = write!(html, "<li>{}</li>", esc(item));
+            }
+            html.push_str("</ul>");
+        }
+        if !s.charts.is_empty() {
+            html.push_str(r#"<div class="charts">"#);
+            for chart in &s.charts {
+                html.push_str(chart);
+            }
+            html.push_str("</div>");
         }
         if !s.table.rows.is_empty() {
             html.push_str("<details><summary>Data</summary><table><thead><tr>");
@@ -1058,6 +1176,17 @@ mod tests {
     }
 
     #[test]
+    fn a_table_not_built_yet_is_named_in_the_projects_words() {
+        let e = anyhow::anyhow!("Error during planning: table 'datafusion.scores.rfm' not found");
+        assert_eq!(
+            short_error(&e),
+            "scores.rfm has not been built yet (`tessera run` builds it)"
+        );
+        let e = anyhow::anyhow!("something else");
+        assert_eq!(short_error(&e), "something else");
+    }
+
+    #[test]
     fn charts_escape_labels_and_scale_to_the_largest_value() {
         let svg = hbar(
             &[("<script>".into(), 10.0), ("b".into(), 5.0)],
@@ -1066,8 +1195,17 @@ mod tests {
         );
         assert!(!svg.contains("<script>"));
         assert!(svg.contains("&lt;script&gt;"));
-        assert!(svg.contains(r#"width="390.0""#), "{svg}");
-        assert!(svg.contains(r#"width="195.0""#), "{svg}");
+        // The label column fits "<script>" (8 characters); the bars take the rest.
+        assert!(svg.contains(r#"width="502.8""#), "{svg}");
+        assert!(svg.contains(r#"width="251.4""#), "{svg}");
+        // A label past the limit ends in "…", whole in its tooltip.
+        let long = "x".repeat(80);
+        let svg = hbar(&[(long.clone(), 1.0)], Fmt::Count, PALETTE[0]);
+        assert!(svg.contains(&format!("<title>{long}: 1</title>")), "{svg}");
+        assert!(
+            svg.contains(&format!(">{}…</text>", "x".repeat(37))),
+            "{svg}"
+        );
         let runs = run_columns(&[("a".into(), 1.0, false), ("b".into(), 2.0, true)]);
         assert_eq!(runs.matches("#d0312d").count(), 1);
         assert!(lines(&[]).contains("no data"));

@@ -819,7 +819,10 @@ fn generated_project(work: &Path, args: &[String], what: &str) -> Result<(PathBu
     let generator = work.join("foreign_persons.py");
     // Data written by another version of the generator (or with other shipped defaults, which
     // it copies) is written again: a stale project would measure old settings.
-    let stamp = format!("{FOREIGN_PERSONS}\n{}", tessera_engine::identity::config::DEFAULT_TOML);
+    let stamp = format!(
+        "{FOREIGN_PERSONS}\n{}",
+        tessera_engine::identity::config::DEFAULT_TOML
+    );
     let stamp_file = work.join("generator.stamp");
     if project.join("data/truth.csv").exists()
         && std::fs::read_to_string(&stamp_file).is_ok_and(|s| s == stamp)

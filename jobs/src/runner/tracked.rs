@@ -358,17 +358,27 @@ impl Runner<'_> {
                         .iter()
                         .filter(|f| {
                             !columns.contains(f.name())
-                                && !["valid_from", "valid_to", "run_id"].contains(&f.name().as_str())
+                                && !["valid_from", "valid_to", "run_id"]
+                                    .contains(&f.name().as_str())
                         })
                         .map(|f| {
                             let ty = tessera_engine::sql::literal(&f.data_type().to_string());
-                            (q(f.name()), format!("arrow_cast(null, {ty}) as {}", q(f.name())))
+                            (
+                                q(f.name()),
+                                format!("arrow_cast(null, {ty}) as {}", q(f.name())),
+                            )
                         })
                         .collect()
                 })
                 .unwrap_or_default();
-            let kept_old = dropped.iter().map(|(c, _)| format!(", h.{c}")).collect::<String>();
-            let null_old = dropped.iter().map(|(_, n)| format!(", {n}")).collect::<String>();
+            let kept_old = dropped
+                .iter()
+                .map(|(c, _)| format!(", h.{c}"))
+                .collect::<String>();
+            let null_old = dropped
+                .iter()
+                .map(|(_, n)| format!(", {n}"))
+                .collect::<String>();
             let opened = format!(
                 "select {c_cols}{null_old}, {now} as valid_from, {null_ts} as valid_to, {run_lit} as run_id \
                  from {changes_name} c where c.change in ('add', 'update')"

@@ -299,7 +299,9 @@ fn sound_alike(a: &str, b: &str) -> bool {
         ]
     };
     let (ca, cb) = (codes(a), codes(b));
-    ca.iter().flatten().any(|c| cb.iter().flatten().any(|d| c == d))
+    ca.iter()
+        .flatten()
+        .any(|c| cb.iter().flatten().any(|d| c == d))
 }
 
 /// First names at least this alike (Jaro–Winkler, as written) may be one person's.
@@ -397,7 +399,10 @@ mod tests {
         // Jonas is not John (whose nickname Jon is 0.9 from Jonas by Jaro–Winkler).
         assert_eq!(c("Jonas", Some("Gamez"), "John", Some("Gamez")), Some(true));
         // Two established names a letter apart are two people (Dale is no typo of Dave).
-        assert_eq!(c("Dale", Some("Perkins"), "David", Some("Perkins")), Some(true));
+        assert_eq!(
+            c("Dale", Some("Perkins"), "David", Some("Perkins")),
+            Some(true)
+        );
         assert_eq!(c("Mark", Some("Lee"), "Mary", Some("Lee")), Some(true));
         assert_eq!(c("Dale", None, "Dave", None), Some(true));
         assert_eq!(c("Bqtty", None, "Elizabeth", None), Some(false));
