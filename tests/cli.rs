@@ -112,9 +112,13 @@ fn tables_lists_every_demo_source_with_rows() {
         "{rows:?}"
     );
     let text = ok(dir, &["tables", "--no-count"]);
-    assert!(text.contains("| view (sql)"), "{text}");
+    assert!(text.contains("| view "), "{text}");
+    assert!(
+        text.contains("| csv ") && text.contains("data/crm/contacts.csv"),
+        "{text}"
+    );
     let widest = text.lines().map(|l| l.chars().count()).max().unwrap_or(0);
-    assert!(widest <= 120, "{widest} columns wide:\n{text}");
+    assert!(widest <= 100, "{widest} columns wide:\n{text}");
     for row in rows.iter().filter(|r| r["kind"] != "view") {
         assert!(row["rows"].as_i64().unwrap() > 0, "{row:?}");
         assert!(

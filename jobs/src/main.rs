@@ -1233,43 +1233,71 @@ async fn tables(ws: &Workspace, format: OutputFormat, count: bool) -> Result<()>
         notes.push(job.config.description.clone());
     }
     if format == OutputFormat::Table {
-        // For people, in 100 columns: the format beside the kind, locations under the project
-        // relative to it and none for warehouse tables (they are where their names say), no
-        // notes (`--format json` has everything).
+        // For people, in 100 columns: the sources (format, rows, location under the project
+        // relative to it), then the warehouse's tables and the views (kind, rows, version);
+        // notes only in `--format json`.
         let root = url::Url::from_directory_path(&ws.project.dir).ok();
-        for ((location, kind), format) in locations.iter_mut().zip(&mut kinds).zip(&formats) {
-            if kind == "warehouse" {
-                location.clear();
-                *kind = "table".into();
-                continue;
-            }
-            *kind = format!("{kind} ({format})");
-            if let Some(rest) = root
-                .as_ref()
+        let dir_prefix = format!("{}/", ws.project.dir.display());
+        let relative = |location: &str| -> String {
+            root.as_ref()
                 .and_then(|r| location.strip_prefix(r.as_str()))
-            {
-                *location = rest.to_string();
-            } else if let Some(rest) =
-                location.strip_prefix(&format!("{}/", ws.project.dir.display()))
-            {
-                *location = rest.to_string();
+                .or_else(|| location.strip_prefix(&dir_prefix))
+                .unwrap_or(location)
+                .to_string()
+        };
+        let shown = |n: Option<i64>| n.map(|n| n.to_string()).unwrap_or_default();
+        let mut sources = comfy_table::Table::new();
+        sources.load_style(comfy_table::presets::ASCII_MARKDOWN);
+        sources.set_header(["source", "format", "rows", "location"]);
+        let mut tables = comfy_table::Table::new();
+        tables.load_style(comfy_table::presets::ASCII_MARKDOWN);
+        tables.set_header(["table", "kind", "rows", "version"]);
+        for i in 0..names.len() {
+            match kinds[i].as_str() {
+                "source" => {
+                    sources.add_row([
+                        names[i].clone(),
+                        formats[i].clone(),
+                        shown(rows[i]),
+                        relative(&locations[i]),
+                    ]);
+                }
+                kind => {
+                    tables.add_row([
+                        names[i].clone(),
+                        if kind == "warehouse" { "table" } else { kind }.to_string(),
+                        shown(rows[i]),
+                        versions[i].map(|v| v.to_string()).unwrap_or_default(),
+                    ]);
+                }
             }
         }
+        if !sources.is_empty() {
+            println!("{sources}");
+        }
+        if !tables.is_empty() {
+            if !sources.is_empty() {
+                println!();
+            }
+            println!("{tables}");
+        }
+        // What cannot be read is said, not left as an empty cell.
+        for (name, note) in names.iter().zip(&notes) {
+            if let Some(why) = note
+                .as_deref()
+                .and_then(|n| n.strip_prefix("unavailable: "))
+            {
+                eprintln!("warning: {name} is unavailable: {why}");
+            }
+        }
+        return Ok(());
     }
     let schema = std::sync::Arc::new(Schema::new(vec![
         Field::new("name", DataType::Utf8, false),
         Field::new("kind", DataType::Utf8, false),
         Field::new("format", DataType::Utf8, false),
         Field::new("rows", DataType::Int64, true),
-        Field::new(
-            if format == OutputFormat::Table {
-                "version"
-            } else {
-                "delta_version"
-            },
-            DataType::UInt64,
-            true,
-        ),
+        Field::new("delta_version", DataType::UInt64, true),
         Field::new("location", DataType::Utf8, false),
         Field::new("note", DataType::Utf8, true),
     ]));
@@ -1285,11 +1313,6 @@ async fn tables(ws: &Workspace, format: OutputFormat, count: bool) -> Result<()>
             std::sync::Arc::new(StringArray::from(notes)),
         ],
     )?;
-    let batch = if format == OutputFormat::Table {
-        batch.project(&[0, 1, 3, 4, 5])?
-    } else {
-        batch
-    };
     let stream = datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
         batch.schema(),
         futures::stream::iter(vec![Ok(batch)]),
