@@ -301,7 +301,17 @@ fn kind_from_name(name: &str) -> Option<Kind> {
         return Some(Kind::Country);
     }
     if any(&[
-        "city", "town", "ville", "ort", "stadt", "ciudad", "locality",
+        "city",
+        "town",
+        "ville",
+        "ort",
+        "stadt",
+        "ciudad",
+        "locality",
+        "suburb",
+        "commune",
+        "municipality",
+        "gemeinde",
     ]) {
         return Some(Kind::City);
     }
@@ -362,6 +372,14 @@ fn looks_like_phone(v: &str) -> bool {
 }
 
 fn looks_like_date(v: &str) -> bool {
+    // Compact `YYYYMMDD` (FEBRL, many mainframe exports): a real month and day.
+    if v.len() == 8 && v.bytes().all(|b| b.is_ascii_digit()) {
+        let (y, m, d) = (&v[..4], &v[4..6], &v[6..]);
+        let n = |s: &str| s.parse::<u32>().unwrap_or(0);
+        return (1800..=2100).contains(&n(y))
+            && (1..=12).contains(&n(m))
+            && (1..=31).contains(&n(d));
+    }
     let parts: Vec<&str> = v
         .split(['-', '/', '.', ' ', 'T'])
         .filter(|p| !p.is_empty())
@@ -442,7 +460,9 @@ pub fn guess(
             Kind::BirthDate | Kind::Date => date,
             Kind::FirstName | Kind::LastName | Kind::City | Kind::Country => name_like,
             Kind::FullName => name_like,
-            Kind::Street | Kind::PostalCode | Kind::Id => 1.0,
+            // A street has words: a column of bare numbers is the house number beside it.
+            Kind::Street => share(values, |v| v.chars().any(char::is_alphabetic)),
+            Kind::PostalCode | Kind::Id => 1.0,
         }
     };
     match (by_name, by_content) {
@@ -692,15 +712,23 @@ pub fn identity_sql(sources: &[SourceMapping]) -> String {
         }
         match col("postal_code") {
             Some(z) => {
-                let c = country
-                    .as_ref()
-                    .map(|c| format!("coalesce({c}, 'US')"))
-                    .unwrap_or_else(|| "'US'".into());
-                let _ = writeln!(
-                    sql,
-                    "        postal_code_normalize(cast({z} as varchar), {c}) as postal_code,{}",
-                    note("postal_code")
+                // Without a country nothing says which country's form a code must have (a
+                // 4-digit Australian code is no US ZIP): compared as written, upper case with
+                // single spaces. With one, the country's standard form, else as written.
+                let as_written = format!(
+                    "nullif(upper(regexp_replace(trim(cast({z} as varchar)), '\\s+', ' ', 'g')), '')"
                 );
+                let expr = match &country {
+                    Some(c) => format!(
+                        "coalesce(postal_code_normalize(cast({z} as varchar), {c}), {as_written})"
+                    ),
+                    None => format!(
+                        "-- No country column: the code as written. With one, use\n        \
+                         -- postal_code_normalize(code, country) for each country's standard form.\n        \
+                         {as_written}"
+                    ),
+                };
+                let _ = writeln!(sql, "        {expr} as postal_code,{}", note("postal_code"));
             }
             None => {
                 let _ = writeln!(
@@ -844,6 +872,23 @@ mod tests {
         assert_eq!(
             guess("col", &dates, &DataType::Utf8).0,
             Some(Kind::BirthDate)
+        );
+        // FEBRL's public data: compact dates, a house number beside the street, suburbs.
+        let compact = v(&["19151111", "19161214", "19480930"]);
+        let (k, c) = guess("date_of_birth", &compact, &DataType::Utf8);
+        assert_eq!(k, Some(Kind::BirthDate));
+        assert!(c >= 0.9, "{c}");
+        assert!(!looks_like_date("20241399") && !looks_like_date("12345678"));
+        let numbers = v(&["8", "12", "38"]);
+        let (k, c) = guess("street_number", &numbers, &DataType::Utf8);
+        assert!(k != Some(Kind::Street) || c < 0.4, "{k:?} {c}");
+        let streets = v(&["stanley street", "pinkerton circuit", "salkauskas crescent"]);
+        let (k, c) = guess("address_1", &streets, &DataType::Utf8);
+        assert_eq!(k, Some(Kind::Street));
+        assert!(c >= 0.6, "{c}");
+        assert_eq!(
+            guess("suburb", &v(&["winston hills", "dapto"]), &DataType::Utf8).0,
+            Some(Kind::City)
         );
         let names = v(&["Jessica Müller", "Jean-Luc Picard", "O'Brien Miles"]);
         assert_eq!(

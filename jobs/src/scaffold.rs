@@ -60,6 +60,69 @@ pub fn minimal_project_file(name: &str) -> String {
     text
 }
 
+/// Comments out each `[[identity.*]]` entry of a project file that names one of `unfilled`
+/// (in `column`, `on` or a level's SQL), saying why.
+fn comment_out_unfilled(text: &str, unfilled: &[&str]) -> String {
+    if unfilled.is_empty() {
+        return text.to_string();
+    }
+    let names = |line: &str, column: &str| {
+        line.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .any(|w| w == column)
+    };
+    let mut out = String::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        if !line.starts_with("[[identity.") {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        // The entry: its header and the lines up to the next table header, less the comments
+        // and blank lines that end it (they introduce the next entry).
+        let mut entry = vec![line];
+        while let Some(next) = lines.peek() {
+            if next.starts_with('[') {
+                break;
+            }
+            entry.push(lines.next().unwrap_or_default());
+        }
+        let is_setting = |l: &&str| !l.trim().is_empty() && !l.trim_start().starts_with('#');
+        let last = entry.iter().rposition(is_setting).unwrap_or(0);
+        let tail = entry.split_off(last + 1);
+        let missing: Vec<&str> = unfilled
+            .iter()
+            .copied()
+            .filter(|c| {
+                entry
+                    .iter()
+                    .any(|l| !l.trim_start().starts_with('#') && names(l, c))
+            })
+            .collect();
+        if missing.is_empty() {
+            for l in entry {
+                out.push_str(l);
+                out.push('\n');
+            }
+        } else {
+            out.push_str(&format!(
+                "# Off: no source has {} yet (map it in jobs/unify/identity_records.sql, then uncomment).\n",
+                missing.join(", ")
+            ));
+            for l in entry {
+                out.push_str("# ");
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        for l in tail {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// Creates the project in `dir` (which must not hold a project yet).
 pub async fn init(dir: &Path, template: Template, from: &[PathBuf]) -> Result<Created> {
     let file = dir.join(PROJECT_FILE);
@@ -169,6 +232,25 @@ pub async fn init(dir: &Path, template: Template, from: &[PathBuf]) -> Result<Cr
             }
             std::fs::write(&identity, sql)?;
             created.files.push(identity);
+            // Identity settings on columns no source fills would only be noise (a comparison
+            // with nothing to compare, warned about on every run): commented out, to take
+            // back when a source gains the column.
+            let filled = |kind: &str| mappings.iter().any(|m| m.columns.contains_key(kind));
+            let unfilled: Vec<&str> = [
+                ("email", "email"),
+                ("phone", "phone"),
+                ("phone", "phone_key"),
+                ("birth_date", "birth_date"),
+                ("postal_code", "postal_code"),
+                ("loyalty_number", "loyalty_number"),
+                ("web_user_id", "web_user_id"),
+            ]
+            .into_iter()
+            .filter(|(kind, _)| !filled(kind))
+            .map(|(_, column)| column)
+            .collect();
+            std::fs::write(&file, comment_out_unfilled(&text, &unfilled))
+                .with_context(|| format!("cannot write {}", file.display()))?;
             let profiles = dir.join(crate::job::JOBS_DIR).join("profiles");
             std::fs::create_dir_all(&profiles)?;
             let golden = profiles.join("customers.sql");
@@ -391,6 +473,33 @@ fn sniff_delimiter(head: &[u8]) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identity_settings_on_columns_no_source_has_are_commented_out() {
+        let text = minimal_project_file("p");
+        let pruned = comment_out_unfilled(&text, &["email", "loyalty_number", "web_user_id"]);
+        #[derive(serde::Deserialize)]
+        struct File {
+            identity: tessera_engine::identity::IdentityConfig,
+        }
+        let config = toml::from_str::<File>(&pruned)
+            .expect("still a project file")
+            .identity;
+        let full = toml::from_str::<File>(&text).unwrap().identity;
+        assert!(config.comparisons.len() < full.comparisons.len());
+        let mentions = |s: &str| s.contains("email") || s.contains("loyalty_number");
+        for c in &config.comparisons {
+            assert!(!c.column.as_deref().is_some_and(mentions), "{c:?}");
+        }
+        for r in config.rules.iter().chain(&config.blocking) {
+            assert!(!r.on.iter().any(|c| mentions(c)), "{r:?}");
+        }
+        assert!(config.identifiers.iter().all(|i| !mentions(&i.column)));
+        // What the sources have stays, comments and all.
+        assert!(config.comparisons.iter().any(|c| c.name == "phone"));
+        assert!(pruned.contains("# Off: no source has email yet"));
+        assert_eq!(comment_out_unfilled(&text, &[]), text);
+    }
 
     #[test]
     fn delimiters_and_names() {
