@@ -274,6 +274,54 @@ fn strs(batch: &RecordBatch, name: &str) -> Result<StringArray> {
         .clone())
 }
 
+/// Adds `rid`, each record's rank by record key (0-based, byte order, NULL keys last), as the
+/// first column of the records' batches, which stay in the order they came. Only the keys are
+/// sorted (an index array and one string column), never the records' rows.
+fn number_by_record_key(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+    use datafusion::arrow::compute::{SortOptions, sort_to_indices};
+    let parts: Vec<ArrayRef> = batches
+        .iter()
+        .map(|b| column(b, "record_key", &DataType::Utf8))
+        .collect::<Result<_>>()?;
+    let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+    if refs.is_empty() {
+        return Ok(batches);
+    }
+    let keys = datafusion::arrow::compute::concat(&refs)?;
+    drop(parts);
+    let order = sort_to_indices(
+        &keys,
+        Some(SortOptions {
+            descending: false,
+            nulls_first: false,
+        }),
+        None,
+    )?;
+    drop(keys);
+    let mut rank = vec![0i64; order.len()];
+    for (position, &row) in order.values().iter().enumerate() {
+        rank[row as usize] = position as i64;
+    }
+    drop(order);
+    let mut start = 0;
+    batches
+        .into_iter()
+        .map(|b| {
+            let rows = b.num_rows();
+            let rid: ArrayRef = Arc::new(Int64Array::from(rank[start..start + rows].to_vec()));
+            start += rows;
+            let mut fields = vec![Arc::new(Field::new("rid", DataType::Int64, false))];
+            fields.extend(b.schema().fields().iter().cloned());
+            let mut columns = vec![rid];
+            columns.extend(b.columns().iter().cloned());
+            Ok(RecordBatch::try_new(
+                Arc::new(Schema::new(fields)),
+                columns,
+            )?)
+        })
+        .collect()
+}
+
 /// How the numbered records' batches map to rid order: a column of them gathered into one
 /// array indexed by rid.
 struct RidOrder {
@@ -529,6 +577,7 @@ pub async fn resolve(
     // 2. Keys: numbered, guarded records, held in memory for the joins below.
     let keys_sql = sql::keys("__id_records", &columns, config, &text_splits);
     let key_batches = collect(&ctx, &keys_sql, "numbering the records").await?;
+    let key_batches = number_by_record_key(key_batches)?;
     let n: usize = key_batches.iter().map(|b| b.num_rows()).sum();
     if n > u32::MAX as usize {
         return Err(identity_err(format!("{n} records: more than 2^32 per run")));

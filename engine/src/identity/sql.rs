@@ -84,7 +84,8 @@ pub fn guarded(id: &Identifier) -> bool {
     id.max_records_per_value.is_some() || !id.blocked_values.is_empty() || id.shared_when.is_some()
 }
 
-/// The records numbered by record key (`rid`), guarded identifiers set to NULL: the record key,
+/// The records (numbered by record key, `rid`, once collected: see `resolve`), guarded
+/// identifiers set to NULL: the record key,
 /// the source and the columns the matching reads (see
 /// [`IdentityConfig::matching_columns`]), nothing else.
 ///
@@ -147,11 +148,11 @@ pub fn keys(
             join
         })
         .collect();
-    format!(
-        "select cast(row_number() over (order by rec.record_key) - 1 as bigint) as rid, {} \
-         from {records} rec{joins}",
-        select.join(", ")
-    )
+    // No `row_number() over (order by record_key)`: a window over one global order sorts every
+    // record with all its columns in one partition, which at 10M records asked the sorter for
+    // gigabytes at once. The records stream out unordered; `resolve` numbers them by sorting
+    // the record keys alone.
+    format!("select {} from {records} rec{joins}", select.join(", "))
 }
 
 /// Each record of a deterministic group with the group's smallest `rid`.
