@@ -1050,57 +1050,19 @@ view job and Tessera function is available (time travel: at_version, at_time, ta
   \timing          show how long each statement takes
   \q               quit (or Ctrl-D); Ctrl-C cancels the running statement";
 
-/// Whether `text` ends with a `;` outside quotes and comments.
+/// Whether `text` ends with a `;` outside quotes and comments: SQL's own tokenizer (the one
+/// DataFusion parses with) reads it; an unterminated string or comment is not complete.
 fn statement_complete(text: &str) -> bool {
-    let mut chars = text.chars().peekable();
-    let mut last = None;
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' | '"' => {
-                // Inside quotes until the closing one ('' and "" are escapes).
-                let mut closed = false;
-                while let Some(d) = chars.next() {
-                    if d == c {
-                        if chars.peek() == Some(&c) {
-                            chars.next();
-                        } else {
-                            closed = true;
-                            break;
-                        }
-                    }
-                }
-                if !closed {
-                    return false;
-                }
-                last = Some(c);
-            }
-            '-' if chars.peek() == Some(&'-') => {
-                for d in chars.by_ref() {
-                    if d == '\n' {
-                        break;
-                    }
-                }
-            }
-            '/' if chars.peek() == Some(&'*') => {
-                chars.next();
-                let mut previous = ' ';
-                let mut closed = false;
-                for d in chars.by_ref() {
-                    if previous == '*' && d == '/' {
-                        closed = true;
-                        break;
-                    }
-                    previous = d;
-                }
-                if !closed {
-                    return false;
-                }
-            }
-            c if c.is_whitespace() => {}
-            c => last = Some(c),
-        }
-    }
-    last == Some(';')
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, text).tokenize() else {
+        return false;
+    };
+    tokens
+        .iter()
+        .rev()
+        .find(|t| !matches!(t, Token::Whitespace(_)))
+        .is_some_and(|t| *t == Token::SemiColon)
 }
 
 /// Registers the project's view jobs the query names (`profiles.as_of`, `segments.sizes`...):
