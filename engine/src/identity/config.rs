@@ -163,6 +163,12 @@ pub struct KeyRule {
     /// construction, and read as evidence they make every namesake look like a match.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub implies: Vec<String>,
+    /// Blocking only: this rule's own cap on a block's records, below `max_block_size`. A key
+    /// made of names alone grows with the customer base (a block of n namesakes is n²/2
+    /// pairs, most of them strangers with nothing else in common); its large blocks are
+    /// skipped and reported like any over the cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_block_size: Option<usize>,
 }
 
 /// One Fellegi–Sunter comparison: ordered levels, the first true one applies; none true is the
@@ -197,6 +203,12 @@ pub struct Level {
 }
 
 impl IdentityConfig {
+    /// The largest block `rule` compares: its own cap, never above `max_block_size`.
+    pub fn block_cap(&self, rule: &KeyRule) -> usize {
+        rule.max_block_size
+            .map_or(self.max_block_size, |c| c.min(self.max_block_size))
+    }
+
     /// Comparisons whose first level is plain equality on a column that is on its own a
     /// blocking rule: every pair agreeing there is compared, so u of that level is counted
     /// over all pairs rather than sampled. Returns (comparison, blocking rule) indexes.
@@ -292,6 +304,16 @@ impl IdentityConfig {
             return Err(format!(
                 "`identity.cannot_link_bits`: {} is not a positive number of bits (`inf` turns the guard off)",
                 self.cannot_link_bits
+            ));
+        }
+        if let Some(rule) = self
+            .blocking
+            .iter()
+            .find(|r| r.max_block_size.is_some_and(|c| c < 2))
+        {
+            return Err(format!(
+                "`identity.blocking` `{}`: max_block_size must be at least 2",
+                rule.name
             ));
         }
         if self.max_cluster_size < 2 || self.max_block_size < 2 {

@@ -807,7 +807,7 @@ pub async fn resolve(
     for (i, rule) in config.blocking.iter().enumerate() {
         let skipped = collect(
             &ctx,
-            &sql::mega_blocks(rule, config.max_block_size),
+            &sql::mega_blocks(rule, config.block_cap(rule)),
             &format!("blocking rule `{}`", rule.name),
         )
         .await?;
@@ -1731,7 +1731,7 @@ async fn counted_levels(
     config: &IdentityConfig,
 ) -> Result<Vec<CountedLevel>> {
     let mut out = Vec::new();
-    for (comparison, _rule) in config.counted_exact_levels() {
+    for (comparison, rule) in config.counted_exact_levels() {
         let column = config.comparisons[comparison]
             .column
             .as_deref()
@@ -1741,7 +1741,7 @@ async fn counted_levels(
             "select cast(sum(n) as double) as n, \
              cast(coalesce(sum(case when n > {cap} then n * (n - 1) / 2 end), 0) as double) as over_cap \
              from (select count(*) as n from {keys} where {q} is not null group by {q}) v",
-            cap = config.max_block_size,
+            cap = config.block_cap(&config.blocking[rule]),
             keys = sql::KEYS
         );
         let batches = collect(ctx, &query, &format!("counting values of `{column}`")).await?;

@@ -275,7 +275,7 @@ pub fn blocked_pairs(config: &IdentityConfig, index: usize) -> String {
         eq = equal(&rule.on),
         p = on.join(", "),
         nn = not_null(&rule.on, None),
-        cap = config.max_block_size,
+        cap = config.block_cap(rule),
         filter = filter.join(" and "),
     )
 }
