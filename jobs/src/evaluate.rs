@@ -219,12 +219,24 @@ async fn by_column(
             "--truth `{spec}`: `{table}` needs a `record_key` column, or `source` and `record_id` (the record key is `source:record_id`)"
         );
     };
-    // Every identity record, its customer and its person (NULL: the truth does not know it).
+    // Every identity record, its customer and its person (NULL: the truth does not know it),
+    // with the columns the ceiling and the guards read, not every column of the records (at
+    // millions of records the rest is gigabytes).
+    let mut read: Vec<&str> = config
+        .blocking
+        .iter()
+        .chain(&config.rules)
+        .flat_map(|r| r.on.iter().map(String::as_str))
+        .chain(config.identifiers.iter().map(|i| i.column.as_str()))
+        .collect();
+    read.sort_unstable();
+    read.dedup();
+    let read_list: String = read.iter().map(|c| format!(", i.{}", ident(c))).collect();
     let batches = query(
         ws,
         &format!(
             "select cast(i.record_key as varchar) as __key, cast(c.customer_id as varchar) as __customer, \
-             cast(t.person as varchar) as __person, i.* from {schema}.identity_records i \
+             cast(t.person as varchar) as __person{read_list} from {schema}.identity_records i \
              join {schema}.record_customer c on c.record_key = i.record_key \
              left join (select {key} as record_key, {col} as person from {table}) t \
              on t.record_key = cast(i.record_key as varchar)",
