@@ -1206,20 +1206,25 @@ fn a_tracked_job_gains_and_loses_columns() {
     // The query gains `city` (typed: a string, not a NULL literal's type).
     job("select id, name, city from people");
     ok(dir, &["run", "--no-report"]);
-    let changes = common::query(
-        dir,
+    // The named columns of each row, space-separated (NULL as `null`).
+    let lines = |sql: &str, keys: &[&str]| -> Vec<String> {
+        json_rows(&ok(dir, &["sql", sql, "--format", "json"]))
+            .iter()
+            .map(|r| {
+                keys.iter()
+                    .map(|k| match &r[*k] {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    };
+    let seen = lines(
         "select change, id, name, city from p.people_changes order by changed_at, id",
+        &["change", "id", "name", "city"],
     );
-    let seen: Vec<String> = changes
-        .iter()
-        .map(|r| {
-            let v = |k: &str| match &r[k] {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            format!("{} {} {} {}", v("change"), v("id"), v("name"), v("city"))
-        })
-        .collect();
     assert_eq!(
         seen,
         [
@@ -1228,7 +1233,7 @@ fn a_tracked_job_gains_and_loses_columns() {
             "update 1 Ann Paris",
             "update 2 Bob Lyon"
         ],
-        "{changes:?}"
+        "{seen:?}"
     );
     // Then it drops `name`, and a row changes: the history keeps Ann's name in her closed
     // versions; the table and the log follow the query.
@@ -1236,24 +1241,14 @@ fn a_tracked_job_gains_and_loses_columns() {
     job("select id, city from people");
     ok(dir, &["run", "--no-report"]);
     ok(dir, &["run", "--full-refresh", "--no-report"]);
-    let history = common::query(
-        dir,
+    let seen = lines(
         "select name, city, valid_to is null as open from p.people_history where id = 1 order by valid_from",
+        &["name", "city", "open"],
     );
-    let seen: Vec<String> = history
-        .iter()
-        .map(|r| {
-            let v = |k: &str| match &r[k] {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            format!("{} {} {}", v("name"), v("city"), v("open"))
-        })
-        .collect();
     assert_eq!(
         seen,
         ["Ann null false", "Ann Paris false", "null Rome true"],
-        "{history:?}"
+        "{seen:?}"
     );
     let table = common::query(dir, "select * from p.people order by id");
     assert_eq!(table.len(), 2);
