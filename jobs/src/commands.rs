@@ -26,10 +26,7 @@ pub struct RunFailed {
     pub total: usize,
 }
 
-/// A `--select` that selects nothing or cannot be read (exit code 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BadSelection(pub String);
+pub use crate::dag::BadSelection;
 
 fn select(dag: &Dag, selectors: &[String]) -> Result<Vec<usize>> {
     Ok(dag.select(selectors).map_err(BadSelection)?)
@@ -117,6 +114,7 @@ pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
             full_refresh: args.full_refresh,
             concurrency: args.concurrency,
             run_id: run_id.clone(),
+            sandbox: None,
         },
     );
     let results = runner

@@ -5,6 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::job::{Job, JobError};
 
+/// A `--select` that selects nothing or cannot be read (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadSelection(pub String);
+
 /// Jobs with their dependencies resolved.
 #[derive(Debug, Clone)]
 pub struct Dag {

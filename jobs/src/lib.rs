@@ -25,6 +25,7 @@ pub mod suppression;
 pub mod time_travel;
 pub mod unit;
 pub mod warehouse;
+pub mod whatif;
 pub mod workspace;
 
 pub use datafusion;

@@ -239,14 +239,55 @@ enum Command {
         #[arg(long)]
         no_report: bool,
     },
-    /// Show what `tessera run` would do, in order, and why.
+    /// Show what `tessera run` would do, in order, and why; with `--impact`, what it would
+    /// change: the jobs run into a sandbox and are compared with the published tables
+    /// (customers merged and split, links, golden-record fields, segment entries and exits,
+    /// audience adds and removes); nothing is published.
     Plan {
         /// Selection, as for `run`.
         #[arg(long, short = 's', num_args = 1..)]
         select: Vec<String>,
         /// Plan a full refresh.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "impact")]
         full_refresh: bool,
+        /// Run the plan into a sandbox and report its impact (a what-if; exit 4 when a
+        /// `--max-*` limit is exceeded, 1 when a job fails).
+        #[arg(long)]
+        impact: bool,
+        /// The impact as one JSON object (for CI checks).
+        #[arg(long, requires = "impact")]
+        json: bool,
+        /// Also write the impact as an HTML page, in the report's style (e.g.
+        /// reports/what-if.html).
+        #[arg(long, requires = "impact", value_name = "PATH")]
+        html: Option<PathBuf>,
+        /// Changed identity decisions explained before and after, per direction.
+        #[arg(long, requires = "impact", default_value_t = 2)]
+        examples: usize,
+        /// Fail (exit 4) when more customers than this would merge.
+        #[arg(long, requires = "impact")]
+        max_merged: Option<i64>,
+        /// Fail (exit 4) when more customers than this would split.
+        #[arg(long, requires = "impact")]
+        max_split: Option<i64>,
+        /// Fail (exit 4) when more records than this would change customer.
+        #[arg(long, requires = "impact")]
+        max_moved_records: Option<i64>,
+        /// Fail (exit 4) when an audience would shrink by more than this percent.
+        #[arg(long, requires = "impact", value_name = "PERCENT")]
+        max_audience_shrink: Option<f64>,
+        /// Fail (exit 4) when an audience would grow by more than this percent.
+        #[arg(long, requires = "impact", value_name = "PERCENT")]
+        max_audience_growth: Option<f64>,
+        /// Jobs run at once in the sandbox.
+        #[arg(long, requires = "impact", default_value_t = 2)]
+        concurrency: usize,
+        /// Seconds to wait for a run holding the warehouse lock (then exit 3).
+        #[arg(long, requires = "impact", default_value_t = 0)]
+        wait: u64,
+        /// Keep the sandbox (`_tessera/whatif/<id>/` under the warehouse) to query it.
+        #[arg(long, requires = "impact")]
+        keep_sandbox: bool,
     },
     /// Print the exact SQL each job will execute.
     Compile {
@@ -426,6 +467,11 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             } else if e.downcast_ref::<tessera_jobs::runner::LockHeld>().is_some() {
                 ExitCode::from(3)
+            } else if e
+                .downcast_ref::<tessera_jobs::whatif::LimitsExceeded>()
+                .is_some()
+            {
+                ExitCode::from(4)
             } else {
                 ExitCode::from(1)
             }
@@ -595,9 +641,55 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Plan {
             select,
             full_refresh,
+            impact: false,
+            ..
         } => {
             let ws = Workspace::open(load_project(&cli.project)?)?;
             commands::plan(&ws, &select, full_refresh).await
+        }
+        Command::Plan {
+            select,
+            json,
+            html,
+            examples,
+            max_merged,
+            max_split,
+            max_moved_records,
+            max_audience_shrink,
+            max_audience_growth,
+            concurrency,
+            wait,
+            keep_sandbox,
+            ..
+        } => {
+            let ws = Workspace::open(load_project(&cli.project)?)?;
+            let args = tessera_jobs::whatif::ImpactArgs {
+                select,
+                examples,
+                concurrency,
+                wait: std::time::Duration::from_secs(wait),
+                keep_sandbox,
+                limits: tessera_jobs::whatif::Limits {
+                    max_merged,
+                    max_split,
+                    max_moved_records,
+                    max_audience_shrink,
+                    max_audience_growth,
+                },
+            };
+            let impact = tessera_jobs::whatif::impact(&ws, &args).await?;
+            if json {
+                println!("{}", serde_json::to_string(&impact)?);
+            } else {
+                print!("{}", tessera_jobs::whatif::render(&impact));
+            }
+            if let Some(path) = html {
+                tessera_jobs::report::write_whatif(&ws, &impact, &path)?;
+                if !json {
+                    println!("what-if page: {}", path.display());
+                }
+            }
+            tessera_jobs::whatif::verdict(&impact)
         }
         Command::Compile {
             select,

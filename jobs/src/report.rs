@@ -46,12 +46,14 @@ pub struct Report {
 
 /// One section: a chart (or why there is none) and its data.
 struct Section {
-    id: &'static str,
+    id: String,
     title: String,
     note: String,
     charts: Vec<String>,
     /// Lines shown as a list (warnings).
     items: Vec<String>,
+    /// Preformatted blocks (explanations).
+    blocks: Vec<String>,
     table: Table,
     missing: Option<String>,
 }
@@ -63,13 +65,14 @@ struct Table {
 }
 
 impl Section {
-    fn new(id: &'static str, title: &str, note: &str) -> Self {
+    fn new(id: &str, title: &str, note: &str) -> Self {
         Section {
-            id,
+            id: id.to_string(),
             title: title.to_string(),
             note: note.to_string(),
             charts: Vec::new(),
             items: Vec::new(),
+            blocks: Vec::new(),
             table: Table::default(),
             missing: None,
         }
@@ -98,7 +101,7 @@ pub async fn build(ws: &Workspace) -> Result<Report> {
     let summary = summary(ws, &stats).await;
     let charts = sections.iter().map(|s| s.charts.len()).sum();
     Ok(Report {
-        html: page(ws, &summary, &sections),
+        html: page(ws, "Tessera report", &summary, &sections),
         charts,
     })
 }
@@ -1081,11 +1084,12 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .missing { color: #8a5a00; background: #fff6e0; padding: 8px 12px; border-radius: 4px; }
 "#;
 
-fn page(ws: &Workspace, cards: &[(String, String)], sections: &[Section]) -> String {
+fn page(ws: &Workspace, title: &str, cards: &[(String, String)], sections: &[Section]) -> String {
     let mut html = String::new();
     let _ = write!(
         html,
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:"><title>Tessera report — {name}</title><style>{STYLE}</style></head><body><header><h1>Tessera report — {name}</h1><p>Warehouse {warehouse} · generated {at} UTC</p></header><nav>"#,
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:"><title>{title} — {name}</title><style>{STYLE}</style></head><body><header><h1>{title} — {name}</h1><p>Warehouse {warehouse} · generated {at} UTC</p></header><nav>"#,
+        title = esc(title),
         name = esc(&ws.project.name),
         warehouse = esc(ws.project.warehouse.as_str()),
         at = Utc::now().format("%Y-%m-%d %H:%M"),
@@ -1126,6 +1130,9 @@ fn page(ws: &Workspace, cards: &[(String, String)], sections: &[Section]) -> Str
             }
             html.push_str("</ul>");
         }
+        for block in &s.blocks {
+            let _ = write!(html, "<pre>{}</pre>", esc(block));
+        }
         if !s.charts.is_empty() {
             html.push_str(r#"<div class="charts">"#);
             for chart in &s.charts {
@@ -1161,6 +1168,264 @@ fn page(ws: &Workspace, cards: &[(String, String)], sections: &[Section]) -> Str
     }
     html.push_str("</main></body></html>\n");
     html
+}
+
+/// Writes a what-if's impact (`tessera plan --impact --html`) as a page in the report's style.
+pub fn write_whatif(ws: &Workspace, impact: &crate::whatif::Impact, path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(path, whatif_page(ws, impact))
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The what-if page: the jobs, then identity, tracked tables, audiences and limits.
+pub fn whatif_page(ws: &Workspace, impact: &crate::whatif::Impact) -> String {
+    let count = |v: i64| Fmt::Count.show(v as f64);
+    let mut cards = vec![(
+        "jobs run in the sandbox / reused".to_string(),
+        format!(
+            "{} / {}",
+            impact.jobs.iter().filter(|j| j.action == "run").count(),
+            impact.jobs.iter().filter(|j| j.action == "reuse").count()
+        ),
+    )];
+    let mut sections = Vec::new();
+    let mut jobs = Section::new(
+        "jobs",
+        "Jobs",
+        "What the plan runs into the sandbox (changed, or downstream of a change) and what it reads as published. Nothing was published.",
+    );
+    jobs.items = impact
+        .failed()
+        .iter()
+        .map(|j| format!("{} failed: {}", j.name, j.error.as_deref().unwrap_or("")))
+        .collect();
+    jobs.table = Table {
+        header: vec!["job".into(), "kind".into(), "action".into(), "why".into()],
+        rows: impact
+            .jobs
+            .iter()
+            .map(|j| {
+                vec![
+                    j.name.clone(),
+                    j.materialized.clone(),
+                    j.action.clone(),
+                    j.error.clone().unwrap_or_else(|| j.reason.clone()),
+                ]
+            })
+            .collect(),
+    };
+    sections.push(jobs);
+    for i in &impact.identity {
+        cards.push((
+            "customers now → after".into(),
+            format!(
+                "{} → {}",
+                count(i.customers_before),
+                count(i.customers_after)
+            ),
+        ));
+        cards.push((
+            "customers merged / split".into(),
+            format!("{} / {}", count(i.merged), count(i.split)),
+        ));
+        cards.push(("records changing customer".into(), count(i.records_moved)));
+        let mut s = Section::new(
+            &format!("identity-{}", i.job.replace('.', "-")),
+            &format!("Identity: {}", i.job),
+            "Customers merged (an after-customer holding records of two customers of now), split and unchanged; records changing customer; stable ids; accepted links gained and lost by rule and by comparison level.",
+        );
+        s.items = vec![
+            format!(
+                "customers {} → {}: {} merged, {} split, {} unchanged",
+                count(i.customers_before),
+                count(i.customers_after),
+                count(i.merged),
+                count(i.split),
+                count(i.unchanged)
+            ),
+            format!(
+                "records changing customer: {} of {} ({} new, {} gone)",
+                count(i.records_moved),
+                count(i.records),
+                count(i.records_new),
+                count(i.records_gone)
+            ),
+            format!(
+                "stable ids: {} retired, {} created",
+                count(i.ids_retired),
+                count(i.ids_created)
+            ),
+            format!(
+                "accepted links: +{} −{}",
+                count(i.links_gained),
+                count(i.links_lost)
+            ),
+        ];
+        let by = |list: &[crate::whatif::LinkChange], gained: bool| -> Vec<(String, f64)> {
+            list.iter()
+                .map(|l| (l.key.clone(), if gained { l.gained } else { l.lost } as f64))
+                .filter(|(_, v)| *v > 0.0)
+                .take(12)
+                .collect()
+        };
+        for (caption, items, color) in [
+            (
+                "Links gained by rule",
+                by(&i.links_by_rule, true),
+                PALETTE[1],
+            ),
+            (
+                "Links lost by rule",
+                by(&i.links_by_rule, false),
+                PALETTE[3],
+            ),
+            (
+                "Links gained by comparison level",
+                by(&i.links_by_level, true),
+                PALETTE[1],
+            ),
+            (
+                "Links lost by comparison level",
+                by(&i.links_by_level, false),
+                PALETTE[3],
+            ),
+        ] {
+            if !items.is_empty() {
+                s.charts
+                    .push(chart(caption, hbar(&items, Fmt::Count, color)));
+            }
+        }
+        let mut rows: Vec<Vec<String>> = i
+            .links_by_rule
+            .iter()
+            .chain(&i.links_by_level)
+            .map(|l| vec![l.key.clone(), count(l.gained), count(l.lost)])
+            .collect();
+        for r in &i.match_rate {
+            rows.push(vec![
+                format!("{} linked (share of its records)", r.source),
+                Fmt::Percent.show(r.linked_after),
+                Fmt::Percent.show(r.linked_before),
+            ]);
+        }
+        s.table = Table {
+            header: vec![
+                "links / source".into(),
+                "gained (after)".into(),
+                "lost (now)".into(),
+            ],
+            rows,
+        };
+        for d in &i.decisions {
+            s.blocks.push(format!(
+                "{} {} and {}\n\n— now —\n{}\n— after the change —\n{}",
+                d.change, d.a, d.b, d.before, d.after
+            ));
+        }
+        sections.push(s);
+    }
+    for t in &impact.tracked {
+        let title = match &t.destination {
+            Some(d) => format!("Audience {} ({d}): what the next sync sends", t.job),
+            None => format!("{} (keyed on {})", t.job, t.key.join(", ")),
+        };
+        let mut s = Section::new(
+            &t.job.replace('.', "-"),
+            &title,
+            "Rows the next run would add, remove and update in this tracked table (its _changes), by group of its key and by column.",
+        );
+        s.items.push(format!(
+            "{} → {} rows: {} added, {} removed, {} updated",
+            count(t.rows_before),
+            count(t.rows_after),
+            count(t.added),
+            count(t.removed),
+            count(t.updated)
+        ));
+        if t.destination.is_some() {
+            cards.push((
+                format!("{} adds / removes", t.job.trim_start_matches("audiences.")),
+                format!("+{} −{}", count(t.added), count(t.removed)),
+            ));
+        }
+        let entered: Vec<(String, f64)> = t
+            .groups
+            .iter()
+            .filter(|g| g.entered > 0)
+            .map(|g| (g.group.clone(), g.entered as f64))
+            .collect();
+        let exited: Vec<(String, f64)> = t
+            .groups
+            .iter()
+            .filter(|g| g.exited > 0)
+            .map(|g| (g.group.clone(), g.exited as f64))
+            .collect();
+        if !entered.is_empty() {
+            s.charts
+                .push(chart("Entering", hbar(&entered, Fmt::Count, PALETTE[1])));
+        }
+        if !exited.is_empty() {
+            s.charts
+                .push(chart("Exiting", hbar(&exited, Fmt::Count, PALETTE[3])));
+        }
+        let fields: Vec<(String, f64)> = t
+            .fields
+            .iter()
+            .map(|f| (f.column.clone(), f.changed as f64))
+            .collect();
+        if !fields.is_empty() {
+            s.charts.push(chart(
+                "Fields that change",
+                hbar(&fields, Fmt::Count, PALETTE[2]),
+            ));
+        }
+        let mut rows: Vec<Vec<String>> = t
+            .groups
+            .iter()
+            .map(|g| {
+                vec![
+                    g.group.clone(),
+                    count(g.entered),
+                    count(g.exited),
+                    String::new(),
+                ]
+            })
+            .collect();
+        rows.extend(t.fields.iter().map(|f| {
+            vec![
+                f.column.clone(),
+                count(f.changed),
+                String::new(),
+                f.example
+                    .as_ref()
+                    .map_or(String::new(), |(k, b, a)| format!("{k}: {b} → {a}")),
+            ]
+        }));
+        s.table = Table {
+            header: vec![
+                "group / column".into(),
+                "enter / changed".into(),
+                "exit".into(),
+                "example".into(),
+            ],
+            rows,
+        };
+        sections.push(s);
+    }
+    let mut limits = Section::new(
+        "limits",
+        "Limits",
+        "The --max-* limits given to the what-if; an exceeded one makes it exit with code 4.",
+    );
+    limits.items = if impact.breaches.is_empty() {
+        vec!["none exceeded".into()]
+    } else {
+        impact.breaches.clone()
+    };
+    sections.push(limits);
+    page(ws, "Tessera what-if", &cards, &sections)
 }
 
 #[cfg(test)]

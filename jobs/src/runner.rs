@@ -104,7 +104,15 @@ pub struct RunOptions {
     pub concurrency: usize,
     /// The run's id, recorded by jobs that keep history (identity resolution).
     pub run_id: String,
+    /// A what-if sandbox: outputs are written under this URL instead of the warehouse, and a
+    /// table not (yet) written there is read from the warehouse. Nothing is published; a
+    /// table a job appends to or merges into is first copied in, so every materialisation
+    /// behaves as it would on the warehouse.
+    pub sandbox: Option<Url>,
 }
+
+/// The commit metadata of an identity job's tables holding the `[identity]` settings used.
+pub const IDENTITY_SETTINGS_KEY: &str = "tessera.identity";
 
 /// Where the run log and lock live in the warehouse.
 pub const RUNS_TABLE: &str = "_tessera.runs";
@@ -218,10 +226,88 @@ impl<'a> Runner<'a> {
         Ok(state)
     }
 
+    /// The state of a table this run wrote (version `version`): a what-if's tables are never
+    /// taken for the published ones, so the jobs reading them run too.
+    pub(super) fn written_state(&self, version: u64) -> String {
+        match &self.options.sandbox {
+            Some(_) => format!("what-if delta v{version}"),
+            None => format!("delta v{version}"),
+        }
+    }
+
+    /// Where outputs are written: the warehouse, or the what-if sandbox.
+    fn write_root(&self) -> &Url {
+        self.options
+            .sandbox
+            .as_ref()
+            .unwrap_or(&self.ws.project.warehouse)
+    }
+
+    /// The URL a table is written at (in the sandbox, when there is one).
+    fn output_url(&self, name: &str) -> Result<Url> {
+        table_url(self.write_root(), name)
+    }
+
+    /// The URL a table is read from: its sandbox copy once written there, else the warehouse.
+    async fn read_url(&self, name: &str) -> Result<Url> {
+        if let Some(sandbox) = &self.options.sandbox {
+            let url = table_url(sandbox, name)?;
+            if self.ws.engine.delta_exists(&url).await? {
+                return Ok(url);
+            }
+        }
+        table_url(&self.ws.project.warehouse, name)
+    }
+
+    /// In a sandbox, copies the published `name` in before a write that keeps its rows
+    /// (append, merge, history), so the sandbox ends as the warehouse would.
+    async fn sandbox_copy(&self, name: &str) -> Result<()> {
+        let Some(sandbox) = &self.options.sandbox else {
+            return Ok(());
+        };
+        let url = table_url(sandbox, name)?;
+        if self.ws.engine.delta_exists(&url).await? {
+            return Ok(());
+        }
+        let published = table_url(&self.ws.project.warehouse, name)?;
+        let table = match self
+            .ws
+            .engine
+            .open_delta(&published, TableVersion::Latest)
+            .await
+        {
+            Ok(table) => table,
+            Err(tessera_engine::Error::NoDeltaTable { .. }) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let provider = self.ws.engine.delta_provider(&table).await?;
+        let df = self.ws.engine.ctx().read_table(provider)?;
+        self.ws
+            .engine
+            .write_delta(df, url)
+            .await
+            .with_context(|| format!("copying {name} into the what-if sandbox"))?;
+        Ok(())
+    }
+
     async fn delta_state(&self, name: &str) -> Result<String> {
-        let url = table_url(&self.ws.project.warehouse, name)?;
+        let url = self.read_url(name).await?;
+        // A table the what-if wrote is never in the state of a published one.
+        let sandboxed = if self
+            .options
+            .sandbox
+            .as_ref()
+            .is_some_and(|s| url.as_str().starts_with(s.as_str()))
+        {
+            "what-if "
+        } else {
+            ""
+        };
         match self.ws.engine.open_delta(&url, TableVersion::Latest).await {
-            Ok(table) => Ok(format!("delta v{}", table.version().unwrap_or_default())),
+            Ok(table) => Ok(format!(
+                "{sandboxed}delta v{}",
+                table.version().unwrap_or_default()
+            )),
             Err(tessera_engine::Error::NoDeltaTable { .. }) => Ok("absent".into()),
             Err(e) => Err(e.into()),
         }
@@ -254,7 +340,7 @@ impl<'a> Runner<'a> {
         } else if self.options.full_refresh {
             (true, "full refresh".to_string())
         } else {
-            let url = table_url(&self.ws.project.warehouse, &job.name)?;
+            let url = self.read_url(&job.name).await?;
             match self.ws.engine.last_commit_metadata(&url).await? {
                 None => (true, "never run".to_string()),
                 Some(meta) => explain_change(&meta, job, &inputs, &fingerprint),
@@ -342,7 +428,7 @@ impl<'a> Runner<'a> {
     }
 
     async fn register_delta(&self, name: &str) -> Result<()> {
-        let url = table_url(&self.ws.project.warehouse, name)?;
+        let url = self.read_url(name).await?;
         let table = match self.ws.engine.open_delta(&url, TableVersion::Latest).await {
             Ok(table) => table,
             Err(tessera_engine::Error::NoDeltaTable { .. }) => {
@@ -364,7 +450,7 @@ impl<'a> Runner<'a> {
         let Some(watermark) = &job.config.watermark else {
             return Ok(job.sql.clone());
         };
-        let url = table_url(&self.ws.project.warehouse, &job.name)?;
+        let url = self.read_url(&job.name).await?;
         if !self.ws.engine.delta_exists(&url).await? {
             return Ok(job.sql.clone());
         }
@@ -576,7 +662,7 @@ impl<'a> Runner<'a> {
             );
             return Ok(JobStatus::Success);
         }
-        let url = table_url(&self.ws.project.warehouse, &job.name)?;
+        let url = self.output_url(&job.name)?;
         if !planned.run {
             let state = self.delta_state(&job.name).await?;
             self.states
@@ -596,15 +682,34 @@ impl<'a> Runner<'a> {
         self.register_inputs(job).await?;
         let sql = self.compile(index).await?;
         let ctx = self.ws.engine.ctx();
-        let df = ctx.sql(&sql).await.context("planning failed")?;
-        let df = if self.ws.project.privacy.pseudonymize.contains(&job.name) {
-            tessera_engine::privacy::pseudonymize(df)?
-        } else {
-            df
+        let df = match self.reusable_records(job, &planned).await? {
+            // Stored as published: already pseudonymised when the project says so.
+            Some(records) => {
+                tracing::debug!(
+                    job = job.name,
+                    "identity: only [identity] changed; the published records are reused"
+                );
+                ctx.read_table(records)?
+            }
+            None => {
+                let df = ctx.sql(&sql).await.context("planning failed")?;
+                if self.ws.project.privacy.pseudonymize.contains(&job.name) {
+                    tessera_engine::privacy::pseudonymize(df)?
+                } else {
+                    df
+                }
+            }
         };
         let incremental = job.config.materialized == Materialized::Incremental
             && !self.options.full_refresh
-            && self.ws.engine.delta_exists(&url).await?;
+            && self
+                .ws
+                .engine
+                .delta_exists(&self.read_url(&job.name).await?)
+                .await?;
+        if incremental {
+            self.sandbox_copy(&job.name).await?;
+        }
         if incremental && let Some(watermark) = &job.config.watermark {
             // A row without a watermark cannot be told new or old: an incremental run does
             // not load it. Say so rather than drop it silently.
@@ -666,9 +771,7 @@ impl<'a> Runner<'a> {
                 None => {
                     // Stage the new rows, test them, publish only when every test passes.
                     let staging = self
-                        .ws
-                        .project
-                        .warehouse
+                        .write_root()
                         .join(&format!("_tessera/staging/{}/", job.name.replace('.', "/")))?;
                     self.ws
                         .engine
@@ -723,7 +826,7 @@ impl<'a> Runner<'a> {
             self.states
                 .lock()
                 .expect("poisoned")
-                .insert(job.name.clone(), format!("delta v{}", outcome.version));
+                .insert(job.name.clone(), self.written_state(outcome.version));
             Ok(JobStatus::Success)
         }
         .await;
@@ -835,7 +938,13 @@ impl<'a> Runner<'a> {
                 .iter()
                 .map(|w| format!("quality ({}): {}", w.kind, w.message)),
         );
-        let meta = commit_metadata(job, planned);
+        let mut meta = commit_metadata(job, planned);
+        // The settings that decided, for explaining this run's decisions later (a what-if
+        // explains the published decisions with them, not with the edited file's).
+        meta.push((
+            IDENTITY_SETTINGS_KEY.into(),
+            serde_json::to_value(&config).unwrap_or_default(),
+        ));
         let mut outputs = Vec::new();
         // The tables stay reserved in the memory pool until they are written.
         let _memory = resolution.memory;
@@ -851,7 +960,10 @@ impl<'a> Runner<'a> {
         let write_one = |name: String, df: datafusion::prelude::DataFrame, mode: WriteMode| {
             let meta = &meta;
             async move {
-                let url = table_url(&self.ws.project.warehouse, &name)?;
+                if mode == WriteMode::Append {
+                    self.sandbox_copy(&name).await?;
+                }
+                let url = self.output_url(&name)?;
                 let mut write = self.ws.engine.write_delta(df, url).with_mode(mode);
                 for (k, v) in meta {
                     write = write.with_commit_metadata(k.clone(), v.clone());
@@ -904,13 +1016,50 @@ impl<'a> Runner<'a> {
             self.states
                 .lock()
                 .expect("poisoned")
-                .insert(name, format!("delta v{}", outcome.version));
+                .insert(name, self.written_state(outcome.version));
         }
-        // The next run's baseline; losing it loses no published data.
-        if let Err(e) = crate::quality::record(self.ws, &job.name, &run_id, &measures).await {
+        // The next run's baseline; losing it loses no published data. A what-if publishes
+        // nothing, not even a baseline.
+        if self.options.sandbox.is_none()
+            && let Err(e) = crate::quality::record(self.ws, &job.name, &run_id, &measures).await
+        {
             result.warnings.push(format!("{e:#}"));
         }
         Ok(JobStatus::Success)
+    }
+
+    /// An identity job whose SQL and inputs are those of its published records (only the
+    /// `[identity]` settings changed, as in a what-if of a threshold or a comparison): the
+    /// published records table, which holds exactly what the SQL would compute again.
+    async fn reusable_records(
+        &self,
+        job: &Job,
+        planned: &PlannedJob,
+    ) -> Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+        if job.config.materialized != Materialized::Identity || self.options.full_refresh {
+            return Ok(None);
+        }
+        let url = self.read_url(&job.name).await?;
+        let Some(meta) = self.ws.engine.last_commit_metadata(&url).await? else {
+            return Ok(None);
+        };
+        if meta.get("tessera.sql_hash").and_then(|v| v.as_str()) != Some(sql_hash(job).as_str()) {
+            return Ok(None);
+        }
+        let before: BTreeMap<String, String> = meta
+            .get("tessera.inputs")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        let data_inputs = |m: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+            m.iter()
+                .filter(|(k, _)| k.as_str() != "[identity]")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        if data_inputs(&before) != data_inputs(&planned.inputs) {
+            return Ok(None);
+        }
+        self.existing_table(&job.name).await
     }
 
     /// The provider of a warehouse table, or None when it does not exist yet.
@@ -918,7 +1067,7 @@ impl<'a> Runner<'a> {
         &self,
         name: &str,
     ) -> Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
-        let url = table_url(&self.ws.project.warehouse, name)?;
+        let url = self.read_url(name).await?;
         match self.ws.engine.open_delta(&url, TableVersion::Latest).await {
             Ok(table) => Ok(Some(self.ws.engine.delta_provider(&table).await?)),
             Err(tessera_engine::Error::NoDeltaTable { .. }) => Ok(None),
@@ -943,7 +1092,7 @@ impl<'a> Runner<'a> {
                 .table_provider(table_reference(&job.name))
                 .await?);
         }
-        let url = table_url(&self.ws.project.warehouse, &job.name)?;
+        let url = self.read_url(&job.name).await?;
         match self.ws.engine.open_delta(&url, TableVersion::Latest).await {
             Ok(table) => Ok(self.ws.engine.delta_provider(&table).await?),
             Err(tessera_engine::Error::NoDeltaTable { .. }) => {

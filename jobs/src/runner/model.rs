@@ -17,9 +17,7 @@ use datafusion::prelude::DataFrame;
 use tessera_engine::WriteMode;
 use tessera_engine::model::{TrainingSet, is_holdout, train_logistic};
 
-use super::{
-    JobResult, JobStatus, PlannedJob, Runner, commit_metadata, table_reference, table_url,
-};
+use super::{JobResult, JobStatus, PlannedJob, Runner, commit_metadata, table_reference};
 use crate::job::{Job, ModelAlgorithm};
 
 /// L2 penalty of the logistic regression (on standardised features).
@@ -101,7 +99,7 @@ impl Runner<'_> {
             let mut write = self
                 .ws
                 .engine
-                .write_delta(df, table_url(&self.ws.project.warehouse, &name)?)
+                .write_delta(df, self.output_url(&name)?)
                 .with_mode(mode);
             for (k, v) in &meta {
                 write = write.with_commit_metadata(k.clone(), v.clone());
@@ -123,7 +121,7 @@ impl Runner<'_> {
         self.states
             .lock()
             .expect("poisoned")
-            .insert(job.name.clone(), format!("delta v{last}"));
+            .insert(job.name.clone(), self.written_state(last));
         Ok(JobStatus::Success)
     }
 }

@@ -22,9 +22,7 @@ use datafusion::catalog::{MemTable, TableProvider};
 use datafusion::prelude::DataFrame;
 use tessera_engine::WriteMode;
 
-use super::{
-    JobResult, JobStatus, PlannedJob, Runner, commit_metadata, table_reference, table_url,
-};
+use super::{JobResult, JobStatus, PlannedJob, Runner, commit_metadata, table_reference};
 use crate::job::{Job, quote_ident};
 
 /// The commit metadata naming the run that wrote a tracked job's tables.
@@ -246,7 +244,7 @@ impl Runner<'_> {
             let mut w = self
                 .ws
                 .engine
-                .write_delta(df, table_url(&self.ws.project.warehouse, name)?)
+                .write_delta(df, self.output_url(name)?)
                 .with_mode(mode);
             for (k, v) in &meta {
                 w = w.with_commit_metadata(k.clone(), v.clone());
@@ -260,10 +258,14 @@ impl Runner<'_> {
             .join(", ");
         // A previous run killed between these commits left its intent: undo its changes
         // rows and start from the history it started from.
-        let intent = Intent::location(&self.ws.project.warehouse, &job.name)?;
-        let history_url = table_url(&self.ws.project.warehouse, &history_table)?;
+        // A what-if starts from copies of the published tables (it publishes nothing).
+        for name in [&job.name, &history_table, &changes_table] {
+            self.sandbox_copy(name).await?;
+        }
+        let intent = Intent::location(self.write_root(), &job.name)?;
+        let history_url = self.output_url(&history_table)?;
         let mut history = self.existing_table(&history_table).await?;
-        let table_url_ = table_url(&self.ws.project.warehouse, &job.name)?;
+        let table_url_ = self.output_url(&job.name)?;
         let left = match intent.read(&self.ws.engine).await? {
             // Killed after the table's own commit: that run's publish is complete.
             Some(left)
@@ -283,7 +285,7 @@ impl Runner<'_> {
                 job.name,
                 left.run_id
             );
-            let changes_url = table_url(&self.ws.project.warehouse, &changes_table)?;
+            let changes_url = self.output_url(&changes_table)?;
             if self.existing_table(&changes_table).await?.is_some() {
                 self.ws
                     .engine
@@ -450,7 +452,7 @@ impl Runner<'_> {
         self.states
             .lock()
             .expect("poisoned")
-            .insert(job.name.clone(), format!("delta v{version}"));
+            .insert(job.name.clone(), self.written_state(version));
         Ok(JobStatus::Success)
     }
 }
