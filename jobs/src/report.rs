@@ -1131,7 +1131,13 @@ fn page(ws: &Workspace, title: &str, cards: &[(String, String)], sections: &[Sec
             html.push_str("</ul>");
         }
         for block in &s.blocks {
-            let _ = write!(html, "<pre>{}</pre>", esc(block));
+            let (first, rest) = block.split_once('\n').unwrap_or((block, ""));
+            let _ = write!(
+                html,
+                "<details><summary>{}</summary><pre>{}</pre></details>",
+                esc(first),
+                esc(rest)
+            );
         }
         if !s.charts.is_empty() {
             html.push_str(r#"<div class="charts">"#);

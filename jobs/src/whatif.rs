@@ -33,6 +33,7 @@ use datafusion::catalog::{MemTable, TableProvider};
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 use tessera_engine::TableVersion;
+use tessera_engine::identity::IdentityConfig;
 use tessera_engine::sql::{ident, literal};
 use url::Url;
 
@@ -658,12 +659,12 @@ impl Tables<'_> {
                 after: row["after"].clone(),
             });
         }
-        self.links(&mut out).await?;
+        self.links(job, &mut out).await?;
         Ok(out)
     }
 
     /// Accepted pairs gained and lost, by rule and by comparison level.
-    async fn links(&self, out: &mut IdentityImpact) -> Result<()> {
+    async fn links(&self, job: &Job, out: &mut IdentityImpact) -> Result<()> {
         let before_columns = self.columns("before_mp").await?;
         let gammas: Vec<String> = self
             .columns("after_mp")
@@ -725,35 +726,47 @@ impl Tables<'_> {
             out.links_by_rule
                 .push(link_change(&row, row["key"].clone()));
         }
-        let comparisons = self
-            .ws
-            .project
-            .identity
-            .as_ref()
-            .map(|c| c.comparisons.clone())
-            .unwrap_or_default();
+        // A level is named by the settings of the side its pair comes from: a lost pair's
+        // level by the published settings (a level may have been removed or renamed).
+        let published = published_settings(self.ws, job).await?;
+        let now = self.ws.project.identity.as_ref();
+        let level_name = |settings: Option<&IdentityConfig>, comparison: &str, level: usize| {
+            settings
+                .and_then(|s| s.comparisons.iter().find(|c| c.name == comparison))
+                .and_then(|c| c.levels.get(level))
+                .map_or("else".to_string(), |l| l.name.clone())
+        };
+        let mut by_level: BTreeMap<String, (i64, i64)> = BTreeMap::new();
         for gamma in &gammas {
             let name = gamma.trim_start_matches("gamma_");
-            let levels = comparisons
-                .iter()
-                .find(|c| c.name == name)
-                .map(|c| c.levels.clone())
-                .unwrap_or_default();
+            // NULL: a side had no value, no evidence either way; not a level.
             for row in self
-                .rows(&grouped(format!("cast({} as bigint)", ident(gamma))))
+                .rows(&format!(
+                    "select change, cast({g} as bigint) as level, count(*) as n \
+                     from link_changes where {g} is not null group by change, level",
+                    g = ident(gamma)
+                ))
                 .await?
             {
-                let level = match row["key"].parse::<usize>() {
-                    Ok(l) => levels
-                        .get(l)
-                        .map_or("else", |x| x.name.as_str())
-                        .to_string(),
-                    Err(_) => "NULL".to_string(),
+                let level: usize = row["level"].parse().unwrap_or_default();
+                let count: i64 = row["n"].parse().unwrap_or_default();
+                let entry = if row["change"] == "gained" {
+                    let key = format!("{name}: {}", level_name(now, name, level));
+                    &mut by_level.entry(key).or_default().0
+                } else {
+                    let key = format!(
+                        "{name}: {}",
+                        level_name(published.as_ref().or(now), name, level)
+                    );
+                    &mut by_level.entry(key).or_default().1
                 };
-                out.links_by_level
-                    .push(link_change(&row, format!("{name}: {level}")));
+                *entry += count;
             }
         }
+        out.links_by_level = by_level
+            .into_iter()
+            .map(|(key, (gained, lost))| LinkChange { key, gained, lost })
+            .collect();
         out.links_by_level
             .sort_by_key(|l| std::cmp::Reverse(l.gained + l.lost));
         Ok(())
@@ -939,14 +952,7 @@ async fn decisions(
     project.warehouse = sandbox.clone();
     let after_ws = Workspace::open(project)?;
     // The published decisions are explained with the settings that made them.
-    let published = tables
-        .ws
-        .engine
-        .last_commit_metadata(&table_url(&ws.project.warehouse, &job.name)?)
-        .await?
-        .and_then(|m| m.get(crate::runner::IDENTITY_SETTINGS_KEY).cloned())
-        .and_then(|v| serde_json::from_value(v).ok());
-    let before_ws = match published {
+    let before_ws = match published_settings(ws, job).await? {
         Some(settings) => {
             let mut project = ws.project.clone();
             project.identity = Some(settings);
@@ -971,6 +977,17 @@ async fn decisions(
         });
     }
     Ok(out)
+}
+
+/// The `[identity]` settings the published tables of identity job `job` were resolved with
+/// (kept in their commit; None for tables written before they were).
+async fn published_settings(ws: &Workspace, job: &Job) -> Result<Option<IdentityConfig>> {
+    Ok(ws
+        .engine
+        .last_commit_metadata(&table_url(&ws.project.warehouse, &job.name)?)
+        .await?
+        .and_then(|m| m.get(crate::runner::IDENTITY_SETTINGS_KEY).cloned())
+        .and_then(|v| serde_json::from_value(v).ok()))
 }
 
 /// `tessera explain a b` in `ws`, or why it cannot be.
