@@ -710,6 +710,11 @@ pub async fn forget(
             .engine
             .remove_all(&ws.project.warehouse.join("_tessera/staging/")?)
             .await?;
+        // So are what-if sandboxes left by a killed `tessera plan --impact`.
+        files += ws
+            .engine
+            .remove_all(&ws.project.warehouse.join(crate::warehouse::SANDBOX_DIR)?)
+            .await?;
         if let Some(last) = reports.last_mut() {
             last.files_deleted = files;
             last.log_files_deleted = logs;

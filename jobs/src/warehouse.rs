@@ -12,6 +12,10 @@ use tessera_engine::storage::object_path;
 use tessera_engine::{Engine, TableVersion};
 use url::Url;
 
+/// Where what-if sandboxes live under the warehouse (`tessera plan --impact`): deeper than
+/// the listing looks, so never taken for published tables.
+pub const SANDBOX_DIR: &str = "_tessera/whatif/";
+
 /// A Delta table found in the warehouse.
 #[derive(Debug, Clone)]
 pub struct WarehouseTable {

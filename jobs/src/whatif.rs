@@ -42,8 +42,7 @@ use crate::job::{Job, Materialized};
 use crate::runner::{JobStatus, RunLock, RunOptions, Runner};
 use crate::workspace::{Workspace, load_dag, table_url};
 
-/// Where sandboxes live, under the warehouse.
-pub const SANDBOX_DIR: &str = "_tessera/whatif/";
+pub use crate::warehouse::SANDBOX_DIR;
 
 /// Options of a what-if.
 #[derive(Debug, Clone, Default)]
