@@ -259,8 +259,8 @@ impl<'a> Runner<'a> {
         table_url(&self.ws.project.warehouse, name)
     }
 
-    /// In a sandbox, copies the published `name` in before a write that keeps its rows
-    /// (append, merge, history), so the sandbox ends as the warehouse would.
+    /// In a sandbox, copies the published `name` in before an incremental job appends to or
+    /// merges into it, so the sandbox's table ends as the warehouse's would.
     async fn sandbox_copy(&self, name: &str) -> Result<()> {
         let Some(sandbox) = &self.options.sandbox else {
             return Ok(());
@@ -960,9 +960,7 @@ impl<'a> Runner<'a> {
         let write_one = |name: String, df: datafusion::prelude::DataFrame, mode: WriteMode| {
             let meta = &meta;
             async move {
-                if mode == WriteMode::Append {
-                    self.sandbox_copy(&name).await?;
-                }
+                // In a what-if the appended logs (id history, stats) hold this run's rows only.
                 let url = self.output_url(&name)?;
                 let mut write = self.ws.engine.write_delta(df, url).with_mode(mode);
                 for (k, v) in meta {

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use datafusion::arrow::array::{Array, Int64Array};
 use datafusion::arrow::datatypes::DataType;
@@ -93,6 +93,8 @@ pub struct JobLine {
     pub error: Option<String>,
     /// Rows written to the sandbox.
     pub rows: Option<u64>,
+    /// Seconds it took.
+    pub seconds: f64,
 }
 
 /// Gains and losses of one group of links.
@@ -378,6 +380,7 @@ async fn measure(
             status: result.status.as_str().into(),
             error: result.error.clone(),
             rows: result.rows,
+            seconds: (result.finished - result.started).num_milliseconds() as f64 / 1000.0,
         });
     }
     let ctx = SessionContext::new_with_state(ws.engine.ctx().state());
@@ -486,13 +489,16 @@ impl Tables<'_> {
     /// Registers the published `name` as `before_<alias>` and its sandbox copy as
     /// `after_<alias>` (an absent side is an empty table of the other's columns).
     async fn pair(&self, name: &str, alias: &str) -> Result<()> {
-        let after = self
-            .provider(self.sandbox, name)
-            .await?
-            .ok_or_else(|| anyhow!("the what-if did not write {name}"))?;
-        let before = match self.provider(&self.ws.project.warehouse, name).await? {
-            Some(p) => p,
-            None => Arc::new(MemTable::try_new(after.schema(), vec![vec![]])?),
+        let after = self.provider(self.sandbox, name).await?;
+        let before = self.provider(&self.ws.project.warehouse, name).await?;
+        let empty = |like: &Arc<dyn TableProvider>| -> Result<Arc<dyn TableProvider>> {
+            Ok(Arc::new(MemTable::try_new(like.schema(), vec![vec![]])?))
+        };
+        let (before, after) = match (before, after) {
+            (Some(b), Some(a)) => (b, a),
+            (None, Some(a)) => (empty(&a)?, a),
+            (Some(b), None) => (b.clone(), empty(&b)?),
+            (None, None) => bail!("{name} is neither published nor written by the what-if"),
         };
         for (side, provider) in [("before", before), ("after", after)] {
             let table = format!("{side}_{alias}");

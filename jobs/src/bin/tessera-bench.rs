@@ -147,6 +147,13 @@ enum Bench {
         #[arg(long, default_value_t = 4)]
         clients: usize,
     },
+    /// What-if (`tessera plan --impact`): the cost of measuring a change of the identity
+    /// threshold and of one segment's SQL, against a full run of the demo pipeline.
+    Whatif {
+        /// People in the demo data (about 2.15 identity records per person).
+        #[arg(long, default_value_t = 47_000)]
+        people: u64,
+    },
     /// The job runner: planning and no-op runs of a project of many jobs, and the runner's
     /// overhead over writing the same query's result directly (`tessera write`).
     Jobs {
@@ -192,6 +199,7 @@ fn main() -> Result<()> {
             memory_limit.as_deref(),
         ),
         Bench::Profiles { people } => bench_profiles(&dir, people),
+        Bench::Whatif { people } => bench_whatif(&dir, people),
         Bench::Foreign {
             people,
             seed,
@@ -259,6 +267,80 @@ fn bench_profiles(dir: &Path, people: u64) -> Result<()> {
         .filter(|l| l.contains("SUCCESS") || l.contains("FAILED"))
     {
         println!("    {line}");
+    }
+    Ok(())
+}
+
+fn bench_whatif(dir: &Path, people: u64) -> Result<()> {
+    let project = dir.join(format!("whatif-{people}"));
+    if !project.join("tessera.toml").exists() {
+        let n = people.to_string();
+        tessera_in(
+            &project,
+            &["demo", "--people", &n, "--force", "--no-query", "--no-run"],
+        )?;
+    }
+    let path = project.to_str().context("utf-8 path")?;
+    let bin = tessera_bin()?;
+    let (full, full_rss, _) =
+        measured(&bin, &["-C", path, "run", "--full-refresh", "--no-report"])?;
+    let records = tessera_in(
+        &project,
+        &[
+            "sql",
+            "select count(*) from unify.identity_records",
+            "--format",
+            "csv",
+        ],
+    )?;
+    let records = records.lines().nth(1).unwrap_or("?").to_string();
+    println!("what-if: {people} people, {records} identity records");
+    println!("  full run (tessera run --full-refresh): {full:8.2}s  peak RSS {full_rss:6.0} MB");
+    let toml = project.join("tessera.toml");
+    let segment = project.join("jobs/segments/membership.sql");
+    let (toml_text, segment_text) = (
+        std::fs::read_to_string(&toml)?,
+        std::fs::read_to_string(&segment)?,
+    );
+    let cases: [(&str, &Path, &str, &str); 2] = [
+        (
+            "identity threshold 0.95 -> 0.8",
+            &toml,
+            "threshold = 0.95 ",
+            "threshold = 0.8 ",
+        ),
+        (
+            "segment high_value: revenue >= 1000 -> 500",
+            &segment,
+            "revenue_365d >= 1000",
+            "revenue_365d >= 500",
+        ),
+    ];
+    for (label, file, from, to) in cases {
+        let original = std::fs::read_to_string(file)?;
+        if !original.contains(from) {
+            bail!("{} has no `{from}`", file.display());
+        }
+        std::fs::write(file, original.replacen(from, to, 1))?;
+        let result = measured(&bin, &["-C", path, "plan", "--impact", "--json"]);
+        std::fs::write(&toml, &toml_text)?;
+        std::fs::write(&segment, &segment_text)?;
+        let (wall, rss, out) = result?;
+        let impact: serde_json::Value = serde_json::from_str(&out)?;
+        let ran = impact["jobs"]
+            .as_array()
+            .map_or(0, |j| j.iter().filter(|j| j["action"] == "run").count());
+        let merged = impact["identity"][0]["merged"].as_i64().unwrap_or(0);
+        let audiences: i64 = impact["tracked"].as_array().map_or(0, |t| {
+            t.iter()
+                .filter(|t| t["destination"].is_string())
+                .map(|t| t["added"].as_i64().unwrap_or(0) + t["removed"].as_i64().unwrap_or(0))
+                .sum()
+        });
+        println!(
+            "  what-if, {label:<44} {wall:8.2}s  peak RSS {rss:6.0} MB  {:.2}x the full run; {ran} jobs run, {merged} customers merged, {audiences} audience adds+removes",
+            wall / full.max(0.01)
+        );
     }
     Ok(())
 }

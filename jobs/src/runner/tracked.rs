@@ -258,10 +258,9 @@ impl Runner<'_> {
             .join(", ");
         // A previous run killed between these commits left its intent: undo its changes
         // rows and start from the history it started from.
-        // A what-if starts from copies of the published tables (it publishes nothing).
-        for name in [&job.name, &history_table, &changes_table] {
-            self.sandbox_copy(name).await?;
-        }
+        // A what-if (a sandbox) writes the changes of this run alone and the table whole; it
+        // compares with the published table, copies nothing and keeps no history.
+        let sandboxed = self.options.sandbox.is_some();
         let intent = Intent::location(self.write_root(), &job.name)?;
         let history_url = self.output_url(&history_table)?;
         let mut history = self.existing_table(&history_table).await?;
@@ -316,8 +315,7 @@ impl Runner<'_> {
             };
         }
         let history_version = match history {
-            None => None,
-            Some(_) => Some(
+            Some(_) if !sandboxed => Some(
                 self.ws
                     .engine
                     .open_delta(&history_url, tessera_engine::TableVersion::Latest)
@@ -325,6 +323,7 @@ impl Runner<'_> {
                     .version()
                     .unwrap_or_default(),
             ),
+            _ => None,
         };
         intent
             .write(
@@ -348,7 +347,8 @@ impl Runner<'_> {
                 .await
                 .with_context(|| format!("writing {changes_table}"))?;
             crate::failpoint::check("tracked:after-changes")?;
-
+        }
+        if (changed > 0 || history.is_none()) && !sandboxed {
             // 2. The history: close the versions of changed keys, open the new ones. Columns
             // the query no longer returns stay in the history with their old values (NULL in
             // the versions opened from now on): an earlier version is never rewritten.
@@ -425,12 +425,12 @@ impl Runner<'_> {
 
         // 3. The table itself, last: one merge (or a fresh table with the change feed on).
         let fresh = ctx.sql(&format!("select * from {new_name}")).await?;
-        let mode = if same_schema {
+        let mode = if same_schema && !sandboxed {
             WriteMode::Sync
         } else {
             WriteMode::Overwrite
         };
-        let outcome = if same_schema && changed == 0 {
+        let outcome = if same_schema && changed == 0 && !sandboxed {
             // Nothing changed, but the run's fingerprint must be recorded: without a commit the
             // job would look changed to every later run and re-run (with everything downstream)
             // for ever. An empty append is a commit with the metadata and no data.
