@@ -9,7 +9,7 @@
 //! recall the settings allow); the shared-value guard's precision and the true pairs guarded
 //! values cost; the error classes with example pairs and their `explain` waterfalls.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -219,9 +219,10 @@ async fn by_column(
             "--truth `{spec}`: `{table}` needs a `record_key` column, or `source` and `record_id` (the record key is `source:record_id`)"
         );
     };
-    // Every identity record, its customer and its person (NULL: the truth does not know it),
-    // with the columns the ceiling and the guards read, not every column of the records (at
-    // millions of records the rest is gigabytes).
+    // The records the truth knows, numbered, with their customer and person and the columns
+    // the ceiling and the guards read (not every column: at millions of records the rest is
+    // gigabytes). Held once as Arrow arrays; every measure below is a query over them, so
+    // nothing holds a string per record (10M records did not fit in 24 GB before).
     let mut read: Vec<&str> = config
         .blocking
         .iter()
@@ -235,85 +236,99 @@ async fn by_column(
     let batches = query(
         ws,
         &format!(
-            "select cast(i.record_key as varchar) as __key, cast(c.customer_id as varchar) as __customer, \
-             cast(t.person as varchar) as __person{read_list} from {schema}.identity_records i \
+            "select cast(row_number() over () - 1 as bigint) as __rid, \
+             cast(i.record_key as varchar) as __key, cast(c.customer_id as varchar) as __customer, \
+             t.person as __person{read_list} from {schema}.identity_records i \
              join {schema}.record_customer c on c.record_key = i.record_key \
-             left join (select {key} as record_key, {col} as person from {table}) t \
+             join (select {key} as record_key, cast({col} as varchar) as person from {table} \
+                   where {col} is not null) t \
              on t.record_key = cast(i.record_key as varchar)",
             col = ident(column)
         ),
     )
     .await?;
-    let keys = strings(&batches, "__key")?;
-    let customers = strings(&batches, "__customer")?;
-    let persons = strings(&batches, "__person")?;
-    // Records the truth knows, numbered; customer and person numbered too.
-    let known: Vec<usize> = (0..keys.len()).filter(|&r| persons[r].is_some()).collect();
-    if known.is_empty() {
+    let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+    if n == 0 {
         bail!("--truth `{spec}`: no identity record has a value there (do the record keys match?)");
     }
-    let number = |values: &[Option<String>]| -> Vec<usize> {
-        let mut ids: HashMap<&str, usize> = HashMap::new();
-        known
-            .iter()
-            .map(|&r| {
-                let next = ids.len();
-                *ids.entry(values[r].as_deref().unwrap_or_default())
-                    .or_insert(next)
-            })
-            .collect()
-    };
-    let (cust, pers) = (number(&customers), number(&persons));
-    let n = known.len();
-    let (nc, np) = (
-        cust.iter().max().map_or(0, |m| m + 1),
-        pers.iter().max().map_or(0, |m| m + 1),
+    let ctx = ws.engine.ctx();
+    let known = "__tessera_evaluate_known";
+    let _ = ctx.deregister_table(known);
+    let schema_ref = batches[0].schema();
+    ctx.register_table(
+        known,
+        Arc::new(MemTable::try_new(schema_ref, vec![batches])?),
+    )?;
+    let measured = measure(ws, schema, config, known, n).await;
+    let _ = ctx.deregister_table(known);
+    measured
+}
+
+/// The measures of `by_column` over the numbered known records (`known`, `n` of them).
+async fn measure(
+    ws: &Workspace,
+    schema: &str,
+    config: &tessera_engine::identity::IdentityConfig,
+    known: &str,
+    n: usize,
+) -> Result<Evaluation> {
+    let run = |sql: String| async move { query(ws, &sql).await };
+    let c2 = |x: &str| format!("coalesce(sum(cast({x} as double) * ({x} - 1) / 2), 0)");
+    let totals = run(format!(
+        "with b as (select __customer, __person, count(*) as k from {known} group by 1, 2), \
+         sc as (select __customer, count(*) as s from {known} group by 1), \
+         sp as (select __person, count(*) as s from {known} group by 1) \
+         select (select {tp} from b) as tp, (select {pp} from sc) as pp, \
+         (select {tpairs} from sp) as tpairs, \
+         (select sum(cast(b.k * b.k as double) / sc.s) from b join sc on sc.__customer = b.__customer) as b3p, \
+         (select sum(cast(b.k * b.k as double) / sp.s) from b join sp on sp.__person = b.__person) as b3r, \
+         (select count(*) from sc) as nc, (select count(*) from sp) as np, (select count(*) from b) as nb",
+        tp = c2("k"),
+        pp = c2("s"),
+        tpairs = c2("s"),
+    ))
+    .await?;
+    let value = |name: &str| -> Result<f64> { first_f64(&totals, name) };
+    let (tp, pp, tpairs) = (
+        value("tp")? as u64,
+        value("pp")? as u64,
+        value("tpairs")? as u64,
     );
-    let (mut size_c, mut size_p) = (vec![0usize; nc], vec![0usize; np]);
-    let mut both: HashMap<(usize, usize), usize> = HashMap::new();
-    for i in 0..n {
-        size_c[cust[i]] += 1;
-        size_p[pers[i]] += 1;
-        *both.entry((cust[i], pers[i])).or_default() += 1;
-    }
-    let tp: u64 = both.values().map(|&k| choose2(k)).sum();
-    let pp: u64 = size_c.iter().map(|&k| choose2(k)).sum();
-    let tpairs: u64 = size_p.iter().map(|&k| choose2(k)).sum();
+    let (nc, np, nb) = (
+        value("nc")? as usize,
+        value("np")? as usize,
+        value("nb")? as usize,
+    );
     let (precision, recall) = (ratio(tp, pp), ratio(tp, tpairs));
-    let (mut b3p, mut b3r) = (0.0, 0.0);
-    let (mut per_person, mut per_customer) = (vec![0usize; np], vec![0usize; nc]);
-    for (&(c, p), &k) in &both {
-        b3p += (k * k) as f64 / size_c[c] as f64;
-        b3r += (k * k) as f64 / size_p[p] as f64;
-        per_person[p] += 1;
-        per_customer[c] += 1;
-    }
-    // The evidence ceiling: records of one person joined by any blocking or rule key.
+    // The evidence ceiling: records of one person joined by any blocking or rule key, through
+    // a union-find over the records' numbers (each key group joined to its smallest).
     let mut sets = Sets((0..n).collect());
     for rule in config.blocking.iter().chain(&config.rules) {
-        let values: Vec<Vec<Option<String>>> = rule
-            .on
-            .iter()
-            .map(|c| strings(&batches, c))
-            .collect::<Result<_>>()?;
-        let mut first: HashMap<(usize, Vec<&str>), usize> = HashMap::new();
-        for (i, &r) in known.iter().enumerate() {
-            let key: Option<Vec<&str>> = values.iter().map(|v| v[r].as_deref()).collect();
-            if let Some(key) = key {
-                match first.get(&(pers[i], key.clone())) {
-                    Some(&j) => sets.union(i, j),
-                    None => {
-                        first.insert((pers[i], key), i);
-                    }
-                }
+        let on: Vec<String> = rule.on.iter().map(|c| ident(c)).collect();
+        let edges = run(format!(
+            "select __rid, min(__rid) over (partition by __person, {list}) as __root \
+             from {known} where {not_null}",
+            list = on.join(", "),
+            not_null = on
+                .iter()
+                .map(|c| format!("{c} is not null"))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ))
+        .await
+        .with_context(|| format!("the evidence ceiling of `{}`", rule.name))?;
+        for b in &edges {
+            let (rid, root) = (int64s(b, "__rid")?, int64s(b, "__root")?);
+            for r in 0..b.num_rows() {
+                sets.union(rid.value(r) as usize, root.value(r) as usize);
             }
         }
     }
-    let mut reach: HashMap<usize, usize> = HashMap::new();
+    let mut reach = vec![0usize; n];
     for i in 0..n {
-        *reach.entry(sets.find(i)).or_default() += 1;
+        reach[sets.find(i)] += 1;
     }
-    let reachable: u64 = reach.values().map(|&k| choose2(k)).sum();
+    let reachable: u64 = reach.iter().map(|&k| choose2(k)).sum();
     let metrics = Metrics {
         records: n,
         true_pairs: tpairs,
@@ -322,111 +337,81 @@ async fn by_column(
         precision,
         recall,
         f1: f1(precision, recall),
-        b_cubed_precision: Some(b3p / n as f64),
-        b_cubed_recall: Some(b3r / n as f64),
+        b_cubed_precision: Some(value("b3p")? / n as f64),
+        b_cubed_recall: Some(value("b3r")? / n as f64),
         persons: Some(np),
         customers: Some(nc),
-        splits: Some(per_person.iter().map(|k| k - 1).sum()),
-        merges: Some(per_customer.iter().map(|k| k - 1).sum()),
+        splits: Some(nb - np),
+        merges: Some(nb - nc),
         evidence_ceiling: Some(ratio(reachable, tpairs)),
     };
 
     // The guards: values flagged shared that two persons really hold; true pairs holding a
     // guarded value that ended apart.
-    let hits = query(
-        ws,
-        &format!(
-            "select cast(guard as varchar) as guard, cast(subject as varchar) as subject, \
-             cast(value as varchar) as value from {schema}.identity_guard_hits where value is not null"
-        ),
-    )
-    .await?;
-    let (guard, subject, value) = (
-        strings(&hits, "guard")?,
-        strings(&hits, "subject")?,
-        strings(&hits, "value")?,
-    );
     let mut guards = Vec::new();
+    // Registered up front: the table is read inside scalar subqueries below.
+    run(format!(
+        "select value from {schema}.identity_guard_hits limit 0"
+    ))
+    .await?;
     for id in &config.identifiers {
-        let column_values = strings(&batches, &id.column)?;
-        let (mut flagged, mut any) = (HashSet::new(), HashSet::new());
-        for h in 0..guard.len() {
-            if subject[h].as_deref() == Some(&id.column) {
-                let v = value[h].clone().unwrap_or_default();
-                if guard[h].as_deref() == Some("shared_value") {
-                    flagged.insert(v.clone());
-                }
-                any.insert(v);
-            }
-        }
-        if any.is_empty() {
+        let subject = tessera_engine::identity::sql::literal(&id.column);
+        let hits = |filter: &str| {
+            format!(
+                "select distinct cast(value as varchar) as v from {schema}.identity_guard_hits \
+                 where value is not null and subject = {subject}{filter}"
+            )
+        };
+        let c = ident(&id.column);
+        let counts = run(format!(
+            "with held as (select cast(k.{c} as varchar) as v, k.__person, k.__customer \
+               from {known} k join ({any}) g on cast(k.{c} as varchar) = g.v), \
+             a as (select v, __person, count(*) as n from held group by 1, 2), \
+             pc as (select v, __person, __customer, count(*) as n from held group by 1, 2, 3) \
+             select (select count(*) from ({any})) as any_hits, \
+             (select count(*) from ({flagged})) as flagged, \
+             (select count(*) from (select h.v from held h join ({flagged}) f on f.v = h.v \
+                group by h.v having count(distinct h.__person) > 1)) as truly_shared, \
+             (select {pairs} from a) - (select {pairs} from pc) as lost",
+            any = hits(""),
+            flagged = hits(" and guard = 'shared_value'"),
+            pairs = c2("n"),
+        ))
+        .await
+        .with_context(|| format!("the guard on `{}`", id.column))?;
+        if first_f64(&counts, "any_hits")? == 0.0 {
             continue;
         }
-        let mut holders: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (i, &r) in known.iter().enumerate() {
-            if let Some(v) = column_values[r].as_deref()
-                && any.contains(v)
-            {
-                holders.entry(v).or_default().push(i);
-            }
-        }
-        let truly_shared = flagged
-            .iter()
-            .filter(|v| {
-                holders
-                    .get(v.as_str())
-                    .is_some_and(|h| h.iter().map(|&i| pers[i]).collect::<HashSet<_>>().len() > 1)
-            })
-            .count();
-        let mut lost = 0u64;
-        for h in holders.values() {
-            for (x, &i) in h.iter().enumerate() {
-                for &j in &h[x + 1..] {
-                    if pers[i] == pers[j] && cust[i] != cust[j] {
-                        lost += 1;
-                    }
-                }
-            }
-        }
+        let flagged = first_f64(&counts, "flagged")? as usize;
+        let truly_shared = first_f64(&counts, "truly_shared")? as usize;
         guards.push(GuardQuality {
             column: id.column.clone(),
-            flagged: flagged.len(),
+            flagged,
             truly_shared,
-            precision: (!flagged.is_empty()).then(|| truly_shared as f64 / flagged.len() as f64),
-            true_pairs_lost: lost,
+            precision: (flagged > 0).then(|| truly_shared as f64 / flagged as f64),
+            true_pairs_lost: first_f64(&counts, "lost")? as u64,
         });
     }
 
-    // Error pairs: a true pair in two customers (missed), two persons in one customer (wrong);
-    // each record paired with the first record of the other side, up to the cap.
-    let mut missed: Vec<(usize, usize)> = Vec::new();
-    let mut wrong: Vec<(usize, usize)> = Vec::new();
-    let mut by_person: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    let mut by_customer: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for i in 0..n {
-        by_person.entry(pers[i]).or_default().push(i);
-        by_customer.entry(cust[i]).or_default().push(i);
-    }
-    for members in by_person.values() {
-        for (x, &i) in members.iter().enumerate() {
-            for &j in &members[x + 1..] {
-                if cust[i] != cust[j] && missed.len() < MAX_CLASSIFIED {
-                    missed.push((i, j));
-                }
-            }
-        }
-    }
-    for members in by_customer.values() {
-        for (x, &i) in members.iter().enumerate() {
-            for &j in &members[x + 1..] {
-                if pers[i] != pers[j] && wrong.len() < MAX_CLASSIFIED {
-                    wrong.push((i, j));
-                }
-            }
-        }
-    }
-    let key = |i: usize| keys[known[i]].clone().unwrap_or_default();
-    let errors = classify(ws, schema, &missed, &wrong, &key).await?;
+    // Error pairs: a true pair in two customers (missed), two persons in one customer (wrong),
+    // up to the cap.
+    let pairs = |same: &str, differ: &str| {
+        format!(
+            "select a.__key as a, b.__key as b from {known} a join {known} b \
+             on a.{same} = b.{same} and a.__key < b.__key and a.{differ} <> b.{differ} \
+             order by a.__key, b.__key limit {MAX_CLASSIFIED}"
+        )
+    };
+    let key_pairs = |batches: &[RecordBatch]| -> Result<Vec<(String, String)>> {
+        let (a, b) = (strings(batches, "a")?, strings(batches, "b")?);
+        Ok(a.into_iter()
+            .zip(b)
+            .map(|(a, b)| (a.unwrap_or_default(), b.unwrap_or_default()))
+            .collect())
+    };
+    let missed = key_pairs(&run(pairs("__person", "__customer")).await?)?;
+    let wrong = key_pairs(&run(pairs("__customer", "__person")).await?)?;
+    let errors = classify(ws, schema, &missed, &wrong).await?;
     Ok(Evaluation {
         metrics,
         guards,
@@ -435,19 +420,51 @@ async fn by_column(
     })
 }
 
+/// The first row's `column` of `batches` as a number (0 when NULL).
+fn first_f64(batches: &[RecordBatch], column: &str) -> Result<f64> {
+    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return Ok(0.0);
+    };
+    let array = b
+        .column_by_name(column)
+        .ok_or_else(|| anyhow!("internal: no column {column}"))?;
+    let array = cast(array, &DataType::Float64)?;
+    let array = array
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::Float64Array>()
+        .expect("float64");
+    Ok(if array.is_null(0) {
+        0.0
+    } else {
+        array.value(0)
+    })
+}
+
+/// `column` of a batch as 64-bit integers.
+fn int64s(b: &RecordBatch, column: &str) -> Result<datafusion::arrow::array::Int64Array> {
+    let array = b
+        .column_by_name(column)
+        .ok_or_else(|| anyhow!("internal: no column {column}"))?;
+    let array = cast(array, &DataType::Int64)?;
+    Ok(array
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::Int64Array>()
+        .expect("int64")
+        .clone())
+}
+
 /// Puts each error pair in a class by what `match_pairs` says of it (an equi-join: the
 /// identity job writes each pair with `record_key_a < record_key_b`, as the pairs here are).
 async fn classify(
     ws: &Workspace,
     schema: &str,
-    missed: &[(usize, usize)],
-    wrong: &[(usize, usize)],
-    key: &dyn Fn(usize) -> String,
+    missed: &[(String, String)],
+    wrong: &[(String, String)],
 ) -> Result<Vec<ErrorClass>> {
     let pairs: Vec<(&'static str, String, String)> = missed
         .iter()
-        .map(|&(i, j)| ("missed", key(i), key(j)))
-        .chain(wrong.iter().map(|&(i, j)| ("wrong", key(i), key(j))))
+        .map(|(a, b)| ("missed", a.clone(), b.clone()))
+        .chain(wrong.iter().map(|(a, b)| ("wrong", a.clone(), b.clone())))
         .map(|(k, a, b)| if a <= b { (k, a, b) } else { (k, b, a) })
         .collect();
     if pairs.is_empty() {
