@@ -233,6 +233,15 @@ async fn by_column(
     read.sort_unstable();
     read.dedup();
     let read_list: String = read.iter().map(|c| format!(", i.{}", ident(c))).collect();
+    if ws.project.engine.memory_limit.is_some() {
+        // Under a memory limit the joins of millions of records must spill: a hash join's
+        // build side cannot (10M records asked 3 GB more than 8 GiB allowed), a sort-merge
+        // join's sorts can.
+        ws.engine
+            .ctx()
+            .sql("set datafusion.optimizer.prefer_hash_join = false")
+            .await?;
+    }
     let batches = query(
         ws,
         &format!(
