@@ -167,6 +167,54 @@ fn the_demo_runs_on_s3_and_delta_tables_round_trip() {
     );
     assert_eq!(out, "ok,runs\ntrue,2\n");
 
+    // A what-if on S3 (issue 29): the sandbox lives in the bucket and is removed; the published
+    // tables keep their versions.
+    let versions = |dir: &Path| -> Vec<(String, i64)> {
+        json_rows(&ok(dir, &["tables", "--format", "json", "--no-count"]))
+            .into_iter()
+            .filter(|r| r["kind"] != "view" && r["kind"] != "source")
+            .map(|r| {
+                (
+                    r["name"].as_str().unwrap_or_default().to_string(),
+                    r["delta_version"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect()
+    };
+    let published = versions(dir);
+    let project_file = std::fs::read_to_string(dir.join("tessera.toml")).unwrap();
+    assert!(project_file.contains("threshold = 0.95 "));
+    std::fs::write(
+        dir.join("tessera.toml"),
+        project_file.replacen("threshold = 0.95 ", "threshold = 0.5 ", 1),
+    )
+    .unwrap();
+    let impact: serde_json::Value =
+        serde_json::from_str(&ok(dir, &["plan", "--impact", "--json"])).unwrap();
+    std::fs::write(dir.join("tessera.toml"), &project_file).unwrap();
+    assert!(
+        impact["identity"][0]["links_gained"].as_i64().unwrap() > 0,
+        "{impact}"
+    );
+    assert_eq!(versions(dir), published);
+    let script = format!(
+        "import boto3\n\
+         s3 = boto3.client('s3', endpoint_url='{e}', region_name='us-east-1', \
+         aws_access_key_id='test', aws_secret_access_key='test')\n\
+         print(s3.list_objects_v2(Bucket='lake', Prefix='warehouse/_tessera/whatif/')['KeyCount'])\n",
+        e = server.endpoint
+    );
+    let out = Command::new(python())
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+
     // Delta written to the S3 warehouse, appended, then read back (latest and version 0).
     ok(
         dir,
