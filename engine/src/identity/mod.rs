@@ -24,6 +24,7 @@ pub mod ids;
 pub mod model;
 mod spill;
 pub mod sql;
+mod steps;
 
 pub use spill::{HeldRecords, hold_records};
 
@@ -480,99 +481,8 @@ pub async fn resolve(
     // 1. Guards.
     let mut guard_rows: Vec<GuardRow> = Vec::new();
     let mut stats = Stats::default();
-    let mut text_splits: Vec<usize> = Vec::new();
-    let value_schema = Arc::new(Schema::new(vec![
-        Field::new("value", DataType::Utf8, true),
-        Field::new("records", DataType::Int64, false),
-        Field::new("reason", DataType::Utf8, false),
-    ]));
-    for (i, id) in config.identifiers.iter().enumerate() {
-        if !sql::guarded(id) {
-            continue;
-        }
-        let q = sql::guard_hits("__id_records", id);
-        let batches = collect(&ctx, &q, &format!("guard on `{}`", id.column)).await?;
-        let mut normalised = Vec::new();
-        for b in &batches {
-            let (values, counts, reasons) =
-                (strs(b, "value")?, i64s(b, "records")?, strs(b, "reason")?);
-            for r in 0..b.num_rows() {
-                guard_rows.push(GuardRow {
-                    guard: reasons.value(r).to_string(),
-                    subject: id.column.clone(),
-                    value: Some(values.value(r).to_string()),
-                    records: counts.value(r),
-                    record_key_a: None,
-                    record_key_b: None,
-                });
-            }
-            normalised.push(RecordBatch::try_new(
-                value_schema.clone(),
-                vec![Arc::new(values), Arc::new(counts), Arc::new(reasons)],
-            )?);
-        }
-        register(&ctx, &sql::guard_table(i), normalised, value_schema.clone())?;
-        if let Some(predicate) = &id.shared_when {
-            let what = format!("shared_when on `{}`", id.column);
-            let batches = collect(
-                &ctx,
-                &sql::holder_pairs("__id_records", id, predicate),
-                &what,
-            )
-            .await?;
-            let mut pairs = Vec::new();
-            for b in &batches {
-                let (values, a, bb) = (strs(b, "value")?, strs(b, "a")?, strs(b, "b")?);
-                let differ = column(b, "differ", &DataType::Boolean)?;
-                let differ = differ
-                    .as_any()
-                    .downcast_ref::<datafusion::arrow::array::BooleanArray>()
-                    .expect("boolean");
-                for r in 0..b.num_rows() {
-                    pairs.push((
-                        values.value(r).to_string(),
-                        a.value(r).to_string(),
-                        bb.value(r).to_string(),
-                        differ.is_valid(r) && differ.value(r),
-                    ));
-                }
-            }
-            let shared = guards::split(pairs);
-            let (mut keys, mut matched) = (StringBuilder::new(), StringBuilder::new());
-            for value in &shared {
-                guard_rows.push(GuardRow {
-                    guard: "shared_value".into(),
-                    subject: id.column.clone(),
-                    value: Some(value.value.clone()),
-                    records: value.holders.len() as i64,
-                    record_key_a: None,
-                    record_key_b: None,
-                });
-                for (key, split) in &value.holders {
-                    keys.append_value(key);
-                    matched.append_option(split.as_deref());
-                }
-            }
-            stats.push("shared_values", &id.column, shared.len() as f64);
-            let split_schema = Arc::new(Schema::new(vec![
-                Field::new("record_key", DataType::Utf8, false),
-                Field::new("value", DataType::Utf8, true),
-            ]));
-            let batch = RecordBatch::try_new(
-                split_schema.clone(),
-                vec![Arc::new(keys.finish()), Arc::new(matched.finish())],
-            )?;
-            register(&ctx, &sql::split_table(i), vec![batch], split_schema)?;
-            let field = records_schema.field_with_name(&id.column)?;
-            if matches!(
-                field.data_type(),
-                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
-            ) {
-                text_splits.push(i);
-            }
-        }
-    }
-
+    let text_splits =
+        steps::guard_values(&ctx, config, &records_schema, &mut stats, &mut guard_rows).await?;
     tracing::debug!("identity stage: numbering the records");
     // 2. Keys: numbered, guarded records, held in memory for the joins below.
     let keys_sql = sql::keys("__id_records", &columns, config, &text_splits);
@@ -688,32 +598,7 @@ pub async fn resolve(
     let kinds = Kinds {
         rules: config.rules.len(),
     };
-    let mut links: Vec<cluster::Link> = Vec::new();
-    for (i, rule) in config.rules.iter().enumerate() {
-        let batches = collect(
-            &ctx,
-            &sql::rule_groups(rule),
-            &format!("rule `{}`", rule.name),
-        )
-        .await?;
-        let mut count = 0u64;
-        for b in &batches {
-            let (rid, root) = (i64s(b, "rid")?, i64s(b, "root")?);
-            for r in 0..b.num_rows() {
-                if rid.value(r) != root.value(r) {
-                    count += 1;
-                    links.push(cluster::Link {
-                        a: root.value(r) as u32,
-                        b: rid.value(r) as u32,
-                        kind: i as u16,
-                        // Earlier rules first, all before any probabilistic link.
-                        strength: 3.0 - i as f64 * 1e-3,
-                    });
-                }
-            }
-        }
-        stats.push("deterministic_links", &rule.name, count as f64);
-    }
+    let mut links = steps::rule_links(&ctx, config, &mut stats).await?;
     let deterministic = cluster::cluster(
         n,
         links.clone(),
@@ -726,175 +611,21 @@ pub async fn resolve(
 
     tracing::debug!("identity stage: term frequencies");
     // 4. Term frequencies, then check every level's SQL on its own (errors name the level).
-    for (i, c) in config.comparisons.iter().enumerate() {
-        if c.term_frequency
-            && let Some(col) = &c.column
-        {
-            let current = sql::term_frequencies(col);
-            let query = if stored.is_some() {
-                let kept: Vec<(&str, f64)> = previous
-                    .term_frequencies
-                    .iter()
-                    .filter(|(name, _, _)| name == &c.name)
-                    .map(|(_, v, f)| (v.as_str(), *f))
-                    .collect();
-                let kept_schema = Arc::new(Schema::new(vec![
-                    Field::new("value", DataType::Utf8, false),
-                    Field::new("frequency", DataType::Float64, false),
-                ]));
-                let batch = RecordBatch::try_new(
-                    kept_schema.clone(),
-                    vec![
-                        Arc::new(StringArray::from_iter_values(kept.iter().map(|k| k.0))),
-                        Arc::new(Float64Array::from_iter_values(kept.iter().map(|k| k.1))),
-                    ],
-                )?;
-                let name = format!("__id_tf_kept_{i}");
-                register(&ctx, &name, vec![batch], kept_schema)?;
-                format!(
-                    "select c.value, coalesce(k.frequency, c.frequency) as frequency from ({current}) c \
-                     left join {name} k on k.value = cast(c.value as varchar)"
-                )
-            } else {
-                current
-            };
-            let batches = collect(&ctx, &query, &format!("term frequencies of `{col}`")).await?;
-            let schema = Arc::new(Schema::new(vec![
-                Field::new("value", keys_field_type(&ctx, col).await?, true),
-                Field::new("frequency", DataType::Float64, true),
-            ]));
-            let batches = batches
-                .into_iter()
-                .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            register(&ctx, &sql::tf_table(i), batches, schema)?;
-        }
-        for level in &c.levels {
-            let probe = format!(
-                "select {} from {k} l, {k} r limit 0",
-                level.when,
-                k = sql::KEYS
-            );
-            if let Err(e) = ctx.sql(&probe).await {
-                return Err(identity_err(format!(
-                    "comparison `{}`, level `{}` (`{}`): {e}",
-                    c.name, level.name, level.when
-                )));
-            }
-        }
-    }
-
+    steps::term_frequencies(&ctx, config, previous, stored.is_some()).await?;
     tracing::debug!("identity stage: blocking and comparison vectors");
     // 5. Blocking and comparison vectors.
     let comparisons = config.comparisons.len();
-    let tf_index: Vec<Option<usize>> = {
-        let mut k = 0;
-        config
-            .comparisons
-            .iter()
-            .map(|c| {
-                (c.term_frequency && c.column.is_some()).then(|| {
-                    k += 1;
-                    k - 1
-                })
-            })
-            .collect()
-    };
+    let tf_index = steps::tf_index(config);
     let tf_count = tf_index.iter().flatten().count();
-    let mut pairs: Vec<Pair> = Vec::new();
-    let mut gammas: Vec<i8> = Vec::new();
-    let mut tfs: Vec<f64> = Vec::new();
-    for (i, rule) in config.blocking.iter().enumerate() {
-        let skipped = collect(
-            &ctx,
-            &sql::mega_blocks(rule, config.block_cap(rule)),
-            &format!("blocking rule `{}`", rule.name),
-        )
-        .await?;
-        if let Some(b) = skipped.first().filter(|b| b.num_rows() > 0) {
-            let (blocks, recs, skipped_pairs) = (
-                i64s(b, "blocks")?.value(0),
-                i64s(b, "records")?.value(0),
-                i64s(b, "pairs")?.value(0),
-            );
-            if blocks > 0 {
-                stats.push("skipped_blocks", &rule.name, blocks as f64);
-                stats.push("skipped_pairs", &rule.name, skipped_pairs as f64);
-                guard_rows.push(GuardRow {
-                    guard: "max_block_size".into(),
-                    subject: rule.name.clone(),
-                    value: None,
-                    records: recs,
-                    record_key_a: None,
-                    record_key_b: None,
-                });
-            }
-        }
-        let df = ctx
-            .sql(&sql::blocked_pairs(config, i))
-            .await
-            .map_err(|e| identity_err(format!("blocking rule `{}`: {e}", rule.name)))?;
-        let mut stream = df.execute_stream().await?;
-        let before = pairs.len();
-        while let Some(batch) = stream.next().await {
-            let b =
-                batch.map_err(|e| identity_err(format!("blocking rule `{}`: {e}", rule.name)))?;
-            let (a, bb) = (i64s(&b, "a")?, i64s(&b, "b")?);
-            let g: Vec<Int8Array> = config
-                .comparisons
-                .iter()
-                .map(|c| {
-                    column(&b, &format!("gamma_{}", c.name), &DataType::Int8).map(|a| {
-                        a.as_any()
-                            .downcast_ref::<Int8Array>()
-                            .expect("int8")
-                            .clone()
-                    })
-                })
-                .collect::<Result<_>>()?;
-            let t: Vec<Float64Array> = config
-                .comparisons
-                .iter()
-                .zip(&tf_index)
-                .filter(|(_, k)| k.is_some())
-                .map(|(c, _)| {
-                    column(&b, &format!("tf_{}", c.name), &DataType::Float64).map(|a| {
-                        a.as_any()
-                            .downcast_ref::<Float64Array>()
-                            .expect("f64")
-                            .clone()
-                    })
-                })
-                .collect::<Result<_>>()?;
-            for r in 0..b.num_rows() {
-                pairs.push(Pair {
-                    a: a.value(r) as u32,
-                    b: bb.value(r) as u32,
-                    rule: i as u16,
-                });
-                gammas.extend(g.iter().map(|g| if g.is_null(r) { -1 } else { g.value(r) }));
-                tfs.extend(
-                    t.iter()
-                        .map(|t| if t.is_null(r) { f64::NAN } else { t.value(r) }),
-                );
-            }
-            budget.hold(
-                Part::Pairs,
-                pairs.capacity() * size_of::<Pair>()
-                    + gammas.capacity()
-                    + tfs.capacity() * size_of::<f64>(),
-                &format!("blocking rule `{}`", rule.name),
-            )?;
-        }
-        stats.push("compared_pairs", &rule.name, (pairs.len() - before) as f64);
-        tracing::debug!(
-            rule = rule.name,
-            pairs = pairs.len(),
-            identity_mib = budget.reservation.size() >> 20,
-            "identity blocking"
-        );
-    }
-
+    let steps::Compared { pairs, gammas, tfs } = steps::compare_blocked(
+        &ctx,
+        config,
+        &tf_index,
+        &mut budget,
+        &mut stats,
+        &mut guard_rows,
+    )
+    .await?;
     // 6–8. Model, scores and clusters, in passes: u from random pairs that are not in one
     // customer, the prior from the pairs inside customers (at first the deterministic links
     // over their assumed recall), m by EM; then score and cluster, and again with what the
