@@ -916,97 +916,28 @@ pub async fn resolve(
     }
 
     // 10. Statistics.
-    let mut per_source: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    let multi_source: Vec<bool> = member_lists
-        .iter()
-        .map(|m| {
-            let first = sources.value(m[0] as usize);
-            m.iter().any(|&r| sources.value(r as usize) != first)
-        })
-        .collect();
-    for r in 0..n {
-        let e = per_source.entry(sources.value(r)).or_default();
-        e.0 += 1;
-        if multi_source[customer_of[r]] {
-            e.1 += 1;
-        }
-    }
-    stats.push("records", "all", n as f64);
-    stats.push("customers", "all", member_lists.len() as f64);
-    for (source, (count, matched)) in &per_source {
-        stats.push("records", source, *count as f64);
-        stats.push(
-            "match_rate",
-            source,
-            *matched as f64 / (*count).max(1) as f64,
-        );
-    }
-    let mut sizes: BTreeMap<usize, u64> = BTreeMap::new();
-    for m in &member_lists {
-        *sizes.entry(m.len()).or_default() += 1;
-    }
-    for (size, count) in &sizes {
-        stats.push("cluster_size", &size.to_string(), *count as f64);
-    }
-    let mut largest: Vec<(usize, usize)> = member_lists
-        .iter()
-        .enumerate()
-        .map(|(c, m)| (m.len(), c))
-        .collect();
-    largest.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
-    for (size, c) in largest.iter().take(10) {
-        stats.push("largest_cluster", &assignment.ids[*c].0, *size as f64);
-    }
-    for g in &guard_rows {
-        if g.guard.ends_with("_value") {
-            stats.push("guard_values", &format!("{}:{}", g.subject, g.guard), 1.0);
-        }
-    }
-    for e in &assignment.events {
-        stats.push("id_events", e.event, 1.0);
-    }
+    steps::cluster_stats(
+        &mut stats,
+        &sources,
+        &member_lists,
+        &customer_of,
+        &assignment,
+        &guard_rows,
+    );
 
     tracing::debug!("identity stage: tables");
     // 11. Tables.
-    let record_customer = {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("record_key", DataType::Utf8, false),
-            Field::new("source", DataType::Utf8, false),
-            Field::new("customer_id", DataType::Utf8, false),
-            Field::new(
-                "customer_created_at",
-                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                false,
-            ),
-            Field::new("cluster_size", DataType::Int64, false),
-            Field::new("linked_by", DataType::Utf8, true),
-            Field::new("run_id", DataType::Utf8, false),
-        ]));
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                Arc::new(record_keys.clone()),
-                Arc::new(sources.clone()),
-                Arc::new(StringArray::from_iter_values(
-                    (0..n).map(|r| assignment.ids[customer_of[r]].0.as_str()),
-                )),
-                Arc::new(
-                    TimestampMicrosecondArray::from_iter_values(
-                        (0..n).map(|r| assignment.ids[customer_of[r]].1),
-                    )
-                    .with_timezone("UTC"),
-                ),
-                Arc::new(Int64Array::from_iter_values(
-                    (0..n).map(|r| member_lists[customer_of[r]].len() as i64),
-                )),
-                Arc::new(StringArray::from_iter(clusters.linked_by.iter().map(|k| {
-                    Some(k.map_or("singleton".to_string(), |k| kinds.name(k, config)))
-                }))),
-                run_column(run_id, n),
-            ],
-        )?;
-        (schema, vec![batch])
-    };
+    let record_customer = steps::record_customer_table(
+        config,
+        &kinds,
+        &record_keys,
+        &sources,
+        &member_lists,
+        &customer_of,
+        &assignment,
+        &clusters.linked_by,
+        run_id,
+    )?;
     let compared_pairs = pairs.len();
     let match_pairs = PairsTable::new(
         config,
@@ -1042,37 +973,7 @@ pub async fn resolve(
         "building unify.record_customer",
     )?;
     let match_model = model_table(config, &model, run_id, &trained_by, n)?;
-    let term_frequencies = {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("comparison", DataType::Utf8, false),
-            Field::new("value", DataType::Utf8, false),
-            Field::new("frequency", DataType::Float64, false),
-            Field::new("trained_run_id", DataType::Utf8, false),
-        ]));
-        let mut batches = Vec::new();
-        for (i, c) in config.comparisons.iter().enumerate() {
-            if !(c.term_frequency && c.column.is_some()) {
-                continue;
-            }
-            let q = format!(
-                "select {name} as comparison, cast(value as varchar) as value, frequency, {run} as trained_run_id \
-                 from {t} where value is not null",
-                name = sql::literal(&c.name),
-                run = sql::literal(&trained_by),
-                t = sql::tf_table(i)
-            );
-            for b in collect(&ctx, &q, "term frequencies").await? {
-                let columns = b
-                    .columns()
-                    .iter()
-                    .zip(schema.fields())
-                    .map(|(c, f)| cast(c, f.data_type()))
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                batches.push(RecordBatch::try_new(schema.clone(), columns)?);
-            }
-        }
-        (schema, batches)
-    };
+    let term_frequencies = steps::term_frequency_table(&ctx, config, &trained_by).await?;
     let history = history_table(&assignment.events, run_id, now_micros)?;
     let guards = guard_table(&guard_rows, run_id)?;
     let stats_table = stats.table(run_id, now_micros)?;
