@@ -514,72 +514,11 @@ pub async fn resolve(
         )));
     }
     // The labelled records' labels, by rid (see `label_column`).
-    let labels: Vec<Option<u32>> = match &config.label_column {
-        None => Vec::new(),
-        Some(label) => {
-            let mut out = vec![None; n];
-            let mut ids: HashMap<String, u32> = HashMap::new();
-            for b in &key_batches {
-                let (rid, values) = (i64s(b, "rid")?, strs(b, label)?);
-                for r in 0..b.num_rows() {
-                    if values.is_valid(r) {
-                        let next = ids.len() as u32;
-                        out[rid.value(r) as usize] =
-                            Some(*ids.entry(values.value(r).to_string()).or_insert(next));
-                    }
-                }
-            }
-            out
-        }
-    };
+    let labels = steps::labels_by_rid(config, &key_batches, n)?;
     let unique_columns = config.unique_identifiers();
-    let unique = {
-        let mut unique = cluster::Uniques::new(n, unique_columns.len());
-        let mut unique_values: Vec<HashMap<String, u32>> =
-            vec![HashMap::new(); unique_columns.len()];
-        for b in &key_batches {
-            let rid = i64s(b, "rid")?;
-            for (u, c) in unique_columns.iter().enumerate() {
-                let values = strs(b, c)?;
-                for r in 0..b.num_rows() {
-                    if values.is_valid(r) {
-                        let next = unique_values[u].len() as u32;
-                        let v = *unique_values[u]
-                            .entry(values.value(r).to_string())
-                            .or_insert(next);
-                        unique.set(rid.value(r) as usize, u, v);
-                    }
-                }
-            }
-        }
-        unique
-    };
+    let unique = steps::unique_values(&key_batches, &unique_columns, n)?;
     // The keys table the joins read: the rid and the matching columns only.
-    let matching = config.matching_columns(&columns);
-    let key_batches = key_batches
-        .into_iter()
-        .map(|b| {
-            let kept: Vec<usize> = b
-                .schema()
-                .fields()
-                .iter()
-                .enumerate()
-                .filter(|(_, f)| f.name() == "rid" || matching.contains(f.name()))
-                .map(|(i, _)| i)
-                .collect();
-            b.project(&kept)
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    let keys_schema = match key_batches.first() {
-        Some(b) => b.schema(),
-        None => {
-            let mut fields = vec![Field::new("rid", DataType::Int64, false)];
-            for c in &matching {
-                fields.push(Field::new(c, DataType::Utf8, true));
-            }
-            Arc::new(Schema::new(fields))
-        }
-    };
+    let (key_batches, keys_schema) = steps::matching_keys(key_batches, config, &columns)?;
     let keys_bytes = batches_size(&key_batches);
     // The sample's pairs gather their rows from the same batches (shared, not copied).
     let key_rows = KeyRows::new(key_batches.clone())?;

@@ -1,6 +1,7 @@
 //! The steps of [`super::resolve`] that stand on their own, in its order: the guards (1), the
-//! deterministic rules (3), the term frequencies (4), the blocked, compared pairs (5), the
-//! statistics of the clusters (10) and two of the output tables (11).
+//! keys' labels, unique values and matching columns (2), the deterministic rules (3), the term
+//! frequencies (4), the blocked, compared pairs (5), the statistics of the clusters (10) and
+//! two of the output tables (11).
 
 use super::*;
 
@@ -492,4 +493,90 @@ pub(super) async fn term_frequency_table(
         }
     }
     Ok((schema, batches))
+}
+
+/// 2. The labelled records' labels, by rid (`label_column`; empty without one).
+pub(super) fn labels_by_rid(
+    config: &IdentityConfig,
+    key_batches: &[RecordBatch],
+    n: usize,
+) -> Result<Vec<Option<u32>>> {
+    Ok(match &config.label_column {
+        None => Vec::new(),
+        Some(label) => {
+            let mut out = vec![None; n];
+            let mut ids: HashMap<String, u32> = HashMap::new();
+            for b in key_batches {
+                let (rid, values) = (i64s(b, "rid")?, strs(b, label)?);
+                for r in 0..b.num_rows() {
+                    if values.is_valid(r) {
+                        let next = ids.len() as u32;
+                        out[rid.value(r) as usize] =
+                            Some(*ids.entry(values.value(r).to_string()).or_insert(next));
+                    }
+                }
+            }
+            out
+        }
+    })
+}
+
+/// 2. The values of the identifiers unique per customer, numbered per column, by rid.
+pub(super) fn unique_values(
+    key_batches: &[RecordBatch],
+    unique_columns: &[&str],
+    n: usize,
+) -> Result<cluster::Uniques> {
+    let mut unique = cluster::Uniques::new(n, unique_columns.len());
+    let mut unique_values: Vec<HashMap<String, u32>> = vec![HashMap::new(); unique_columns.len()];
+    for b in key_batches {
+        let rid = i64s(b, "rid")?;
+        for (u, c) in unique_columns.iter().enumerate() {
+            let values = strs(b, c)?;
+            for r in 0..b.num_rows() {
+                if values.is_valid(r) {
+                    let next = unique_values[u].len() as u32;
+                    let v = *unique_values[u]
+                        .entry(values.value(r).to_string())
+                        .or_insert(next);
+                    unique.set(rid.value(r) as usize, u, v);
+                }
+            }
+        }
+    }
+    Ok(unique)
+}
+
+/// 2. The keys table the joins read: the rid and the matching columns only.
+pub(super) fn matching_keys(
+    key_batches: Vec<RecordBatch>,
+    config: &IdentityConfig,
+    columns: &[String],
+) -> Result<(Vec<RecordBatch>, SchemaRef)> {
+    let matching = config.matching_columns(&columns);
+    let key_batches = key_batches
+        .into_iter()
+        .map(|b| {
+            let kept: Vec<usize> = b
+                .schema()
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.name() == "rid" || matching.contains(f.name()))
+                .map(|(i, _)| i)
+                .collect();
+            b.project(&kept)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let keys_schema = match key_batches.first() {
+        Some(b) => b.schema(),
+        None => {
+            let mut fields = vec![Field::new("rid", DataType::Int64, false)];
+            for c in &matching {
+                fields.push(Field::new(c, DataType::Utf8, true));
+            }
+            Arc::new(Schema::new(fields))
+        }
+    };
+    Ok((key_batches, keys_schema))
 }
