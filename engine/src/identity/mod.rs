@@ -577,38 +577,8 @@ pub async fn resolve(
             && labels.get(pair.b as usize).copied().flatten().is_some()
     };
     let sessions = em_sessions(config, &pairs, &gammas, &deterministic, &labelled_pair);
-    // The rids of the override lists' record keys, found in one pass over the keys.
-    let rid_of: HashMap<&str, u32> = {
-        let wanted: HashSet<&str> = config
-            .always_match
-            .iter()
-            .chain(&config.never_match)
-            .flatten()
-            .map(String::as_str)
-            .collect();
-        (0..n)
-            .filter(|&r| !wanted.is_empty() && wanted.contains(record_keys.value(r)))
-            .map(|r| (record_keys.value(r), r as u32))
-            .collect()
-    };
-    let override_rids = |list: &[[String; 2]], what: &str, guard_rows: &mut Vec<GuardRow>| {
-        let mut out = Vec::new();
-        for [a, b] in list {
-            match (rid_of.get(a.as_str()), rid_of.get(b.as_str())) {
-                (Some(&x), Some(&y)) => out.push((x, y)),
-                _ => guard_rows.push(GuardRow {
-                    guard: format!("{what}_unknown_record"),
-                    subject: what.to_string(),
-                    value: None,
-                    records: 0,
-                    record_key_a: Some(a.clone()),
-                    record_key_b: Some(b.clone()),
-                }),
-            }
-        }
-        out
-    };
-    for (a, b) in override_rids(&config.always_match, "always_match", &mut guard_rows) {
+    let (always, never) = steps::override_pairs(config, &record_keys, &mut guard_rows);
+    for &(a, b) in &always {
         links.push(cluster::Link {
             a,
             b,
@@ -616,48 +586,8 @@ pub async fn resolve(
             strength: 10.0,
         });
     }
-    let never = override_rids(&config.never_match, "never_match", &mut guard_rows);
-    let labelled_matches: model::Patterns = {
-        let mut matched: Vec<(u32, u32)> = links
-            .iter()
-            .filter(|l| l.kind == kinds.always())
-            .map(|l| (l.a.min(l.b), l.a.max(l.b)))
-            .collect();
-        if !labels.is_empty() {
-            let mut groups: HashMap<u32, Vec<u32>> = HashMap::new();
-            for (rid, label) in labels.iter().enumerate() {
-                if let Some(label) = label {
-                    groups.entry(*label).or_default().push(rid as u32);
-                }
-            }
-            for members in groups.values() {
-                // A label held by hundreds of records is a mistake or a placeholder: its
-                // first members are enough to learn from.
-                let members = &members[..members.len().min(MAX_LABEL_GROUP)];
-                for (i, &a) in members.iter().enumerate() {
-                    for &b in &members[i + 1..] {
-                        matched.push((a.min(b), a.max(b)));
-                    }
-                }
-            }
-        }
-        matched.sort_unstable();
-        matched.dedup();
-        matched.truncate(config.u_sample_pairs.max(1));
-        let mut patterns = model::Patterns::new();
-        if !matched.is_empty() {
-            let count = matched.len();
-            let sample =
-                Sample::levels_of(&ctx, config, &key_rows, matched, "comparing labelled pairs")
-                    .await?;
-            for p in 0..count {
-                let vector = sample.gammas[p * comparisons..(p + 1) * comparisons].to_vec();
-                patterns.entry(vector).or_default().0 += 1;
-            }
-            stats.push("labelled_matches", "all", count as f64);
-        }
-        patterns
-    };
+    let labelled_matches =
+        steps::labelled_matches(&ctx, config, &key_rows, &always, &labels, &mut stats).await?;
     let fixed_links = links;
     let mut component = deterministic.clone();
     let linked_pairs = pairs_within(&component);

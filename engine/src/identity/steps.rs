@@ -580,3 +580,95 @@ pub(super) fn matching_keys(
     };
     Ok((key_batches, keys_schema))
 }
+
+/// 6. The record pairs of `always_match` and `never_match`, by rid; a pair naming a record the
+/// run does not have is reported as a guard hit, not an error.
+pub(super) fn override_pairs(
+    config: &IdentityConfig,
+    record_keys: &StringArray,
+    guard_rows: &mut Vec<GuardRow>,
+) -> (Vec<(u32, u32)>, Vec<(u32, u32)>) {
+    let n = record_keys.len();
+    // The rids of the override lists' record keys, found in one pass over the keys.
+    let rid_of: HashMap<&str, u32> = {
+        let wanted: HashSet<&str> = config
+            .always_match
+            .iter()
+            .chain(&config.never_match)
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        (0..n)
+            .filter(|&r| !wanted.is_empty() && wanted.contains(record_keys.value(r)))
+            .map(|r| (record_keys.value(r), r as u32))
+            .collect()
+    };
+    let override_rids = |list: &[[String; 2]], what: &str, guard_rows: &mut Vec<GuardRow>| {
+        let mut out = Vec::new();
+        for [a, b] in list {
+            match (rid_of.get(a.as_str()), rid_of.get(b.as_str())) {
+                (Some(&x), Some(&y)) => out.push((x, y)),
+                _ => guard_rows.push(GuardRow {
+                    guard: format!("{what}_unknown_record"),
+                    subject: what.to_string(),
+                    value: None,
+                    records: 0,
+                    record_key_a: Some(a.clone()),
+                    record_key_b: Some(b.clone()),
+                }),
+            }
+        }
+        out
+    };
+    (
+        override_rids(&config.always_match, "always_match", guard_rows),
+        override_rids(&config.never_match, "never_match", guard_rows),
+    )
+}
+
+/// 6. The comparison patterns of the known matches (`always_match` pairs, records sharing a
+/// label), counted in m as they are.
+pub(super) async fn labelled_matches(
+    ctx: &SessionContext,
+    config: &IdentityConfig,
+    key_rows: &KeyRows,
+    always: &[(u32, u32)],
+    labels: &[Option<u32>],
+    stats: &mut Stats,
+) -> Result<model::Patterns> {
+    let comparisons = config.comparisons.len();
+    let mut matched: Vec<(u32, u32)> = always.iter().map(|&(a, b)| (a.min(b), a.max(b))).collect();
+    if !labels.is_empty() {
+        let mut groups: HashMap<u32, Vec<u32>> = HashMap::new();
+        for (rid, label) in labels.iter().enumerate() {
+            if let Some(label) = label {
+                groups.entry(*label).or_default().push(rid as u32);
+            }
+        }
+        for members in groups.values() {
+            // A label held by hundreds of records is a mistake or a placeholder: its
+            // first members are enough to learn from.
+            let members = &members[..members.len().min(MAX_LABEL_GROUP)];
+            for (i, &a) in members.iter().enumerate() {
+                for &b in &members[i + 1..] {
+                    matched.push((a.min(b), a.max(b)));
+                }
+            }
+        }
+    }
+    matched.sort_unstable();
+    matched.dedup();
+    matched.truncate(config.u_sample_pairs.max(1));
+    let mut patterns = model::Patterns::new();
+    if !matched.is_empty() {
+        let count = matched.len();
+        let sample =
+            Sample::levels_of(ctx, config, key_rows, matched, "comparing labelled pairs").await?;
+        for p in 0..count {
+            let vector = sample.gammas[p * comparisons..(p + 1) * comparisons].to_vec();
+            patterns.entry(vector).or_default().0 += 1;
+        }
+        stats.push("labelled_matches", "all", count as f64);
+    }
+    Ok(patterns)
+}
