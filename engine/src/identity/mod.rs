@@ -555,7 +555,6 @@ pub async fn resolve(
     // 5. Blocking and comparison vectors.
     let comparisons = config.comparisons.len();
     let tf_index = steps::tf_index(config);
-    let tf_count = tf_index.iter().flatten().count();
     let steps::Compared { pairs, gammas, tfs } = steps::compare_blocked(
         &ctx,
         config,
@@ -595,48 +594,19 @@ pub async fn resolve(
     let mut lambda = rules_prior;
     stats.push("deterministic_linked_pairs", "all", linked_pairs as f64);
     // Scores every compared pair with a model, and clusters the accepted ones.
-    let score_and_cluster = |model: &Model| {
-        let (mut weights, mut probabilities) = (
-            Vec::with_capacity(pairs.len()),
-            Vec::with_capacity(pairs.len()),
-        );
-        let mut links = fixed_links.clone();
-        let mut contradicted = Vec::new();
-        let against = -config.cannot_link_bits + model.prior_weight();
-        for (p, pair) in pairs.iter().enumerate() {
-            let vector = &gammas[p * comparisons..(p + 1) * comparisons];
-            let pair_tfs: Vec<Option<f64>> = tf_index
-                .iter()
-                .map(|k| k.map(|k| tfs[p * tf_count + k]).filter(|f| f.is_finite()))
-                .collect();
-            let (w, prob) = model.score(vector, &pair_tfs);
-            weights.push(w);
-            probabilities.push(prob);
-            if w <= against {
-                contradicted.push((pair.a, pair.b));
-            }
-            if prob >= config.threshold {
-                links.push(cluster::Link {
-                    a: pair.a,
-                    b: pair.b,
-                    kind: kinds.probabilistic(),
-                    strength: prob,
-                });
-            }
-        }
-        let result = cluster::cluster(
-            n,
-            links.clone(),
-            unique.clone(),
-            &never,
-            cluster::Contradicted {
-                pairs: &contradicted,
-                refuses: kinds.probabilistic(),
-            },
-            config.max_cluster_size,
-        );
-        (weights, probabilities, links, result)
+    let scorer = steps::Scorer {
+        config,
+        n,
+        kinds: &kinds,
+        pairs: &pairs,
+        gammas: &gammas,
+        tfs: &tfs,
+        tf_index: &tf_index,
+        fixed_links: &fixed_links,
+        unique: &unique,
+        never: &never,
     };
+    let score_and_cluster = |model: &Model| scorer.score_and_cluster(model);
     let (model, trained_by, weights, probabilities, links, clusters) = match stored {
         Some((model, trained_by)) => {
             // The stored model: earlier pairs score exactly as before.

@@ -672,3 +672,76 @@ pub(super) async fn labelled_matches(
     }
     Ok(patterns)
 }
+
+/// 7–8. What scores the compared pairs with a model and clusters the accepted ones (with the
+/// rules' and overrides' links, the unique identifiers, `never_match` and the contradicted
+/// pairs), once per model pass.
+pub(super) struct Scorer<'a> {
+    pub(super) config: &'a IdentityConfig,
+    /// Records.
+    pub(super) n: usize,
+    pub(super) kinds: &'a Kinds,
+    pub(super) pairs: &'a [Pair],
+    pub(super) gammas: &'a [i8],
+    pub(super) tfs: &'a [f64],
+    pub(super) tf_index: &'a [Option<usize>],
+    pub(super) fixed_links: &'a [cluster::Link],
+    pub(super) unique: &'a cluster::Uniques,
+    pub(super) never: &'a [(u32, u32)],
+}
+
+impl Scorer<'_> {
+    /// Each pair's weight and probability, the links (fixed and accepted) and the clusters.
+    pub(super) fn score_and_cluster(
+        &self,
+        model: &Model,
+    ) -> (Vec<f64>, Vec<f64>, Vec<cluster::Link>, cluster::Clusters) {
+        let comparisons = self.config.comparisons.len();
+        let tf_count = self.tf_index.iter().flatten().count();
+        let n = self.n;
+        let (mut weights, mut probabilities) = (
+            Vec::with_capacity(self.pairs.len()),
+            Vec::with_capacity(self.pairs.len()),
+        );
+        let mut links = self.fixed_links.to_vec();
+        let mut contradicted = Vec::new();
+        let against = -self.config.cannot_link_bits + model.prior_weight();
+        for (p, pair) in self.pairs.iter().enumerate() {
+            let vector = &self.gammas[p * comparisons..(p + 1) * comparisons];
+            let pair_tfs: Vec<Option<f64>> = self
+                .tf_index
+                .iter()
+                .map(|k| {
+                    k.map(|k| self.tfs[p * tf_count + k])
+                        .filter(|f| f.is_finite())
+                })
+                .collect();
+            let (w, prob) = model.score(vector, &pair_tfs);
+            weights.push(w);
+            probabilities.push(prob);
+            if w <= against {
+                contradicted.push((pair.a, pair.b));
+            }
+            if prob >= self.config.threshold {
+                links.push(cluster::Link {
+                    a: pair.a,
+                    b: pair.b,
+                    kind: self.kinds.probabilistic(),
+                    strength: prob,
+                });
+            }
+        }
+        let result = cluster::cluster(
+            n,
+            links.clone(),
+            self.unique.clone(),
+            self.never,
+            cluster::Contradicted {
+                pairs: &contradicted,
+                refuses: self.kinds.probabilistic(),
+            },
+            self.config.max_cluster_size,
+        );
+        (weights, probabilities, links, result)
+    }
+}
