@@ -553,7 +553,6 @@ pub async fn resolve(
     steps::term_frequencies(&ctx, config, previous, stored.is_some()).await?;
     tracing::debug!("identity stage: blocking and comparison vectors");
     // 5. Blocking and comparison vectors.
-    let comparisons = config.comparisons.len();
     let tf_index = steps::tf_index(config);
     let steps::Compared { pairs, gammas, tfs } = steps::compare_blocked(
         &ctx,
@@ -568,7 +567,6 @@ pub async fn resolve(
     // customer, the prior from the pairs inside customers (at first the deterministic links
     // over their assumed recall), m by EM; then score and cluster, and again with what the
     // clusters say.
-    let levels: Vec<usize> = config.comparisons.iter().map(|c| c.levels.len()).collect();
     // Labelled pairs (a label column, always_match, never_match) are known: they leave EM's
     // unlabelled sessions, and the labelled matches count in m as they are.
     let labelled_pair = |pair: &Pair| {
@@ -588,10 +586,10 @@ pub async fn resolve(
     let labelled_matches =
         steps::labelled_matches(&ctx, config, &key_rows, &always, &labels, &mut stats).await?;
     let fixed_links = links;
-    let mut component = deterministic.clone();
+    let component = deterministic.clone();
     let linked_pairs = pairs_within(&component);
     let rules_prior = model::prior(linked_pairs, n as u64, config.deterministic_recall);
-    let mut lambda = rules_prior;
+    let lambda = rules_prior;
     stats.push("deterministic_linked_pairs", "all", linked_pairs as f64);
     // Scores every compared pair with a model, and clusters the accepted ones.
     let scorer = steps::Scorer {
@@ -615,73 +613,17 @@ pub async fn resolve(
             (model, trained_by, weights, probabilities, links, clusters)
         }
         None => {
-            tracing::debug!("identity stage: counting exact levels");
-            let counted = counted_levels(&ctx, config).await?;
-            tracing::debug!("identity stage: sampling pairs for u");
-            let sample = Sample::draw(&ctx, config, &key_rows).await?;
-            tracing::debug!(pairs = sample.pairs.len(), "identity stage: model passes");
-            let compared = sample.compared(&pairs);
-            let all = (n as f64) * (n as f64 - 1.0) / 2.0;
-            let mut passes = 0;
-            let mut probabilities: Vec<f64> = Vec::new();
-            let mut links_before = 0;
-            let mut best = None;
-            while passes < MAX_PASSES {
-                passes += 1;
-                let u_counts = sample.u_counts(config, &component, &compared, &probabilities);
-                let mut u = model::u_from_counts(&u_counts);
-                for level in &counted {
-                    level.apply(
-                        &mut u,
-                        &pairs,
-                        &gammas,
-                        comparisons,
-                        &component,
-                        &probabilities,
-                    );
-                }
-                let mut trained = model::train_with_labels(
-                    &sessions,
-                    &labelled_matches,
-                    &levels,
-                    u,
-                    lambda,
-                    config.em_max_iterations,
-                );
-                if passes == 1 && all > 0.0 && trained.matched_pairs > 0.0 {
-                    // The first prior is EM's: the matches it expects among all compared pairs
-                    // (each blocking rule's share of matches times its pairs), over all pairs.
-                    // The deterministic rules' count over a guessed recall only starts EM and
-                    // checks it (a prior far from it is a warning).
-                    lambda = (trained.matched_pairs / all).clamp(1e-12, 0.5);
-                    trained.lambda = lambda;
-                }
-                let (weights, probs, links, result) = score_and_cluster(&trained);
-                let stable = result.component == component && links.len() == links_before;
-                links_before = links.len();
-                component = result.component.clone();
-                let next = if all > 0.0 {
-                    (expected_matches(&component, &pairs, &probs) / all).clamp(1e-12, 0.5)
-                } else {
-                    0.5
-                };
-                let settled = stable && (next - lambda).abs() <= 0.01 * lambda;
-                lambda = next;
-                probabilities = probs.clone();
-                budget.hold(
-                    Part::Scores,
-                    scores_bytes(pairs.len(), links_before, n)
-                        + sample.pairs.len() * (size_of::<(u32, u32)>() + comparisons)
-                        + compared.len() * size_of::<u32>(),
-                    "scoring the pairs",
-                )?;
-                best = Some((trained, weights, probs, links, result));
-                if settled {
-                    break;
-                }
-            }
-            stats.push("model", "passes", passes as f64);
-            let (model, weights, probabilities, links, clusters) = best.expect("at least one pass");
+            let (model, weights, probabilities, links, clusters) = steps::train(
+                &ctx,
+                &key_rows,
+                &scorer,
+                &sessions,
+                &labelled_matches,
+                (lambda, component),
+                &mut budget,
+                &mut stats,
+            )
+            .await?;
             (
                 model,
                 run_id.to_string(),

@@ -745,3 +745,102 @@ impl Scorer<'_> {
         (weights, probabilities, links, result)
     }
 }
+
+/// A trained model with the scores, links and clusters of its best pass.
+pub(super) type Trained = (
+    Model,
+    Vec<f64>,
+    Vec<f64>,
+    Vec<cluster::Link>,
+    cluster::Clusters,
+);
+
+/// 6–8. Trains the model in passes: u from random pairs that are not in one customer (exact
+/// levels counted exactly), m by EM over the blocking rules' sessions and the labelled
+/// matches, the prior from the pairs inside customers; each pass scores and clusters, and the
+/// next starts from what the clusters say, until they settle (at most `MAX_PASSES`).
+/// `start` is the first prior and the deterministic rules' components.
+#[allow(clippy::too_many_arguments)] // the outputs of steps 2–6, by name
+pub(super) async fn train(
+    ctx: &SessionContext,
+    key_rows: &KeyRows,
+    scorer: &Scorer<'_>,
+    sessions: &[model::Session],
+    labelled_matches: &model::Patterns,
+    start: (f64, Vec<u32>),
+    budget: &mut Budget,
+    stats: &mut Stats,
+) -> Result<Trained> {
+    let config = scorer.config;
+    let (pairs, gammas, n) = (scorer.pairs, scorer.gammas, scorer.n);
+    let comparisons = config.comparisons.len();
+    let levels: Vec<usize> = config.comparisons.iter().map(|c| c.levels.len()).collect();
+    let (mut lambda, mut component) = start;
+    tracing::debug!("identity stage: counting exact levels");
+    let counted = counted_levels(ctx, config).await?;
+    tracing::debug!("identity stage: sampling pairs for u");
+    let sample = Sample::draw(ctx, config, key_rows).await?;
+    tracing::debug!(pairs = sample.pairs.len(), "identity stage: model passes");
+    let compared = sample.compared(pairs);
+    let all = (n as f64) * (n as f64 - 1.0) / 2.0;
+    let mut passes = 0;
+    let mut probabilities: Vec<f64> = Vec::new();
+    let mut links_before = 0;
+    let mut best = None;
+    while passes < MAX_PASSES {
+        passes += 1;
+        let u_counts = sample.u_counts(config, &component, &compared, &probabilities);
+        let mut u = model::u_from_counts(&u_counts);
+        for level in &counted {
+            level.apply(
+                &mut u,
+                pairs,
+                gammas,
+                comparisons,
+                &component,
+                &probabilities,
+            );
+        }
+        let mut trained = model::train_with_labels(
+            sessions,
+            labelled_matches,
+            &levels,
+            u,
+            lambda,
+            config.em_max_iterations,
+        );
+        if passes == 1 && all > 0.0 && trained.matched_pairs > 0.0 {
+            // The first prior is EM's: the matches it expects among all compared pairs
+            // (each blocking rule's share of matches times its pairs), over all pairs.
+            // The deterministic rules' count over a guessed recall only starts EM and
+            // checks it (a prior far from it is a warning).
+            lambda = (trained.matched_pairs / all).clamp(1e-12, 0.5);
+            trained.lambda = lambda;
+        }
+        let (weights, probs, links, result) = scorer.score_and_cluster(&trained);
+        let stable = result.component == component && links.len() == links_before;
+        links_before = links.len();
+        component = result.component.clone();
+        let next = if all > 0.0 {
+            (expected_matches(&component, pairs, &probs) / all).clamp(1e-12, 0.5)
+        } else {
+            0.5
+        };
+        let settled = stable && (next - lambda).abs() <= 0.01 * lambda;
+        lambda = next;
+        probabilities = probs.clone();
+        budget.hold(
+            Part::Scores,
+            scores_bytes(pairs.len(), links_before, n)
+                + sample.pairs.len() * (size_of::<(u32, u32)>() + comparisons)
+                + compared.len() * size_of::<u32>(),
+            "scoring the pairs",
+        )?;
+        best = Some((trained, weights, probs, links, result));
+        if settled {
+            break;
+        }
+    }
+    stats.push("model", "passes", passes as f64);
+    Ok(best.expect("at least one pass"))
+}
