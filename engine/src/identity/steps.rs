@@ -5,7 +5,7 @@
 
 use super::*;
 
-/// 1. Guards: values set aside (placeholders, values held by too many records) and values
+/// Step 1: guards: values set aside (placeholders, values held by too many records) and values
 /// split by person (`shared_when`), registered for the keys query. Returns the identifiers
 /// whose split values are text (the keys query compares them as such).
 pub(super) async fn guard_values(
@@ -26,7 +26,7 @@ pub(super) async fn guard_values(
             continue;
         }
         let q = sql::guard_hits("__id_records", id);
-        let batches = collect(&ctx, &q, &format!("guard on `{}`", id.column)).await?;
+        let batches = collect(ctx, &q, &format!("guard on `{}`", id.column)).await?;
         let mut normalised = Vec::new();
         for b in &batches {
             let (values, counts, reasons) =
@@ -46,11 +46,11 @@ pub(super) async fn guard_values(
                 vec![Arc::new(values), Arc::new(counts), Arc::new(reasons)],
             )?);
         }
-        register(&ctx, &sql::guard_table(i), normalised, value_schema.clone())?;
+        register(ctx, &sql::guard_table(i), normalised, value_schema.clone())?;
         if let Some(predicate) = &id.shared_when {
             let what = format!("shared_when on `{}`", id.column);
             let batches = collect(
-                &ctx,
+                ctx,
                 &sql::holder_pairs("__id_records", id, predicate),
                 &what,
             )
@@ -97,7 +97,7 @@ pub(super) async fn guard_values(
                 split_schema.clone(),
                 vec![Arc::new(keys.finish()), Arc::new(matched.finish())],
             )?;
-            register(&ctx, &sql::split_table(i), vec![batch], split_schema)?;
+            register(ctx, &sql::split_table(i), vec![batch], split_schema)?;
             let field = records_schema.field_with_name(&id.column)?;
             if matches!(
                 field.data_type(),
@@ -110,7 +110,7 @@ pub(super) async fn guard_values(
     Ok(text_splits)
 }
 
-/// 3. Deterministic rules: per rule, a link from each record to the first of its group.
+/// Step 3: deterministic rules: per rule, a link from each record to the first of its group.
 pub(super) async fn rule_links(
     ctx: &SessionContext,
     config: &IdentityConfig,
@@ -119,7 +119,7 @@ pub(super) async fn rule_links(
     let mut links: Vec<cluster::Link> = Vec::new();
     for (i, rule) in config.rules.iter().enumerate() {
         let batches = collect(
-            &ctx,
+            ctx,
             &sql::rule_groups(rule),
             &format!("rule `{}`", rule.name),
         )
@@ -145,7 +145,7 @@ pub(super) async fn rule_links(
     Ok(links)
 }
 
-/// 4. Term frequencies (a reused model keeps those it was trained with: earlier pairs score
+/// Step 4: term frequencies (a reused model keeps those it was trained with: earlier pairs score
 /// as before), then every level's SQL checked on its own, so an error names its level.
 pub(super) async fn term_frequencies(
     ctx: &SessionContext,
@@ -177,7 +177,7 @@ pub(super) async fn term_frequencies(
                     ],
                 )?;
                 let name = format!("__id_tf_kept_{i}");
-                register(&ctx, &name, vec![batch], kept_schema)?;
+                register(ctx, &name, vec![batch], kept_schema)?;
                 format!(
                     "select c.value, coalesce(k.frequency, c.frequency) as frequency from ({current}) c \
                  left join {name} k on k.value = cast(c.value as varchar)"
@@ -185,16 +185,16 @@ pub(super) async fn term_frequencies(
             } else {
                 current
             };
-            let batches = collect(&ctx, &query, &format!("term frequencies of `{col}`")).await?;
+            let batches = collect(ctx, &query, &format!("term frequencies of `{col}`")).await?;
             let schema = Arc::new(Schema::new(vec![
-                Field::new("value", keys_field_type(&ctx, col).await?, true),
+                Field::new("value", keys_field_type(ctx, col).await?, true),
                 Field::new("frequency", DataType::Float64, true),
             ]));
             let batches = batches
                 .into_iter()
                 .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
-            register(&ctx, &sql::tf_table(i), batches, schema)?;
+            register(ctx, &sql::tf_table(i), batches, schema)?;
         }
         for level in &c.levels {
             let probe = format!(
@@ -236,7 +236,7 @@ pub(super) fn tf_index(config: &IdentityConfig) -> Vec<Option<usize>> {
         .collect()
 }
 
-/// 5. Blocking and comparison vectors: each blocking rule's pairs (blocks over the rule's
+/// Step 5: blocking and comparison vectors: each blocking rule's pairs (blocks over the rule's
 /// `max_block_size` skipped and reported), compared on every comparison, streamed into
 /// compact arrays held in the identity budget.
 pub(super) async fn compare_blocked(
@@ -252,7 +252,7 @@ pub(super) async fn compare_blocked(
     let mut tfs: Vec<f64> = Vec::new();
     for (i, rule) in config.blocking.iter().enumerate() {
         let skipped = collect(
-            &ctx,
+            ctx,
             &sql::mega_blocks(rule, config.block_cap(rule)),
             &format!("blocking rule `{}`", rule.name),
         )
@@ -342,7 +342,7 @@ pub(super) async fn compare_blocked(
     }
     Ok(Compared { pairs, gammas, tfs })
 }
-/// 10. Statistics of the clusters: records and match rate per source (the share of its records
+/// Step 10: statistics of the clusters: records and match rate per source (the share of its records
 /// in a customer that other sources also hold), cluster sizes, the largest customers, guard
 /// values, stable-id events.
 pub(super) fn cluster_stats(
@@ -404,7 +404,7 @@ pub(super) fn cluster_stats(
     }
 }
 
-/// 11. `record_customer`: each record's customer id, when the id was issued, its customer's
+/// Step 11: `record_customer`: each record's customer id, when the id was issued, its customer's
 /// size and what linked it.
 #[allow(clippy::too_many_arguments)] // the outputs of steps 2, 8 and 9 it joins, by name
 pub(super) fn record_customer_table(
@@ -458,7 +458,7 @@ pub(super) fn record_customer_table(
     Ok((schema, vec![batch]))
 }
 
-/// 11. `match_term_frequencies`: the frequencies the model was trained with (`trained_by`).
+/// Step 11: `match_term_frequencies`: the frequencies the model was trained with (`trained_by`).
 pub(super) async fn term_frequency_table(
     ctx: &SessionContext,
     config: &IdentityConfig,
@@ -482,7 +482,7 @@ pub(super) async fn term_frequency_table(
             run = sql::literal(trained_by),
             t = sql::tf_table(i)
         );
-        for b in collect(&ctx, &q, "term frequencies").await? {
+        for b in collect(ctx, &q, "term frequencies").await? {
             let columns = b
                 .columns()
                 .iter()
@@ -495,7 +495,7 @@ pub(super) async fn term_frequency_table(
     Ok((schema, batches))
 }
 
-/// 2. The labelled records' labels, by rid (`label_column`; empty without one).
+/// Step 2: the labelled records' labels, by rid (`label_column`; empty without one).
 pub(super) fn labels_by_rid(
     config: &IdentityConfig,
     key_batches: &[RecordBatch],
@@ -521,7 +521,7 @@ pub(super) fn labels_by_rid(
     })
 }
 
-/// 2. The values of the identifiers unique per customer, numbered per column, by rid.
+/// Step 2: the values of the identifiers unique per customer, numbered per column, by rid.
 pub(super) fn unique_values(
     key_batches: &[RecordBatch],
     unique_columns: &[&str],
@@ -547,13 +547,13 @@ pub(super) fn unique_values(
     Ok(unique)
 }
 
-/// 2. The keys table the joins read: the rid and the matching columns only.
+/// Step 2: the keys table the joins read: the rid and the matching columns only.
 pub(super) fn matching_keys(
     key_batches: Vec<RecordBatch>,
     config: &IdentityConfig,
     columns: &[String],
 ) -> Result<(Vec<RecordBatch>, SchemaRef)> {
-    let matching = config.matching_columns(&columns);
+    let matching = config.matching_columns(columns);
     let key_batches = key_batches
         .into_iter()
         .map(|b| {
@@ -581,13 +581,16 @@ pub(super) fn matching_keys(
     Ok((key_batches, keys_schema))
 }
 
-/// 6. The record pairs of `always_match` and `never_match`, by rid; a pair naming a record the
+/// Pairs of records, by rid.
+pub(super) type RidPairs = Vec<(u32, u32)>;
+
+/// Step 6: the record pairs of `always_match` and `never_match`, by rid; a pair naming a record the
 /// run does not have is reported as a guard hit, not an error.
 pub(super) fn override_pairs(
     config: &IdentityConfig,
     record_keys: &StringArray,
     guard_rows: &mut Vec<GuardRow>,
-) -> (Vec<(u32, u32)>, Vec<(u32, u32)>) {
+) -> (RidPairs, RidPairs) {
     let n = record_keys.len();
     // The rids of the override lists' record keys, found in one pass over the keys.
     let rid_of: HashMap<&str, u32> = {
@@ -626,7 +629,7 @@ pub(super) fn override_pairs(
     )
 }
 
-/// 6. The comparison patterns of the known matches (`always_match` pairs, records sharing a
+/// Step 6: the comparison patterns of the known matches (`always_match` pairs, records sharing a
 /// label), counted in m as they are.
 pub(super) async fn labelled_matches(
     ctx: &SessionContext,
@@ -673,7 +676,7 @@ pub(super) async fn labelled_matches(
     Ok(patterns)
 }
 
-/// 7–8. What scores the compared pairs with a model and clusters the accepted ones (with the
+/// Step 7–8: what scores the compared pairs with a model and clusters the accepted ones (with the
 /// rules' and overrides' links, the unique identifiers, `never_match` and the contradicted
 /// pairs), once per model pass.
 pub(super) struct Scorer<'a> {
@@ -755,7 +758,7 @@ pub(super) type Trained = (
     cluster::Clusters,
 );
 
-/// 6–8. Trains the model in passes: u from random pairs that are not in one customer (exact
+/// Step 6–8: trains the model in passes: u from random pairs that are not in one customer (exact
 /// levels counted exactly), m by EM over the blocking rules' sessions and the labelled
 /// matches, the prior from the pairs inside customers; each pass scores and clusters, and the
 /// next starts from what the clusters say, until they settle (at most `MAX_PASSES`).
