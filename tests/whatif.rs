@@ -181,6 +181,15 @@ fn a_lower_threshold_is_measured_before_it_merges_anyone_and_the_run_then_does_e
     assert!(page.contains("Tessera what-if"));
     assert!(page.contains("Identity: unify.identity_records"));
     assert!(page.contains("what the next sync sends"));
+    // The project's report shows the latest what-if in a section of its own.
+    ok(dir, &["report"]);
+    let report = std::fs::read_to_string(dir.join("reports/report.html")).unwrap();
+    assert!(
+        report.contains(r#"<section id="what-if""#),
+        "no what-if section"
+    );
+    assert!(report.contains(impact["id"].as_str().unwrap()));
+    assert!(report.contains("Rows the next run would add, remove and update"));
 
     // A limit turns it into a failing check (exit 4), still publishing nothing.
     let stderr = fails(dir, &["plan", "--impact", "--max-merged", "0"], 4);

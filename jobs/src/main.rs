@@ -678,6 +678,10 @@ async fn run(cli: Cli) -> Result<()> {
                 },
             };
             let impact = tessera_jobs::whatif::impact(&ws, &args).await?;
+            // The report shows the latest what-if; failing to keep it loses nothing measured.
+            if let Err(e) = tessera_jobs::whatif::save_last(&ws, &impact) {
+                tracing::warn!("{e:#}");
+            }
             if json {
                 println!("{}", serde_json::to_string(&impact)?);
             } else {

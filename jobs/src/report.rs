@@ -98,6 +98,8 @@ pub async fn build(ws: &Workspace) -> Result<Report> {
         warnings(ws).await,
         runs(ws).await,
     ];
+    // The latest what-if, when one was measured (`tessera plan --impact`).
+    let sections: Vec<Section> = sections.into_iter().chain(whatif_summary(ws)).collect();
     let summary = summary(ws, &stats).await;
     let charts = sections.iter().map(|s| s.charts.len()).sum();
     Ok(Report {
@@ -1174,6 +1176,97 @@ fn page(ws: &Workspace, title: &str, cards: &[(String, String)], sections: &[Sec
     }
     html.push_str("</main></body></html>\n");
     html
+}
+
+/// The latest what-if (`tessera plan --impact`), in one section: what it ran, what identity,
+/// the tracked tables and the audiences would become, the limits.
+fn whatif_summary(ws: &Workspace) -> Option<Section> {
+    let impact = crate::whatif::load_last(ws)?;
+    let mut s = Section::new(
+        "what-if",
+        "What-if: the latest change measured before publishing",
+        "tessera plan --impact runs the jobs a change affects into a sandbox and compares them with the published tables; nothing is published. Measured against the tables published then: a run since makes it stale.",
+    );
+    let count = |v: i64| Fmt::Count.show(v as f64);
+    s.note = format!(
+        "{} Latest: {} at {} — {} jobs run in the sandbox, {} reused, {:.1} s.",
+        s.note,
+        impact.id,
+        impact.measured_at,
+        impact.jobs.iter().filter(|j| j.action == "run").count(),
+        impact.jobs.iter().filter(|j| j.action == "reuse").count(),
+        impact.seconds
+    );
+    for j in impact.failed() {
+        s.items.push(format!(
+            "{} failed: {}",
+            j.name,
+            j.error.as_deref().unwrap_or("")
+        ));
+    }
+    for i in &impact.identity {
+        s.items.push(format!(
+            "{}: customers {} → {}, {} merged, {} split; {} records change customer; links +{} −{}",
+            i.job,
+            count(i.customers_before),
+            count(i.customers_after),
+            count(i.merged),
+            count(i.split),
+            count(i.records_moved),
+            count(i.links_gained),
+            count(i.links_lost)
+        ));
+    }
+    s.items.extend(
+        impact
+            .breaches
+            .iter()
+            .map(|b| format!("limit exceeded: {b}")),
+    );
+    let mut changes = Vec::new();
+    for t in &impact.tracked {
+        let name = t.job.clone();
+        if t.added > 0 {
+            changes.push((format!("{name} · added"), t.added as f64));
+        }
+        if t.removed > 0 {
+            changes.push((format!("{name} · removed"), t.removed as f64));
+        }
+        if t.updated > 0 {
+            changes.push((format!("{name} · updated"), t.updated as f64));
+        }
+    }
+    if !changes.is_empty() {
+        s.charts.push(chart(
+            "Rows the next run would add, remove and update",
+            hbar(&changes, Fmt::Count, PALETTE[2]),
+        ));
+    }
+    s.table = Table {
+        header: vec![
+            "table".into(),
+            "destination".into(),
+            "rows now → after".into(),
+            "added".into(),
+            "removed".into(),
+            "updated".into(),
+        ],
+        rows: impact
+            .tracked
+            .iter()
+            .map(|t| {
+                vec![
+                    t.job.clone(),
+                    t.destination.clone().unwrap_or_default(),
+                    format!("{} → {}", count(t.rows_before), count(t.rows_after)),
+                    count(t.added),
+                    count(t.removed),
+                    count(t.updated),
+                ]
+            })
+            .collect(),
+    };
+    Some(s)
 }
 
 /// Writes a what-if's impact (`tessera plan --impact --html`) as a page in the report's style.

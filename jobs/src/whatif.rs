@@ -31,7 +31,7 @@ use datafusion::arrow::array::{Array, Int64Array};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::{MemTable, TableProvider};
 use datafusion::prelude::SessionContext;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tessera_engine::TableVersion;
 use tessera_engine::identity::IdentityConfig;
 use tessera_engine::sql::{ident, literal};
@@ -62,7 +62,7 @@ pub struct ImpactArgs {
 }
 
 /// Limits on the impact; each one exceeded is a breach (exit code 4).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Limits {
     /// Customers that would merge (after-customers holding records of two or more).
     pub max_merged: Option<i64>,
@@ -77,7 +77,7 @@ pub struct Limits {
 }
 
 /// A job of the what-if.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobLine {
     /// The job.
     pub name: String,
@@ -98,7 +98,7 @@ pub struct JobLine {
 }
 
 /// Gains and losses of one group of links.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LinkChange {
     /// A rule (`rule email_exact`, `model via email`) or a comparison level (`email: exact`).
     pub key: String,
@@ -109,7 +109,7 @@ pub struct LinkChange {
 }
 
 /// One source's share of records linked to another record.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SourceRate {
     /// The source.
     pub source: String,
@@ -124,7 +124,7 @@ pub struct SourceRate {
 }
 
 /// A record that changes customer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Moved {
     /// The record.
     pub record_key: String,
@@ -135,7 +135,7 @@ pub struct Moved {
 }
 
 /// A pair of records whose link the change makes or breaks, explained both ways.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Decision {
     /// One record.
     pub a: String,
@@ -150,7 +150,7 @@ pub struct Decision {
 }
 
 /// The impact on one identity job.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IdentityImpact {
     /// The identity job.
     pub job: String,
@@ -197,7 +197,7 @@ pub struct IdentityImpact {
 }
 
 /// Entries and exits of one group of a tracked job (a segment).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroupChange {
     /// The group's key values (`segment=high_value`).
     pub group: String,
@@ -208,7 +208,7 @@ pub struct GroupChange {
 }
 
 /// How often one column of a tracked job's rows would change.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FieldChange {
     /// The column.
     pub column: String,
@@ -219,7 +219,7 @@ pub struct FieldChange {
 }
 
 /// The impact on one tracked job (golden records, segments, audiences).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrackedImpact {
     /// The job.
     pub job: String,
@@ -241,6 +241,27 @@ pub struct TrackedImpact {
     pub fields: Vec<FieldChange>,
     /// For an audience: its destination.
     pub destination: Option<String>,
+}
+
+/// Where the latest what-if is kept for the HTML report: `<project>/reports/what-if.json`.
+pub fn last_path(ws: &Workspace) -> std::path::PathBuf {
+    ws.project.dir.join("reports").join("what-if.json")
+}
+
+/// Keeps `impact` as the latest what-if (the report shows it in its own section).
+pub fn save_last(ws: &Workspace, impact: &Impact) -> Result<()> {
+    let path = last_path(ws);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(impact)?)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The latest what-if, if one was kept and can be read.
+pub fn load_last(ws: &Workspace) -> Option<Impact> {
+    let text = std::fs::read(last_path(ws)).ok()?;
+    serde_json::from_slice(&text).ok()
 }
 
 /// The change exceeds limits set on the command line (exit code 4).
@@ -270,10 +291,13 @@ pub fn verdict(impact: &Impact) -> Result<()> {
 }
 
 /// What a change would do.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Impact {
     /// The what-if's id (its sandbox's name).
     pub id: String,
+    /// When it was measured (RFC 3339, UTC).
+    #[serde(default)]
+    pub measured_at: String,
     /// Seconds it took.
     pub seconds: f64,
     /// Each selected job: run into the sandbox or reused.
@@ -358,6 +382,7 @@ async fn measure(
     let results = runner.run(selected, |_| {}).await;
     let mut impact = Impact {
         id: id.to_string(),
+        measured_at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         limits: args.limits.clone(),
         ..Impact::default()
     };
