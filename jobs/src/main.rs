@@ -98,69 +98,11 @@ enum Command {
         format: OutputFormat,
     },
     /// Run SQL over the project's sources and warehouse tables.
-    Sql {
-        /// The query (several statements may be separated by `;`; each result is printed, only the last with --format json). Read from --file or stdin when absent.
-        query: Option<String>,
-        /// Read the query from a file.
-        #[arg(long, short = 'f')]
-        file: Option<PathBuf>,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "table")]
-        format: OutputFormat,
-        /// Rows shown by the table format.
-        #[arg(long, default_value_t = 1000)]
-        max_rows: usize,
-        /// Open the interactive shell even when stdin is not a terminal (it opens by itself
-        /// when no query is given in a terminal).
-        #[arg(long, short = 'i')]
-        interactive: bool,
-    },
+    Sql(SqlArgs),
     /// Serve the project's tables and Tessera's SQL functions over the Postgres wire protocol
     /// (psql, Metabase, Superset, Grafana, DBeaver, psycopg). Set TESSERA_SERVE_PASSWORD to
     /// require a password (SCRAM-SHA-256).
-    Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1")]
-        host: String,
-        /// Port to listen on (0 picks a free port; the address is printed).
-        #[arg(long, short = 'p', default_value_t = 5433)]
-        port: u16,
-        /// The user name clients log in with when a password is set.
-        #[arg(long, default_value = "tessera")]
-        user: String,
-        /// TLS certificate chain (PEM); with --tls-key, clients may connect with sslmode=require.
-        #[arg(long, requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        /// TLS private key (PEM, PKCS#8 / RSA / SEC1).
-        #[arg(long, requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-        /// Let statements other than reads through (session-local views and tables).
-        #[arg(long)]
-        allow_writes: bool,
-        /// Longest a statement may run, in seconds (0: no limit).
-        #[arg(long, default_value_t = 300)]
-        statement_timeout: u64,
-        /// Most rows one result may hold (0: no limit).
-        #[arg(long, default_value_t = 1_000_000)]
-        max_rows: usize,
-        /// How often tables rewritten by `tessera run` are re-read, in seconds.
-        #[arg(long, default_value_t = 5)]
-        refresh: u64,
-        /// Most clients logged in at once (0: no limit); sockets still logging in do not count.
-        #[arg(long, default_value_t = 200)]
-        max_connections: usize,
-        /// Most memory one query may hold (e.g. 512MiB, 4GiB; "none": no limit per query).
-        /// Past it, sorts and aggregations spill; a join that does not fit fails, alone.
-        #[arg(long, default_value = "2GiB")]
-        query_memory: String,
-        /// Seconds a new connection has to log in before it is closed.
-        #[arg(long, default_value_t = 10)]
-        login_timeout: u64,
-        /// Allow an address other than loopback without TLS (passwords and rows in clear):
-        /// only on a network that is encrypted already.
-        #[arg(long)]
-        insecure_plaintext: bool,
-    },
+    Serve(ServeArgs),
     /// Write the HTML report (charts of sources, identity, clusters, completeness, scores,
     /// segments, audiences and runs; one self-contained file). Also written after each run.
     Report {
@@ -243,52 +185,7 @@ enum Command {
     /// change: the jobs run into a sandbox and are compared with the published tables
     /// (customers merged and split, links, golden-record fields, segment entries and exits,
     /// audience adds and removes); nothing is published.
-    Plan {
-        /// Selection, as for `run`.
-        #[arg(long, short = 's', num_args = 1..)]
-        select: Vec<String>,
-        /// Plan a full refresh.
-        #[arg(long, conflicts_with = "impact")]
-        full_refresh: bool,
-        /// Run the plan into a sandbox and report its impact (a what-if; exit 4 when a
-        /// `--max-*` limit is exceeded, 1 when a job fails).
-        #[arg(long)]
-        impact: bool,
-        /// The impact as one JSON object (for CI checks).
-        #[arg(long, requires = "impact")]
-        json: bool,
-        /// Also write the impact as an HTML page, in the report's style (e.g.
-        /// reports/what-if.html).
-        #[arg(long, requires = "impact", value_name = "PATH")]
-        html: Option<PathBuf>,
-        /// Changed identity decisions explained before and after, per direction.
-        #[arg(long, requires = "impact", default_value_t = 2)]
-        examples: usize,
-        /// Fail (exit 4) when more customers than this would merge.
-        #[arg(long, requires = "impact")]
-        max_merged: Option<i64>,
-        /// Fail (exit 4) when more customers than this would split.
-        #[arg(long, requires = "impact")]
-        max_split: Option<i64>,
-        /// Fail (exit 4) when more records than this would change customer.
-        #[arg(long, requires = "impact")]
-        max_moved_records: Option<i64>,
-        /// Fail (exit 4) when an audience would shrink by more than this percent.
-        #[arg(long, requires = "impact", value_name = "PERCENT")]
-        max_audience_shrink: Option<f64>,
-        /// Fail (exit 4) when an audience would grow by more than this percent.
-        #[arg(long, requires = "impact", value_name = "PERCENT")]
-        max_audience_growth: Option<f64>,
-        /// Jobs run at once in the sandbox.
-        #[arg(long, requires = "impact", default_value_t = 2)]
-        concurrency: usize,
-        /// Seconds to wait for a run holding the warehouse lock (then exit 3).
-        #[arg(long, requires = "impact", default_value_t = 0)]
-        wait: u64,
-        /// Keep the sandbox (`_tessera/whatif/<id>/` under the warehouse) to query it.
-        #[arg(long, requires = "impact")]
-        keep_sandbox: bool,
-    },
+    Plan(PlanArgs),
     /// Print the exact SQL each job will execute.
     Compile {
         /// Selection, as for `run`.
@@ -345,48 +242,15 @@ enum Command {
     /// How good the customers are against a ground truth you have: pairwise precision, recall
     /// and F1, B-cubed, splits and merges, the evidence ceiling the settings allow, the guard's
     /// precision, and the error classes with examples (and their explanations with --explain).
-    Evaluate {
-        /// `table.column` naming each record's true person (the table has `record_key`, or
-        /// `source` and `record_id`), e.g. `truth_records.true_person_id`.
-        #[arg(long, conflicts_with = "labels", required_unless_present = "labels")]
-        truth: Option<String>,
-        /// A CSV file of labelled pairs instead: `record_key_a,record_key_b,is_match`.
-        #[arg(long)]
-        labels: Option<PathBuf>,
-        /// Add the `tessera explain` waterfall of each error class's first example.
-        #[arg(long)]
-        explain: bool,
-        /// Print the evaluation as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Evaluate(EvaluateArgs),
     /// Erase people (GDPR art. 17): every row naming them in every warehouse table, through the
     /// identity graph; the tables' old versions purged; a salted-hash suppression entry so
     /// sources still holding them are filtered on later runs; an audit-log entry. Sources
     /// still holding them are listed with their paths.
-    Forget {
-        #[command(flatten)]
-        who: SubjectArgs,
-        /// A CSV file of requests, one person per row, with a header naming some of `email`,
-        /// `phone`, `customer_id`, `loyalty_number`.
-        #[arg(long)]
-        file: Option<PathBuf>,
-        /// Report what would be erased; change nothing (the request is still audited).
-        #[arg(long)]
-        dry_run: bool,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Forget(ForgetArgs),
     /// Everything held on a person (GDPR art. 15) as JSON: their rows in every source and every
     /// warehouse table, and the source record behind each golden-record value.
-    ExportSubject {
-        #[command(flatten)]
-        who: SubjectArgs,
-        /// Write the JSON to this file instead of standard output.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    ExportSubject(ExportSubjectArgs),
     /// Apply the `[[privacy.retention]]` rules: delete rows older than each rule's period and
     /// purge the files that held them.
     Retention,
@@ -414,6 +278,166 @@ enum Command {
         #[arg(long)]
         no_run: bool,
     },
+}
+
+/// The arguments of `tessera sql`.
+#[derive(Debug, clap::Args)]
+struct SqlArgs {
+    /// The query (several statements may be separated by `;`; each result is printed, only the last with --format json). Read from --file or stdin when absent.
+    query: Option<String>,
+    /// Read the query from a file.
+    #[arg(long, short = 'f')]
+    file: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: OutputFormat,
+    /// Rows shown by the table format.
+    #[arg(long, default_value_t = 1000)]
+    max_rows: usize,
+    /// Open the interactive shell even when stdin is not a terminal (it opens by itself
+    /// when no query is given in a terminal).
+    #[arg(long, short = 'i')]
+    interactive: bool,
+}
+
+/// The arguments of `tessera serve`.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on (0 picks a free port; the address is printed).
+    #[arg(long, short = 'p', default_value_t = 5433)]
+    port: u16,
+    /// The user name clients log in with when a password is set.
+    #[arg(long, default_value = "tessera")]
+    user: String,
+    /// TLS certificate chain (PEM); with --tls-key, clients may connect with sslmode=require.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM, PKCS#8 / RSA / SEC1).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Let statements other than reads through (session-local views and tables).
+    #[arg(long)]
+    allow_writes: bool,
+    /// Longest a statement may run, in seconds (0: no limit).
+    #[arg(long, default_value_t = 300)]
+    statement_timeout: u64,
+    /// Most rows one result may hold (0: no limit).
+    #[arg(long, default_value_t = 1_000_000)]
+    max_rows: usize,
+    /// How often tables rewritten by `tessera run` are re-read, in seconds.
+    #[arg(long, default_value_t = 5)]
+    refresh: u64,
+    /// Most clients logged in at once (0: no limit); sockets still logging in do not count.
+    #[arg(long, default_value_t = 200)]
+    max_connections: usize,
+    /// Most memory one query may hold (e.g. 512MiB, 4GiB; "none": no limit per query).
+    /// Past it, sorts and aggregations spill; a join that does not fit fails, alone.
+    #[arg(long, default_value = "2GiB")]
+    query_memory: String,
+    /// Seconds a new connection has to log in before it is closed.
+    #[arg(long, default_value_t = 10)]
+    login_timeout: u64,
+    /// Allow an address other than loopback without TLS (passwords and rows in clear):
+    /// only on a network that is encrypted already.
+    #[arg(long)]
+    insecure_plaintext: bool,
+}
+
+/// The arguments of `tessera evaluate`.
+#[derive(Debug, clap::Args)]
+struct EvaluateArgs {
+    /// `table.column` naming each record's true person (the table has `record_key`, or
+    /// `source` and `record_id`), e.g. `truth_records.true_person_id`.
+    #[arg(long, conflicts_with = "labels", required_unless_present = "labels")]
+    truth: Option<String>,
+    /// A CSV file of labelled pairs instead: `record_key_a,record_key_b,is_match`.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// Add the `tessera explain` waterfall of each error class's first example.
+    #[arg(long)]
+    explain: bool,
+    /// Print the evaluation as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The arguments of `tessera forget`.
+#[derive(Debug, clap::Args)]
+struct ForgetArgs {
+    #[command(flatten)]
+    who: SubjectArgs,
+    /// A CSV file of requests, one person per row, with a header naming some of `email`,
+    /// `phone`, `customer_id`, `loyalty_number`.
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// Report what would be erased; change nothing (the request is still audited).
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The arguments of `tessera export-subject`.
+#[derive(Debug, clap::Args)]
+struct ExportSubjectArgs {
+    #[command(flatten)]
+    who: SubjectArgs,
+    /// Write the JSON to this file instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// The arguments of `tessera plan`.
+#[derive(Debug, clap::Args)]
+struct PlanArgs {
+    /// Selection, as for `run`.
+    #[arg(long, short = 's', num_args = 1..)]
+    select: Vec<String>,
+    /// Plan a full refresh.
+    #[arg(long, conflicts_with = "impact")]
+    full_refresh: bool,
+    /// Run the plan into a sandbox and report its impact (a what-if; exit 4 when a
+    /// `--max-*` limit is exceeded, 1 when a job fails).
+    #[arg(long)]
+    impact: bool,
+    /// The impact as one JSON object (for CI checks).
+    #[arg(long, requires = "impact")]
+    json: bool,
+    /// Also write the impact as an HTML page, in the report's style (e.g.
+    /// reports/what-if.html).
+    #[arg(long, requires = "impact", value_name = "PATH")]
+    html: Option<PathBuf>,
+    /// Changed identity decisions explained before and after, per direction.
+    #[arg(long, requires = "impact", default_value_t = 2)]
+    examples: usize,
+    /// Fail (exit 4) when more customers than this would merge.
+    #[arg(long, requires = "impact")]
+    max_merged: Option<i64>,
+    /// Fail (exit 4) when more customers than this would split.
+    #[arg(long, requires = "impact")]
+    max_split: Option<i64>,
+    /// Fail (exit 4) when more records than this would change customer.
+    #[arg(long, requires = "impact")]
+    max_moved_records: Option<i64>,
+    /// Fail (exit 4) when an audience would shrink by more than this percent.
+    #[arg(long, requires = "impact", value_name = "PERCENT")]
+    max_audience_shrink: Option<f64>,
+    /// Fail (exit 4) when an audience would grow by more than this percent.
+    #[arg(long, requires = "impact", value_name = "PERCENT")]
+    max_audience_growth: Option<f64>,
+    /// Jobs run at once in the sandbox.
+    #[arg(long, requires = "impact", default_value_t = 2)]
+    concurrency: usize,
+    /// Seconds to wait for a run holding the warehouse lock (then exit 3).
+    #[arg(long, requires = "impact", default_value_t = 0)]
+    wait: u64,
+    /// Keep the sandbox (`_tessera/whatif/<id>/` under the warehouse) to query it.
+    #[arg(long, requires = "impact")]
+    keep_sandbox: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -519,81 +543,8 @@ async fn run(cli: Cli) -> Result<()> {
             let ws = Workspace::open(load_project(&cli.project)?)?;
             profile(&ws, &table, format).await
         }
-        Command::Sql {
-            query,
-            file,
-            format,
-            max_rows,
-            interactive,
-        } => {
-            // Outside a project, an in-memory session over files (as DuckDB's or
-            // datafusion-cli's); in one, its tables and the files it names.
-            let project = if cli.project.join(PROJECT_FILE).exists() {
-                load_project(&cli.project)?
-            } else {
-                Project::default_for(&cli.project)?
-            };
-            let ws = Workspace::open(project)?.allow_file_reads();
-            if interactive || (query.is_none() && file.is_none() && std::io::stdin().is_terminal())
-            {
-                return shell(&ws, format, max_rows).await;
-            }
-            let query = match (query, file) {
-                (Some(q), None) => q,
-                (None, Some(f)) => std::fs::read_to_string(&f)
-                    .with_context(|| format!("cannot read {}", f.display()))?,
-                (Some(_), Some(_)) => {
-                    bail!("give the query as an argument or with --file, not both")
-                }
-                // A terminal opened the shell above: this is a pipe or a file.
-                (None, None) => {
-                    std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?
-                }
-            };
-            sql(&ws, &query, format, max_rows).await
-        }
-        Command::Serve {
-            host,
-            port,
-            user,
-            tls_cert,
-            tls_key,
-            allow_writes,
-            statement_timeout,
-            max_rows,
-            refresh,
-            max_connections,
-            query_memory,
-            login_timeout,
-            insecure_plaintext,
-        } => {
-            let query_memory = match query_memory.trim() {
-                "none" | "0" => None,
-                text => Some(tessera_jobs::project::parse_size(text).with_context(|| {
-                    format!("--query-memory {text:?} is not a size (512MiB, 4GiB, or none)")
-                })?),
-            };
-            let ws = std::sync::Arc::new(Workspace::open(load_project(&cli.project)?)?);
-            let options = tessera_jobs::serve::ServeOptions {
-                host,
-                port,
-                user,
-                password: std::env::var(tessera_jobs::serve::PASSWORD_ENV)
-                    .ok()
-                    .filter(|p| !p.is_empty()),
-                tls: tls_cert.zip(tls_key),
-                allow_writes,
-                statement_timeout: (statement_timeout > 0)
-                    .then(|| std::time::Duration::from_secs(statement_timeout)),
-                max_rows: (max_rows > 0).then_some(max_rows),
-                refresh: std::time::Duration::from_secs(refresh.max(1)),
-                max_connections,
-                query_memory,
-                login_timeout: std::time::Duration::from_secs(login_timeout.max(1)),
-                insecure_plaintext,
-            };
-            tessera_jobs::serve::serve(ws, options).await
-        }
+        Command::Sql(args) => sql_command(&cli.project, args).await,
+        Command::Serve(args) => serve_command(&cli.project, args).await,
         Command::Report { out } => {
             let ws = Workspace::open(load_project(&cli.project)?)?;
             let path = out.unwrap_or_else(|| tessera_jobs::report::default_path(&ws));
@@ -638,63 +589,7 @@ async fn run(cli: Cli) -> Result<()> {
             };
             commands::run(&ws, &args).await
         }
-        Command::Plan {
-            select,
-            full_refresh,
-            impact: false,
-            ..
-        } => {
-            let ws = Workspace::open(load_project(&cli.project)?)?;
-            commands::plan(&ws, &select, full_refresh).await
-        }
-        Command::Plan {
-            select,
-            json,
-            html,
-            examples,
-            max_merged,
-            max_split,
-            max_moved_records,
-            max_audience_shrink,
-            max_audience_growth,
-            concurrency,
-            wait,
-            keep_sandbox,
-            ..
-        } => {
-            let ws = Workspace::open(load_project(&cli.project)?)?;
-            let args = tessera_jobs::whatif::ImpactArgs {
-                select,
-                examples,
-                concurrency,
-                wait: std::time::Duration::from_secs(wait),
-                keep_sandbox,
-                limits: tessera_jobs::whatif::Limits {
-                    max_merged,
-                    max_split,
-                    max_moved_records,
-                    max_audience_shrink,
-                    max_audience_growth,
-                },
-            };
-            let impact = tessera_jobs::whatif::impact(&ws, &args).await?;
-            // The report shows the latest what-if; failing to keep it loses nothing measured.
-            if let Err(e) = tessera_jobs::whatif::save_last(&ws, &impact) {
-                tracing::warn!("{e:#}");
-            }
-            if json {
-                println!("{}", serde_json::to_string(&impact)?);
-            } else {
-                print!("{}", tessera_jobs::whatif::render(&impact));
-            }
-            if let Some(path) = html {
-                tessera_jobs::report::write_whatif(&ws, &impact, &path)?;
-                if !json {
-                    println!("what-if page: {}", path.display());
-                }
-            }
-            tessera_jobs::whatif::verdict(&impact)
-        }
+        Command::Plan(args) => plan_command(&cli.project, args).await,
         Command::Compile {
             select,
             full_refresh,
@@ -741,118 +636,10 @@ async fn run(cli: Cli) -> Result<()> {
                 _ => bail!("give two record keys, or --customer <id>"),
             }
         }
-        Command::Evaluate {
-            truth,
-            labels,
-            explain,
-            json,
-        } => {
-            let ws = Workspace::open(load_project(&cli.project)?)?;
-            let truth = match (truth, labels) {
-                (Some(t), _) => tessera_jobs::evaluate::Truth::Column(t),
-                (None, Some(l)) => tessera_jobs::evaluate::Truth::Labels(l),
-                (None, None) => bail!("give --truth <table.column> or --labels <file.csv>"),
-            };
-            let evaluation = tessera_jobs::evaluate::evaluate(&ws, &truth, explain).await?;
-            if json {
-                println!("{}", tessera_jobs::evaluate::to_json(&evaluation));
-            } else {
-                print!("{}", tessera_jobs::evaluate::render(&evaluation)?);
-            }
-            Ok(())
-        }
-        Command::Forget {
-            who,
-            file,
-            dry_run,
-            json,
-        } => {
-            let ws = Workspace::open(load_project(&cli.project)?)?;
-            let mut requests = Vec::new();
-            if !who.request().is_empty() {
-                requests.push(who.request());
-            }
-            if let Some(file) = &file {
-                let text = std::fs::read_to_string(file)
-                    .with_context(|| format!("cannot read {}", file.display()))?;
-                requests.extend(tessera_jobs::privacy::SubjectRequest::from_csv(
-                    &text,
-                    &file.display().to_string(),
-                )?);
-            }
-            if requests.is_empty() {
-                return Err(commands::BadSelection(
-                    "say who to forget: --email, --phone, --customer-id, --loyalty-number or --file".into(),
-                )
-                .into());
-            }
-            let lock = writer_lock(&ws, "forget").await?;
-            let reports = tessera_jobs::privacy::forget(&ws, &requests, dry_run).await;
-            lock.release().await;
-            let reports = reports?;
-            // The report lists customers by id (the largest clusters): render it again from
-            // the tables as they are now, or remove it if it cannot be.
-            let report = tessera_jobs::report::default_path(&ws);
-            if !dry_run
-                && report.exists()
-                && let Err(e) = tessera_jobs::report::write(&ws, &report).await
-            {
-                eprintln!(
-                    "warning: cannot render {} again after the erasure ({e:#}); removed it",
-                    report.display()
-                );
-                std::fs::remove_file(&report).with_context(|| {
-                    format!("cannot remove {} after the erasure", report.display())
-                })?;
-            }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&reports)?);
-            } else {
-                for r in &reports {
-                    print!("{}", tessera_jobs::privacy::describe(r));
-                }
-            }
-            Ok(())
-        }
-        Command::ExportSubject { who, out } => {
-            let ws = Workspace::open(load_project(&cli.project)?)?;
-            let request = who.request();
-            if request.is_empty() {
-                return Err(commands::BadSelection(
-                    "say whose data to export: --email, --phone, --customer-id or --loyalty-number"
-                        .into(),
-                )
-                .into());
-            }
-            let report = tessera_jobs::privacy::export_subject(&ws, &request).await?;
-            if tessera_jobs::privacy::export_is_empty(&report) {
-                // Not an empty file that looks like an answer: say so, exit 1 (docs/privacy.md).
-                bail!(
-                    "no data found for this person in the warehouse or the sources (nothing written); \
-                     check the identifiers, or `tessera sql` for how they are stored"
-                );
-            }
-            let text = serde_json::to_string_pretty(&report)?;
-            match out {
-                Some(path) => std::fs::write(&path, text + "\n")
-                    .with_context(|| format!("cannot write {}", path.display()))?,
-                None => println!("{text}"),
-            }
-            Ok(())
-        }
-        Command::Retention => {
-            let ws = Workspace::open(load_project(&cli.project)?)?;
-            if ws.project.privacy.retention.is_empty() {
-                println!("no [[privacy.retention]] rules in tessera.toml");
-            }
-            let lock = writer_lock(&ws, "retention").await?;
-            let applied = tessera_jobs::privacy::apply_retention(&ws).await;
-            lock.release().await;
-            for (table, n) in applied? {
-                println!("{table}: {n} row(s) past retention deleted, old files purged");
-            }
-            Ok(())
-        }
+        Command::Evaluate(args) => evaluate_command(&cli.project, args).await,
+        Command::Forget(args) => forget_command(&cli.project, args).await,
+        Command::ExportSubject(args) => export_subject_command(&cli.project, args).await,
+        Command::Retention => retention_command(&cli.project).await,
         Command::Export { query, to } => {
             let ws = Workspace::open(load_project(&cli.project)?)?;
             export(&ws, &query, &to).await
@@ -884,6 +671,261 @@ async fn run(cli: Cli) -> Result<()> {
             run_demo(&cli.project, out, options, !no_query, !no_run).await
         }
     }
+}
+
+/// `tessera sql`: a query, a file, stdin or the shell; in a project or over files.
+async fn sql_command(project: &Path, args: SqlArgs) -> Result<()> {
+    let SqlArgs {
+        query,
+        file,
+        format,
+        max_rows,
+        interactive,
+    } = args;
+    // Outside a project, an in-memory session over files (as DuckDB's or
+    // datafusion-cli's); in one, its tables and the files it names.
+    let project = if project.join(PROJECT_FILE).exists() {
+        load_project(project)?
+    } else {
+        Project::default_for(project)?
+    };
+    let ws = Workspace::open(project)?.allow_file_reads();
+    if interactive || (query.is_none() && file.is_none() && std::io::stdin().is_terminal()) {
+        return shell(&ws, format, max_rows).await;
+    }
+    let query = match (query, file) {
+        (Some(q), None) => q,
+        (None, Some(f)) => {
+            std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?
+        }
+        (Some(_), Some(_)) => {
+            bail!("give the query as an argument or with --file, not both")
+        }
+        // A terminal opened the shell above: this is a pipe or a file.
+        (None, None) => std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?,
+    };
+    sql(&ws, &query, format, max_rows).await
+}
+
+/// `tessera serve`: the Postgres endpoint.
+async fn serve_command(project: &Path, args: ServeArgs) -> Result<()> {
+    let ServeArgs {
+        host,
+        port,
+        user,
+        tls_cert,
+        tls_key,
+        allow_writes,
+        statement_timeout,
+        max_rows,
+        refresh,
+        max_connections,
+        query_memory,
+        login_timeout,
+        insecure_plaintext,
+    } = args;
+    let query_memory = match query_memory.trim() {
+        "none" | "0" => None,
+        text => Some(tessera_jobs::project::parse_size(text).with_context(|| {
+            format!("--query-memory {text:?} is not a size (512MiB, 4GiB, or none)")
+        })?),
+    };
+    let ws = std::sync::Arc::new(Workspace::open(load_project(project)?)?);
+    let options = tessera_jobs::serve::ServeOptions {
+        host,
+        port,
+        user,
+        password: std::env::var(tessera_jobs::serve::PASSWORD_ENV)
+            .ok()
+            .filter(|p| !p.is_empty()),
+        tls: tls_cert.zip(tls_key),
+        allow_writes,
+        statement_timeout: (statement_timeout > 0)
+            .then(|| std::time::Duration::from_secs(statement_timeout)),
+        max_rows: (max_rows > 0).then_some(max_rows),
+        refresh: std::time::Duration::from_secs(refresh.max(1)),
+        max_connections,
+        query_memory,
+        login_timeout: std::time::Duration::from_secs(login_timeout.max(1)),
+        insecure_plaintext,
+    };
+    tessera_jobs::serve::serve(ws, options).await
+}
+
+/// `tessera evaluate`: the customers against a truth column or labelled pairs.
+async fn evaluate_command(project: &Path, args: EvaluateArgs) -> Result<()> {
+    let EvaluateArgs {
+        truth,
+        labels,
+        explain,
+        json,
+    } = args;
+    let ws = Workspace::open(load_project(project)?)?;
+    let truth = match (truth, labels) {
+        (Some(t), _) => tessera_jobs::evaluate::Truth::Column(t),
+        (None, Some(l)) => tessera_jobs::evaluate::Truth::Labels(l),
+        (None, None) => bail!("give --truth <table.column> or --labels <file.csv>"),
+    };
+    let evaluation = tessera_jobs::evaluate::evaluate(&ws, &truth, explain).await?;
+    if json {
+        println!("{}", tessera_jobs::evaluate::to_json(&evaluation));
+    } else {
+        print!("{}", tessera_jobs::evaluate::render(&evaluation)?);
+    }
+    Ok(())
+}
+
+/// `tessera forget`: erasure (under the warehouse lock), then the report rendered again.
+async fn forget_command(project: &Path, args: ForgetArgs) -> Result<()> {
+    let ForgetArgs {
+        who,
+        file,
+        dry_run,
+        json,
+    } = args;
+    let ws = Workspace::open(load_project(project)?)?;
+    let mut requests = Vec::new();
+    if !who.request().is_empty() {
+        requests.push(who.request());
+    }
+    if let Some(file) = &file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        requests.extend(tessera_jobs::privacy::SubjectRequest::from_csv(
+            &text,
+            &file.display().to_string(),
+        )?);
+    }
+    if requests.is_empty() {
+        return Err(commands::BadSelection(
+            "say who to forget: --email, --phone, --customer-id, --loyalty-number or --file".into(),
+        )
+        .into());
+    }
+    let lock = writer_lock(&ws, "forget").await?;
+    let reports = tessera_jobs::privacy::forget(&ws, &requests, dry_run).await;
+    lock.release().await;
+    let reports = reports?;
+    // The report lists customers by id (the largest clusters): render it again from
+    // the tables as they are now, or remove it if it cannot be.
+    let report = tessera_jobs::report::default_path(&ws);
+    if !dry_run
+        && report.exists()
+        && let Err(e) = tessera_jobs::report::write(&ws, &report).await
+    {
+        eprintln!(
+            "warning: cannot render {} again after the erasure ({e:#}); removed it",
+            report.display()
+        );
+        std::fs::remove_file(&report)
+            .with_context(|| format!("cannot remove {} after the erasure", report.display()))?;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        for r in &reports {
+            print!("{}", tessera_jobs::privacy::describe(r));
+        }
+    }
+    Ok(())
+}
+
+/// `tessera export-subject`: everything held on a person, as JSON.
+async fn export_subject_command(project: &Path, args: ExportSubjectArgs) -> Result<()> {
+    let ExportSubjectArgs { who, out } = args;
+    let ws = Workspace::open(load_project(project)?)?;
+    let request = who.request();
+    if request.is_empty() {
+        return Err(commands::BadSelection(
+            "say whose data to export: --email, --phone, --customer-id or --loyalty-number".into(),
+        )
+        .into());
+    }
+    let report = tessera_jobs::privacy::export_subject(&ws, &request).await?;
+    if tessera_jobs::privacy::export_is_empty(&report) {
+        // Not an empty file that looks like an answer: say so, exit 1 (docs/privacy.md).
+        bail!(
+            "no data found for this person in the warehouse or the sources (nothing written); \
+             check the identifiers, or `tessera sql` for how they are stored"
+        );
+    }
+    let text = serde_json::to_string_pretty(&report)?;
+    match out {
+        Some(path) => std::fs::write(&path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => println!("{text}"),
+    }
+    Ok(())
+}
+
+/// `tessera retention`: the `[[privacy.retention]]` rules applied (under the warehouse lock).
+async fn retention_command(project: &Path) -> Result<()> {
+    let ws = Workspace::open(load_project(project)?)?;
+    if ws.project.privacy.retention.is_empty() {
+        println!("no [[privacy.retention]] rules in tessera.toml");
+    }
+    let lock = writer_lock(&ws, "retention").await?;
+    let applied = tessera_jobs::privacy::apply_retention(&ws).await;
+    lock.release().await;
+    for (table, n) in applied? {
+        println!("{table}: {n} row(s) past retention deleted, old files purged");
+    }
+    Ok(())
+}
+
+/// `tessera plan`: what a run would do; with `--impact`, what it would change (a what-if).
+async fn plan_command(project: &Path, args: PlanArgs) -> Result<()> {
+    if !args.impact {
+        let ws = Workspace::open(load_project(project)?)?;
+        return commands::plan(&ws, &args.select, args.full_refresh).await;
+    }
+    let PlanArgs {
+        select,
+        json,
+        html,
+        examples,
+        max_merged,
+        max_split,
+        max_moved_records,
+        max_audience_shrink,
+        max_audience_growth,
+        concurrency,
+        wait,
+        keep_sandbox,
+        ..
+    } = args;
+    let ws = Workspace::open(load_project(project)?)?;
+    let args = tessera_jobs::whatif::ImpactArgs {
+        select,
+        examples,
+        concurrency,
+        wait: std::time::Duration::from_secs(wait),
+        keep_sandbox,
+        limits: tessera_jobs::whatif::Limits {
+            max_merged,
+            max_split,
+            max_moved_records,
+            max_audience_shrink,
+            max_audience_growth,
+        },
+    };
+    let impact = tessera_jobs::whatif::impact(&ws, &args).await?;
+    // The report shows the latest what-if; failing to keep it loses nothing measured.
+    if let Err(e) = tessera_jobs::whatif::save_last(&ws, &impact) {
+        tracing::warn!("{e:#}");
+    }
+    if json {
+        println!("{}", serde_json::to_string(&impact)?);
+    } else {
+        print!("{}", tessera_jobs::whatif::render(&impact));
+    }
+    if let Some(path) = html {
+        tessera_jobs::report::write_whatif(&ws, &impact, &path)?;
+        if !json {
+            println!("what-if page: {}", path.display());
+        }
+    }
+    tessera_jobs::whatif::verdict(&impact)
 }
 
 fn load_project(dir: &Path) -> Result<Project> {
