@@ -420,277 +420,15 @@ impl Project {
         let warehouse = resolve_location(&warehouse_text, &dir, true)
             .map_err(|e| invalid("project.warehouse".into(), e.to_string()))?;
 
-        let mut engine = EngineOptions::default();
-        if let Some(limit) = &raw.engine.memory_limit {
-            engine.memory_limit = Some(parse_size(limit).ok_or_else(|| {
-                invalid(
-                    "engine.memory_limit".into(),
-                    format!("`{limit}` is not a size such as 4GiB or 512MB"),
-                )
-            })?);
-        }
-        if let Some(spill) = &raw.engine.spill_dir {
-            engine.spill_dir = Some(dir.join(spill));
-        }
-        if let Some(n) = raw.engine.target_partitions {
-            if !(1..=1024).contains(&n) {
-                return Err(invalid(
-                    "engine.target_partitions".into(),
-                    format!("{n} is not between 1 and 1024"),
-                ));
-            }
-            engine.target_partitions = Some(n as usize);
-        }
-        if let Some(n) = raw.engine.batch_size {
-            if !(1..=1_048_576).contains(&n) {
-                return Err(invalid(
-                    "engine.batch_size".into(),
-                    format!("{n} is not between 1 and 1048576"),
-                ));
-            }
-            engine.batch_size = Some(n as usize);
-        }
-
-        let mut storage = BTreeMap::new();
-        for (key, value) in raw.storage {
-            validate_storage_option(&key).map_err(|m| invalid(format!("storage.{key}"), m))?;
-            let value = match value {
-                toml::Value::String(s) => s,
-                toml::Value::Boolean(b) => b.to_string(),
-                toml::Value::Integer(i) => i.to_string(),
-                other => {
-                    return Err(invalid(
-                        format!("storage.{key}"),
-                        format!(
-                            "expected a string, a number or a boolean, found {}",
-                            other.type_str()
-                        ),
-                    ));
-                }
-            };
-            if key == "retry_timeout" && parse_duration(&value).is_none() {
-                return Err(invalid(
-                    format!("storage.{key}"),
-                    format!("`{value}` is not a duration such as 30s"),
-                ));
-            }
-            storage.insert(key, value);
-        }
-
+        let engine = engine_options(&raw.engine, &dir).map_err(|(k, m)| invalid(k, m))?;
+        let storage = storage_options(raw.storage).map_err(|(k, m)| invalid(k, m))?;
         let mut sources = BTreeMap::new();
         for (name, raw) in raw.sources {
-            let key = |k: &str| format!("sources.{name}.{k}");
-            if !is_identifier(&name) {
-                return Err(invalid(
-                    format!("sources.{name}"),
-                    "a source name must start with a letter or _ and hold only letters, digits and _"
-                        .into(),
-                ));
-            }
-            let format = SourceFormat::parse(&raw.format).ok_or_else(|| {
-                invalid(
-                    key("format"),
-                    format!(
-                        "unknown format `{}` (expected parquet, delta, csv or json)",
-                        raw.format
-                    ),
-                )
-            })?;
-            let is_dir = format == SourceFormat::Delta || raw.url.ends_with('/');
-            let url = resolve_location(&raw.url, &dir, is_dir)
-                .map_err(|e| invalid(key("url"), e.to_string()))?;
-            let mut spec = SourceSpec::new(name.clone(), url, format);
-
-            let csv_only = [
-                ("has_header", raw.has_header.is_some()),
-                ("delimiter", raw.delimiter.is_some()),
-                ("quote", raw.quote.is_some()),
-                ("null_regex", raw.null_regex.is_some()),
-                ("encoding", raw.encoding.is_some()),
-                ("on_error", raw.on_error.is_some()),
-                ("max_error_rate", raw.max_error_rate.is_some()),
-            ];
-            for (k, set) in csv_only {
-                if set && format != SourceFormat::Csv {
-                    return Err(invalid(
-                        key(k),
-                        format!("only applies to csv sources, not {}", format.name()),
-                    ));
-                }
-            }
-            let delta_only = [
-                ("version", raw.version.is_some()),
-                ("timestamp", raw.timestamp.is_some()),
-            ];
-            for (k, set) in delta_only {
-                if set && format != SourceFormat::Delta {
-                    return Err(invalid(
-                        key(k),
-                        format!("only applies to delta sources, not {}", format.name()),
-                    ));
-                }
-            }
-            let file_only = [
-                ("columns", raw.columns.is_some()),
-                ("partition_columns", raw.partition_columns.is_some()),
-                ("file_extension", raw.file_extension.is_some()),
-            ];
-            for (k, set) in file_only {
-                if set && format == SourceFormat::Delta {
-                    return Err(invalid(
-                        key(k),
-                        "does not apply to delta sources (the table log holds it)".into(),
-                    ));
-                }
-            }
-
-            let mut csv = CsvOptions::default();
-            if let Some(h) = raw.has_header {
-                csv.has_header = h;
-            }
-            if let Some(d) = &raw.delimiter {
-                csv.delimiter = single_byte(d).ok_or_else(|| {
-                    invalid(
-                        key("delimiter"),
-                        format!("`{d}` is not a single ASCII character"),
-                    )
-                })?;
-            }
-            if let Some(q) = &raw.quote {
-                csv.quote = single_byte(q).ok_or_else(|| {
-                    invalid(
-                        key("quote"),
-                        format!("`{q}` is not a single ASCII character"),
-                    )
-                })?;
-            }
-            if let Some(r) = &raw.null_regex {
-                regex_is_valid(r).map_err(|m| invalid(key("null_regex"), m))?;
-                csv.null_regex = Some(r.clone());
-            }
-            spec.csv = csv;
-            spec.rows = row_policy(&raw).map_err(|(k, m)| invalid(key(k), m))?;
-
-            if let Some(columns) = &raw.columns {
-                let mut fields = Vec::new();
-                for (i, column) in columns.iter().enumerate() {
-                    let (col, ty) = column.split_once(':').ok_or_else(|| {
-                        invalid(
-                            format!("{}[{i}]", key("columns")),
-                            format!("`{column}` is not `name: type`"),
-                        )
-                    })?;
-                    let ty = parse_type(ty).ok_or_else(|| {
-                        invalid(
-                            format!("{}[{i}]", key("columns")),
-                            format!("unknown type `{}` (string, boolean, int, bigint, double, date, timestamp, timestamptz, decimal(p,s))", ty.trim()),
-                        )
-                    })?;
-                    fields.push(Field::new(col.trim(), ty, true));
-                }
-                spec.schema = Some(Arc::new(Schema::new(fields)));
-            }
-            if let Some(parts) = &raw.partition_columns {
-                spec.partition_columns =
-                    Some(parts.iter().map(|p| (p.clone(), DataType::Utf8)).collect());
-            }
-            spec.file_extension = raw.file_extension.clone();
-            spec.version = match (raw.version, &raw.timestamp) {
-                (Some(_), Some(_)) => {
-                    return Err(invalid(
-                        key("version"),
-                        "give a version or a timestamp, not both".into(),
-                    ));
-                }
-                (Some(v), None) if v < 0 => {
-                    return Err(invalid(key("version"), format!("{v} is negative")));
-                }
-                (Some(v), None) => TableVersion::Version(v.unsigned_abs()),
-                (None, Some(ts)) => {
-                    TableVersion::Timestamp(parse_timestamp(ts).ok_or_else(|| {
-                        invalid(
-                            key("timestamp"),
-                            format!("`{ts}` is not an RFC 3339 timestamp or a date"),
-                        )
-                    })?)
-                }
-                (None, None) => TableVersion::Latest,
-            };
-            let subject = raw
-                .subject
-                .iter()
-                .map(|v| crate::job::parse_subject(v))
-                .collect::<Result<_, _>>()
-                .map_err(|m| invalid(key("subject"), m))?;
-            sources.insert(
-                name,
-                SourceDecl {
-                    spec,
-                    description: raw.description,
-                    subject,
-                },
-            );
+            let source = source_decl(&name, raw, &dir).map_err(|(k, m)| invalid(k, m))?;
+            sources.insert(name, source);
         }
-
-        let mut jobs = BTreeMap::new();
-        for (job, settings) in raw.jobs {
-            let mut pairs = Vec::new();
-            for (key, value) in settings {
-                let at = format!("jobs.\"{job}\".{key}");
-                if !JOB_SETTINGS.contains(&key.as_str()) {
-                    return Err(invalid(
-                        at,
-                        format!("unknown job setting (known: {})", JOB_SETTINGS.join(", ")),
-                    ));
-                }
-                let text = |v: &toml::Value| match v {
-                    toml::Value::String(s) => Ok(s.clone()),
-                    other => Err(invalid(
-                        at.clone(),
-                        format!("expected a string, found {}", other.type_str()),
-                    )),
-                };
-                match (key.as_str(), &value) {
-                    ("tests", toml::Value::Array(items)) => {
-                        for item in items {
-                            pairs.push(("test".to_string(), text(item)?));
-                        }
-                    }
-                    ("subject", toml::Value::Array(items)) => {
-                        for item in items {
-                            pairs.push(("subject".to_string(), text(item)?));
-                        }
-                    }
-                    (_, toml::Value::Array(items)) => {
-                        let items = items.iter().map(text).collect::<Result<Vec<_>, _>>()?;
-                        pairs.push((key.clone(), items.join(", ")));
-                    }
-                    ("tests", v) => pairs.push(("test".to_string(), text(v)?)),
-                    (_, v) => pairs.push((key.clone(), text(v)?)),
-                }
-            }
-            jobs.insert(job.to_lowercase(), pairs);
-        }
-
-        let mut schedules = BTreeMap::new();
-        for (name, raw) in raw.schedules {
-            if let Err(e) = <croner::Cron as std::str::FromStr>::from_str(&raw.cron) {
-                return Err(invalid(
-                    format!("schedules.{name}.cron"),
-                    format!("`{}` is not a cron expression: {e}", raw.cron),
-                ));
-            }
-            schedules.insert(
-                name.clone(),
-                Schedule {
-                    name,
-                    cron: raw.cron,
-                    select: raw.select,
-                    full_refresh: raw.full_refresh,
-                    description: raw.description,
-                },
-            );
-        }
+        let jobs = job_settings(raw.jobs).map_err(|(k, m)| invalid(k, m))?;
+        let schedules = schedules(raw.schedules).map_err(|(k, m)| invalid(k, m))?;
 
         Ok(Project {
             dir,
@@ -715,6 +453,299 @@ impl Project {
             .with_storage(Storage::new(self.storage.clone()))
             .build()
     }
+}
+
+/// A key of `tessera.toml` and what is wrong with its value.
+type Invalid = (String, String);
+
+fn bad(key: String, message: String) -> Invalid {
+    (key, message)
+}
+
+/// `[engine]`.
+fn engine_options(raw: &RawEngine, dir: &Path) -> Result<EngineOptions, Invalid> {
+    let mut engine = EngineOptions::default();
+    if let Some(limit) = &raw.memory_limit {
+        engine.memory_limit = Some(parse_size(limit).ok_or_else(|| {
+            bad(
+                "engine.memory_limit".into(),
+                format!("`{limit}` is not a size such as 4GiB or 512MB"),
+            )
+        })?);
+    }
+    if let Some(spill) = &raw.spill_dir {
+        engine.spill_dir = Some(dir.join(spill));
+    }
+    if let Some(n) = raw.target_partitions {
+        if !(1..=1024).contains(&n) {
+            return Err(bad(
+                "engine.target_partitions".into(),
+                format!("{n} is not between 1 and 1024"),
+            ));
+        }
+        engine.target_partitions = Some(n as usize);
+    }
+    if let Some(n) = raw.batch_size {
+        if !(1..=1_048_576).contains(&n) {
+            return Err(bad(
+                "engine.batch_size".into(),
+                format!("{n} is not between 1 and 1048576"),
+            ));
+        }
+        engine.batch_size = Some(n as usize);
+    }
+    Ok(engine)
+}
+
+/// `[storage]`: object-store options, as text.
+fn storage_options(
+    raw: BTreeMap<String, toml::Value>,
+) -> Result<BTreeMap<String, String>, Invalid> {
+    let mut storage = BTreeMap::new();
+    for (key, value) in raw {
+        validate_storage_option(&key).map_err(|m| bad(format!("storage.{key}"), m))?;
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Integer(i) => i.to_string(),
+            other => {
+                return Err(bad(
+                    format!("storage.{key}"),
+                    format!(
+                        "expected a string, a number or a boolean, found {}",
+                        other.type_str()
+                    ),
+                ));
+            }
+        };
+        if key == "retry_timeout" && parse_duration(&value).is_none() {
+            return Err(bad(
+                format!("storage.{key}"),
+                format!("`{value}` is not a duration such as 30s"),
+            ));
+        }
+        storage.insert(key, value);
+    }
+    Ok(storage)
+}
+
+/// `[sources.<name>]`.
+fn source_decl(name: &str, raw: RawSource, dir: &Path) -> Result<SourceDecl, Invalid> {
+    let key = |k: &str| format!("sources.{name}.{k}");
+    if !is_identifier(name) {
+        return Err(bad(
+            format!("sources.{name}"),
+            "a source name must start with a letter or _ and hold only letters, digits and _"
+                .into(),
+        ));
+    }
+    let format = SourceFormat::parse(&raw.format).ok_or_else(|| {
+        bad(
+            key("format"),
+            format!(
+                "unknown format `{}` (expected parquet, delta, csv or json)",
+                raw.format
+            ),
+        )
+    })?;
+    let is_dir = format == SourceFormat::Delta || raw.url.ends_with('/');
+    let url =
+        resolve_location(&raw.url, dir, is_dir).map_err(|e| bad(key("url"), e.to_string()))?;
+    let mut spec = SourceSpec::new(name.to_string(), url, format);
+
+    let csv_only = [
+        ("has_header", raw.has_header.is_some()),
+        ("delimiter", raw.delimiter.is_some()),
+        ("quote", raw.quote.is_some()),
+        ("null_regex", raw.null_regex.is_some()),
+        ("encoding", raw.encoding.is_some()),
+        ("on_error", raw.on_error.is_some()),
+        ("max_error_rate", raw.max_error_rate.is_some()),
+    ];
+    for (k, set) in csv_only {
+        if set && format != SourceFormat::Csv {
+            return Err(bad(
+                key(k),
+                format!("only applies to csv sources, not {}", format.name()),
+            ));
+        }
+    }
+    let delta_only = [
+        ("version", raw.version.is_some()),
+        ("timestamp", raw.timestamp.is_some()),
+    ];
+    for (k, set) in delta_only {
+        if set && format != SourceFormat::Delta {
+            return Err(bad(
+                key(k),
+                format!("only applies to delta sources, not {}", format.name()),
+            ));
+        }
+    }
+    let file_only = [
+        ("columns", raw.columns.is_some()),
+        ("partition_columns", raw.partition_columns.is_some()),
+        ("file_extension", raw.file_extension.is_some()),
+    ];
+    for (k, set) in file_only {
+        if set && format == SourceFormat::Delta {
+            return Err(bad(
+                key(k),
+                "does not apply to delta sources (the table log holds it)".into(),
+            ));
+        }
+    }
+
+    let mut csv = CsvOptions::default();
+    if let Some(h) = raw.has_header {
+        csv.has_header = h;
+    }
+    if let Some(d) = &raw.delimiter {
+        csv.delimiter = single_byte(d).ok_or_else(|| {
+            bad(
+                key("delimiter"),
+                format!("`{d}` is not a single ASCII character"),
+            )
+        })?;
+    }
+    if let Some(q) = &raw.quote {
+        csv.quote = single_byte(q).ok_or_else(|| {
+            bad(
+                key("quote"),
+                format!("`{q}` is not a single ASCII character"),
+            )
+        })?;
+    }
+    if let Some(r) = &raw.null_regex {
+        regex_is_valid(r).map_err(|m| bad(key("null_regex"), m))?;
+        csv.null_regex = Some(r.clone());
+    }
+    spec.csv = csv;
+    spec.rows = row_policy(&raw).map_err(|(k, m)| bad(key(k), m))?;
+
+    if let Some(columns) = &raw.columns {
+        let mut fields = Vec::new();
+        for (i, column) in columns.iter().enumerate() {
+            let (col, ty) = column.split_once(':').ok_or_else(|| {
+                bad(
+                    format!("{}[{i}]", key("columns")),
+                    format!("`{column}` is not `name: type`"),
+                )
+            })?;
+            let ty = parse_type(ty).ok_or_else(|| {
+                bad(
+                    format!("{}[{i}]", key("columns")),
+                    format!("unknown type `{}` (string, boolean, int, bigint, double, date, timestamp, timestamptz, decimal(p,s))", ty.trim()),
+                )
+            })?;
+            fields.push(Field::new(col.trim(), ty, true));
+        }
+        spec.schema = Some(Arc::new(Schema::new(fields)));
+    }
+    if let Some(parts) = &raw.partition_columns {
+        spec.partition_columns = Some(parts.iter().map(|p| (p.clone(), DataType::Utf8)).collect());
+    }
+    spec.file_extension = raw.file_extension.clone();
+    spec.version = match (raw.version, &raw.timestamp) {
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                key("version"),
+                "give a version or a timestamp, not both".into(),
+            ));
+        }
+        (Some(v), None) if v < 0 => {
+            return Err(bad(key("version"), format!("{v} is negative")));
+        }
+        (Some(v), None) => TableVersion::Version(v.unsigned_abs()),
+        (None, Some(ts)) => TableVersion::Timestamp(parse_timestamp(ts).ok_or_else(|| {
+            bad(
+                key("timestamp"),
+                format!("`{ts}` is not an RFC 3339 timestamp or a date"),
+            )
+        })?),
+        (None, None) => TableVersion::Latest,
+    };
+    let subject = raw
+        .subject
+        .iter()
+        .map(|v| crate::job::parse_subject(v))
+        .collect::<Result<_, _>>()
+        .map_err(|m| bad(key("subject"), m))?;
+    Ok(SourceDecl {
+        spec,
+        description: raw.description,
+        subject,
+    })
+}
+
+/// `[jobs."<name>"]`: settings written in the job's header, as header lines.
+fn job_settings(
+    raw: BTreeMap<String, BTreeMap<String, toml::Value>>,
+) -> Result<BTreeMap<String, Vec<(String, String)>>, Invalid> {
+    let mut jobs = BTreeMap::new();
+    for (job, settings) in raw {
+        let mut pairs = Vec::new();
+        for (key, value) in settings {
+            let at = format!("jobs.\"{job}\".{key}");
+            if !JOB_SETTINGS.contains(&key.as_str()) {
+                return Err(bad(
+                    at,
+                    format!("unknown job setting (known: {})", JOB_SETTINGS.join(", ")),
+                ));
+            }
+            let text = |v: &toml::Value| match v {
+                toml::Value::String(s) => Ok(s.clone()),
+                other => Err(bad(
+                    at.clone(),
+                    format!("expected a string, found {}", other.type_str()),
+                )),
+            };
+            match (key.as_str(), &value) {
+                ("tests", toml::Value::Array(items)) => {
+                    for item in items {
+                        pairs.push(("test".to_string(), text(item)?));
+                    }
+                }
+                ("subject", toml::Value::Array(items)) => {
+                    for item in items {
+                        pairs.push(("subject".to_string(), text(item)?));
+                    }
+                }
+                (_, toml::Value::Array(items)) => {
+                    let items = items.iter().map(text).collect::<Result<Vec<_>, _>>()?;
+                    pairs.push((key.clone(), items.join(", ")));
+                }
+                ("tests", v) => pairs.push(("test".to_string(), text(v)?)),
+                (_, v) => pairs.push((key.clone(), text(v)?)),
+            }
+        }
+        jobs.insert(job.to_lowercase(), pairs);
+    }
+    Ok(jobs)
+}
+
+/// `[schedules.<name>]`.
+fn schedules(raw: BTreeMap<String, RawSchedule>) -> Result<BTreeMap<String, Schedule>, Invalid> {
+    let mut schedules = BTreeMap::new();
+    for (name, raw) in raw {
+        if let Err(e) = <croner::Cron as std::str::FromStr>::from_str(&raw.cron) {
+            return Err(bad(
+                format!("schedules.{name}.cron"),
+                format!("`{}` is not a cron expression: {e}", raw.cron),
+            ));
+        }
+        schedules.insert(
+            name.clone(),
+            Schedule {
+                name,
+                cron: raw.cron,
+                select: raw.select,
+                full_refresh: raw.full_refresh,
+                description: raw.description,
+            },
+        );
+    }
+    Ok(schedules)
 }
 
 fn is_identifier(name: &str) -> bool {
