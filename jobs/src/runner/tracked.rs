@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use chrono::Utc;
+use datafusion::arrow::datatypes::Schema;
 use datafusion::catalog::{MemTable, TableProvider};
 use datafusion::prelude::DataFrame;
 use tessera_engine::WriteMode;
@@ -61,83 +62,39 @@ impl Runner<'_> {
         let batches = df.collect().await.context("computing the result")?;
         let fresh: Arc<dyn TableProvider> = Arc::new(MemTable::try_new(schema, vec![batches])?);
 
-        // Unique, non-null keys: a key is how a row is followed across runs.
-        let tag = job.name.replace(['.', '-'], "_");
-        let new_name = format!("__tracked_new_{tag}");
-        let old_name = format!("__tracked_old_{tag}");
-        let hist_name = format!("__tracked_history_{tag}");
-        let changes_name = format!("__tracked_changes_{tag}");
-        let scratch = [&new_name, &old_name, &hist_name, &changes_name];
-        for name in scratch {
-            let _ = ctx.deregister_table(name.as_str());
+        let scratch = Scratch::for_job(&job.name);
+        for name in scratch.all() {
+            let _ = ctx.deregister_table(name);
         }
-        ctx.register_table(new_name.as_str(), fresh.clone())?;
+        ctx.register_table(scratch.new.as_str(), fresh.clone())?;
         let outcome = self
-            .tracked_inner(
-                job,
-                planned,
-                &columns,
-                &new_name,
-                &old_name,
-                &hist_name,
-                &changes_name,
-                result,
-            )
+            .tracked_inner(job, planned, &columns, &scratch, result)
             .await;
-        for name in scratch {
-            let _ = ctx.deregister_table(name.as_str());
+        for name in scratch.all() {
+            let _ = ctx.deregister_table(name);
         }
         outcome
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn tracked_inner(
         &self,
         job: &Job,
         planned: &PlannedJob,
         columns: &[String],
-        new_name: &str,
-        old_name: &str,
-        hist_name: &str,
-        changes_name: &str,
+        scratch: &Scratch,
         result: &mut JobResult,
     ) -> Result<JobStatus> {
         let ctx = self.ws.engine.ctx();
         let keys = &job.config.unique_key;
         let q = |c: &str| quote_ident(c);
-        let key_list = keys.iter().map(|k| q(k)).collect::<Vec<_>>().join(", ");
-        let null_keys = keys
-            .iter()
-            .map(|k| format!("{} is null", q(k)))
-            .collect::<Vec<_>>()
-            .join(" or ");
-        let check = ctx
-            .sql(&format!(
-                "select (select count(*) from {new_name} where {null_keys}) as null_keys, \
-                 (select count(*) from (select {key_list} from {new_name} group by {key_list} having count(*) > 1)) as duplicate_keys"
-            ))
-            .await?
-            .collect()
-            .await?;
-        let count = |i: usize| {
-            check[0]
-                .column(i)
-                .as_any()
-                .downcast_ref::<datafusion::arrow::array::Int64Array>()
-                .map_or(0, |a| a.value(0))
-        };
-        if count(0) > 0 {
-            bail!(
-                "{} rows have a NULL in the @unique_key ({key_list})",
-                count(0)
-            );
-        }
-        if count(1) > 0 {
-            bail!(
-                "{} values of the @unique_key ({key_list}) occur on more than one row",
-                count(1)
-            );
-        }
+        let (new_name, old_name, hist_name, changes_name) = (
+            scratch.new.as_str(),
+            scratch.old.as_str(),
+            scratch.hist.as_str(),
+            scratch.changes.as_str(),
+        );
+        // Unique, non-null keys: a key is how a row is followed across runs.
+        check_unique_keys(ctx, new_name, keys).await?;
 
         let run_id = self.run_id();
         let now = format!(
@@ -152,25 +109,6 @@ impl Runner<'_> {
         // The stored state, projected onto today's columns (a column the query gained reads
         // as a NULL of its new type in the old rows; one it lost is dropped).
         let new_schema = ctx.table_provider(new_name).await?.schema();
-        let project = |alias: &str, provider: &Arc<dyn TableProvider>| -> Vec<String> {
-            let old = provider.schema();
-            new_schema
-                .fields()
-                .iter()
-                .map(|f| {
-                    let c = f.name();
-                    let new_type = tessera_engine::sql::literal(&f.data_type().to_string());
-                    match old.field_with_name(c) {
-                        Ok(o) if o.data_type() == f.data_type() => format!("{alias}.{}", q(c)),
-                        // Stored as another type (Delta reads strings as views; a column
-                        // the query now computes differently): the result's type, so every
-                        // branch of the comparison produces the same batches.
-                        Ok(_) => format!("arrow_cast({alias}.{c}, {new_type}) as {c}", c = q(c)),
-                        Err(_) => format!("arrow_cast(null, {new_type}) as {}", q(c)),
-                    }
-                })
-                .collect()
-        };
         let old = self.existing_table(&job.name).await?;
         let same_schema = old.as_ref().is_some_and(|o| {
             let names: Vec<String> = o
@@ -181,51 +119,11 @@ impl Runner<'_> {
                 .collect();
             names == columns
         });
-        let key_match = |a: &str, b: &str| {
-            keys.iter()
-                .map(|k| format!("{a}.{k} = {b}.{k}", k = q(k)))
-                .collect::<Vec<_>>()
-                .join(" and ")
-        };
-        let n_cols = columns
-            .iter()
-            .map(|c| format!("n.{}", q(c)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let changes_sql = match &old {
-            None => format!("select 'add' as change, {n_cols} from {new_name} n"),
-            Some(provider) => {
-                ctx.register_table(old_name, provider.clone())?;
-                let o_cols = project("o", provider).join(", ");
-                let differs = columns
-                    .iter()
-                    .filter(|c| !keys.contains(c))
-                    .map(|c| {
-                        if provider.schema().field_with_name(c).is_ok() {
-                            format!("(n.{c} is distinct from o.{c})", c = q(c))
-                        } else {
-                            format!("(n.{} is not null)", q(c))
-                        }
-                    })
-                    .collect::<Vec<_>>();
-                let differs = if differs.is_empty() {
-                    "false".to_string()
-                } else {
-                    differs.join(" or ")
-                };
-                format!(
-                    "select 'add' as change, {n_cols} from {new_name} n \
-                       where not exists (select 1 from {old_name} o where {m}) \
-                     union all \
-                     select 'remove' as change, {o_cols} from {old_name} o \
-                       where not exists (select 1 from {new_name} n where {m}) \
-                     union all \
-                     select 'update' as change, {n_cols} from {new_name} n join {old_name} o on {m} \
-                       where {differs}",
-                    m = key_match("o", "n"),
-                )
-            }
-        };
+        if let Some(provider) = &old {
+            ctx.register_table(old_name, provider.clone())?;
+        }
+        let stored = old.as_ref().map(|o| o.schema());
+        let changes_sql = changes_sql(columns, keys, &new_schema, stored.as_deref(), scratch);
         let changes_df = ctx
             .sql(&changes_sql)
             .await
@@ -256,64 +154,16 @@ impl Runner<'_> {
             .map(|c| format!("c.{}", q(c)))
             .collect::<Vec<_>>()
             .join(", ");
-        // A previous run killed between these commits left its intent: undo its changes
-        // rows and start from the history it started from.
         // A what-if (a sandbox) writes the changes of this run alone and the table whole; it
         // compares with the published table, copies nothing and keeps no history.
         let sandboxed = self.options.sandbox.is_some();
         let intent = Intent::location(self.write_root(), &job.name)?;
         let history_url = self.output_url(&history_table)?;
-        let mut history = self.existing_table(&history_table).await?;
-        let table_url_ = self.output_url(&job.name)?;
-        let left = match intent.read(&self.ws.engine).await? {
-            // Killed after the table's own commit: that run's publish is complete.
-            Some(left)
-                if self
-                    .ws
-                    .engine
-                    .recent_commit_with(&table_url_, RUN_ID_KEY, &left.run_id, 20)
-                    .await? =>
-            {
-                None
-            }
-            other => other,
-        };
-        if let Some(left) = left {
-            tracing::warn!(
-                "{}: run {} stopped while publishing; undoing its partial publish",
-                job.name,
-                left.run_id
-            );
-            let changes_url = self.output_url(&changes_table)?;
-            if self.existing_table(&changes_table).await?.is_some() {
-                self.ws
-                    .engine
-                    .delete_rows(
-                        &changes_url,
-                        datafusion::prelude::col("run_id")
-                            .eq(datafusion::prelude::lit(left.run_id.clone())),
-                    )
-                    .await
-                    .with_context(|| format!("undoing run {} in {changes_table}", left.run_id))?;
-            }
-            history = match left.history_version {
-                None => None,
-                Some(v) => {
-                    let table = self
-                        .ws
-                        .engine
-                        .open_delta(&history_url, tessera_engine::TableVersion::Version(v))
-                        .await
-                        .with_context(|| {
-                            format!(
-                                "reading {history_table} at version {v}, before run {}",
-                                left.run_id
-                            )
-                        })?;
-                    Some(self.ws.engine.delta_provider(&table).await?)
-                }
-            };
-        }
+        // A previous run killed between these commits left its intent: its changes rows are
+        // undone and this run starts from the history it started from.
+        let history = self
+            .undo_partial_publish(job, &intent, &history_table, &changes_table)
+            .await?;
         let history_version = match history {
             Some(_) if !sandboxed => Some(
                 self.ws
@@ -352,66 +202,22 @@ impl Runner<'_> {
             // 2. The history: close the versions of changed keys, open the new ones. Columns
             // the query no longer returns stay in the history with their old values (NULL in
             // the versions opened from now on): an earlier version is never rewritten.
-            let dropped: Vec<(String, String)> = history
-                .as_ref()
-                .map(|h| {
-                    h.schema()
-                        .fields()
-                        .iter()
-                        .filter(|f| {
-                            !columns.contains(f.name())
-                                && !["valid_from", "valid_to", "run_id"]
-                                    .contains(&f.name().as_str())
-                        })
-                        .map(|f| {
-                            let ty = tessera_engine::sql::literal(&f.data_type().to_string());
-                            (
-                                q(f.name()),
-                                format!("arrow_cast(null, {ty}) as {}", q(f.name())),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            let kept_old = dropped
-                .iter()
-                .map(|(c, _)| format!(", h.{c}"))
-                .collect::<String>();
-            let null_old = dropped
-                .iter()
-                .map(|(_, n)| format!(", {n}"))
-                .collect::<String>();
-            let opened = format!(
-                "select {c_cols}{null_old}, {now} as valid_from, {null_ts} as valid_to, {run_lit} as run_id \
-                 from {changes_name} c where c.change in ('add', 'update')"
+            if let Some(provider) = &history {
+                ctx.register_table(hist_name, provider.clone())?;
+            }
+            let stored = history.as_ref().map(|h| h.schema());
+            let sql = history_sql(
+                columns,
+                keys,
+                &new_schema,
+                stored.as_deref(),
+                scratch,
+                &Stamp {
+                    now: &now,
+                    null_ts: &null_ts,
+                    run: &run_lit,
+                },
             );
-            let sql = match &history {
-                // A first history (or the table was tracked only from now on): every current
-                // row opens a version, not only this run's changes.
-                None => format!(
-                    "select {n_cols}, {now} as valid_from, {null_ts} as valid_to, {run_lit} as run_id \
-                     from {new_name} n"
-                ),
-                Some(provider) => {
-                    ctx.register_table(hist_name, provider.clone())?;
-                    let h_cols = project("h", provider).join(", ");
-                    let c_keys = keys
-                        .iter()
-                        .map(|k| format!("c.{}", q(k)))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    format!(
-                        "select {h_cols}{kept_old}, h.valid_from, \
-                           case when h.valid_to is null and x.__closed then {now} else h.valid_to end as valid_to, \
-                           h.run_id \
-                         from {hist_name} h \
-                         left join (select distinct {c_keys}, true as __closed from {changes_name} c \
-                           where c.change in ('remove', 'update')) x on {m} \
-                         union all {opened}",
-                        m = key_match("x", "h"),
-                    )
-                }
-            };
             // Materialise before overwriting the table it reads.
             let df = ctx.sql(&sql).await?;
             let hschema = Arc::new(df.schema().as_arrow().clone());
@@ -455,6 +261,319 @@ impl Runner<'_> {
             .insert(job.name.clone(), self.written_state(version));
         Ok(JobStatus::Success)
     }
+
+    /// The history this run starts from: the stored one, or — when a run killed between its
+    /// commits left its intent — the history as that run found it, after deleting that run's
+    /// rows from `<job>_changes` (its publish is undone; a run killed after the table's own
+    /// commit had completed it).
+    async fn undo_partial_publish(
+        &self,
+        job: &Job,
+        intent: &IntentLocation,
+        history_table: &str,
+        changes_table: &str,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        let history_url = self.output_url(history_table)?;
+        let table_url_ = self.output_url(&job.name)?;
+        let mut history = self.existing_table(history_table).await?;
+        let left = match intent.read(&self.ws.engine).await? {
+            // Killed after the table's own commit: that run's publish is complete.
+            Some(left)
+                if self
+                    .ws
+                    .engine
+                    .recent_commit_with(&table_url_, RUN_ID_KEY, &left.run_id, 20)
+                    .await? =>
+            {
+                None
+            }
+            other => other,
+        };
+        if let Some(left) = left {
+            tracing::warn!(
+                "{}: run {} stopped while publishing; undoing its partial publish",
+                job.name,
+                left.run_id
+            );
+            let changes_url = self.output_url(changes_table)?;
+            if self.existing_table(changes_table).await?.is_some() {
+                self.ws
+                    .engine
+                    .delete_rows(
+                        &changes_url,
+                        datafusion::prelude::col("run_id")
+                            .eq(datafusion::prelude::lit(left.run_id.clone())),
+                    )
+                    .await
+                    .with_context(|| format!("undoing run {} in {changes_table}", left.run_id))?;
+            }
+            history = match left.history_version {
+                None => None,
+                Some(v) => {
+                    let table = self
+                        .ws
+                        .engine
+                        .open_delta(&history_url, tessera_engine::TableVersion::Version(v))
+                        .await
+                        .with_context(|| {
+                            format!(
+                                "reading {history_table} at version {v}, before run {}",
+                                left.run_id
+                            )
+                        })?;
+                    Some(self.ws.engine.delta_provider(&table).await?)
+                }
+            };
+        }
+        Ok(history)
+    }
+}
+
+/// The session names a tracked job's run registers its tables under (removed after it).
+struct Scratch {
+    /// The new result.
+    new: String,
+    /// The stored table.
+    old: String,
+    /// The stored history.
+    hist: String,
+    /// This run's changes.
+    changes: String,
+}
+
+impl Scratch {
+    fn for_job(job: &str) -> Self {
+        let tag = job.replace(['.', '-'], "_");
+        Scratch {
+            new: format!("__tracked_new_{tag}"),
+            old: format!("__tracked_old_{tag}"),
+            hist: format!("__tracked_history_{tag}"),
+            changes: format!("__tracked_changes_{tag}"),
+        }
+    }
+
+    fn all(&self) -> [&str; 4] {
+        [&self.new, &self.old, &self.hist, &self.changes]
+    }
+}
+
+/// Fails unless every row of `table` has a non-NULL, unique `keys`.
+async fn check_unique_keys(
+    ctx: &datafusion::prelude::SessionContext,
+    table: &str,
+    keys: &[String],
+) -> Result<()> {
+    let q = |c: &str| quote_ident(c);
+    let key_list = keys.iter().map(|k| q(k)).collect::<Vec<_>>().join(", ");
+    let null_keys = keys
+        .iter()
+        .map(|k| format!("{} is null", q(k)))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let check = ctx
+        .sql(&format!(
+            "select (select count(*) from {table} where {null_keys}) as null_keys, \
+             (select count(*) from (select {key_list} from {table} group by {key_list} having count(*) > 1)) as duplicate_keys"
+        ))
+        .await?
+        .collect()
+        .await?;
+    let count = |i: usize| {
+        check[0]
+            .column(i)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+            .map_or(0, |a| a.value(0))
+    };
+    if count(0) > 0 {
+        bail!(
+            "{} rows have a NULL in the @unique_key ({key_list})",
+            count(0)
+        );
+    }
+    if count(1) > 0 {
+        bail!(
+            "{} values of the @unique_key ({key_list}) occur on more than one row",
+            count(1)
+        );
+    }
+    Ok(())
+}
+
+/// The stored columns (`old`, under `alias`) projected onto today's (`new`): a column the query
+/// gained reads as a NULL of its new type, one stored as another type is cast to today's, one
+/// it lost is dropped.
+fn projected(alias: &str, new: &Schema, old: &Schema) -> Vec<String> {
+    let q = |c: &str| quote_ident(c);
+    new.fields()
+        .iter()
+        .map(|f| {
+            let c = f.name();
+            let new_type = tessera_engine::sql::literal(&f.data_type().to_string());
+            match old.field_with_name(c) {
+                Ok(o) if o.data_type() == f.data_type() => format!("{alias}.{}", q(c)),
+                // Stored as another type (Delta reads strings as views; a column the query
+                // now computes differently): the result's type, so every branch of the
+                // comparison produces the same batches.
+                Ok(_) => format!("arrow_cast({alias}.{c}, {new_type}) as {c}", c = q(c)),
+                Err(_) => format!("arrow_cast(null, {new_type}) as {}", q(c)),
+            }
+        })
+        .collect()
+}
+
+/// The changes from the stored rows (`stored` None: nothing stored yet) to the new ones, by
+/// key: `add`, `remove` (with the stored values) and `update` (a key whose other values differ;
+/// a column the stored table lacks differs when the new value is not NULL).
+fn changes_sql(
+    columns: &[String],
+    keys: &[String],
+    new_schema: &Schema,
+    stored: Option<&Schema>,
+    scratch: &Scratch,
+) -> String {
+    let q = |c: &str| quote_ident(c);
+    let (new_name, old_name) = (&scratch.new, &scratch.old);
+    let n_cols = columns
+        .iter()
+        .map(|c| format!("n.{}", q(c)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let Some(stored) = stored else {
+        return format!("select 'add' as change, {n_cols} from {new_name} n");
+    };
+    let o_cols = projected("o", new_schema, stored).join(", ");
+    let differs = columns
+        .iter()
+        .filter(|c| !keys.contains(c))
+        .map(|c| {
+            if stored.field_with_name(c).is_ok() {
+                format!("(n.{c} is distinct from o.{c})", c = q(c))
+            } else {
+                format!("(n.{} is not null)", q(c))
+            }
+        })
+        .collect::<Vec<_>>();
+    let differs = if differs.is_empty() {
+        "false".to_string()
+    } else {
+        differs.join(" or ")
+    };
+    format!(
+        "select 'add' as change, {n_cols} from {new_name} n \
+           where not exists (select 1 from {old_name} o where {m}) \
+         union all \
+         select 'remove' as change, {o_cols} from {old_name} o \
+           where not exists (select 1 from {new_name} n where {m}) \
+         union all \
+         select 'update' as change, {n_cols} from {new_name} n join {old_name} o on {m} \
+           where {differs}",
+        m = key_match(keys, "o", "n"),
+    )
+}
+
+/// When a tracked run happens, as SQL: its timestamp, a NULL timestamp, its run id.
+struct Stamp<'a> {
+    now: &'a str,
+    null_ts: &'a str,
+    run: &'a str,
+}
+
+/// The new history: the stored versions (projected onto today's columns) with those of
+/// changed keys closed, and a version opened for every added or updated row; the first history
+/// (`history` None) opens one for every current row. Columns the query no longer returns stay
+/// with their old values (NULL in the versions opened from now on).
+fn history_sql(
+    columns: &[String],
+    keys: &[String],
+    new_schema: &Schema,
+    history: Option<&Schema>,
+    scratch: &Scratch,
+    stamp: &Stamp,
+) -> String {
+    let q = |c: &str| quote_ident(c);
+    let (
+        Stamp {
+            now,
+            null_ts,
+            run: run_lit,
+        },
+        new_name,
+        hist_name,
+        changes_name,
+    ) = (stamp, &scratch.new, &scratch.hist, &scratch.changes);
+    let cols = |alias: &str| {
+        columns
+            .iter()
+            .map(|c| format!("{alias}.{}", q(c)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (c_cols, n_cols) = (cols("c"), cols("n"));
+    let dropped: Vec<(String, String)> = history
+        .map(|h| {
+            h.fields()
+                .iter()
+                .filter(|f| {
+                    !columns.contains(f.name())
+                        && !["valid_from", "valid_to", "run_id"].contains(&f.name().as_str())
+                })
+                .map(|f| {
+                    let ty = tessera_engine::sql::literal(&f.data_type().to_string());
+                    (
+                        q(f.name()),
+                        format!("arrow_cast(null, {ty}) as {}", q(f.name())),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let kept_old = dropped
+        .iter()
+        .map(|(c, _)| format!(", h.{c}"))
+        .collect::<String>();
+    let null_old = dropped
+        .iter()
+        .map(|(_, n)| format!(", {n}"))
+        .collect::<String>();
+    let opened = format!(
+        "select {c_cols}{null_old}, {now} as valid_from, {null_ts} as valid_to, {run_lit} as run_id \
+         from {changes_name} c where c.change in ('add', 'update')"
+    );
+    match history {
+        // A first history (or the table was tracked only from now on): every current
+        // row opens a version, not only this run's changes.
+        None => format!(
+            "select {n_cols}, {now} as valid_from, {null_ts} as valid_to, {run_lit} as run_id \
+             from {new_name} n"
+        ),
+        Some(stored) => {
+            let h_cols = projected("h", new_schema, stored).join(", ");
+            let c_keys = keys
+                .iter()
+                .map(|k| format!("c.{}", q(k)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "select {h_cols}{kept_old}, h.valid_from, \
+                   case when h.valid_to is null and x.__closed then {now} else h.valid_to end as valid_to, \
+                   h.run_id \
+                 from {hist_name} h \
+                 left join (select distinct {c_keys}, true as __closed from {changes_name} c \
+                   where c.change in ('remove', 'update')) x on {m} \
+                 union all {opened}",
+                m = key_match(keys, "x", "h"),
+            )
+        }
+    }
+}
+
+/// `a.k1 = b.k1 and a.k2 = b.k2 …` over the unique key.
+fn key_match(keys: &[String], a: &str, b: &str) -> String {
+    keys.iter()
+        .map(|k| format!("{a}.{k} = {b}.{k}", k = quote_ident(k)))
+        .collect::<Vec<_>>()
+        .join(" and ")
 }
 
 /// What a tracked job is about to publish, written before its first commit and removed after
