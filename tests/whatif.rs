@@ -365,3 +365,28 @@ fn a_killed_what_if_leaves_the_published_tables_and_the_next_one_clears_its_sand
     assert!(out.status.success(), "{out:?}");
     assert_untouched(dir, &before);
 }
+
+#[test]
+fn a_project_never_run_is_measured_as_everything_new_and_stays_unpublished() {
+    let project = tempfile::tempdir().unwrap();
+    let dir = project.path();
+    copy_dir(shared_demo(), dir);
+    let impact = impact(dir, &[]);
+    let identity = &impact["identity"][0];
+    assert_eq!(int(identity, "customers_before"), 0, "{identity}");
+    assert!(int(identity, "customers_after") > 0);
+    assert_eq!(
+        int(identity, "ids_created"),
+        int(identity, "customers_after")
+    );
+    assert_eq!(int(identity, "records_new"), int(identity, "records"));
+    let meta = tracked(&impact, "audiences.high_value_meta");
+    assert_eq!(int(meta, "rows_before"), 0);
+    assert_eq!(int(meta, "added"), int(meta, "rows_after"));
+    // Still nothing published: no table in the warehouse.
+    let tables: Vec<_> = json_rows(&ok(dir, &["tables", "--format", "json", "--no-count"]))
+        .into_iter()
+        .filter(|r| r["kind"] != "view" && r["kind"] != "source")
+        .collect();
+    assert!(tables.is_empty(), "{tables:?}");
+}

@@ -198,7 +198,9 @@ impl Runner<'_> {
                 .with_context(|| format!("writing {changes_table}"))?;
             crate::failpoint::check("tracked:after-changes")?;
         }
-        if (changed > 0 || history.is_none()) && !sandboxed {
+        // A what-if keeps no history, except a first one (nothing published yet): views
+        // reading it (`segments.sizes`) need one.
+        if (changed > 0 || history.is_none()) && (!sandboxed || history.is_none()) {
             // 2. The history: close the versions of changed keys, open the new ones. Columns
             // the query no longer returns stay in the history with their old values (NULL in
             // the versions opened from now on): an earlier version is never rewritten.
