@@ -908,6 +908,7 @@ async fn plan_command(project: &Path, args: PlanArgs) -> Result<()> {
             max_audience_shrink,
             max_audience_growth,
         },
+        progress: !json && std::io::stderr().is_terminal(),
     };
     let impact = tessera_jobs::whatif::impact(&ws, &args).await?;
     // The report shows the latest what-if; failing to keep it loses nothing measured.

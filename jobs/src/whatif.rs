@@ -59,6 +59,9 @@ pub struct ImpactArgs {
     pub keep_sandbox: bool,
     /// Limits whose breach makes the what-if fail (a pull-request check).
     pub limits: Limits,
+    /// Say on stderr each job done in the sandbox as it ends (a terminal; a what-if of an
+    /// identity change at a million records takes minutes).
+    pub progress: bool,
 }
 
 /// Limits on the impact; each one exceeded is a breach (exit code 4).
@@ -379,7 +382,18 @@ async fn measure(
             sandbox: Some(sandbox.clone()),
         },
     );
-    let results = runner.run(selected, |_| {}).await;
+    let results = runner
+        .run(selected, |r| {
+            if args.progress && r.status != JobStatus::Skipped {
+                let seconds = (r.finished - r.started).num_milliseconds() as f64 / 1000.0;
+                eprintln!(
+                    "  what-if  {:<8} {:<34} {seconds:>7.2}s",
+                    r.status.as_str(),
+                    r.name
+                );
+            }
+        })
+        .await;
     let mut impact = Impact {
         id: id.to_string(),
         measured_at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
