@@ -34,7 +34,7 @@ fn warehouse_files(dir: &Path) -> BTreeMap<PathBuf, (u64, String)> {
                 walk(root, &path, out);
             } else {
                 let bytes = std::fs::read(&path).unwrap();
-                let digest = format!("{:x}", md5_like(&bytes));
+                let digest = format!("{:x}", fnv1a(&bytes));
                 out.insert(relative, (bytes.len() as u64, digest));
             }
         }
@@ -46,7 +46,7 @@ fn warehouse_files(dir: &Path) -> BTreeMap<PathBuf, (u64, String)> {
 }
 
 /// A 64-bit FNV-1a digest (enough to see a byte change; no crate needed).
-fn md5_like(bytes: &[u8]) -> u64 {
+fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
     })
