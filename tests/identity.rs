@@ -781,15 +781,7 @@ fn the_shipped_defaults_hold_on_person_data_from_another_generator() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let generator = concat!(env!("CARGO_MANIFEST_DIR"), "/src/bin/foreign_persons.py");
-    let out = std::process::Command::new(common::python())
-        .args([generator, dir.to_str().unwrap(), "4000", "11"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::python_stdout(&[generator, dir.to_str().unwrap(), "4000", "11"]);
     let toml = dir.join("tessera.toml");
     let text = std::fs::read_to_string(&toml).unwrap();
     std::fs::write(

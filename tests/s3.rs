@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{fails, json_rows, ok, python};
+use common::{fails, json_rows, ok, python, python_stdout};
 
 struct S3Server {
     child: Child,
@@ -204,16 +204,7 @@ fn the_demo_runs_on_s3_and_delta_tables_round_trip() {
          print(s3.list_objects_v2(Bucket='lake', Prefix='warehouse/_tessera/whatif/')['KeyCount'])\n",
         e = server.endpoint
     );
-    let out = Command::new(python())
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+    assert_eq!(python_stdout(&["-c", &script]).trim(), "0");
 
     // Delta written to the S3 warehouse, appended, then read back (latest and version 0).
     ok(
@@ -290,16 +281,7 @@ fn the_demo_runs_on_s3_and_delta_tables_round_trip() {
          import os; os._exit(0)\n",
         e = server.endpoint
     );
-    let out = Command::new(python())
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1 1000");
+    assert_eq!(python_stdout(&["-c", &script]).trim(), "1 1000");
 
     // A failed write to S3 leaves the table at its version.
     let err = fails(

@@ -783,15 +783,7 @@ impl Fmt {
                 if v.fract() != 0.0 {
                     return format!("{v:.2}");
                 }
-                let digits = format!("{:.0}", v.abs());
-                let mut out = String::new();
-                for (i, c) in digits.chars().enumerate() {
-                    if i > 0 && (digits.len() - i) % 3 == 0 {
-                        out.push(',');
-                    }
-                    out.push(c);
-                }
-                if v < 0.0 { format!("-{out}") } else { out }
+                crate::output::grouped(v as i64)
             }
             Fmt::Percent => format!("{:.1}%", v * 100.0),
             Fmt::Decimal => format!("{v:.0}"),

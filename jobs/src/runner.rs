@@ -270,17 +270,11 @@ impl<'a> Runner<'a> {
             return Ok(());
         }
         let published = table_url(&self.ws.project.warehouse, name)?;
-        let table = match self
-            .ws
-            .engine
-            .open_delta(&published, TableVersion::Latest)
-            .await
-        {
-            Ok(table) => table,
-            Err(tessera_engine::Error::NoDeltaTable { .. }) => return Ok(()),
-            Err(e) => return Err(e.into()),
+        let Some(provider) =
+            crate::warehouse::provider_if_exists(&self.ws.engine, &published).await?
+        else {
+            return Ok(());
         };
-        let provider = self.ws.engine.delta_provider(&table).await?;
         let df = self.ws.engine.ctx().read_table(provider)?;
         self.ws
             .engine
@@ -1044,10 +1038,7 @@ impl<'a> Runner<'a> {
         if meta.get("tessera.sql_hash").and_then(|v| v.as_str()) != Some(sql_hash(job).as_str()) {
             return Ok(None);
         }
-        let before: BTreeMap<String, String> = meta
-            .get("tessera.inputs")
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .unwrap_or_default();
+        let before = stored_inputs(&meta);
         let data_inputs = |m: &BTreeMap<String, String>| -> BTreeMap<String, String> {
             m.iter()
                 .filter(|(k, _)| k.as_str() != "[identity]")
@@ -1065,12 +1056,7 @@ impl<'a> Runner<'a> {
         &self,
         name: &str,
     ) -> Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
-        let url = self.read_url(name).await?;
-        match self.ws.engine.open_delta(&url, TableVersion::Latest).await {
-            Ok(table) => Ok(Some(self.ws.engine.delta_provider(&table).await?)),
-            Err(tessera_engine::Error::NoDeltaTable { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        crate::warehouse::provider_if_exists(&self.ws.engine, &self.read_url(name).await?).await
     }
 
     /// The published output of a job (a view is planned over its inputs).
@@ -1238,6 +1224,13 @@ fn commit_metadata(job: &Job, planned: &PlannedJob) -> Vec<(String, serde_json::
     ]
 }
 
+/// The input states a commit recorded (`tessera.inputs`; empty when it recorded none).
+fn stored_inputs(meta: &serde_json::Map<String, serde_json::Value>) -> BTreeMap<String, String> {
+    meta.get("tessera.inputs")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default()
+}
+
 fn explain_change(
     meta: &serde_json::Map<String, serde_json::Value>,
     job: &Job,
@@ -1253,10 +1246,7 @@ fn explain_change(
         }
         return (true, "SQL or settings changed".into());
     }
-    let before: BTreeMap<String, String> = meta
-        .get("tessera.inputs")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default();
+    let before = stored_inputs(meta);
     let changed: Vec<String> = inputs
         .iter()
         .filter(|(k, v)| before.get(*k) != Some(v))

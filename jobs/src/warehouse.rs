@@ -76,6 +76,18 @@ pub async fn list(engine: &Engine, root: &Url) -> Result<Vec<WarehouseTable>> {
     Ok(tables)
 }
 
+/// The provider of the Delta table at `url` (latest version), or None when there is none.
+pub async fn provider_if_exists(
+    engine: &Engine,
+    url: &Url,
+) -> Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+    match engine.open_delta(url, TableVersion::Latest).await {
+        Ok(table) => Ok(Some(engine.delta_provider(&table).await?)),
+        Err(tessera_engine::Error::NoDeltaTable { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Registers a warehouse table under its name (creating its schema if needed), at its latest
 /// version; returns the version.
 pub async fn register(engine: &Engine, table: &WarehouseTable) -> Result<u64> {

@@ -32,13 +32,13 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::{MemTable, TableProvider};
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
-use tessera_engine::TableVersion;
 use tessera_engine::identity::IdentityConfig;
 use tessera_engine::sql::{ident, literal};
 use url::Url;
 
 use crate::explain::{format_rows, pair_explanation};
 use crate::job::{Job, Materialized};
+use crate::output::grouped as n;
 use crate::runner::{JobStatus, RunLock, RunOptions, Runner};
 use crate::workspace::{Workspace, load_dag, table_url};
 
@@ -517,12 +517,7 @@ struct Tables<'a> {
 impl Tables<'_> {
     /// A table's provider at `root`, or None when there is none.
     async fn provider(&self, root: &Url, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        let url = table_url(root, name)?;
-        match self.ws.engine.open_delta(&url, TableVersion::Latest).await {
-            Ok(table) => Ok(Some(self.ws.engine.delta_provider(&table).await?)),
-            Err(tessera_engine::Error::NoDeltaTable { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        crate::warehouse::provider_if_exists(&self.ws.engine, &table_url(root, name)?).await
     }
 
     /// Registers the published `name` as `before_<alias>` and its sandbox copy as
@@ -1040,19 +1035,6 @@ async fn explained(ws: &Workspace, a: &str, b: &str) -> String {
         Ok(text) => text,
         Err(e) => format!("(cannot explain: {})\n", crate::errors::error_text(&e)),
     }
-}
-
-/// Thousands separated by commas.
-fn n(value: i64) -> String {
-    let digits = value.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if value < 0 { format!("-{out}") } else { out }
 }
 
 /// `+gained −lost`.

@@ -142,6 +142,23 @@ pub fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
+/// Runs Python with `args` (`-c <script>`, or a file and its arguments); it must succeed.
+/// Returns what it printed.
+#[allow(dead_code)]
+pub fn python_stdout(args: &[&str]) -> String {
+    let out = Command::new(python())
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "python {:?} failed: {}",
+        args.first(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Runs a Python script (written to `dir/reader.py`) with `args`; it must succeed and print
 /// one JSON value, which is returned.
 #[allow(dead_code)]
