@@ -277,14 +277,17 @@ pub struct LimitsExceeded(pub Vec<String>);
 pub fn verdict(impact: &Impact) -> Result<()> {
     let failed = impact.failed();
     if !failed.is_empty() {
+        // The jobs that failed themselves; those not run after them are counted.
+        let own: Vec<String> = failed
+            .iter()
+            .filter(|j| j.status != "upstream_failed")
+            .map(|j| format!("{}: {}", j.name, j.error.as_deref().unwrap_or("")))
+            .collect();
         bail!(
-            "the change fails: {} job(s) failed in the sandbox: {}",
-            failed.len(),
-            failed
-                .iter()
-                .map(|j| format!("{}: {}", j.name, j.error.as_deref().unwrap_or("")))
-                .collect::<Vec<_>>()
-                .join("; ")
+            "the change fails: {} job(s) failed in the sandbox ({} more not run after them): {}",
+            own.len(),
+            failed.len() - own.len(),
+            own.join("; ")
         );
     }
     if !impact.breaches.is_empty() {
