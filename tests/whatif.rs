@@ -230,6 +230,68 @@ fn a_lower_threshold_is_measured_before_it_merges_anyone_and_the_run_then_does_e
     }
 }
 
+/// The identity job's reason in a what-if.
+fn reason<'a>(impact: &'a Value, job: &str) -> &'a str {
+    impact["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == job)
+        .and_then(|j| j["reason"].as_str())
+        .unwrap_or_else(|| panic!("{job} not in the what-if's jobs"))
+}
+
+/// Only the threshold changed: blocking is not run again, the published compared pairs are
+/// read (in the what-if and in the run), and the run decides exactly as one that blocks and
+/// compares again — the same project with its published pairs removed.
+#[test]
+fn a_threshold_change_reads_the_published_pairs_and_decides_as_blocking_again_would() {
+    let project = published_demo();
+    let dir = project.path();
+    // The same project published the same way (customer ids are minted from record keys).
+    let fresh = published_demo();
+    std::fs::remove_dir_all(fresh.path().join("warehouse/unify/match_pairs")).unwrap();
+    let latest_stat = "select count(*) as n from unify.identity_stats \
+         where metric = 'blocking' and dimension = 'published_pairs_reused' \
+         and run_id = (select max(run_id) from unify.identity_stats)";
+    let mut decisions = Vec::new();
+    for (d, reused) in [(dir, true), (fresh.path(), false)] {
+        edit(
+            &d.join("tessera.toml"),
+            "threshold = 0.95 ",
+            "threshold = 0.8 ",
+        );
+        let impact = impact(d, &[]);
+        let why = reason(&impact, "unify.identity_records");
+        assert!(why.contains("published records are reused"), "{why}");
+        assert_eq!(why.contains("compared pairs"), reused, "{why}");
+        ok(d, &["run", "--no-report", "-s", "unify.identity_records"]);
+        let stat = query(d, latest_stat);
+        assert_eq!(number(&stat[0], "n") as i64, i64::from(reused));
+        decisions.push((
+            query(
+                d,
+                "select record_key, customer_id, linked_by from unify.record_customer \
+                 order by record_key",
+            ),
+            query(
+                d,
+                "select record_key_a, record_key_b, linked_by, blocking_rule, match_weight, \
+                 match_probability, accepted, refused_reason, gamma_email, gamma_first_name \
+                 from unify.match_pairs order by record_key_a, record_key_b, linked_by",
+            ),
+        ));
+    }
+    let (reused, fresh) = (&decisions[0], &decisions[1]);
+    assert!(reused.1.len() > 1000, "{} pairs", reused.1.len());
+    assert_eq!(reused.0.len(), fresh.0.len());
+    assert!(
+        reused.0 == fresh.0,
+        "the customers differ from blocking again"
+    );
+    assert!(reused.1 == fresh.1, "the pairs differ from blocking again");
+}
+
 #[test]
 fn a_guard_and_a_comparison_level_are_measured_on_identity() {
     let project = published_demo();
@@ -265,6 +327,8 @@ fn a_guard_and_a_comparison_level_are_measured_on_identity() {
         .unwrap()
         .to_string();
     assert!(reason.contains("[identity]"), "{reason}");
+    // The guard changes the keys blocking reads: the pairs are blocked and compared again.
+    assert!(!reason.contains("compared pairs"), "{reason}");
 
     // One comparison level removed (nicknames): the links it made are lost, named by the
     // published settings' level.

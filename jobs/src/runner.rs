@@ -679,10 +679,7 @@ impl<'a> Runner<'a> {
         let df = match self.reusable_records(job, &planned).await? {
             // Stored as published: already pseudonymised when the project says so.
             Some(records) => {
-                tracing::debug!(
-                    job = job.name,
-                    "identity: only [identity] changed; the published records are reused"
-                );
+                result.reason.push_str("; its published records are reused");
                 ctx.read_table(records)?
             }
             None => {
@@ -898,7 +895,7 @@ impl<'a> Runner<'a> {
                 failing.join("; ")
             );
         }
-        let previous = identity::previous_state(
+        let mut previous = identity::previous_state(
             ctx,
             previous_customers,
             previous_history,
@@ -906,6 +903,9 @@ impl<'a> Runner<'a> {
             previous_tf,
         )
         .await?;
+        previous.compared = self
+            .reusable_pairs(job, planned, &config, &beside("match_pairs"))
+            .await?;
         let run_id = self.run_id();
         let resolution = identity::resolve(
             ctx,
@@ -918,6 +918,11 @@ impl<'a> Runner<'a> {
         .await?;
         // Not needed for writing (its memory was reserved while resolving).
         drop(previous);
+        if resolution.pairs_reused {
+            result
+                .reason
+                .push_str(" with its compared pairs (blocking and comparisons unchanged)");
+        }
         if !resolution.warnings.is_empty()
             && config.on_model_warning == identity::config::OnModelWarning::Fail
         {
@@ -1049,6 +1054,48 @@ impl<'a> Runner<'a> {
             return Ok(None);
         }
         self.existing_table(&job.name).await
+    }
+
+    /// The published `match_pairs` of an identity job whose records are reused (see
+    /// [`Self::reusable_records`]), when it was written with them (the same commit
+    /// fingerprint) and with the same blocking settings: blocking would compute its compared
+    /// pairs again, so they are read instead (a what-if of a threshold, say, at a fraction of
+    /// the cost).
+    async fn reusable_pairs(
+        &self,
+        job: &Job,
+        planned: &PlannedJob,
+        config: &tessera_engine::identity::config::IdentityConfig,
+        pairs_table: &str,
+    ) -> Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+        if self.reusable_records(job, planned).await?.is_none() {
+            return Ok(None);
+        }
+        let engine = &self.ws.engine;
+        let records = engine
+            .last_commit_metadata(&self.read_url(&job.name).await?)
+            .await?;
+        let pairs = engine
+            .last_commit_metadata(&self.read_url(pairs_table).await?)
+            .await?;
+        let (Some(records), Some(pairs)) = (records, pairs) else {
+            return Ok(None);
+        };
+        let fingerprint = |m: &serde_json::Map<String, serde_json::Value>| {
+            m.get("tessera.fingerprint")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        if fingerprint(&records).is_none() || fingerprint(&records) != fingerprint(&pairs) {
+            return Ok(None);
+        }
+        let published: Option<tessera_engine::identity::config::IdentityConfig> = pairs
+            .get(IDENTITY_SETTINGS_KEY)
+            .and_then(|v| serde_json::from_value(v.clone()).ok());
+        if published.map(|p| p.blocking_signature()) != Some(config.blocking_signature()) {
+            return Ok(None);
+        }
+        self.existing_table(pairs_table).await
     }
 
     /// The provider of a warehouse table, or None when it does not exist yet.

@@ -258,6 +258,24 @@ impl IdentityConfig {
         digest[..8].iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// A digest of the settings the blocked, compared pairs depend on (the keys' guards, the
+    /// blocking rules and their cap, the comparisons): while it and the records are unchanged,
+    /// blocking computes the same pairs with the same comparison levels, so a run may read them
+    /// from the published `match_pairs` instead (a change of threshold, clustering, deterministic
+    /// rules or overrides).
+    pub fn blocking_signature(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let parts = serde_json::json!({
+            "identifiers": self.identifiers,
+            "blocking": self.blocking,
+            "max_block_size": self.max_block_size,
+            "comparisons": self.comparisons,
+            "label_column": self.label_column,
+        });
+        let digest = Sha256::digest(parts.to_string().as_bytes());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The default settings (see [`DEFAULT_TOML`]).
     pub fn default_config() -> Self {
         #[derive(Deserialize)]

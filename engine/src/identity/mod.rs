@@ -80,6 +80,12 @@ pub struct PreviousState {
     pub model: Option<StoredModel>,
     /// The term frequencies stored with it: (comparison, value as text, frequency).
     pub term_frequencies: Vec<(String, String, f64)>,
+    /// The published `unify.match_pairs`, when its compared pairs are what blocking would
+    /// compute again: the caller sets it only for the records that run resolved, written by
+    /// that run, with the same [`IdentityConfig::blocking_signature`]. Read instead of blocking
+    /// when the stored model is reused too (its term frequencies are then the ones in the
+    /// pairs).
+    pub compared: Option<Arc<dyn TableProvider>>,
 }
 
 impl PreviousState {
@@ -164,6 +170,9 @@ pub struct Resolution {
     pub customers: usize,
     /// Pairs compared.
     pub compared_pairs: usize,
+    /// Whether the compared pairs were read from the published `match_pairs` (see
+    /// [`PreviousState::compared`]) rather than blocked and compared again.
+    pub pairs_reused: bool,
     /// The model.
     pub model: Model,
     /// What is wrong with the model (see [`model::diagnose`]), empty when nothing is; when
@@ -554,10 +563,18 @@ pub async fn resolve(
     tracing::debug!("identity stage: blocking and comparison vectors");
     // 5. Blocking and comparison vectors.
     let tf_index = steps::tf_index(config);
+    // The published pairs, when they are what blocking would compute again.
+    let published = previous
+        .compared
+        .as_ref()
+        .filter(|_| stored.is_some())
+        .map(|table| (table.clone(), &record_keys));
+    let pairs_reused = published.is_some();
     let steps::Compared { pairs, gammas, tfs } = steps::compare_blocked(
         &ctx,
         config,
         &tf_index,
+        published,
         &mut budget,
         &mut stats,
         &mut guard_rows,
@@ -775,6 +792,7 @@ pub async fn resolve(
         records: n,
         customers: member_lists.len(),
         compared_pairs,
+        pairs_reused,
         model,
         memory: budget.into_output(),
     })

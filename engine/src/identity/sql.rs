@@ -280,6 +280,34 @@ pub fn blocked_pairs(config: &IdentityConfig, index: usize) -> String {
     )
 }
 
+/// The published `match_pairs`, read by [`published_pairs`].
+pub const PUBLISHED_PAIRS: &str = "__id_published_pairs";
+/// Record keys by rid (`rid`, `record_key`), read by [`published_pairs`].
+pub const RIDS: &str = "__id_rids";
+
+/// Blocking rule `index`'s compared pairs as the published `match_pairs` holds them, with the
+/// columns of [`blocked_pairs`]: the rids of the records (looked up by record key), the
+/// comparison levels and term frequencies.
+pub fn published_pairs(config: &IdentityConfig, index: usize) -> String {
+    let mut columns = Vec::new();
+    for c in &config.comparisons {
+        columns.push(format!("p.{}", ident(&format!("gamma_{}", c.name))));
+    }
+    for c in &config.comparisons {
+        if c.term_frequency && c.column.is_some() {
+            columns.push(format!("p.{}", ident(&format!("tf_{}", c.name))));
+        }
+    }
+    format!(
+        "select ka.rid as a, kb.rid as b, {columns} from {PUBLISHED_PAIRS} p \
+         join {RIDS} ka on p.record_key_a = ka.record_key \
+         join {RIDS} kb on p.record_key_b = kb.record_key \
+         where p.blocking_rule = {rule}",
+        columns = columns.join(", "),
+        rule = literal(&config.blocking[index].name),
+    )
+}
+
 /// The comparison vectors of the sampled random pairs in `sample`: an index `i` and the two
 /// records as struct columns `l` and `r` (so `l.<column>` reads a field). Only the levels: u is
 /// estimated from them alone, so the term-frequency joins are left out.

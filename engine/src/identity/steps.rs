@@ -238,11 +238,45 @@ pub(super) fn tf_index(config: &IdentityConfig) -> Vec<Option<usize>> {
 
 /// Step 5: blocking and comparison vectors: each blocking rule's pairs (blocks over the rule's
 /// `max_block_size` skipped and reported), compared on every comparison, streamed into
-/// compact arrays held in the identity budget.
+/// compact arrays held in the identity budget. With `published` (the published
+/// `match_pairs` and the records' keys by rid), each rule's pairs and their levels are read
+/// from it instead of joined and compared again.
 pub(super) async fn compare_blocked(
     ctx: &SessionContext,
     config: &IdentityConfig,
     tf_index: &[Option<usize>],
+    published: Option<(Arc<dyn TableProvider>, &StringArray)>,
+    budget: &mut Budget,
+    stats: &mut Stats,
+    guard_rows: &mut Vec<GuardRow>,
+) -> Result<Compared> {
+    let reused = published.is_some();
+    if let Some((table, keys)) = published {
+        ctx.register_table(sql::PUBLISHED_PAIRS, table)?;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("rid", DataType::Int64, false),
+            Field::new("record_key", DataType::Utf8, false),
+        ]));
+        let rids = Int64Array::from_iter_values(0..keys.len() as i64);
+        let batch =
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(rids), Arc::new(keys.clone())])?;
+        register(ctx, sql::RIDS, vec![batch], schema)?;
+        stats.push("blocking", "published_pairs_reused", 1.0);
+    }
+    let compared = compare_rules(ctx, config, tf_index, reused, budget, stats, guard_rows).await;
+    if reused {
+        ctx.deregister_table(sql::PUBLISHED_PAIRS)?;
+        ctx.deregister_table(sql::RIDS)?;
+    }
+    compared
+}
+
+#[allow(clippy::too_many_arguments)] // compare_blocked's, by name
+async fn compare_rules(
+    ctx: &SessionContext,
+    config: &IdentityConfig,
+    tf_index: &[Option<usize>],
+    reused: bool,
     budget: &mut Budget,
     stats: &mut Stats,
     guard_rows: &mut Vec<GuardRow>,
@@ -276,8 +310,13 @@ pub(super) async fn compare_blocked(
                 });
             }
         }
+        let query = if reused {
+            sql::published_pairs(config, i)
+        } else {
+            sql::blocked_pairs(config, i)
+        };
         let df = ctx
-            .sql(&sql::blocked_pairs(config, i))
+            .sql(&query)
             .await
             .map_err(|e| identity_err(format!("blocking rule `{}`: {e}", rule.name)))?;
         let mut stream = df.execute_stream().await?;
