@@ -241,43 +241,41 @@ fn reason<'a>(impact: &'a Value, job: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{job} not in the what-if's jobs"))
 }
 
-/// Only the threshold changed: blocking is not run again, the published compared pairs are
-/// read (in the what-if and in the run), and the run decides exactly as one that blocks and
-/// compares again — the same project with its published pairs removed.
-#[test]
-fn a_threshold_change_reads_the_published_pairs_and_decides_as_blocking_again_would() {
+/// A change of `[identity]` that leaves blocking rules as they were: those rules are not
+/// blocked again, their published compared pairs are read (in the what-if and in the run),
+/// and the run decides exactly as one that blocks and compares again — the same project,
+/// published the same way, with its published pairs removed.
+fn decides_as_blocking_again(change: impl Fn(&Path), reused_reason: &str, rules_reused: i64) {
     let project = published_demo();
     let dir = project.path();
-    // The same project published the same way (customer ids are minted from record keys).
     let fresh = published_demo();
     std::fs::remove_dir_all(fresh.path().join("warehouse/unify/match_pairs")).unwrap();
     let latest_stat = "select count(*) as n from unify.identity_stats \
-         where metric = 'blocking' and dimension = 'published_pairs_reused' \
+         where metric = 'published_pairs_reused' \
          and run_id = (select max(run_id) from unify.identity_stats)";
     let mut decisions = Vec::new();
     for (d, reused) in [(dir, true), (fresh.path(), false)] {
-        edit(
-            &d.join("tessera.toml"),
-            "threshold = 0.95 ",
-            "threshold = 0.8 ",
-        );
+        change(d);
         let impact = impact(d, &[]);
         let why = reason(&impact, "unify.identity_records");
         assert!(why.contains("published records are reused"), "{why}");
-        assert_eq!(why.contains("compared pairs"), reused, "{why}");
+        assert_eq!(why.contains(reused_reason), reused, "{why}");
         ok(d, &["run", "--no-report", "-s", "unify.identity_records"]);
         let stat = query(d, latest_stat);
-        assert_eq!(number(&stat[0], "n") as i64, i64::from(reused));
+        let expected = if reused { rules_reused } else { 0 };
+        assert_eq!(number(&stat[0], "n") as i64, expected);
         decisions.push((
             query(
                 d,
                 "select record_key, customer_id, linked_by from unify.record_customer \
                  order by record_key",
             ),
+            // Weights to 9 places: a retrained model's EM sums in hash order.
             query(
                 d,
-                "select record_key_a, record_key_b, linked_by, blocking_rule, match_weight, \
-                 match_probability, accepted, refused_reason, gamma_email, gamma_first_name \
+                "select record_key_a, record_key_b, linked_by, blocking_rule, \
+                 round(match_weight, 9) as w, round(match_probability, 9) as p, accepted, \
+                 refused_reason, gamma_email, gamma_first_name, tf_first_name \
                  from unify.match_pairs order by record_key_a, record_key_b, linked_by",
             ),
         ));
@@ -289,7 +287,43 @@ fn a_threshold_change_reads_the_published_pairs_and_decides_as_blocking_again_wo
         reused.0 == fresh.0,
         "the customers differ from blocking again"
     );
+    assert_eq!(reused.1.len(), fresh.1.len());
     assert!(reused.1 == fresh.1, "the pairs differ from blocking again");
+}
+
+/// A threshold: every rule's pairs are read, and the stored model scores them.
+#[test]
+fn a_threshold_change_reads_the_published_pairs_and_decides_as_blocking_again_would() {
+    decides_as_blocking_again(
+        |d| {
+            edit(
+                &d.join("tessera.toml"),
+                "threshold = 0.95 ",
+                "threshold = 0.8 ",
+            )
+        },
+        "compared pairs of 6 of its 6 blocking rules",
+        6,
+    );
+}
+
+/// A blocking rule added after the others: theirs are read, the new one blocks, and the model
+/// retrains (its settings changed) with the same term frequencies.
+#[test]
+fn an_added_blocking_rule_blocks_alone_and_decides_as_blocking_again_would() {
+    decides_as_blocking_again(
+        |d| {
+            edit(
+                &d.join("tessera.toml"),
+                "# Comparisons: levels strongest first",
+                "[[identity.blocking]]\nname = \"last_name_and_postal_code\"\n\
+                 on = [\"last_name\", \"postal_code\"]\n\n\
+                 # Comparisons: levels strongest first",
+            )
+        },
+        "compared pairs of 6 of its 7 blocking rules",
+        6,
+    );
 }
 
 #[test]

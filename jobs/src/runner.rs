@@ -904,7 +904,7 @@ impl<'a> Runner<'a> {
         )
         .await?;
         previous.compared = self
-            .reusable_pairs(job, planned, &config, &beside("match_pairs"))
+            .reusable_pairs(job, planned, &beside("match_pairs"))
             .await?;
         let run_id = self.run_id();
         let resolution = identity::resolve(
@@ -918,10 +918,12 @@ impl<'a> Runner<'a> {
         .await?;
         // Not needed for writing (its memory was reserved while resolving).
         drop(previous);
-        if resolution.pairs_reused {
-            result
-                .reason
-                .push_str(" with its compared pairs (blocking and comparisons unchanged)");
+        if resolution.pairs_reused > 0 {
+            result.reason.push_str(&format!(
+                ", with the compared pairs of {} of its {} blocking rules (unchanged)",
+                resolution.pairs_reused,
+                config.blocking.len()
+            ));
         }
         if !resolution.warnings.is_empty()
             && config.on_model_warning == identity::config::OnModelWarning::Fail
@@ -1057,17 +1059,16 @@ impl<'a> Runner<'a> {
     }
 
     /// The published `match_pairs` of an identity job whose records are reused (see
-    /// [`Self::reusable_records`]), when it was written with them (the same commit
-    /// fingerprint) and with the same blocking settings: blocking would compute its compared
-    /// pairs again, so they are read instead (a what-if of a threshold, say, at a fraction of
-    /// the cost).
+    /// [`Self::reusable_records`]), with the settings that wrote it, when it was written with
+    /// those records (the same commit fingerprint): the engine reads the compared pairs of each
+    /// blocking rule whose settings are unchanged instead of blocking again (a what-if of a
+    /// threshold, say, at a fraction of the cost).
     async fn reusable_pairs(
         &self,
         job: &Job,
         planned: &PlannedJob,
-        config: &tessera_engine::identity::config::IdentityConfig,
         pairs_table: &str,
-    ) -> Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+    ) -> Result<Option<tessera_engine::identity::PublishedPairs>> {
         if self.reusable_records(job, planned).await?.is_none() {
             return Ok(None);
         }
@@ -1089,13 +1090,16 @@ impl<'a> Runner<'a> {
         if fingerprint(&records).is_none() || fingerprint(&records) != fingerprint(&pairs) {
             return Ok(None);
         }
-        let published: Option<tessera_engine::identity::config::IdentityConfig> = pairs
+        let Some(settings) = pairs
             .get(IDENTITY_SETTINGS_KEY)
-            .and_then(|v| serde_json::from_value(v.clone()).ok());
-        if published.map(|p| p.blocking_signature()) != Some(config.blocking_signature()) {
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+        else {
             return Ok(None);
-        }
-        self.existing_table(pairs_table).await
+        };
+        Ok(self
+            .existing_table(pairs_table)
+            .await?
+            .map(|table| tessera_engine::identity::PublishedPairs { table, settings }))
     }
 
     /// The provider of a warehouse table, or None when it does not exist yet.

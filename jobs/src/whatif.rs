@@ -9,7 +9,8 @@
 //! history), so the sandbox ends as the warehouse would after the next run. Jobs the plan
 //! skips are not run: their published tables are read as they are, and an identity job
 //! whose SQL and inputs are unchanged (only `[identity]` changed) reuses its published
-//! records instead of computing them again.
+//! records instead of computing them again, and its published compared pairs when blocking's
+//! settings are unchanged too (`Runner::reusable_pairs`).
 //!
 //! The sandbox is then compared with the warehouse: for identity, customers merged, split
 //! and unchanged, records that change customer, stable ids retired and created, links gained

@@ -258,16 +258,17 @@ impl IdentityConfig {
         digest[..8].iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// A digest of the settings the blocked, compared pairs depend on (the keys' guards, the
-    /// blocking rules and their cap, the comparisons): while it and the records are unchanged,
-    /// blocking computes the same pairs with the same comparison levels, so a run may read them
-    /// from the published `match_pairs` instead (a change of threshold, clustering, deterministic
-    /// rules or overrides).
-    pub fn blocking_signature(&self) -> String {
+    /// A digest of the settings blocking rule `rule`'s compared pairs depend on: the keys'
+    /// guards, that rule and the rules before it (their pairs are left out of its own), the
+    /// block cap and the comparisons. While it and the records are unchanged, the rule yields
+    /// the same pairs with the same comparison levels, so a run may read them from the
+    /// published `match_pairs` instead of blocking again (a change of threshold, clustering,
+    /// deterministic rules, overrides, or a blocking rule added after it).
+    pub fn blocking_signature(&self, rule: usize) -> String {
         use sha2::{Digest, Sha256};
         let parts = serde_json::json!({
             "identifiers": self.identifiers,
-            "blocking": self.blocking,
+            "blocking": self.blocking.get(..=rule),
             "max_block_size": self.max_block_size,
             "comparisons": self.comparisons,
             "label_column": self.label_column,

@@ -80,12 +80,22 @@ pub struct PreviousState {
     pub model: Option<StoredModel>,
     /// The term frequencies stored with it: (comparison, value as text, frequency).
     pub term_frequencies: Vec<(String, String, f64)>,
-    /// The published `unify.match_pairs`, when its compared pairs are what blocking would
-    /// compute again: the caller sets it only for the records that run resolved, written by
-    /// that run, with the same [`IdentityConfig::blocking_signature`]. Read instead of blocking
-    /// when the stored model is reused too (its term frequencies are then the ones in the
-    /// pairs).
-    pub compared: Option<Arc<dyn TableProvider>>,
+    /// The published `unify.match_pairs` with the settings that wrote it, when this run's
+    /// records are the ones that run resolved (see [`PublishedPairs`]).
+    pub compared: Option<PublishedPairs>,
+}
+
+/// The compared pairs a run published, for a run over the same records: each blocking rule
+/// whose [`IdentityConfig::blocking_signature`] is unchanged is read from them instead of
+/// blocked and compared again, when the term frequencies in them are this run's too (the
+/// stored model is reused, or the publishing run computed its frequencies from these records,
+/// or no comparison weighs by frequency).
+#[derive(Debug)]
+pub struct PublishedPairs {
+    /// The published `match_pairs`.
+    pub table: Arc<dyn TableProvider>,
+    /// The `[identity]` settings of the run that wrote it.
+    pub settings: IdentityConfig,
 }
 
 impl PreviousState {
@@ -113,6 +123,8 @@ pub struct StoredModel {
     pub records: u64,
     /// The run that trained it.
     pub run_id: String,
+    /// The run that published it (a later run may reuse a model trained earlier).
+    pub published_by: String,
     /// (comparison, level name) per row, in order, then m and u; the prior first.
     pub rows: Vec<(String, i32, String, f64, f64)>,
 }
@@ -170,9 +182,9 @@ pub struct Resolution {
     pub customers: usize,
     /// Pairs compared.
     pub compared_pairs: usize,
-    /// Whether the compared pairs were read from the published `match_pairs` (see
-    /// [`PreviousState::compared`]) rather than blocked and compared again.
-    pub pairs_reused: bool,
+    /// Blocking rules whose compared pairs were read from the published `match_pairs` (see
+    /// [`PublishedPairs`]) rather than blocked and compared again.
+    pub pairs_reused: usize,
     /// The model.
     pub model: Model,
     /// What is wrong with the model (see [`model::diagnose`]), empty when nothing is; when
@@ -563,13 +575,32 @@ pub async fn resolve(
     tracing::debug!("identity stage: blocking and comparison vectors");
     // 5. Blocking and comparison vectors.
     let tf_index = steps::tf_index(config);
-    // The published pairs, when they are what blocking would compute again.
+    // The published pairs of the rules that would block and compare them again, when the
+    // term frequencies in them are this run's.
+    let same_frequencies = stored.is_some()
+        || tf_index.iter().all(Option::is_none)
+        || previous
+            .model
+            .as_ref()
+            .is_some_and(|m| m.run_id == m.published_by);
     let published = previous
         .compared
         .as_ref()
-        .filter(|_| stored.is_some())
-        .map(|table| (table.clone(), &record_keys));
-    let pairs_reused = published.is_some();
+        .filter(|_| same_frequencies)
+        .map(|p| steps::Published {
+            table: p.table.clone(),
+            keys: &record_keys,
+            rules: (0..config.blocking.len())
+                .map(|i| {
+                    i < p.settings.blocking.len()
+                        && p.settings.blocking_signature(i) == config.blocking_signature(i)
+                })
+                .collect(),
+        })
+        .filter(|p| p.rules.iter().any(|&r| r));
+    let pairs_reused = published
+        .as_ref()
+        .map_or(0, |p| p.rules.iter().filter(|&&r| r).count());
     let steps::Compared { pairs, gammas, tfs } = steps::compare_blocked(
         &ctx,
         config,
@@ -1749,6 +1780,7 @@ async fn stored_model(
         "trained_run_id",
         "trained_records",
         "model_signature",
+        "run_id",
     ];
     if needed
         .iter()
@@ -1767,12 +1799,14 @@ async fn stored_model(
         let u = column(&b, "u_probability", &DataType::Float64)?;
         let u = u.as_any().downcast_ref::<Float64Array>().expect("f64");
         let (run, signature) = (strs(&b, "trained_run_id")?, strs(&b, "model_signature")?);
+        let published_by = strs(&b, "run_id")?;
         let records = i64s(&b, "trained_records")?;
         for r in 0..b.num_rows() {
             let entry = stored.get_or_insert_with(|| StoredModel {
                 signature: signature.value(r).to_string(),
                 records: records.value(r).max(0) as u64,
                 run_id: run.value(r).to_string(),
+                published_by: published_by.value(r).to_string(),
                 rows: Vec::new(),
             });
             entry.rows.push((

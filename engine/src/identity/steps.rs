@@ -236,35 +236,43 @@ pub(super) fn tf_index(config: &IdentityConfig) -> Vec<Option<usize>> {
         .collect()
 }
 
+/// The published compared pairs read by [`compare_blocked`]: the table, the records' keys by
+/// rid, and for each blocking rule whether its pairs are read from it.
+pub(super) struct Published<'a> {
+    pub(super) table: Arc<dyn TableProvider>,
+    pub(super) keys: &'a StringArray,
+    pub(super) rules: Vec<bool>,
+}
+
 /// Step 5: blocking and comparison vectors: each blocking rule's pairs (blocks over the rule's
 /// `max_block_size` skipped and reported), compared on every comparison, streamed into
-/// compact arrays held in the identity budget. With `published` (the published
-/// `match_pairs` and the records' keys by rid), each rule's pairs and their levels are read
-/// from it instead of joined and compared again.
+/// compact arrays held in the identity budget. The rules `published` marks are read from the
+/// published `match_pairs` instead of joined and compared again.
 pub(super) async fn compare_blocked(
     ctx: &SessionContext,
     config: &IdentityConfig,
     tf_index: &[Option<usize>],
-    published: Option<(Arc<dyn TableProvider>, &StringArray)>,
+    published: Option<Published<'_>>,
     budget: &mut Budget,
     stats: &mut Stats,
     guard_rows: &mut Vec<GuardRow>,
 ) -> Result<Compared> {
-    let reused = published.is_some();
-    if let Some((table, keys)) = published {
-        ctx.register_table(sql::PUBLISHED_PAIRS, table)?;
+    let mut reused = vec![false; config.blocking.len()];
+    if let Some(published) = published {
+        ctx.register_table(sql::PUBLISHED_PAIRS, published.table)?;
         let schema = Arc::new(Schema::new(vec![
             Field::new("rid", DataType::Int64, false),
             Field::new("record_key", DataType::Utf8, false),
         ]));
+        let keys = published.keys;
         let rids = Int64Array::from_iter_values(0..keys.len() as i64);
         let batch =
             RecordBatch::try_new(schema.clone(), vec![Arc::new(rids), Arc::new(keys.clone())])?;
         register(ctx, sql::RIDS, vec![batch], schema)?;
-        stats.push("blocking", "published_pairs_reused", 1.0);
+        reused = published.rules;
     }
-    let compared = compare_rules(ctx, config, tf_index, reused, budget, stats, guard_rows).await;
-    if reused {
+    let compared = compare_rules(ctx, config, tf_index, &reused, budget, stats, guard_rows).await;
+    if reused.iter().any(|&r| r) {
         ctx.deregister_table(sql::PUBLISHED_PAIRS)?;
         ctx.deregister_table(sql::RIDS)?;
     }
@@ -276,7 +284,7 @@ async fn compare_rules(
     ctx: &SessionContext,
     config: &IdentityConfig,
     tf_index: &[Option<usize>],
-    reused: bool,
+    reused: &[bool],
     budget: &mut Budget,
     stats: &mut Stats,
     guard_rows: &mut Vec<GuardRow>,
@@ -310,7 +318,8 @@ async fn compare_rules(
                 });
             }
         }
-        let query = if reused {
+        let query = if reused[i] {
+            stats.push("published_pairs_reused", &rule.name, 1.0);
             sql::published_pairs(config, i)
         } else {
             sql::blocked_pairs(config, i)
