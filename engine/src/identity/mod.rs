@@ -454,6 +454,15 @@ impl Kinds {
     fn always(&self) -> u16 {
         self.rules as u16 + 1
     }
+    /// An `always_match` link: stronger than any other.
+    fn always_link(&self, a: u32, b: u32) -> cluster::Link {
+        cluster::Link {
+            a,
+            b,
+            kind: self.always(),
+            strength: 10.0,
+        }
+    }
     fn name(&self, kind: u16, config: &IdentityConfig) -> String {
         match kind as usize {
             k if k < self.rules => format!("rule:{}", config.rules[k].name),
@@ -480,22 +489,8 @@ pub async fn resolve(
         previous.bytes(),
         "holding the previous run's customers",
     )?;
-    let columns: Vec<String> = records
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
-    for required in ["record_key", "source"] {
-        if !columns.iter().any(|c| c == required) {
-            return Err(identity_err(format!(
-                "the records have no `{required}` column (they have {})",
-                columns.join(", ")
-            )));
-        }
-    }
-    config.validate(&columns).map_err(identity_err)?;
     let records_schema = records.schema();
+    let columns = steps::check_columns(&records_schema, config)?;
     ctx.register_table("__id_records", records)?;
 
     tracing::debug!("identity stage: guards");
@@ -506,13 +501,12 @@ pub async fn resolve(
         steps::guard_values(&ctx, config, &records_schema, &mut stats, &mut guard_rows).await?;
     tracing::debug!("identity stage: numbering the records");
     // 2. Keys: numbered, guarded records, held in memory for the joins below.
-    let keys_sql = sql::keys("__id_records", &columns, config, &text_splits);
-    let key_batches = collect(&ctx, &keys_sql, "numbering the records").await?;
-    let key_batches = number_by_record_key(key_batches)?;
-    let n: usize = key_batches.iter().map(|b| b.num_rows()).sum();
-    if n > u32::MAX as usize {
-        return Err(identity_err(format!("{n} records: more than 2^32 per run")));
-    }
+    let steps::Numbered {
+        key_batches,
+        n,
+        record_keys,
+        sources,
+    } = steps::number_records(&ctx, config, &columns, &text_splits).await?;
     // A stored model that still fits is reused, with the term frequencies it was trained with
     // (values first seen later keep the frequency they had then): earlier pairs score exactly
     // as before.
@@ -520,88 +514,35 @@ pub async fn resolve(
         .model
         .as_ref()
         .and_then(|s| s.usable(config, n).map(|m| (m, s.run_id.clone())));
-    // Record keys and sources, indexed by rid: one string array each (not a `String` per
-    // record), shared with the output tables.
-    let by_rid = RidOrder::of(&key_batches)?;
-    let record_keys = by_rid.strings(&key_batches, "record_key")?;
-    let sources = by_rid.strings(&key_batches, "source")?;
-    if record_keys.null_count() > 0 {
-        return Err(identity_err("a record has a NULL record_key"));
-    }
-    if let Some(r) = (1..n).find(|&r| record_keys.value(r) == record_keys.value(r - 1)) {
-        return Err(identity_err(format!(
-            "record_key `{}` appears more than once: record keys must be unique",
-            record_keys.value(r)
-        )));
-    }
-    // The labelled records' labels, by rid (see `label_column`).
-    let labels = steps::labels_by_rid(config, &key_batches, n)?;
     let unique_columns = config.unique_identifiers();
-    let unique = steps::unique_values(&key_batches, &unique_columns, n)?;
-    // The keys table the joins read: the rid and the matching columns only.
-    let (key_batches, keys_schema) = steps::matching_keys(key_batches, config, &columns)?;
-    let keys_bytes = batches_size(&key_batches);
-    // The sample's pairs gather their rows from the same batches (shared, not copied).
-    let key_rows = KeyRows::new(key_batches.clone())?;
-    register(&ctx, sql::KEYS, key_batches, keys_schema)?;
-    {
-        let strings = record_keys.get_array_memory_size() + sources.get_array_memory_size();
-        // where each rid's row is, the components of the deterministic clusters, and the
-        // clustering's own arrays
-        let per_record = size_of::<u32>() * 6;
-        let bytes = keys_bytes + strings + unique.bytes() + n * per_record;
-        budget.hold(Part::Records, bytes, "numbering the records")?;
-    }
+    let steps::Keys {
+        labels,
+        unique,
+        key_rows,
+    } = steps::register_keys(
+        &ctx,
+        config,
+        key_batches,
+        &columns,
+        (&record_keys, &sources),
+        &mut budget,
+    )?;
 
     tracing::debug!("identity stage: deterministic rules");
     // 3. Deterministic rules.
     let kinds = Kinds {
         rules: config.rules.len(),
     };
-    let mut links = steps::rule_links(&ctx, config, &mut stats).await?;
-    let deterministic = cluster::cluster(
-        n,
-        links.clone(),
-        cluster::Uniques::new(n, 0),
-        &[],
-        cluster::Contradicted::NONE,
-        usize::MAX,
-    )
-    .component;
+    let (mut links, deterministic) = steps::rule_links(&ctx, config, n, &mut stats).await?;
 
     tracing::debug!("identity stage: term frequencies");
     // 4. Term frequencies, then check every level's SQL on its own (errors name the level).
     steps::term_frequencies(&ctx, config, previous, stored.is_some()).await?;
     tracing::debug!("identity stage: blocking and comparison vectors");
-    // 5. Blocking and comparison vectors.
+    // 5. Blocking and comparison vectors (or the published pairs of unchanged rules).
     let tf_index = steps::tf_index(config);
-    // The published pairs of the rules that would block and compare them again, when the
-    // term frequencies in them are this run's.
-    let same_frequencies = stored.is_some()
-        || tf_index.iter().all(Option::is_none)
-        || previous
-            .model
-            .as_ref()
-            .is_some_and(|m| m.run_id == m.published_by);
-    let published = previous
-        .compared
-        .as_ref()
-        .filter(|_| same_frequencies)
-        .map(|p| steps::Published {
-            table: p.table.clone(),
-            keys: &record_keys,
-            rules: (0..config.blocking.len())
-                .map(|i| {
-                    i < p.settings.blocking.len()
-                        && p.settings.blocking_signature(i) == config.blocking_signature(i)
-                })
-                .collect(),
-        })
-        .filter(|p| p.rules.iter().any(|&r| r));
-    let pairs_reused = published
-        .as_ref()
-        .map_or(0, |p| p.rules.iter().filter(|&&r| r).count());
-    let steps::Compared { pairs, gammas, tfs } = steps::compare_blocked(
+    let published = steps::published_rules(config, previous, stored.is_some(), &record_keys);
+    let compared = steps::compare_blocked(
         &ctx,
         config,
         &tf_index,
@@ -617,209 +558,88 @@ pub async fn resolve(
     // clusters say.
     // Labelled pairs (a label column, always_match, never_match) are known: they leave EM's
     // unlabelled sessions, and the labelled matches count in m as they are.
-    let labelled_pair = |pair: &Pair| {
-        labels.get(pair.a as usize).copied().flatten().is_some()
-            && labels.get(pair.b as usize).copied().flatten().is_some()
-    };
-    let sessions = em_sessions(config, &pairs, &gammas, &deterministic, &labelled_pair);
+    let sessions = em_sessions(config, &compared, &deterministic, &labels);
     let (always, never) = steps::override_pairs(config, &record_keys, &mut guard_rows);
-    for &(a, b) in &always {
-        links.push(cluster::Link {
-            a,
-            b,
-            kind: kinds.always(),
-            strength: 10.0,
-        });
-    }
+    links.extend(always.iter().map(|&(a, b)| kinds.always_link(a, b)));
     let labelled_matches =
         steps::labelled_matches(&ctx, config, &key_rows, &always, &labels, &mut stats).await?;
-    let fixed_links = links;
-    let component = deterministic.clone();
-    let linked_pairs = pairs_within(&component);
-    let rules_prior = model::prior(linked_pairs, n as u64, config.deterministic_recall);
-    let lambda = rules_prior;
-    stats.push("deterministic_linked_pairs", "all", linked_pairs as f64);
     // Scores every compared pair with a model, and clusters the accepted ones.
     let scorer = steps::Scorer {
         config,
         n,
         kinds: &kinds,
-        pairs: &pairs,
-        gammas: &gammas,
-        tfs: &tfs,
+        pairs: &compared.pairs,
+        gammas: &compared.gammas,
+        tfs: &compared.tfs,
         tf_index: &tf_index,
-        fixed_links: &fixed_links,
+        fixed_links: &links,
         unique: &unique,
         never: &never,
     };
-    let score_and_cluster = |model: &Model| scorer.score_and_cluster(model);
-    let (model, trained_by, weights, probabilities, links, clusters) = match stored {
-        Some((model, trained_by)) => {
-            // The stored model: earlier pairs score exactly as before.
-            stats.push("model", "reused", 1.0);
-            let (weights, probabilities, links, clusters) = score_and_cluster(&model);
-            (model, trained_by, weights, probabilities, links, clusters)
-        }
-        None => {
-            let (model, weights, probabilities, links, clusters) = steps::train(
-                &ctx,
-                &key_rows,
-                &scorer,
-                &sessions,
-                &labelled_matches,
-                (lambda, component),
-                &mut budget,
-                &mut stats,
-            )
-            .await?;
-            (
-                model,
-                run_id.to_string(),
-                weights,
-                probabilities,
-                links,
-                clusters,
-            )
-        }
-    };
-    budget.hold(
-        Part::Scores,
-        scores_bytes(pairs.len(), links.len(), n),
-        "scoring the pairs",
-    )?;
-    let accepted = links
-        .iter()
-        .filter(|l| l.kind == kinds.probabilistic())
-        .count();
-    stats.push("accepted_pairs", "probabilistic", accepted as f64);
-    stats.push("model", "prior", model.lambda);
-    stats.push("model", "em_iterations", model.iterations as f64);
-    // A reused model was diagnosed when it was trained.
-    let warnings = if trained_by == run_id {
-        model::diagnose(&model, &config.comparisons, rules_prior)
-    } else {
-        Vec::new()
-    };
-    for w in &warnings {
-        // The run prints them under the job's line; the log keeps them at info.
-        tracing::info!("identity: {w}");
-        stats.push("model_warning", w, 1.0);
-    }
-    let mut refused_by_pair: HashMap<(u32, u32), String> = HashMap::new();
-    for (link, reason) in &clusters.refused {
-        let reason = reason.describe(&unique_columns);
-        stats.push("refused_links", &reason, 1.0);
-        guard_rows.push(GuardRow {
-            guard: reason.clone(),
-            subject: kinds.name(link.kind, config),
-            value: None,
-            records: 2,
-            record_key_a: Some(record_keys.value(link.a as usize).to_string()),
-            record_key_b: Some(record_keys.value(link.b as usize).to_string()),
-        });
-        refused_by_pair.insert((link.a.min(link.b), link.a.max(link.b)), reason);
-    }
-    let mut members: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-    for (r, &c) in clusters.component.iter().enumerate() {
-        members.entry(c).or_default().push(r as u32);
-    }
-    let member_lists: Vec<&Vec<u32>> = members.values().collect();
-    let cluster_keys: Vec<Vec<&str>> = member_lists
-        .iter()
-        .map(|m| m.iter().map(|&r| record_keys.value(r as usize)).collect())
-        .collect();
+    let steps::Fitted {
+        trained: (model, weights, probabilities, links, clusters),
+        trained_by,
+        warnings,
+    } = steps::fit(
+        &ctx,
+        &key_rows,
+        &scorer,
+        stored,
+        (&sessions, &labelled_matches),
+        deterministic,
+        run_id,
+        (&mut budget, &mut stats),
+    )
+    .await?;
+    let refused = steps::refused_links(
+        &clusters.refused,
+        (&kinds, config, &unique_columns),
+        &record_keys,
+        &mut stats,
+        &mut guard_rows,
+    );
 
     tracing::debug!("identity stage: stable ids");
     // 9. Stable ids.
-    let assignment = ids::assign(
-        &cluster_keys,
-        &previous.assignment,
-        &previous.used_ids,
-        now_micros,
-    );
-    let mut customer_of = vec![0usize; n];
-    for (c, m) in member_lists.iter().enumerate() {
-        for &r in m.iter() {
-            customer_of[r as usize] = c;
-        }
-    }
-
-    // 10. Statistics.
-    steps::cluster_stats(
-        &mut stats,
-        &sources,
-        &member_lists,
-        &customer_of,
-        &assignment,
-        &guard_rows,
-    );
+    let members = steps::members(&clusters.component);
+    let member_lists: Vec<&Vec<u32>> = members.iter().collect();
+    let (assignment, customer_of) =
+        steps::stable_ids(&member_lists, &record_keys, previous, now_micros);
 
     tracing::debug!("identity stage: tables");
-    // 11. Tables.
-    let record_customer = steps::record_customer_table(
-        config,
-        &kinds,
-        &record_keys,
-        &sources,
-        &member_lists,
-        &customer_of,
-        &assignment,
-        &clusters.linked_by,
-        run_id,
-    )?;
-    let compared_pairs = pairs.len();
-    let match_pairs = PairsTable::new(
-        config,
-        record_keys.clone(),
-        pairs,
-        gammas,
-        tfs,
-        &tf_index,
-        weights,
-        probabilities,
-        &links,
-        refused_by_pair,
-    );
-    tracing::debug!(
-        rows = match_pairs.rows(),
-        "identity: unify.match_pairs is streamed"
-    );
-    // What the job holds until the tables are written: record_customer, and what
-    // match_pairs is made from (the record keys are shared by both). The pairs and scores
-    // moved there; the keys table is no longer read.
+    // 10–11. Statistics of the clusters, and the tables. The keys table is no longer read.
     drop(key_rows);
     ctx.deregister_table(sql::KEYS)?;
-    budget.hold(Part::Pairs, 0, "handing the pairs to unify.match_pairs")?;
-    budget.hold(Part::Scores, 0, "handing the scores to unify.match_pairs")?;
-    budget.hold(
-        Part::Records,
-        record_keys.get_array_memory_size() + sources.get_array_memory_size(),
-        "dropping the keys table",
-    )?;
-    budget.hold(
-        Part::Output,
-        batches_size(&record_customer.1) + match_pairs.bytes(),
-        "building unify.record_customer",
-    )?;
-    let match_model = model_table(config, &model, run_id, &trained_by, n)?;
-    let term_frequencies = steps::term_frequency_table(&ctx, config, &trained_by).await?;
-    let history = history_table(&assignment.events, run_id, now_micros)?;
-    let guards = guard_table(&guard_rows, run_id)?;
-    let stats_table = stats.table(run_id, now_micros)?;
+    let (compared_pairs, pairs_reused) = (compared.pairs.len(), compared.reused_rules);
+    let tables = steps::Decided {
+        record_keys,
+        sources,
+        member_lists: &member_lists,
+        customer_of: &customer_of,
+        assignment: &assignment,
+        linked_by: &clusters.linked_by,
+        compared,
+        weights,
+        probabilities,
+        links: &links,
+        refused,
+        model: &model,
+        trained_by: &trained_by,
+        guard_rows,
+        stats,
+    }
+    .tables(
+        &ctx,
+        config,
+        (&kinds, &tf_index),
+        &mut budget,
+        run_id,
+        now_micros,
+    )
+    .await?;
     Ok(Resolution {
         warnings,
-        tables: vec![
-            ("record_customer", in_memory(record_customer)?),
-            (
-                "match_pairs",
-                match_pairs.provider(ctx.copied_config().target_partitions())?,
-            ),
-            ("match_model", in_memory(match_model)?),
-            ("match_term_frequencies", in_memory(term_frequencies)?),
-            ("customer_id_history", in_memory(history)?),
-            ("identity_guard_hits", in_memory(guards)?),
-            ("identity_stats", in_memory(stats_table)?),
-        ],
+        tables,
         records: n,
         customers: member_lists.len(),
         compared_pairs,
@@ -948,11 +768,16 @@ fn pairs_within(component: &[u32]) -> u64 {
 /// [`model::Session`]).
 fn em_sessions(
     config: &IdentityConfig,
-    pairs: &[Pair],
-    gammas: &[i8],
+    compared: &steps::Compared,
     deterministic: &[u32],
-    labelled: &dyn Fn(&Pair) -> bool,
+    labels: &[Option<u32>],
 ) -> Vec<model::Session> {
+    let (pairs, gammas) = (&compared.pairs, &compared.gammas);
+    // Labelled pairs (both records labelled) are known: they leave EM's sessions.
+    let labelled = |pair: &Pair| {
+        labels.get(pair.a as usize).copied().flatten().is_some()
+            && labels.get(pair.b as usize).copied().flatten().is_some()
+    };
     let comparisons = config.comparisons.len();
     let mut sessions: Vec<model::Session> = config
         .blocking

@@ -1,9 +1,137 @@
-//! The steps of [`super::resolve`] that stand on their own, in its order: the guards (1), the
-//! keys' labels, unique values and matching columns (2), the deterministic rules (3), the term
-//! frequencies (4), the blocked, compared pairs (5), the statistics of the clusters (10) and
-//! two of the output tables (11).
+//! The steps of [`super::resolve`], in its order: the guards (1), the records numbered and
+//! their keys registered with labels and unique values (2), the deterministic rules and their
+//! components (3), the term frequencies (4), the blocked, compared pairs or the published ones
+//! of unchanged rules (5), the model fitted or reused with its scores and clusters (6–8), the
+//! stable ids (9), the statistics of the clusters (10) and the output tables (11).
 
 use super::*;
+
+/// The records' columns, checked: a `record_key` and a `source`, and every column the
+/// settings name.
+pub(super) fn check_columns(schema: &SchemaRef, config: &IdentityConfig) -> Result<Vec<String>> {
+    let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    for required in ["record_key", "source"] {
+        if !columns.iter().any(|c| c == required) {
+            return Err(identity_err(format!(
+                "the records have no `{required}` column (they have {})",
+                columns.join(", ")
+            )));
+        }
+    }
+    config.validate(&columns).map_err(identity_err)?;
+    Ok(columns)
+}
+
+/// The guarded keys of the records numbered by record key (rid), with the record keys and
+/// sources indexed by rid: one string array each (not a `String` per record), shared with the
+/// output tables.
+pub(super) struct Numbered {
+    pub(super) key_batches: Vec<RecordBatch>,
+    pub(super) n: usize,
+    pub(super) record_keys: StringArray,
+    pub(super) sources: StringArray,
+}
+
+/// Step 2: the keys query (the records with their guarded values), numbered by record key;
+/// record keys must be present and unique.
+pub(super) async fn number_records(
+    ctx: &SessionContext,
+    config: &IdentityConfig,
+    columns: &[String],
+    text_splits: &[usize],
+) -> Result<Numbered> {
+    let keys_sql = sql::keys("__id_records", columns, config, text_splits);
+    let key_batches = collect(ctx, &keys_sql, "numbering the records").await?;
+    let key_batches = number_by_record_key(key_batches)?;
+    let n: usize = key_batches.iter().map(|b| b.num_rows()).sum();
+    if n > u32::MAX as usize {
+        return Err(identity_err(format!("{n} records: more than 2^32 per run")));
+    }
+    let by_rid = RidOrder::of(&key_batches)?;
+    let record_keys = by_rid.strings(&key_batches, "record_key")?;
+    let sources = by_rid.strings(&key_batches, "source")?;
+    if record_keys.null_count() > 0 {
+        return Err(identity_err("a record has a NULL record_key"));
+    }
+    if let Some(r) = (1..n).find(|&r| record_keys.value(r) == record_keys.value(r - 1)) {
+        return Err(identity_err(format!(
+            "record_key `{}` appears more than once: record keys must be unique",
+            record_keys.value(r)
+        )));
+    }
+    Ok(Numbered {
+        key_batches,
+        n,
+        record_keys,
+        sources,
+    })
+}
+
+/// What the matching steps read of the numbered records: labels, unique identifier values,
+/// and the keys' rows (the keys table is registered as [`sql::KEYS`]).
+pub(super) struct Keys {
+    /// The labelled records' labels, by rid (see `label_column`).
+    pub(super) labels: Vec<Option<u32>>,
+    pub(super) unique: cluster::Uniques,
+    /// The sample's pairs gather their rows from the keys' batches (shared, not copied).
+    pub(super) key_rows: KeyRows,
+}
+
+/// Step 2 (end): the keys table the joins read (the rid and the matching columns only),
+/// registered, and the records' labels and unique values, all held in the identity budget.
+pub(super) fn register_keys(
+    ctx: &SessionContext,
+    config: &IdentityConfig,
+    key_batches: Vec<RecordBatch>,
+    columns: &[String],
+    (record_keys, sources): (&StringArray, &StringArray),
+    budget: &mut Budget,
+) -> Result<Keys> {
+    let n = record_keys.len();
+    let labels = labels_by_rid(config, &key_batches, n)?;
+    let unique = unique_values(&key_batches, &config.unique_identifiers(), n)?;
+    let (key_batches, keys_schema) = matching_keys(key_batches, config, columns)?;
+    let keys_bytes = batches_size(&key_batches);
+    let key_rows = KeyRows::new(key_batches.clone())?;
+    register(ctx, sql::KEYS, key_batches, keys_schema)?;
+    let strings = record_keys.get_array_memory_size() + sources.get_array_memory_size();
+    // where each rid's row is, the components of the deterministic clusters, and the
+    // clustering's own arrays
+    let per_record = size_of::<u32>() * 6;
+    let bytes = keys_bytes + strings + unique.bytes() + n * per_record;
+    budget.hold(Part::Records, bytes, "numbering the records")?;
+    Ok(Keys {
+        labels,
+        unique,
+        key_rows,
+    })
+}
+
+/// Step 9: stable ids for the customers (see [`ids::assign`]), and each record's customer.
+pub(super) fn stable_ids(
+    member_lists: &[&Vec<u32>],
+    record_keys: &StringArray,
+    previous: &PreviousState,
+    now_micros: i64,
+) -> (ids::Assignment, Vec<usize>) {
+    let cluster_keys: Vec<Vec<&str>> = member_lists
+        .iter()
+        .map(|m| m.iter().map(|&r| record_keys.value(r as usize)).collect())
+        .collect();
+    let assignment = ids::assign(
+        &cluster_keys,
+        &previous.assignment,
+        &previous.used_ids,
+        now_micros,
+    );
+    let mut customer_of = vec![0usize; record_keys.len()];
+    for (c, m) in member_lists.iter().enumerate() {
+        for &r in m.iter() {
+            customer_of[r as usize] = c;
+        }
+    }
+    (assignment, customer_of)
+}
 
 /// Step 1: guards: values set aside (placeholders, values held by too many records) and values
 /// split by person (`shared_when`), registered for the keys query. Returns the identifiers
@@ -114,8 +242,9 @@ pub(super) async fn guard_values(
 pub(super) async fn rule_links(
     ctx: &SessionContext,
     config: &IdentityConfig,
+    n: usize,
     stats: &mut Stats,
-) -> Result<Vec<cluster::Link>> {
+) -> Result<(Vec<cluster::Link>, Vec<u32>)> {
     let mut links: Vec<cluster::Link> = Vec::new();
     for (i, rule) in config.rules.iter().enumerate() {
         let batches = collect(
@@ -142,7 +271,17 @@ pub(super) async fn rule_links(
         }
         stats.push("deterministic_links", &rule.name, count as f64);
     }
-    Ok(links)
+    // The components they form: each record's smallest record.
+    let deterministic = cluster::cluster(
+        n,
+        links.clone(),
+        cluster::Uniques::new(n, 0),
+        &[],
+        cluster::Contradicted::NONE,
+        usize::MAX,
+    )
+    .component;
+    Ok((links, deterministic))
 }
 
 /// Step 4: term frequencies (a reused model keeps those it was trained with: earlier pairs score
@@ -219,6 +358,8 @@ pub(super) struct Compared {
     pub(super) pairs: Vec<Pair>,
     pub(super) gammas: Vec<i8>,
     pub(super) tfs: Vec<f64>,
+    /// Blocking rules whose pairs were read from the published `match_pairs`.
+    pub(super) reused_rules: usize,
 }
 
 /// Where each comparison's term frequency is among a pair's (None: not weighed by frequency).
@@ -234,6 +375,35 @@ pub(super) fn tf_index(config: &IdentityConfig) -> Vec<Option<usize>> {
             })
         })
         .collect()
+}
+
+/// The published pairs of the blocking rules that would block and compare them again (see
+/// [`PublishedPairs`]), when the term frequencies in them are this run's: the stored model is
+/// reused, the publishing run computed them from these records, or none is weighed.
+pub(super) fn published_rules<'a>(
+    config: &IdentityConfig,
+    previous: &PreviousState,
+    model_reused: bool,
+    keys: &'a StringArray,
+) -> Option<Published<'a>> {
+    let same_frequencies = model_reused
+        || tf_index(config).iter().all(Option::is_none)
+        || previous
+            .model
+            .as_ref()
+            .is_some_and(|m| m.run_id == m.published_by);
+    let published = previous.compared.as_ref().filter(|_| same_frequencies)?;
+    let rules: Vec<bool> = (0..config.blocking.len())
+        .map(|i| {
+            i < published.settings.blocking.len()
+                && published.settings.blocking_signature(i) == config.blocking_signature(i)
+        })
+        .collect();
+    rules.iter().any(|&r| r).then(|| Published {
+        table: published.table.clone(),
+        keys,
+        rules,
+    })
 }
 
 /// The published compared pairs read by [`compare_blocked`]: the table, the records' keys by
@@ -276,7 +446,8 @@ pub(super) async fn compare_blocked(
         ctx.deregister_table(sql::PUBLISHED_PAIRS)?;
         ctx.deregister_table(sql::RIDS)?;
     }
-    compared
+    let reused_rules = reused.iter().filter(|&&r| r).count();
+    compared.map(|c| Compared { reused_rules, ..c })
 }
 
 #[allow(clippy::too_many_arguments)] // compare_blocked's, by name
@@ -388,9 +559,14 @@ async fn compare_rules(
             "identity blocking"
         );
     }
-    Ok(Compared { pairs, gammas, tfs })
+    Ok(Compared {
+        pairs,
+        gammas,
+        tfs,
+        reused_rules: 0,
+    })
 }
-/// Step 10: statistics of the clusters: records and match rate per source (the share of its records
+/// Statistics of the clusters: records and match rate per source (the share of its records
 /// in a customer that other sources also hold), cluster sizes, the largest customers, guard
 /// values, stable-id events.
 pub(super) fn cluster_stats(
@@ -794,6 +970,242 @@ impl Scorer<'_> {
             self.config.max_cluster_size,
         );
         (weights, probabilities, links, result)
+    }
+}
+
+/// A model with its scores, links and clusters, the run that trained it, and what is wrong
+/// with it (a reused model was diagnosed when it was trained).
+pub(super) struct Fitted {
+    pub(super) trained: Trained,
+    pub(super) trained_by: String,
+    pub(super) warnings: Vec<String>,
+}
+
+/// Steps 6–8: a stored model that still fits scores and clusters as it is (earlier pairs score
+/// exactly as before); otherwise the model is trained ([`train`]), starting from the
+/// deterministic rules' components and prior (their pairs over their assumed recall).
+#[allow(clippy::too_many_arguments)] // train's inputs, the stored model and this run
+pub(super) async fn fit(
+    ctx: &SessionContext,
+    key_rows: &KeyRows,
+    scorer: &Scorer<'_>,
+    stored: Option<(Model, String)>,
+    (sessions, labelled_matches): (&[model::Session], &model::Patterns),
+    deterministic: Vec<u32>,
+    run_id: &str,
+    (budget, stats): (&mut Budget, &mut Stats),
+) -> Result<Fitted> {
+    let config = scorer.config;
+    let linked_pairs = pairs_within(&deterministic);
+    let rules_prior = model::prior(linked_pairs, scorer.n as u64, config.deterministic_recall);
+    stats.push("deterministic_linked_pairs", "all", linked_pairs as f64);
+    let start = (rules_prior, deterministic);
+    let (trained, trained_by) = match stored {
+        Some((model, trained_by)) => {
+            stats.push("model", "reused", 1.0);
+            let (weights, probabilities, links, clusters) = scorer.score_and_cluster(&model);
+            ((model, weights, probabilities, links, clusters), trained_by)
+        }
+        None => {
+            let trained = train(
+                ctx,
+                key_rows,
+                scorer,
+                sessions,
+                labelled_matches,
+                start,
+                budget,
+                stats,
+            )
+            .await?;
+            (trained, run_id.to_string())
+        }
+    };
+    budget.hold(
+        Part::Scores,
+        scores_bytes(scorer.pairs.len(), trained.3.len(), scorer.n),
+        "scoring the pairs",
+    )?;
+    let warnings = model_stats(
+        &trained.0,
+        &trained.3,
+        (scorer.kinds, config),
+        (trained_by == run_id).then_some(rules_prior),
+        stats,
+    );
+    Ok(Fitted {
+        trained,
+        trained_by,
+        warnings,
+    })
+}
+
+/// The model's statistics (accepted pairs, prior, EM iterations) and, for a model this run
+/// trained (`rules_prior` given: the deterministic rules' prior it is checked against), what
+/// is wrong with it ([`model::diagnose`]), logged and counted.
+fn model_stats(
+    model: &Model,
+    links: &[cluster::Link],
+    (kinds, config): (&Kinds, &IdentityConfig),
+    rules_prior: Option<f64>,
+    stats: &mut Stats,
+) -> Vec<String> {
+    let accepted = links
+        .iter()
+        .filter(|l| l.kind == kinds.probabilistic())
+        .count();
+    stats.push("accepted_pairs", "probabilistic", accepted as f64);
+    stats.push("model", "prior", model.lambda);
+    stats.push("model", "em_iterations", model.iterations as f64);
+    let warnings = rules_prior
+        .map(|prior| model::diagnose(model, &config.comparisons, prior))
+        .unwrap_or_default();
+    for w in &warnings {
+        // The run prints them under the job's line; the log keeps them at info.
+        tracing::info!("identity: {w}");
+        stats.push("model_warning", w, 1.0);
+    }
+    warnings
+}
+
+/// The links clustering refused, counted and listed among the guard hits; returns each
+/// refused pair's reason for `match_pairs`.
+pub(super) fn refused_links(
+    refused: &[(cluster::Link, cluster::Refusal)],
+    (kinds, config, unique_columns): (&Kinds, &IdentityConfig, &[&str]),
+    record_keys: &StringArray,
+    stats: &mut Stats,
+    guard_rows: &mut Vec<GuardRow>,
+) -> HashMap<(u32, u32), String> {
+    let mut by_pair = HashMap::new();
+    for (link, reason) in refused {
+        let reason = reason.describe(unique_columns);
+        stats.push("refused_links", &reason, 1.0);
+        guard_rows.push(GuardRow {
+            guard: reason.clone(),
+            subject: kinds.name(link.kind, config),
+            value: None,
+            records: 2,
+            record_key_a: Some(record_keys.value(link.a as usize).to_string()),
+            record_key_b: Some(record_keys.value(link.b as usize).to_string()),
+        });
+        by_pair.insert((link.a.min(link.b), link.a.max(link.b)), reason);
+    }
+    by_pair
+}
+
+/// The records of each customer (by rid, ascending), customers in the order of their
+/// smallest record.
+pub(super) fn members(component: &[u32]) -> Vec<Vec<u32>> {
+    let mut members: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for (r, &c) in component.iter().enumerate() {
+        members.entry(c).or_default().push(r as u32);
+    }
+    members.into_values().collect()
+}
+
+/// What resolution decided, made into the output tables (step 11).
+pub(super) struct Decided<'a> {
+    pub(super) record_keys: StringArray,
+    pub(super) sources: StringArray,
+    pub(super) member_lists: &'a [&'a Vec<u32>],
+    pub(super) customer_of: &'a [usize],
+    pub(super) assignment: &'a ids::Assignment,
+    pub(super) linked_by: &'a [Option<u16>],
+    pub(super) compared: Compared,
+    pub(super) weights: Vec<f64>,
+    pub(super) probabilities: Vec<f64>,
+    pub(super) links: &'a [cluster::Link],
+    pub(super) refused: HashMap<(u32, u32), String>,
+    pub(super) model: &'a Model,
+    pub(super) trained_by: &'a str,
+    pub(super) guard_rows: Vec<GuardRow>,
+    pub(super) stats: Stats,
+}
+
+impl Decided<'_> {
+    /// Steps 10–11: the statistics of the clusters ([`cluster_stats`]), then the output
+    /// tables, each reserved in the identity budget until written (`match_pairs` is streamed
+    /// from the pairs and scores, which move into it).
+    pub(super) async fn tables(
+        mut self,
+        ctx: &SessionContext,
+        config: &IdentityConfig,
+        (kinds, tf_index): (&Kinds, &[Option<usize>]),
+        budget: &mut Budget,
+        run_id: &str,
+        now_micros: i64,
+    ) -> Result<Vec<(&'static str, Arc<dyn TableProvider>)>> {
+        let n = self.customer_of.len();
+        cluster_stats(
+            &mut self.stats,
+            &self.sources,
+            self.member_lists,
+            self.customer_of,
+            self.assignment,
+            &self.guard_rows,
+        );
+        let record_customer = record_customer_table(
+            config,
+            kinds,
+            &self.record_keys,
+            &self.sources,
+            self.member_lists,
+            self.customer_of,
+            self.assignment,
+            self.linked_by,
+            run_id,
+        )?;
+        let Compared {
+            pairs, gammas, tfs, ..
+        } = self.compared;
+        let match_pairs = PairsTable::new(
+            config,
+            self.record_keys.clone(),
+            pairs,
+            gammas,
+            tfs,
+            tf_index,
+            self.weights,
+            self.probabilities,
+            self.links,
+            self.refused,
+        );
+        tracing::debug!(
+            rows = match_pairs.rows(),
+            "identity: unify.match_pairs is streamed"
+        );
+        // What the job holds until the tables are written: record_customer, and what
+        // match_pairs is made from (the record keys are shared by both).
+        budget.hold(Part::Pairs, 0, "handing the pairs to unify.match_pairs")?;
+        budget.hold(Part::Scores, 0, "handing the scores to unify.match_pairs")?;
+        budget.hold(
+            Part::Records,
+            self.record_keys.get_array_memory_size() + self.sources.get_array_memory_size(),
+            "dropping the keys table",
+        )?;
+        budget.hold(
+            Part::Output,
+            batches_size(&record_customer.1) + match_pairs.bytes(),
+            "building unify.record_customer",
+        )?;
+        let match_model = model_table(config, self.model, run_id, self.trained_by, n)?;
+        let term_frequencies = term_frequency_table(ctx, config, self.trained_by).await?;
+        let history = history_table(&self.assignment.events, run_id, now_micros)?;
+        let guards = guard_table(&self.guard_rows, run_id)?;
+        let stats_table = self.stats.table(run_id, now_micros)?;
+        Ok(vec![
+            ("record_customer", in_memory(record_customer)?),
+            (
+                "match_pairs",
+                match_pairs.provider(ctx.copied_config().target_partitions())?,
+            ),
+            ("match_model", in_memory(match_model)?),
+            ("match_term_frequencies", in_memory(term_frequencies)?),
+            ("customer_id_history", in_memory(history)?),
+            ("identity_guard_hits", in_memory(guards)?),
+            ("identity_stats", in_memory(stats_table)?),
+        ])
     }
 }
 
