@@ -210,6 +210,100 @@ mod tests {
             );
         }
     }
+    /// Functions longer than [`MAX_FUNCTION_LINES`] lines of code (blank and comment lines
+    /// aside) in the workspace's sources, with where they start; those whose comment just
+    /// above says why (`// Over 150 lines: <reason>`) are left out.
+    fn long_functions() -> Vec<(usize, String)> {
+        fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    rust_files(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(path);
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = Vec::new();
+        for crate_dir in ["engine", "jobs", "udfs"] {
+            rust_files(&root.join(crate_dir).join("src"), &mut files);
+        }
+        let mut long = Vec::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            for (at, line) in lines.iter().enumerate() {
+                let code = line.trim_start();
+                let indent = &line[..line.len() - code.len()];
+                let starts_fn = ["fn ", "pub fn ", "async fn ", "pub async fn ", "const fn "]
+                    .iter()
+                    .any(|p| code.starts_with(p))
+                    || (code.starts_with("pub(")
+                        && (code.contains(") fn ") || code.contains(") async fn ")));
+                if !starts_fn {
+                    continue;
+                }
+                // The signature ends at the first line ending in `{` (a declaration without
+                // body ends in `;`), and rustfmt closes the body at the indentation the
+                // function opened: its end is the first line that is only `}` there.
+                let Some(open) = (at..lines.len()).find(|&i| {
+                    let l = lines[i].trim_end();
+                    l.ends_with('{') || l.ends_with(';') || l.ends_with('}')
+                }) else {
+                    continue;
+                };
+                if !lines[open].trim_end().ends_with('{') {
+                    continue;
+                }
+                let close = format!("{indent}}}");
+                let Some(end) = (open + 1..lines.len()).find(|&i| lines[i] == close) else {
+                    continue;
+                };
+                let body = &lines[at..=end];
+                let code_lines = body
+                    .iter()
+                    .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("//"))
+                    .count();
+                let said = lines[..at]
+                    .iter()
+                    .rev()
+                    .take_while(|l| {
+                        let t = l.trim_start();
+                        t.starts_with("//") || t.starts_with("#[")
+                    })
+                    .any(|l| l.trim_start().starts_with("// Over 150 lines: "));
+                if code_lines > MAX_FUNCTION_LINES && !said {
+                    let name: String = code[code.find("fn ").unwrap() + 3..]
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    let place = file
+                        .strip_prefix(&root)
+                        .unwrap_or(&file)
+                        .display()
+                        .to_string();
+                    long.push((code_lines, format!("{place}:{} `{name}`", at + 1)));
+                }
+            }
+        }
+        long.sort();
+        long
+    }
+
+    /// Issue 26: no function over ~150 lines without a reason in a comment; a long one is a
+    /// sequence of steps that can be named.
+    const MAX_FUNCTION_LINES: usize = 150;
+
+    #[test]
+    fn functions_stay_under_150_lines_or_say_why() {
+        let long = long_functions();
+        assert!(
+            long.is_empty(),
+            "functions over {MAX_FUNCTION_LINES} lines of code without `// Over 150 lines: <reason>` above them: {long:#?}"
+        );
+    }
+
     /// The README's first command runs `tessera demo` in `examples/retail`, which keeps the
     /// project file it finds: that file must be the one the demo would write.
     #[test]

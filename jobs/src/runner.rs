@@ -643,18 +643,7 @@ impl<'a> Runner<'a> {
         result.inputs = planned.inputs.clone();
         result.reason = planned.reason.clone();
         if job.config.materialized == Materialized::View {
-            self.register_table(&job.name).await?;
-            // Plan it now so that an error in the view is reported against its file.
-            self.ws
-                .engine
-                .ctx()
-                .table(table_reference(&job.name))
-                .await?;
-            self.states.lock().expect("poisoned").insert(
-                job.name.clone(),
-                format!("view {}", &planned.fingerprint[..16]),
-            );
-            return Ok(JobStatus::Success);
+            return self.execute_view(job, &planned).await;
         }
         let url = self.output_url(&job.name)?;
         if !planned.run {
@@ -701,32 +690,8 @@ impl<'a> Runner<'a> {
         if incremental {
             self.sandbox_copy(&job.name).await?;
         }
-        if incremental && let Some(watermark) = &job.config.watermark {
-            // A row without a watermark cannot be told new or old: an incremental run does
-            // not load it. Say so rather than drop it silently.
-            let nulls = ctx
-                .sql(&format!(
-                    "select count(*) from ({}) as incremental_input where {} is null",
-                    job.sql,
-                    quote_ident(watermark)
-                ))
-                .await?
-                .collect()
-                .await?;
-            let n = nulls
-                .first()
-                .and_then(|b| {
-                    b.column(0)
-                        .as_any()
-                        .downcast_ref::<datafusion::arrow::array::Int64Array>()
-                        .map(|a| a.value(0))
-                })
-                .unwrap_or(0);
-            if n > 0 {
-                result.warnings.push(format!(
-                    "{n} input rows have a NULL `{watermark}` (the @watermark): an incremental run cannot tell whether they are new, so they are not loaded; fix them at the source, or run with --full-refresh to load them"
-                ));
-            }
+        if incremental && let Some(warning) = self.null_watermarks(job).await? {
+            result.warnings.push(warning);
         }
         let mode = if !incremental {
             WriteMode::Overwrite
@@ -735,7 +700,6 @@ impl<'a> Runner<'a> {
         } else {
             WriteMode::Merge
         };
-        let mut staged_copy = None;
         // An identity job reads its records several times (its tests, the guards, the
         // numbering, the output): computed once, held in memory, or under a memory limit in
         // temporary Arrow files.
@@ -753,40 +717,10 @@ impl<'a> Runner<'a> {
         } else {
             None
         };
-        let df = if job.config.tests.is_empty() {
-            df
+        let (df, staged_copy) = if job.config.tests.is_empty() {
+            (df, None)
         } else {
-            // The rows are tested before anything is published.
-            let provider: Arc<dyn datafusion::catalog::TableProvider> = match &spilled {
-                Some(records) => records.provider.clone(),
-                None => {
-                    // Stage the new rows, test them, publish only when every test passes.
-                    let staging = self
-                        .write_root()
-                        .join(&format!("_tessera/staging/{}/", job.name.replace('.', "/")))?;
-                    self.ws
-                        .engine
-                        .write_delta(df, staging.clone())
-                        .await
-                        .context("staging the output for its tests")?;
-                    let staged = self
-                        .ws
-                        .engine
-                        .open_delta(&staging, TableVersion::Latest)
-                        .await?;
-                    staged_copy = Some(staging);
-                    self.ws.engine.delta_provider(&staged).await?
-                }
-            };
-            let failures = self.run_tests(job, provider.clone()).await?;
-            if !failures.is_empty() {
-                result.status = JobStatus::TestFailed;
-                bail!(
-                    "data tests failed, nothing published: {}",
-                    failures.join("; ")
-                );
-            }
-            ctx.read_table(provider)?
+            self.tested(job, df, spilled.as_ref(), result).await?
         };
         let status = async {
             if let Some(records) = &spilled {
@@ -832,6 +766,163 @@ impl<'a> Runner<'a> {
         status
     }
 
+    /// A view: registered, and planned now so that an error in it is reported against its
+    /// file.
+    async fn execute_view(&self, job: &Job, planned: &PlannedJob) -> Result<JobStatus> {
+        self.register_table(&job.name).await?;
+        self.ws
+            .engine
+            .ctx()
+            .table(table_reference(&job.name))
+            .await?;
+        self.states.lock().expect("poisoned").insert(
+            job.name.clone(),
+            format!("view {}", &planned.fingerprint[..16]),
+        );
+        Ok(JobStatus::Success)
+    }
+
+    /// An incremental job's input rows without a watermark: they cannot be told new or old,
+    /// so an incremental run does not load them — said in a warning rather than dropped in
+    /// silence.
+    async fn null_watermarks(&self, job: &Job) -> Result<Option<String>> {
+        let Some(watermark) = &job.config.watermark else {
+            return Ok(None);
+        };
+        let nulls = self
+            .ws
+            .engine
+            .ctx()
+            .sql(&format!(
+                "select count(*) from ({}) as incremental_input where {} is null",
+                job.sql,
+                quote_ident(watermark)
+            ))
+            .await?
+            .collect()
+            .await?;
+        let n = nulls
+            .first()
+            .and_then(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                    .map(|a| a.value(0))
+            })
+            .unwrap_or(0);
+        Ok((n > 0).then(|| format!(
+            "{n} input rows have a NULL `{watermark}` (the @watermark): an incremental run cannot tell whether they are new, so they are not loaded; fix them at the source, or run with --full-refresh to load them"
+        )))
+    }
+
+    /// A job's rows tested before anything is published: an identity job's held records as
+    /// they are, another job's staged under `_tessera/staging/` first (returned, to be removed
+    /// once published). Fails, publishing nothing, when a test fails.
+    async fn tested(
+        &self,
+        job: &Job,
+        df: datafusion::prelude::DataFrame,
+        held: Option<&tessera_engine::identity::HeldRecords>,
+        result: &mut JobResult,
+    ) -> Result<(datafusion::prelude::DataFrame, Option<Url>)> {
+        let mut staged_copy = None;
+        let provider: Arc<dyn datafusion::catalog::TableProvider> = match held {
+            Some(records) => records.provider.clone(),
+            None => {
+                let staging = self
+                    .write_root()
+                    .join(&format!("_tessera/staging/{}/", job.name.replace('.', "/")))?;
+                self.ws
+                    .engine
+                    .write_delta(df, staging.clone())
+                    .await
+                    .context("staging the output for its tests")?;
+                let staged = self
+                    .ws
+                    .engine
+                    .open_delta(&staging, TableVersion::Latest)
+                    .await?;
+                staged_copy = Some(staging);
+                self.ws.engine.delta_provider(&staged).await?
+            }
+        };
+        let failures = self.run_tests(job, provider.clone()).await?;
+        if !failures.is_empty() {
+            result.status = JobStatus::TestFailed;
+            bail!(
+                "data tests failed, nothing published: {}",
+                failures.join("; ")
+            );
+        }
+        Ok((self.ws.engine.ctx().read_table(provider)?, staged_copy))
+    }
+
+    /// The identity records' quality measures, and the warnings they give against the last
+    /// run's; fails (nothing published) when a warning is of a kind `[quality] fail_on`
+    /// names.
+    async fn records_quality(
+        &self,
+        job: &Job,
+        records: Arc<dyn datafusion::catalog::TableProvider>,
+        config: &tessera_engine::identity::config::IdentityConfig,
+    ) -> Result<(Vec<crate::quality::Measure>, Vec<crate::quality::Warning>)> {
+        let quality_config = &self.ws.project.quality;
+        let before = crate::quality::previous(
+            self.ws,
+            self.existing_table(crate::quality::TABLE).await?,
+            &job.name,
+        )
+        .await?;
+        let measures = crate::quality::measure(self.ws, records, config).await?;
+        let quality = crate::quality::warnings(&measures, &before, quality_config);
+        let failing: Vec<&str> = quality
+            .iter()
+            .filter(|w| quality_config.fails_on(w.kind))
+            .map(|w| w.message.as_str())
+            .collect();
+        if !failing.is_empty() {
+            bail!(
+                "the identity records fail their quality checks, nothing published ([quality] fail_on): {}",
+                failing.join("; ")
+            );
+        }
+        Ok((measures, quality))
+    }
+
+    /// What an identity job's last run left (`beside` names its tables): the record →
+    /// customer map, the id history, the stored model and its term frequencies (not with
+    /// --full-refresh, which retrains), and the published pairs when they can be reused.
+    async fn previous_identity(
+        &self,
+        job: &Job,
+        planned: &PlannedJob,
+        beside: &dyn Fn(&str) -> String,
+    ) -> Result<tessera_engine::identity::PreviousState> {
+        let previous_customers = self.existing_table(&beside("record_customer")).await?;
+        let previous_history = self.existing_table(&beside("customer_id_history")).await?;
+        let (previous_model, previous_tf) = if self.options.full_refresh {
+            (None, None)
+        } else {
+            (
+                self.existing_table(&beside("match_model")).await?,
+                self.existing_table(&beside("match_term_frequencies"))
+                    .await?,
+            )
+        };
+        let mut previous = tessera_engine::identity::previous_state(
+            self.ws.engine.ctx(),
+            previous_customers,
+            previous_history,
+            previous_model,
+            previous_tf,
+        )
+        .await?;
+        previous.compared = self
+            .reusable_pairs(job, planned, &beside("match_pairs"))
+            .await?;
+        Ok(previous)
+    }
+
     /// An identity job: keeps its records, resolves them, then writes the records table and
     /// every identity table (each one commit; nothing is written when resolution fails).
     async fn execute_identity(
@@ -861,51 +952,10 @@ impl<'a> Runner<'a> {
             Some(schema) => format!("{schema}.{table}"),
             None => table.to_string(),
         };
-        let previous_customers = self.existing_table(&beside("record_customer")).await?;
-        let previous_history = self.existing_table(&beside("customer_id_history")).await?;
-        // --full-refresh retrains the model; other runs keep the stored one while it fits.
-        let (previous_model, previous_tf) = if self.options.full_refresh {
-            (None, None)
-        } else {
-            (
-                self.existing_table(&beside("match_model")).await?,
-                self.existing_table(&beside("match_term_frequencies"))
-                    .await?,
-            )
-        };
         // The records' quality first: an export that lost a column fails here (with
         // `[quality] fail_on`) or warns, instead of matching on less evidence in silence.
-        let quality_config = &self.ws.project.quality;
-        let before = crate::quality::previous(
-            self.ws,
-            self.existing_table(crate::quality::TABLE).await?,
-            &job.name,
-        )
-        .await?;
-        let measures = crate::quality::measure(self.ws, records.clone(), &config).await?;
-        let quality = crate::quality::warnings(&measures, &before, quality_config);
-        let failing: Vec<&str> = quality
-            .iter()
-            .filter(|w| quality_config.fails_on(w.kind))
-            .map(|w| w.message.as_str())
-            .collect();
-        if !failing.is_empty() {
-            bail!(
-                "the identity records fail their quality checks, nothing published ([quality] fail_on): {}",
-                failing.join("; ")
-            );
-        }
-        let mut previous = identity::previous_state(
-            ctx,
-            previous_customers,
-            previous_history,
-            previous_model,
-            previous_tf,
-        )
-        .await?;
-        previous.compared = self
-            .reusable_pairs(job, planned, &beside("match_pairs"))
-            .await?;
+        let (measures, quality) = self.records_quality(job, records.clone(), &config).await?;
+        let previous = self.previous_identity(job, planned, &beside).await?;
         let run_id = self.run_id();
         let resolution = identity::resolve(
             ctx,

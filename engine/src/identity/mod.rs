@@ -99,6 +99,14 @@ pub struct PublishedPairs {
 }
 
 impl PreviousState {
+    /// The stored model when it still fits these settings and records, with the run that
+    /// trained it.
+    fn usable_model(&self, config: &IdentityConfig, records: usize) -> Option<(Model, String)> {
+        let stored = self.model.as_ref()?;
+        let model = stored.usable(config, records)?;
+        Some((model, stored.run_id.clone()))
+    }
+
     /// Bytes held (strings with their allocation, hash-table slots): reserved in the pool while
     /// the records are resolved.
     pub fn bytes(&self) -> usize {
@@ -510,11 +518,7 @@ pub async fn resolve(
     // A stored model that still fits is reused, with the term frequencies it was trained with
     // (values first seen later keep the frequency they had then): earlier pairs score exactly
     // as before.
-    let stored = previous
-        .model
-        .as_ref()
-        .and_then(|s| s.usable(config, n).map(|m| (m, s.run_id.clone())));
-    let unique_columns = config.unique_identifiers();
+    let stored = previous.usable_model(config, n);
     let steps::Keys {
         labels,
         unique,
@@ -593,7 +597,7 @@ pub async fn resolve(
     .await?;
     let refused = steps::refused_links(
         &clusters.refused,
-        (&kinds, config, &unique_columns),
+        (&kinds, config, &config.unique_identifiers()),
         &record_keys,
         &mut stats,
         &mut guard_rows,

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use chrono::Utc;
-use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::{MemTable, TableProvider};
 use datafusion::prelude::DataFrame;
 use tessera_engine::WriteMode;
@@ -76,6 +76,81 @@ impl Runner<'_> {
         outcome
     }
 
+    /// The new rows compared with the stored table, projected onto today's columns (a column
+    /// the query gained reads as a NULL of its new type in the old rows; one it lost is
+    /// dropped): the changes are held as the scratch changes table. Returns the new rows'
+    /// schema, whether the stored table has today's columns, and the rows changed.
+    async fn compare_stored(
+        &self,
+        job: &Job,
+        columns: &[String],
+        scratch: &Scratch,
+    ) -> Result<(SchemaRef, bool, usize)> {
+        let ctx = self.ws.engine.ctx();
+        let new_schema = ctx.table_provider(scratch.new.as_str()).await?.schema();
+        let old = self.existing_table(&job.name).await?;
+        let same_schema = old.as_ref().is_some_and(|o| {
+            let names: Vec<String> = o
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            names == columns
+        });
+        if let Some(provider) = &old {
+            ctx.register_table(scratch.old.as_str(), provider.clone())?;
+        }
+        let stored = old.as_ref().map(|o| o.schema());
+        let keys = &job.config.unique_key;
+        let changes_sql = changes_sql(columns, keys, &new_schema, stored.as_deref(), scratch);
+        let changes_df = ctx
+            .sql(&changes_sql)
+            .await
+            .context("comparing with the stored table")?;
+        let changes_schema = Arc::new(changes_df.schema().as_arrow().clone());
+        let changes_batches = changes_df.collect().await?;
+        let changed: usize = changes_batches.iter().map(|b| b.num_rows()).sum();
+        ctx.register_table(
+            scratch.changes.as_str(),
+            Arc::new(MemTable::try_new(changes_schema, vec![changes_batches])?),
+        )?;
+        Ok((new_schema, same_schema, changed))
+    }
+
+    /// This run's intent, written before its first commit: the run, and the history version
+    /// it starts from (`with_history`: the history exists and is published to), so that a run
+    /// killed between the commits is undone by the next.
+    async fn write_intent(
+        &self,
+        intent: &IntentLocation,
+        run_id: &str,
+        with_history: bool,
+        history_url: &url::Url,
+    ) -> Result<()> {
+        let history_version = if with_history {
+            Some(
+                self.ws
+                    .engine
+                    .open_delta(history_url, tessera_engine::TableVersion::Latest)
+                    .await?
+                    .version()
+                    .unwrap_or_default(),
+            )
+        } else {
+            None
+        };
+        intent
+            .write(
+                &self.ws.engine,
+                &Intent {
+                    run_id: run_id.to_string(),
+                    history_version,
+                },
+            )
+            .await
+    }
+
     async fn tracked_inner(
         &self,
         job: &Job,
@@ -87,9 +162,8 @@ impl Runner<'_> {
         let ctx = self.ws.engine.ctx();
         let keys = &job.config.unique_key;
         let q = |c: &str| quote_ident(c);
-        let (new_name, old_name, hist_name, changes_name) = (
+        let (new_name, hist_name, changes_name) = (
             scratch.new.as_str(),
-            scratch.old.as_str(),
             scratch.hist.as_str(),
             scratch.changes.as_str(),
         );
@@ -106,35 +180,7 @@ impl Runner<'_> {
         let history_table = format!("{}_history", job.name);
         let changes_table = format!("{}_changes", job.name);
 
-        // The stored state, projected onto today's columns (a column the query gained reads
-        // as a NULL of its new type in the old rows; one it lost is dropped).
-        let new_schema = ctx.table_provider(new_name).await?.schema();
-        let old = self.existing_table(&job.name).await?;
-        let same_schema = old.as_ref().is_some_and(|o| {
-            let names: Vec<String> = o
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect();
-            names == columns
-        });
-        if let Some(provider) = &old {
-            ctx.register_table(old_name, provider.clone())?;
-        }
-        let stored = old.as_ref().map(|o| o.schema());
-        let changes_sql = changes_sql(columns, keys, &new_schema, stored.as_deref(), scratch);
-        let changes_df = ctx
-            .sql(&changes_sql)
-            .await
-            .context("comparing with the stored table")?;
-        let changes_schema = Arc::new(changes_df.schema().as_arrow().clone());
-        let changes_batches = changes_df.collect().await?;
-        let changed: usize = changes_batches.iter().map(|b| b.num_rows()).sum();
-        ctx.register_table(
-            changes_name,
-            Arc::new(MemTable::try_new(changes_schema, vec![changes_batches])?),
-        )?;
+        let (new_schema, same_schema, changed) = self.compare_stored(job, columns, scratch).await?;
 
         let mut meta = commit_metadata(job, planned);
         meta.push((RUN_ID_KEY.to_string(), run_id.clone().into()));
@@ -164,26 +210,13 @@ impl Runner<'_> {
         let history = self
             .undo_partial_publish(job, &intent, &history_table, &changes_table)
             .await?;
-        let history_version = match history {
-            Some(_) if !sandboxed => Some(
-                self.ws
-                    .engine
-                    .open_delta(&history_url, tessera_engine::TableVersion::Latest)
-                    .await?
-                    .version()
-                    .unwrap_or_default(),
-            ),
-            _ => None,
-        };
-        intent
-            .write(
-                &self.ws.engine,
-                &Intent {
-                    run_id: run_id.clone(),
-                    history_version,
-                },
-            )
-            .await?;
+        self.write_intent(
+            &intent,
+            &run_id,
+            history.is_some() && !sandboxed,
+            &history_url,
+        )
+        .await?;
         if changed > 0 || history.is_none() {
             // 1. The change log (appended).
             let log = ctx
