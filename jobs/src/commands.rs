@@ -62,17 +62,7 @@ pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
     let lock = RunLock::acquire(ws, &format!("run {run_id}"), args.wait).await?;
     let mut out = std::io::stdout();
     // A progress bar on a terminal; plain lines otherwise (logs, cron, CI).
-    let bar = (!args.json && std::io::stdout().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(selected.len() as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {pos}/{len} jobs [{bar:30}] {elapsed} {msg}",
-            )
-            .expect("valid template"),
-        );
-        bar.enable_steady_tick(Duration::from_millis(200));
-        bar
-    });
+    let bar = (!args.json && std::io::stdout().is_terminal()).then(|| progress_bar(selected.len()));
     let emit = |value: serde_json::Value, text: String| {
         let mut out = std::io::stdout();
         if args.json {
@@ -93,19 +83,7 @@ pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
             json!({"event": "job_invalid", "path": e.path.display().to_string(), "line": e.line, "error": e.message}),
             format!("  INVALID  {e}"),
         );
-        invalid.push(JobResult {
-            name: crate::job::job_name(&e.path).unwrap_or_else(|_| e.path.display().to_string()),
-            path: e.path.display().to_string(),
-            status: JobStatus::Failed,
-            started,
-            finished: Utc::now(),
-            rows: None,
-            output_version: None,
-            inputs: Default::default(),
-            reason: "invalid job".into(),
-            error: Some(e.to_string()),
-            warnings: Vec::new(),
-        });
+        invalid.push(invalid_job(e, started));
     }
     let runner = Runner::new(
         ws,
@@ -119,48 +97,8 @@ pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
     );
     let results = runner
         .run(&selected, |r| {
-            let seconds = (r.finished - r.started).num_milliseconds() as f64 / 1000.0;
-            let detail = match r.status {
-                JobStatus::Success if r.output_version.is_none() => "view (planned inline)".into(),
-                JobStatus::Success
-                    if r.rows == Some(0)
-                        && dag.index(&r.name).is_some_and(|i| {
-                            dag.jobs[i].config.materialized == Materialized::Incremental
-                        }) =>
-                {
-                    format!(
-                        "v{} unchanged: no new rows",
-                        r.output_version.unwrap_or_default()
-                    )
-                }
-                JobStatus::Success => format!(
-                    "{}{}",
-                    r.output_version
-                        .map(|v| format!("v{v} "))
-                        .unwrap_or_default(),
-                    r.rows.map(|n| format!("{n} rows")).unwrap_or_default()
-                ),
-                JobStatus::Skipped => r.reason.clone(),
-                _ => r.error.clone().unwrap_or_default(),
-            };
-            emit(
-                json!({
-                    "event": "job_finished", "run_id": run_id, "job": r.name, "path": r.path,
-                    "status": r.status.as_str(), "rows": r.rows, "output_version": r.output_version,
-                    "seconds": seconds, "reason": r.reason, "error": r.error,
-                    "warnings": r.warnings,
-                }),
-                format!(
-                    "  {:<15} {:<32} {:>7.2}s  {detail}{}",
-                    r.status.as_str().to_uppercase(),
-                    r.name,
-                    seconds,
-                    r.warnings
-                        .iter()
-                        .map(|w| format!("\n  {:<15} {w}", "WARNING"))
-                        .collect::<String>()
-                ),
-            );
+            let (event, line) = job_finished(r, &dag, &run_id);
+            emit(event, line);
             if let Some(bar) = &bar {
                 bar.inc(1);
                 bar.set_message(r.name.clone());
@@ -247,6 +185,82 @@ pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// The run's progress bar (a terminal's): jobs done of `jobs`, with the last one's name.
+fn progress_bar(jobs: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(jobs as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {pos}/{len} jobs [{bar:30}] {elapsed} {msg}",
+        )
+        .expect("valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// A job file that does not parse, as a failed job of the run.
+fn invalid_job(e: &crate::job::JobError, started: chrono::DateTime<Utc>) -> JobResult {
+    JobResult {
+        name: crate::job::job_name(&e.path).unwrap_or_else(|_| e.path.display().to_string()),
+        path: e.path.display().to_string(),
+        status: JobStatus::Failed,
+        started,
+        finished: Utc::now(),
+        rows: None,
+        output_version: None,
+        inputs: Default::default(),
+        reason: "invalid job".into(),
+        error: Some(e.to_string()),
+        warnings: Vec::new(),
+    }
+}
+
+/// A job's end as the run says it: the `job_finished` event (`--json`) and its line.
+fn job_finished(r: &JobResult, dag: &Dag, run_id: &str) -> (serde_json::Value, String) {
+    let seconds = (r.finished - r.started).num_milliseconds() as f64 / 1000.0;
+    let detail = match r.status {
+        JobStatus::Success if r.output_version.is_none() => "view (planned inline)".into(),
+        JobStatus::Success
+            if r.rows == Some(0)
+                && dag.index(&r.name).is_some_and(|i| {
+                    dag.jobs[i].config.materialized == Materialized::Incremental
+                }) =>
+        {
+            format!(
+                "v{} unchanged: no new rows",
+                r.output_version.unwrap_or_default()
+            )
+        }
+        JobStatus::Success => format!(
+            "{}{}",
+            r.output_version
+                .map(|v| format!("v{v} "))
+                .unwrap_or_default(),
+            r.rows.map(|n| format!("{n} rows")).unwrap_or_default()
+        ),
+        JobStatus::Skipped => r.reason.clone(),
+        _ => r.error.clone().unwrap_or_default(),
+    };
+    (
+        json!({
+            "event": "job_finished", "run_id": run_id, "job": r.name, "path": r.path,
+            "status": r.status.as_str(), "rows": r.rows, "output_version": r.output_version,
+            "seconds": seconds, "reason": r.reason, "error": r.error,
+            "warnings": r.warnings,
+        }),
+        format!(
+            "  {:<15} {:<32} {:>7.2}s  {detail}{}",
+            r.status.as_str().to_uppercase(),
+            r.name,
+            seconds,
+            r.warnings
+                .iter()
+                .map(|w| format!("\n  {:<15} {w}", "WARNING"))
+                .collect::<String>()
+        ),
+    )
 }
 
 /// `tessera plan`: what would run, in order, and why.

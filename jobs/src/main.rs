@@ -1251,148 +1251,26 @@ async fn explain_read_error(ws: &Workspace, error: anyhow::Error) -> anyhow::Err
     error
 }
 
+/// One line of `tessera tables`: a source, a warehouse table or a view.
+struct TableLine {
+    name: String,
+    kind: &'static str,
+    format: String,
+    rows: Option<i64>,
+    version: Option<u64>,
+    location: String,
+    /// The description, or why it cannot be read (`unavailable: …`).
+    note: Option<String>,
+}
+
 async fn tables(ws: &Workspace, format: OutputFormat, count: bool) -> Result<()> {
-    use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray, UInt64Array};
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
-    let mut names = Vec::new();
-    let mut kinds = Vec::new();
-    let mut formats = Vec::new();
-    let mut rows: Vec<Option<i64>> = Vec::new();
-    let mut versions: Vec<Option<u64>> = Vec::new();
-    let mut locations = Vec::new();
-    let mut notes: Vec<Option<String>> = Vec::new();
-    let ctx = ws.engine.ctx();
-    let count_rows = |name: String| async move {
-        if !count {
-            return Ok::<_, anyhow::Error>(None);
-        }
-        let df = ctx.sql(&format!("select count(*) from {name}")).await?;
-        let batches = df.collect().await?;
-        Ok(batches.first().and_then(|b| {
-            b.column(0)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .map(|a| a.value(0))
-        }))
-    };
-    for (name, decl) in &ws.project.sources {
-        names.push(name.clone());
-        kinds.push("source".to_string());
-        formats.push(decl.spec.format.name().to_string());
-        locations.push(decl.spec.url.to_string());
-        match ws.register_source(name).await {
-            Ok(registered) => {
-                versions.push(registered.delta_version);
-                match count_rows(quote_ident(name)).await {
-                    Ok(n) => {
-                        rows.push(n);
-                        notes.push(decl.description.clone());
-                    }
-                    Err(e) => {
-                        rows.push(None);
-                        notes.push(Some(format!("{e:#}")));
-                    }
-                }
-            }
-            Err(e) => {
-                versions.push(None);
-                rows.push(None);
-                notes.push(Some(format!("unavailable: {e:#}")));
-            }
-        }
-    }
-    for table in ws.warehouse_tables().await? {
-        names.push(table.name.clone());
-        kinds.push("warehouse".into());
-        formats.push("delta".into());
-        locations.push(table.url.to_string());
-        match ws.register_warehouse_table(&table).await {
-            Ok(version) => {
-                versions.push(Some(version));
-                rows.push(count_rows(table.sql()).await.unwrap_or(None));
-                notes.push(None);
-            }
-            Err(e) => {
-                versions.push(None);
-                rows.push(None);
-                notes.push(Some(format!("unavailable: {e:#}")));
-            }
-        }
-    }
-    // View jobs: planned when read, so listed without a count.
-    let (jobs, _) = tessera_jobs::job::discover_with(&ws.project.dir, &ws.project.jobs);
-    for job in jobs
-        .iter()
-        .filter(|j| j.config.materialized == tessera_jobs::job::Materialized::View)
-    {
-        names.push(job.name.clone());
-        kinds.push("view".into());
-        formats.push("sql".into());
-        rows.push(None);
-        versions.push(None);
-        locations.push(job.path.display().to_string());
-        notes.push(job.config.description.clone());
-    }
+    let lines = table_lines(ws, count).await?;
     if format == OutputFormat::Table {
-        // For people, in 100 columns: the sources (format, rows, location under the project
-        // relative to it), then the warehouse's tables and the views (kind, rows, version);
-        // notes only in `--format json`.
-        let root = url::Url::from_directory_path(&ws.project.dir).ok();
-        let dir_prefix = format!("{}/", ws.project.dir.display());
-        let relative = |location: &str| -> String {
-            root.as_ref()
-                .and_then(|r| location.strip_prefix(r.as_str()))
-                .or_else(|| location.strip_prefix(&dir_prefix))
-                .unwrap_or(location)
-                .to_string()
-        };
-        let shown = |n: Option<i64>| n.map(|n| n.to_string()).unwrap_or_default();
-        let mut sources = comfy_table::Table::new();
-        sources.load_style(comfy_table::presets::ASCII_MARKDOWN);
-        sources.set_header(["source", "format", "rows", "location"]);
-        let mut tables = comfy_table::Table::new();
-        tables.load_style(comfy_table::presets::ASCII_MARKDOWN);
-        tables.set_header(["table", "kind", "rows", "version"]);
-        for i in 0..names.len() {
-            match kinds[i].as_str() {
-                "source" => {
-                    sources.add_row([
-                        names[i].clone(),
-                        formats[i].clone(),
-                        shown(rows[i]),
-                        relative(&locations[i]),
-                    ]);
-                }
-                kind => {
-                    tables.add_row([
-                        names[i].clone(),
-                        if kind == "warehouse" { "table" } else { kind }.to_string(),
-                        shown(rows[i]),
-                        versions[i].map(|v| v.to_string()).unwrap_or_default(),
-                    ]);
-                }
-            }
-        }
-        if !sources.is_empty() {
-            println!("{sources}");
-        }
-        if !tables.is_empty() {
-            if !sources.is_empty() {
-                println!();
-            }
-            println!("{tables}");
-        }
-        // What cannot be read is said, not left as an empty cell.
-        for (name, note) in names.iter().zip(&notes) {
-            if let Some(why) = note
-                .as_deref()
-                .and_then(|n| n.strip_prefix("unavailable: "))
-            {
-                eprintln!("warning: {name} is unavailable: {why}");
-            }
-        }
+        print_table_lines(ws, &lines);
         return Ok(());
     }
+    use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray, UInt64Array};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
     let schema = std::sync::Arc::new(Schema::new(vec![
         Field::new("name", DataType::Utf8, false),
         Field::new("kind", DataType::Utf8, false),
@@ -1402,16 +1280,19 @@ async fn tables(ws: &Workspace, format: OutputFormat, count: bool) -> Result<()>
         Field::new("location", DataType::Utf8, false),
         Field::new("note", DataType::Utf8, true),
     ]));
+    let strings = |f: &dyn Fn(&TableLine) -> Option<&str>| {
+        std::sync::Arc::new(StringArray::from_iter(lines.iter().map(f)))
+    };
     let batch = RecordBatch::try_new(
         schema.clone(),
         vec![
-            std::sync::Arc::new(StringArray::from(names)),
-            std::sync::Arc::new(StringArray::from(kinds)),
-            std::sync::Arc::new(StringArray::from(formats)),
-            std::sync::Arc::new(Int64Array::from(rows)),
-            std::sync::Arc::new(UInt64Array::from(versions)),
-            std::sync::Arc::new(StringArray::from(locations)),
-            std::sync::Arc::new(StringArray::from(notes)),
+            strings(&|l| Some(l.name.as_str())),
+            strings(&|l| Some(l.kind)),
+            strings(&|l| Some(l.format.as_str())),
+            std::sync::Arc::new(Int64Array::from_iter(lines.iter().map(|l| l.rows))),
+            std::sync::Arc::new(UInt64Array::from_iter(lines.iter().map(|l| l.version))),
+            strings(&|l| Some(l.location.as_str())),
+            strings(&|l| l.note.as_deref()),
         ],
     )?;
     let stream = datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
@@ -1426,6 +1307,145 @@ async fn tables(ws: &Workspace, format: OutputFormat, count: bool) -> Result<()>
     )
     .await?;
     Ok(())
+}
+
+/// The project's sources, warehouse tables and views, with their rows when `count`.
+async fn table_lines(ws: &Workspace, count: bool) -> Result<Vec<TableLine>> {
+    use datafusion::arrow::array::Int64Array;
+    let ctx = ws.engine.ctx();
+    let count_rows = |name: String| async move {
+        if !count {
+            return Ok::<_, anyhow::Error>(None);
+        }
+        let df = ctx.sql(&format!("select count(*) from {name}")).await?;
+        let batches = df.collect().await?;
+        Ok(batches.first().and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .map(|a| a.value(0))
+        }))
+    };
+    let mut lines = Vec::new();
+    for (name, decl) in &ws.project.sources {
+        let mut line = TableLine {
+            name: name.clone(),
+            kind: "source",
+            format: decl.spec.format.name().to_string(),
+            rows: None,
+            version: None,
+            location: decl.spec.url.to_string(),
+            note: decl.description.clone(),
+        };
+        match ws.register_source(name).await {
+            Ok(registered) => {
+                line.version = registered.delta_version;
+                match count_rows(quote_ident(name)).await {
+                    Ok(n) => line.rows = n,
+                    Err(e) => line.note = Some(format!("{e:#}")),
+                }
+            }
+            Err(e) => line.note = Some(format!("unavailable: {e:#}")),
+        }
+        lines.push(line);
+    }
+    for table in ws.warehouse_tables().await? {
+        let mut line = TableLine {
+            name: table.name.clone(),
+            kind: "warehouse",
+            format: "delta".into(),
+            rows: None,
+            version: None,
+            location: table.url.to_string(),
+            note: None,
+        };
+        match ws.register_warehouse_table(&table).await {
+            Ok(version) => {
+                line.version = Some(version);
+                line.rows = count_rows(table.sql()).await.unwrap_or(None);
+            }
+            Err(e) => line.note = Some(format!("unavailable: {e:#}")),
+        }
+        lines.push(line);
+    }
+    // View jobs: planned when read, so listed without a count.
+    let (jobs, _) = tessera_jobs::job::discover_with(&ws.project.dir, &ws.project.jobs);
+    for job in jobs
+        .iter()
+        .filter(|j| j.config.materialized == tessera_jobs::job::Materialized::View)
+    {
+        lines.push(TableLine {
+            name: job.name.clone(),
+            kind: "view",
+            format: "sql".into(),
+            rows: None,
+            version: None,
+            location: job.path.display().to_string(),
+            note: job.config.description.clone(),
+        });
+    }
+    Ok(lines)
+}
+
+/// `tessera tables` for people, in 100 columns: the sources (format, rows, location under
+/// the project relative to it), then the warehouse's tables and the views (kind, rows,
+/// version); notes only in `--format json`, except why a table cannot be read (on stderr).
+fn print_table_lines(ws: &Workspace, lines: &[TableLine]) {
+    let root = url::Url::from_directory_path(&ws.project.dir).ok();
+    let dir_prefix = format!("{}/", ws.project.dir.display());
+    let relative = |location: &str| -> String {
+        root.as_ref()
+            .and_then(|r| location.strip_prefix(r.as_str()))
+            .or_else(|| location.strip_prefix(&dir_prefix))
+            .unwrap_or(location)
+            .to_string()
+    };
+    let shown = |n: Option<i64>| n.map(|n| n.to_string()).unwrap_or_default();
+    let mut sources = comfy_table::Table::new();
+    sources.load_style(comfy_table::presets::ASCII_MARKDOWN);
+    sources.set_header(["source", "format", "rows", "location"]);
+    let mut tables = comfy_table::Table::new();
+    tables.load_style(comfy_table::presets::ASCII_MARKDOWN);
+    tables.set_header(["table", "kind", "rows", "version"]);
+    for l in lines {
+        match l.kind {
+            "source" => {
+                sources.add_row([
+                    l.name.clone(),
+                    l.format.clone(),
+                    shown(l.rows),
+                    relative(&l.location),
+                ]);
+            }
+            kind => {
+                tables.add_row([
+                    l.name.clone(),
+                    if kind == "warehouse" { "table" } else { kind }.to_string(),
+                    shown(l.rows),
+                    l.version.map(|v| v.to_string()).unwrap_or_default(),
+                ]);
+            }
+        }
+    }
+    if !sources.is_empty() {
+        println!("{sources}");
+    }
+    if !tables.is_empty() {
+        if !sources.is_empty() {
+            println!();
+        }
+        println!("{tables}");
+    }
+    // What cannot be read is said, not left as an empty cell.
+    for l in lines {
+        if let Some(why) = l
+            .note
+            .as_deref()
+            .and_then(|n| n.strip_prefix("unavailable: "))
+        {
+            eprintln!("warning: {} is unavailable: {why}", l.name);
+        }
+    }
 }
 
 use tessera_engine::sql::ident as quote_ident;

@@ -198,32 +198,7 @@ fn in_list(values: &BTreeSet<String>) -> String {
 
 /// Finds the person of `request` through the identity graph.
 pub async fn find_subject(ws: &Workspace, request: &SubjectRequest) -> Result<Subject> {
-    let mut seeds = IdentifierSet::clear();
-    let mut seed_values: BTreeMap<IdentifierKind, BTreeSet<String>> = BTreeMap::new();
-    let given = [
-        (IdentifierKind::Email, &request.emails, "an email address"),
-        (
-            IdentifierKind::Phone,
-            &request.phones,
-            "a phone number in international form (e.g. +33 6 12 34 56 78)",
-        ),
-        (
-            IdentifierKind::LoyaltyNumber,
-            &request.loyalty_numbers,
-            "a loyalty card number (no letter or digit)",
-        ),
-    ];
-    for (kind, values, what) in given {
-        for raw in values {
-            let v = seeds
-                .insert(kind, raw)
-                .ok_or_else(|| anyhow!("`{raw}` is not {what}"))?;
-            seed_values.entry(kind).or_default().insert(v);
-        }
-    }
-    for c in &request.customer_ids {
-        seeds.insert(IdentifierKind::CustomerId, c);
-    }
+    let (seeds, seed_values) = seeds(request)?;
     let ctx = ws.engine.ctx();
     ctx.register_udf(Arc::new(seeds).udf(SUBJECT_FUNCTION));
 
@@ -232,19 +207,7 @@ pub async fn find_subject(ws: &Workspace, request: &SubjectRequest) -> Result<Su
         Ok(found) => found,
         Err(e) => {
             tracing::warn!("no identity graph to follow ({e:#}): matching the identifiers given");
-            let mut set = IdentifierSet::clear();
-            for c in &request.customer_ids {
-                set.insert(IdentifierKind::CustomerId, c);
-                subject.customers.insert(c.clone());
-            }
-            for (kind, values) in &seed_values {
-                for v in values {
-                    set.insert(*kind, v);
-                }
-            }
-            subject.identifiers = seed_values;
-            subject.set = Arc::new(set);
-            return Ok(subject);
+            return Ok(given_only(request, seed_values));
         }
     };
     let f = SUBJECT_FUNCTION;
@@ -321,30 +284,7 @@ pub async fn find_subject(ws: &Workspace, request: &SubjectRequest) -> Result<Su
         }
     }
     // Identifiers other customers' records hold too are not the person's alone.
-    if !subject.records.is_empty() {
-        let keys = in_list(&subject.records);
-        for &(kind, column) in &identifiers {
-            let Some(values) = ids.get(&kind).filter(|v| !v.is_empty()) else {
-                continue;
-            };
-            let shared = rows(
-                ws,
-                &format!(
-                    "select distinct {column} as v from {schema}.identity_records \
-                     where {column} in ({}) and record_key not in ({keys})",
-                    in_list(values)
-                ),
-            )
-            .await?;
-            for s in shared {
-                subject
-                    .shared
-                    .entry(kind)
-                    .or_default()
-                    .insert(s["v"].clone());
-            }
-        }
-    }
+    subject.shared = shared_identifiers(ws, &schema, &identifiers, &ids, &subject.records).await?;
     let mut set = IdentifierSet::clear();
     for region in &regions {
         set.add_region(region);
@@ -367,6 +307,95 @@ pub async fn find_subject(ws: &Workspace, request: &SubjectRequest) -> Result<Su
     subject.identifiers = ids;
     subject.set = Arc::new(set);
     Ok(subject)
+}
+
+/// The identifiers a request gives, checked and normalised, as a set (for the subject
+/// function) and by kind.
+fn seeds(
+    request: &SubjectRequest,
+) -> Result<(IdentifierSet, BTreeMap<IdentifierKind, BTreeSet<String>>)> {
+    let mut seeds = IdentifierSet::clear();
+    let mut seed_values: BTreeMap<IdentifierKind, BTreeSet<String>> = BTreeMap::new();
+    let given = [
+        (IdentifierKind::Email, &request.emails, "an email address"),
+        (
+            IdentifierKind::Phone,
+            &request.phones,
+            "a phone number in international form (e.g. +33 6 12 34 56 78)",
+        ),
+        (
+            IdentifierKind::LoyaltyNumber,
+            &request.loyalty_numbers,
+            "a loyalty card number (no letter or digit)",
+        ),
+    ];
+    for (kind, values, what) in given {
+        for raw in values {
+            let v = seeds
+                .insert(kind, raw)
+                .ok_or_else(|| anyhow!("`{raw}` is not {what}"))?;
+            seed_values.entry(kind).or_default().insert(v);
+        }
+    }
+    for c in &request.customer_ids {
+        seeds.insert(IdentifierKind::CustomerId, c);
+    }
+    Ok((seeds, seed_values))
+}
+
+/// Without an identity graph, the subject is the identifiers the request gives.
+fn given_only(
+    request: &SubjectRequest,
+    seed_values: BTreeMap<IdentifierKind, BTreeSet<String>>,
+) -> Subject {
+    let mut subject = Subject::default();
+    let mut set = IdentifierSet::clear();
+    for c in &request.customer_ids {
+        set.insert(IdentifierKind::CustomerId, c);
+        subject.customers.insert(c.clone());
+    }
+    for (kind, values) in &seed_values {
+        for v in values {
+            set.insert(*kind, v);
+        }
+    }
+    subject.identifiers = seed_values;
+    subject.set = Arc::new(set);
+    subject
+}
+
+/// The person's identifier values that records of other customers hold too (not the
+/// person's alone), by kind.
+async fn shared_identifiers(
+    ws: &Workspace,
+    schema: &str,
+    identifiers: &[(IdentifierKind, &str)],
+    ids: &BTreeMap<IdentifierKind, BTreeSet<String>>,
+    records: &BTreeSet<String>,
+) -> Result<BTreeMap<IdentifierKind, BTreeSet<String>>> {
+    let mut shared: BTreeMap<IdentifierKind, BTreeSet<String>> = BTreeMap::new();
+    if records.is_empty() {
+        return Ok(shared);
+    }
+    let keys = in_list(records);
+    for &(kind, column) in identifiers {
+        let Some(values) = ids.get(&kind).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        let found = rows(
+            ws,
+            &format!(
+                "select distinct {column} as v from {schema}.identity_records \
+                 where {column} in ({}) and record_key not in ({keys})",
+                in_list(values)
+            ),
+        )
+        .await?;
+        for s in found {
+            shared.entry(kind).or_default().insert(s["v"].clone());
+        }
+    }
+    Ok(shared)
 }
 
 /// How each job's rows name a person (`@subject`), and the tracked jobs' keys.
@@ -645,76 +674,14 @@ pub async fn forget(
         let (holding, _) = sources_holding(ws).await?;
         report.sources_holding = holding;
         if !dry_run {
-            // Write-ahead: the request is audited as started, and the person suppressed, before
-            // any row goes. A kill from here on leaves a trace in the audit log, and the next
-            // run cannot bring the person back from the sources; the same request run again
-            // completes the erasure (every step below is idempotent).
-            fail_point("forget:before-audit-started")?;
-            audit_status(ws, "forget", &report, &salt, "started").await?;
-            fail_point("forget:before-suppression")?;
-            report.suppressed = suppress(ws, &subject, &salt, &report.request_id).await?;
-            fail_point("forget:before-deletes")?;
-            // The removals first: a failure here leaves every table as it was.
-            for (changes, batches) in removals {
-                let table = warehouse
-                    .iter()
-                    .find(|t| t.name == changes)
-                    .expect("found above");
-                if batches.iter().all(|b| b.num_rows() == 0) {
-                    continue;
-                }
-                let df = ctx.read_batches(batches)?;
-                ws.engine
-                    .write_delta(df, table.url.clone())
-                    .with_mode(WriteMode::Append)
-                    .with_commit_metadata("tessera.request_id", report.request_id.clone().into())
-                    .await
-                    .with_context(|| format!("cannot record the removal in {changes}"))?;
-            }
-            // An interrupted erasure is completed by the same request run again.
-            for (table, schema, predicate) in &matched {
-                let predicate = if report.removal_changes.contains_key(&table.name) {
-                    format!(
-                        "({predicate}) and run_id <> {}",
-                        sql_literal(&report.request_id)
-                    )
-                } else {
-                    predicate.clone()
-                };
-                let expr = parse_predicate(&ctx, schema, &predicate)?;
-                ws.engine
-                    .delete_rows(&table.url, expr)
-                    .await
-                    .with_context(|| format!("cannot delete from {}", table.name))?;
-                fail_point("forget:between-deletes")?;
-            }
+            let found = Found { matched, removals };
+            erase(ws, &warehouse, &subject, &salt, found, &mut report).await?;
         }
         reports.push(report);
     }
     if !dry_run {
         fail_point("forget:before-purge")?;
-        // Older versions of every table may hold the people: purge them all.
-        let mut files = 0;
-        let mut logs = 0;
-        for table in &warehouse {
-            let purged = ws
-                .engine
-                .purge_history(&table.url)
-                .await
-                .with_context(|| format!("cannot purge the history of {}", table.name))?;
-            files += purged.files_deleted;
-            logs += purged.log_files_deleted;
-        }
-        // Staged copies of job outputs (kept when their tests failed) are run artefacts too.
-        files += ws
-            .engine
-            .remove_all(&ws.project.warehouse.join("_tessera/staging/")?)
-            .await?;
-        // So are what-if sandboxes left by a killed `tessera plan --impact`.
-        files += ws
-            .engine
-            .remove_all(&ws.project.warehouse.join(crate::warehouse::SANDBOX_DIR)?)
-            .await?;
+        let (files, logs) = purge(ws, &warehouse).await?;
         if let Some(last) = reports.last_mut() {
             last.files_deleted = files;
             last.log_files_deleted = logs;
@@ -725,6 +692,94 @@ pub async fn forget(
         audit(ws, "forget", report, &salt).await?;
     }
     Ok(reports)
+}
+
+/// The tables holding a person, each with its schema and the predicate naming the person,
+/// and the `remove` rows of tracked tables' change logs, found before anything is deleted.
+struct Found<'a> {
+    matched: Vec<(&'a WarehouseTable, SchemaRef, String)>,
+    removals: Vec<(String, Vec<RecordBatch>)>,
+}
+
+/// Erases a person found in `found`. Write-ahead: the request is audited as started, and the
+/// person suppressed, before any row goes. A kill from there on leaves a trace in the audit
+/// log, and the next run cannot bring the person back from the sources; the same request run
+/// again completes the erasure (every step is idempotent).
+async fn erase(
+    ws: &Workspace,
+    warehouse: &[WarehouseTable],
+    subject: &Subject,
+    salt: &[u8],
+    found: Found<'_>,
+    report: &mut ForgetReport,
+) -> Result<()> {
+    let ctx = ws.engine.ctx();
+    fail_point("forget:before-audit-started")?;
+    audit_status(ws, "forget", report, salt, "started").await?;
+    fail_point("forget:before-suppression")?;
+    report.suppressed = suppress(ws, subject, salt, &report.request_id).await?;
+    fail_point("forget:before-deletes")?;
+    // The removals first: a failure here leaves every table as it was.
+    for (changes, batches) in found.removals {
+        let table = warehouse
+            .iter()
+            .find(|t| t.name == changes)
+            .expect("found above");
+        if batches.iter().all(|b| b.num_rows() == 0) {
+            continue;
+        }
+        let df = ctx.read_batches(batches)?;
+        ws.engine
+            .write_delta(df, table.url.clone())
+            .with_mode(WriteMode::Append)
+            .with_commit_metadata("tessera.request_id", report.request_id.clone().into())
+            .await
+            .with_context(|| format!("cannot record the removal in {changes}"))?;
+    }
+    // An interrupted erasure is completed by the same request run again.
+    for (table, schema, predicate) in &found.matched {
+        let predicate = if report.removal_changes.contains_key(&table.name) {
+            format!(
+                "({predicate}) and run_id <> {}",
+                sql_literal(&report.request_id)
+            )
+        } else {
+            predicate.clone()
+        };
+        let expr = parse_predicate(ctx, schema, &predicate)?;
+        ws.engine
+            .delete_rows(&table.url, expr)
+            .await
+            .with_context(|| format!("cannot delete from {}", table.name))?;
+        fail_point("forget:between-deletes")?;
+    }
+    Ok(())
+}
+
+/// Older versions of every table may hold the people erased: purges them all, with the
+/// staged copies of job outputs (kept when their tests failed) and the what-if sandboxes
+/// left by a killed `tessera plan --impact`. Returns the data and log files deleted.
+async fn purge(ws: &Workspace, warehouse: &[WarehouseTable]) -> Result<(usize, usize)> {
+    let mut files = 0;
+    let mut logs = 0;
+    for table in warehouse {
+        let purged = ws
+            .engine
+            .purge_history(&table.url)
+            .await
+            .with_context(|| format!("cannot purge the history of {}", table.name))?;
+        files += purged.files_deleted;
+        logs += purged.log_files_deleted;
+    }
+    files += ws
+        .engine
+        .remove_all(&ws.project.warehouse.join("_tessera/staging/")?)
+        .await?;
+    files += ws
+        .engine
+        .remove_all(&ws.project.warehouse.join(crate::warehouse::SANDBOX_DIR)?)
+        .await?;
+    Ok((files, logs))
 }
 
 /// The values the person's records alone hold in the identity columns `identity_guard_hits`

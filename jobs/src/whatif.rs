@@ -1071,130 +1071,10 @@ pub fn render(impact: &Impact) -> String {
         );
     }
     for i in &impact.identity {
-        let _ = writeln!(out, "\nidentity ({}):", i.job);
-        let _ = writeln!(
-            out,
-            "  customers {} -> {}: {} merged, {} split, {} unchanged",
-            n(i.customers_before),
-            n(i.customers_after),
-            n(i.merged),
-            n(i.split),
-            n(i.unchanged)
-        );
-        let _ = writeln!(
-            out,
-            "  records that change customer: {} of {} ({} new, {} gone)",
-            n(i.records_moved),
-            n(i.records),
-            n(i.records_new),
-            n(i.records_gone)
-        );
-        let _ = writeln!(
-            out,
-            "  stable ids: {} retired, {} created",
-            n(i.ids_retired),
-            n(i.ids_created)
-        );
-        let _ = writeln!(
-            out,
-            "  links (accepted pairs): {}",
-            delta(i.links_gained, i.links_lost)
-        );
-        for (title, list) in [
-            ("by rule", &i.links_by_rule),
-            ("by comparison level", &i.links_by_level),
-        ] {
-            if list.is_empty() {
-                continue;
-            }
-            let parts: Vec<String> = list
-                .iter()
-                .take(8)
-                .map(|l| format!("{} {}", l.key, delta(l.gained, l.lost)))
-                .collect();
-            let more = list.len().saturating_sub(8);
-            let _ = writeln!(
-                out,
-                "    {title}: {}{}",
-                parts.join("; "),
-                if more > 0 {
-                    format!("; {more} more (--json)")
-                } else {
-                    String::new()
-                }
-            );
-        }
-        let sizes =
-            |l: &[(String, i64)]| l.iter().map(|(_, s)| n(*s)).collect::<Vec<_>>().join(", ");
-        let _ = writeln!(
-            out,
-            "  largest customers (records): {} -> {}",
-            sizes(&i.largest_before),
-            sizes(&i.largest_after)
-        );
-        if !i.match_rate.is_empty() {
-            let _ = writeln!(out, "  records linked to another record, per source:");
-            for r in &i.match_rate {
-                let _ = writeln!(
-                    out,
-                    "    {:<24} {:>5.1}% -> {:>5.1}%  ({} -> {} records)",
-                    r.source,
-                    r.linked_before * 100.0,
-                    r.linked_after * 100.0,
-                    n(r.records_before),
-                    n(r.records_after)
-                );
-            }
-        }
-        for m in &i.moved_examples {
-            let _ = writeln!(
-                out,
-                "  record {} moves {} -> {}",
-                m.record_key, m.before, m.after
-            );
-        }
-        for d in &i.decisions {
-            let _ = writeln!(out, "\n  {} {} and {}:", d.change, d.a, d.b);
-            let _ = writeln!(out, "  -- now --");
-            for line in d.before.lines() {
-                let _ = writeln!(out, "    {line}");
-            }
-            let _ = writeln!(out, "  -- after the change --");
-            for line in d.after.lines() {
-                let _ = writeln!(out, "    {line}");
-            }
-        }
+        render_identity(&mut out, i);
     }
     for t in &impact.tracked {
-        let what = match &t.destination {
-            Some(d) => format!("audience for {d} (what the next sync sends)"),
-            None => format!("keyed on {}", t.key.join(", ")),
-        };
-        let _ = writeln!(
-            out,
-            "\n{} ({what}): {} -> {} rows; {} added, {} removed, {} updated",
-            t.job,
-            n(t.rows_before),
-            n(t.rows_after),
-            n(t.added),
-            n(t.removed),
-            n(t.updated)
-        );
-        for g in &t.groups {
-            let _ = writeln!(
-                out,
-                "  {:<40} {} enter, {} exit",
-                g.group,
-                n(g.entered),
-                n(g.exited)
-            );
-        }
-        for f in &t.fields {
-            let example = f.example.as_ref().map_or(String::new(), |(k, b, a)| {
-                format!(" (e.g. {k}: {b:?} -> {a:?})")
-            });
-            let _ = writeln!(out, "  {:<24} {} changed{example}", f.column, n(f.changed));
-        }
+        render_tracked(&mut out, t);
     }
     if impact.breaches.is_empty() {
         let _ = writeln!(out, "\nlimits: none exceeded");
@@ -1205,4 +1085,135 @@ pub fn render(impact: &Impact) -> String {
         }
     }
     out
+}
+
+/// An identity job's impact, as the terminal shows it.
+fn render_identity(out: &mut String, i: &IdentityImpact) {
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "\nidentity ({}):", i.job);
+    let _ = writeln!(
+        out,
+        "  customers {} -> {}: {} merged, {} split, {} unchanged",
+        n(i.customers_before),
+        n(i.customers_after),
+        n(i.merged),
+        n(i.split),
+        n(i.unchanged)
+    );
+    let _ = writeln!(
+        out,
+        "  records that change customer: {} of {} ({} new, {} gone)",
+        n(i.records_moved),
+        n(i.records),
+        n(i.records_new),
+        n(i.records_gone)
+    );
+    let _ = writeln!(
+        out,
+        "  stable ids: {} retired, {} created",
+        n(i.ids_retired),
+        n(i.ids_created)
+    );
+    let _ = writeln!(
+        out,
+        "  links (accepted pairs): {}",
+        delta(i.links_gained, i.links_lost)
+    );
+    for (title, list) in [
+        ("by rule", &i.links_by_rule),
+        ("by comparison level", &i.links_by_level),
+    ] {
+        if list.is_empty() {
+            continue;
+        }
+        let parts: Vec<String> = list
+            .iter()
+            .take(8)
+            .map(|l| format!("{} {}", l.key, delta(l.gained, l.lost)))
+            .collect();
+        let more = list.len().saturating_sub(8);
+        let _ = writeln!(
+            out,
+            "    {title}: {}{}",
+            parts.join("; "),
+            if more > 0 {
+                format!("; {more} more (--json)")
+            } else {
+                String::new()
+            }
+        );
+    }
+    let sizes = |l: &[(String, i64)]| l.iter().map(|(_, s)| n(*s)).collect::<Vec<_>>().join(", ");
+    let _ = writeln!(
+        out,
+        "  largest customers (records): {} -> {}",
+        sizes(&i.largest_before),
+        sizes(&i.largest_after)
+    );
+    if !i.match_rate.is_empty() {
+        let _ = writeln!(out, "  records linked to another record, per source:");
+        for r in &i.match_rate {
+            let _ = writeln!(
+                out,
+                "    {:<24} {:>5.1}% -> {:>5.1}%  ({} -> {} records)",
+                r.source,
+                r.linked_before * 100.0,
+                r.linked_after * 100.0,
+                n(r.records_before),
+                n(r.records_after)
+            );
+        }
+    }
+    for m in &i.moved_examples {
+        let _ = writeln!(
+            out,
+            "  record {} moves {} -> {}",
+            m.record_key, m.before, m.after
+        );
+    }
+    for d in &i.decisions {
+        let _ = writeln!(out, "\n  {} {} and {}:", d.change, d.a, d.b);
+        let _ = writeln!(out, "  -- now --");
+        for line in d.before.lines() {
+            let _ = writeln!(out, "    {line}");
+        }
+        let _ = writeln!(out, "  -- after the change --");
+        for line in d.after.lines() {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+}
+
+/// A tracked job's impact (golden records, segments, audiences), as the terminal shows it.
+fn render_tracked(out: &mut String, t: &TrackedImpact) {
+    use std::fmt::Write as _;
+    let what = match &t.destination {
+        Some(d) => format!("audience for {d} (what the next sync sends)"),
+        None => format!("keyed on {}", t.key.join(", ")),
+    };
+    let _ = writeln!(
+        out,
+        "\n{} ({what}): {} -> {} rows; {} added, {} removed, {} updated",
+        t.job,
+        n(t.rows_before),
+        n(t.rows_after),
+        n(t.added),
+        n(t.removed),
+        n(t.updated)
+    );
+    for g in &t.groups {
+        let _ = writeln!(
+            out,
+            "  {:<40} {} enter, {} exit",
+            g.group,
+            n(g.entered),
+            n(g.exited)
+        );
+    }
+    for f in &t.fields {
+        let example = f.example.as_ref().map_or(String::new(), |(k, b, a)| {
+            format!(" (e.g. {k}: {b:?} -> {a:?})")
+        });
+        let _ = writeln!(out, "  {:<24} {} changed{example}", f.column, n(f.changed));
+    }
 }

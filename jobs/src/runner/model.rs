@@ -341,6 +341,33 @@ async fn lifetime_value(
     df: DataFrame,
     stamp: &Stamp,
 ) -> Result<(RecordBatch, Vec<Metric>)> {
+    let (training, calibration) = clv_summaries(df).await?;
+    if training.is_empty() {
+        bail!(
+            "no rows to fit on: rows with a NULL `holdout_days` (full histories) are the training rows, the others only evaluate"
+        );
+    }
+    let fit = tessera_engine::clv::fit(&training).context("fitting on the full histories")?;
+    let evaluation = if calibration.is_empty() {
+        None
+    } else {
+        Some(
+            tessera_engine::clv::evaluate(&calibration)
+                .context("fitting on the calibration histories")?,
+        )
+    };
+    clv_outputs(job, stamp, &fit, evaluation.as_ref(), &calibration)
+}
+
+/// The customer summaries a `bg_nbd_gamma_gamma` job's query returns: those without holdout
+/// columns train, those with them (history up to a cut-off, and what happened after it)
+/// evaluate. Errors name the missing column or the row with a NULL.
+async fn clv_summaries(
+    df: DataFrame,
+) -> Result<(
+    Vec<tessera_engine::clv::Summary>,
+    Vec<tessera_engine::clv::Holdout>,
+)> {
     let schema = df.schema().as_arrow().clone();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     for c in CLV_COLUMNS {
@@ -412,21 +439,18 @@ async fn lifetime_value(
             }
         }
     }
-    if training.is_empty() {
-        bail!(
-            "no rows to fit on: rows with a NULL `holdout_days` (full histories) are the training rows, the others only evaluate"
-        );
-    }
-    let fit = tessera_engine::clv::fit(&training).context("fitting on the full histories")?;
-    let evaluation = if calibration.is_empty() {
-        None
-    } else {
-        Some(
-            tessera_engine::clv::evaluate(&calibration)
-                .context("fitting on the calibration histories")?,
-        )
-    };
+    Ok((training, calibration))
+}
 
+/// The fitted lifetime-value model as its one-row table, and its metrics (with the
+/// evaluation's, when there are holdout rows).
+fn clv_outputs(
+    job: &Job,
+    stamp: &Stamp,
+    fit: &tessera_engine::clv::Fit,
+    evaluation: Option<&tessera_engine::clv::Evaluation>,
+    calibration: &[tessera_engine::clv::Holdout],
+) -> Result<(RecordBatch, Vec<Metric>)> {
     let (mut fields, mut columns) = stamp_columns(stamp, ModelAlgorithm::BgNbdGammaGamma);
     let float = |name: &str, nullable: bool| Field::new(name, DataType::Float64, nullable);
     fields.extend([
@@ -466,7 +490,7 @@ async fn lifetime_value(
     if let Some(c) = fit.frequency_monetary_correlation {
         push("frequency_monetary_correlation", None, c);
     }
-    if let Some(e) = &evaluation {
+    if let Some(e) = evaluation {
         push("holdout_customers", None, e.customers as f64);
         push(
             "holdout_days",
@@ -485,7 +509,7 @@ async fn lifetime_value(
         push("revenue_mae", None, e.revenue_mae);
         push("baseline_revenue_mae", None, e.baseline_revenue_mae);
     }
-    if let Some(e) = &evaluation {
+    if let Some(e) = evaluation {
         push_calibration(&mut metrics, &e.calibration);
     }
     tracing::info!(
