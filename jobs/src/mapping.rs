@@ -555,213 +555,28 @@ pub fn identity_sql(sources: &[SourceMapping]) -> String {
          -- @test: unique(record_key)\n\
          with\n",
     );
-    for m in sources {
-        let col = |kind: &str| {
-            m.columns
-                .get(kind)
-                .map(|(c, _, _)| tessera_engine::sql::ident_if_needed(c))
-        };
-        let note = |kind: &str| {
-            m.columns
-                .get(kind)
-                .map(|(c, conf, _)| format!("  -- from `{c}` ({:.0}% sure)", conf * 100.0))
-                .unwrap_or_else(|| "  -- not found in this source".into())
-        };
-        let country = col("country");
+    for source in sources {
+        let m = Mapped(source);
+        let country = m.col("country");
         let _ = writeln!(
             sql,
             "{} as (",
-            tessera_engine::sql::ident_if_needed(&format!("{}_records", m.source))
+            tessera_engine::sql::ident_if_needed(&format!("{}_records", m.0.source))
         );
         let _ = writeln!(sql, "    select");
         let _ = writeln!(
             sql,
             "        {} as source,",
-            tessera_engine::sql::literal(&m.source)
+            tessera_engine::sql::literal(&m.0.source)
         );
-        match col("id") {
-            Some(id) => {
-                let _ = writeln!(
-                    sql,
-                    "        cast({id} as varchar) as record_id,{}",
-                    note("id")
-                );
-            }
-            None => {
-                let all = m
-                    .all_columns
-                    .iter()
-                    .map(|c| {
-                        format!(
-                            "cast({} as varchar)",
-                            tessera_engine::sql::ident_if_needed(c)
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let _ = writeln!(
-                    sql,
-                    "        -- No id column found: a hash of the row (a changed row is a new record).\n        \
-                     md5(concat_ws('|', {all})) as record_id,"
-                );
-            }
-        }
-        let (first, last, display) = match (col("first_name"), col("last_name"), col("full_name")) {
-            (Some(f), Some(l), _) => (
-                format!("name_normalize({f})"),
-                format!("name_normalize({l})"),
-                format!("nullif(trim(concat_ws(' ', trim({f}), trim({l}))), '')"),
-            ),
-            (f, l, Some(full)) => (
-                f.map(|f| format!("name_normalize({f})"))
-                    .unwrap_or_else(|| format!("name_part({full}, 'first')")),
-                l.map(|l| format!("name_normalize({l})"))
-                    .unwrap_or_else(|| format!("name_part({full}, 'last')")),
-                format!("nullif(trim({full}), '')"),
-            ),
-            (f, l, None) => (
-                f.as_ref()
-                    .map(|f| format!("name_normalize({f})"))
-                    .unwrap_or_else(|| "cast(null as varchar)".into()),
-                l.as_ref()
-                    .map(|l| format!("name_normalize({l})"))
-                    .unwrap_or_else(|| "cast(null as varchar)".into()),
-                f.or(l)
-                    .map(|c| format!("nullif(trim({c}), '')"))
-                    .unwrap_or_else(|| "cast(null as varchar)".into()),
-            ),
-        };
-        let name_note = if col("first_name").is_some() || col("last_name").is_some() {
-            format!(
-                "{} /{}",
-                note("first_name"),
-                note("last_name").trim_start_matches("  --")
-            )
-        } else {
-            note("full_name")
-        };
-        let _ = writeln!(sql, "        {first} as first_name,{name_note}");
-        let _ = writeln!(sql, "        {last} as last_name,");
-        let _ = writeln!(
-            sql,
-            "        -- The name as the source writes it (case, accents), for people to read.\n        \
-             {display} as display_name,"
-        );
-        match col("email") {
-            Some(e) => {
-                let _ = writeln!(
-                    sql,
-                    "        email_canonical({e}) as email,{}",
-                    note("email")
-                );
-            }
-            None => {
-                let _ = writeln!(
-                    sql,
-                    "        cast(null as varchar) as email,{}",
-                    note("email")
-                );
-            }
-        }
-        match col("phone") {
-            Some(p) => {
-                let regions = match &country {
-                    Some(c) => format!("country_code({c}), {PHONE_REGIONS}"),
-                    None => PHONE_REGIONS.to_string(),
-                };
-                let _ = writeln!(
-                    sql,
-                    "        -- A national number is read in the row's country, else in each of these in turn.\n        \
-                     phone_e164({p}, {regions}) as phone,{}\n        phone_key({p}) as phone_key,",
-                    note("phone")
-                );
-            }
-            None => {
-                let _ = writeln!(
-                    sql,
-                    "        cast(null as varchar) as phone,{}\n        cast(null as varchar) as phone_key,",
-                    note("phone")
-                );
-            }
-        }
-        match m.columns.get("birth_date") {
-            Some((c, _, ty)) if ty.starts_with("Date") || ty.starts_with("Timestamp") => {
-                let _ = writeln!(
-                    sql,
-                    "        cast({} as date) as birth_date,{}",
-                    tessera_engine::sql::ident_if_needed(c),
-                    note("birth_date")
-                );
-            }
-            Some((c, _, _)) => {
-                let _ = writeln!(
-                    sql,
-                    "        -- `mdy` reads 01/02/1990 as January 2nd; use 'dmy' for day-first sources.\n        \
-                     parse_date({}, 'mdy') as birth_date,{}",
-                    tessera_engine::sql::ident_if_needed(c),
-                    note("birth_date")
-                );
-            }
-            None => {
-                let _ = writeln!(
-                    sql,
-                    "        cast(null as date) as birth_date,{}",
-                    note("birth_date")
-                );
-            }
-        }
-        match col("postal_code") {
-            Some(z) => {
-                // Without a country nothing says which country's form a code must have (a
-                // 4-digit Australian code is no US ZIP): compared as written, upper case with
-                // single spaces. With one, the country's standard form, else as written.
-                let as_written = format!(
-                    "nullif(upper(regexp_replace(trim(cast({z} as varchar)), '\\s+', ' ', 'g')), '')"
-                );
-                let expr = match &country {
-                    Some(c) => format!(
-                        "coalesce(postal_code_normalize(cast({z} as varchar), {c}), {as_written})"
-                    ),
-                    None => format!(
-                        "-- No country column: the code as written. With one, use\n        \
-                         -- postal_code_normalize(code, country) for each country's standard form.\n        \
-                         {as_written}"
-                    ),
-                };
-                let _ = writeln!(sql, "        {expr} as postal_code,{}", note("postal_code"));
-            }
-            None => {
-                let _ = writeln!(
-                    sql,
-                    "        cast(null as varchar) as postal_code,{}",
-                    note("postal_code")
-                );
-            }
-        }
-        match col("city") {
-            Some(c) => {
-                let _ = writeln!(sql, "        city_normalize({c}) as city,{}", note("city"));
-            }
-            None => {
-                let _ = writeln!(sql, "        cast(null as varchar) as city,");
-            }
-        }
-        match &country {
-            Some(c) => {
-                let _ = writeln!(
-                    sql,
-                    "        country_code({c}) as country{}",
-                    note("country")
-                );
-            }
-            None => {
-                let _ = writeln!(sql, "        cast(null as varchar) as country");
-            }
-        }
+        cte_record_id(&mut sql, &m);
+        cte_names(&mut sql, &m);
+        cte_contact(&mut sql, &m, country.as_deref());
+        cte_place(&mut sql, &m, country.as_deref());
         let _ = writeln!(
             sql,
             "    from {}",
-            tessera_engine::sql::ident_if_needed(&m.source)
+            tessera_engine::sql::ident_if_needed(&m.0.source)
         );
         let _ = writeln!(sql, "),");
     }
@@ -803,6 +618,234 @@ pub fn identity_sql(sources: &[SourceMapping]) -> String {
          from records\n"
     );
     sql
+}
+
+/// A source's mapping, as the identity job's SQL reads it.
+struct Mapped<'a>(&'a SourceMapping);
+
+impl Mapped<'_> {
+    /// The source column mapped to `kind`, as SQL.
+    fn col(&self, kind: &str) -> Option<String> {
+        self.0
+            .columns
+            .get(kind)
+            .map(|(c, _, _)| tessera_engine::sql::ident_if_needed(c))
+    }
+
+    /// Which column was taken for `kind`, and how sure the guess was (a trailing comment).
+    fn note(&self, kind: &str) -> String {
+        self.0
+            .columns
+            .get(kind)
+            .map(|(c, conf, _)| format!("  -- from `{c}` ({:.0}% sure)", conf * 100.0))
+            .unwrap_or_else(|| "  -- not found in this source".into())
+    }
+}
+
+/// The record id: the id column, else a hash of the row.
+fn cte_record_id(sql: &mut String, m: &Mapped) {
+    match m.col("id") {
+        Some(id) => {
+            let _ = writeln!(
+                sql,
+                "        cast({id} as varchar) as record_id,{}",
+                m.note("id")
+            );
+        }
+        None => {
+            let all =
+                m.0.all_columns
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "cast({} as varchar)",
+                            tessera_engine::sql::ident_if_needed(c)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+            let _ = writeln!(
+                sql,
+                "        -- No id column found: a hash of the row (a changed row is a new record).\n        \
+                 md5(concat_ws('|', {all})) as record_id,"
+            );
+        }
+    }
+}
+
+/// First and last names (normalised; split from a full name when that is all there is) and
+/// the name as written.
+fn cte_names(sql: &mut String, m: &Mapped) {
+    let (first, last, display) = match (m.col("first_name"), m.col("last_name"), m.col("full_name"))
+    {
+        (Some(f), Some(l), _) => (
+            format!("name_normalize({f})"),
+            format!("name_normalize({l})"),
+            format!("nullif(trim(concat_ws(' ', trim({f}), trim({l}))), '')"),
+        ),
+        (f, l, Some(full)) => (
+            f.map(|f| format!("name_normalize({f})"))
+                .unwrap_or_else(|| format!("name_part({full}, 'first')")),
+            l.map(|l| format!("name_normalize({l})"))
+                .unwrap_or_else(|| format!("name_part({full}, 'last')")),
+            format!("nullif(trim({full}), '')"),
+        ),
+        (f, l, None) => (
+            f.as_ref()
+                .map(|f| format!("name_normalize({f})"))
+                .unwrap_or_else(|| "cast(null as varchar)".into()),
+            l.as_ref()
+                .map(|l| format!("name_normalize({l})"))
+                .unwrap_or_else(|| "cast(null as varchar)".into()),
+            f.or(l)
+                .map(|c| format!("nullif(trim({c}), '')"))
+                .unwrap_or_else(|| "cast(null as varchar)".into()),
+        ),
+    };
+    let name_note = if m.col("first_name").is_some() || m.col("last_name").is_some() {
+        format!(
+            "{} /{}",
+            m.note("first_name"),
+            m.note("last_name").trim_start_matches("  --")
+        )
+    } else {
+        m.note("full_name")
+    };
+    let _ = writeln!(sql, "        {first} as first_name,{name_note}");
+    let _ = writeln!(sql, "        {last} as last_name,");
+    let _ = writeln!(
+        sql,
+        "        -- The name as the source writes it (case, accents), for people to read.\n        \
+         {display} as display_name,"
+    );
+}
+
+/// Email (canonical form), phone (E.164, read in the row's country or each of the usual
+/// ones) and the phone's digits key.
+fn cte_contact(sql: &mut String, m: &Mapped, country: Option<&str>) {
+    match m.col("email") {
+        Some(e) => {
+            let _ = writeln!(
+                sql,
+                "        email_canonical({e}) as email,{}",
+                m.note("email")
+            );
+        }
+        None => {
+            let _ = writeln!(
+                sql,
+                "        cast(null as varchar) as email,{}",
+                m.note("email")
+            );
+        }
+    }
+    match m.col("phone") {
+        Some(p) => {
+            let regions = match country {
+                Some(c) => format!("country_code({c}), {PHONE_REGIONS}"),
+                None => PHONE_REGIONS.to_string(),
+            };
+            let _ = writeln!(
+                sql,
+                "        -- A national number is read in the row's country, else in each of these in turn.\n        \
+                 phone_e164({p}, {regions}) as phone,{}\n        phone_key({p}) as phone_key,",
+                m.note("phone")
+            );
+        }
+        None => {
+            let _ = writeln!(
+                sql,
+                "        cast(null as varchar) as phone,{}\n        cast(null as varchar) as phone_key,",
+                m.note("phone")
+            );
+        }
+    }
+}
+
+/// Birth date, postal code, city and country.
+fn cte_place(sql: &mut String, m: &Mapped, country: Option<&str>) {
+    match m.0.columns.get("birth_date") {
+        Some((c, _, ty)) if ty.starts_with("Date") || ty.starts_with("Timestamp") => {
+            let _ = writeln!(
+                sql,
+                "        cast({} as date) as birth_date,{}",
+                tessera_engine::sql::ident_if_needed(c),
+                m.note("birth_date")
+            );
+        }
+        Some((c, _, _)) => {
+            let _ = writeln!(
+                sql,
+                "        -- `mdy` reads 01/02/1990 as January 2nd; use 'dmy' for day-first sources.\n        \
+                 parse_date({}, 'mdy') as birth_date,{}",
+                tessera_engine::sql::ident_if_needed(c),
+                m.note("birth_date")
+            );
+        }
+        None => {
+            let _ = writeln!(
+                sql,
+                "        cast(null as date) as birth_date,{}",
+                m.note("birth_date")
+            );
+        }
+    }
+    match m.col("postal_code") {
+        Some(z) => {
+            // Without a country nothing says which country's form a code must have (a
+            // 4-digit Australian code is no US ZIP): compared as written, upper case with
+            // single spaces. With one, the country's standard form, else as written.
+            let as_written = format!(
+                "nullif(upper(regexp_replace(trim(cast({z} as varchar)), '\\s+', ' ', 'g')), '')"
+            );
+            let expr = match country {
+                Some(c) => format!(
+                    "coalesce(postal_code_normalize(cast({z} as varchar), {c}), {as_written})"
+                ),
+                None => format!(
+                    "-- No country column: the code as written. With one, use\n        \
+                     -- postal_code_normalize(code, country) for each country's standard form.\n        \
+                     {as_written}"
+                ),
+            };
+            let _ = writeln!(
+                sql,
+                "        {expr} as postal_code,{}",
+                m.note("postal_code")
+            );
+        }
+        None => {
+            let _ = writeln!(
+                sql,
+                "        cast(null as varchar) as postal_code,{}",
+                m.note("postal_code")
+            );
+        }
+    }
+    match m.col("city") {
+        Some(c) => {
+            let _ = writeln!(
+                sql,
+                "        city_normalize({c}) as city,{}",
+                m.note("city")
+            );
+        }
+        None => {
+            let _ = writeln!(sql, "        cast(null as varchar) as city,");
+        }
+    }
+    match country {
+        Some(c) => {
+            let _ = writeln!(
+                sql,
+                "        country_code({c}) as country{}",
+                m.note("country")
+            );
+        }
+        None => {
+            let _ = writeln!(sql, "        cast(null as varchar) as country");
+        }
+    }
 }
 
 #[cfg(test)]

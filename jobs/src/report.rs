@@ -1272,7 +1272,6 @@ pub fn write_whatif(ws: &Workspace, impact: &crate::whatif::Impact, path: &Path)
 
 /// The what-if page: the jobs, then identity, tracked tables, audiences and limits.
 pub fn whatif_page(ws: &Workspace, impact: &crate::whatif::Impact) -> String {
-    let count = |v: i64| Fmt::Count.show(v as f64);
     let mut cards = vec![(
         "jobs run in the sandbox / reused".to_string(),
         format!(
@@ -1309,201 +1308,10 @@ pub fn whatif_page(ws: &Workspace, impact: &crate::whatif::Impact) -> String {
     };
     sections.push(jobs);
     for i in &impact.identity {
-        cards.push((
-            "customers now → after".into(),
-            format!(
-                "{} → {}",
-                count(i.customers_before),
-                count(i.customers_after)
-            ),
-        ));
-        cards.push((
-            "customers merged / split".into(),
-            format!("{} / {}", count(i.merged), count(i.split)),
-        ));
-        cards.push(("records changing customer".into(), count(i.records_moved)));
-        let mut s = Section::new(
-            &format!("identity-{}", i.job.replace('.', "-")),
-            &format!("Identity: {}", i.job),
-            "Customers merged (an after-customer holding records of two customers of now), split and unchanged; records changing customer; stable ids; accepted links gained and lost by rule and by comparison level.",
-        );
-        s.items = vec![
-            format!(
-                "customers {} → {}: {} merged, {} split, {} unchanged",
-                count(i.customers_before),
-                count(i.customers_after),
-                count(i.merged),
-                count(i.split),
-                count(i.unchanged)
-            ),
-            format!(
-                "records changing customer: {} of {} ({} new, {} gone)",
-                count(i.records_moved),
-                count(i.records),
-                count(i.records_new),
-                count(i.records_gone)
-            ),
-            format!(
-                "stable ids: {} retired, {} created",
-                count(i.ids_retired),
-                count(i.ids_created)
-            ),
-            format!(
-                "accepted links: +{} −{}",
-                count(i.links_gained),
-                count(i.links_lost)
-            ),
-        ];
-        let by = |list: &[crate::whatif::LinkChange], gained: bool| -> Vec<(String, f64)> {
-            list.iter()
-                .map(|l| (l.key.clone(), if gained { l.gained } else { l.lost } as f64))
-                .filter(|(_, v)| *v > 0.0)
-                .take(12)
-                .collect()
-        };
-        for (caption, items, color) in [
-            (
-                "Links gained by rule",
-                by(&i.links_by_rule, true),
-                PALETTE[1],
-            ),
-            (
-                "Links lost by rule",
-                by(&i.links_by_rule, false),
-                PALETTE[3],
-            ),
-            (
-                "Links gained by comparison level",
-                by(&i.links_by_level, true),
-                PALETTE[1],
-            ),
-            (
-                "Links lost by comparison level",
-                by(&i.links_by_level, false),
-                PALETTE[3],
-            ),
-        ] {
-            if !items.is_empty() {
-                s.charts
-                    .push(chart(caption, hbar(&items, Fmt::Count, color)));
-            }
-        }
-        let mut rows: Vec<Vec<String>> = i
-            .links_by_rule
-            .iter()
-            .chain(&i.links_by_level)
-            .map(|l| vec![l.key.clone(), count(l.gained), count(l.lost)])
-            .collect();
-        for r in &i.match_rate {
-            rows.push(vec![
-                format!("{} linked (share of its records)", r.source),
-                Fmt::Percent.show(r.linked_after),
-                Fmt::Percent.show(r.linked_before),
-            ]);
-        }
-        s.table = Table {
-            header: vec![
-                "links / source".into(),
-                "gained (after)".into(),
-                "lost (now)".into(),
-            ],
-            rows,
-        };
-        for d in &i.decisions {
-            s.blocks.push(format!(
-                "{} {} and {}\n\n— now —\n{}\n— after the change —\n{}",
-                d.change, d.a, d.b, d.before, d.after
-            ));
-        }
-        sections.push(s);
+        sections.push(identity_impact_section(i, &mut cards));
     }
     for t in &impact.tracked {
-        let title = match &t.destination {
-            Some(d) => format!("Audience {} ({d}): what the next sync sends", t.job),
-            None => format!("{} (keyed on {})", t.job, t.key.join(", ")),
-        };
-        let mut s = Section::new(
-            &t.job.replace('.', "-"),
-            &title,
-            "Rows the next run would add, remove and update in this tracked table (its _changes), by group of its key and by column.",
-        );
-        s.items.push(format!(
-            "{} → {} rows: {} added, {} removed, {} updated",
-            count(t.rows_before),
-            count(t.rows_after),
-            count(t.added),
-            count(t.removed),
-            count(t.updated)
-        ));
-        if t.destination.is_some() {
-            cards.push((
-                format!("{} adds / removes", t.job.trim_start_matches("audiences.")),
-                format!("+{} −{}", count(t.added), count(t.removed)),
-            ));
-        }
-        let entered: Vec<(String, f64)> = t
-            .groups
-            .iter()
-            .filter(|g| g.entered > 0)
-            .map(|g| (g.group.clone(), g.entered as f64))
-            .collect();
-        let exited: Vec<(String, f64)> = t
-            .groups
-            .iter()
-            .filter(|g| g.exited > 0)
-            .map(|g| (g.group.clone(), g.exited as f64))
-            .collect();
-        if !entered.is_empty() {
-            s.charts
-                .push(chart("Entering", hbar(&entered, Fmt::Count, PALETTE[1])));
-        }
-        if !exited.is_empty() {
-            s.charts
-                .push(chart("Exiting", hbar(&exited, Fmt::Count, PALETTE[3])));
-        }
-        let fields: Vec<(String, f64)> = t
-            .fields
-            .iter()
-            .map(|f| (f.column.clone(), f.changed as f64))
-            .collect();
-        if !fields.is_empty() {
-            s.charts.push(chart(
-                "Fields that change",
-                hbar(&fields, Fmt::Count, PALETTE[2]),
-            ));
-        }
-        let mut rows: Vec<Vec<String>> = t
-            .groups
-            .iter()
-            .map(|g| {
-                vec![
-                    g.group.clone(),
-                    count(g.entered),
-                    count(g.exited),
-                    String::new(),
-                ]
-            })
-            .collect();
-        rows.extend(t.fields.iter().map(|f| {
-            vec![
-                f.column.clone(),
-                count(f.changed),
-                String::new(),
-                f.example
-                    .as_ref()
-                    .map_or(String::new(), |(k, b, a)| format!("{k}: {b} → {a}")),
-            ]
-        }));
-        s.table = Table {
-            header: vec![
-                "group / column".into(),
-                "enter / changed".into(),
-                "exit".into(),
-                "example".into(),
-            ],
-            rows,
-        };
-        sections.push(s);
+        sections.push(tracked_impact_section(t, &mut cards));
     }
     let mut limits = Section::new(
         "limits",
@@ -1517,6 +1325,215 @@ pub fn whatif_page(ws: &Workspace, impact: &crate::whatif::Impact) -> String {
     };
     sections.push(limits);
     page(ws, "Tessera what-if", &cards, &sections)
+}
+
+/// The what-if page's section for an identity job (and its headline cards).
+fn identity_impact_section(
+    i: &crate::whatif::IdentityImpact,
+    cards: &mut Vec<(String, String)>,
+) -> Section {
+    let count = |v: i64| Fmt::Count.show(v as f64);
+    cards.push((
+        "customers now → after".into(),
+        format!(
+            "{} → {}",
+            count(i.customers_before),
+            count(i.customers_after)
+        ),
+    ));
+    cards.push((
+        "customers merged / split".into(),
+        format!("{} / {}", count(i.merged), count(i.split)),
+    ));
+    cards.push(("records changing customer".into(), count(i.records_moved)));
+    let mut s = Section::new(
+        &format!("identity-{}", i.job.replace('.', "-")),
+        &format!("Identity: {}", i.job),
+        "Customers merged (an after-customer holding records of two customers of now), split and unchanged; records changing customer; stable ids; accepted links gained and lost by rule and by comparison level.",
+    );
+    s.items = vec![
+        format!(
+            "customers {} → {}: {} merged, {} split, {} unchanged",
+            count(i.customers_before),
+            count(i.customers_after),
+            count(i.merged),
+            count(i.split),
+            count(i.unchanged)
+        ),
+        format!(
+            "records changing customer: {} of {} ({} new, {} gone)",
+            count(i.records_moved),
+            count(i.records),
+            count(i.records_new),
+            count(i.records_gone)
+        ),
+        format!(
+            "stable ids: {} retired, {} created",
+            count(i.ids_retired),
+            count(i.ids_created)
+        ),
+        format!(
+            "accepted links: +{} −{}",
+            count(i.links_gained),
+            count(i.links_lost)
+        ),
+    ];
+    let by = |list: &[crate::whatif::LinkChange], gained: bool| -> Vec<(String, f64)> {
+        list.iter()
+            .map(|l| (l.key.clone(), if gained { l.gained } else { l.lost } as f64))
+            .filter(|(_, v)| *v > 0.0)
+            .take(12)
+            .collect()
+    };
+    for (caption, items, color) in [
+        (
+            "Links gained by rule",
+            by(&i.links_by_rule, true),
+            PALETTE[1],
+        ),
+        (
+            "Links lost by rule",
+            by(&i.links_by_rule, false),
+            PALETTE[3],
+        ),
+        (
+            "Links gained by comparison level",
+            by(&i.links_by_level, true),
+            PALETTE[1],
+        ),
+        (
+            "Links lost by comparison level",
+            by(&i.links_by_level, false),
+            PALETTE[3],
+        ),
+    ] {
+        if !items.is_empty() {
+            s.charts
+                .push(chart(caption, hbar(&items, Fmt::Count, color)));
+        }
+    }
+    let mut rows: Vec<Vec<String>> = i
+        .links_by_rule
+        .iter()
+        .chain(&i.links_by_level)
+        .map(|l| vec![l.key.clone(), count(l.gained), count(l.lost)])
+        .collect();
+    for r in &i.match_rate {
+        rows.push(vec![
+            format!("{} linked (share of its records)", r.source),
+            Fmt::Percent.show(r.linked_after),
+            Fmt::Percent.show(r.linked_before),
+        ]);
+    }
+    s.table = Table {
+        header: vec![
+            "links / source".into(),
+            "gained (after)".into(),
+            "lost (now)".into(),
+        ],
+        rows,
+    };
+    for d in &i.decisions {
+        s.blocks.push(format!(
+            "{} {} and {}\n\n— now —\n{}\n— after the change —\n{}",
+            d.change, d.a, d.b, d.before, d.after
+        ));
+    }
+    s
+}
+
+/// The what-if page's section for a tracked job (golden records, segments, audiences).
+fn tracked_impact_section(
+    t: &crate::whatif::TrackedImpact,
+    cards: &mut Vec<(String, String)>,
+) -> Section {
+    let count = |v: i64| Fmt::Count.show(v as f64);
+    let title = match &t.destination {
+        Some(d) => format!("Audience {} ({d}): what the next sync sends", t.job),
+        None => format!("{} (keyed on {})", t.job, t.key.join(", ")),
+    };
+    let mut s = Section::new(
+        &t.job.replace('.', "-"),
+        &title,
+        "Rows the next run would add, remove and update in this tracked table (its _changes), by group of its key and by column.",
+    );
+    s.items.push(format!(
+        "{} → {} rows: {} added, {} removed, {} updated",
+        count(t.rows_before),
+        count(t.rows_after),
+        count(t.added),
+        count(t.removed),
+        count(t.updated)
+    ));
+    if t.destination.is_some() {
+        cards.push((
+            format!("{} adds / removes", t.job.trim_start_matches("audiences.")),
+            format!("+{} −{}", count(t.added), count(t.removed)),
+        ));
+    }
+    let entered: Vec<(String, f64)> = t
+        .groups
+        .iter()
+        .filter(|g| g.entered > 0)
+        .map(|g| (g.group.clone(), g.entered as f64))
+        .collect();
+    let exited: Vec<(String, f64)> = t
+        .groups
+        .iter()
+        .filter(|g| g.exited > 0)
+        .map(|g| (g.group.clone(), g.exited as f64))
+        .collect();
+    if !entered.is_empty() {
+        s.charts
+            .push(chart("Entering", hbar(&entered, Fmt::Count, PALETTE[1])));
+    }
+    if !exited.is_empty() {
+        s.charts
+            .push(chart("Exiting", hbar(&exited, Fmt::Count, PALETTE[3])));
+    }
+    let fields: Vec<(String, f64)> = t
+        .fields
+        .iter()
+        .map(|f| (f.column.clone(), f.changed as f64))
+        .collect();
+    if !fields.is_empty() {
+        s.charts.push(chart(
+            "Fields that change",
+            hbar(&fields, Fmt::Count, PALETTE[2]),
+        ));
+    }
+    let mut rows: Vec<Vec<String>> = t
+        .groups
+        .iter()
+        .map(|g| {
+            vec![
+                g.group.clone(),
+                count(g.entered),
+                count(g.exited),
+                String::new(),
+            ]
+        })
+        .collect();
+    rows.extend(t.fields.iter().map(|f| {
+        vec![
+            f.column.clone(),
+            count(f.changed),
+            String::new(),
+            f.example
+                .as_ref()
+                .map_or(String::new(), |(k, b, a)| format!("{k}: {b} → {a}")),
+        ]
+    }));
+    s.table = Table {
+        header: vec![
+            "group / column".into(),
+            "enter / changed".into(),
+            "exit".into(),
+            "example".into(),
+        ],
+        rows,
+    };
+    s
 }
 
 #[cfg(test)]

@@ -182,6 +182,25 @@ pub fn tickets_schema() -> SchemaRef {
 
 fn encode(chunk: Chunk) -> Result<Batches> {
     let c = &chunk;
+    let (crm, pos_customers) = encode_customers(c)?;
+    let orders = encode_orders(c)?;
+    let (web_events, email_events, tickets, consents) = encode_events(c)?;
+    let (truth_records, truth_people) = encode_truth(c)?;
+    Ok(Batches {
+        crm,
+        pos_customers,
+        orders,
+        web_events,
+        email_events,
+        tickets,
+        consents,
+        truth_records,
+        truth_people,
+    })
+}
+
+/// The CRM contacts and the point-of-sale customers.
+fn encode_customers(c: &Chunk) -> Result<(RecordBatch, RecordBatch)> {
     let crm_schema = Arc::new(Schema::new(vec![
         utf8("contact_id", false),
         utf8("salutation", true),
@@ -247,6 +266,11 @@ fn encode(chunk: Chunk) -> Result<Batches> {
         ],
     )?;
 
+    Ok((crm, pos_customers))
+}
+
+/// The orders, one batch per year (written under `order_year=YYYY/` folders).
+fn encode_orders(c: &Chunk) -> Result<Vec<(i32, RecordBatch)>> {
     // Orders are written under order_year=YYYY/ folders; the year is in the path, not the file.
     let order_schema = Arc::new(Schema::new(vec![
         utf8("order_id", false),
@@ -288,6 +312,11 @@ fn encode(chunk: Chunk) -> Result<Batches> {
         ));
     }
 
+    Ok(orders)
+}
+
+/// Web events, email events, support tickets and consent records.
+fn encode_events(c: &Chunk) -> Result<(RecordBatch, RecordBatch, RecordBatch, RecordBatch)> {
     let w = &c.web_events;
     let web_events = RecordBatch::try_new(
         web_events_schema(),
@@ -365,6 +394,11 @@ fn encode(chunk: Chunk) -> Result<Batches> {
         ],
     )?;
 
+    Ok((web_events, email_events, tickets, consents))
+}
+
+/// The ground truth: each record's person, and the people.
+fn encode_truth(c: &Chunk) -> Result<(RecordBatch, RecordBatch)> {
     let tr = &c.truth_records;
     let truth_records = RecordBatch::try_new(
         Arc::new(Schema::new(vec![
@@ -416,18 +450,7 @@ fn encode(chunk: Chunk) -> Result<Batches> {
             )),
         ],
     )?;
-
-    Ok(Batches {
-        crm,
-        pos_customers,
-        orders,
-        web_events,
-        email_events,
-        tickets,
-        consents,
-        truth_records,
-        truth_people,
-    })
+    Ok((truth_records, truth_people))
 }
 
 // ---------------------------------------------------------------------------------------------

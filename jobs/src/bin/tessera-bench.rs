@@ -1075,6 +1075,11 @@ fn fastest(runs: Vec<(f64, f64, String)>) -> (f64, f64, String) {
         .expect("at least one run")
 }
 
+/// `tessera-bench identity`: the demo's identity job end to end, resolution alone over the
+/// records file (with and without a memory limit), and Splink over the same file, scored
+/// against the truth.
+// Over 150 lines: a benchmark script, one timed measurement after another in the order it
+// prints them; its closures share the run's paths, binaries and repeat count.
 fn bench_identity(
     dir: &Path,
     people: u64,
