@@ -103,14 +103,19 @@ fn tracked<'a>(impact: &'a Value, job: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no tracked impact for {job}: {impact}"))
 }
 
-fn action<'a>(impact: &'a Value, job: &str) -> &'a str {
+/// A text field (`action`, `reason`) of a job in the what-if.
+fn job_text<'a>(impact: &'a Value, job: &str, field: &str) -> &'a str {
     impact["jobs"]
         .as_array()
         .unwrap()
         .iter()
         .find(|j| j["name"] == job)
-        .and_then(|j| j["action"].as_str())
+        .and_then(|j| j[field].as_str())
         .unwrap_or_else(|| panic!("{job} not in the what-if's jobs"))
+}
+
+fn action<'a>(impact: &'a Value, job: &str) -> &'a str {
+    job_text(impact, job, "action")
 }
 
 /// The changes run `run_id` recorded in `table` (a `_changes` table): change → rows.
@@ -230,15 +235,8 @@ fn a_lower_threshold_is_measured_before_it_merges_anyone_and_the_run_then_does_e
     }
 }
 
-/// The identity job's reason in a what-if.
 fn reason<'a>(impact: &'a Value, job: &str) -> &'a str {
-    impact["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["name"] == job)
-        .and_then(|j| j["reason"].as_str())
-        .unwrap_or_else(|| panic!("{job} not in the what-if's jobs"))
+    job_text(impact, job, "reason")
 }
 
 /// A change of `[identity]` that leaves blocking rules as they were: those rules are not
@@ -351,15 +349,7 @@ fn a_guard_and_a_comparison_level_are_measured_on_identity() {
             .any(|l| l["key"] == "email: exact" && l["gained"].as_i64() > Some(0)),
         "{identity}"
     );
-    let reason = impact_guard["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["name"] == "unify.identity_records")
-        .unwrap()["reason"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let reason = reason(&impact_guard, "unify.identity_records").to_string();
     assert!(reason.contains("[identity]"), "{reason}");
     // The guard changes the keys blocking reads: the pairs are blocked and compared again.
     assert!(!reason.contains("compared pairs"), "{reason}");
