@@ -401,17 +401,25 @@ fn the_demo_resolves_accurately_with_stable_ids() {
 
 /// Under a tight `[engine] memory_limit` the identity job still runs (its records read back from
 /// a spill file, `match_pairs` made while it is written) and decides exactly as without one:
-/// the same customers, the same scored pairs (the weight sum rounded: the order in which
-/// partitions add floats differs from run to run). The spill file is gone afterwards.
+/// the same customers, the same model and scored pairs to the last bit (training sums the
+/// pairs in one order and its patterns in another fixed one, whatever order the partitions
+/// gave them). The spill file is gone afterwards.
 #[test]
 fn identity_under_a_memory_limit_decides_as_without() {
     let (tmp, before) = resolved_demo();
     let dir = tmp.path();
     let pairs = |dir: &Path| {
-        query(
-            dir,
-            "select count(*) as n, round(sum(match_weight), 6) as w, sum(case when accepted then 1 else 0 end) as ok \
-             from unify.match_pairs",
+        (
+            query(
+                dir,
+                "select record_key_a, record_key_b, linked_by, match_weight, match_probability, accepted \
+                 from unify.match_pairs order by record_key_a, record_key_b, linked_by",
+            ),
+            query(
+                dir,
+                "select comparison, level_index, m_probability, u_probability from unify.match_model \
+                 order by comparison, level_index",
+            ),
         )
     };
     let pairs_before = pairs(dir);
@@ -424,10 +432,15 @@ fn identity_under_a_memory_limit_decides_as_without() {
     .unwrap();
     ok(dir, &RERUN_IDENTITY);
     assert_eq!(assignment(dir), before, "the limit changed the customers");
-    assert_eq!(
-        pairs(dir),
-        pairs_before,
-        "the limit changed the scored pairs"
+    let pairs_after = pairs(dir);
+    assert!(
+        pairs_before.0.len() > 1000,
+        "{} pairs",
+        pairs_before.0.len()
+    );
+    assert!(
+        pairs_after == pairs_before,
+        "the limit changed the model or the scored pairs"
     );
     let spill = dir.join(".tessera/spill");
     let left: Vec<_> = walk(&spill).into_iter().filter(|p| p.is_file()).collect();

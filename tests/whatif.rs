@@ -268,11 +268,12 @@ fn decides_as_blocking_again(change: impl Fn(&Path), reused_reason: &str, rules_
                 "select record_key, customer_id, linked_by from unify.record_customer \
                  order by record_key",
             ),
-            // Weights to 9 places: a retrained model's EM sums in hash order.
+            // Weights to the last bit: a retrained model sums the same pairs in the same
+            // order whatever order blocking or the published table gave them.
             query(
                 d,
                 "select record_key_a, record_key_b, linked_by, blocking_rule, \
-                 round(match_weight, 9) as w, round(match_probability, 9) as p, accepted, \
+                 match_weight, match_probability, accepted, \
                  refused_reason, gamma_email, gamma_first_name, tf_first_name \
                  from unify.match_pairs order by record_key_a, record_key_b, linked_by",
             ),

@@ -204,6 +204,7 @@ pub struct Resolution {
 }
 
 /// A pair proposed by blocking, with its comparison vector.
+#[derive(Clone, Copy)]
 struct Pair {
     a: u32,
     b: u32,

@@ -11,7 +11,7 @@
 //! deterministic links say, a neutral start, and the pairs agreeing on most comparisons) and
 //! keeps the one with the best likelihood. What went wrong is said in [`Model::warnings`].
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -116,8 +116,9 @@ fn smooth(counts: &[u64]) -> Vec<f64> {
         .collect()
 }
 
-/// Comparison vectors with their counts (`-1` is the null level: no evidence).
-pub type Patterns = HashMap<Vec<i8>, (u64, u64)>;
+/// Comparison vectors with their counts (`-1` is the null level: no evidence), in vector
+/// order: sums over them are the same to the last bit on every run.
+pub type Patterns = BTreeMap<Vec<i8>, (u64, u64)>;
 
 /// The compared pairs a blocking rule proposed first (no earlier rule did), for EM.
 ///
