@@ -176,16 +176,18 @@ pub async fn pair_explanation(ws: &Workspace, a: &str, b: &str) -> Result<String
     }
 
     // The direct decision, if the pair was compared or linked.
-    let pair = rows(
-        ws,
-        &format!(
-            "select * from {schema}.match_pairs where (record_key_a = {la} and record_key_b = {lb}) \
-             or (record_key_a = {lb} and record_key_b = {la})",
-            la = literal(a),
-            lb = literal(b)
-        ),
-    )
-    .await?;
+    let pair = crate::rows::rows(
+        &query(
+            ws,
+            &format!(
+                "select * from {schema}.match_pairs where (record_key_a = {la} and record_key_b = {lb}) \
+                 or (record_key_a = {lb} and record_key_b = {la})",
+                la = literal(a),
+                lb = literal(b)
+            ),
+        )
+        .await?,
+    );
     let guards = rows(
         ws,
         &format!(
@@ -235,11 +237,11 @@ pub async fn pair_explanation(ws: &Workspace, a: &str, b: &str) -> Result<String
             }
         }
     }
-    match pair.iter().find(|p| get(p, "linked_by") == "probabilistic") {
+    match pair.iter().find(|p| p.text("linked_by") == "probabilistic") {
         Some(p) => waterfall(ws, &schema, &config, p, &mut out).await?,
         None => {
             if let Some(p) = pair.first() {
-                writeln!(out, "linked directly by {}", get(p, "linked_by"))?;
+                writeln!(out, "linked directly by {}", p.text("linked_by"))?;
             } else {
                 writeln!(out, "not compared: no blocking rule puts them together")?;
                 for rule in &config.blocking {
@@ -253,7 +255,7 @@ pub async fn pair_explanation(ws: &Workspace, a: &str, b: &str) -> Result<String
             }
         }
     }
-    if ca == cb && pair.iter().all(|p| get(p, "accepted") != "true") {
+    if ca == cb && pair.iter().all(|p| !p.flag("accepted")) {
         let path = link_path(ws, &schema, ca, a, b).await?;
         if !path.is_empty() {
             writeln!(out, "\njoined through other records of the customer:")?;
@@ -271,28 +273,28 @@ async fn waterfall(
     ws: &Workspace,
     schema: &str,
     config: &IdentityConfig,
-    pair: &BTreeMap<String, String>,
+    pair: &crate::rows::Row,
     out: &mut String,
 ) -> Result<()> {
-    let model = rows(ws, &format!("select * from {schema}.match_model")).await?;
-    let level = |comparison: &str, index: &str| {
+    let model =
+        crate::rows::rows(&query(ws, &format!("select * from {schema}.match_model")).await?);
+    let level = |comparison: &str, index: i64| {
         model
             .iter()
-            .find(|m| get(m, "comparison") == comparison && get(m, "level_index") == index)
+            .find(|m| m.text("comparison") == comparison && m.int("level_index") == index)
     };
-    let prior = level("prior", "-1").ok_or_else(|| anyhow!("{schema}.match_model has no prior"))?;
-    let number = |text: &str| text.parse::<f64>().unwrap_or(f64::NAN);
+    let prior = level("prior", -1).ok_or_else(|| anyhow!("{schema}.match_model has no prior"))?;
     writeln!(
         out,
         "compared (blocking rule `{}`): match weight {:.2}, probability {:.4}, threshold {} → {}",
-        get(pair, "blocking_rule"),
-        number(get(pair, "match_weight")),
-        number(get(pair, "match_probability")),
+        pair.text("blocking_rule"),
+        pair.float("match_weight"),
+        pair.float("match_probability"),
         config.threshold,
-        if get(pair, "accepted") == "true" {
+        if pair.flag("accepted") {
             "accepted".to_string()
-        } else if !get(pair, "refused_reason").is_empty() {
-            format!("refused: {}", get(pair, "refused_reason"))
+        } else if !pair.is_null("refused_reason") {
+            format!("refused: {}", pair.text("refused_reason"))
         } else {
             "below the threshold".to_string()
         }
@@ -302,15 +304,15 @@ async fn waterfall(
         "\n{:<16} {:<24} {:>10} {:>10} {:>8} {:>9}",
         "comparison", "level", "m", "u", "weight", "total"
     )?;
-    let mut total = number(get(prior, "match_weight"));
+    let mut total = prior.float("match_weight");
     writeln!(
         out,
         "{:<16} {:<24} {:>10} {:>10} {:>8.2} {:>9.2}",
         "prior", "", "", "", total, total
     )?;
     for c in &config.comparisons {
-        let gamma = get(pair, &format!("gamma_{}", c.name));
-        if gamma.is_empty() {
+        let gamma_column = format!("gamma_{}", c.name);
+        if pair.is_null(&gamma_column) {
             writeln!(
                 out,
                 "{:<16} {:<24} {:>10} {:>10} {:>8.2} {:>9.2}",
@@ -318,14 +320,17 @@ async fn waterfall(
             )?;
             continue;
         }
+        let gamma = pair.int(&gamma_column);
         let row = level(&c.name, gamma)
             .ok_or_else(|| anyhow!("{schema}.match_model has no level {gamma} of {}", c.name))?;
-        let (m, u) = (
-            number(get(row, "m_probability")),
-            number(get(row, "u_probability")),
-        );
-        let tf = number(get(pair, &format!("tf_{}", c.name)));
-        let (u_used, note) = if gamma == "0" && tf.is_finite() && tf > 0.0 {
+        let (m, u) = (row.float("m_probability"), row.float("u_probability"));
+        let tf_column = format!("tf_{}", c.name);
+        let tf = if pair.has(&tf_column) {
+            pair.float(&tf_column)
+        } else {
+            f64::NAN
+        };
+        let (u_used, note) = if gamma == 0 && tf.is_finite() && tf > 0.0 {
             (tf.max(1e-6), " (tf)")
         } else {
             (u, "")
@@ -336,7 +341,7 @@ async fn waterfall(
             out,
             "{:<16} {:<24} {:>10.6} {:>10.6} {:>8.2} {:>9.2}",
             c.name,
-            format!("{}{note}", get(row, "level")),
+            format!("{}{note}", row.text("level")),
             m,
             u_used,
             weight,
@@ -514,25 +519,25 @@ async fn ws_has_column(ws: &Workspace, schema: &str, column: &str) -> bool {
 /// run gave.
 pub async fn explain_model(ws: &Workspace) -> Result<String> {
     let (schema, config) = identity_schema(ws).await?;
-    let model = rows(
-        ws,
-        &format!(
-            "select comparison, cast(level_index as bigint) as level_index, level, m_probability, \
-             u_probability, match_weight, trained_run_id, trained_records from {schema}.match_model"
-        ),
-    )
-    .await?;
+    let model = crate::rows::rows(
+        &query(
+            ws,
+            &format!(
+                "select comparison, level_index, level, m_probability, u_probability, \
+                 match_weight, trained_run_id, trained_records from {schema}.match_model"
+            ),
+        )
+        .await?,
+    );
     if model.is_empty() {
         bail!("{schema}.match_model is empty: run the identity job first");
     }
-    let number =
-        |r: &BTreeMap<String, String>, k: &str| get(r, k).parse::<f64>().unwrap_or(f64::NAN);
     let mut out = String::new();
-    let trained = get(&model[0], "trained_run_id").to_string();
+    let trained = model[0].text("trained_run_id");
     writeln!(
         out,
         "match model trained by run {trained} on {} records",
-        get(&model[0], "trained_records")
+        model[0].int("trained_records")
     )?;
     // Bars: one character per bit of weight, around a centre line.
     const HALF: usize = 20;
@@ -552,21 +557,25 @@ pub async fn explain_model(ws: &Workspace) -> Result<String> {
     let mut order: Vec<&str> = vec!["prior"];
     order.extend(config.comparisons.iter().map(|c| c.name.as_str()));
     for name in order {
-        let mut levels: Vec<&BTreeMap<String, String>> = model
+        let mut levels: Vec<&crate::rows::Row> = model
             .iter()
-            .filter(|r| get(r, "comparison") == name)
+            .filter(|r| r.text("comparison") == name)
             .collect();
-        levels.sort_by_key(|r| get(r, "level_index").parse::<i64>().unwrap_or(i64::MAX));
+        levels.sort_by_key(|r| r.int("level_index"));
         for (i, r) in levels.iter().enumerate() {
-            let w = number(r, "match_weight");
-            let level = if name == "prior" { "" } else { get(r, "level") };
+            let w = r.float("match_weight");
+            let level = if name == "prior" {
+                String::new()
+            } else {
+                r.text("level")
+            };
             writeln!(
                 out,
                 "{:<16} {:<24} {:>10.6} {:>10.6} {:>8.2}  {}",
                 if i == 0 { name } else { "" },
                 level,
-                number(r, "m_probability"),
-                number(r, "u_probability"),
+                r.float("m_probability"),
+                r.float("u_probability"),
                 w,
                 bar(w)
             )?;

@@ -17,6 +17,7 @@ pub mod project;
 pub mod quality;
 pub mod quarantine;
 pub mod report;
+pub mod rows;
 pub mod runner;
 pub mod scaffold;
 pub mod schedule;

@@ -37,9 +37,10 @@ use tessera_engine::identity::IdentityConfig;
 use tessera_engine::sql::{ident, literal};
 use url::Url;
 
-use crate::explain::{format_rows, pair_explanation};
+use crate::explain::pair_explanation;
 use crate::job::{Job, Materialized};
 use crate::output::grouped as n;
+use crate::rows::{Row, rows};
 use crate::runner::{JobStatus, RunLock, RunOptions, Runner};
 use crate::workspace::{Workspace, load_dag, table_url};
 
@@ -579,8 +580,8 @@ impl Tables<'_> {
             .collect())
     }
 
-    async fn rows(&self, sql: &str) -> Result<crate::explain::Rows> {
-        format_rows(&self.ctx.sql(sql).await?.collect().await?)
+    async fn rows(&self, sql: &str) -> Result<Vec<Row>> {
+        Ok(rows(&self.ctx.sql(sql).await?.collect().await?))
     }
 
     async fn identity(&self, job: &Job) -> Result<IdentityImpact> {
@@ -656,10 +657,7 @@ impl Tables<'_> {
                 ))
                 .await?
             {
-                into.push((
-                    row["customer_id"].clone(),
-                    row["n"].parse().unwrap_or_default(),
-                ));
+                into.push((row.text("customer_id"), row.int("n")));
             }
         }
         for row in self
@@ -681,11 +679,11 @@ impl Tables<'_> {
             .await?
         {
             out.match_rate.push(SourceRate {
-                source: row["source"].clone(),
-                records_before: row["records_before"].parse().unwrap_or_default(),
-                records_after: row["records_after"].parse().unwrap_or_default(),
-                linked_before: row["linked_before"].parse().unwrap_or_default(),
-                linked_after: row["linked_after"].parse().unwrap_or_default(),
+                source: row.text("source"),
+                records_before: row.int("records_before"),
+                records_after: row.int("records_after"),
+                linked_before: row.float("linked_before"),
+                linked_after: row.float("linked_after"),
             });
         }
         for row in self
@@ -697,9 +695,9 @@ impl Tables<'_> {
             .await?
         {
             out.moved_examples.push(Moved {
-                record_key: row["record_key"].clone(),
-                before: row["before"].clone(),
-                after: row["after"].clone(),
+                record_key: row.text("record_key"),
+                before: row.text("before"),
+                after: row.text("after"),
             });
         }
         self.links(job, &mut out).await?;
@@ -766,8 +764,7 @@ impl Tables<'_> {
             )
         };
         for row in self.rows(&grouped("rule".into())).await? {
-            out.links_by_rule
-                .push(link_change(&row, row["key"].clone()));
+            out.links_by_rule.push(link_change(&row, row.text("key")));
         }
         // A level is named by the settings of the side its pair comes from: a lost pair's
         // level by the published settings (a level may have been removed or renamed).
@@ -791,9 +788,9 @@ impl Tables<'_> {
                 ))
                 .await?
             {
-                let level: usize = row["level"].parse().unwrap_or_default();
-                let count: i64 = row["n"].parse().unwrap_or_default();
-                let entry = if row["change"] == "gained" {
+                let level = usize::try_from(row.int("level")).unwrap_or_default();
+                let count = row.int("n");
+                let entry = if row.text("change") == "gained" {
                     let key = format!("{name}: {}", level_name(now, name, level));
                     &mut by_level.entry(key).or_default().0
                 } else {
@@ -875,9 +872,9 @@ impl Tables<'_> {
                 .await?
             {
                 out.groups.push(GroupChange {
-                    group: row["grp"].clone(),
-                    entered: row["entered"].parse().unwrap_or_default(),
-                    exited: row["exited"].parse().unwrap_or_default(),
+                    group: row.text("grp"),
+                    entered: row.int("entered"),
+                    exited: row.int("exited"),
                 });
             }
         }
@@ -939,7 +936,7 @@ impl Tables<'_> {
                 .await?
                 .into_iter()
                 .next()
-                .map(|r| (r["k"].clone(), r["before"].clone(), r["after"].clone()));
+                .map(|r| (r.text("k"), r.text("before"), r.text("after")));
             out.push(FieldChange {
                 column: column.clone(),
                 changed,
@@ -951,11 +948,11 @@ impl Tables<'_> {
     }
 }
 
-fn link_change(row: &BTreeMap<String, String>, key: String) -> LinkChange {
+fn link_change(row: &Row, key: String) -> LinkChange {
     LinkChange {
         key,
-        gained: row["gained"].parse().unwrap_or_default(),
-        lost: row["lost"].parse().unwrap_or_default(),
+        gained: row.int("gained"),
+        lost: row.int("lost"),
     }
 }
 
@@ -1006,11 +1003,11 @@ async fn decisions(
     let before_ws = before_ws.as_ref().unwrap_or(ws);
     let mut out = Vec::new();
     for row in picked {
-        let (a, b) = (&row["record_key_a"], &row["record_key_b"]);
+        let (a, b) = (&row.text("record_key_a"), &row.text("record_key_b"));
         out.push(Decision {
             a: a.clone(),
             b: b.clone(),
-            change: if row["change"] == "gained" {
+            change: if row.text("change") == "gained" {
                 "linked".into()
             } else {
                 "unlinked".into()
