@@ -196,6 +196,18 @@ fn the_demo_runs_on_s3_and_delta_tables_round_trip() {
         impact["identity"][0]["links_gained"].as_i64().unwrap() > 0,
         "{impact}"
     );
+    // Only the threshold changed: the published records and compared pairs are read from S3.
+    let identity_job = impact["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "unify.identity_records")
+        .unwrap();
+    let reason = identity_job["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("published records are reused, with the compared pairs of"),
+        "{reason}"
+    );
     assert_eq!(versions(dir), published);
     let script = format!(
         "import boto3\n\
