@@ -338,14 +338,15 @@ pub fn conflict(
         // other with a letter dropped, the commonest typo (`mary` → `may`, `clara` → `cara`).
         // The typo rules below are for what is not a name.
         if is_given_name(x) && is_given_name(y) {
-            let dropped = cx.abs_diff(cy) == 1 && strsim::damerau_levenshtein(x, y) == 1;
+            let dropped =
+                cx.abs_diff(cy) == 1 && crate::similarity::fast::damerau_levenshtein(x, y) == 1;
             return dropped
                 || sound_alike(x, y)
                     && crate::similarity::fast::jaro_winkler(x, y) >= SAME_PERSON_SIMILARITY;
         }
         // Typos: one edit on any name of two letters or more; two on names of five or more
         // (each of two records may carry its own typo: `ammy` / `tavmy` for Tammy).
-        let edits = strsim::damerau_levenshtein(x, y);
+        let edits = crate::similarity::fast::damerau_levenshtein(x, y);
         if (cx.min(cy) >= 2 && edits <= 1) || (cx.max(cy) >= 5 && edits <= 2) {
             return true;
         }
@@ -357,8 +358,9 @@ pub fn conflict(
         };
         let (nx, ny) = (family(x, &fx), family(y, &fy));
         nx.iter().any(|a| {
-            ny.iter()
-                .any(|b| a.chars().count() >= 4 && strsim::damerau_levenshtein(a, b) <= 1)
+            ny.iter().any(|b| {
+                a.chars().count() >= 4 && crate::similarity::fast::damerau_levenshtein(a, b) <= 1
+            })
         })
     };
     let first_word = |s: &str| s.split(' ').next().unwrap_or_default().to_string();

@@ -19,5 +19,5 @@ crate::string_function! {
     name: "damerau_levenshtein",
     signature: strings(2),
     returns: DataType::Int64,
-    eval: |args, rows| map_pairs(args, rows, |a, b| strsim::damerau_levenshtein(a, b) as i64),
+    eval: |args, rows| map_pairs(args, rows, |a, b| super::fast::damerau_levenshtein(a, b) as i64),
 }

@@ -32,6 +32,82 @@ pub fn normalized_levenshtein(a: &str, b: &str) -> f64 {
     with_matcher(|m| m.normalized_levenshtein(a, b))
 }
 
+/// Unrestricted Damerau–Levenshtein distance (as `strsim::damerau_levenshtein`). ASCII strings
+/// are compared as bytes, after their common prefix and suffix (which do not change the
+/// distance) are set aside, with Zhao and Sahni's linear-space algorithm on buffers reused by
+/// the thread: an email pair sharing `@gmail.com` computes a quarter of the cells, a typo pair
+/// a handful. Other strings go to `strsim`.
+pub fn damerau_levenshtein(a: &str, b: &str) -> usize {
+    if !a.is_ascii() || !b.is_ascii() {
+        return strsim::damerau_levenshtein(a, b);
+    }
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    let prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    (a, b) = (&a[prefix..], &b[prefix..]);
+    let suffix = a
+        .iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    (a, b) = (&a[..a.len() - suffix], &b[..b.len() - suffix]);
+    if a.is_empty() || b.is_empty() {
+        return a.len().max(b.len());
+    }
+    DL_ROWS.with(|rows| zhao_sahni(a, b, &mut rows.borrow_mut()))
+}
+
+thread_local! {
+    static DL_ROWS: RefCell<[Vec<isize>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
+}
+
+/// Zhao and Sahni's linear-space Damerau–Levenshtein over bytes below 128 (strsim's
+/// algorithm, with an array for the last row of each byte).
+fn zhao_sahni(s1: &[u8], s2: &[u8], rows: &mut [Vec<isize>; 3]) -> usize {
+    let (len1, len2) = (s1.len(), s2.len());
+    let max_val = len1.max(len2) as isize + 1;
+    let size = len2 + 2;
+    let [fr, r1, r] = rows;
+    fr.clear();
+    fr.resize(size, max_val);
+    r1.clear();
+    r1.resize(size, max_val);
+    r.clear();
+    r.push(max_val);
+    r.extend(0..(size - 1) as isize);
+    let mut last_row_id = [-1isize; 128];
+    for (i, &ch1) in s1.iter().enumerate().map(|(i, c)| (i + 1, c)) {
+        std::mem::swap(r, r1);
+        let mut last_col_id: isize = -1;
+        let mut last_i2l1 = r[1];
+        r[1] = i as isize;
+        let mut t = max_val;
+        for (j, &ch2) in s2.iter().enumerate().map(|(j, c)| (j + 1, c)) {
+            let diag = r1[j] + isize::from(ch1 != ch2);
+            let left = r[j] + 1;
+            let up = r1[j + 1] + 1;
+            let mut temp = diag.min(left).min(up);
+            if ch1 == ch2 {
+                last_col_id = j as isize;
+                fr[j + 1] = r1[j - 1];
+                t = last_i2l1;
+            } else {
+                let k = last_row_id[ch2 as usize];
+                let l = last_col_id;
+                if j as isize - l == 1 {
+                    temp = temp.min(fr[j + 1] + (i as isize - k));
+                } else if i as isize - k == 1 {
+                    temp = temp.min(t + (j as isize - l));
+                }
+            }
+            last_i2l1 = r[j + 1];
+            r[j + 1] = temp;
+        }
+        last_row_id[ch1 as usize] = i as isize;
+    }
+    r[len2 + 1] as usize
+}
+
 /// `f(a, b)` per row with one [`Matcher`] for the batch (NULL when either is NULL).
 pub fn map_pairs_with(
     args: &[ColumnarValue],
@@ -381,6 +457,11 @@ mod tests {
                 "jaro({a:?}, {b:?})"
             );
             assert_eq!(
+                damerau_levenshtein(&a, &b),
+                strsim::damerau_levenshtein(&a, &b),
+                "damerau_levenshtein({a:?}, {b:?})"
+            );
+            assert_eq!(
                 matcher.jaro_winkler(&a, &b),
                 strsim::jaro_winkler(&a, &b),
                 "jw({a:?}, {b:?})"
@@ -401,6 +482,42 @@ mod tests {
             jaro_winkler("Zoë", "Zoe"),
             strsim::jaro_winkler("Zoë", "Zoe")
         );
+    }
+
+    #[test]
+    fn damerau_levenshtein_equals_strsim_on_every_short_string_and_around_shared_affixes() {
+        // Every string of up to 5 letters over three letters (repeats and transpositions
+        // everywhere), against every other, bare and inside a shared prefix and suffix.
+        let mut words = vec![String::new()];
+        let mut frontier = vec![String::new()];
+        for _ in 0..5 {
+            frontier = frontier
+                .iter()
+                .flat_map(|w| ["a", "b", "c"].map(|c| format!("{w}{c}")))
+                .collect();
+            words.extend(frontier.iter().cloned());
+        }
+        for a in &words {
+            for b in &words {
+                assert_eq!(
+                    damerau_levenshtein(a, b),
+                    strsim::damerau_levenshtein(a, b),
+                    "({a:?}, {b:?})"
+                );
+            }
+        }
+        for (a, b) in words.iter().zip(words.iter().rev()).step_by(7) {
+            for (p, s) in [("ab", "@c.a"), ("ba", "ab"), ("c", "")] {
+                let (x, y) = (format!("{p}{a}{s}"), format!("{p}{b}{s}"));
+                assert_eq!(
+                    damerau_levenshtein(&x, &y),
+                    strsim::damerau_levenshtein(&x, &y),
+                    "({x:?}, {y:?})"
+                );
+            }
+        }
+        assert_eq!(damerau_levenshtein("ca", "abc"), 2);
+        assert_eq!(damerau_levenshtein("jöhn", "john"), 1);
     }
 
     #[test]
