@@ -283,6 +283,34 @@ fn incremental_job_merges_only_new_rows_and_equals_a_full_refresh() {
         incremental == full,
         "incremental result differs from a full refresh"
     );
+    // A new file of orders all older than the watermark: the job runs (its input changed),
+    // loads nothing, and records that it saw this input, so the next plan skips it and what
+    // reads it instead of running them on every run.
+    ok(
+        dir,
+        &[
+            "export",
+            "select 'OLD-' || order_id as order_id, pos_customer_id, store_id, channel, order_ts, \
+             category, items, amount, currency from pos_orders where order_year = '2024' \
+             order by order_id limit 5",
+            target.join("old.parquet").to_str().unwrap(),
+        ],
+    );
+    let (code, events) = run_json(dir, &["-s", "staging.orders+"]);
+    assert_eq!(code, Some(0), "{events:?}");
+    let orders = events
+        .iter()
+        .find(|e| e["job"] == "staging.orders")
+        .unwrap();
+    assert_eq!(orders["status"], "success", "{orders}");
+    assert_eq!(orders["rows"], 0, "{orders}");
+    let plan = ok(dir, &["plan", "-s", "staging.orders+"]);
+    assert!(plan.contains("SKIP staging.orders"), "{plan}");
+    assert!(!plan.contains(" RUN "), "{plan}");
+    assert_eq!(
+        csv(dir, "select * from staging.orders order by order_id"),
+        full
+    );
 }
 
 #[test]

@@ -509,6 +509,9 @@ impl DeltaWrite {
             .map(|f| f.name().clone())
             .collect();
         let sync = self.mode == WriteMode::Sync;
+        // Kept for a commit of the metadata alone when the merge changes nothing (below).
+        let (before, empty) = (table.version(), self.df.clone().limit(0, Some(0))?);
+        let metadata = self.metadata.clone();
         // A sync updates only rows whose values changed, so the change feed holds no
         // no-op updates.
         let changed = columns
@@ -521,7 +524,7 @@ impl DeltaWrite {
             .merge(self.df, predicate)
             .with_source_alias("source")
             .with_target_alias("target")
-            .with_session_state(session)
+            .with_session_state(session.clone())
             .when_matched_update(|mut update| {
                 if sync {
                     update = update.predicate(if changed.is_empty() {
@@ -555,7 +558,30 @@ impl DeltaWrite {
                     .with_metadata(self.metadata),
             );
         }
-        let (table, metrics) = builder.await.map_err(|e| write_err(Box::new(e)))?;
+        let (mut table, metrics) = builder.await.map_err(|e| write_err(Box::new(e)))?;
+        if table.version() == before && !metadata.is_empty() {
+            // A merge that changes nothing makes no commit, so its metadata (a job's
+            // fingerprint) would not be recorded and every later run would take the job for
+            // changed, run it again and plan everything downstream of it. An empty append is
+            // a commit of the metadata alone. Best effort: without it the job runs again.
+            let recorded = table
+                .clone()
+                .write(Vec::new())
+                .with_input_plan(empty.logical_plan().clone())
+                .with_session_state(session)
+                .with_save_mode(SaveMode::Append)
+                .with_commit_properties(
+                    deltalake::kernel::transaction::CommitProperties::default()
+                        .with_metadata(metadata),
+                )
+                .await;
+            match recorded {
+                Ok(written) => table = written,
+                Err(e) => tracing::warn!(
+                    "{url}: the merge changed nothing and its metadata could not be recorded: {e}"
+                ),
+            }
+        }
         Ok(WriteOutcome {
             version: table.version().unwrap_or_default(),
             rows: Some(
