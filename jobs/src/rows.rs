@@ -27,13 +27,17 @@ pub fn rows(batches: &[RecordBatch]) -> Vec<Row> {
 }
 
 impl Row {
-    /// The cell of `column` as a one-value array of `to` (`None`: NULL or not castable).
-    fn cell(&self, column: &str, to: &DataType) -> Option<std::sync::Arc<dyn Array>> {
-        let at = self
-            .batch
+    /// Where `column` is (a column the query does not return is a mistake in our SQL).
+    fn index(&self, column: &str) -> usize {
+        self.batch
             .schema()
             .index_of(column)
-            .unwrap_or_else(|_| panic!("the query has no column `{column}`"));
+            .unwrap_or_else(|_| panic!("the query has no column `{column}`"))
+    }
+
+    /// The cell of `column` as a one-value array of `to` (`None`: NULL or not castable).
+    fn cell(&self, column: &str, to: &DataType) -> Option<std::sync::Arc<dyn Array>> {
+        let at = self.index(column);
         let cell = self.batch.column(at).slice(self.index, 1);
         let cell = cast(&cell, to).ok()?;
         (!cell.is_null(0)).then_some(cell)
@@ -61,11 +65,7 @@ impl Row {
 
     /// The value as people read it ("" for NULL).
     pub fn text(&self, column: &str) -> String {
-        let at = self
-            .batch
-            .schema()
-            .index_of(column)
-            .unwrap_or_else(|_| panic!("the query has no column `{column}`"));
+        let at = self.index(column);
         let array = self.batch.column(at);
         if array.is_null(self.index) {
             return String::new();

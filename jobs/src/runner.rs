@@ -665,7 +665,9 @@ impl<'a> Runner<'a> {
         self.register_inputs(job).await?;
         let sql = self.compile(index).await?;
         let ctx = self.ws.engine.ctx();
-        let df = match self.reusable_records(job, &planned).await? {
+        let reused = self.reusable_records(job, &planned).await?;
+        let records_reused = reused.is_some();
+        let df = match reused {
             // Stored as published: already pseudonymised when the project says so.
             Some(records) => {
                 result.reason.push_str("; its published records are reused");
@@ -724,7 +726,9 @@ impl<'a> Runner<'a> {
         };
         let status = async {
             if let Some(records) = &spilled {
-                return self.execute_identity(job, &planned, records, result).await;
+                return self
+                    .execute_identity(job, &planned, (records, records_reused), result)
+                    .await;
             }
             if job.config.materialized == Materialized::Tracked {
                 return self.execute_tracked(job, &planned, df, result).await;
@@ -895,7 +899,7 @@ impl<'a> Runner<'a> {
     async fn previous_identity(
         &self,
         job: &Job,
-        planned: &PlannedJob,
+        records_reused: bool,
         beside: &dyn Fn(&str) -> String,
     ) -> Result<tessera_engine::identity::PreviousState> {
         let previous_customers = self.existing_table(&beside("record_customer")).await?;
@@ -918,7 +922,7 @@ impl<'a> Runner<'a> {
         )
         .await?;
         previous.compared = self
-            .reusable_pairs(job, planned, &beside("match_pairs"))
+            .reusable_pairs(job, records_reused, &beside("match_pairs"))
             .await?;
         Ok(previous)
     }
@@ -929,7 +933,7 @@ impl<'a> Runner<'a> {
         &self,
         job: &Job,
         planned: &PlannedJob,
-        records: &tessera_engine::identity::HeldRecords,
+        (records, records_reused): (&tessera_engine::identity::HeldRecords, bool),
         result: &mut JobResult,
     ) -> Result<JobStatus> {
         use tessera_engine::identity;
@@ -955,7 +959,7 @@ impl<'a> Runner<'a> {
         // The records' quality first: an export that lost a column fails here (with
         // `[quality] fail_on`) or warns, instead of matching on less evidence in silence.
         let (measures, quality) = self.records_quality(job, records.clone(), &config).await?;
-        let previous = self.previous_identity(job, planned, &beside).await?;
+        let previous = self.previous_identity(job, records_reused, &beside).await?;
         let run_id = self.run_id();
         let resolution = identity::resolve(
             ctx,
@@ -1116,10 +1120,10 @@ impl<'a> Runner<'a> {
     async fn reusable_pairs(
         &self,
         job: &Job,
-        planned: &PlannedJob,
+        records_reused: bool,
         pairs_table: &str,
     ) -> Result<Option<tessera_engine::identity::PublishedPairs>> {
-        if self.reusable_records(job, planned).await?.is_none() {
+        if !records_reused {
             return Ok(None);
         }
         let engine = &self.ws.engine;
