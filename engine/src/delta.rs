@@ -194,8 +194,22 @@ impl Engine {
     }
 
     /// A DataFusion table provider reading `table` at its loaded version.
+    ///
+    /// On a cluster, a table whose snapshot its Parquet files alone describe (no deletion
+    /// vectors, no column mapping, no partition columns) is read as those files, which
+    /// Ballista ships to executors; delta-rs' own scan cannot be (delta-rs issue #4171), so
+    /// other tables are read on the coordinator (said in the log).
     pub async fn delta_provider(&self, table: &DeltaTable) -> Result<Arc<dyn TableProvider>> {
         let url = table.table_url().clone();
+        if self.cluster().is_some() {
+            match files_of_snapshot(table) {
+                Ok(Some(provider)) => return Ok(provider),
+                Ok(None) => {}
+                Err(reason) => {
+                    tracing::warn!("{url} is read on the coordinator, not on the cluster: {reason}")
+                }
+            }
+        }
         table
             .table_provider()
             .await
@@ -610,4 +624,58 @@ impl IntoFuture for DeltaWrite {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.run())
     }
+}
+
+/// `table`'s snapshot as a listing of its Parquet files with the table's schema, for the
+/// cluster; `Ok(None)` for a table without files (read as is), `Err` with the reason when the
+/// files alone do not describe the table.
+fn files_of_snapshot(
+    table: &DeltaTable,
+) -> std::result::Result<Option<Arc<dyn TableProvider>>, String> {
+    use datafusion::datasource::file_format::parquet::ParquetFormat;
+    use datafusion::datasource::listing::{
+        ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+    };
+    let snapshot = table.snapshot().map_err(|e| e.to_string())?;
+    let protocol = snapshot.protocol();
+    let features: Vec<String> = protocol
+        .reader_features()
+        .unwrap_or_default()
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    for feature in ["deletionVectors", "columnMapping"] {
+        if features.iter().any(|f| f == feature) {
+            return Err(format!("it uses the Delta feature `{feature}`"));
+        }
+    }
+    if let Some(mode) = snapshot
+        .metadata()
+        .configuration()
+        .get("delta.columnMapping.mode")
+        && mode != "none"
+    {
+        return Err(format!(
+            "its columns are mapped (`delta.columnMapping.mode` = {mode})"
+        ));
+    }
+    if !snapshot.metadata().partition_columns().is_empty() {
+        return Err("it is partitioned (partition values are not in its files)".into());
+    }
+    let files = table
+        .get_file_uris()
+        .map_err(|e| e.to_string())?
+        .map(|uri| ListingTableUrl::parse(&uri).map_err(|e| e.to_string()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let schema = snapshot.snapshot().arrow_schema();
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(files)
+        .with_listing_options(options)
+        .with_schema(schema);
+    let listing = ListingTable::try_new(config).map_err(|e| e.to_string())?;
+    Ok(Some(Arc::new(listing)))
 }

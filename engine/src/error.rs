@@ -77,6 +77,10 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// The Ballista cluster refused or failed a request.
+    #[error("cluster: {0}")]
+    Cluster(String),
+
     /// Identity resolution cannot run as configured (the message names the setting).
     #[error("identity resolution: {0}")]
     Identity(String),

@@ -12,6 +12,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod cluster;
 pub mod clv;
 pub mod delta;
 pub mod demo;

@@ -13,6 +13,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use object_store::ObjectStore;
 use url::Url;
 
+use crate::cluster::ClusterCounters;
 use crate::error::Result;
 use crate::storage::Storage;
 
@@ -31,6 +32,9 @@ pub struct EngineOptions {
     pub target_partitions: Option<usize>,
     /// Rows per Arrow batch; DataFusion's default (8192) when `None`.
     pub batch_size: Option<usize>,
+    /// The Ballista scheduler queries run on (`[engine] cluster`); this process alone when
+    /// `None`. See [`crate::cluster`].
+    pub cluster: Option<crate::cluster::ClusterAddress>,
 }
 
 /// A DataFusion session with Tessera's functions, object stores and resource limits.
@@ -40,6 +44,7 @@ pub struct Engine {
     storage: Arc<Storage>,
     _spill: Arc<SpillDir>,
     rejects: Arc<crate::lenient_csv::RejectLog>,
+    cluster: Option<(crate::cluster::ClusterAddress, Arc<ClusterCounters>)>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -112,13 +117,36 @@ impl EngineBuilder {
         if let Some(n) = self.options.batch_size {
             config = config.with_batch_size(n.max(1));
         }
-        let state = SessionStateBuilder::new()
+        let mut state = SessionStateBuilder::new();
+        let cluster = match &self.options.cluster {
+            // Delta writes plan custom nodes (metrics, validation) that need delta-rs' planner;
+            // it hands every other node to DataFusion's default planner.
+            None => {
+                state = state
+                    .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new());
+                None
+            }
+            // On a cluster, the planner ships what the cluster can run and plans the rest
+            // (Delta writes included) here.
+            Some(address) => {
+                use ballista_core::extension::SessionConfigExt;
+                config = config.upgrade_for_ballista();
+                let counters = Arc::new(ClusterCounters::default());
+                state = state
+                    .with_query_planner(Arc::new(crate::cluster::ClusterPlanner::new(
+                        address,
+                        counters.clone(),
+                    )))
+                    .with_optimizer_rules(
+                        ballista_core::optimizer::ballista_default_optimizer_rules(),
+                    );
+                Some((address.clone(), counters))
+            }
+        };
+        let state = state
             .with_config(config)
             .with_runtime_env(runtime)
             .with_default_features()
-            // Delta writes plan custom nodes (metrics, validation) that need delta-rs' planner;
-            // it hands every other node to DataFusion's default planner.
-            .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
             .build();
         let mut ctx = SessionContext::new_with_state(state);
         tessera_udfs::register_all(&mut ctx)?;
@@ -127,6 +155,7 @@ impl EngineBuilder {
             storage,
             _spill: spill,
             rejects: Arc::default(),
+            cluster,
         })
     }
 }
@@ -150,6 +179,12 @@ impl Engine {
     /// The rows CSV sources read row by row left out, by source (see [`crate::lenient_csv`]).
     pub fn reject_log(&self) -> &Arc<crate::lenient_csv::RejectLog> {
         &self.rejects
+    }
+
+    /// The cluster this engine ships queries to, with what it shipped so far; `None` on one
+    /// machine.
+    pub fn cluster(&self) -> Option<(&crate::cluster::ClusterAddress, &ClusterCounters)> {
+        self.cluster.as_ref().map(|(a, c)| (a, c.as_ref()))
     }
 
     /// The engine's storage.
@@ -256,7 +291,7 @@ impl Drop for SpillDir {
 
 /// Lets DataFusion find stores for any URL a query names (`select * from 's3://b/x.parquet'`).
 #[derive(Debug)]
-struct StorageRegistry(Arc<Storage>);
+pub(crate) struct StorageRegistry(pub(crate) Arc<Storage>);
 
 impl ObjectStoreRegistry for StorageRegistry {
     fn register_store(

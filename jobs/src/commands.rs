@@ -163,6 +163,17 @@ pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
             Err(e) => tracing::warn!("cannot write the report: {e:#}"),
         }
     }
+    if let Some((address, counters)) = ws.engine.cluster() {
+        emit(
+            json!({"event": "cluster", "run_id": run_id, "cluster": address.to_string(),
+                   "shipped": counters.shipped(), "local": counters.local()}),
+            format!(
+                "  CLUSTER         {address}: {} query parts ran on the cluster, {} queries on this process",
+                counters.shipped(),
+                counters.local()
+            ),
+        );
+    }
     let failed = all.iter().filter(|r| r.status.is_failure()).count();
     let count = |s: JobStatus| all.iter().filter(|r| r.status == s).count();
     emit(

@@ -44,9 +44,16 @@ struct Cli {
     /// More logging (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Run queries on this Ballista cluster (`ballista://host:50050`) instead of the project's
+    /// `[engine] cluster`; `local` runs them in this process.
+    #[arg(long, global = true, env = "TESSERA_CLUSTER", value_name = "URL")]
+    cluster: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
+
+/// `--cluster` / `TESSERA_CLUSTER`, applied to every project this process loads.
+static CLUSTER: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
 
 /// Who a privacy request is about.
 #[derive(Debug, clap::Args)]
@@ -278,6 +285,45 @@ enum Command {
         #[arg(long)]
         no_run: bool,
     },
+    /// Start a process of an Apache DataFusion Ballista cluster (scheduler or executor) with
+    /// every Tessera function; projects run on it with `[engine] cluster` or `--cluster`.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+/// `tessera cluster ...`: the processes of a Ballista cluster. Object-store credentials come
+/// from the project's `[storage]` (with -C) and the process's environment.
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Run a scheduler: it plans the queries clients send into stages and hands their tasks
+    /// to executors.
+    Scheduler {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        bind: std::net::SocketAddr,
+    },
+    /// Run an executor: it registers with the scheduler and runs tasks.
+    Executor {
+        /// The scheduler (`ballista://host:port`).
+        #[arg(long, default_value = "ballista://127.0.0.1:50050")]
+        scheduler: String,
+        /// Address of the executor's Arrow Flight service (shuffle data and results).
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        bind: std::net::SocketAddr,
+        /// Port of the executor's gRPC service.
+        #[arg(long, default_value_t = 50052)]
+        grpc_port: u16,
+        /// Tasks run at once (default: the number of cores).
+        #[arg(long)]
+        concurrent_tasks: Option<usize>,
+        /// Memory all running tasks may hold before spilling, such as 4GiB (default: a share
+        /// of the machine's memory).
+        #[arg(long)]
+        memory_limit: Option<String>,
+        /// Folder for shuffle and spill files (default: under the system temp folder).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+    },
 }
 
 /// The arguments of `tessera sql`.
@@ -470,6 +516,7 @@ async fn writer_lock(ws: &Workspace, command: &str) -> Result<tessera_jobs::runn
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.json_logs, cli.verbose);
+    let _ = CLUSTER.set(cli.cluster.clone());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -653,6 +700,7 @@ async fn run(cli: Cli) -> Result<()> {
             let query = tessera_jobs::audience::upload_sql(&name, decl.destination);
             export(&ws, &query, &to).await
         }
+        Command::Cluster(command) => cluster_command(&cli.project, command).await,
         Command::Demo {
             people,
             seed,
@@ -930,7 +978,63 @@ async fn plan_command(project: &Path, args: PlanArgs) -> Result<()> {
 }
 
 fn load_project(dir: &Path) -> Result<Project> {
-    Ok(Project::load(dir)?)
+    let mut project = Project::load(dir)?;
+    if let Some(Some(cluster)) = CLUSTER.get() {
+        project.engine.cluster = match cluster.trim() {
+            "" | "local" => None,
+            url => Some(tessera_engine::cluster::ClusterAddress::parse(url)?),
+        };
+    }
+    Ok(project)
+}
+
+/// `tessera cluster scheduler|executor`: runs until stopped.
+async fn cluster_command(project: &Path, command: ClusterCommand) -> Result<()> {
+    use tessera_engine::cluster::{self, ClusterAddress, ExecutorOptions, SchedulerOptions};
+    // The project is optional: it only lends its `[storage]` settings.
+    let storage = if project.join(PROJECT_FILE).exists() {
+        tessera_engine::Storage::new(load_project(project)?.storage)
+    } else {
+        tessera_engine::Storage::default()
+    };
+    match command {
+        ClusterCommand::Scheduler { bind } => {
+            eprintln!("tessera cluster scheduler listening on {bind}");
+            cluster::run_scheduler(SchedulerOptions { bind }, storage).await?;
+        }
+        ClusterCommand::Executor {
+            scheduler,
+            bind,
+            grpc_port,
+            concurrent_tasks,
+            memory_limit,
+            work_dir,
+        } => {
+            let memory_limit = match memory_limit {
+                Some(text) => {
+                    Some(tessera_jobs::project::parse_size(&text).with_context(|| {
+                        format!("--memory-limit `{text}` is not a size such as 4GiB")
+                    })?)
+                }
+                None => None,
+            };
+            let scheduler = ClusterAddress::parse(&scheduler)?;
+            eprintln!("tessera cluster executor on {bind}, scheduler {scheduler}");
+            cluster::run_executor(
+                ExecutorOptions {
+                    scheduler,
+                    bind,
+                    grpc_port,
+                    concurrent_tasks,
+                    work_dir,
+                    memory_limit,
+                },
+                storage,
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 async fn init(

@@ -135,6 +135,7 @@ struct RawEngine {
     spill_dir: Option<String>,
     target_partitions: Option<i64>,
     batch_size: Option<i64>,
+    cluster: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -493,6 +494,12 @@ fn engine_options(raw: &RawEngine, dir: &Path) -> Result<EngineOptions, Invalid>
             ));
         }
         engine.batch_size = Some(n as usize);
+    }
+    if let Some(cluster) = raw.cluster.as_deref().filter(|c| !c.trim().is_empty()) {
+        engine.cluster = Some(
+            tessera_engine::cluster::ClusterAddress::parse(cluster.trim())
+                .map_err(|e| bad("engine.cluster".into(), e.to_string()))?,
+        );
     }
     Ok(engine)
 }

@@ -1,0 +1,657 @@
+//! The cluster path: the same engine on an Apache DataFusion Ballista cluster.
+//!
+//! A project with `[engine] cluster = "ballista://host:50050"` plans every query as on one
+//! machine, then ships each part of the plan the cluster can run to the Ballista scheduler,
+//! which splits it into stages and spreads them over the executors. A part can be shipped
+//! when Ballista can serialise it and every function it calls is one the cluster has: a
+//! query over files in object storage (sources in Parquet, CSV or JSON, and Delta tables read
+//! as the Parquet files of their current snapshot, see [`crate::Engine::delta_provider`]) with
+//! DataFusion's and Tessera's functions. The rest runs on this process, the coordinator,
+//! reading the shipped parts' results: Delta writes and merges (delta-rs plans them), the
+//! in-memory tables of identity resolution, functions bound to one session (suppression
+//! lists, erasure sets) and `information_schema`.
+//!
+//! Outputs are committed by the coordinator, one Delta commit per table as on one machine:
+//! the executors compute, the coordinator writes the result's Parquet files and commits the
+//! log, so a failed or killed job leaves every table at its last version. The coordinator
+//! streams each result through (it never holds a whole table); at a size where that stream
+//! is the bottleneck, executors writing the files themselves is the next step
+//! (`docs/scale.md`).
+//!
+//! `tessera cluster scheduler` and `tessera cluster executor` start Ballista's scheduler and
+//! executors with every Tessera function registered ([`run_scheduler`], [`run_executor`]) and
+//! the object stores of the project's `[storage]` (credentials come from each process's own
+//! configuration and environment, never inside plans).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use ballista_core::config::BallistaConfig;
+use ballista_core::execution_plans::DistributedQueryExec;
+use ballista_core::extension::{
+    SessionConfigExt, ballista_aggregate_functions, ballista_scalar_functions,
+    ballista_window_functions,
+};
+use ballista_core::registry::BallistaFunctionRegistry;
+use ballista_core::serde::BallistaLogicalExtensionCodec;
+use datafusion::catalog::Session;
+use datafusion::common::DFSchemaRef;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::execution::context::QueryPlanner;
+use datafusion::execution::registry::FunctionRegistry;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::logical_expr::{
+    Expr, Extension, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore,
+};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
+use datafusion::prelude::SessionConfig;
+use datafusion_proto::logical_plan::AsLogicalPlan;
+use datafusion_proto::protobuf::LogicalPlanNode;
+use deltalake::delta_datafusion::planner::DeltaExtensionPlanner;
+
+use crate::error::{Error, Result};
+use crate::session::StorageRegistry;
+use crate::storage::Storage;
+
+/// The port a Ballista scheduler listens on when the address names none.
+pub const DEFAULT_SCHEDULER_PORT: u16 = 50050;
+
+/// A scheduler's address, from `ballista://host:port` (also `df://`, Ballista's own scheme).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterAddress {
+    /// Host name or IP address of the scheduler.
+    pub host: String,
+    /// Its gRPC port.
+    pub port: u16,
+}
+
+impl ClusterAddress {
+    /// Parses `ballista://host[:port]`, `df://host[:port]` or `host[:port]`.
+    pub fn parse(text: &str) -> Result<ClusterAddress> {
+        let bad = |message: String| Error::InvalidLocation {
+            location: text.to_string(),
+            message,
+        };
+        let rest = match text.split_once("://") {
+            Some(("ballista" | "df", rest)) => rest,
+            Some((scheme, _)) => {
+                return Err(bad(format!(
+                    "a cluster address starts with ballista:// (not {scheme}://)"
+                )));
+            }
+            None => text,
+        };
+        let rest = rest.trim_end_matches('/');
+        if rest.is_empty() || rest.contains('/') {
+            return Err(bad("expected ballista://host:port".into()));
+        }
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
+                let port = port
+                    .parse::<u16>()
+                    .map_err(|_| bad(format!("`{port}` is not a port number")))?;
+                (host, port)
+            }
+            _ => (rest, DEFAULT_SCHEDULER_PORT),
+        };
+        if host.is_empty() {
+            return Err(bad("the scheduler's host is missing".into()));
+        }
+        Ok(ClusterAddress {
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    /// The scheduler's gRPC endpoint.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}:{}", self.host, self.port)
+    }
+}
+
+impl fmt::Display for ClusterAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ballista://{}:{}", self.host, self.port)
+    }
+}
+
+/// What the coordinator did with the plans it was given: parts shipped to the cluster, and
+/// plans that ran on the coordinator alone because no part of them could be shipped.
+#[derive(Debug, Default)]
+pub struct ClusterCounters {
+    shipped: AtomicUsize,
+    local: AtomicUsize,
+}
+
+impl ClusterCounters {
+    /// Parts of plans sent to the cluster so far.
+    pub fn shipped(&self) -> usize {
+        self.shipped.load(Ordering::Relaxed)
+    }
+
+    /// Plans that read tables and ran entirely on the coordinator.
+    pub fn local(&self) -> usize {
+        self.local.load(Ordering::Relaxed)
+    }
+}
+
+/// DataFusion's functions (those of a default session, nested ones included) with Tessera's
+/// scalar and aggregate functions: what every process of a cluster registers, so a plan naming
+/// a function decodes the same everywhere.
+pub fn cluster_function_registry() -> BallistaFunctionRegistry {
+    let state = SessionStateBuilder::new().with_default_features().build();
+    let mut registry = BallistaFunctionRegistry {
+        scalar_functions: state.scalar_functions().clone(),
+        aggregate_functions: state.aggregate_functions().clone(),
+        window_functions: state.window_functions().clone(),
+        ..BallistaFunctionRegistry::default()
+    };
+    for f in ballista_scalar_functions()
+        .into_iter()
+        .chain(tessera_udfs::scalar_functions())
+    {
+        for name in std::iter::once(f.name()).chain(f.aliases().iter().map(String::as_str)) {
+            registry
+                .scalar_functions
+                .insert(name.to_string(), f.clone());
+        }
+    }
+    for f in ballista_aggregate_functions()
+        .into_iter()
+        .chain(tessera_udfs::aggregate_functions())
+    {
+        for name in std::iter::once(f.name()).chain(f.aliases().iter().map(String::as_str)) {
+            registry
+                .aggregate_functions
+                .insert(name.to_string(), f.clone());
+        }
+    }
+    for f in ballista_window_functions() {
+        registry.window_functions.insert(f.name().to_string(), f);
+    }
+    registry
+}
+
+/// The names of the functions every process of a cluster has (aliases included).
+fn cluster_function_names() -> HashSet<String> {
+    let registry = cluster_function_registry();
+    registry
+        .scalar_functions
+        .keys()
+        .chain(registry.aggregate_functions.keys())
+        .chain(registry.window_functions.keys())
+        .cloned()
+        .collect()
+}
+
+/// The query planner of an engine on a cluster: ships what the cluster can run, plans the
+/// rest here (with delta-rs' planner for its write and merge nodes).
+pub(crate) struct ClusterPlanner {
+    scheduler: String,
+    functions: HashSet<String>,
+    counters: Arc<ClusterCounters>,
+}
+
+impl fmt::Debug for ClusterPlanner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterPlanner")
+            .field("scheduler", &self.scheduler)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterPlanner {
+    pub(crate) fn new(address: &ClusterAddress, counters: Arc<ClusterCounters>) -> Self {
+        ClusterPlanner {
+            scheduler: address.endpoint(),
+            functions: cluster_function_names(),
+            counters,
+        }
+    }
+
+    /// Replaces each largest part of `plan` the cluster can run by a [`Shipped`] node.
+    fn ship(&self, plan: LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
+        if let Some(reason) = self.unshippable(&plan) {
+            tracing::trace!("not shipped ({reason}): {}", plan.display());
+            return plan
+                .map_children(|child| self.ship(child).map(Transformed::yes))
+                .map(|t| t.data);
+        }
+        Ok(LogicalPlan::Extension(Extension {
+            node: Arc::new(Shipped { plan }),
+        }))
+    }
+
+    /// Why `plan` as a whole cannot run on the cluster; `None` when it can.
+    fn unshippable(&self, plan: &LogicalPlan) -> Option<String> {
+        match plan {
+            LogicalPlan::Extension(_)
+            | LogicalPlan::Dml(_)
+            | LogicalPlan::Ddl(_)
+            | LogicalPlan::Copy(_)
+            | LogicalPlan::Statement(_)
+            | LogicalPlan::Explain(_)
+            | LogicalPlan::Analyze(_)
+            | LogicalPlan::DescribeTable(_) => return Some("not a query".into()),
+            _ => {}
+        }
+        let mut scans = false;
+        let mut unknown = None;
+        let _ = plan.apply_with_subqueries(|node| {
+            if matches!(node, LogicalPlan::TableScan(_)) {
+                scans = true;
+            }
+            node.apply_expressions(|e| {
+                e.apply(|e| {
+                    let name = match e {
+                        Expr::ScalarFunction(f) => Some(f.func.name()),
+                        Expr::AggregateFunction(f) => Some(f.func.name()),
+                        _ => None,
+                    };
+                    if let Some(name) = name
+                        && !self.functions.contains(name)
+                    {
+                        unknown = Some(name.to_string());
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                    Ok(TreeNodeRecursion::Continue)
+                })
+            })
+        });
+        if !scans {
+            return Some("reads no table".into());
+        }
+        if let Some(name) = unknown {
+            return Some(format!("calls `{name}`, a function of this session only"));
+        }
+        let codec = BallistaLogicalExtensionCodec::default();
+        if let Err(e) = LogicalPlanNode::try_from_logical_plan(plan, &codec) {
+            return Some(format!("cannot be serialised: {e}"));
+        }
+        None
+    }
+}
+
+#[async_trait]
+impl QueryPlanner for ClusterPlanner {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session_state: &dyn Session,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let rewritten = self.ship(logical_plan.clone())?;
+        let mut shipped = 0;
+        rewritten.apply(|node| {
+            if let LogicalPlan::Extension(e) = node
+                && e.node.as_any().is::<Shipped>()
+            {
+                shipped += 1;
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        if shipped > 0 {
+            self.counters.shipped.fetch_add(shipped, Ordering::Relaxed);
+        } else if logical_plan
+            .exists(|n| Ok(matches!(n, LogicalPlan::TableScan(_))))
+            .unwrap_or(false)
+        {
+            self.counters.local.fetch_add(1, Ordering::Relaxed);
+        }
+        let planner = DefaultPhysicalPlanner::with_extension_planners(vec![
+            Arc::new(ShippedPlanner {
+                scheduler: self.scheduler.clone(),
+            }),
+            DeltaExtensionPlanner::new(),
+        ]);
+        planner
+            .create_physical_plan(&rewritten, session_state)
+            .await
+    }
+}
+
+/// A part of a plan that runs on the cluster; its result streams back to the coordinator.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
+struct Shipped {
+    plan: LogicalPlan,
+}
+
+impl UserDefinedLogicalNodeCore for Shipped {
+    fn name(&self) -> &str {
+        "ShippedToCluster"
+    }
+
+    fn inputs(&self) -> Vec<&LogicalPlan> {
+        Vec::new()
+    }
+
+    fn schema(&self) -> &DFSchemaRef {
+        self.plan.schema()
+    }
+
+    fn expressions(&self) -> Vec<Expr> {
+        Vec::new()
+    }
+
+    fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "ShippedToCluster")
+    }
+
+    fn with_exprs_and_inputs(
+        &self,
+        _exprs: Vec<Expr>,
+        _inputs: Vec<LogicalPlan>,
+    ) -> datafusion::error::Result<Self> {
+        Ok(self.clone())
+    }
+}
+
+struct ShippedPlanner {
+    scheduler: String,
+}
+
+#[async_trait]
+impl ExtensionPlanner for ShippedPlanner {
+    async fn plan_extension(
+        &self,
+        _planner: &dyn PhysicalPlanner,
+        node: &dyn UserDefinedLogicalNode,
+        _logical_inputs: &[&LogicalPlan],
+        _physical_inputs: &[Arc<dyn ExecutionPlan>],
+        session_state: &dyn Session,
+        _planning_ctx: &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext,
+    ) -> datafusion::error::Result<Option<Arc<dyn ExecutionPlan>>> {
+        let Some(shipped) = node.as_any().downcast_ref::<Shipped>() else {
+            return Ok(None);
+        };
+        let config: BallistaConfig = session_state.config().ballista_config();
+        let query: Arc<dyn ExecutionPlan> =
+            Arc::new(DistributedQueryExec::<LogicalPlanNode>::with_extension(
+                self.scheduler.clone(),
+                config,
+                shipped.plan.clone(),
+                Arc::new(BallistaLogicalExtensionCodec::default()),
+                session_state.session_id().to_string(),
+            ));
+        Ok(Some(Arc::new(Aligned::new(query))))
+    }
+}
+
+/// A shipped part's results with the schema the coordinator planned. The batches that come
+/// back from the executors carry the schema the scheduler planned, which can differ in
+/// nullability (a left join's or a sum's column) or in string representation; delta-rs checks
+/// every batch against the plan's schema. Values are cast where types differ, and a column
+/// declared non-null that holds nulls is an error (Arrow checks it), not a silent change.
+#[derive(Debug)]
+struct Aligned {
+    input: Arc<dyn ExecutionPlan>,
+}
+
+impl Aligned {
+    fn new(input: Arc<dyn ExecutionPlan>) -> Self {
+        Aligned { input }
+    }
+}
+
+impl datafusion::physical_plan::DisplayAs for Aligned {
+    fn fmt_as(
+        &self,
+        _t: datafusion::physical_plan::DisplayFormatType,
+        f: &mut fmt::Formatter,
+    ) -> fmt::Result {
+        write!(f, "ShippedToCluster")
+    }
+}
+
+impl ExecutionPlan for Aligned {
+    fn name(&self) -> &str {
+        "ShippedToCluster"
+    }
+
+    fn properties(&self) -> &Arc<datafusion::physical_plan::PlanProperties> {
+        self.input.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(
+            &Arc<dyn datafusion::physical_plan::PhysicalExpr>,
+        ) -> datafusion::error::Result<TreeNodeRecursion>,
+    ) -> datafusion::error::Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        match children.pop() {
+            Some(input) if children.is_empty() => Ok(Arc::new(Aligned::new(input))),
+            _ => Err(datafusion::error::DataFusionError::Internal(
+                "ShippedToCluster takes one input".into(),
+            )),
+        }
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<datafusion::execution::TaskContext>,
+    ) -> datafusion::error::Result<datafusion::execution::SendableRecordBatchStream> {
+        use futures::StreamExt;
+        let schema = self.input.schema();
+        let target = schema.clone();
+        let stream = self.input.execute(partition, context)?.map(move |batch| {
+            let batch = batch?;
+            if batch.schema() == target {
+                return Ok(batch);
+            }
+            let columns = batch
+                .columns()
+                .iter()
+                .zip(target.fields())
+                .map(|(column, field)| {
+                    if column.data_type() == field.data_type() {
+                        Ok(column.clone())
+                    } else {
+                        datafusion::arrow::compute::cast(column, field.data_type())
+                    }
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok(datafusion::arrow::record_batch::RecordBatch::try_new(
+                target.clone(),
+                columns,
+            )?)
+        });
+        Ok(Box::pin(
+            datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, stream),
+        ))
+    }
+}
+
+/// The session a scheduler plans a client's queries in: DataFusion's and Tessera's functions,
+/// the object stores of `storage`.
+fn scheduler_session(
+    config: SessionConfig,
+    storage: Arc<Storage>,
+) -> datafusion::error::Result<SessionState> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_object_store_registry(Arc::new(StorageRegistry(storage)))
+        .build_arc()?;
+    let mut state = SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_optimizer_rules(ballista_core::optimizer::ballista_default_optimizer_rules())
+        .build();
+    for f in ballista_scalar_functions()
+        .into_iter()
+        .chain(tessera_udfs::scalar_functions())
+    {
+        state.register_udf(f)?;
+    }
+    for f in ballista_aggregate_functions()
+        .into_iter()
+        .chain(tessera_udfs::aggregate_functions())
+    {
+        state.register_udaf(f)?;
+    }
+    for f in ballista_window_functions() {
+        state.register_udwf(f)?;
+    }
+    Ok(state)
+}
+
+/// How `tessera cluster scheduler` runs.
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    /// Address the scheduler's gRPC service listens on.
+    pub bind: SocketAddr,
+}
+
+/// Runs a Ballista scheduler until the process is stopped.
+pub async fn run_scheduler(options: SchedulerOptions, storage: Storage) -> Result<()> {
+    crate::delta::register_log_stores();
+    let storage = Arc::new(storage);
+    let defaults = ballista_scheduler::config::SchedulerConfig::default();
+    let config = ballista_scheduler::config::SchedulerConfig {
+        bind_host: options.bind.ip().to_string(),
+        bind_port: options.bind.port(),
+        // Bound to every interface: advertised under Ballista's default name.
+        external_host: if options.bind.ip().is_unspecified() {
+            defaults.external_host.clone()
+        } else {
+            options.bind.ip().to_string()
+        },
+        // A lost executor is noticed within ~20 s (Ballista's 180 s would hold a run that
+        // long); its tasks then run again elsewhere. Executors beat every 5 s.
+        executor_timeout_seconds: 20,
+        expire_dead_executor_interval_seconds: 5,
+        no_executors_grace_period_seconds: 20,
+        override_session_builder: Some(Arc::new(move |config: SessionConfig| {
+            scheduler_session(config, storage.clone())
+        })),
+        ..defaults
+    };
+    let cluster = ballista_scheduler::cluster::BallistaCluster::new_from_config(&config)
+        .await
+        .map_err(cluster_error)?;
+    ballista_scheduler::scheduler_process::start_server(cluster, options.bind, Arc::new(config))
+        .await
+        .map_err(cluster_error)
+}
+
+/// How `tessera cluster executor` runs.
+#[derive(Debug, Clone)]
+pub struct ExecutorOptions {
+    /// The scheduler to register with.
+    pub scheduler: ClusterAddress,
+    /// Address the executor listens on (its Arrow Flight port serves shuffle data and results).
+    pub bind: SocketAddr,
+    /// Port of the executor's gRPC service.
+    pub grpc_port: u16,
+    /// Tasks run at once; the number of cores when `None`.
+    pub concurrent_tasks: Option<usize>,
+    /// Where shuffle files and spills go; a folder under the system temp folder when `None`.
+    pub work_dir: Option<PathBuf>,
+    /// Bytes all running tasks may hold before spilling; Ballista's share of the machine's
+    /// memory when `None`.
+    pub memory_limit: Option<usize>,
+}
+
+/// Runs a Ballista executor until the process is stopped.
+pub async fn run_executor(options: ExecutorOptions, storage: Storage) -> Result<()> {
+    crate::delta::register_log_stores();
+    let storage = Arc::new(storage);
+    let work_dir = options.work_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("tessera-executor-{}", options.bind.port()))
+    });
+    std::fs::create_dir_all(&work_dir).map_err(|source| Error::Io {
+        path: work_dir.clone(),
+        source,
+    })?;
+    let spill = work_dir.clone();
+    let mut config = ballista_executor::executor_process::ExecutorProcessConfig {
+        bind_host: options.bind.ip().to_string(),
+        external_host: (!options.bind.ip().is_unspecified()).then(|| options.bind.ip().to_string()),
+        port: options.bind.port(),
+        grpc_port: options.grpc_port,
+        scheduler_host: options.scheduler.host.clone(),
+        scheduler_port: options.scheduler.port,
+        scheduler_connect_timeout_seconds: 30,
+        executor_heartbeat_interval_seconds: 5,
+        work_dir: Some(work_dir.to_string_lossy().to_string()),
+        memory_pool_size: options.memory_limit.map(|n| n as u64),
+        override_function_registry: Some(Arc::new(cluster_function_registry())),
+        override_runtime_producer: Some(Arc::new(move |_config: &SessionConfig| {
+            RuntimeEnvBuilder::new()
+                .with_temp_file_path(spill.clone())
+                .with_object_store_registry(Arc::new(StorageRegistry(storage.clone())))
+                .build_arc()
+        })),
+        ..Default::default()
+    };
+    if let Some(n) = options.concurrent_tasks {
+        config.vcores = n.max(1);
+    }
+    ballista_executor::executor_process::start_executor_process(Arc::new(config))
+        .await
+        .map_err(cluster_error)
+}
+
+fn cluster_error(e: ballista_core::error::BallistaError) -> Error {
+    Error::Cluster(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_addresses_parse_with_their_default_port() {
+        let a = ClusterAddress::parse("ballista://10.0.0.5:6000").unwrap();
+        assert_eq!((a.host.as_str(), a.port), ("10.0.0.5", 6000));
+        assert_eq!(a.endpoint(), "http://10.0.0.5:6000");
+        let a = ClusterAddress::parse("df://sched").unwrap();
+        assert_eq!((a.host.as_str(), a.port), ("sched", DEFAULT_SCHEDULER_PORT));
+        assert_eq!(ClusterAddress::parse("sched:7").unwrap().port, 7);
+        for bad in [
+            "http://x:1",
+            "ballista://",
+            "ballista://x:port",
+            "ballista://x/y",
+        ] {
+            assert!(ClusterAddress::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_function_of_an_engine_is_in_the_cluster_registry() {
+        // What the coordinator may ship, executors must decode: DataFusion's nested functions
+        // (array_sort...) as Tessera's.
+        let engine = crate::Engine::new().unwrap();
+        let state = engine.ctx().state();
+        let registry = cluster_function_registry();
+        for name in state.scalar_functions().keys() {
+            assert!(registry.scalar_functions.contains_key(name), "{name}");
+        }
+        for name in state.aggregate_functions().keys() {
+            assert!(registry.aggregate_functions.contains_key(name), "{name}");
+        }
+        for name in state.window_functions().keys() {
+            assert!(registry.window_functions.contains_key(name), "{name}");
+        }
+        assert!(registry.scalar_functions.contains_key("array_sort"));
+        assert!(registry.scalar_functions.contains_key("email_canonical"));
+    }
+}

@@ -1,0 +1,299 @@
+//! The cluster path with a real Apache DataFusion Ballista cluster: a scheduler and two
+//! executors started here as separate processes of the built `tessera` binary on loopback.
+//! The demo project runs on it and every table it writes is compared with a local run of the
+//! same project.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{copy_dir, json_rows, ok, run_in, shared_demo, tessera};
+
+/// A scheduler and its executors; the processes are killed when dropped.
+struct Cluster {
+    address: String,
+    scheduler: Child,
+    executors: Vec<Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self.executors.iter_mut().chain([&mut self.scheduler]) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A port nobody listens on now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_listening(port: u16, what: &str, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the {what} exited ({status}) before listening on {port}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the {what} does not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn start_cluster(executors: usize) -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log = |name: &str| std::fs::File::create(dir.path().join(name)).unwrap();
+    let mut scheduler = tessera()
+        .args([
+            "cluster",
+            "scheduler",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(log("scheduler.log"))
+        .spawn()
+        .unwrap();
+    wait_listening(port, "scheduler", &mut scheduler);
+    let address = format!("ballista://127.0.0.1:{port}");
+    let mut children = Vec::new();
+    for i in 0..executors {
+        let (flight, grpc) = (free_port(), free_port());
+        let mut child = tessera()
+            .args(["cluster", "executor", "--scheduler", &address])
+            .args(["--bind", &format!("127.0.0.1:{flight}")])
+            .args(["--grpc-port", &grpc.to_string(), "--concurrent-tasks", "2"])
+            .arg("--work-dir")
+            .arg(dir.path().join(format!("executor-{i}")))
+            .stdout(Stdio::null())
+            .stderr(log(&format!("executor-{i}.log")))
+            .spawn()
+            .unwrap();
+        wait_listening(flight, "executor", &mut child);
+        children.push(child);
+    }
+    Cluster {
+        address,
+        scheduler,
+        executors: children,
+        _dir: dir,
+    }
+}
+
+fn fresh_copy(of: &Path, name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new().prefix(name).tempdir().unwrap();
+    let project = dir.path().join("project");
+    copy_dir(of, &project);
+    (dir, project)
+}
+
+/// Columns that say when or in which run a row was written: they differ between any two runs.
+const RUN_COLUMNS: &[&str] = &[
+    "run_id",
+    "trained_run_id",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "input_versions",
+    "changed_at",
+    "valid_from",
+    "trained_at",
+    "evaluated_at",
+    "run_at",
+    "customer_created_at",
+    "last_changed_at",
+    "at",
+];
+
+/// The warehouse tables of `project` (not its sources).
+fn tables(project: &Path) -> Vec<String> {
+    json_rows(&ok(project, &["tables", "--format", "json", "--no-count"]))
+        .into_iter()
+        .filter(|t| t["kind"] != "source")
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A row without its run columns, with numbers that are not integers set apart: sums of
+/// floating-point values differ in their last bits between any two runs (the order in which
+/// partitions are added up), so they are compared with a tolerance.
+fn split_row(row: &serde_json::Map<String, serde_json::Value>) -> (String, Vec<f64>) {
+    let mut exact = serde_json::Map::new();
+    let mut floats = Vec::new();
+    for (k, v) in row {
+        if RUN_COLUMNS.contains(&k.as_str()) {
+            continue;
+        }
+        match v {
+            serde_json::Value::Number(n) if n.is_f64() => floats.push(n.as_f64().unwrap()),
+            _ => {
+                exact.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    (serde_json::Value::Object(exact).to_string(), floats)
+}
+
+/// Tables that gain rows with every run (logs, change feeds, histories, model versions).
+fn per_run(table: &str) -> bool {
+    table.starts_with("_tessera.")
+        || table.ends_with("_changes")
+        || table.ends_with("_history")
+        || table.ends_with("_metrics")
+        || table.ends_with("_model")
+        || ["unify.identity_stats", "unify.identity_guard_hits"].contains(&table)
+}
+
+/// Every table of `local` has the same rows in `clustered` (but those `skip` names).
+fn assert_same_tables(local: &Path, clustered: &Path, skip: fn(&str) -> bool) {
+    let names = tables(local);
+    assert_eq!(names, tables(clustered), "the same tables");
+    assert!(names.len() > 40, "{names:?}");
+    for name in names.iter().filter(|n| !skip(n)) {
+        let rows = |project: &Path| {
+            let mut rows: Vec<(String, Vec<f64>)> = json_rows(&ok(
+                project,
+                &["sql", &format!("select * from {name}"), "--format", "json"],
+            ))
+            .iter()
+            .map(split_row)
+            .collect();
+            rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.partial_cmp(&b.1).unwrap()));
+            rows
+        };
+        let (a, b) = (rows(local), rows(clustered));
+        assert_eq!(a.len(), b.len(), "{name}: rows");
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.0, y.0, "{name}: a row differs");
+            for (p, q) in x.1.iter().zip(&y.1) {
+                assert!(
+                    (p - q).abs() <= 1e-9 * p.abs().max(q.abs()).max(1.0),
+                    "{name}: {p} vs {q} in {}",
+                    x.0
+                );
+            }
+        }
+    }
+}
+
+/// How many query parts a run sent to the cluster (its CLUSTER line).
+fn shipped(stdout: &str) -> usize {
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("CLUSTER"))
+        .unwrap_or_else(|| panic!("no CLUSTER line in\n{stdout}"));
+    line.split(": ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn the_demo_on_a_cluster_writes_what_a_local_run_writes() {
+    let cluster = start_cluster(2);
+    let (_a, local) = fresh_copy(shared_demo(), "tessera-local-");
+    let (_b, clustered) = fresh_copy(shared_demo(), "tessera-cluster-");
+    ok(&local, &["run"]);
+    let out = ok(&clustered, &["run", "--cluster", &cluster.address]);
+    assert!(shipped(&out) > 20, "{out}");
+    assert!(out.contains("done: 29 ran"), "{out}");
+    assert_same_tables(&local, &clustered, |_| false);
+
+    // A query on the cluster, with Tessera's functions, from `tessera sql`.
+    let q = "select email_canonical('Jo.Doe+news@GMail.com') as e, count(*) as n \
+             from profiles.customers where email is not null";
+    let on_cluster = ok(
+        &clustered,
+        &["sql", q, "--format", "json", "--cluster", &cluster.address],
+    );
+    assert_eq!(on_cluster, ok(&local, &["sql", q, "--format", "json"]));
+    assert!(on_cluster.contains("jodoe@gmail.com"), "{on_cluster}");
+}
+
+#[test]
+fn a_cluster_that_is_not_there_fails_the_run_and_leaves_every_table_as_it_was() {
+    let (_a, project) = fresh_copy(shared_demo(), "tessera-nocluster-");
+    let nobody = format!("ballista://127.0.0.1:{}", free_port());
+    let out = run_in(&project, &["run", "--cluster", &nobody]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("FAILED"), "{stdout}");
+    // Nothing was committed: no job wrote a table.
+    let listed = tables(&project);
+    assert!(
+        listed.iter().all(|t| t.starts_with("_tessera")),
+        "{listed:?}"
+    );
+}
+
+/// Each warehouse table's Delta version.
+fn versions(project: &Path) -> std::collections::BTreeMap<String, i64> {
+    json_rows(&ok(project, &["tables", "--format", "json", "--no-count"]))
+        .into_iter()
+        .filter(|t| t["kind"] != "source")
+        .map(|t| {
+            let name = t["name"].as_str().unwrap().to_string();
+            (name, t["delta_version"].as_i64().unwrap_or(-1))
+        })
+        .collect()
+}
+
+#[test]
+fn an_executor_killed_mid_run_loses_nothing() {
+    let mut cluster = start_cluster(2);
+    let (_a, local) = fresh_copy(shared_demo(), "tessera-local-");
+    let (_b, project) = fresh_copy(shared_demo(), "tessera-kill-");
+    ok(&local, &["run"]);
+    ok(&project, &["run", "--cluster", &cluster.address]);
+    let before = versions(&project);
+
+    // Everything again, and one executor killed while jobs run on it.
+    let run = tessera()
+        .arg("-C")
+        .arg(&project)
+        .args(["run", "--full-refresh", "--cluster", &cluster.address])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let mut killed = cluster.executors.remove(0);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let out = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let after = versions(&project);
+    if !out.status.success() {
+        // A job that failed committed nothing: its table is at its version before the run.
+        for line in stdout
+            .lines()
+            .filter(|l| l.trim_start().starts_with("FAILED"))
+        {
+            let job = line.split_whitespace().nth(1).unwrap();
+            if let Some(v) = before.get(job) {
+                assert_eq!(after.get(job), Some(v), "{job} failed but moved:\n{stdout}");
+            }
+        }
+        // The surviving executor finishes the work.
+        ok(&project, &["run", "--cluster", &cluster.address]);
+    }
+    assert_same_tables(&local, &project, per_run);
+}
