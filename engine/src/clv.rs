@@ -476,7 +476,13 @@ pub fn evaluate(rows: &[Holdout]) -> Result<Evaluation> {
     }
     let n = rows.len() as f64;
     let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_by(|&a, &b| predicted[a].total_cmp(&predicted[b]));
+    // Ties (customers with the same history get the same prediction) are ordered by what
+    // they bought, so the bins do not depend on the order the rows were read in.
+    order.sort_by(|&a, &b| {
+        predicted[a]
+            .total_cmp(&predicted[b])
+            .then(rows[a].purchases.total_cmp(&rows[b].purchases))
+    });
     let calibration = (0..10)
         .filter_map(|d| {
             let bin = &order[d * order.len() / 10..(d + 1) * order.len() / 10];
@@ -649,6 +655,17 @@ mod tests {
         );
         let top = e.calibration.last().unwrap();
         assert!(top.3 > e.calibration[0].3 && top.3 > 1.0, "{e:?}");
+        // Customers with the same history tie; the bins do not depend on the rows' order
+        // (queries return rows in any order, on a cluster as on one machine).
+        let mut reversed = rows.clone();
+        reversed.reverse();
+        let calibration = |e: &Evaluation| {
+            e.calibration
+                .iter()
+                .map(|&(d, n, p, a)| (d, n, (p * 1e9).round(), (a * 1e9).round()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(calibration(&evaluate(&reversed).unwrap()), calibration(&e));
     }
 
     #[test]

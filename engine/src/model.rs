@@ -181,7 +181,12 @@ pub fn train_logistic(set: &TrainingSet, alpha: f64) -> Result<(Logistic, Evalua
     let brier = |p: f64, y: bool| (p - if y { 1.0 } else { 0.0 }).powi(2);
     let constant = vec![base_rate; held.len()];
     let mut order: Vec<usize> = (0..held.len()).collect();
-    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    // Ties are ordered by label, so the bins do not depend on the order the rows were read in.
+    order.sort_by(|&a, &b| {
+        scores[a]
+            .total_cmp(&scores[b])
+            .then(labels[a].cmp(&labels[b]))
+    });
     let calibration = (0..10)
         .filter_map(|d| {
             let from = d * order.len() / 10;

@@ -130,7 +130,14 @@ impl EngineBuilder {
             // (Delta writes included) here.
             Some(address) => {
                 use ballista_core::extension::SessionConfigExt;
-                config = config.upgrade_for_ballista();
+                // Ballista 55's adaptive planner (on by default) loses results: a count(*)
+                // over a cross join with an `order by … limit 1` side came back with no row
+                // at all, not even 0 (the demo's churn and CLV scores were written empty, the
+                // run green). Its static planner returns what a local run does. Off until
+                // fixed upstream; tests/cluster.rs compares every table with a local run.
+                config = config
+                    .upgrade_for_ballista()
+                    .set_bool("ballista.planner.adaptive.enabled", false);
                 let counters = Arc::new(ClusterCounters::default());
                 state = state
                     .with_query_planner(Arc::new(crate::cluster::ClusterPlanner::new(
