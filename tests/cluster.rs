@@ -217,6 +217,18 @@ fn the_demo_on_a_cluster_writes_what_a_local_run_writes() {
     assert!(out.contains("done: 29 ran"), "{out}");
     assert_same_tables(&local, &clustered, |_| false);
 
+    // A count over a cross join with an `order by … limit 1` side: Ballista's adaptive
+    // planner returned no row at all for it (not even 0), which wrote empty scores.
+    let q = "with model as (select * from scores.churn_model order by model_version desc limit 1) \
+             select count(*) as n from model m cross join scores.churn_features f \
+             where f.snapshot = 'current' and m.model_version > 0";
+    let on_cluster = ok(
+        &clustered,
+        &["sql", q, "--format", "json", "--cluster", &cluster.address],
+    );
+    assert_eq!(on_cluster, ok(&local, &["sql", q, "--format", "json"]));
+    assert!(!json_rows(&on_cluster).is_empty(), "{on_cluster}");
+
     // A query on the cluster, with Tessera's functions, from `tessera sql`.
     let q = "select email_canonical('Jo.Doe+news@GMail.com') as e, count(*) as n \
              from profiles.customers where email is not null";
@@ -264,7 +276,18 @@ fn an_executor_killed_mid_run_loses_nothing() {
     let mut cluster = start_cluster(2);
     let (_a, local) = fresh_copy(shared_demo(), "tessera-local-");
     let (_b, project) = fresh_copy(shared_demo(), "tessera-kill-");
+    // A shipped part that hangs (Ballista can leave a job waiting after losing an executor)
+    // fails its job after 90 s instead of holding the run.
+    let file = project.join("tessera.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replacen("[engine]\n", "[engine]\ncluster_timeout = \"90s\"\n", 1),
+    )
+    .unwrap();
+    // The same runs locally (models get the same versions).
     ok(&local, &["run"]);
+    ok(&local, &["run", "--full-refresh"]);
     ok(&project, &["run", "--cluster", &cluster.address]);
     let before = versions(&project);
 

@@ -29,6 +29,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ballista_core::config::BallistaConfig;
@@ -197,6 +198,7 @@ pub(crate) struct ClusterPlanner {
     scheduler: String,
     functions: HashSet<String>,
     counters: Arc<ClusterCounters>,
+    timeout: Option<Duration>,
 }
 
 impl fmt::Debug for ClusterPlanner {
@@ -208,11 +210,16 @@ impl fmt::Debug for ClusterPlanner {
 }
 
 impl ClusterPlanner {
-    pub(crate) fn new(address: &ClusterAddress, counters: Arc<ClusterCounters>) -> Self {
+    pub(crate) fn new(
+        address: &ClusterAddress,
+        counters: Arc<ClusterCounters>,
+        timeout: Option<Duration>,
+    ) -> Self {
         ClusterPlanner {
             scheduler: address.endpoint(),
             functions: cluster_function_names(),
             counters,
+            timeout,
         }
     }
 
@@ -307,6 +314,7 @@ impl QueryPlanner for ClusterPlanner {
         let planner = DefaultPhysicalPlanner::with_extension_planners(vec![
             Arc::new(ShippedPlanner {
                 scheduler: self.scheduler.clone(),
+                timeout: self.timeout,
             }),
             DeltaExtensionPlanner::new(),
         ]);
@@ -354,6 +362,7 @@ impl UserDefinedLogicalNodeCore for Shipped {
 
 struct ShippedPlanner {
     scheduler: String,
+    timeout: Option<Duration>,
 }
 
 #[async_trait]
@@ -379,7 +388,7 @@ impl ExtensionPlanner for ShippedPlanner {
                 Arc::new(BallistaLogicalExtensionCodec::default()),
                 session_state.session_id().to_string(),
             ));
-        Ok(Some(Arc::new(Aligned::new(query))))
+        Ok(Some(Arc::new(Aligned::new(query, self.timeout))))
     }
 }
 
@@ -391,11 +400,13 @@ impl ExtensionPlanner for ShippedPlanner {
 #[derive(Debug)]
 struct Aligned {
     input: Arc<dyn ExecutionPlan>,
+    /// The whole result must have come back within this time.
+    timeout: Option<Duration>,
 }
 
 impl Aligned {
-    fn new(input: Arc<dyn ExecutionPlan>) -> Self {
-        Aligned { input }
+    fn new(input: Arc<dyn ExecutionPlan>, timeout: Option<Duration>) -> Self {
+        Aligned { input, timeout }
     }
 }
 
@@ -436,7 +447,7 @@ impl ExecutionPlan for Aligned {
         mut children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
         match children.pop() {
-            Some(input) if children.is_empty() => Ok(Arc::new(Aligned::new(input))),
+            Some(input) if children.is_empty() => Ok(Arc::new(Aligned::new(input, self.timeout))),
             _ => Err(datafusion::error::DataFusionError::Internal(
                 "ShippedToCluster takes one input".into(),
             )),
@@ -473,6 +484,30 @@ impl ExecutionPlan for Aligned {
                 columns,
             )?)
         });
+        let deadline = self.timeout.map(|t| (tokio::time::Instant::now() + t, t));
+        let stream =
+            futures::stream::unfold(Some((Box::pin(stream), deadline)), |state| async move {
+                let (mut stream, deadline) = state?;
+                let next = match deadline {
+                    None => stream.next().await,
+                    Some((at, limit)) => match tokio::time::timeout_at(at, stream.next()).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            let message = format!(
+                                "the cluster did not return this query's result within {} \
+                                 (`[engine] cluster_timeout`); a lost executor can leave a \
+                                 Ballista job waiting",
+                                humantime::format_duration(limit)
+                            );
+                            return Some((
+                                Err(datafusion::error::DataFusionError::Execution(message)),
+                                None,
+                            ));
+                        }
+                    },
+                };
+                next.map(|item| (item, Some((stream, deadline))))
+            });
         Ok(Box::pin(
             datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, stream),
         ))

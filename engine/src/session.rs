@@ -35,6 +35,10 @@ pub struct EngineOptions {
     /// The Ballista scheduler queries run on (`[engine] cluster`); this process alone when
     /// `None`. See [`crate::cluster`].
     pub cluster: Option<crate::cluster::ClusterAddress>,
+    /// How long a part of a query shipped to the cluster may take; no limit when `None`. A part
+    /// that takes longer fails its job (its table stays at its last version) instead of
+    /// holding the run: Ballista 55 can leave a job waiting for ever after losing an executor.
+    pub cluster_timeout: Option<std::time::Duration>,
 }
 
 /// A DataFusion session with Tessera's functions, object stores and resource limits.
@@ -143,6 +147,7 @@ impl EngineBuilder {
                     .with_query_planner(Arc::new(crate::cluster::ClusterPlanner::new(
                         address,
                         counters.clone(),
+                        self.options.cluster_timeout,
                     )))
                     .with_optimizer_rules(
                         ballista_core::optimizer::ballista_default_optimizer_rules(),

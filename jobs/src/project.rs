@@ -136,6 +136,7 @@ struct RawEngine {
     target_partitions: Option<i64>,
     batch_size: Option<i64>,
     cluster: Option<String>,
+    cluster_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -500,6 +501,14 @@ fn engine_options(raw: &RawEngine, dir: &Path) -> Result<EngineOptions, Invalid>
             tessera_engine::cluster::ClusterAddress::parse(cluster.trim())
                 .map_err(|e| bad("engine.cluster".into(), e.to_string()))?,
         );
+    }
+    if let Some(timeout) = &raw.cluster_timeout {
+        engine.cluster_timeout = Some(humantime::parse_duration(timeout).map_err(|e| {
+            bad(
+                "engine.cluster_timeout".into(),
+                format!("`{timeout}` is not a duration such as 30m or 2h: {e}"),
+            )
+        })?);
     }
     Ok(engine)
 }
