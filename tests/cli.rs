@@ -534,15 +534,23 @@ fn the_cli_and_function_references_are_generated_from_the_binary() {
             .trim_end()
             .to_string()
     };
+    let subcommands = |text: &str| -> Vec<String> {
+        text.lines()
+            .skip_while(|l| !l.starts_with("Commands:"))
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty())
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .filter(|c| c != "help")
+            .collect()
+    };
     let top = help(&["--help"]);
-    let commands: Vec<String> = top
-        .lines()
-        .skip_while(|l| !l.starts_with("Commands:"))
-        .skip(1)
-        .take_while(|l| !l.trim().is_empty())
-        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-        .filter(|c| c != "help")
-        .collect();
+    let mut commands: Vec<String> = Vec::new();
+    for command in subcommands(&top) {
+        // Commands with commands of their own (`cluster scheduler`) get a section each.
+        let nested = subcommands(&help(&[command.as_str(), "--help"]));
+        commands.push(command.clone());
+        commands.extend(nested.into_iter().map(|n| format!("{command} {n}")));
+    }
     assert!(commands.len() >= 20, "{top}");
     let mut cli = String::from(
         "# Command-line reference\n\nGenerated from `tessera --help` by a test \
@@ -554,7 +562,7 @@ fn the_cli_and_function_references_are_generated_from_the_binary() {
     for command in &commands {
         cli.push_str(&format!(
             "\n## tessera {command}\n\n```text\n{}\n```\n",
-            help(&[command.as_str(), "--help"])
+            help(&command.split(' ').chain(["--help"]).collect::<Vec<_>>())
         ));
     }
     let listing = help(&["functions", "--format", "csv"]);
