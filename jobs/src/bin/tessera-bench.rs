@@ -154,6 +154,17 @@ enum Bench {
         #[arg(long, default_value_t = 47_000)]
         people: u64,
     },
+    /// The cluster path: the demo pipeline run locally, then on an Apache DataFusion Ballista
+    /// cluster (a scheduler and executors started here as processes of `tessera` on loopback,
+    /// on the same machine: this measures the cluster path's overhead, not a speed-up).
+    Cluster {
+        /// People in the demo data (about 2.15 identity records per person).
+        #[arg(long, default_value_t = 47_000)]
+        people: u64,
+        /// Executors to start.
+        #[arg(long, default_value_t = 2)]
+        executors: usize,
+    },
     /// The job runner: planning and no-op runs of a project of many jobs, and the runner's
     /// overhead over writing the same query's result directly (`tessera write`).
     Jobs {
@@ -200,6 +211,7 @@ fn main() -> Result<()> {
         ),
         Bench::Profiles { people } => bench_profiles(&dir, people),
         Bench::Whatif { people } => bench_whatif(&dir, people),
+        Bench::Cluster { people, executors } => bench_cluster(&dir, people, executors),
         Bench::Foreign {
             people,
             seed,
@@ -342,6 +354,124 @@ fn bench_whatif(dir: &Path, people: u64) -> Result<()> {
             wall / full.max(0.01)
         );
     }
+    Ok(())
+}
+
+/// Processes killed when dropped.
+struct Processes(Vec<std::process::Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn wait_port(port: u16) -> Result<()> {
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200))
+        .is_err()
+    {
+        if Instant::now() > deadline {
+            bail!("nothing listens on {port}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+fn bench_cluster(dir: &Path, people: u64, executors: usize) -> Result<()> {
+    let project = dir.join(format!("cluster-{people}"));
+    if !project.join("tessera.toml").exists() {
+        let n = people.to_string();
+        tessera_in(
+            &project,
+            &["demo", "--people", &n, "--force", "--no-query", "--no-run"],
+        )?;
+    }
+    let path = project.to_str().context("utf-8 path")?;
+    let bin = tessera_bin()?;
+    let run = ["-C", path, "run", "--full-refresh", "--no-report"];
+    let (local, local_rss, _) = measured(&bin, &run)?;
+    let records = tessera_in(
+        &project,
+        &[
+            "sql",
+            "select count(*) from unify.identity_records",
+            "--format",
+            "csv",
+        ],
+    )?;
+    let records = records.lines().nth(1).unwrap_or("?").to_string();
+    let work = dir.join("cluster-work");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let port = free_port()?;
+    let mut processes = Processes(vec![
+        Command::new(&bin)
+            .args([
+                "cluster",
+                "scheduler",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stderr(std::fs::File::create(work.join("scheduler.log"))?)
+            .spawn()?,
+    ]);
+    wait_port(port)?;
+    let address = format!("ballista://127.0.0.1:{port}");
+    let tasks = (num_cpus() / executors.max(1)).max(1).to_string();
+    for i in 0..executors {
+        let (flight, grpc) = (free_port()?, free_port()?);
+        processes.0.push(
+            Command::new(&bin)
+                .args(["cluster", "executor", "--scheduler", &address])
+                .args(["--bind", &format!("127.0.0.1:{flight}")])
+                .args([
+                    "--grpc-port",
+                    &grpc.to_string(),
+                    "--concurrent-tasks",
+                    &tasks,
+                ])
+                .arg("--work-dir")
+                .arg(work.join(format!("executor-{i}")))
+                .stderr(std::fs::File::create(
+                    work.join(format!("executor-{i}.log")),
+                )?)
+                .spawn()?,
+        );
+        wait_port(flight)?;
+    }
+    let mut on_cluster = run.to_vec();
+    on_cluster.extend(["--cluster", &address]);
+    let (clustered, coordinator_rss, out) = measured(&bin, &on_cluster)?;
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("CLUSTER"))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    drop(processes);
+    println!(
+        "cluster: {people} people, {records} identity records, {executors} executors × {tasks} tasks"
+    );
+    println!(
+        "  local   (tessera run --full-refresh):           {local:8.2}s  peak RSS {local_rss:6.0} MB"
+    );
+    println!(
+        "  cluster (tessera run --full-refresh --cluster): {clustered:8.2}s  coordinator peak RSS {coordinator_rss:6.0} MB  {:.2}x local",
+        clustered / local.max(0.01)
+    );
+    println!("  {line}");
     Ok(())
 }
 
