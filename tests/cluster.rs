@@ -5,12 +5,12 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{copy_dir, json_rows, ok, run_in, shared_demo, tessera};
+use common::{copy_dir, free_port, json_rows, ok, run_in, shared_demo, tessera};
 
 /// A scheduler and its executors; the processes are killed when dropped.
 struct Cluster {
@@ -27,15 +27,6 @@ impl Drop for Cluster {
             let _ = child.wait();
         }
     }
-}
-
-/// A port nobody listens on now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn wait_listening(port: u16, what: &str, child: &mut Child) {

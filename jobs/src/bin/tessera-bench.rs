@@ -228,7 +228,7 @@ fn main() -> Result<()> {
 }
 
 fn bench_profiles(dir: &Path, people: u64) -> Result<()> {
-    let demo = demo_project(dir, people)?;
+    let demo = demo_project(dir, "scan", people)?;
     let project = demo.to_str().context("utf-8 path")?;
     // Everything upstream once (staging, identity, golden record), untimed.
     tessera_in(
@@ -284,14 +284,7 @@ fn bench_profiles(dir: &Path, people: u64) -> Result<()> {
 }
 
 fn bench_whatif(dir: &Path, people: u64) -> Result<()> {
-    let project = dir.join(format!("whatif-{people}"));
-    if !project.join("tessera.toml").exists() {
-        let n = people.to_string();
-        tessera_in(
-            &project,
-            &["demo", "--people", &n, "--force", "--no-query", "--no-run"],
-        )?;
-    }
+    let project = demo_project(dir, "whatif", people)?;
     let path = project.to_str().context("utf-8 path")?;
     let bin = tessera_bin()?;
     let (full, full_rss, _) =
@@ -390,14 +383,7 @@ fn wait_port(port: u16) -> Result<()> {
 }
 
 fn bench_cluster(dir: &Path, people: u64, executors: usize) -> Result<()> {
-    let project = dir.join(format!("cluster-{people}"));
-    if !project.join("tessera.toml").exists() {
-        let n = people.to_string();
-        tessera_in(
-            &project,
-            &["demo", "--people", &n, "--force", "--no-query", "--no-run"],
-        )?;
-    }
+    let project = demo_project(dir, "cluster", people)?;
     let path = project.to_str().context("utf-8 path")?;
     let bin = tessera_bin()?;
     let run = ["-C", path, "run", "--full-refresh", "--no-report"];
@@ -772,9 +758,9 @@ fn bench_jobs(dir: &Path, jobs: usize, people: u64, runs: usize) -> Result<()> {
     Ok(())
 }
 
-/// The demo project with `people` people under `dir` (generated once, reused).
-fn demo_project(dir: &Path, people: u64) -> Result<PathBuf> {
-    let demo = dir.join(format!("scan-{people}"));
+/// The demo project `<name>-<people>` under `dir` (generated once without running, reused).
+fn demo_project(dir: &Path, name: &str, people: u64) -> Result<PathBuf> {
+    let demo = dir.join(format!("{name}-{people}"));
     if !demo.join("tessera.toml").exists() {
         let n = people.to_string();
         tessera_in(
@@ -794,7 +780,7 @@ fn one_core_project(
     table: &str,
     export_sql: &str,
 ) -> Result<(PathBuf, f64)> {
-    let demo = demo_project(dir, people)?;
+    let demo = demo_project(dir, "scan", people)?;
     let project = dir.join(format!("{name}-{people}"));
     std::fs::create_dir_all(project.join("data"))?;
     let file = project.join(format!("data/{table}.parquet"));
@@ -1218,7 +1204,7 @@ fn bench_identity(
     repeat: usize,
     memory_limit: Option<&str>,
 ) -> Result<()> {
-    let demo = demo_project(dir, people)?;
+    let demo = demo_project(dir, "scan", people)?;
     // The shipped default settings (a project generated earlier may hold older ones).
     let toml = demo.join("tessera.toml");
     let text = std::fs::read_to_string(&toml)?;
