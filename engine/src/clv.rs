@@ -655,17 +655,38 @@ mod tests {
         );
         let top = e.calibration.last().unwrap();
         assert!(top.3 > e.calibration[0].3 && top.3 > 1.0, "{e:?}");
-        // Customers with the same history tie; the bins do not depend on the rows' order
-        // (queries return rows in any order, on a cluster as on one machine).
-        let mut reversed = rows.clone();
-        reversed.reverse();
-        let calibration = |e: &Evaluation| {
-            e.calibration
+    }
+
+    #[test]
+    fn calibration_bins_do_not_depend_on_the_order_of_the_rows() {
+        // Customers with the same history get the same prediction; a group of them larger
+        // than a decile straddles bins. Queries return rows in any order (on a cluster as on
+        // one machine): the bins must not depend on it.
+        let mut rows: Vec<Holdout> = simulate(2_000, 7)
+            .into_iter()
+            .map(|(summary, purchases, revenue)| Holdout {
+                summary,
+                days: 39.0,
+                purchases,
+                revenue,
+            })
+            .collect();
+        let twin = rows[0];
+        rows.extend((0..1_000).map(|i| Holdout {
+            purchases: f64::from(i % 7),
+            ..twin
+        }));
+        let calibration = |rows: &[Holdout]| {
+            evaluate(rows)
+                .unwrap()
+                .calibration
                 .iter()
                 .map(|&(d, n, p, a)| (d, n, (p * 1e9).round(), (a * 1e9).round()))
                 .collect::<Vec<_>>()
         };
-        assert_eq!(calibration(&evaluate(&reversed).unwrap()), calibration(&e));
+        let forward = calibration(&rows);
+        rows.reverse();
+        assert_eq!(calibration(&rows), forward);
     }
 
     #[test]
