@@ -634,9 +634,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn predicts_the_holdout_better_than_the_naive_rate() {
-        let rows: Vec<Holdout> = simulate(20_000, 5)
+    /// Simulated customers with what they did in a 39-day holdout period.
+    fn holdouts(n: usize, seed: u64) -> Vec<Holdout> {
+        simulate(n, seed)
             .into_iter()
             .map(|(summary, purchases, revenue)| Holdout {
                 summary,
@@ -644,7 +644,12 @@ mod tests {
                 purchases,
                 revenue,
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn predicts_the_holdout_better_than_the_naive_rate() {
+        let rows = holdouts(20_000, 5);
         let e = evaluate(&rows).unwrap();
         assert!(e.purchases_mae < e.baseline_purchases_mae, "{e:?}");
         assert!(e.revenue_mae < e.baseline_revenue_mae, "{e:?}");
@@ -662,15 +667,7 @@ mod tests {
         // Customers with the same history get the same prediction; a group of them larger
         // than a decile straddles bins. Queries return rows in any order (on a cluster as on
         // one machine): the bins must not depend on it.
-        let mut rows: Vec<Holdout> = simulate(2_000, 7)
-            .into_iter()
-            .map(|(summary, purchases, revenue)| Holdout {
-                summary,
-                days: 39.0,
-                purchases,
-                revenue,
-            })
-            .collect();
+        let mut rows = holdouts(2_000, 7);
         let twin = rows[0];
         rows.extend((0..1_000).map(|i| Holdout {
             purchases: f64::from(i % 7),

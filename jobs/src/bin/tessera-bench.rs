@@ -289,16 +289,7 @@ fn bench_whatif(dir: &Path, people: u64) -> Result<()> {
     let bin = tessera_bin()?;
     let (full, full_rss, _) =
         measured(&bin, &["-C", path, "run", "--full-refresh", "--no-report"])?;
-    let records = tessera_in(
-        &project,
-        &[
-            "sql",
-            "select count(*) from unify.identity_records",
-            "--format",
-            "csv",
-        ],
-    )?;
-    let records = records.lines().nth(1).unwrap_or("?").to_string();
+    let records = identity_records(&project)?;
     println!("what-if: {people} people, {records} identity records");
     println!("  full run (tessera run --full-refresh): {full:8.2}s  peak RSS {full_rss:6.0} MB");
     let toml = project.join("tessera.toml");
@@ -350,6 +341,20 @@ fn bench_whatif(dir: &Path, people: u64) -> Result<()> {
     Ok(())
 }
 
+/// How many identity records the project's last run wrote.
+fn identity_records(project: &Path) -> Result<String> {
+    let out = tessera_in(
+        project,
+        &[
+            "sql",
+            "select count(*) from unify.identity_records",
+            "--format",
+            "csv",
+        ],
+    )?;
+    Ok(out.lines().nth(1).unwrap_or("?").to_string())
+}
+
 /// Processes killed when dropped.
 struct Processes(Vec<std::process::Child>);
 
@@ -388,16 +393,7 @@ fn bench_cluster(dir: &Path, people: u64, executors: usize) -> Result<()> {
     let bin = tessera_bin()?;
     let run = ["-C", path, "run", "--full-refresh", "--no-report"];
     let (local, local_rss, _) = measured(&bin, &run)?;
-    let records = tessera_in(
-        &project,
-        &[
-            "sql",
-            "select count(*) from unify.identity_records",
-            "--format",
-            "csv",
-        ],
-    )?;
-    let records = records.lines().nth(1).unwrap_or("?").to_string();
+    let records = identity_records(&project)?;
     let work = dir.join("cluster-work");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
