@@ -314,3 +314,29 @@ fn an_executor_killed_mid_run_loses_nothing() {
     }
     assert_same_tables(&local, &project, per_run);
 }
+
+#[test]
+fn a_bad_cluster_address_is_a_usage_error_naming_the_setting() {
+    let (_a, project) = fresh_copy(shared_demo(), "tessera-badcluster-");
+    let err = common::fails(&project, &["tables", "--cluster", "http://x:1"], 2);
+    assert!(
+        err.contains("--cluster") && err.contains("ballista://"),
+        "{err}"
+    );
+    let file = project.join("tessera.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replacen(
+            "[engine]\n",
+            "[engine]\ncluster = \"ballista://h:port\"\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let err = common::fails(&project, &["tables"], 2);
+    assert!(
+        err.contains("engine.cluster") && err.contains("port"),
+        "{err}"
+    );
+}

@@ -46,10 +46,20 @@ struct Cli {
     verbose: u8,
     /// Run queries on this Ballista cluster (`ballista://host:50050`) instead of the project's
     /// `[engine] cluster`; `local` runs them in this process.
-    #[arg(long, global = true, env = "TESSERA_CLUSTER", value_name = "URL")]
+    #[arg(long, global = true, env = "TESSERA_CLUSTER", value_name = "URL", value_parser = cluster_url)]
     cluster: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--cluster`: `local` or a scheduler's address; a bad one is a usage error (exit 2).
+fn cluster_url(text: &str) -> std::result::Result<String, String> {
+    match text.trim() {
+        "" | "local" => Ok(text.trim().to_string()),
+        url => tessera_engine::cluster::ClusterAddress::parse(url)
+            .map(|_| url.to_string())
+            .map_err(|e| e.to_string()),
+    }
 }
 
 /// `--cluster` / `TESSERA_CLUSTER`, applied to every project this process loads.
