@@ -388,7 +388,11 @@ impl ExtensionPlanner for ShippedPlanner {
                 Arc::new(BallistaLogicalExtensionCodec::default()),
                 session_state.session_id().to_string(),
             ));
-        Ok(Some(Arc::new(Aligned::new(query, self.timeout))))
+        Ok(Some(Arc::new(Aligned::new(
+            query,
+            self.timeout,
+            self.scheduler.clone(),
+        ))))
     }
 }
 
@@ -402,11 +406,17 @@ struct Aligned {
     input: Arc<dyn ExecutionPlan>,
     /// The whole result must have come back within this time.
     timeout: Option<Duration>,
+    /// The scheduler the part ran on, told when its results can go.
+    scheduler: String,
 }
 
 impl Aligned {
-    fn new(input: Arc<dyn ExecutionPlan>, timeout: Option<Duration>) -> Self {
-        Aligned { input, timeout }
+    fn new(input: Arc<dyn ExecutionPlan>, timeout: Option<Duration>, scheduler: String) -> Self {
+        Aligned {
+            input,
+            timeout,
+            scheduler,
+        }
     }
 }
 
@@ -447,7 +457,11 @@ impl ExecutionPlan for Aligned {
         mut children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
         match children.pop() {
-            Some(input) if children.is_empty() => Ok(Arc::new(Aligned::new(input, self.timeout))),
+            Some(input) if children.is_empty() => Ok(Arc::new(Aligned::new(
+                input,
+                self.timeout,
+                self.scheduler.clone(),
+            ))),
             _ => Err(datafusion::error::DataFusionError::Internal(
                 "ShippedToCluster takes one input".into(),
             )),
@@ -485,9 +499,15 @@ impl ExecutionPlan for Aligned {
             )?)
         });
         let deadline = self.timeout.map(|t| (tokio::time::Instant::now() + t, t));
-        let stream =
-            futures::stream::unfold(Some((Box::pin(stream), deadline)), |state| async move {
-                let (mut stream, deadline) = state?;
+        let release = Release {
+            query: self.input.clone(),
+            scheduler: self.scheduler.clone(),
+            finished: false,
+        };
+        let stream = futures::stream::unfold(
+            Some((Box::pin(stream), deadline, release)),
+            |state| async move {
+                let (mut stream, deadline, mut release) = state?;
                 let next = match deadline {
                     None => stream.next().await,
                     Some((at, limit)) => match tokio::time::timeout_at(at, stream.next()).await {
@@ -506,12 +526,109 @@ impl ExecutionPlan for Aligned {
                         }
                     },
                 };
-                next.map(|item| (item, Some((stream, deadline))))
-            });
+                match next {
+                    Some(item) => Some((item, Some((stream, deadline, release)))),
+                    None => {
+                        // Freed before the stream ends, so that a command's last query does
+                        // not leave its results behind when the process exits.
+                        release.finished = true;
+                        release.now().await;
+                        None
+                    }
+                }
+            },
+        );
         Ok(Box::pin(
             datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, stream),
         ))
     }
+}
+
+/// Frees a shipped part's results on the executors once the coordinator is done with them.
+///
+/// A Ballista client reads a job's final-stage partitions lazily, one after another, while the
+/// coordinator writes what it has read; the scheduler deletes a finished job's files after a
+/// fixed delay (300 s by default), so a result read for longer than that lost its later
+/// partitions (`Failed to open partition file …/data-1.arrow` at 1M records). Tessera's
+/// scheduler keeps results for `--keep-results` instead, and the coordinator asks for the
+/// job's data to be removed as soon as it has read everything — or cancels the job and removes
+/// it when the read was abandoned (an error downstream, `cluster_timeout`).
+struct Release {
+    query: Arc<dyn ExecutionPlan>,
+    scheduler: String,
+    finished: bool,
+}
+
+impl Release {
+    /// The job the part ran as: the physical optimizer may have put operators between the
+    /// alignment and Ballista's query node.
+    fn job(&self) -> Option<ballista_core::JobId> {
+        let mut pending = vec![&self.query];
+        while let Some(plan) = pending.pop() {
+            if let Some(query) = plan.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>() {
+                return query.job_id();
+            }
+            pending.extend(plan.children());
+        }
+        None
+    }
+
+    /// Frees a job whose results were all read.
+    async fn now(&self) {
+        tracing::debug!(job = ?self.job(), "results read");
+        if let Some(job) = self.job() {
+            release_job(&self.scheduler, job.as_str(), true).await;
+        }
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        tracing::debug!(job = ?self.job(), finished = self.finished, "results dropped");
+        if self.finished {
+            return;
+        }
+        // Abandoned: cancelled and freed in the background (best effort).
+        let (Some(job), Ok(runtime)) = (self.job(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        let scheduler = self.scheduler.clone();
+        runtime.spawn(async move { release_job(&scheduler, job.as_str(), false).await });
+    }
+}
+
+async fn release_job(scheduler: &str, job: &str, finished: bool) {
+    if let Err(e) = try_release_job(scheduler, job, finished).await {
+        tracing::warn!(job, "could not free the job's results on the cluster: {e}");
+    }
+}
+
+async fn try_release_job(
+    scheduler: &str,
+    job: &str,
+    finished: bool,
+) -> std::result::Result<(), String> {
+    use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+    use ballista_core::serde::protobuf::{CancelJobParams, CleanJobDataParams};
+    let endpoint = ballista_core::utils::create_grpc_client_endpoint(scheduler.to_string(), None)
+        .map_err(|e| e.to_string())?;
+    let mut client = SchedulerGrpcClient::new(endpoint.connect().await.map_err(|e| e.to_string())?);
+    if !finished {
+        client
+            .cancel_job(CancelJobParams {
+                job_id: job.to_string(),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    client
+        .clean_job_data(CleanJobDataParams {
+            job_id: job.to_string(),
+            remove_stage_ids: Vec::new(),
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// The session a scheduler plans a client's queries in: DataFusion's and Tessera's functions,
@@ -552,6 +669,9 @@ fn scheduler_session(
 pub struct SchedulerOptions {
     /// Address the scheduler's gRPC service listens on.
     pub bind: SocketAddr,
+    /// How long a finished job's results stay on the executors when its client does not free
+    /// them (see [`Release`]).
+    pub keep_results: Duration,
 }
 
 /// Runs a Ballista scheduler until the process is stopped.
@@ -573,6 +693,9 @@ pub async fn run_scheduler(options: SchedulerOptions, storage: Storage) -> Resul
         executor_timeout_seconds: 20,
         expire_dead_executor_interval_seconds: 5,
         no_executors_grace_period_seconds: 20,
+        // Ballista removes a finished job's results 300 s after it ends, even when its client
+        // is still reading them; the coordinator frees them itself once read.
+        finished_job_data_clean_up_interval_seconds: options.keep_results.as_secs().max(1),
         override_session_builder: Some(Arc::new(move |config: SessionConfig| {
             scheduler_session(config, storage.clone())
         })),

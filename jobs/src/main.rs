@@ -311,6 +311,11 @@ enum ClusterCommand {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:50050")]
         bind: std::net::SocketAddr,
+        /// How long a finished query's results stay on the executors if the client that ran
+        /// it never says it has read them (a Tessera coordinator frees them as soon as it has;
+        /// this only bounds what a killed coordinator leaves behind), such as 6h.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        keep_results: std::time::Duration,
     },
     /// Run an executor: it registers with the scheduler and runs tasks.
     Executor {
@@ -1008,9 +1013,9 @@ async fn cluster_command(project: &Path, command: ClusterCommand) -> Result<()> 
         tessera_engine::Storage::default()
     };
     match command {
-        ClusterCommand::Scheduler { bind } => {
+        ClusterCommand::Scheduler { bind, keep_results } => {
             eprintln!("tessera cluster scheduler listening on {bind}");
-            cluster::run_scheduler(SchedulerOptions { bind }, storage).await?;
+            cluster::run_scheduler(SchedulerOptions { bind, keep_results }, storage).await?;
         }
         ClusterCommand::Executor {
             scheduler,
