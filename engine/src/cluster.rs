@@ -192,6 +192,32 @@ fn cluster_function_names() -> HashSet<String> {
         .collect()
 }
 
+/// What a session planning for a cluster carries (a `SessionConfig` extension) for the code
+/// that builds its own sessions from it, identity resolution: the cluster, and where tables
+/// the cluster must read are written.
+#[derive(Debug, Clone)]
+pub struct OnCluster {
+    /// The scheduler.
+    pub address: ClusterAddress,
+    /// See [`crate::EngineOptions::cluster_timeout`].
+    pub timeout: Option<Duration>,
+    /// A folder every process of the cluster can read and write (the warehouse's
+    /// `_tessera/scratch/`); intermediate tables stay on the coordinator when `None`.
+    pub scratch: Option<url::Url>,
+}
+
+impl OnCluster {
+    /// The extension of a session planning for a cluster; `None` on one machine.
+    pub fn of(ctx: &datafusion::prelude::SessionContext) -> Option<Arc<OnCluster>> {
+        ctx.state().config().get_extension::<OnCluster>()
+    }
+
+    /// A query planner like the engine's, counting what it ships into `counters`.
+    pub fn planner(&self, counters: Arc<ClusterCounters>) -> Arc<dyn QueryPlanner + Send + Sync> {
+        Arc::new(ClusterPlanner::new(&self.address, counters, self.timeout))
+    }
+}
+
 /// The query planner of an engine on a cluster: ships what the cluster can run, plans the
 /// rest here (with delta-rs' planner for its write and merge nodes).
 pub(crate) struct ClusterPlanner {

@@ -22,6 +22,7 @@ pub mod identity;
 pub mod lenient_csv;
 pub mod model;
 pub mod privacy;
+pub mod scratch;
 pub mod session;
 pub mod sources;
 pub mod sql;

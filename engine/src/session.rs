@@ -39,6 +39,11 @@ pub struct EngineOptions {
     /// that takes longer fails its job (its table stays at its last version) instead of
     /// holding the run: Ballista 55 can leave a job waiting for ever after losing an executor.
     pub cluster_timeout: Option<std::time::Duration>,
+    /// On a cluster, a folder every process of it can read and write, where intermediate
+    /// tables the executors must read are written (identity's matching keys); they stay in
+    /// this process's memory, and the queries over them run here, when `None`. See
+    /// [`crate::scratch`].
+    pub cluster_scratch: Option<url::Url>,
 }
 
 /// A DataFusion session with Tessera's functions, object stores and resource limits.
@@ -141,7 +146,20 @@ impl EngineBuilder {
                 // fixed upstream; tests/cluster.rs compares every table with a local run.
                 config = config
                     .upgrade_for_ballista()
-                    .set_bool("ballista.planner.adaptive.enabled", false);
+                    .set_bool("ballista.planner.adaptive.enabled", false)
+                    // Strings read from Parquet as views share the decoded page's buffers;
+                    // Arrow IPC writes a view column's whole buffers with every batch, so
+                    // shuffle files and results grew ~70× (3.4M orders: 4.9 GB through the
+                    // coordinator, 16 minutes). Plain strings are written at their size.
+                    .set_bool(
+                        "datafusion.execution.parquet.schema_force_view_types",
+                        false,
+                    )
+                    .with_extension(Arc::new(crate::cluster::OnCluster {
+                        address: address.clone(),
+                        timeout: self.options.cluster_timeout,
+                        scratch: self.options.cluster_scratch.clone(),
+                    }));
                 let counters = Arc::new(ClusterCounters::default());
                 state = state
                     .with_query_planner(Arc::new(crate::cluster::ClusterPlanner::new(

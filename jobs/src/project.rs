@@ -422,7 +422,13 @@ impl Project {
         let warehouse = resolve_location(&warehouse_text, &dir, true)
             .map_err(|e| invalid("project.warehouse".into(), e.to_string()))?;
 
-        let engine = engine_options(&raw.engine, &dir).map_err(|(k, m)| invalid(k, m))?;
+        let mut engine = engine_options(&raw.engine, &dir).map_err(|(k, m)| invalid(k, m))?;
+        // On a cluster, identity's intermediate tables go where the executors read them.
+        engine.cluster_scratch = Url::parse(&format!(
+            "{}/_tessera/scratch/",
+            warehouse.as_str().trim_end_matches('/')
+        ))
+        .ok();
         let storage = storage_options(raw.storage).map_err(|(k, m)| invalid(k, m))?;
         let mut sources = BTreeMap::new();
         for (name, raw) in raw.sources {

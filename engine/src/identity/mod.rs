@@ -217,13 +217,34 @@ fn identity_err(message: impl Into<String>) -> Error {
 
 /// A private session over the engine's functions and runtime: the pipeline's temporary tables
 /// never collide with a project's.
-fn private_session(ctx: &SessionContext) -> SessionContext {
-    let state = SessionStateBuilder::new_from_existing(ctx.state())
-        .with_catalog_list(Arc::new(
-            datafusion::catalog::MemoryCatalogProviderList::new(),
-        ))
-        .build();
-    let private = SessionContext::new_with_state(state);
+/// On a cluster: the counts of the resolution's own query planner, and the folder its
+/// intermediate tables are written to (see [`crate::scratch`]).
+#[derive(Default)]
+struct OnCluster {
+    counters: Arc<crate::cluster::ClusterCounters>,
+    scratch: Option<crate::scratch::Scratch>,
+}
+
+async fn private_session(
+    ctx: &SessionContext,
+    run_id: &str,
+) -> Result<(SessionContext, OnCluster)> {
+    let mut builder = SessionStateBuilder::new_from_existing(ctx.state()).with_catalog_list(
+        Arc::new(datafusion::catalog::MemoryCatalogProviderList::new()),
+    );
+    let mut on_cluster = OnCluster::default();
+    if let Some(cluster) = crate::cluster::OnCluster::of(ctx) {
+        builder = builder.with_query_planner(cluster.planner(on_cluster.counters.clone()));
+        if let Some(root) = &cluster.scratch {
+            let name = format!("identity-{run_id}-{}", ctx.session_id());
+            let scratch = crate::scratch::Scratch::create(ctx, root, &name).await?;
+            if let Some(config) = builder.config() {
+                *config = std::mem::take(config).with_extension(Arc::new(scratch.clone()));
+            }
+            on_cluster.scratch = Some(scratch);
+        }
+    }
+    let private = SessionContext::new_with_state(builder.build());
     let catalog = Arc::new(datafusion::catalog::MemoryCatalogProvider::new());
     let _ = datafusion::catalog::CatalogProvider::register_schema(
         catalog.as_ref(),
@@ -231,7 +252,7 @@ fn private_session(ctx: &SessionContext) -> SessionContext {
         Arc::new(datafusion::catalog::MemorySchemaProvider::new()),
     );
     private.register_catalog("datafusion", catalog);
-    private
+    Ok((private, on_cluster))
 }
 
 async fn collect(ctx: &SessionContext, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
@@ -244,15 +265,27 @@ async fn collect(ctx: &SessionContext, sql: &str, what: &str) -> Result<Vec<Reco
         .map_err(|e| identity_err(format!("{what}: {e}")))
 }
 
-fn register(
+/// Registers an intermediate table: held in memory, or on a cluster written to the
+/// resolution's scratch folder so that the queries over it run on the executors.
+async fn register(
     ctx: &SessionContext,
     name: &str,
     batches: Vec<RecordBatch>,
     schema: SchemaRef,
 ) -> Result<()> {
-    let table = MemTable::try_new(schema, vec![batches])?;
+    let table: Arc<dyn TableProvider> = match ctx
+        .state()
+        .config()
+        .get_extension::<crate::scratch::Scratch>()
+    {
+        Some(scratch) => {
+            let files = ctx.copied_config().target_partitions().max(1);
+            scratch.table(ctx, name, &batches, schema, files).await?
+        }
+        None => Arc::new(MemTable::try_new(schema, vec![batches])?),
+    };
     ctx.deregister_table(name)?;
-    ctx.register_table(name, Arc::new(table))?;
+    ctx.register_table(name, table)?;
     Ok(())
 }
 
@@ -491,7 +524,35 @@ pub async fn resolve(
     run_id: &str,
     now_micros: i64,
 ) -> Result<Resolution> {
-    let ctx = private_session(engine_ctx);
+    let (ctx, on_cluster) = private_session(engine_ctx, run_id).await?;
+    let resolved = resolve_in(
+        &ctx,
+        &on_cluster,
+        records,
+        config,
+        previous,
+        run_id,
+        now_micros,
+    )
+    .await;
+    if let Some(scratch) = &on_cluster.scratch
+        && let Err(e) = scratch.remove(engine_ctx).await
+    {
+        tracing::warn!("could not remove identity's intermediate tables: {e}");
+    }
+    resolved
+}
+
+async fn resolve_in(
+    ctx: &SessionContext,
+    on_cluster: &OnCluster,
+    records: Arc<dyn TableProvider>,
+    config: &IdentityConfig,
+    previous: &PreviousState,
+    run_id: &str,
+    now_micros: i64,
+) -> Result<Resolution> {
+    let ctx = ctx.clone();
     let mut budget = Budget::new(&ctx);
     budget.hold(
         Part::Previous,
@@ -531,7 +592,8 @@ pub async fn resolve(
         &columns,
         (&record_keys, &sources),
         &mut budget,
-    )?;
+    )
+    .await?;
 
     tracing::debug!("identity stage: deterministic rules");
     // 3. Deterministic rules.
@@ -616,6 +678,10 @@ pub async fn resolve(
     drop(key_rows);
     ctx.deregister_table(sql::KEYS)?;
     let (compared_pairs, pairs_reused) = (compared.pairs.len(), compared.reused_rules);
+    if on_cluster.scratch.is_some() || on_cluster.counters.shipped() > 0 {
+        let shipped = on_cluster.counters.shipped() as f64;
+        stats.push("cluster_query_parts", "", shipped);
+    }
     let tables = steps::Decided {
         record_keys,
         sources,

@@ -32,6 +32,7 @@ pub struct HeldRecords {
     pub spilled: bool,
     // Keep the files until the records are no longer needed.
     _files: Vec<Arc<dyn SpillFile>>,
+    _scratch: Option<ScratchGuard>,
 }
 
 impl std::fmt::Debug for HeldRecords {
@@ -52,6 +53,9 @@ pub async fn hold_records(
     what: &str,
     spill: bool,
 ) -> Result<HeldRecords> {
+    if let Some(root) = crate::cluster::OnCluster::of(ctx).and_then(|c| c.scratch.clone()) {
+        return scratch_records(ctx, df, &root).await;
+    }
     if spill {
         return spill_records(ctx, df, what).await;
     }
@@ -74,7 +78,63 @@ pub async fn hold_records(
         bytes,
         spilled: false,
         _files: Vec::new(),
+        _scratch: None,
     })
+}
+
+/// On a cluster: the records written as Parquet to the warehouse's scratch folder, where the
+/// executors read them (a file in this process's spill folder is not theirs to read).
+async fn scratch_records(
+    ctx: &SessionContext,
+    df: DataFrame,
+    root: &url::Url,
+) -> Result<HeldRecords> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let name = format!("records-{}-{nanos:x}", std::process::id());
+    let scratch = crate::scratch::Scratch::create(ctx, root, &name).await?;
+    let streams = df.execute_stream_partitioned().await?;
+    let written = scratch.table_of_streams(ctx, "records", streams).await;
+    let (provider, rows, bytes) = match written {
+        Ok(written) => written,
+        Err(e) => {
+            let _ = scratch.remove(ctx).await;
+            return Err(e);
+        }
+    };
+    Ok(HeldRecords {
+        provider,
+        rows,
+        bytes,
+        spilled: true,
+        _files: Vec::new(),
+        _scratch: Some(ScratchGuard {
+            scratch,
+            ctx: ctx.clone(),
+        }),
+    })
+}
+
+/// Removes the records' scratch folder when they are no longer needed (in the background:
+/// the process goes on writing the identity tables).
+struct ScratchGuard {
+    scratch: crate::scratch::Scratch,
+    ctx: SessionContext,
+}
+
+impl Drop for ScratchGuard {
+    fn drop(&mut self) {
+        let (scratch, ctx) = (self.scratch.clone(), self.ctx.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = scratch.remove(&ctx).await {
+                    tracing::warn!("could not remove the identity records' scratch files: {e}");
+                }
+            });
+        }
+    }
 }
 
 /// Runs `df` and writes its rows to temporary Arrow IPC files under the session's spill
@@ -132,6 +192,7 @@ async fn spill_records(ctx: &SessionContext, df: DataFrame, what: &str) -> Resul
         bytes,
         spilled: true,
         _files: files,
+        _scratch: None,
     })
 }
 

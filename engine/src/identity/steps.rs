@@ -79,7 +79,7 @@ pub(super) struct Keys {
 
 /// Step 2 (end): the keys table the joins read (the rid and the matching columns only),
 /// registered, and the records' labels and unique values, all held in the identity budget.
-pub(super) fn register_keys(
+pub(super) async fn register_keys(
     ctx: &SessionContext,
     config: &IdentityConfig,
     key_batches: Vec<RecordBatch>,
@@ -93,7 +93,7 @@ pub(super) fn register_keys(
     let (key_batches, keys_schema) = matching_keys(key_batches, config, columns)?;
     let keys_bytes = batches_size(&key_batches);
     let key_rows = KeyRows::new(key_batches.clone())?;
-    register(ctx, sql::KEYS, key_batches, keys_schema)?;
+    register(ctx, sql::KEYS, key_batches, keys_schema).await?;
     let strings = record_keys.get_array_memory_size() + sources.get_array_memory_size();
     // where each rid's row is, the components of the deterministic clusters, and the
     // clustering's own arrays
@@ -174,7 +174,7 @@ pub(super) async fn guard_values(
                 vec![Arc::new(values), Arc::new(counts), Arc::new(reasons)],
             )?);
         }
-        register(ctx, &sql::guard_table(i), normalised, value_schema.clone())?;
+        register(ctx, &sql::guard_table(i), normalised, value_schema.clone()).await?;
         if let Some(predicate) = &id.shared_when {
             let what = format!("shared_when on `{}`", id.column);
             let batches = collect(
@@ -225,7 +225,7 @@ pub(super) async fn guard_values(
                 split_schema.clone(),
                 vec![Arc::new(keys.finish()), Arc::new(matched.finish())],
             )?;
-            register(ctx, &sql::split_table(i), vec![batch], split_schema)?;
+            register(ctx, &sql::split_table(i), vec![batch], split_schema).await?;
             let field = records_schema.field_with_name(&id.column)?;
             if matches!(
                 field.data_type(),
@@ -316,7 +316,7 @@ pub(super) async fn term_frequencies(
                     ],
                 )?;
                 let name = format!("__id_tf_kept_{i}");
-                register(ctx, &name, vec![batch], kept_schema)?;
+                register(ctx, &name, vec![batch], kept_schema).await?;
                 format!(
                     "select c.value, coalesce(k.frequency, c.frequency) as frequency from ({current}) c \
                  left join {name} k on k.value = cast(c.value as varchar)"
@@ -333,7 +333,7 @@ pub(super) async fn term_frequencies(
                 .into_iter()
                 .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
-            register(ctx, &sql::tf_table(i), batches, schema)?;
+            register(ctx, &sql::tf_table(i), batches, schema).await?;
         }
         for level in &c.levels {
             let probe = format!(
@@ -480,7 +480,7 @@ pub(super) async fn compare_blocked(
         let rids = Int64Array::from_iter_values(0..keys.len() as i64);
         let batch =
             RecordBatch::try_new(schema.clone(), vec![Arc::new(rids), Arc::new(keys.clone())])?;
-        register(ctx, sql::RIDS, vec![batch], schema)?;
+        register(ctx, sql::RIDS, vec![batch], schema).await?;
         reused = published.rules;
     }
     let compared = compare_rules(ctx, config, tf_index, &reused, budget, stats, guard_rows).await;

@@ -1,0 +1,261 @@
+//! Intermediate tables written where a cluster can read them.
+//!
+//! On one machine, identity resolution holds its intermediate tables (the numbered records'
+//! matching keys, guard values, term frequencies) in memory and joins them there. A Ballista
+//! executor cannot read the coordinator's memory, so on a cluster those tables are written as
+//! Parquet files under the warehouse's `_tessera/scratch/` folder (`[engine] cluster` sets it,
+//! see [`crate::cluster::OnCluster`]) and read from there: the blocking joins and comparison
+//! vectors then run on the executors like any other query. Each resolution writes into its
+//! own folder and removes it when it ends, failed or not; a folder left by a killed process is
+//! removed by a later resolution once it is a day old.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::SessionContext;
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStore;
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use parquet::arrow::AsyncArrowWriter;
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// A folder of intermediate tables, removed by [`Scratch::remove`].
+#[derive(Debug, Clone)]
+pub struct Scratch {
+    folder: Url,
+}
+
+/// How old a scratch folder left by a killed process must be before it is removed: older than
+/// any resolution still running.
+const ABANDONED_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+impl Scratch {
+    /// A new folder under `root` named `name` (unique to the caller), after removing the
+    /// folders under `root` that processes killed long ago left there.
+    pub async fn create(ctx: &SessionContext, root: &Url, name: &str) -> Result<Scratch> {
+        let root = with_slash(root);
+        let (store, prefix) = store_of(ctx, &root)?;
+        let now = chrono::Utc::now();
+        let stale: Vec<Path> = store
+            .list(Some(&prefix))
+            .try_filter(|meta| {
+                let age = now.signed_duration_since(meta.last_modified);
+                std::future::ready(age.num_seconds() > ABANDONED_AFTER.as_secs() as i64)
+            })
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(|e| scratch_error(&root, e))?;
+        if !stale.is_empty() {
+            tracing::info!(
+                files = stale.len(),
+                "removing intermediate files a killed run left in {root}"
+            );
+            delete(store.as_ref(), stale, &root).await?;
+        }
+        let folder = root
+            .join(&format!("{name}/"))
+            .map_err(|e| Error::Cluster(format!("scratch folder {root}{name}: {e}")))?;
+        Ok(Scratch { folder })
+    }
+
+    /// Writes `batches` as table `name` (in about `files` Parquet files, so that the cluster
+    /// reads it in parallel) and returns it as a table the cluster can scan.
+    pub async fn table(
+        &self,
+        ctx: &SessionContext,
+        name: &str,
+        batches: &[RecordBatch],
+        schema: SchemaRef,
+        files: usize,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let folder = self
+            .folder
+            .join(&format!("{name}/"))
+            .map_err(|e| Error::Cluster(format!("scratch table {name}: {e}")))?;
+        let (store, prefix) = store_of(ctx, &folder)?;
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        let per_file = rows.div_ceil(files.max(1)).max(1);
+        let mut file = 0;
+        let mut written = 0;
+        let mut writer: Option<AsyncArrowWriter<BufWriter>> = None;
+        for batch in batches {
+            let mut offset = 0;
+            while offset < batch.num_rows() {
+                let w = match writer.as_mut() {
+                    Some(w) => w,
+                    None => {
+                        let path = prefix.clone().join(format!("part-{file:05}.parquet"));
+                        file += 1;
+                        written = 0;
+                        let sink = BufWriter::new(store.clone(), path);
+                        writer.insert(
+                            AsyncArrowWriter::try_new(sink, schema.clone(), None)
+                                .map_err(|e| scratch_error(&folder, e))?,
+                        )
+                    }
+                };
+                let take = (per_file - written).min(batch.num_rows() - offset);
+                w.write(&batch.slice(offset, take))
+                    .await
+                    .map_err(|e| scratch_error(&folder, e))?;
+                offset += take;
+                written += take;
+                if written == per_file
+                    && let Some(w) = writer.take()
+                {
+                    w.close().await.map_err(|e| scratch_error(&folder, e))?;
+                }
+            }
+        }
+        match writer.take() {
+            Some(w) => {
+                w.close().await.map_err(|e| scratch_error(&folder, e))?;
+            }
+            // An empty table still needs one file to be listed.
+            None if file == 0 => {
+                let path = prefix.clone().join("part-00000.parquet");
+                let sink = BufWriter::new(store.clone(), path);
+                AsyncArrowWriter::try_new(sink, schema.clone(), None)
+                    .map_err(|e| scratch_error(&folder, e))?
+                    .close()
+                    .await
+                    .map_err(|e| scratch_error(&folder, e))?;
+            }
+            None => {}
+        }
+        let url = ListingTableUrl::parse(folder.as_str())?;
+        let options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .with_schema(schema);
+        Ok(Arc::new(ListingTable::try_new(config)?))
+    }
+
+    /// Writes each stream into its own Parquet file of table `name`, all at once, and returns
+    /// the table (its schema merged from the files' own, as their batches carry it) with the
+    /// rows and bytes written.
+    pub async fn table_of_streams(
+        &self,
+        ctx: &SessionContext,
+        name: &str,
+        streams: Vec<SendableRecordBatchStream>,
+    ) -> Result<(Arc<dyn TableProvider>, usize, u64)> {
+        let folder = self
+            .folder
+            .join(&format!("{name}/"))
+            .map_err(|e| Error::Cluster(format!("scratch table {name}: {e}")))?;
+        let (store, prefix) = store_of(ctx, &folder)?;
+        let mut writes = Vec::with_capacity(streams.len());
+        for (i, mut stream) in streams.into_iter().enumerate() {
+            let sink = BufWriter::new(
+                store.clone(),
+                prefix.clone().join(format!("part-{i:05}.parquet")),
+            );
+            writes.push(tokio::spawn(async move {
+                let mut writer: Option<AsyncArrowWriter<BufWriter>> = None;
+                let mut sink = Some(sink);
+                let mut rows = 0;
+                while let Some(batch) = stream.next().await {
+                    let batch = batch?;
+                    rows += batch.num_rows();
+                    let w = match writer.as_mut() {
+                        Some(w) => w,
+                        None => writer.insert(AsyncArrowWriter::try_new(
+                            sink.take().expect("opened once"),
+                            batch.schema(),
+                            None,
+                        )?),
+                    };
+                    w.write(&batch).await?;
+                }
+                let writer = match writer {
+                    Some(w) => w,
+                    None => AsyncArrowWriter::try_new(
+                        sink.take().expect("opened once"),
+                        stream.schema(),
+                        None,
+                    )?,
+                };
+                writer.close().await?;
+                Ok::<usize, Error>(rows)
+            }));
+        }
+        let mut rows = 0;
+        for write in writes {
+            rows += write.await.map_err(|e| scratch_error(&folder, e))??;
+        }
+        let bytes = store
+            .list(Some(&prefix))
+            .try_fold(0u64, |n, meta| std::future::ready(Ok(n + meta.size)))
+            .await
+            .map_err(|e| scratch_error(&folder, e))?;
+        let url = ListingTableUrl::parse(folder.as_str())?;
+        let options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .infer_schema(&ctx.state())
+            .await?;
+        Ok((Arc::new(ListingTable::try_new(config)?), rows, bytes))
+    }
+
+    /// Removes the folder and everything in it.
+    pub async fn remove(&self, ctx: &SessionContext) -> Result<()> {
+        let (store, prefix) = store_of(ctx, &self.folder)?;
+        let files: Vec<Path> = store
+            .list(Some(&prefix))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(|e| scratch_error(&self.folder, e))?;
+        delete(store.as_ref(), files, &self.folder).await
+    }
+}
+
+async fn delete(store: &dyn ObjectStore, files: Vec<Path>, folder: &Url) -> Result<()> {
+    let locations = futures::stream::iter(files.into_iter().map(Ok)).boxed();
+    store
+        .delete_stream(locations)
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(|e| scratch_error(folder, e))?;
+    Ok(())
+}
+
+fn with_slash(url: &Url) -> Url {
+    let mut url = url.clone();
+    if !url.path().ends_with('/') {
+        url.set_path(&format!("{}/", url.path()));
+    }
+    url
+}
+
+fn store_of(ctx: &SessionContext, folder: &Url) -> Result<(Arc<dyn ObjectStore>, Path)> {
+    let store =
+        ctx.runtime_env()
+            .object_store(datafusion::datasource::listing::ListingTableUrl::parse(
+                folder.as_str(),
+            )?)?;
+    let prefix = Path::from_url_path(folder.path())
+        .map_err(|e| Error::Cluster(format!("scratch folder {folder}: {e}")))?;
+    Ok((store, prefix))
+}
+
+fn scratch_error(folder: &Url, e: impl std::fmt::Display) -> Error {
+    Error::Cluster(format!(
+        "intermediate tables for the cluster in {folder}: {e}"
+    ))
+}
