@@ -12,7 +12,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -85,6 +86,7 @@ impl Scratch {
             .join(&format!("{name}/"))
             .map_err(|e| Error::Cluster(format!("scratch table {name}: {e}")))?;
         let (store, prefix) = store_of(ctx, &folder)?;
+        let schema = plain_schema(&schema);
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         let per_file = rows.div_ceil(files.max(1)).max(1);
         let mut file = 0;
@@ -107,7 +109,7 @@ impl Scratch {
                     }
                 };
                 let take = (per_file - written).min(batch.num_rows() - offset);
-                w.write(&batch.slice(offset, take))
+                w.write(&plain(&batch.slice(offset, take), &schema)?)
                     .await
                     .map_err(|e| scratch_error(&folder, e))?;
                 offset += take;
@@ -170,6 +172,7 @@ impl Scratch {
                 let mut rows = 0;
                 while let Some(batch) = stream.next().await {
                     let batch = batch?;
+                    let batch = plain(&batch, &plain_schema(&batch.schema()))?;
                     rows += batch.num_rows();
                     let w = match writer.as_mut() {
                         Some(w) => w,
@@ -185,7 +188,7 @@ impl Scratch {
                     Some(w) => w,
                     None => AsyncArrowWriter::try_new(
                         sink.take().expect("opened once"),
-                        stream.schema(),
+                        plain_schema(&stream.schema()),
                         None,
                     )?,
                 };
@@ -233,6 +236,40 @@ async fn delete(store: &dyn ObjectStore, files: Vec<Path>, folder: &Url) -> Resu
         .await
         .map_err(|e| scratch_error(folder, e))?;
     Ok(())
+}
+
+/// `schema` with plain strings and binaries for views. A view column shares the buffers it
+/// was sliced from, and Arrow IPC (Ballista's shuffle files and results) writes a view
+/// column's buffers whole with every batch: a table read back as views grew ~100× on its way
+/// through the cluster. Parquet keeps the Arrow type it was written with, so it is chosen here.
+fn plain_schema(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8View => Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8)),
+            DataType::BinaryView => Arc::new(f.as_ref().clone().with_data_type(DataType::Binary)),
+            _ => f.clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// `batch` with `schema`'s types (see [`plain_schema`]).
+fn plain(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c.clone())
+            } else {
+                cast(c, f.data_type())
+            }
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
 fn with_slash(url: &Url) -> Url {
