@@ -670,7 +670,7 @@ fn files_of_snapshot(
     if files.is_empty() {
         return Ok(None);
     }
-    let schema = snapshot.snapshot().arrow_schema();
+    let schema = crate::scratch::plain_schema(&snapshot.snapshot().arrow_schema());
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let config = ListingTableConfig::new_with_multi_paths(files)

@@ -240,9 +240,10 @@ async fn delete(store: &dyn ObjectStore, files: Vec<Path>, folder: &Url) -> Resu
 
 /// `schema` with plain strings and binaries for views. A view column shares the buffers it
 /// was sliced from, and Arrow IPC (Ballista's shuffle files and results) writes a view
-/// column's buffers whole with every batch: a table read back as views grew ~100× on its way
-/// through the cluster. Parquet keeps the Arrow type it was written with, so it is chosen here.
-fn plain_schema(schema: &SchemaRef) -> SchemaRef {
+/// column's buffers whole with every batch: 3.4M orders read as views took 4.9 GB of results
+/// (26 MB per 8,192-row batch for one column) instead of ~70 MB. Parquet files keep the Arrow
+/// type they were written with, so a cluster's tables say which type to read.
+pub(crate) fn plain_schema(schema: &SchemaRef) -> SchemaRef {
     let fields: Vec<_> = schema
         .fields()
         .iter()

@@ -339,6 +339,13 @@ impl Engine {
                 }
             },
         };
+        // On a cluster, strings are read as plain strings even where the files' Arrow schema
+        // says views (see `scratch::plain_schema`): shuffles and results stay their size.
+        let schema = if crate::cluster::OnCluster::of(self.ctx()).is_some() {
+            crate::scratch::plain_schema(&schema)
+        } else {
+            schema
+        };
         let config = ListingTableConfig::new(table_url)
             .with_listing_options(options)
             .with_schema(schema);
