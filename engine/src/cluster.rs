@@ -416,11 +416,12 @@ impl ExtensionPlanner for ShippedPlanner {
             return Ok(None);
         };
         let config: BallistaConfig = session_state.config().ballista_config();
+        let planned = Arc::new(shipped.plan.schema().as_arrow().clone());
         let query: Arc<dyn ExecutionPlan> =
             Arc::new(DistributedQueryExec::<LogicalPlanNode>::with_extension(
                 self.scheduler.clone(),
                 config,
-                shipped.plan.clone(),
+                plain_output(shipped.plan.clone())?,
                 Arc::new(BallistaLogicalExtensionCodec::default()),
                 session_state.session_id().to_string(),
             ));
@@ -428,6 +429,7 @@ impl ExtensionPlanner for ShippedPlanner {
             query,
             self.timeout,
             self.scheduler.clone(),
+            planned,
         ))))
     }
 }
@@ -444,14 +446,29 @@ struct Aligned {
     timeout: Option<Duration>,
     /// The scheduler the part ran on, told when its results can go.
     scheduler: String,
+    /// The schema the coordinator planned the part with.
+    properties: Arc<datafusion::physical_plan::PlanProperties>,
 }
 
 impl Aligned {
-    fn new(input: Arc<dyn ExecutionPlan>, timeout: Option<Duration>, scheduler: String) -> Self {
+    fn new(
+        input: Arc<dyn ExecutionPlan>,
+        timeout: Option<Duration>,
+        scheduler: String,
+        planned: datafusion::arrow::datatypes::SchemaRef,
+    ) -> Self {
+        use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+        let properties = Arc::new(datafusion::physical_plan::PlanProperties::new(
+            datafusion::physical_expr::EquivalenceProperties::new(planned),
+            input.properties().output_partitioning().clone(),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
         Aligned {
             input,
             timeout,
             scheduler,
+            properties,
         }
     }
 }
@@ -472,7 +489,7 @@ impl ExecutionPlan for Aligned {
     }
 
     fn properties(&self) -> &Arc<datafusion::physical_plan::PlanProperties> {
-        self.input.properties()
+        &self.properties
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
@@ -497,6 +514,7 @@ impl ExecutionPlan for Aligned {
                 input,
                 self.timeout,
                 self.scheduler.clone(),
+                self.schema(),
             ))),
             _ => Err(datafusion::error::DataFusionError::Internal(
                 "ShippedToCluster takes one input".into(),
@@ -510,7 +528,7 @@ impl ExecutionPlan for Aligned {
         context: Arc<datafusion::execution::TaskContext>,
     ) -> datafusion::error::Result<datafusion::execution::SendableRecordBatchStream> {
         use futures::StreamExt;
-        let schema = self.input.schema();
+        let schema = self.schema();
         let target = schema.clone();
         let stream = self.input.execute(partition, context)?.map(move |batch| {
             let batch = batch?;
@@ -578,6 +596,41 @@ impl ExecutionPlan for Aligned {
             datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, stream),
         ))
     }
+}
+
+/// `plan` with its string and binary views cast to plain strings and binaries, so that the
+/// executors send plain arrays back: Arrow IPC writes a view column's shared buffers whole with
+/// every batch (1M identity keys came back as 620 MB of views and grew past 10 GB on the
+/// coordinator). [`Aligned`] casts them back to the planned types.
+fn plain_output(plan: LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
+    use datafusion::arrow::datatypes::DataType;
+    let plain = |t: &DataType| match t {
+        DataType::Utf8View => Some(DataType::Utf8),
+        DataType::BinaryView => Some(DataType::Binary),
+        _ => None,
+    };
+    if !plan
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| plain(f.data_type()).is_some())
+    {
+        return Ok(plan);
+    }
+    let exprs: Vec<Expr> = plan
+        .schema()
+        .iter()
+        .map(|(qualifier, field)| {
+            let column = Expr::Column(datafusion::common::Column::from((qualifier, field)));
+            match plain(field.data_type()) {
+                Some(to) => datafusion::logical_expr::cast(column, to).alias(field.name()),
+                None => column,
+            }
+        })
+        .collect();
+    datafusion::logical_expr::LogicalPlanBuilder::from(plan)
+        .project(exprs)?
+        .build()
 }
 
 /// Frees a shipped part's results on the executors once the coordinator is done with them.
@@ -855,6 +908,20 @@ mod tests {
         let why = planner.unshippable(&plan("select a, upper(b) as b from t").await);
         assert!(why.unwrap().contains("only reads a table"));
         // Work that reduces what comes back is shipped.
+        // What comes back is plain strings (views carry whole shared buffers through IPC).
+        let viewed = plan("select arrow_cast(b, 'Utf8View') as v, a from t order by a").await;
+        let sent = plain_output(viewed.clone()).unwrap();
+        let types = |p: &LogicalPlan| -> Vec<String> {
+            p.schema()
+                .fields()
+                .iter()
+                .map(|f| format!("{}:{}", f.name(), f.data_type()))
+                .collect()
+        };
+        assert_eq!(types(&sent), ["v:Utf8", "a:Int64"]);
+        assert_eq!(types(&viewed)[0], "v:Utf8View");
+        let plain = plan("select b from t order by a").await;
+        assert_eq!(plain_output(plain.clone()).unwrap(), plain);
         for sql in [
             "select b, count(*) from t group by b",
             "select * from t where a > 1",
