@@ -225,6 +225,15 @@ struct OnCluster {
     scratch: Option<crate::scratch::Scratch>,
 }
 
+impl OnCluster {
+    /// How many query parts the resolution sent to the cluster, on a cluster.
+    fn count(&self, stats: &mut Stats) {
+        if self.scratch.is_some() || self.counters.shipped() > 0 {
+            stats.push("cluster_query_parts", "", self.counters.shipped() as f64);
+        }
+    }
+}
+
 async fn private_session(
     ctx: &SessionContext,
     run_id: &str,
@@ -552,8 +561,7 @@ async fn resolve_in(
     run_id: &str,
     now_micros: i64,
 ) -> Result<Resolution> {
-    let ctx = ctx.clone();
-    let mut budget = Budget::new(&ctx);
+    let mut budget = Budget::new(ctx);
     budget.hold(
         Part::Previous,
         previous.bytes(),
@@ -678,10 +686,7 @@ async fn resolve_in(
     drop(key_rows);
     ctx.deregister_table(sql::KEYS)?;
     let (compared_pairs, pairs_reused) = (compared.pairs.len(), compared.reused_rules);
-    if on_cluster.scratch.is_some() || on_cluster.counters.shipped() > 0 {
-        let shipped = on_cluster.counters.shipped() as f64;
-        stats.push("cluster_query_parts", "", shipped);
-    }
+    on_cluster.count(&mut stats);
     let tables = steps::Decided {
         record_keys,
         sources,
