@@ -576,7 +576,7 @@ async fn resolve_in(
     let mut guard_rows: Vec<GuardRow> = Vec::new();
     let mut stats = Stats::default();
     let text_splits =
-        steps::guard_values(&ctx, config, &records_schema, &mut stats, &mut guard_rows).await?;
+        steps::guard_values(ctx, config, &records_schema, &mut stats, &mut guard_rows).await?;
     tracing::debug!("identity stage: numbering the records");
     // 2. Keys: numbered, guarded records, held in memory for the joins below.
     let steps::Numbered {
@@ -584,7 +584,7 @@ async fn resolve_in(
         n,
         record_keys,
         sources,
-    } = steps::number_records(&ctx, config, &columns, &text_splits).await?;
+    } = steps::number_records(ctx, config, &columns, &text_splits).await?;
     // A stored model that still fits is reused, with the term frequencies it was trained with
     // (values first seen later keep the frequency they had then): earlier pairs score exactly
     // as before.
@@ -594,7 +594,7 @@ async fn resolve_in(
         unique,
         key_rows,
     } = steps::register_keys(
-        &ctx,
+        ctx,
         config,
         key_batches,
         &columns,
@@ -608,17 +608,17 @@ async fn resolve_in(
     let kinds = Kinds {
         rules: config.rules.len(),
     };
-    let (mut links, deterministic) = steps::rule_links(&ctx, config, n, &mut stats).await?;
+    let (mut links, deterministic) = steps::rule_links(ctx, config, n, &mut stats).await?;
 
     tracing::debug!("identity stage: term frequencies");
     // 4. Term frequencies, then check every level's SQL on its own (errors name the level).
-    steps::term_frequencies(&ctx, config, previous, stored.is_some()).await?;
+    steps::term_frequencies(ctx, config, previous, stored.is_some()).await?;
     tracing::debug!("identity stage: blocking and comparison vectors");
     // 5. Blocking and comparison vectors (or the published pairs of unchanged rules).
     let tf_index = steps::tf_index(config);
     let published = steps::published_rules(config, previous, stored.is_some(), &record_keys);
     let compared = steps::compare_blocked(
-        &ctx,
+        ctx,
         config,
         &tf_index,
         published,
@@ -637,7 +637,7 @@ async fn resolve_in(
     let (always, never) = steps::override_pairs(config, &record_keys, &mut guard_rows);
     links.extend(always.iter().map(|&(a, b)| kinds.always_link(a, b)));
     let labelled_matches =
-        steps::labelled_matches(&ctx, config, &key_rows, &always, &labels, &mut stats).await?;
+        steps::labelled_matches(ctx, config, &key_rows, &always, &labels, &mut stats).await?;
     // Scores every compared pair with a model, and clusters the accepted ones.
     let scorer = steps::Scorer {
         config,
@@ -656,7 +656,7 @@ async fn resolve_in(
         trained_by,
         warnings,
     } = steps::fit(
-        &ctx,
+        ctx,
         &key_rows,
         &scorer,
         stored,
@@ -705,7 +705,7 @@ async fn resolve_in(
         stats,
     }
     .tables(
-        &ctx,
+        ctx,
         config,
         (&kinds, &tf_index),
         &mut budget,
