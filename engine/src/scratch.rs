@@ -297,3 +297,99 @@ fn scratch_error(folder: &Url, e: impl std::fmt::Display) -> Error {
         "intermediate tables for the cluster in {folder}: {e}"
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int64Array, StringViewArray};
+    use datafusion::arrow::datatypes::Field;
+
+    fn file_url(path: &std::path::Path) -> Url {
+        Url::from_directory_path(path).unwrap()
+    }
+
+    #[tokio::test]
+    async fn tables_are_written_read_and_removed_and_old_leftovers_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = file_url(dir.path());
+        // A folder a killed process left two days ago, and one a running resolution writes.
+        let (old, recent) = (dir.path().join("old"), dir.path().join("recent"));
+        for (folder, age) in [(&old, 2 * 24 * 3600), (&recent, 60)] {
+            std::fs::create_dir_all(folder).unwrap();
+            let file = folder.join("part-00000.parquet");
+            std::fs::write(&file, b"x").unwrap();
+            let when = std::time::SystemTime::now() - Duration::from_secs(age);
+            std::fs::File::options()
+                .write(true)
+                .open(&file)
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        }
+        let ctx = SessionContext::new();
+        let scratch = Scratch::create(&ctx, &root, "mine").await.unwrap();
+        assert!(!old.join("part-00000.parquet").exists(), "swept");
+        assert!(recent.join("part-00000.parquet").exists(), "still in use");
+
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8View, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..10)),
+                Arc::new(StringViewArray::from_iter(
+                    (0..10).map(|i| (i % 3 != 0).then(|| format!("name {i}"))),
+                )),
+            ],
+        )
+        .unwrap();
+        let table = scratch
+            .table(&ctx, "t", &[batch.clone(), batch], schema, 3)
+            .await
+            .unwrap();
+        // Views are written as plain strings (see `plain_schema`).
+        assert_eq!(table.schema().field(1).data_type(), &DataType::Utf8);
+        ctx.register_table("t", table).unwrap();
+        let rows = ctx
+            .sql("select count(*) as n, count(name) as named from t")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let n = rows[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        let named = rows[0]
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        assert_eq!((n.value(0), named.value(0)), (20, 12));
+        let files = std::fs::read_dir(dir.path().join("mine/t"))
+            .unwrap()
+            .count();
+        assert_eq!(files, 3, "split into the files asked for");
+
+        scratch.remove(&ctx).await.unwrap();
+        let left: Vec<_> = walk(&dir.path().join("mine"));
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                found.extend(walk(&path));
+            } else {
+                found.push(path);
+            }
+        }
+        found
+    }
+}
