@@ -397,6 +397,34 @@ fn an_executor_killed_mid_run_loses_nothing() {
 }
 
 #[test]
+fn a_query_past_the_cluster_timeout_fails_and_its_job_is_cancelled_and_freed() {
+    let cluster = start_cluster(1);
+    let (_a, project) = fresh_copy(shared_demo(), "tessera-timeout-");
+    let file = project.join("tessera.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replacen("[engine]\n", "[engine]\ncluster_timeout = \"2s\"\n", 1),
+    )
+    .unwrap();
+    // Every order against every pair of orders: far longer than the timeout.
+    let q = "select count(*) as n from pos_orders a cross join pos_orders b \
+             cross join pos_orders c where a.amount + b.amount < c.amount";
+    let started = Instant::now();
+    let out = run_in(&project, &["sql", q, "--cluster", &cluster.address]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("cluster_timeout"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{stderr}");
+    // The job was cancelled and its files removed, not left for `--keep-results`.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cluster.job_folders().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(cluster.job_folders(), Vec::<PathBuf>::new());
+}
+
+#[test]
 fn a_bad_cluster_address_is_a_usage_error_naming_the_setting() {
     let (_a, project) = fresh_copy(shared_demo(), "tessera-badcluster-");
     let err = common::fails(&project, &["tables", "--cluster", "http://x:1"], 2);

@@ -573,6 +573,10 @@ impl ExecutionPlan for Aligned {
                                  Ballista job waiting",
                                 humantime::format_duration(limit)
                             );
+                            // Cancelled and freed before the error surfaces: the command
+                            // may exit on it at once, before a background task would run.
+                            release.finished = true;
+                            release.abandon().await;
                             return Some((
                                 Err(datafusion::error::DataFusionError::Execution(message)),
                                 None,
@@ -660,6 +664,13 @@ impl Release {
             pending.extend(plan.children());
         }
         None
+    }
+
+    /// Cancels and frees a job whose results will not be read.
+    async fn abandon(&self) {
+        if let Some(job) = self.job() {
+            release_job(&self.scheduler, job.as_str(), false).await;
+        }
     }
 
     /// Frees a job whose results were all read.
