@@ -36,6 +36,15 @@ impl Cluster {
         }
         found
     }
+
+    /// The executors hold no job's files (within 20 s: removal is asynchronous).
+    fn assert_no_job_folders(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.job_folders().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(self.job_folders(), Vec::<PathBuf>::new());
+    }
 }
 
 impl Drop for Cluster {
@@ -305,11 +314,7 @@ fn the_demo_on_a_cluster_writes_what_a_local_run_writes() {
     // Every job's results were freed once read: Ballista deletes them on its own only after
     // a delay (they were lost mid-read at 1M records with its 300 s; Tessera's scheduler keeps
     // them a day), so a coordinator that did not free them would fill the executors' disks.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cluster.job_folders().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert_eq!(cluster.job_folders(), Vec::<PathBuf>::new());
+    cluster.assert_no_job_folders();
 }
 
 #[test]
@@ -417,11 +422,7 @@ fn a_query_past_the_cluster_timeout_fails_and_its_job_is_cancelled_and_freed() {
     assert!(stderr.contains("cluster_timeout"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(30), "{stderr}");
     // The job was cancelled and its files removed, not left for `--keep-results`.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cluster.job_folders().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert_eq!(cluster.job_folders(), Vec::<PathBuf>::new());
+    cluster.assert_no_job_folders();
 }
 
 #[test]

@@ -21,6 +21,7 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStore;
@@ -81,68 +82,40 @@ impl Scratch {
         schema: SchemaRef,
         files: usize,
     ) -> Result<Arc<dyn TableProvider>> {
-        let folder = self
-            .folder
-            .join(&format!("{name}/"))
-            .map_err(|e| Error::Cluster(format!("scratch table {name}: {e}")))?;
-        let (store, prefix) = store_of(ctx, &folder)?;
-        let schema = plain_schema(&schema);
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         let per_file = rows.div_ceil(files.max(1)).max(1);
-        let mut file = 0;
-        let mut written = 0;
-        let mut writer: Option<AsyncArrowWriter<BufWriter>> = None;
+        // The batches sliced into `files` groups of about `per_file` rows.
+        let mut groups: Vec<Vec<RecordBatch>> = vec![Vec::new()];
+        let mut filled = 0;
         for batch in batches {
             let mut offset = 0;
             while offset < batch.num_rows() {
-                let w = match writer.as_mut() {
-                    Some(w) => w,
-                    None => {
-                        let path = prefix.clone().join(format!("part-{file:05}.parquet"));
-                        file += 1;
-                        written = 0;
-                        let sink = BufWriter::new(store.clone(), path);
-                        writer.insert(
-                            AsyncArrowWriter::try_new(sink, schema.clone(), None)
-                                .map_err(|e| scratch_error(&folder, e))?,
-                        )
-                    }
-                };
-                let take = (per_file - written).min(batch.num_rows() - offset);
-                w.write(&plain(&batch.slice(offset, take), &schema)?)
-                    .await
-                    .map_err(|e| scratch_error(&folder, e))?;
-                offset += take;
-                written += take;
-                if written == per_file
-                    && let Some(w) = writer.take()
-                {
-                    w.close().await.map_err(|e| scratch_error(&folder, e))?;
+                if filled == per_file {
+                    groups.push(Vec::new());
+                    filled = 0;
                 }
+                let take = (per_file - filled).min(batch.num_rows() - offset);
+                groups
+                    .last_mut()
+                    .expect("one group")
+                    .push(batch.slice(offset, take));
+                offset += take;
+                filled += take;
             }
         }
-        match writer.take() {
-            Some(w) => {
-                w.close().await.map_err(|e| scratch_error(&folder, e))?;
-            }
-            // An empty table still needs one file to be listed.
-            None if file == 0 => {
-                let path = prefix.clone().join("part-00000.parquet");
-                let sink = BufWriter::new(store.clone(), path);
-                AsyncArrowWriter::try_new(sink, schema.clone(), None)
-                    .map_err(|e| scratch_error(&folder, e))?
-                    .close()
-                    .await
-                    .map_err(|e| scratch_error(&folder, e))?;
-            }
-            None => {}
-        }
-        let url = ListingTableUrl::parse(folder.as_str())?;
-        let options =
-            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-        let config = ListingTableConfig::new(url)
-            .with_listing_options(options)
-            .with_schema(schema);
+        let streams = groups
+            .into_iter()
+            .map(|group| {
+                Box::pin(RecordBatchStreamAdapter::new(
+                    schema.clone(),
+                    futures::stream::iter(group.into_iter().map(Ok)),
+                )) as SendableRecordBatchStream
+            })
+            .collect();
+        let folder = self.write(ctx, name, streams).await?.0;
+        let config = ListingTableConfig::new(ListingTableUrl::parse(folder.as_str())?)
+            .with_listing_options(parquet_listing())
+            .with_schema(plain_schema(&schema));
         Ok(Arc::new(ListingTable::try_new(config)?))
     }
 
@@ -155,6 +128,29 @@ impl Scratch {
         name: &str,
         streams: Vec<SendableRecordBatchStream>,
     ) -> Result<(Arc<dyn TableProvider>, usize, u64)> {
+        let (folder, rows) = self.write(ctx, name, streams).await?;
+        let (store, prefix) = store_of(ctx, &folder)?;
+        let bytes = store
+            .list(Some(&prefix))
+            .try_fold(0u64, |n, meta| std::future::ready(Ok(n + meta.size)))
+            .await
+            .map_err(|e| scratch_error(&folder, e))?;
+        let config = ListingTableConfig::new(ListingTableUrl::parse(folder.as_str())?)
+            .with_listing_options(parquet_listing())
+            .infer_schema(&ctx.state())
+            .await?;
+        Ok((Arc::new(ListingTable::try_new(config)?), rows, bytes))
+    }
+
+    /// Writes each stream, with plain strings, into its own Parquet file of table `name`
+    /// (an empty stream still makes a file, so that the table can be listed); returns the
+    /// table's folder and the rows written.
+    async fn write(
+        &self,
+        ctx: &SessionContext,
+        name: &str,
+        streams: Vec<SendableRecordBatchStream>,
+    ) -> Result<(Url, usize)> {
         let folder = self
             .folder
             .join(&format!("{name}/"))
@@ -162,10 +158,8 @@ impl Scratch {
         let (store, prefix) = store_of(ctx, &folder)?;
         let mut writes = Vec::with_capacity(streams.len());
         for (i, mut stream) in streams.into_iter().enumerate() {
-            let sink = BufWriter::new(
-                store.clone(),
-                prefix.clone().join(format!("part-{i:05}.parquet")),
-            );
+            let path = prefix.clone().join(format!("part-{i:05}.parquet"));
+            let sink = BufWriter::new(store.clone(), path);
             writes.push(tokio::spawn(async move {
                 let mut writer: Option<AsyncArrowWriter<BufWriter>> = None;
                 let mut sink = Some(sink);
@@ -200,19 +194,7 @@ impl Scratch {
         for write in writes {
             rows += write.await.map_err(|e| scratch_error(&folder, e))??;
         }
-        let bytes = store
-            .list(Some(&prefix))
-            .try_fold(0u64, |n, meta| std::future::ready(Ok(n + meta.size)))
-            .await
-            .map_err(|e| scratch_error(&folder, e))?;
-        let url = ListingTableUrl::parse(folder.as_str())?;
-        let options =
-            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-        let config = ListingTableConfig::new(url)
-            .with_listing_options(options)
-            .infer_schema(&ctx.state())
-            .await?;
-        Ok((Arc::new(ListingTable::try_new(config)?), rows, bytes))
+        Ok((folder, rows))
     }
 
     /// Removes the folder and everything in it.
@@ -271,6 +253,10 @@ fn plain(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+fn parquet_listing() -> ListingOptions {
+    ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet")
 }
 
 fn with_slash(url: &Url) -> Url {
