@@ -112,6 +112,14 @@ fn start_cluster(executors: usize) -> Cluster {
     }
 }
 
+/// Sets `[engine] cluster_timeout` in `project`'s tessera.toml.
+fn set_cluster_timeout(project: &Path, timeout: &str) {
+    let file = project.join("tessera.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let setting = format!("[engine]\ncluster_timeout = \"{timeout}\"\n");
+    std::fs::write(&file, text.replacen("[engine]\n", &setting, 1)).unwrap();
+}
+
 fn fresh_copy(of: &Path, name: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::Builder::new().prefix(name).tempdir().unwrap();
     let project = dir.path().join("project");
@@ -355,13 +363,7 @@ fn an_executor_killed_mid_run_loses_nothing() {
     let (_b, project) = fresh_copy(shared_demo(), "tessera-kill-");
     // A shipped part that hangs (Ballista can leave a job waiting after losing an executor)
     // fails its job after 90 s instead of holding the run.
-    let file = project.join("tessera.toml");
-    let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(
-        &file,
-        text.replacen("[engine]\n", "[engine]\ncluster_timeout = \"90s\"\n", 1),
-    )
-    .unwrap();
+    set_cluster_timeout(&project, "90s");
     // The same runs locally (models get the same versions).
     ok(&local, &["run"]);
     ok(&local, &["run", "--full-refresh"]);
@@ -405,13 +407,7 @@ fn an_executor_killed_mid_run_loses_nothing() {
 fn a_query_past_the_cluster_timeout_fails_and_its_job_is_cancelled_and_freed() {
     let cluster = start_cluster(1);
     let (_a, project) = fresh_copy(shared_demo(), "tessera-timeout-");
-    let file = project.join("tessera.toml");
-    let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(
-        &file,
-        text.replacen("[engine]\n", "[engine]\ncluster_timeout = \"2s\"\n", 1),
-    )
-    .unwrap();
+    set_cluster_timeout(&project, "2s");
     // Every order against every pair of orders: far longer than the timeout.
     let q = "select count(*) as n from pos_orders a cross join pos_orders b \
              cross join pos_orders c where a.amount + b.amount < c.amount";
