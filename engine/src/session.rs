@@ -147,10 +147,11 @@ impl EngineBuilder {
                 config = config
                     .upgrade_for_ballista()
                     .set_bool("ballista.planner.adaptive.enabled", false)
-                    // Strings read from Parquet as views share the decoded page's buffers;
-                    // Arrow IPC writes a view column's whole buffers with every batch, so
-                    // shuffle files and results grew ~70× (3.4M orders: 4.9 GB through the
-                    // coordinator, 16 minutes). Plain strings are written at their size.
+                    // Strings are plain on a cluster, not views (Arrow IPC writes a view
+                    // column's shared buffers whole with every batch). This covers Parquet
+                    // files without an Arrow schema; sources, Delta snapshots and shipped
+                    // results are made plain where they are planned (`scratch::plain_schema`,
+                    // `cluster::plain_output`), as a file's own Arrow schema wins over it.
                     .set_bool(
                         "datafusion.execution.parquet.schema_force_view_types",
                         false,
