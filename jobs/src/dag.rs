@@ -10,6 +10,12 @@ use crate::job::{Job, JobError};
 #[error("{0}")]
 pub struct BadSelection(pub String);
 
+impl From<BadSelection> for crate::errors::Error {
+    fn from(e: BadSelection) -> Self {
+        crate::errors::Error::typed(crate::errors::ErrorKind::Usage, e)
+    }
+}
+
 /// Jobs with their dependencies resolved.
 #[derive(Debug, Clone)]
 pub struct Dag {

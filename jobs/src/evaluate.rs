@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow, bail};
+use crate::errors::{Context, Result};
+use crate::{bail, err};
 use datafusion::arrow::array::{Array, RecordBatch, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
@@ -120,7 +121,7 @@ fn strings(batches: &[RecordBatch], column: &str) -> Result<Vec<Option<String>>>
     for b in batches {
         let array = b
             .column_by_name(column)
-            .ok_or_else(|| anyhow!("internal: no column {column}"))?;
+            .ok_or_else(|| err!("internal: no column {column}"))?;
         let array = cast(array, &DataType::Utf8)?;
         let array = array.as_any().downcast_ref::<StringArray>().expect("utf8");
         out.extend((0..array.len()).map(|r| array.is_valid(r).then(|| array.value(r).to_string())));
@@ -194,7 +195,7 @@ async fn by_column(
     spec: &str,
 ) -> Result<Evaluation> {
     let (table, column) = spec.rsplit_once('.').ok_or_else(|| {
-        anyhow!("--truth `{spec}`: expected <table>.<column>, e.g. truth_records.person_id")
+        err!("--truth `{spec}`: expected <table>.<column>, e.g. truth_records.person_id")
     })?;
     let columns = table_columns(ws, table)
         .await
@@ -436,7 +437,7 @@ fn first_f64(batches: &[RecordBatch], column: &str) -> Result<f64> {
     };
     let array = b
         .column_by_name(column)
-        .ok_or_else(|| anyhow!("internal: no column {column}"))?;
+        .ok_or_else(|| err!("internal: no column {column}"))?;
     let array = cast(array, &DataType::Float64)?;
     let array = array
         .as_any()
@@ -453,7 +454,7 @@ fn first_f64(batches: &[RecordBatch], column: &str) -> Result<f64> {
 fn int64s(b: &RecordBatch, column: &str) -> Result<datafusion::arrow::array::Int64Array> {
     let array = b
         .column_by_name(column)
-        .ok_or_else(|| anyhow!("internal: no column {column}"))?;
+        .ok_or_else(|| err!("internal: no column {column}"))?;
     let array = cast(array, &DataType::Int64)?;
     Ok(array
         .as_any()

@@ -2,29 +2,30 @@
 //! Everything is read back from the tables the identity job wrote (`match_pairs`,
 //! `match_model`, `record_customer`...), so the explanation is of the run that decided.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 
-use anyhow::{Context, Result, anyhow, bail};
-use datafusion::arrow::array::{Array, RecordBatch};
+use crate::errors::{Context, Result};
+use crate::{bail, err};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::logical_expr::LogicalPlan;
 use tessera_engine::identity::IdentityConfig;
 use tessera_engine::identity::sql::literal;
 
 use crate::job::Materialized;
+use crate::rows::Row;
 use crate::workspace::Workspace;
 use crate::workspace::load_dag;
 
-/// Rows as maps of column → display text ("" for NULL).
-pub(crate) type Rows = Vec<BTreeMap<String, String>>;
+/// A result's rows, read by column with their types ([`Row`]).
+pub(crate) type Rows = Vec<Row>;
 
 /// The plan of one statement, its tables registered first.
 async fn plan(ws: &Workspace, sql: &str) -> Result<LogicalPlan> {
     let mut statements = ws.prepare_for(sql).await?;
-    let statement = statements.pop().ok_or_else(|| anyhow!("empty query"))?;
+    let statement = statements.pop().ok_or_else(|| err!("empty query"))?;
     Ok(ws.engine.ctx().state().statement_to_plan(statement).await?)
 }
 
@@ -51,42 +52,13 @@ pub(crate) async fn table_columns(ws: &Workspace, table: &str) -> Result<Vec<(St
 }
 
 pub(crate) async fn rows(ws: &Workspace, sql: &str) -> Result<Rows> {
-    format_rows(&query(ws, sql).await?)
-}
-
-/// Batches as maps of column → display text ("" for NULL).
-pub(crate) fn format_rows(batches: &[RecordBatch]) -> Result<Rows> {
-    let options = FormatOptions::default();
-    let mut out = Vec::new();
-    for b in batches {
-        let formatters: Vec<ArrayFormatter> = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-            .collect::<std::result::Result<_, _>>()?;
-        for r in 0..b.num_rows() {
-            let mut row = BTreeMap::new();
-            for (f, (field, column)) in formatters
-                .iter()
-                .zip(b.schema().fields().iter().zip(b.columns()))
-            {
-                let text = if column.is_null(r) {
-                    String::new()
-                } else {
-                    f.value(r).to_string()
-                };
-                row.insert(field.name().clone(), text);
-            }
-            out.push(row);
-        }
-    }
-    Ok(out)
+    Ok(crate::rows::rows(&query(ws, sql).await?))
 }
 
 /// The schema the identity job writes to, and the project's identity settings.
 pub(crate) async fn identity_schema(ws: &Workspace) -> Result<(String, IdentityConfig)> {
     let config = ws.project.identity.clone().ok_or_else(|| {
-        anyhow!("the project has no [identity] section (`tessera init` writes the default one)")
+        err!("the project has no [identity] section (`tessera init` writes the default one)")
     })?;
     let (dag, _) = load_dag(ws).await?;
     let job = dag
@@ -94,7 +66,7 @@ pub(crate) async fn identity_schema(ws: &Workspace) -> Result<(String, IdentityC
         .iter()
         .find(|j| j.config.materialized == Materialized::Identity)
         .ok_or_else(|| {
-            anyhow!("no job is `@materialized: identity` (see sql/unify/identity_records.sql)")
+            err!("no job is `@materialized: identity` (see sql/unify/identity_records.sql)")
         })?;
     let schema = job.schema().unwrap_or("unify").to_string();
     let probe = format!("select count(*) from {schema}.record_customer");
@@ -104,12 +76,22 @@ pub(crate) async fn identity_schema(ws: &Workspace) -> Result<(String, IdentityC
     Ok((schema, config))
 }
 
-fn get<'a>(row: &'a BTreeMap<String, String>, key: &str) -> &'a str {
-    row.get(key).map_or("", String::as_str)
+/// The value of `column` as people read it ("" for NULL, or when the result has no such
+/// column: a record table without one of the compared columns).
+fn get(row: &Row, column: &str) -> String {
+    if row.has(column) {
+        row.text(column)
+    } else {
+        String::new()
+    }
 }
 
-fn or_null(value: &str) -> &str {
-    if value.is_empty() { "NULL" } else { value }
+fn or_null(value: String) -> String {
+    if value.is_empty() {
+        "NULL".into()
+    } else {
+        value
+    }
 }
 
 /// `tessera explain <a> <b>`.
@@ -137,7 +119,7 @@ pub async fn pair_explanation(ws: &Workspace, a: &str, b: &str) -> Result<String
         records
             .iter()
             .find(|r| get(r, "record_key") == key)
-            .ok_or_else(|| anyhow!("record `{key}` is not in {schema}.record_customer (record keys look like `crm_contacts:C123`)"))
+            .ok_or_else(|| err!("record `{key}` is not in {schema}.record_customer (record keys look like `crm_contacts:C123`)"))
     };
     let (ra, rb) = (find(a)?, find(b)?);
     let (ca, cb) = (get(ra, "customer_id"), get(rb, "customer_id"));
@@ -256,7 +238,7 @@ pub async fn pair_explanation(ws: &Workspace, a: &str, b: &str) -> Result<String
         }
     }
     if ca == cb && pair.iter().all(|p| !p.flag("accepted")) {
-        let path = link_path(ws, &schema, ca, a, b).await?;
+        let path = link_path(ws, &schema, &ca, a, b).await?;
         if !path.is_empty() {
             writeln!(out, "\njoined through other records of the customer:")?;
             for step in path {
@@ -283,7 +265,7 @@ async fn waterfall(
             .iter()
             .find(|m| m.text("comparison") == comparison && m.int("level_index") == index)
     };
-    let prior = level("prior", -1).ok_or_else(|| anyhow!("{schema}.match_model has no prior"))?;
+    let prior = level("prior", -1).ok_or_else(|| err!("{schema}.match_model has no prior"))?;
     writeln!(
         out,
         "compared (blocking rule `{}`): match weight {:.2}, probability {:.4}, threshold {} → {}",
@@ -322,7 +304,7 @@ async fn waterfall(
         }
         let gamma = pair.int(&gamma_column);
         let row = level(&c.name, gamma)
-            .ok_or_else(|| anyhow!("{schema}.match_model has no level {gamma} of {}", c.name))?;
+            .ok_or_else(|| err!("{schema}.match_model has no level {gamma} of {}", c.name))?;
         let (m, u) = (row.float("m_probability"), row.float("u_probability"));
         let tf_column = format!("tf_{}", c.name);
         let tf = if pair.has(&tf_column) {
@@ -370,12 +352,20 @@ async fn link_path(
     b: &str,
 ) -> Result<Vec<String>> {
     let links = customer_links(ws, schema, customer).await?;
+    let links: Vec<(String, String, String)> = links
+        .iter()
+        .map(|l| {
+            (
+                get(l, "record_key_a"),
+                get(l, "record_key_b"),
+                describe_link(l),
+            )
+        })
+        .collect();
     let mut next: HashMap<&str, Vec<(&str, String)>> = HashMap::new();
-    for l in &links {
-        let (x, y) = (get(l, "record_key_a"), get(l, "record_key_b"));
-        let how = describe_link(l);
+    for (x, y, how) in &links {
         next.entry(x).or_default().push((y, how.clone()));
-        next.entry(y).or_default().push((x, how));
+        next.entry(y).or_default().push((x, how.clone()));
     }
     let mut came: HashMap<&str, (&str, String)> = HashMap::new();
     let mut seen: HashSet<&str> = HashSet::from([a]);
@@ -401,14 +391,11 @@ async fn link_path(
     Ok(path)
 }
 
-fn describe_link(l: &BTreeMap<String, String>) -> String {
-    match get(l, "linked_by") {
-        "probabilistic" => format!(
-            "probabilistic, p = {:.4}",
-            get(l, "match_probability")
-                .parse::<f64>()
-                .unwrap_or(f64::NAN)
-        ),
+fn describe_link(l: &Row) -> String {
+    match get(l, "linked_by").as_str() {
+        "probabilistic" if !l.is_null("match_probability") => {
+            format!("probabilistic, p = {:.4}", l.float("match_probability"))
+        }
         other => other.to_string(),
     }
 }

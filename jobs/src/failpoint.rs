@@ -9,7 +9,8 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use anyhow::{Result, bail};
+use crate::bail;
+use crate::errors::Result;
 
 /// What a triggered point does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -314,6 +314,12 @@ pub struct JobError {
     pub message: String,
 }
 
+impl From<JobError> for crate::errors::Error {
+    fn from(e: JobError) -> Self {
+        crate::errors::Error::typed(crate::errors::ErrorKind::Failed, e)
+    }
+}
+
 /// The folder holding a project's jobs.
 pub const JOBS_DIR: &str = "jobs";
 

@@ -23,7 +23,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, anyhow};
+use crate::errors::Context;
+use crate::errors::Result;
 use chrono::Utc;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use tessera_engine::storage::object_path;
@@ -71,6 +72,12 @@ pub struct LockHeld {
     pub path: String,
     /// Who holds it (token, command, host, pid, start).
     pub holder: String,
+}
+
+impl From<LockHeld> for crate::errors::Error {
+    fn from(e: LockHeld) -> Self {
+        crate::errors::Error::typed(crate::errors::ErrorKind::Busy, e)
+    }
 }
 
 async fn read(store: &dyn ObjectStore, path: &object_store::path::Path) -> Result<Option<String>> {
@@ -158,7 +165,7 @@ impl RunLock {
         store
             .put(&heartbeat_path, PutPayload::from_static(b"0"))
             .await
-            .map_err(|e| anyhow!(e).context(format!("cannot write the lock heartbeat in {dir}")))?;
+            .with_context(|| format!("cannot write the lock heartbeat in {dir}"))?;
         loop {
             if create(store.as_ref(), &path, body.clone())
                 .await

@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use anyhow::{Context, Result};
+use crate::errors::{Context, Result};
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde::Serialize;

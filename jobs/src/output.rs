@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use anyhow::Result;
+use crate::errors::Result;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::physical_plan::SendableRecordBatchStream;

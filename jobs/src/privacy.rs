@@ -39,7 +39,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow, bail};
+use crate::errors::{Context, Result};
+use crate::{bail, err};
 use chrono::Utc;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -137,8 +138,8 @@ impl SubjectRequest {
         let mut out = Vec::new();
         for record in reader.records() {
             let record = record.map_err(|e| match e.position() {
-                Some(at) => anyhow!("{path}: line {}: {e}", at.line()),
-                None => anyhow!("{path}: {e}"),
+                Some(at) => err!("{path}: line {}: {e}", at.line()),
+                None => err!("{path}: {e}"),
             })?;
             let line = record.position().map_or(0, |p| p.line());
             let mut r = SubjectRequest::default();
@@ -233,7 +234,7 @@ pub async fn find_subject(ws: &Workspace, request: &SubjectRequest) -> Result<Su
     .await?;
     subject.customers = customers
         .into_iter()
-        .map(|r| r["customer_id"].clone())
+        .map(|r| r.text("customer_id"))
         .filter(|c| !c.is_empty())
         .collect();
     let mut records = Vec::new();
@@ -248,7 +249,7 @@ pub async fn find_subject(ws: &Workspace, request: &SubjectRequest) -> Result<Su
         )
         .await?
         {
-            subject.customers.insert(r["previous_customer_id"].clone());
+            subject.customers.insert(r.text("previous_customer_id"));
         }
         let selected: String = identifiers
             .iter()
@@ -273,14 +274,20 @@ pub async fn find_subject(ws: &Workspace, request: &SubjectRequest) -> Result<Su
     let mut ids = seed_values;
     let mut regions = BTreeSet::new();
     for r in &records {
-        subject.records.insert(r["record_key"].clone());
+        subject.records.insert(r.text("record_key"));
         for (kind, column) in &identifiers {
-            if !r[*column].is_empty() {
-                ids.entry(*kind).or_default().insert(r[*column].clone());
+            let value = r.text(column);
+            if !value.is_empty() {
+                ids.entry(*kind).or_default().insert(value);
             }
         }
-        if let Some(country) = r.get("country").filter(|c| !c.is_empty()) {
-            regions.insert(country.clone());
+        let country = if r.has("country") {
+            r.text("country")
+        } else {
+            String::new()
+        };
+        if !country.is_empty() {
+            regions.insert(country);
         }
     }
     // Identifiers other customers' records hold too are not the person's alone.
@@ -333,7 +340,7 @@ fn seeds(
         for raw in values {
             let v = seeds
                 .insert(kind, raw)
-                .ok_or_else(|| anyhow!("`{raw}` is not {what}"))?;
+                .ok_or_else(|| err!("`{raw}` is not {what}"))?;
             seed_values.entry(kind).or_default().insert(v);
         }
     }
@@ -392,7 +399,7 @@ async fn shared_identifiers(
         )
         .await?;
         for s in found {
-            shared.entry(kind).or_default().insert(s["v"].clone());
+            shared.entry(kind).or_default().insert(s.text("v"));
         }
     }
     Ok(shared)
@@ -807,7 +814,7 @@ async fn guarded_values(
     let held = identity_record_columns(ws, schema).await?;
     let keys = in_list(records);
     for s in subjects {
-        let column = &s["subject"];
+        let column = &s.text("subject");
         if !held.contains(column) {
             continue;
         }
@@ -823,7 +830,7 @@ async fn guarded_values(
         )
         .await?
         {
-            pairs.insert((column.clone(), r["v"].clone()));
+            pairs.insert((column.clone(), r.text("v")));
         }
     }
     Ok(pairs)

@@ -56,6 +56,12 @@ pub enum ProjectError {
     },
 }
 
+impl From<ProjectError> for crate::errors::Error {
+    fn from(e: ProjectError) -> Self {
+        crate::errors::Error::typed(crate::errors::ErrorKind::Usage, e)
+    }
+}
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawProject {

@@ -11,7 +11,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use crate::errors::{Context, Result};
 use chrono::Utc;
 use datafusion::arrow::datatypes::DataType;
 
@@ -117,13 +117,7 @@ async fn identity_stats(ws: &Workspace) -> Stats {
     match rows(ws, sql).await {
         Ok(rows) => Ok(rows
             .into_iter()
-            .map(|r| {
-                (
-                    r["metric"].clone(),
-                    r["dimension"].clone(),
-                    number(&r["value"]),
-                )
-            })
+            .map(|r| (r.text("metric"), r.text("dimension"), r.number("value")))
             .collect()),
         Err(e) => Err(short_error(&e)),
     }
@@ -145,11 +139,7 @@ fn measure_rows(measure: &str, items: &[(String, f64)], fmt: Fmt) -> Vec<Vec<Str
         .collect()
 }
 
-fn number(text: &str) -> f64 {
-    text.trim().parse().unwrap_or(0.0)
-}
-
-fn short_error(e: &anyhow::Error) -> String {
+fn short_error(e: &crate::errors::Error) -> String {
     let text = format!("{e:#}");
     let text = text.lines().next().unwrap_or_default();
     // A table no run has written yet: say so in the project's words, not the planner's.
@@ -314,17 +304,14 @@ async fn coverage(ws: &Workspace, table: &str, skip: &[&str]) -> Result<(f64, Ve
         let _ = write!(select, ", {filled} as \"c{i}\"");
     }
     let _ = write!(select, " from {table}");
-    let row = rows(ws, &select)
-        .await?
-        .into_iter()
-        .next()
-        .unwrap_or_default();
-    let n = number(row.get("__n").map(String::as_str).unwrap_or("0"));
+    let row = rows(ws, &select).await?.into_iter().next();
+    let cell = |column: &str| row.as_ref().map_or(0.0, |r| r.number(column));
+    let n = cell("__n");
     let shares = columns
         .iter()
         .enumerate()
         .map(|(i, (name, _))| {
-            let filled = number(row.get(&format!("c{i}")).map(String::as_str).unwrap_or("0"));
+            let filled = cell(&format!("c{i}"));
             (name.clone(), if n > 0.0 { filled / n } else { 0.0 })
         })
         .collect();
@@ -363,7 +350,7 @@ async fn pairs(ws: &Workspace, sql: &str) -> Result<Vec<(String, f64)>> {
     Ok(rows(ws, sql)
         .await?
         .into_iter()
-        .map(|r| (r["k"].clone(), number(&r["v"])))
+        .map(|r| (r.text("k"), r.number("v")))
         .collect())
 }
 
@@ -384,13 +371,13 @@ async fn histogram(
     Ok(rows
         .iter()
         .map(|r| {
-            let (lo, hi) = (number(&r["lo"]), number(&r["hi"]));
-            let k = number(&r["k"]);
+            let (lo, hi) = (r.number("lo"), r.number("hi"));
+            let k = r.number("k");
             let width = (hi - lo) / 10.0;
             let from = lo + k * width;
             (
                 format!("{}–{}", fmt.show(from), fmt.show(from + width)),
-                number(&r["v"]),
+                r.number("v"),
             )
         })
         .collect())
@@ -480,17 +467,20 @@ async fn segments(ws: &Workspace) -> Section {
     let mut series: Vec<(String, Vec<(String, f64)>)> = Vec::new();
     for r in &data {
         let point = (
-            r["at"].chars().take(16).collect::<String>(),
-            number(&r["members"]),
+            r.text("at").chars().take(16).collect::<String>(),
+            r.number("members"),
         );
-        match series.iter_mut().find(|(name, _)| name == &r["segment"]) {
+        match series
+            .iter_mut()
+            .find(|(name, _)| name == &r.text("segment"))
+        {
             Some((_, points)) => points.push(point),
-            None => series.push((r["segment"].clone(), vec![point])),
+            None => series.push((r.text("segment"), vec![point])),
         }
     }
     let moments = data
         .iter()
-        .map(|r| r["at"].as_str())
+        .map(|r| r.text("at"))
         .collect::<std::collections::BTreeSet<_>>()
         .len();
     if moments > 1 {
@@ -511,7 +501,7 @@ async fn segments(ws: &Workspace) -> Section {
         header: vec!["at".into(), "segment".into(), "members".into()],
         rows: data
             .iter()
-            .map(|r| vec![r["at"].clone(), r["segment"].clone(), r["members"].clone()])
+            .map(|r| vec![r.text("at"), r.text("segment"), r.text("members")])
             .collect(),
     };
     s
@@ -617,14 +607,15 @@ async fn warnings(ws: &Workspace) -> Section {
         Err(e) => return s.missing(short_error(&e)),
     };
     for r in &latest {
-        let Some((_, list)) = r["reason"].split_once("warnings: ") else {
+        let reason = r.text("reason");
+        let Some((_, list)) = reason.split_once("warnings: ") else {
             continue;
         };
         for w in list.split("; ").filter(|w| !w.trim().is_empty()) {
-            s.items.push(format!("{}: {w}", r["job"]));
+            s.items.push(format!("{}: {w}", r.text("job")));
             s.table.rows.push(vec![
-                r["job"].clone(),
-                r["started_at"].chars().take(16).collect(),
+                r.text("job"),
+                r.text("started_at").chars().take(16).collect(),
                 w.to_string(),
             ]);
         }
@@ -659,14 +650,14 @@ async fn runs(ws: &Workspace) -> Section {
         .map(|r| {
             (
                 // `MM-DD HH:MM`: the year is the report's, the seconds are noise.
-                r["started_at"]
+                r.text("started_at")
                     .chars()
                     .skip(5)
                     .take(11)
                     .map(|c| if c == 'T' { ' ' } else { c })
                     .collect(),
-                number(&r["duration_ms"]) / 1000.0,
-                r["status"] != "success",
+                r.number("duration_ms") / 1000.0,
+                r.text("status") != "success",
             )
         })
         .collect();
@@ -680,7 +671,7 @@ async fn runs(ws: &Workspace) -> Section {
             &format!(
                 "select job as k, duration_ms / 1000.0 as v from _tessera.runs \
                  where kind = 'job' and run_id = {} order by duration_ms desc limit 15",
-                tessera_engine::sql::literal(&last["run_id"])
+                tessera_engine::sql::literal(&last.text("run_id"))
             ),
         )
         .await
@@ -704,19 +695,19 @@ async fn runs(ws: &Workspace) -> Section {
         .iter()
         .map(|r| {
             vec![
-                r["started_at"].clone(),
-                r["status"].clone(),
-                Fmt::Seconds.show(number(&r["duration_ms"]) / 1000.0),
-                r["reason"].clone(),
+                r.text("started_at"),
+                r.text("status"),
+                Fmt::Seconds.show(r.number("duration_ms") / 1000.0),
+                r.text("reason"),
             ]
         })
         .collect();
     table_rows.extend(failures.iter().map(|r| {
         vec![
-            r["started_at"].clone(),
-            format!("failed: {}", r["job"]),
+            r.text("started_at"),
+            format!("failed: {}", r.text("job")),
             String::new(),
-            r["error"].chars().take(300).collect(),
+            r.text("error").chars().take(300).collect(),
         ]
     }));
     s.table = Table {
@@ -754,8 +745,8 @@ async fn summary(ws: &Workspace, stats: &Stats) -> Vec<(String, String)> {
             "last run".into(),
             format!(
                 "{} · {}",
-                r["status"],
-                r["at"].chars().take(16).collect::<String>()
+                r.text("status"),
+                r.text("at").chars().take(16).collect::<String>()
             ),
         ));
     }
@@ -1550,12 +1541,12 @@ mod tests {
 
     #[test]
     fn a_table_not_built_yet_is_named_in_the_projects_words() {
-        let e = anyhow::anyhow!("Error during planning: table 'datafusion.scores.rfm' not found");
+        let e = crate::err!("Error during planning: table 'datafusion.scores.rfm' not found");
         assert_eq!(
             short_error(&e),
             "scores.rfm has not been built yet (`tessera run` builds it)"
         );
-        let e = anyhow::anyhow!("something else");
+        let e = crate::err!("something else");
         assert_eq!(short_error(&e), "something else");
     }
 

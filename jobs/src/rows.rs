@@ -85,6 +85,12 @@ impl Row {
         })
     }
 
+    /// The value as a number to count or chart (0 for NULL or a value that is not a number).
+    pub fn number(&self, column: &str) -> f64 {
+        let value = self.float(column);
+        if value.is_nan() { 0.0 } else { value }
+    }
+
     /// The value as a float (NaN for NULL).
     pub fn float(&self, column: &str) -> f64 {
         self.cell(column, &DataType::Float64).map_or(f64::NAN, |c| {
@@ -129,6 +135,8 @@ mod tests {
         assert_eq!(rows[1].text("name"), "");
         assert_eq!(rows[1].int("n"), 0);
         assert!(rows[1].float("share").is_nan());
+        assert_eq!(rows[1].number("share"), 0.0);
+        assert_eq!(rows[0].number("name"), 0.0);
         assert_eq!(rows[2].text("name"), "a");
         assert!(rows[1].is_null("n") && !rows[0].is_null("n"));
         assert!(rows[0].has("share") && !rows[0].has("other"));

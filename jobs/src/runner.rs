@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, Result, anyhow, bail};
+use crate::errors::{Context, Result};
+use crate::{bail, err};
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{
     ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
@@ -938,7 +939,7 @@ impl<'a> Runner<'a> {
     ) -> Result<JobStatus> {
         use tessera_engine::identity;
         let config = self.ws.project.identity.clone().ok_or_else(|| {
-            anyhow!(
+            err!(
                 "`@materialized: identity` needs an [identity] section in tessera.toml \
                  (`tessera init` writes the default one)"
             )
@@ -1022,7 +1023,7 @@ impl<'a> Runner<'a> {
                     write = write.with_commit_metadata(k.clone(), v.clone());
                 }
                 let outcome = write.await.with_context(|| format!("writing {name}"))?;
-                anyhow::Ok((name, outcome))
+                Ok::<_, crate::errors::Error>((name, outcome))
             }
         };
         // The identity tables first (independent Delta logs, written concurrently), the records
@@ -1538,4 +1539,22 @@ pub async fn register_view_jobs(ws: &Workspace, wanted: impl Fn(&str) -> bool) -
         }
     }
     Ok(registered)
+}
+
+/// At least one job failed (exit code 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} of {total} {what} failed")]
+pub struct RunFailed {
+    /// "jobs" or "tests".
+    pub what: &'static str,
+    /// Failed jobs (including test failures, upstream failures and invalid job files).
+    pub failed: usize,
+    /// Jobs considered.
+    pub total: usize,
+}
+
+impl From<RunFailed> for crate::errors::Error {
+    fn from(e: RunFailed) -> Self {
+        crate::errors::Error::typed(crate::errors::ErrorKind::Failed, e)
+    }
 }

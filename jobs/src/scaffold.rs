@@ -5,7 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use crate::bail;
+use crate::errors::{Context, Result};
 
 use crate::mapping::{self, ColumnProfile, SourceMapping};
 use crate::project::{PROJECT_FILE, Project};

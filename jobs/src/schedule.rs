@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use crate::bail;
+use crate::errors::Result;
 use chrono::{DateTime, Utc};
 use croner::Cron;
 use serde_json::json;

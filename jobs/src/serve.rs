@@ -32,7 +32,8 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use crate::bail;
+use crate::errors::{Context, Result};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::ParamValues;
@@ -355,19 +356,21 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| anyhow::anyhow!("cannot read the TLS certificate {}: {e}", cert.display()))?;
+        .map_err(|e| crate::err!("cannot read the TLS certificate {}: {e}", cert.display()))?;
     if certs.is_empty() {
         bail!("no certificate in {}", cert.display());
     }
     let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| anyhow::anyhow!("cannot read the TLS key {}: {e}", key.display()))?;
+        .map_err(|e| crate::err!("cannot read the TLS key {}: {e}", key.display()))?;
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
+    .map_err(crate::errors::Error::other)
     .context("TLS setup")?
     .with_no_client_auth()
     .with_single_cert(certs, key)
+    .map_err(crate::errors::Error::other)
     .context("the TLS certificate and key do not go together")?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
@@ -391,7 +394,7 @@ fn serve_context(ws: &Workspace, options: &ServeOptions) -> Result<SessionContex
         "datafusion",
         Arc::new(datafusion_postgres::auth::AuthManager::new()),
     )
-    .map_err(|e| anyhow::anyhow!("cannot set up pg_catalog: {e}"))?;
+    .map_err(|e| crate::err!("cannot set up pg_catalog: {e}"))?;
     Ok(ctx)
 }
 

@@ -4,10 +4,8 @@
 //! [`crate::privacy`] for how a table names one). Below the workspace: it needs the engine and
 //! the project only.
 
-use std::collections::BTreeMap;
-
-use anyhow::{Context, Result, anyhow, bail};
-use datafusion::arrow::array::{Array, RecordBatch, StringArray};
+use crate::errors::{Context, Result};
+use crate::{bail, err};
 use datafusion::arrow::datatypes::{DataType, Schema};
 use object_store::ObjectStoreExt as _;
 use sha2::{Digest, Sha256};
@@ -141,12 +139,12 @@ pub async fn load(engine: &Engine, project: &Project) -> Result<IdentifierSet> {
         .await?
         .collect()
         .await?;
-    let entries = text_rows(&batches)?;
+    let entries = crate::rows::rows(&batches);
     if entries.is_empty() {
         return Ok(IdentifierSet::default());
     }
     let salt = salt(engine, project, false).await?.ok_or_else(|| {
-        anyhow!(
+        err!(
             "{SUPPRESSION_TABLE} holds {} entries but its salt is missing: set ${} to the salt \
              the list was written with (or restore {}/{SALT_OBJECT})",
             entries.len(),
@@ -157,19 +155,20 @@ pub async fn load(engine: &Engine, project: &Project) -> Result<IdentifierSet> {
     let id = salt_id(&salt);
     let mut set = IdentifierSet::salted(salt);
     for e in &entries {
-        if e["salt_id"] != id {
+        if e.text("salt_id") != id {
             bail!(
                 "{SUPPRESSION_TABLE} was written with another salt (fingerprint {}, the current \
                  salt's is {id}): set ${} to the original salt",
-                e["salt_id"],
+                e.text("salt_id"),
                 project.privacy.salt_env
             );
         }
-        let kind = IdentifierKind::parse(&e["kind"])
-            .ok_or_else(|| anyhow!("{SUPPRESSION_TABLE}: unknown kind `{}`", e["kind"]))?;
-        set.insert_key(kind, e["value_hash"].clone());
-        if !e["region"].is_empty() {
-            set.add_region(&e["region"]);
+        let kind = IdentifierKind::parse(&e.text("kind"))
+            .ok_or_else(|| err!("{SUPPRESSION_TABLE}: unknown kind `{}`", e.text("kind")))?;
+        set.insert_key(kind, e.text("value_hash"));
+        let region = e.text("region");
+        if !region.is_empty() {
+            set.add_region(&region);
         }
     }
     Ok(set)
@@ -180,42 +179,4 @@ pub async fn load(engine: &Engine, project: &Project) -> Result<IdentifierSet> {
 pub fn filter(schema: &Schema, declared: &[(IdentifierKind, String)]) -> Option<String> {
     let columns = subject_columns(schema, declared, true);
     (!columns.is_empty()).then(|| format!("not ({})", predicate_sql(SUPPRESSED_FUNCTION, &columns)))
-}
-
-/// Rows as column name → text (NULL as ""), for the list's few text columns.
-fn text_rows(batches: &[RecordBatch]) -> Result<Vec<BTreeMap<String, String>>> {
-    let mut out = Vec::new();
-    for batch in batches {
-        let columns: Vec<(String, StringArray)> = batch
-            .schema()
-            .fields()
-            .iter()
-            .zip(batch.columns())
-            .map(|(f, c)| {
-                let text = datafusion::arrow::compute::cast(c, &DataType::Utf8)?;
-                let text = text
-                    .as_any()
-                    .downcast_ref::<StringArray>()
-                    .context("a text column")?
-                    .clone();
-                Ok((f.name().clone(), text))
-            })
-            .collect::<Result<_>>()?;
-        for row in 0..batch.num_rows() {
-            out.push(
-                columns
-                    .iter()
-                    .map(|(name, values)| {
-                        let v = if values.is_null(row) {
-                            String::new()
-                        } else {
-                            values.value(row).to_string()
-                        };
-                        (name.clone(), v)
-                    })
-                    .collect(),
-            );
-        }
-    }
-    Ok(out)
 }

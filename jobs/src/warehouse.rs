@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use crate::errors::{Context, Result};
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::TableReference;
 use object_store::ObjectStore;

@@ -26,7 +26,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use crate::bail;
+use crate::errors::{Context, Result};
 use chrono::Utc;
 use datafusion::arrow::array::{Array, Int64Array};
 use datafusion::arrow::datatypes::DataType;
@@ -273,6 +274,12 @@ pub fn load_last(ws: &Workspace) -> Option<Impact> {
 #[derive(Debug, thiserror::Error)]
 #[error("the change exceeds {} limit(s): {}", .0.len(), .0.join("; "))]
 pub struct LimitsExceeded(pub Vec<String>);
+
+impl From<LimitsExceeded> for crate::errors::Error {
+    fn from(e: LimitsExceeded) -> Self {
+        crate::errors::Error::typed(crate::errors::ErrorKind::LimitsExceeded, e)
+    }
+}
 
 /// The what-if's verdict: an error when a job failed in the sandbox (the change breaks the
 /// pipeline) or a limit is exceeded.

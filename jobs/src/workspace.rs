@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use crate::errors::{Context, Result};
 use datafusion::common::TableReference;
 use datafusion::sql::parser::{DFParser, Statement};
 use tessera_engine::{Engine, RegisteredSource};

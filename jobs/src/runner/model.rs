@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use crate::bail;
+use crate::errors::{Context, Result};
 use chrono::Utc;
 use datafusion::arrow::array::{
     Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,

@@ -16,7 +16,8 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use crate::bail;
+use crate::errors::{Context, Result};
 use chrono::Utc;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::{MemTable, TableProvider};

@@ -3,199 +3,106 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use chrono::Utc;
 use serde_json::json;
-
-use crate::dag::Dag;
-use crate::job::Materialized;
-pub use crate::runner::register_view_jobs;
-use crate::runner::{JobResult, JobStatus, RunLock, RunOptions, Runner, append_run_log};
-use crate::workspace::Workspace;
-pub use crate::workspace::load_dag;
-
-/// At least one job failed (exit code 1).
-#[derive(Debug, thiserror::Error)]
-#[error("{failed} of {total} {what} failed")]
-pub struct RunFailed {
-    /// "jobs" or "tests".
-    pub what: &'static str,
-    /// Failed jobs (including test failures, upstream failures and invalid job files).
-    pub failed: usize,
-    /// Jobs considered.
-    pub total: usize,
-}
-
-pub use crate::dag::BadSelection;
+use tessera_jobs::bail;
+use tessera_jobs::dag::{BadSelection, Dag};
+use tessera_jobs::errors::Result;
+use tessera_jobs::job::Materialized;
+use tessera_jobs::pipeline::{RunArgs, RunEvent};
+use tessera_jobs::runner::{JobResult, JobStatus, RunFailed, RunOptions, Runner};
+use tessera_jobs::workspace::{Workspace, load_dag};
 
 fn select(dag: &Dag, selectors: &[String]) -> Result<Vec<usize>> {
     Ok(dag.select(selectors).map_err(BadSelection)?)
 }
 
-/// Options of `tessera run`.
-#[derive(Debug, Clone, Default)]
-pub struct RunArgs {
-    /// Selectors.
-    pub select: Vec<String>,
-    /// Rebuild everything selected.
-    pub full_refresh: bool,
-    /// Jobs at once.
-    pub concurrency: usize,
-    /// JSON lines on stdout instead of text.
-    pub json: bool,
-    /// Wait this long for another run's lock.
-    pub wait: Duration,
-    /// Write the HTML report after the run.
-    pub report: bool,
+/// `tessera run`: the pipeline's events as a progress bar and lines on a terminal, lines
+/// otherwise (logs, cron, CI), or JSON lines with `--json`.
+pub(crate) async fn run(ws: &Workspace, args: &RunArgs, json: bool) -> Result<()> {
+    let bar = std::sync::OnceLock::new();
+    let run_id = std::sync::OnceLock::new();
+    let on_event = |event: RunEvent<'_>| {
+        if let RunEvent::Started { run_id: id, jobs } = &event {
+            let _ = run_id.set(id.to_string());
+            if !json && std::io::stdout().is_terminal() {
+                let _ = bar.set(progress_bar(*jobs));
+            }
+        }
+        let (value, line) = render(&event, run_id.get().map_or("", String::as_str));
+        let mut out = std::io::stdout();
+        if json {
+            let _ = writeln!(out, "{value}");
+        } else if let Some(bar) = bar.get() {
+            bar.println(line);
+        } else {
+            let _ = writeln!(out, "{line}");
+        }
+        if let (RunEvent::JobFinished { result, .. }, Some(bar)) = (&event, bar.get()) {
+            bar.inc(1);
+            bar.set_message(result.name.clone());
+        }
+        if let (RunEvent::Finished { .. }, Some(bar)) = (&event, bar.get()) {
+            bar.finish_and_clear();
+        }
+    };
+    let outcome = tessera_jobs::pipeline::run(ws, args, &on_event).await;
+    std::io::stdout().flush()?;
+    outcome
 }
 
-/// `tessera run`.
-pub async fn run(ws: &Workspace, args: &RunArgs) -> Result<()> {
-    let started = Utc::now();
-    let run_id = format!(
-        "{}-{:08x}",
-        started.format("%Y%m%dT%H%M%S"),
-        std::process::id()
-    );
-    let (dag, errors) = load_dag(ws).await?;
-    let selected = select(&dag, &args.select)?;
-    let lock = RunLock::acquire(ws, &format!("run {run_id}"), args.wait).await?;
-    let mut out = std::io::stdout();
-    // A progress bar on a terminal; plain lines otherwise (logs, cron, CI).
-    let bar = (!args.json && std::io::stdout().is_terminal()).then(|| progress_bar(selected.len()));
-    let emit = |value: serde_json::Value, text: String| {
-        let mut out = std::io::stdout();
-        if args.json {
-            let _ = writeln!(out, "{value}");
-        } else if let Some(bar) = &bar {
-            bar.println(text);
-        } else {
-            let _ = writeln!(out, "{text}");
-        }
-    };
-    emit(
-        json!({"event": "run_started", "run_id": run_id, "jobs": selected.len()}),
-        format!("run {run_id}: {} jobs", selected.len()),
-    );
-    let mut invalid = Vec::new();
-    for e in &errors {
-        emit(
+/// An event as `--json` says it (one JSON object) and as a line of the run's output.
+fn render(event: &RunEvent<'_>, run_id: &str) -> (serde_json::Value, String) {
+    match event {
+        RunEvent::Started { run_id, jobs } => (
+            json!({"event": "run_started", "run_id": run_id, "jobs": jobs}),
+            format!("run {run_id}: {jobs} jobs"),
+        ),
+        RunEvent::JobInvalid(e) => (
             json!({"event": "job_invalid", "path": e.path.display().to_string(), "line": e.line, "error": e.message}),
             format!("  INVALID  {e}"),
-        );
-        invalid.push(invalid_job(e, started));
-    }
-    let runner = Runner::new(
-        ws,
-        &dag,
-        RunOptions {
-            full_refresh: args.full_refresh,
-            concurrency: args.concurrency,
-            run_id: run_id.clone(),
-            sandbox: None,
-        },
-    );
-    let results = runner
-        .run(&selected, |r| {
-            let (event, line) = job_finished(r, &dag, &run_id);
-            emit(event, line);
-            if let Some(bar) = &bar {
-                bar.inc(1);
-                bar.set_message(r.name.clone());
-            }
-        })
-        .await;
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
-    let mut all = invalid;
-    all.extend(results);
-    // Rows the sources could not read: counted, and kept where a source quarantines them.
-    let mut quarantine_error = None;
-    match crate::quarantine::publish(ws).await {
-        Ok(outcomes) => {
-            for o in outcomes {
-                emit(
-                    json!({"event": "rejected_rows", "run_id": run_id, "source": o.source,
-                           "rows": o.rows, "rejected": o.rejected, "table": o.table,
-                           "first": o.first}),
-                    format!("  {:<15} {}", "WARNING", o.summary()),
-                );
-            }
-        }
-        // The jobs' tables stand; the rejected rows must not vanish unsaid: the run fails.
-        Err(e) => quarantine_error = Some(e),
-    }
-    crate::failpoint::check("run:before-log")?;
-    let log = append_run_log(ws, &run_id, started, &args.select.join(" "), &all, None).await;
-    crate::failpoint::check("run:before-retention")?;
-    // Retention rules apply after each successful run, under the run's lock.
-    let retention = if log.is_ok()
-        && !ws.project.privacy.retention.is_empty()
-        && !all.iter().any(|r| r.status.is_failure())
-    {
-        crate::privacy::apply_retention(ws).await.map(Some)
-    } else {
-        Ok(None)
-    };
-    lock.release().await;
-    log?;
-    if let Some(e) = quarantine_error {
-        return Err(e.context("the rows the sources rejected were not saved"));
-    }
-    for (table, n) in retention
-        .context("applying the retention rules")?
-        .unwrap_or_default()
-    {
-        emit(
-            json!({"event": "retention", "run_id": run_id, "table": table, "rows_deleted": n}),
-            format!("  RETENTION       {table:<32} {n} row(s) past retention deleted"),
-        );
-    }
-    if args.report {
-        // The run's outcome stands whatever happens to the report.
-        let path = crate::report::default_path(ws);
-        match crate::report::write(ws, &path).await {
-            Ok(charts) => emit(
-                json!({"event": "report", "path": path, "charts": charts}),
-                format!("  REPORT          {} ({charts} charts)", path.display()),
-            ),
-            Err(e) => tracing::warn!("cannot write the report: {e:#}"),
-        }
-    }
-    if let Some((address, counters)) = ws.engine.cluster() {
-        emit(
-            json!({"event": "cluster", "run_id": run_id, "cluster": address.to_string(),
-                   "shipped": counters.shipped(), "local": counters.local()}),
-            format!(
-                "  CLUSTER         {address}: {} query parts ran on the cluster, {} queries on this process",
-                counters.shipped(),
-                counters.local()
-            ),
-        );
-    }
-    let failed = all.iter().filter(|r| r.status.is_failure()).count();
-    let count = |s: JobStatus| all.iter().filter(|r| r.status == s).count();
-    emit(
-        json!({"event": "run_finished", "run_id": run_id, "failed": failed,
-               "success": count(JobStatus::Success), "skipped": count(JobStatus::Skipped)}),
-        format!(
-            "done: {} ran, {} skipped (unchanged), {} failed",
-            count(JobStatus::Success),
-            count(JobStatus::Skipped),
-            failed
         ),
-    );
-    out.flush()?;
-    if failed > 0 {
-        return Err(RunFailed {
-            what: "jobs",
+        RunEvent::JobFinished {
+            result,
+            incremental,
+        } => job_finished(result, *incremental, run_id),
+        RunEvent::RejectedRows(o) => (
+            json!({"event": "rejected_rows", "run_id": run_id, "source": o.source,
+                   "rows": o.rows, "rejected": o.rejected, "table": o.table,
+                   "first": o.first}),
+            format!("  {:<15} {}", "WARNING", o.summary()),
+        ),
+        RunEvent::Retention {
+            table,
+            rows_deleted,
+        } => (
+            json!({"event": "retention", "run_id": run_id, "table": table, "rows_deleted": rows_deleted}),
+            format!("  RETENTION       {table:<32} {rows_deleted} row(s) past retention deleted"),
+        ),
+        RunEvent::Report { path, charts } => (
+            json!({"event": "report", "path": path, "charts": charts}),
+            format!("  REPORT          {} ({charts} charts)", path.display()),
+        ),
+        RunEvent::Cluster {
+            address,
+            shipped,
+            local,
+        } => (
+            json!({"event": "cluster", "run_id": run_id, "cluster": address,
+                   "shipped": shipped, "local": local}),
+            format!(
+                "  CLUSTER         {address}: {shipped} query parts ran on the cluster, {local} queries on this process"
+            ),
+        ),
+        RunEvent::Finished {
+            success,
+            skipped,
             failed,
-            total: all.len(),
-        }
-        .into());
+        } => (
+            json!({"event": "run_finished", "run_id": run_id, "failed": failed,
+                   "success": success, "skipped": skipped}),
+            format!("done: {success} ran, {skipped} skipped (unchanged), {failed} failed"),
+        ),
     }
-    Ok(())
 }
 
 /// The run's progress bar (a terminal's): jobs done of `jobs`, with the last one's name.
@@ -211,34 +118,12 @@ fn progress_bar(jobs: usize) -> indicatif::ProgressBar {
     bar
 }
 
-/// A job file that does not parse, as a failed job of the run.
-fn invalid_job(e: &crate::job::JobError, started: chrono::DateTime<Utc>) -> JobResult {
-    JobResult {
-        name: crate::job::job_name(&e.path).unwrap_or_else(|_| e.path.display().to_string()),
-        path: e.path.display().to_string(),
-        status: JobStatus::Failed,
-        started,
-        finished: Utc::now(),
-        rows: None,
-        output_version: None,
-        inputs: Default::default(),
-        reason: "invalid job".into(),
-        error: Some(e.to_string()),
-        warnings: Vec::new(),
-    }
-}
-
 /// A job's end as the run says it: the `job_finished` event (`--json`) and its line.
-fn job_finished(r: &JobResult, dag: &Dag, run_id: &str) -> (serde_json::Value, String) {
+fn job_finished(r: &JobResult, incremental: bool, run_id: &str) -> (serde_json::Value, String) {
     let seconds = (r.finished - r.started).num_milliseconds() as f64 / 1000.0;
     let detail = match r.status {
         JobStatus::Success if r.output_version.is_none() => "view (planned inline)".into(),
-        JobStatus::Success
-            if r.rows == Some(0)
-                && dag.index(&r.name).is_some_and(|i| {
-                    dag.jobs[i].config.materialized == Materialized::Incremental
-                }) =>
-        {
+        JobStatus::Success if r.rows == Some(0) && incremental => {
             format!(
                 "v{} unchanged: no new rows",
                 r.output_version.unwrap_or_default()
@@ -275,7 +160,7 @@ fn job_finished(r: &JobResult, dag: &Dag, run_id: &str) -> (serde_json::Value, S
 }
 
 /// `tessera plan`: what would run, in order, and why.
-pub async fn plan(ws: &Workspace, selectors: &[String], full_refresh: bool) -> Result<()> {
+pub(crate) async fn plan(ws: &Workspace, selectors: &[String], full_refresh: bool) -> Result<()> {
     let (dag, errors) = load_dag(ws).await?;
     for e in &errors {
         println!("INVALID  {e}");
@@ -316,7 +201,11 @@ pub async fn plan(ws: &Workspace, selectors: &[String], full_refresh: bool) -> R
 }
 
 /// `tessera compile`: the SQL each selected job will run.
-pub async fn compile(ws: &Workspace, selectors: &[String], full_refresh: bool) -> Result<()> {
+pub(crate) async fn compile(
+    ws: &Workspace,
+    selectors: &[String],
+    full_refresh: bool,
+) -> Result<()> {
     let (dag, errors) = load_dag(ws).await?;
     let selected = select(&dag, selectors)?;
     let runner = Runner::new(
@@ -404,7 +293,7 @@ async fn identity_sql(
 
 /// `tessera test`: each selected job's given/expect unit tests, then (unless `unit_only`) its
 /// data tests against its published table.
-pub async fn test(ws: &Workspace, selectors: &[String], unit_only: bool) -> Result<()> {
+pub(crate) async fn test(ws: &Workspace, selectors: &[String], unit_only: bool) -> Result<()> {
     let (dag, errors) = load_dag(ws).await?;
     let selected = select(&dag, selectors)?;
     let runner = Runner::new(ws, &dag, RunOptions::default());
@@ -448,7 +337,7 @@ pub async fn test(ws: &Workspace, selectors: &[String], unit_only: bool) -> Resu
 }
 
 /// `tessera ls`: the jobs, in run order.
-pub async fn ls(ws: &Workspace, selectors: &[String]) -> Result<()> {
+pub(crate) async fn ls(ws: &Workspace, selectors: &[String]) -> Result<()> {
     let (dag, errors) = load_dag(ws).await?;
     let selected = select(&dag, selectors)?;
     let mut table = comfy_table::Table::new();
