@@ -29,16 +29,7 @@ pub(crate) async fn write(
                 .join(&format!("{}/", parts.join("/")))?
         }
     };
-    let statements = ws.prepare_for(query).await?;
-    if statements.len() != 1 {
-        bail!("write takes exactly one query, found {}", statements.len());
-    }
-    let ctx = ws.engine.ctx();
-    let plan = ctx
-        .state()
-        .statement_to_plan(statements.into_iter().next().expect("one statement"))
-        .await?;
-    let df = ctx.execute_logical_plan(plan).await?;
+    let df = one_query(ws, query, "write").await?;
     let started = Instant::now();
     let outcome = ws
         .engine
@@ -65,20 +56,32 @@ pub(crate) async fn write(
     Ok(())
 }
 
-pub(crate) async fn export(ws: &Workspace, query: &str, to: &str) -> Result<()> {
-    let format = ExportFormat::from_path(to)
-        .with_context(|| format!("`{to}`: the file name must end in .parquet or .csv"))?;
-    let url = resolve_location(to, &ws.project.dir, false)?;
+/// The one query `command` takes, planned (its tables registered first).
+async fn one_query(
+    ws: &Workspace,
+    query: &str,
+    command: &str,
+) -> Result<datafusion::dataframe::DataFrame> {
     let statements = ws.prepare_for(query).await?;
     if statements.len() != 1 {
-        bail!("export takes exactly one query, found {}", statements.len());
+        bail!(
+            "{command} takes exactly one query, found {}",
+            statements.len()
+        );
     }
     let ctx = ws.engine.ctx();
     let plan = ctx
         .state()
         .statement_to_plan(statements.into_iter().next().expect("one statement"))
         .await?;
-    let df = ctx.execute_logical_plan(plan).await?;
+    Ok(ctx.execute_logical_plan(plan).await?)
+}
+
+pub(crate) async fn export(ws: &Workspace, query: &str, to: &str) -> Result<()> {
+    let format = ExportFormat::from_path(to)
+        .with_context(|| format!("`{to}`: the file name must end in .parquet or .csv"))?;
+    let url = resolve_location(to, &ws.project.dir, false)?;
+    let df = one_query(ws, query, "export").await?;
     let rows = match ws.engine.export(df, &url, format).await {
         Ok(rows) => rows,
         Err(e) => return Err(explain_read_error(ws, e.into()).await),

@@ -159,6 +159,19 @@ fn job_finished(r: &JobResult, incremental: bool, run_id: &str) -> (serde_json::
     )
 }
 
+/// A runner that plans and compiles (one job at a time, nothing run).
+fn planner<'a>(ws: &'a Workspace, dag: &'a Dag, full_refresh: bool) -> Runner<'a> {
+    Runner::new(
+        ws,
+        dag,
+        RunOptions {
+            full_refresh,
+            concurrency: 1,
+            ..RunOptions::default()
+        },
+    )
+}
+
 /// `tessera plan`: what would run, in order, and why.
 pub(crate) async fn plan(ws: &Workspace, selectors: &[String], full_refresh: bool) -> Result<()> {
     let (dag, errors) = load_dag(ws).await?;
@@ -166,15 +179,7 @@ pub(crate) async fn plan(ws: &Workspace, selectors: &[String], full_refresh: boo
         println!("INVALID  {e}");
     }
     let selected = select(&dag, selectors)?;
-    let runner = Runner::new(
-        ws,
-        &dag,
-        RunOptions {
-            full_refresh,
-            concurrency: 1,
-            ..RunOptions::default()
-        },
-    );
+    let runner = planner(ws, &dag, full_refresh);
     let plans = runner.plan(&selected).await?;
     for (n, planned) in plans.into_iter().enumerate() {
         let job = &dag.jobs[planned.index];
@@ -208,15 +213,7 @@ pub(crate) async fn compile(
 ) -> Result<()> {
     let (dag, errors) = load_dag(ws).await?;
     let selected = select(&dag, selectors)?;
-    let runner = Runner::new(
-        ws,
-        &dag,
-        RunOptions {
-            full_refresh,
-            concurrency: 1,
-            ..RunOptions::default()
-        },
-    );
+    let runner = planner(ws, &dag, full_refresh);
     for &i in &selected {
         let job = &dag.jobs[i];
         println!(
