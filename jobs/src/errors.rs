@@ -106,9 +106,9 @@ impl Error {
         }
     }
 
-    /// The innermost error of this kind's chain that is not context.
-    fn inner(&self) -> &(dyn std::error::Error + 'static) {
-        match self {
+    /// The library error this one wraps (none for a message or a context layer).
+    fn wrapped(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(match self {
             Error::Typed { error, .. } => error.as_ref(),
             Error::Engine(e) => e,
             Error::DataFusion(e) => e,
@@ -116,8 +116,8 @@ impl Error {
             Error::ObjectStore(e) => e,
             Error::Io(e) => e,
             Error::Other(e) => e.as_ref(),
-            Error::Message(_) | Error::Context { .. } => unreachable!("no inner error"),
-        }
+            Error::Message(_) | Error::Context { .. } => return None,
+        })
     }
 }
 
@@ -128,10 +128,12 @@ impl fmt::Display for Error {
         if f.alternate() {
             return f.write_str(&error_text(self));
         }
-        match self {
-            Error::Message(message) => f.write_str(message),
-            Error::Context { context, .. } => f.write_str(context),
-            other => fmt::Display::fmt(other.inner(), f),
+        match (self, self.wrapped()) {
+            (_, Some(wrapped)) => fmt::Display::fmt(wrapped, f),
+            (Error::Context { context: text, .. } | Error::Message(text), None) => {
+                f.write_str(text)
+            }
+            (_, None) => Ok(()),
         }
     }
 }
@@ -139,9 +141,8 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Message(_) => None,
             Error::Context { source, .. } => Some(source.as_ref()),
-            other => other.inner().source(),
+            other => other.wrapped().and_then(|e| e.source()),
         }
     }
 }
