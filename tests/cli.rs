@@ -108,7 +108,7 @@ fn tables_lists_every_demo_source_with_rows() {
     // View jobs are listed too (planned when read: no count).
     assert!(
         rows.iter()
-            .any(|r| r["kind"] == "view" && r["name"] == "scores.churn_features"),
+            .any(|r| r["kind"] == "view" && r["name"] == "segments.sizes"),
         "{rows:?}"
     );
     let text = ok(dir, &["tables", "--no-count"]);

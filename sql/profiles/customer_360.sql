@@ -20,6 +20,10 @@ orders as (
     from staging.orders o
     join unify.record_customer rc on rc.record_key = 'pos_customers:' || o.pos_customer_id
 ),
+-- Purchases, with the channels used and the most frequent store (of store orders), category and
+-- currency (ties: the smallest value), in one grouping per customer: `most_frequent` and
+-- `distinct_values` keep each customer's few values in small lists, so this stays one pass over
+-- the orders at millions of customers.
 purchases as (
     select
         o.customer_id,
@@ -33,45 +37,13 @@ purchases as (
         sum(case when order_ts > a.as_of - interval '365 days' then 1 else 0 end) as orders_365d,
         sum(case when order_ts > a.as_of - interval '30 days' then amount else 0 end) as revenue_30d,
         sum(case when order_ts > a.as_of - interval '90 days' then amount else 0 end) as revenue_90d,
-        sum(case when order_ts > a.as_of - interval '365 days' then amount else 0 end) as revenue_365d
+        sum(case when order_ts > a.as_of - interval '365 days' then amount else 0 end) as revenue_365d,
+        distinct_values(channel) as channels,
+        most_frequent(case when channel = 'store' then store_id end) as preferred_store,
+        most_frequent(category) as preferred_category,
+        most_frequent(currency) as currency
     from as_of a cross join orders o
     group by o.customer_id
-),
--- Channels used, and the most frequent store (of store orders), category and currency (ties:
--- the smallest value, as most_frequent() decides): orders counted per customer and value in
--- one pass (grouping sets), then ranked. Two small steps instead of per-customer value maps,
--- so it stays fast and lean at millions of customers.
-value_counts as (
-    select
-        customer_id,
-        case
-            when grouping(store) = 0 then 'store'
-            when grouping(category) = 0 then 'category'
-            when grouping(currency) = 0 then 'currency'
-            else 'channel'
-        end as trait,
-        coalesce(store, category, currency, channel) as value,
-        count(*) as n
-    from (
-        select customer_id, case when channel = 'store' then store_id end as store, category, currency, channel
-        from orders
-    ) o
-    group by grouping sets ((customer_id, store), (customer_id, category), (customer_id, currency), (customer_id, channel))
-),
-ranked_values as (
-    select customer_id, trait, value, row_number() over (partition by customer_id, trait order by n desc, value) as rank
-    from value_counts
-    where value is not null
-),
-purchase_traits as (
-    select
-        customer_id,
-        array_sort(array_agg(value) filter (where trait = 'channel')) as channels,
-        max(case when trait = 'store' and rank = 1 then value end) as preferred_store,
-        max(case when trait = 'category' and rank = 1 then value end) as preferred_category,
-        max(case when trait = 'currency' and rank = 1 then value end) as currency
-    from ranked_values
-    group by customer_id
 ),
 -- A device counts for the one customer who ever logged in on it (a shared tablet counts for
 -- nobody). Events are summed per device first, then per customer: the join and the grouping
@@ -174,10 +146,10 @@ select
     coalesce(p.revenue_30d, 0) as revenue_30d,
     coalesce(p.revenue_90d, 0) as revenue_90d,
     coalesce(p.revenue_365d, 0) as revenue_365d,
-    pt.channels,
-    pt.preferred_store,
-    pt.preferred_category,
-    pt.currency,
+    p.channels,
+    p.preferred_store,
+    p.preferred_category,
+    p.currency,
     -- Web.
     coalesce(w.web_events, 0) as web_events,
     coalesce(w.web_events_30d, 0) as web_events_30d,
@@ -210,11 +182,9 @@ from consent k
 right join (support s
     right join (email e
         right join (web w
-            right join (purchase_traits pt
-                right join (purchases p
-                    right join (as_of a cross join profiles.customers c)
-                    on p.customer_id = c.customer_id)
-                on pt.customer_id = c.customer_id)
+            right join (purchases p
+                right join (as_of a cross join profiles.customers c)
+                on p.customer_id = c.customer_id)
             on w.customer_id = c.customer_id)
         on e.customer_id = c.customer_id)
     on s.customer_id = c.customer_id)

@@ -1,6 +1,5 @@
 //! `most_frequent(value)`: the mode.
 
-use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -9,65 +8,101 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
 use datafusion::arrow::row::{RowConverter, SortField};
-use datafusion::error::Result;
+use datafusion::common::HashMap;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, GroupsAccumulator, Signature, Volatility};
 use datafusion_macros::user_doc;
 
 use super::aggregate::{Groups, Included, Survivor, decode, list_rows, rows_list};
 
-/// Bytes held per counted value beyond its row (key box, count, table slot), for `size`.
-const ENTRY: usize = 40;
+/// Bytes held per distinct value beyond its row (two pointers, an id, a table slot), for `size`.
+const VALUE: usize = 48;
+/// Bytes held per counted (group, value) entry, for `size`.
+const ENTRY: usize = 16;
 /// Values counted in a list before a group switches to a hash table.
 const FEW: usize = 16;
 
-/// The counts of one group's values, keyed by their rows.
+/// Every distinct value the accumulator has seen, as its row, numbered once: the groups count
+/// value ids, so a customer's few values are a short list of integers that is searched without
+/// reading the values (one allocation per distinct value, not per group and value).
+#[derive(Debug, Default)]
+struct Values {
+    ids: HashMap<Arc<[u8]>, u32>,
+    rows: Vec<Arc<[u8]>>,
+}
+
+impl Values {
+    /// The id of `row`; returns the bytes newly held with it.
+    fn id(&mut self, row: &[u8]) -> Result<(u32, usize)> {
+        if let Some(&id) = self.ids.get(row) {
+            return Ok((id, 0));
+        }
+        let id = u32::try_from(self.rows.len()).map_err(|_| {
+            DataFusionError::ResourcesExhausted(
+                "most_frequent: more than 2^32 distinct values".into(),
+            )
+        })?;
+        let row: Arc<[u8]> = row.into();
+        self.rows.push(row.clone());
+        let bytes = row.len() + VALUE;
+        self.ids.insert(row, id);
+        Ok((id, bytes))
+    }
+
+    fn row(&self, id: u32) -> &[u8] {
+        &self.rows[id as usize]
+    }
+}
+
+/// The counts of one group's values, by value id.
 #[derive(Debug, Default)]
 struct Tally {
-    few: Vec<(Box<[u8]>, i64)>,
-    many: HashMap<Box<[u8]>, i64>,
+    few: Vec<(u32, i64)>,
+    many: HashMap<u32, i64>,
 }
 
 impl Tally {
-    /// Adds `n` to the count of `row`; returns the bytes newly held.
-    fn add(&mut self, row: &[u8], n: i64) -> usize {
+    /// Adds `n` to the count of value `id`; returns the bytes newly held.
+    fn add(&mut self, id: u32, n: i64) -> usize {
         if self.many.is_empty() {
-            if let Some(entry) = self.few.iter_mut().find(|e| &*e.0 == row) {
+            if let Some(entry) = self.few.iter_mut().find(|e| e.0 == id) {
                 entry.1 += n;
                 return 0;
             }
             if self.few.len() < FEW {
-                self.few.push((row.into(), n));
-                return row.len() + ENTRY;
+                self.few.push((id, n));
+                return ENTRY;
             }
             self.many.extend(self.few.drain(..));
         }
-        match self.many.get_mut(row) {
+        match self.many.get_mut(&id) {
             Some(count) => {
                 *count += n;
                 0
             }
             None => {
-                self.many.insert(row.into(), n);
-                row.len() + ENTRY
+                self.many.insert(id, n);
+                ENTRY
             }
         }
     }
 
-    fn entries(&self) -> impl Iterator<Item = (&[u8], i64)> {
-        let few = self.few.iter().map(|(row, n)| (&**row, *n));
-        few.chain(self.many.iter().map(|(row, n)| (&**row, *n)))
+    fn entries(&self) -> impl Iterator<Item = (u32, i64)> + '_ {
+        let few = self.few.iter().copied();
+        few.chain(self.many.iter().map(|(&id, &n)| (id, n)))
     }
 
     /// The highest count; on equal counts the smallest value (row order is value order).
-    fn mode(&self) -> Option<&[u8]> {
+    fn mode<'a>(&self, values: &'a Values) -> Option<&'a [u8]> {
         self.entries()
+            .map(|(id, n)| (values.row(id), n))
             .max_by(|(ra, na), (rb, nb)| na.cmp(nb).then_with(|| rb.cmp(ra)))
             .map(|(row, _)| row)
     }
 
     fn bytes(&self) -> usize {
-        self.entries().map(|(row, _)| row.len() + ENTRY).sum()
+        (self.few.len() + self.many.len()) * ENTRY
     }
 }
 
@@ -75,6 +110,7 @@ impl Tally {
 struct Mode {
     value_type: DataType,
     converter: RowConverter,
+    values: Values,
     tallies: Vec<Tally>,
     bytes: usize,
 }
@@ -84,9 +120,17 @@ impl Mode {
         Ok(Self {
             converter: RowConverter::new(vec![SortField::new(value_type.clone())])?,
             value_type,
+            values: Values::default(),
             tallies: Vec::new(),
             bytes: 0,
         })
+    }
+
+    /// Counts `n` more of `row` in `group`.
+    fn count(&mut self, group: usize, row: &[u8], n: i64) -> Result<()> {
+        let (id, new) = self.values.id(row)?;
+        self.bytes += new + self.tallies[group].add(id, n);
+        Ok(())
     }
 }
 
@@ -116,7 +160,7 @@ impl Survivor for Mode {
                 let first_count = counts.value_offsets()[i] as usize;
                 for (k, row) in range.enumerate() {
                     let n = count_values.value(first_count + k);
-                    self.bytes += self.tallies[group].add(rows.row(row).data(), n);
+                    self.count(group, rows.row(row).data(), n)?;
                 }
             }
             return Ok(());
@@ -125,7 +169,7 @@ impl Survivor for Mode {
         let rows = self.converter.convert_columns(&columns[..1])?;
         for (i, &group) in groups.iter().enumerate() {
             if included.contains(i) {
-                self.bytes += self.tallies[group].add(rows.row(i).data(), 1);
+                self.count(group, rows.row(i).data(), 1)?;
             }
         }
         Ok(())
@@ -136,10 +180,12 @@ impl Survivor for Mode {
         let none = self
             .converter
             .convert_columns(&[new_null_array(&self.value_type, 1)])?;
-        let rows = self.tallies[range].iter().map(|tally| match tally.mode() {
-            Some(row) => parser.parse(row),
-            None => none.row(0),
-        });
+        let rows = self.tallies[range]
+            .iter()
+            .map(|tally| match tally.mode(&self.values) {
+                Some(row) => parser.parse(row),
+                None => none.row(0),
+            });
         Ok(decode(&self.converter, rows, &[&self.value_type])?.swap_remove(0))
     }
 
@@ -150,7 +196,7 @@ impl Survivor for Mode {
             &self.value_type,
             tallies
                 .iter()
-                .map(|t| t.entries().map(|(row, _)| row).collect()),
+                .map(|t| t.entries().map(|(id, _)| self.values.row(id)).collect()),
         )?;
         let counts: Int64Array = tallies
             .iter()
