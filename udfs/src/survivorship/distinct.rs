@@ -1,7 +1,6 @@
 //! `distinct_values(value)`: every distinct non-NULL value, sorted — a customer's emails,
 //! sources or devices as one list.
 
-use std::collections::BTreeSet;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -14,16 +13,16 @@ use datafusion::logical_expr::{Accumulator, GroupsAccumulator, Signature, Volati
 use datafusion_macros::user_doc;
 
 use super::aggregate::{Groups, Included, Survivor, list_rows, rows_list};
+use super::tally::{Tally, Values};
 
-/// Bytes held per value beyond its row (box and tree node share), for `size`.
-const ENTRY: usize = 32;
-
-/// Each group's values as rows in a sorted set: row order is value order.
+/// Each group's distinct values as ids of the accumulator's [`Values`] (their counts unused),
+/// sorted by value when the group is evaluated: row order is value order.
 #[derive(Debug)]
 struct Distinct {
     value_type: DataType,
     converter: RowConverter,
-    sets: Vec<BTreeSet<Box<[u8]>>>,
+    values: Values,
+    sets: Vec<Tally>,
     bytes: usize,
 }
 
@@ -32,17 +31,16 @@ impl Distinct {
         Ok(Self {
             converter: RowConverter::new(vec![SortField::new(value_type.clone())])?,
             value_type,
+            values: Values::default(),
             sets: Vec::new(),
             bytes: 0,
         })
     }
 
-    fn insert(&mut self, group: usize, row: &[u8]) {
-        let set = &mut self.sets[group];
-        if !set.contains(row) {
-            self.bytes += row.len() + ENTRY;
-            set.insert(row.into());
-        }
+    fn insert(&mut self, group: usize, row: &[u8]) -> Result<()> {
+        let (id, new) = self.values.id(row)?;
+        self.bytes += new + self.sets[group].add(id, 1);
+        Ok(())
     }
 }
 
@@ -53,7 +51,7 @@ impl Survivor for Distinct {
 
     fn resize(&mut self, total: usize) {
         if self.sets.len() < total {
-            self.sets.resize_with(total, BTreeSet::new);
+            self.sets.resize_with(total, Tally::default);
         }
     }
 
@@ -68,7 +66,7 @@ impl Survivor for Distinct {
             let (rows, ranges) = list_rows(&self.converter, &columns[0])?;
             for (&group, range) in groups.iter().zip(ranges) {
                 for row in range {
-                    self.insert(group, rows.row(row).data());
+                    self.insert(group, rows.row(row).data())?;
                 }
             }
             return Ok(());
@@ -77,16 +75,18 @@ impl Survivor for Distinct {
         let rows = self.converter.convert_columns(&columns[..1])?;
         for (i, &group) in groups.iter().enumerate() {
             if included.contains(i) {
-                self.insert(group, rows.row(i).data());
+                self.insert(group, rows.row(i).data())?;
             }
         }
         Ok(())
     }
 
     fn evaluate(&self, range: Range<usize>) -> Result<ArrayRef> {
-        let groups = self.sets[range]
-            .iter()
-            .map(|set| set.iter().map(|row| &**row).collect());
+        let groups = self.sets[range].iter().map(|set| {
+            let mut rows: Vec<&[u8]> = set.entries().map(|(id, _)| self.values.row(id)).collect();
+            rows.sort_unstable();
+            rows
+        });
         Ok(Arc::new(rows_list(
             &self.converter,
             &self.value_type,
@@ -100,7 +100,7 @@ impl Survivor for Distinct {
 
     fn drop_first(&mut self, n: usize) {
         for set in self.sets.drain(..n) {
-            self.bytes -= set.iter().map(|row| row.len() + ENTRY).sum::<usize>();
+            self.bytes -= set.bytes();
         }
     }
 
@@ -109,9 +109,7 @@ impl Survivor for Distinct {
     }
 
     fn size(&self) -> usize {
-        self.bytes
-            + self.sets.capacity() * std::mem::size_of::<BTreeSet<Box<[u8]>>>()
-            + self.converter.size()
+        self.bytes + self.sets.capacity() * std::mem::size_of::<Tally>() + self.converter.size()
     }
 }
 

@@ -6,6 +6,7 @@ mod aggregate;
 mod best;
 mod distinct;
 mod most_frequent;
+mod tally;
 
 pub use best::{EarliestValue, LatestValue, LongestValue, PriorityValue};
 pub use distinct::DistinctValues;
