@@ -31,8 +31,8 @@ summary as (
         max(case when d.day <= a.as_of - interval '180 days' then d.day end) as calibration_last_day,
         sum(case when d.day <= a.as_of - interval '180 days' then 1 else 0 end) as calibration_days,
         sum(case when d.day <= a.as_of - interval '180 days' then d.revenue else 0 end) as calibration_revenue,
-        sum(case when d.day > a.as_of - interval '180 days' and d.day <= a.as_of - interval '180 days' + interval '180 days' then 1 else 0 end) as holdout_purchases,
-        sum(case when d.day > a.as_of - interval '180 days' and d.day <= a.as_of - interval '180 days' + interval '180 days' then d.revenue else 0 end) as holdout_revenue,
+        sum(case when d.day > a.as_of - interval '180 days' and d.day <= a.as_of then 1 else 0 end) as holdout_purchases,
+        sum(case when d.day > a.as_of - interval '180 days' and d.day <= a.as_of then d.revenue else 0 end) as holdout_revenue,
         max(case when d.day <= a.as_of then d.day end) as current_last_day,
         sum(case when d.day <= a.as_of then 1 else 0 end) as current_days,
         sum(case when d.day <= a.as_of then d.revenue else 0 end) as current_revenue
