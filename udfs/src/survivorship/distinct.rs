@@ -102,6 +102,9 @@ impl Survivor for Distinct {
         for set in self.sets.drain(..n) {
             self.bytes -= set.bytes();
         }
+        if self.sets.is_empty() {
+            self.bytes -= self.values.clear();
+        }
     }
 
     fn groups(&self) -> usize {

@@ -125,6 +125,9 @@ impl Survivor for Mode {
         for tally in self.tallies.drain(..n) {
             self.bytes -= tally.bytes();
         }
+        if self.tallies.is_empty() {
+            self.bytes -= self.values.clear();
+        }
     }
 
     fn groups(&self) -> usize {

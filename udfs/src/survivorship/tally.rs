@@ -43,6 +43,15 @@ impl Values {
     pub(super) fn row(&self, id: u32) -> &[u8] {
         &self.rows[id as usize]
     }
+
+    /// Forgets every value (once no group refers to one, e.g. after all groups were emitted
+    /// before a spill); returns the bytes freed.
+    pub(super) fn clear(&mut self) -> usize {
+        let bytes = self.rows.iter().map(|r| r.len() + VALUE).sum();
+        self.ids = HashMap::default();
+        self.rows = Vec::new();
+        bytes
+    }
 }
 
 /// The counts of one group's values, by value id.
@@ -93,5 +102,38 @@ impl Tally {
 
     pub(super) fn bytes(&self) -> usize {
         (self.few.len() + self.many.len()) * ENTRY
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_numbered_once_and_forgotten_whole() {
+        let mut values = Values::default();
+        let (a, held_a) = values.id(b"paris").unwrap();
+        let (b, held_b) = values.id(b"lyon").unwrap();
+        assert_eq!(values.id(b"paris").unwrap(), (a, 0));
+        assert_ne!(a, b);
+        assert_eq!(values.row(b), b"lyon");
+        assert_eq!(values.clear(), held_a + held_b);
+        assert_eq!(values.id(b"lyon").unwrap().0, 0);
+    }
+
+    #[test]
+    fn a_tally_counts_past_its_short_list() {
+        let mut tally = Tally::default();
+        for id in 0..40u32 {
+            tally.add(id, i64::from(id % 3));
+        }
+        tally.add(7, 10);
+        let mut values = Values::default();
+        for id in 0..40u32 {
+            values.id(format!("{id:02}").as_bytes()).unwrap();
+        }
+        assert_eq!(tally.entries().count(), 40);
+        assert_eq!(tally.bytes(), 40 * ENTRY);
+        assert_eq!(tally.mode(&values), Some(&b"07"[..]));
     }
 }
