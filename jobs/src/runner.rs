@@ -635,6 +635,9 @@ impl<'a> Runner<'a> {
             }
         }
         result.finished = Utc::now();
+        // Under a memory limit, what the job freed goes back to the system before the next
+        // job (or the other one running) reserves its own.
+        tessera_engine::session::return_freed_memory();
         result
     }
 

@@ -72,10 +72,9 @@ pub const APPENDED_TABLES: [&str; 2] = ["customer_id_history", "identity_stats"]
 /// What the previous run left: the record → customer map and every id ever issued.
 #[derive(Debug, Default)]
 pub struct PreviousState {
-    /// Record key → its customer (each customer held once).
-    pub assignment: ids::PreviousIds,
-    /// The other customer ids issued so far (in the id history, no longer held by a record).
-    pub used_ids: HashSet<String>,
+    /// Where the previous run's record → customer map and id history are read from, when the
+    /// stable ids are assigned (see [`PreviousIdTables::read`]).
+    pub id_tables: PreviousIdTables,
     /// The model the last training run stored, if any (`None` forces training).
     pub model: Option<StoredModel>,
     /// The term frequencies stored with it: (comparison, value as text, frequency).
@@ -83,6 +82,94 @@ pub struct PreviousState {
     /// The published `unify.match_pairs` with the settings that wrote it, when this run's
     /// records are the ones that run resolved (see [`PublishedPairs`]).
     pub compared: Option<PublishedPairs>,
+}
+
+/// The previous run's `record_customer` and `customer_id_history`, read only when this run's
+/// clusters get their stable ids: held from the start, their map (≈ 140 bytes a record: 1.4
+/// GB at 9.9M records) sat in memory through numbering, blocking and the model passes, the
+/// stages that need the most, without being read.
+#[derive(Default)]
+pub struct PreviousIdTables {
+    /// The session the tables were opened with.
+    ctx: Option<SessionContext>,
+    /// `record_customer` (absent: a first run).
+    record_customer: Option<Arc<dyn TableProvider>>,
+    /// `customer_id_history` (absent: a first run).
+    history: Option<Arc<dyn TableProvider>>,
+}
+
+impl std::fmt::Debug for PreviousIdTables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreviousIdTables")
+            .field("record_customer", &self.record_customer.is_some())
+            .field("history", &self.history.is_some())
+            .finish()
+    }
+}
+
+/// The previous run's ids: record key → its customer (each customer held once), and the other
+/// customer ids issued so far (in the id history, no longer held by a record).
+#[derive(Debug, Default)]
+pub struct PreviousIdMap {
+    /// Record key → its customer.
+    pub assignment: ids::PreviousIds,
+    /// Ids issued before and no longer held.
+    pub used_ids: HashSet<String>,
+}
+
+impl PreviousIdMap {
+    /// Bytes held (strings with their allocation, hash-table slots).
+    pub fn bytes(&self) -> usize {
+        let text = |s: &String| s.capacity() + size_of::<String>() + 16;
+        self.assignment.bytes() + self.used_ids.iter().map(|s| text(s) + 8).sum::<usize>()
+    }
+}
+
+impl PreviousIdTables {
+    /// Reads the map (empty on a first run).
+    pub async fn read(&self) -> Result<PreviousIdMap> {
+        let mut map = PreviousIdMap::default();
+        let Some(ctx) = &self.ctx else {
+            return Ok(map);
+        };
+        if let Some(table) = &self.record_customer {
+            let df = ctx.read_table(table.clone())?;
+            let df = df.select_columns(&["record_key", "customer_id", "customer_created_at"])?;
+            let mut stream = df.execute_stream().await?;
+            while let Some(b) = stream.next().await {
+                let b = b?;
+                let (k, id) = (strs(&b, "record_key")?, strs(&b, "customer_id")?);
+                let at = column(
+                    &b,
+                    "customer_created_at",
+                    &DataType::Timestamp(TimeUnit::Microsecond, None),
+                )?;
+                let at = cast(&at, &DataType::Int64)?;
+                let at = at.as_any().downcast_ref::<Int64Array>().expect("int64");
+                for r in 0..b.num_rows() {
+                    map.assignment.insert(k.value(r), id.value(r), at.value(r));
+                }
+            }
+        }
+        if let Some(table) = &self.history {
+            let df = ctx
+                .read_table(table.clone())?
+                .select_columns(&["customer_id", "previous_customer_id"])?;
+            let mut stream = df.execute_stream().await?;
+            while let Some(b) = stream.next().await {
+                let b = b?;
+                for name in ["customer_id", "previous_customer_id"] {
+                    let ids = strs(&b, name)?;
+                    for id in ids.iter().flatten() {
+                        if !map.assignment.holds(id) && !map.used_ids.contains(id) {
+                            map.used_ids.insert(id.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(map)
+    }
 }
 
 /// The compared pairs a run published, for a run over the same records: each blocking rule
@@ -111,14 +198,10 @@ impl PreviousState {
     /// the records are resolved.
     pub fn bytes(&self) -> usize {
         let text = |s: &String| s.capacity() + size_of::<String>() + 16;
-        let assignment = self.assignment.bytes();
-        let used: usize = self.used_ids.iter().map(|s| text(s) + 8).sum();
-        let tf: usize = self
-            .term_frequencies
+        self.term_frequencies
             .iter()
             .map(|(c, v, _)| text(c) + text(v) + size_of::<f64>())
-            .sum();
-        assignment + used + tf
+            .sum()
     }
 }
 
@@ -209,6 +292,16 @@ struct Pair {
     a: u32,
     b: u32,
     rule: u16,
+}
+
+/// Marks the start of a stage of resolution in the debug log, and (under a memory limit) gives
+/// the memory the last stage freed back to the system before the next one reserves its own.
+fn stage(name: &str) {
+    crate::session::return_freed_memory();
+    tracing::debug!(
+        resident_mib = crate::session::resident_bytes().map(|b| b >> 20),
+        "identity stage: {name}"
+    );
 }
 
 fn identity_err(message: impl Into<String>) -> Error {
@@ -347,37 +440,79 @@ fn strs(batch: &RecordBatch, name: &str) -> Result<StringArray> {
         .clone())
 }
 
-/// Adds `rid`, each record's rank by record key (0-based, byte order, NULL keys last), as the
-/// first column of the records' batches, which stay in the order they came. Only the keys are
-/// sorted (an index array and one string column), never the records' rows.
-fn number_by_record_key(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
-    use datafusion::arrow::compute::{SortOptions, sort_to_indices};
-    let parts: Vec<ArrayRef> = batches
-        .iter()
-        .map(|b| column(b, "record_key", &DataType::Utf8))
-        .collect::<Result<_>>()?;
-    let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
-    if refs.is_empty() {
-        return Ok(batches);
-    }
-    let keys = datafusion::arrow::compute::concat(&refs)?;
-    drop(parts);
-    let order = sort_to_indices(
-        &keys,
-        Some(SortOptions {
-            descending: false,
-            nulls_first: false,
-        }),
-        None,
-    )?;
-    drop(keys);
-    let mut rank = vec![0i64; order.len()];
-    for (position, &row) in order.values().iter().enumerate() {
-        rank[row as usize] = position as i64;
-    }
-    drop(order);
-    let mut start = 0;
+/// The numbered records: their batches with `rid` first, and the record keys and sources
+/// indexed by rid.
+struct Numbering {
+    batches: Vec<RecordBatch>,
+    record_keys: StringArray,
+    sources: StringArray,
+}
+
+/// A string column of every batch, as the batches hold it (cast only when it is not a string
+/// type), for reading its values in place.
+fn string_parts(batches: &[RecordBatch], name: &str) -> Result<Vec<ArrayRef>> {
     batches
+        .iter()
+        .map(|b| {
+            let a = b
+                .column_by_name(name)
+                .ok_or_else(|| identity_err(format!("internal: no column {name}")))?;
+            match a.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Ok(a.clone()),
+                _ => column(b, name, &DataType::Utf8),
+            }
+        })
+        .collect()
+}
+
+/// The values of `parts` in order, borrowed from their buffers.
+fn string_values(parts: &[ArrayRef]) -> Vec<Option<&str>> {
+    use datafusion::arrow::array::AsArray;
+    let mut out = Vec::with_capacity(parts.iter().map(|a| a.len()).sum());
+    for a in parts {
+        match a.data_type() {
+            DataType::Utf8View => out.extend(a.as_string_view().iter()),
+            DataType::LargeUtf8 => out.extend(a.as_string::<i64>().iter()),
+            _ => out.extend(a.as_string::<i32>().iter()),
+        }
+    }
+    out
+}
+
+/// Adds `rid`, each record's rank by record key (0-based, byte order, NULL keys last), as the
+/// first column of the records' batches, which stay in the order they came, and gathers the
+/// record keys and sources in rid order. Only the keys are sorted (row numbers compared through
+/// the batches' own string buffers: no copy of the column, no concatenation), never the
+/// records' rows; each string is copied once, into its rid-ordered array.
+fn number_by_record_key(batches: Vec<RecordBatch>) -> Result<Numbering> {
+    let (key_parts, source_parts) = (
+        string_parts(&batches, "record_key")?,
+        string_parts(&batches, "source")?,
+    );
+    let (record_keys, sources, rank) = {
+        let keys = string_values(&key_parts);
+        let mut order: Vec<u32> = (0..keys.len() as u32).collect();
+        // NULL keys last; equal keys (an error, reported later) by row: one order.
+        order.sort_unstable_by(|&a, &b| {
+            let (x, y) = (keys[a as usize], keys[b as usize]);
+            x.is_none()
+                .cmp(&y.is_none())
+                .then_with(|| x.cmp(&y))
+                .then(a.cmp(&b))
+        });
+        let record_keys: StringArray = order.iter().map(|&r| keys[r as usize]).collect();
+        drop(keys);
+        let sources = string_values(&source_parts);
+        let sources: StringArray = order.iter().map(|&r| sources[r as usize]).collect();
+        let mut rank = vec![0i64; order.len()];
+        for (position, &row) in order.iter().enumerate() {
+            rank[row as usize] = position as i64;
+        }
+        (record_keys, sources, rank)
+    };
+    drop((key_parts, source_parts));
+    let mut start = 0;
+    let batches = batches
         .into_iter()
         .map(|b| {
             let rows = b.num_rows();
@@ -392,62 +527,12 @@ fn number_by_record_key(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
                 columns,
             )?)
         })
-        .collect()
-}
-
-/// How the numbered records' batches map to rid order: a column of them gathered into one
-/// array indexed by rid.
-struct RidOrder {
-    /// Row positions (in the batches concatenated) in rid order, or None when already so.
-    take: Option<datafusion::arrow::array::UInt32Array>,
-}
-
-impl RidOrder {
-    fn of(batches: &[RecordBatch]) -> Result<RidOrder> {
-        let rids: Vec<i64> = batches
-            .iter()
-            .map(|b| i64s(b, "rid"))
-            .collect::<Result<Vec<_>>>()?
-            .iter()
-            .flat_map(|a| a.values().iter().copied())
-            .collect();
-        if rids.iter().enumerate().all(|(i, &r)| r == i as i64) {
-            return Ok(RidOrder { take: None });
-        }
-        let mut at = vec![0u32; rids.len()];
-        for (row, &rid) in rids.iter().enumerate() {
-            let slot = usize::try_from(rid)
-                .ok()
-                .and_then(|r| at.get_mut(r))
-                .ok_or_else(|| identity_err(format!("internal: rid {rid} out of range")))?;
-            *slot = row as u32;
-        }
-        Ok(RidOrder {
-            take: Some(at.into()),
-        })
-    }
-
-    /// Column `name` of every batch as one UTF-8 array indexed by rid.
-    fn strings(&self, batches: &[RecordBatch], name: &str) -> Result<StringArray> {
-        let parts: Vec<ArrayRef> = batches
-            .iter()
-            .map(|b| column(b, name, &DataType::Utf8))
-            .collect::<Result<_>>()?;
-        let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
-        let mut all = if refs.is_empty() {
-            Arc::new(StringArray::from(Vec::<&str>::new())) as ArrayRef
-        } else {
-            datafusion::arrow::compute::concat(&refs)?
-        };
-        if let Some(take) = &self.take {
-            all = datafusion::arrow::compute::take(&all, take, None)?;
-        }
-        Ok(all
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .expect("utf8")
-            .clone())
-    }
+        .collect::<Result<_>>()?;
+    Ok(Numbering {
+        batches,
+        record_keys,
+        sources,
+    })
 }
 
 /// Sampled pairs whose levels are computed per query.
@@ -477,6 +562,16 @@ impl KeyRows {
 
     fn len(&self) -> usize {
         self.at.len()
+    }
+
+    /// Frees the rows and the keys table the joins read, once nothing reads them (the sample
+    /// for u is drawn, or a stored model is reused): the model passes and the tables then have
+    /// the memory. At 986,486 records that is 182 MiB of the 595 MiB the passes held.
+    fn release(self, ctx: &SessionContext, budget: &mut Budget) -> Result<()> {
+        let bytes = batches_size(&self.batches);
+        drop(self);
+        ctx.deregister_table(sql::KEYS)?;
+        budget.shrink(Part::Records, bytes, "dropping the keys table")
     }
 
     /// The rows of `rids`, in that order, as one struct array.
@@ -561,30 +656,25 @@ async fn resolve_in(
     run_id: &str,
     now_micros: i64,
 ) -> Result<Resolution> {
-    let mut budget = Budget::new(ctx);
-    budget.hold(
-        Part::Previous,
-        previous.bytes(),
-        "holding the previous run's customers",
-    )?;
+    let mut budget = Budget::new(ctx, previous.bytes())?;
     let records_schema = records.schema();
     let columns = steps::check_columns(&records_schema, config)?;
     ctx.register_table("__id_records", records)?;
 
-    tracing::debug!("identity stage: guards");
+    stage("guards");
     // 1. Guards.
     let mut guard_rows: Vec<GuardRow> = Vec::new();
     let mut stats = Stats::default();
     let text_splits =
         steps::guard_values(ctx, config, &records_schema, &mut stats, &mut guard_rows).await?;
-    tracing::debug!("identity stage: numbering the records");
+    stage("numbering the records");
     // 2. Keys: numbered, guarded records, held in memory for the joins below.
     let steps::Numbered {
         key_batches,
         n,
         record_keys,
         sources,
-    } = steps::number_records(ctx, config, &columns, &text_splits).await?;
+    } = steps::number_records(ctx, config, &columns, &text_splits, &mut budget).await?;
     // A stored model that still fits is reused, with the term frequencies it was trained with
     // (values first seen later keep the frequency they had then): earlier pairs score exactly
     // as before.
@@ -603,17 +693,17 @@ async fn resolve_in(
     )
     .await?;
 
-    tracing::debug!("identity stage: deterministic rules");
+    stage("deterministic rules");
     // 3. Deterministic rules.
     let kinds = Kinds {
         rules: config.rules.len(),
     };
     let (mut links, deterministic) = steps::rule_links(ctx, config, n, &mut stats).await?;
 
-    tracing::debug!("identity stage: term frequencies");
+    stage("term frequencies");
     // 4. Term frequencies, then check every level's SQL on its own (errors name the level).
     steps::term_frequencies(ctx, config, previous, stored.is_some()).await?;
-    tracing::debug!("identity stage: blocking and comparison vectors");
+    stage("blocking and comparison vectors");
     // 5. Blocking and comparison vectors (or the published pairs of unchanged rules).
     let tf_index = steps::tf_index(config);
     let published = steps::published_rules(config, previous, stored.is_some(), &record_keys);
@@ -657,7 +747,7 @@ async fn resolve_in(
         warnings,
     } = steps::fit(
         ctx,
-        &key_rows,
+        key_rows,
         &scorer,
         stored,
         (&sessions, &labelled_matches),
@@ -674,17 +764,16 @@ async fn resolve_in(
         &mut guard_rows,
     );
 
-    tracing::debug!("identity stage: stable ids");
+    stage("stable ids");
     // 9. Stable ids.
     let members = steps::members(&clusters.component);
     let member_lists: Vec<&Vec<u32>> = members.iter().collect();
-    let (assignment, customer_of) =
-        steps::stable_ids(&member_lists, &record_keys, previous, now_micros);
+    let (previous_ids, now) = ((previous, &mut budget), now_micros);
+    let ids = steps::stable_ids(&member_lists, &record_keys, previous_ids, now);
+    let (assignment, customer_of) = ids.await?;
 
-    tracing::debug!("identity stage: tables");
-    // 10–11. Statistics of the clusters, and the tables. The keys table is no longer read.
-    drop(key_rows);
-    ctx.deregister_table(sql::KEYS)?;
+    stage("tables");
+    // 10–11. Statistics of the clusters, and the tables.
     let (compared_pairs, pairs_reused) = (compared.pairs.len(), compared.reused_rules);
     on_cluster.count(&mut stats);
     let tables = steps::Decided {
@@ -757,16 +846,19 @@ impl Part {
 }
 
 impl Budget {
-    fn new(ctx: &SessionContext) -> Self {
+    /// The budget, holding what the previous run left that this one reads (its model).
+    fn new(ctx: &SessionContext, previous: usize) -> Result<Self> {
         let pool = ctx.runtime_env().memory_pool.clone();
         let reservation = MemoryConsumer::new("IdentityResolution")
             .with_can_spill(false)
             .register(&pool);
-        Budget {
+        let mut budget = Budget {
             reservation,
             pool,
             parts: [0; Part::COUNT],
-        }
+        };
+        budget.hold(Part::Previous, previous, "holding the previous run's model")?;
+        Ok(budget)
     }
 
     /// Sets what `part` holds; fails when the pool cannot grant it.
@@ -794,6 +886,12 @@ impl Budget {
             "identity memory"
         );
         Ok(())
+    }
+
+    /// Gives back `bytes` of what `part` holds.
+    fn shrink(&mut self, part: Part, bytes: usize, what: &str) -> Result<()> {
+        let left = self.parts[part as usize].saturating_sub(bytes);
+        self.hold(part, left, what)
     }
 
     /// The reservation of the output tables alone, for the caller to hold while writing them.
@@ -1630,40 +1728,11 @@ pub async fn previous_state(
             }
         }
     }
-    if let Some(table) = record_customer {
-        let df = ctx.read_table(table)?;
-        let df = df.select_columns(&["record_key", "customer_id", "customer_created_at"])?;
-        for b in df.collect().await? {
-            let (k, id) = (strs(&b, "record_key")?, strs(&b, "customer_id")?);
-            let at = column(
-                &b,
-                "customer_created_at",
-                &DataType::Timestamp(TimeUnit::Microsecond, None),
-            )?;
-            let at = cast(&at, &DataType::Int64)?;
-            let at = at.as_any().downcast_ref::<Int64Array>().expect("int64");
-            for r in 0..b.num_rows() {
-                state
-                    .assignment
-                    .insert(k.value(r), id.value(r), at.value(r));
-            }
-        }
-    }
-    if let Some(table) = history {
-        let df = ctx
-            .read_table(table)?
-            .select_columns(&["customer_id", "previous_customer_id"])?;
-        for b in df.collect().await? {
-            for name in ["customer_id", "previous_customer_id"] {
-                let ids = strs(&b, name)?;
-                for id in ids.iter().flatten() {
-                    if !state.assignment.holds(id) && !state.used_ids.contains(id) {
-                        state.used_ids.insert(id.to_string());
-                    }
-                }
-            }
-        }
-    }
+    state.id_tables = PreviousIdTables {
+        ctx: Some(ctx.clone()),
+        record_customer,
+        history,
+    };
     Ok(state)
 }
 

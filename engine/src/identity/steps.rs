@@ -39,17 +39,49 @@ pub(super) async fn number_records(
     config: &IdentityConfig,
     columns: &[String],
     text_splits: &[usize],
+    budget: &mut Budget,
 ) -> Result<Numbered> {
+    const WHAT: &str = "numbering the records";
     let keys_sql = sql::keys("__id_records", columns, config, text_splits);
-    let key_batches = collect(ctx, &keys_sql, "numbering the records").await?;
-    let key_batches = number_by_record_key(key_batches)?;
+    let df = ctx
+        .sql(&keys_sql)
+        .await
+        .map_err(|e| identity_err(format!("{WHAT}: {e}")))?;
+    let mut stream = df.execute_stream().await?;
+    // The keys are held from here on: reserved as they come, so that the query's own sorts
+    // and joins spill instead of the process outgrowing the limit.
+    let (mut key_batches, mut bytes) = (Vec::new(), 0);
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| identity_err(format!("{WHAT}: {e}")))?;
+        bytes += batches_size(std::slice::from_ref(&batch));
+        key_batches.push(batch);
+        budget.hold(Part::Records, bytes, WHAT)?;
+    }
+    drop(stream);
     let n: usize = key_batches.iter().map(|b| b.num_rows()).sum();
     if n > u32::MAX as usize {
         return Err(identity_err(format!("{n} records: more than 2^32 per run")));
     }
-    let by_rid = RidOrder::of(&key_batches)?;
-    let record_keys = by_rid.strings(&key_batches, "record_key")?;
-    let sources = by_rid.strings(&key_batches, "source")?;
+    // While numbering: a reference to each key and source (16 bytes each), the order and the
+    // ranks (12), and the two columns copied in rid order.
+    let strings: usize = ["record_key", "source"]
+        .iter()
+        .filter_map(|c| {
+            let parts = string_parts(&key_batches, c).ok()?;
+            Some(
+                parts
+                    .iter()
+                    .map(|a| a.to_data().get_slice_memory_size().unwrap_or(0))
+                    .sum::<usize>(),
+            )
+        })
+        .sum();
+    budget.hold(Part::Records, bytes + n * 44 + strings, WHAT)?;
+    let Numbering {
+        batches: key_batches,
+        record_keys,
+        sources,
+    } = number_by_record_key(key_batches)?;
     if record_keys.null_count() > 0 {
         return Err(identity_err("a record has a NULL record_key"));
     }
@@ -108,29 +140,37 @@ pub(super) async fn register_keys(
 }
 
 /// Step 9: stable ids for the customers (see [`ids::assign`]), and each record's customer.
-pub(super) fn stable_ids(
+pub(super) async fn stable_ids(
     member_lists: &[&Vec<u32>],
     record_keys: &StringArray,
-    previous: &PreviousState,
+    (previous, budget): (&PreviousState, &mut Budget),
     now_micros: i64,
-) -> (ids::Assignment, Vec<usize>) {
+) -> Result<(ids::Assignment, Vec<usize>)> {
+    // The previous run's ids, read now (see [`PreviousIdTables`]).
+    let previous_ids = previous.id_tables.read().await?;
+    budget.hold(
+        Part::Previous,
+        previous.bytes() + previous_ids.bytes(),
+        "holding the previous run's customers",
+    )?;
     let cluster_keys: Vec<Vec<&str>> = member_lists
         .iter()
         .map(|m| m.iter().map(|&r| record_keys.value(r as usize)).collect())
         .collect();
     let assignment = ids::assign(
         &cluster_keys,
-        &previous.assignment,
-        &previous.used_ids,
+        &previous_ids.assignment,
+        &previous_ids.used_ids,
         now_micros,
     );
+    drop(previous_ids);
     let mut customer_of = vec![0usize; record_keys.len()];
     for (c, m) in member_lists.iter().enumerate() {
         for &r in m.iter() {
             customer_of[r as usize] = c;
         }
     }
-    (assignment, customer_of)
+    Ok((assignment, customer_of))
 }
 
 /// Step 1: guards: values set aside (placeholders, values held by too many records) and values
@@ -1048,7 +1088,7 @@ pub(super) struct Fitted {
 #[allow(clippy::too_many_arguments)] // train's inputs, the stored model and this run
 pub(super) async fn fit(
     ctx: &SessionContext,
-    key_rows: &KeyRows,
+    key_rows: KeyRows,
     scorer: &Scorer<'_>,
     stored: Option<(Model, String)>,
     (sessions, labelled_matches): (&[model::Session], &model::Patterns),
@@ -1063,6 +1103,7 @@ pub(super) async fn fit(
     let start = (rules_prior, deterministic);
     let (trained, trained_by) = match stored {
         Some((model, trained_by)) => {
+            key_rows.release(ctx, budget)?;
             stats.push("model", "reused", 1.0);
             let (weights, probabilities, links, clusters) = scorer.score_and_cluster(&model);
             ((model, weights, probabilities, links, clusters), trained_by)
@@ -1243,7 +1284,7 @@ impl Decided<'_> {
         budget.hold(
             Part::Records,
             self.record_keys.get_array_memory_size() + self.sources.get_array_memory_size(),
-            "dropping the keys table",
+            "keeping the record keys",
         )?;
         budget.hold(
             Part::Output,
@@ -1287,7 +1328,7 @@ pub(super) type Trained = (
 #[allow(clippy::too_many_arguments)] // the outputs of steps 2–6, by name
 pub(super) async fn train(
     ctx: &SessionContext,
-    key_rows: &KeyRows,
+    key_rows: KeyRows,
     scorer: &Scorer<'_>,
     sessions: &[model::Session],
     labelled_matches: &model::Patterns,
@@ -1300,20 +1341,23 @@ pub(super) async fn train(
     let comparisons = config.comparisons.len();
     let levels: Vec<usize> = config.comparisons.iter().map(|c| c.levels.len()).collect();
     let (mut lambda, mut component) = start;
-    tracing::debug!("identity stage: counting exact levels");
+    super::stage("counting exact levels");
     let counted = counted_levels(ctx, config).await?;
-    tracing::debug!("identity stage: sampling pairs for u");
-    let sample = Sample::draw(ctx, config, key_rows).await?;
+    super::stage("sampling pairs for u");
+    let sample = Sample::draw(ctx, config, &key_rows).await?;
+    key_rows.release(ctx, budget)?;
     tracing::debug!(pairs = sample.pairs.len(), "identity stage: model passes");
+    crate::session::return_freed_memory();
     let compared = sample.compared(pairs);
     let all = (n as f64) * (n as f64 - 1.0) / 2.0;
     let mut passes = 0;
-    let mut probabilities: Vec<f64> = Vec::new();
     let mut links_before = 0;
-    let mut best = None;
+    // The last pass's model, scores, links and clusters; its probabilities start the next.
+    let mut best: Option<Trained> = None;
     while passes < MAX_PASSES {
         passes += 1;
-        let u_counts = sample.u_counts(config, &component, &compared, &probabilities);
+        let probabilities: &[f64] = best.as_ref().map_or(&[], |b| &b.2);
+        let u_counts = sample.u_counts(config, &component, &compared, probabilities);
         let mut u = model::u_from_counts(&u_counts);
         for level in &counted {
             level.apply(
@@ -1322,7 +1366,7 @@ pub(super) async fn train(
                 gammas,
                 comparisons,
                 &component,
-                &probabilities,
+                probabilities,
             );
         }
         let mut trained = model::train_with_labels(
@@ -1341,6 +1385,8 @@ pub(super) async fn train(
             lambda = (trained.matched_pairs / all).clamp(1e-12, 0.5);
             trained.lambda = lambda;
         }
+        // One pass's scores at a time: the last ones are no longer read.
+        drop(best.take());
         let (weights, probs, links, result) = scorer.score_and_cluster(&trained);
         let stable = result.component == component && links.len() == links_before;
         links_before = links.len();
@@ -1352,7 +1398,6 @@ pub(super) async fn train(
         };
         let settled = stable && (next - lambda).abs() <= 0.01 * lambda;
         lambda = next;
-        probabilities = probs.clone();
         budget.hold(
             Part::Scores,
             scores_bytes(pairs.len(), links_before, n)
@@ -1372,6 +1417,63 @@ pub(super) async fn train(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::array::StringViewArray;
+
+    /// Records numbered by key in byte order across batches whose keys are plain and view
+    /// strings, a NULL key last; the batches keep their row order, and the keys and sources
+    /// come out indexed by rid.
+    #[test]
+    fn records_are_numbered_by_key_across_batches_of_either_string_type() {
+        let schema = |key: DataType| {
+            Arc::new(Schema::new(vec![
+                Field::new("record_key", key, true),
+                Field::new("source", DataType::Utf8, false),
+            ]))
+        };
+        let plain = RecordBatch::try_new(
+            schema(DataType::Utf8),
+            vec![
+                Arc::new(StringArray::from(vec![Some("pos:2"), None, Some("crm:b")])),
+                Arc::new(StringArray::from(vec!["pos", "web", "crm"])),
+            ],
+        )
+        .unwrap();
+        let views = RecordBatch::try_new(
+            schema(DataType::Utf8View),
+            vec![
+                Arc::new(StringViewArray::from(vec![
+                    Some("crm:a"),
+                    Some("Crm:z"),
+                    Some("pos:10"),
+                ])),
+                Arc::new(StringArray::from(vec!["crm", "crm", "pos"])),
+            ],
+        )
+        .unwrap();
+        let numbered = number_by_record_key(vec![plain, views]).unwrap();
+        let rids: Vec<i64> = numbered
+            .batches
+            .iter()
+            .flat_map(|b| i64s(b, "rid").unwrap().values().to_vec())
+            .collect();
+        // Byte order: "Crm:z" < "crm:a" < "crm:b" < "pos:10" < "pos:2"; NULL last.
+        assert_eq!(rids, vec![4, 5, 2, 1, 0, 3]);
+        let keys: Vec<Option<&str>> = numbered.record_keys.iter().collect();
+        assert_eq!(
+            keys,
+            vec![
+                Some("Crm:z"),
+                Some("crm:a"),
+                Some("crm:b"),
+                Some("pos:10"),
+                Some("pos:2"),
+                None
+            ]
+        );
+        let sources: Vec<&str> = numbered.sources.iter().map(|s| s.unwrap()).collect();
+        assert_eq!(sources, vec!["crm", "crm", "crm", "pos", "pos", "web"]);
+        assert_eq!(numbered.batches[0].num_columns(), 3);
+    }
 
     #[test]
     fn sorting_pairs_moves_their_levels_and_frequencies_with_them() {
