@@ -442,6 +442,21 @@ pub fn return_freed_memory() {
 mod tests {
     use super::*;
 
+    /// The pool leaves the process a sixteenth of a large limit, at least 256 MiB of a small
+    /// one, and never takes less than half.
+    #[test]
+    fn the_pool_leaves_room_for_what_no_operator_reserves() {
+        const MIB: usize = 1 << 20;
+        assert_eq!(pool_size(8192 * MIB), 7680 * MIB);
+        assert_eq!(pool_size(1024 * MIB), 768 * MIB);
+        assert_eq!(pool_size(64 * MIB), 32 * MIB);
+        assert_eq!(pool_size(1), 0);
+        for limit in [1, 100 * MIB, 300 * MIB, 4096 * MIB, 1 << 40] {
+            let pool = pool_size(limit);
+            assert!(pool <= limit && pool >= limit / 2, "{limit}: {pool}");
+        }
+    }
+
     fn spill_folders(root: &std::path::Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(root)
             .unwrap()
