@@ -5,7 +5,8 @@
 //! size cap. Refusing the weakest links first is what splits an oversized or contradictory
 //! cluster.
 
-use std::collections::HashMap;
+/// Keyed by record number, read per link: a fast non-cryptographic hash.
+type RecordMap<V> = rustc_hash::FxHashMap<u32, V>;
 
 /// Why a link was not applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -113,7 +114,7 @@ struct Sets {
     unique: Uniques,
     /// Per root: records that may never join it, and whether by contradiction (which only
     /// refuses links of the contradictable kind) or by a never-match pair.
-    never: HashMap<u32, Vec<(u32, bool)>>,
+    never: RecordMap<Vec<(u32, bool)>>,
 }
 
 impl Sets {
@@ -166,7 +167,7 @@ pub fn cluster(
         parent: (0..n as u32).collect(),
         size: vec![1; n],
         unique,
-        never: HashMap::new(),
+        never: RecordMap::default(),
     };
     let tagged = never
         .iter()
@@ -204,14 +205,15 @@ pub fn cluster(
             linked_by[r as usize].get_or_insert(link.kind);
         }
     }
-    // Components named by their smallest record.
-    let mut smallest: HashMap<u32, u32> = HashMap::new();
+    // Components named by their smallest record (roots are records: a slot per record).
+    let mut smallest = vec![u32::MAX; n];
     let roots: Vec<u32> = (0..n as u32).map(|r| sets.find(r)).collect();
     for (r, &root) in roots.iter().enumerate() {
-        smallest.entry(root).or_insert(r as u32);
+        let s = &mut smallest[root as usize];
+        *s = (*s).min(r as u32);
     }
     Clusters {
-        component: roots.iter().map(|root| smallest[root]).collect(),
+        component: roots.iter().map(|&root| smallest[root as usize]).collect(),
         linked_by,
         refused,
     }
@@ -238,18 +240,23 @@ fn conflict(
     // Never-match: check the shorter list against the other root.
     let la = sets.never.get(&ra).map_or(0, Vec::len);
     let lb = sets.never.get(&rb).map_or(0, Vec::len);
+    if la.min(lb) == 0 {
+        return None;
+    }
     let (from, other) = if la <= lb { (ra, rb) } else { (rb, ra) };
-    let partners = sets.never.get(&from).cloned().unwrap_or_default();
-    for (p, by_contradiction) in partners {
-        if (contradictable || !by_contradiction) && sets.find(p) == other {
-            return Some(if by_contradiction {
+    // Taken out while `find` compresses paths, then put back.
+    let partners = sets.never.remove(&from).unwrap_or_default();
+    let found = partners.iter().find_map(|&(p, by_contradiction)| {
+        ((contradictable || !by_contradiction) && sets.find(p) == other).then_some(
+            if by_contradiction {
                 Refusal::Contradicted
             } else {
                 Refusal::NeverMatch
-            });
-        }
-    }
-    None
+            },
+        )
+    });
+    sets.never.insert(from, partners);
+    found
 }
 
 #[cfg(test)]

@@ -929,12 +929,16 @@ pub fn batches_size(batches: &[RecordBatch]) -> usize {
 const MAX_PASSES: usize = 10;
 
 /// Pairs of records inside the same component.
+/// (Components are named by one of their records: a count per record.)
 fn pairs_within(component: &[u32]) -> u64 {
-    let mut sizes: HashMap<u32, u64> = HashMap::new();
+    let mut sizes = vec![0u32; component.len()];
     for &c in component {
-        *sizes.entry(c).or_default() += 1;
+        sizes[c as usize] += 1;
     }
-    sizes.values().map(|s| s * (s - 1) / 2).sum()
+    sizes
+        .iter()
+        .map(|&s| u64::from(s) * u64::from(s.max(1) - 1) / 2)
+        .sum()
 }
 
 /// One EM session per blocking rule: the pairs it proposed first, with their full comparison

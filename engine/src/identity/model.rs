@@ -587,11 +587,51 @@ impl Model {
 
     /// The match weight of a pair and its probability.
     pub fn score(&self, vector: &[i8], tfs: &[Option<f64>]) -> (f64, f64) {
-        let w = self.prior_weight()
+        self.weights().score(vector, tfs)
+    }
+
+    /// The model's weights computed once, to score many pairs (see [`Weights::score`]).
+    pub fn weights(&self) -> Weights<'_> {
+        Weights {
+            model: self,
+            prior: self.prior_weight(),
+            levels: self
+                .m
+                .iter()
+                .enumerate()
+                .map(|(c, row)| {
+                    (0..row.len())
+                        .map(|l| self.level_weight(c, l as i8, None))
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A model's prior and level weights, computed once: scoring a pair then takes one lookup per
+/// comparison (and a logarithm only for a value's own term frequency), to the same bits as
+/// [`Model::level_weight`] summed in comparison order.
+#[derive(Debug)]
+pub struct Weights<'a> {
+    model: &'a Model,
+    prior: f64,
+    /// `log2(m / u)` per comparison and level.
+    levels: Vec<Vec<f64>>,
+}
+
+impl Weights<'_> {
+    /// The match weight of a pair and its probability.
+    pub fn score(&self, vector: &[i8], tfs: &[Option<f64>]) -> (f64, f64) {
+        let w = self.prior
             + vector
                 .iter()
                 .enumerate()
-                .map(|(c, &g)| self.level_weight(c, g, tfs[c]))
+                .map(|(c, &g)| match (g, tfs[c]) {
+                    (g, _) if g < 0 => 0.0,
+                    (0, Some(_)) => self.model.level_weight(c, 0, tfs[c]),
+                    (g, _) => self.levels[c][g as usize],
+                })
                 .sum::<f64>();
         (w, 1.0 / (1.0 + (-w).exp2()))
     }
@@ -805,5 +845,21 @@ mod tests {
         assert!(model.level_weight(0, 0, Some(0.001)) > model.level_weight(0, 0, None));
         // NULL is no evidence.
         assert_eq!(model.level_weight(0, -1, None), 0.0);
+        // The weights computed once score every vector to the bit, with and without a
+        // value's own frequency (unusable frequencies fall back to u).
+        let weights = model.weights();
+        let tfs = [None, Some(0.002), Some(f64::NAN), Some(0.0), Some(1e-12)];
+        for bits in 0..27u32 {
+            let v: Vec<i8> = (0..3).map(|c| (bits / 3u32.pow(c) % 3) as i8 - 1).collect();
+            for tf in [[tfs[0], tfs[1], tfs[2]], [tfs[3], tfs[4], tfs[1]]] {
+                let by_level = model.prior_weight()
+                    + (0..3)
+                        .map(|c| model.level_weight(c, v[c], tf[c]))
+                        .sum::<f64>();
+                let (w, p) = weights.score(&v, &tf);
+                assert_eq!(w.to_bits(), by_level.to_bits(), "{v:?} {tf:?}");
+                assert_eq!(p.to_bits(), (1.0 / (1.0 + (-by_level).exp2())).to_bits());
+            }
+        }
     }
 }

@@ -1034,17 +1034,16 @@ impl Scorer<'_> {
         let mut links = self.fixed_links.to_vec();
         let mut contradicted = Vec::new();
         let against = -self.config.cannot_link_bits + model.prior_weight();
+        let weighs = model.weights();
+        let mut pair_tfs: Vec<Option<f64>> = vec![None; self.tf_index.len()];
         for (p, pair) in self.pairs.iter().enumerate() {
             let vector = &self.gammas[p * comparisons..(p + 1) * comparisons];
-            let pair_tfs: Vec<Option<f64>> = self
-                .tf_index
-                .iter()
-                .map(|k| {
-                    k.map(|k| self.tfs[p * tf_count + k])
-                        .filter(|f| f.is_finite())
-                })
-                .collect();
-            let (w, prob) = model.score(vector, &pair_tfs);
+            for (slot, k) in pair_tfs.iter_mut().zip(self.tf_index) {
+                *slot = k
+                    .map(|k| self.tfs[p * tf_count + k])
+                    .filter(|f| f.is_finite());
+            }
+            let (w, prob) = weighs.score(vector, &pair_tfs);
             weights.push(w);
             probabilities.push(prob);
             if w <= against {
