@@ -4,7 +4,7 @@
 //! recorded as merged into it; a cluster that receives none gets a new id, derived from its
 //! smallest record key, never one used before.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use sha2::{Digest, Sha256};
 
@@ -143,7 +143,7 @@ pub fn assign(
         offered[winner].push(i);
     }
     let mut events = Vec::new();
-    let mut minted: HashSet<String> = HashSet::new();
+    let mut minted: HashSet<String> = HashSet::default();
     let mut ids = Vec::with_capacity(clusters.len());
     for (c, keys) in clusters.iter().enumerate() {
         let candidates = &mut offered[c];
@@ -272,7 +272,7 @@ mod tests {
     #[test]
     fn ids_stay_put_when_nothing_changes() {
         let clusters = vec![vec!["a", "b"], vec!["c"]];
-        let first = assign(&clusters, &PreviousIds::default(), &HashSet::new(), 1);
+        let first = assign(&clusters, &PreviousIds::default(), &HashSet::default(), 1);
         assert_eq!(
             first.events.iter().filter(|e| e.event == "created").count(),
             2
@@ -282,7 +282,7 @@ mod tests {
             ("b", &first.ids[0].0, 1),
             ("c", &first.ids[1].0, 1),
         ]);
-        let second = assign(&clusters, &previous, &HashSet::new(), 2);
+        let second = assign(&clusters, &previous, &HashSet::default(), 2);
         assert_eq!(second.ids, first.ids);
         assert!(second.events.is_empty());
     }
@@ -290,7 +290,7 @@ mod tests {
     #[test]
     fn merges_keep_the_oldest_and_splits_keep_the_larger_part() {
         let previous = prev(&[("a", "old", 1), ("b", "old", 1), ("c", "new", 5)]);
-        let merged = assign(&[vec!["a", "b", "c"]], &previous, &HashSet::new(), 9);
+        let merged = assign(&[vec!["a", "b", "c"]], &previous, &HashSet::default(), 9);
         assert_eq!(merged.ids[0], ("old".to_string(), 1));
         assert_eq!(merged.events.len(), 1);
         assert_eq!(merged.events[0].event, "merged");
@@ -300,7 +300,7 @@ mod tests {
         );
 
         let previous = prev(&[("a", "x", 1), ("b", "x", 1), ("c", "x", 1)]);
-        let split = assign(&[vec!["a", "b"], vec!["c"]], &previous, &HashSet::new(), 9);
+        let split = assign(&[vec!["a", "b"], vec!["c"]], &previous, &HashSet::default(), 9);
         assert_eq!(split.ids[0].0, "x");
         assert_ne!(split.ids[1].0, "x");
         let kinds: Vec<&str> = split.events.iter().map(|e| e.event).collect();
@@ -316,7 +316,7 @@ mod tests {
         let out = assign(
             &[vec!["a", "b"], vec!["c", "d"]],
             &previous,
-            &HashSet::new(),
+            &HashSet::default(),
             9,
         );
         assert_eq!((out.ids[0].0.as_str(), out.ids[1].0.as_str()), ("x", "y"));
@@ -335,7 +335,7 @@ mod tests {
             previous.insert(k, &ids[i / 2], 1);
         }
         let clusters: Vec<Vec<&str>> = keys.iter().map(|k| vec![k.as_str()]).collect();
-        let out = assign(&clusters, &previous, &HashSet::new(), 9);
+        let out = assign(&clusters, &previous, &HashSet::default(), 9);
         let splits = out.events.iter().filter(|e| e.event == "split").count();
         assert_eq!(splits, n);
     }
@@ -344,13 +344,13 @@ mod tests {
     fn a_new_id_is_never_one_a_kept_customer_holds() {
         // "b"'s cluster comes first and would mint the id "a" keeps, were only the ids
         // already handed out this run checked.
-        let taken = assign(&[vec!["b"]], &PreviousIds::default(), &HashSet::new(), 1).ids[0]
+        let taken = assign(&[vec!["b"]], &PreviousIds::default(), &HashSet::default(), 1).ids[0]
             .0
             .clone();
         let next = assign(
             &[vec!["b"], vec!["a"]],
             &prev(&[("a", &taken, 1)]),
-            &HashSet::new(),
+            &HashSet::default(),
             2,
         );
         assert_eq!(next.ids[1].0, taken, "a keeps its id");
@@ -359,11 +359,11 @@ mod tests {
 
     #[test]
     fn retired_ids_are_never_reissued() {
-        let first = assign(&[vec!["a"]], &PreviousIds::default(), &HashSet::new(), 1);
-        let used: HashSet<String> = [first.ids[0].0.clone()].into();
+        let first = assign(&[vec!["a"]], &PreviousIds::default(), &HashSet::default(), 1);
+        let used: HashSet<String> = [first.ids[0].0.clone()].into_iter().collect();
         let again = assign(&[vec!["a"]], &PreviousIds::default(), &used, 2);
         assert_ne!(again.ids[0].0, first.ids[0].0);
-        let gone = assign(&[vec!["b"]], &prev(&[("a", "x", 1)]), &HashSet::new(), 2);
+        let gone = assign(&[vec!["b"]], &prev(&[("a", "x", 1)]), &HashSet::default(), 2);
         assert!(
             gone.events
                 .iter()

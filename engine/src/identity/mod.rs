@@ -114,7 +114,7 @@ pub struct PreviousIdMap {
     /// Record key → its customer.
     pub assignment: ids::PreviousIds,
     /// Ids issued before and no longer held.
-    pub used_ids: HashSet<String>,
+    pub used_ids: rustc_hash::FxHashSet<String>,
 }
 
 impl PreviousIdMap {
