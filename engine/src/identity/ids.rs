@@ -300,7 +300,12 @@ mod tests {
         );
 
         let previous = prev(&[("a", "x", 1), ("b", "x", 1), ("c", "x", 1)]);
-        let split = assign(&[vec!["a", "b"], vec!["c"]], &previous, &HashSet::default(), 9);
+        let split = assign(
+            &[vec!["a", "b"], vec!["c"]],
+            &previous,
+            &HashSet::default(),
+            9,
+        );
         assert_eq!(split.ids[0].0, "x");
         assert_ne!(split.ids[1].0, "x");
         let kinds: Vec<&str> = split.events.iter().map(|e| e.event).collect();
@@ -344,7 +349,13 @@ mod tests {
     fn a_new_id_is_never_one_a_kept_customer_holds() {
         // "b"'s cluster comes first and would mint the id "a" keeps, were only the ids
         // already handed out this run checked.
-        let taken = assign(&[vec!["b"]], &PreviousIds::default(), &HashSet::default(), 1).ids[0]
+        let taken = assign(
+            &[vec!["b"]],
+            &PreviousIds::default(),
+            &HashSet::default(),
+            1,
+        )
+        .ids[0]
             .0
             .clone();
         let next = assign(
@@ -359,11 +370,21 @@ mod tests {
 
     #[test]
     fn retired_ids_are_never_reissued() {
-        let first = assign(&[vec!["a"]], &PreviousIds::default(), &HashSet::default(), 1);
+        let first = assign(
+            &[vec!["a"]],
+            &PreviousIds::default(),
+            &HashSet::default(),
+            1,
+        );
         let used: HashSet<String> = [first.ids[0].0.clone()].into_iter().collect();
         let again = assign(&[vec!["a"]], &PreviousIds::default(), &used, 2);
         assert_ne!(again.ids[0].0, first.ids[0].0);
-        let gone = assign(&[vec!["b"]], &prev(&[("a", "x", 1)]), &HashSet::default(), 2);
+        let gone = assign(
+            &[vec!["b"]],
+            &prev(&[("a", "x", 1)]),
+            &HashSet::default(),
+            2,
+        );
         assert!(
             gone.events
                 .iter()

@@ -291,7 +291,51 @@ pub struct Resolution {
 struct Pair {
     a: u32,
     b: u32,
-    rule: u16,
+}
+
+/// The term frequencies of the compared pairs (`tf_count` per pair, in pair order), each held
+/// as a code into the distinct values met: a frequency is a value's count over the records, so
+/// there are a few thousand distinct ones at millions of records, and a pair's frequency takes
+/// 4 bytes instead of 8 while reading back to the same bits.
+#[derive(Default)]
+struct Frequencies {
+    codes: Vec<u32>,
+    values: Vec<f64>,
+    index: rustc_hash::FxHashMap<u64, u32>,
+}
+
+/// The code of a NULL (or not finite) frequency.
+const NO_FREQUENCY: u32 = u32::MAX;
+
+impl Frequencies {
+    /// Appends a frequency (NaN or another non-finite value: none).
+    fn push(&mut self, f: f64) {
+        if !f.is_finite() {
+            self.codes.push(NO_FREQUENCY);
+            return;
+        }
+        let next = self.values.len() as u32;
+        let code = *self.index.entry(f.to_bits()).or_insert(next);
+        if code == next {
+            self.values.push(f);
+        }
+        self.codes.push(code);
+    }
+
+    /// The `i`th frequency (NaN: none).
+    fn get(&self, i: usize) -> f64 {
+        match self.codes[i] {
+            NO_FREQUENCY => f64::NAN,
+            code => self.values[code as usize],
+        }
+    }
+
+    /// Bytes held.
+    fn bytes(&self) -> usize {
+        self.codes.capacity() * size_of::<u32>()
+            + self.values.capacity() * size_of::<f64>()
+            + self.index.capacity() * (size_of::<(u64, u32)>() + 1)
+    }
 }
 
 /// Marks the start of a stage of resolution in the debug log, and (under a memory limit) gives
@@ -976,7 +1020,7 @@ fn em_sessions(
         }
         let linked = deterministic[pair.a as usize] == deterministic[pair.b as usize];
         let vector = gammas[p * comparisons..(p + 1) * comparisons].to_vec();
-        let entry = sessions[pair.rule as usize]
+        let entry = sessions[compared.rule_of(p)]
             .patterns
             .entry(vector)
             .or_default();
@@ -1266,9 +1310,8 @@ struct PairsTable {
     config: IdentityConfig,
     kinds: Kinds,
     keys: StringArray,
-    pairs: Vec<Pair>,
-    gammas: Vec<i8>,
-    tfs: Vec<f64>,
+    /// The compared pairs, their levels and frequencies.
+    compared: steps::Compared,
     tf_count: usize,
     weights: Vec<f64>,
     probabilities: Vec<f64>,
@@ -1281,7 +1324,7 @@ struct PairsTable {
 impl std::fmt::Debug for PairsTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PairsTable")
-            .field("pairs", &self.pairs.len())
+            .field("pairs", &self.compared.pairs.len())
             .field("extra", &self.extra.len())
             .finish()
     }
@@ -1292,9 +1335,7 @@ impl PairsTable {
     fn new(
         config: &IdentityConfig,
         keys: StringArray,
-        pairs: Vec<Pair>,
-        gammas: Vec<i8>,
-        tfs: Vec<f64>,
+        compared: steps::Compared,
         tf_index: &[Option<usize>],
         weights: Vec<f64>,
         probabilities: Vec<f64>,
@@ -1339,9 +1380,7 @@ impl PairsTable {
             config: config.clone(),
             kinds,
             keys,
-            pairs,
-            gammas,
-            tfs,
+            compared,
             tf_count: tf_index.iter().flatten().count(),
             weights,
             probabilities,
@@ -1352,16 +1391,14 @@ impl PairsTable {
     }
 
     fn rows(&self) -> usize {
-        self.pairs.len() + self.extra.len()
+        self.compared.pairs.len() + self.extra.len()
     }
 
     /// Bytes held (the record keys aside: record_customer holds them too), with one batch in
     /// the making per core.
     fn bytes(&self) -> usize {
-        self.pairs.capacity() * size_of::<Pair>()
-            + self.gammas.capacity()
-            + (self.tfs.capacity() + self.weights.capacity() + self.probabilities.capacity())
-                * size_of::<f64>()
+        self.compared.bytes()
+            + (self.weights.capacity() + self.probabilities.capacity()) * size_of::<f64>()
             + self.extra.capacity() * size_of::<cluster::Link>()
             + self.refused.capacity() * (size_of::<((u32, u32), String)>() + 32)
             + self.rows().min(PAIRS_BATCH) * 256 * 2
@@ -1388,7 +1425,7 @@ impl PairsTable {
 
     /// Rows `rows` (compared pairs first, then the extra links) as one batch.
     fn batch(&self, rows: std::ops::Range<usize>) -> Result<RecordBatch> {
-        let (config, keys, pairs) = (&self.config, &self.keys, &self.pairs);
+        let (config, keys, pairs) = (&self.config, &self.keys, &self.compared.pairs);
         let comparisons = config.comparisons.len();
         let tf_count = self.tf_count;
         let key = |x: u32, y: u32| (x.min(y), x.max(y));
@@ -1412,7 +1449,7 @@ impl PairsTable {
                 a.append_value(keys.value(pair.a as usize));
                 b.append_value(keys.value(pair.b as usize));
                 linked_by.append_value("probabilistic");
-                blocking.append_value(&config.blocking[pair.rule as usize].name);
+                blocking.append_value(&config.blocking[self.compared.rule_of(row)].name);
                 weight.append_value(self.weights[row]);
                 probability.append_value(self.probabilities[row]);
                 let ok = self.probabilities[row] >= config.threshold;
@@ -1420,10 +1457,14 @@ impl PairsTable {
                 accepted.append_value(ok && why.is_none());
                 reason.append_option(why);
                 for (c, g) in gamma.iter_mut().enumerate() {
-                    g.append_option(Some(self.gammas[row * comparisons + c]).filter(|g| *g >= 0));
+                    g.append_option(
+                        Some(self.compared.gammas[row * comparisons + c]).filter(|g| *g >= 0),
+                    );
                 }
                 for (k, t) in tf.iter_mut().enumerate() {
-                    t.append_option(Some(self.tfs[row * tf_count + k]).filter(|f| f.is_finite()));
+                    t.append_option(
+                        Some(self.compared.tfs.get(row * tf_count + k)).filter(|f| f.is_finite()),
+                    );
                 }
             } else {
                 let link = &self.extra[row - pairs.len()];

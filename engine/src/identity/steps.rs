@@ -397,9 +397,23 @@ pub(super) async fn term_frequencies(
 pub(super) struct Compared {
     pub(super) pairs: Vec<Pair>,
     pub(super) gammas: Vec<i8>,
-    pub(super) tfs: Vec<f64>,
+    pub(super) tfs: Frequencies,
+    /// Where each blocking rule's pairs end (pairs come rule by rule).
+    pub(super) rule_ends: Vec<usize>,
     /// Blocking rules whose pairs were read from the published `match_pairs`.
     pub(super) reused_rules: usize,
+}
+
+impl Compared {
+    /// The blocking rule that proposed pair `p`.
+    pub(super) fn rule_of(&self, p: usize) -> usize {
+        self.rule_ends.partition_point(|&end| end <= p)
+    }
+
+    /// Bytes held.
+    pub(super) fn bytes(&self) -> usize {
+        self.pairs.capacity() * size_of::<Pair>() + self.gammas.capacity() + self.tfs.bytes()
+    }
 }
 
 /// Where each comparison's term frequency is among a pair's (None: not weighed by frequency).
@@ -452,7 +466,7 @@ pub(super) fn published_rules<'a>(
 fn sort_pairs(
     pairs: &mut [Pair],
     gammas: &mut [i8],
-    tfs: &mut [f64],
+    tfs: &mut [u32],
     comparisons: usize,
     tf_count: usize,
 ) {
@@ -460,7 +474,7 @@ fn sort_pairs(
     let mut order: Vec<u32> = (0..n as u32).collect();
     order.sort_unstable_by_key(|&i| (pairs[i as usize].a, pairs[i as usize].b));
     let mut done = vec![false; n];
-    let (mut gamma, mut tf) = (vec![0i8; comparisons], vec![0f64; tf_count]);
+    let (mut gamma, mut tf) = (vec![0i8; comparisons], vec![0u32; tf_count]);
     let (c, t) = (comparisons, tf_count);
     for start in 0..n {
         if done[start] {
@@ -544,7 +558,8 @@ async fn compare_rules(
 ) -> Result<Compared> {
     let mut pairs: Vec<Pair> = Vec::new();
     let mut gammas: Vec<i8> = Vec::new();
-    let mut tfs: Vec<f64> = Vec::new();
+    let mut tfs = Frequencies::default();
+    let mut rule_ends = Vec::with_capacity(config.blocking.len());
     for (i, rule) in config.blocking.iter().enumerate() {
         let skipped = collect(
             ctx,
@@ -617,19 +632,15 @@ async fn compare_rules(
                 pairs.push(Pair {
                     a: a.value(r) as u32,
                     b: bb.value(r) as u32,
-                    rule: i as u16,
                 });
                 gammas.extend(g.iter().map(|g| if g.is_null(r) { -1 } else { g.value(r) }));
-                tfs.extend(
-                    t.iter()
-                        .map(|t| if t.is_null(r) { f64::NAN } else { t.value(r) }),
-                );
+                for t in &t {
+                    tfs.push(if t.is_null(r) { f64::NAN } else { t.value(r) });
+                }
             }
             budget.hold(
                 Part::Pairs,
-                pairs.capacity() * size_of::<Pair>()
-                    + gammas.capacity()
-                    + tfs.capacity() * size_of::<f64>(),
+                pairs.capacity() * size_of::<Pair>() + gammas.capacity() + tfs.bytes(),
                 &format!("blocking rule `{}`", rule.name),
             )?;
         }
@@ -637,9 +648,7 @@ async fn compare_rules(
         // same pairs make the same arrays, so the sums over them (the prior, the model's
         // passes) come out the same to the last bit on every run.
         let tf_count = tf_index.iter().flatten().count();
-        let held = pairs.capacity() * size_of::<Pair>()
-            + gammas.capacity()
-            + tfs.capacity() * size_of::<f64>();
+        let held = pairs.capacity() * size_of::<Pair>() + gammas.capacity() + tfs.bytes();
         // The order and a flag per pair, while sorting.
         let sorting = (pairs.len() - before) * (size_of::<u32>() + 1);
         let what = format!("sorting the pairs of blocking rule `{}`", rule.name);
@@ -647,11 +656,12 @@ async fn compare_rules(
         sort_pairs(
             &mut pairs[before..],
             &mut gammas[before * config.comparisons.len()..],
-            &mut tfs[before * tf_count..],
+            &mut tfs.codes[before * tf_count..],
             config.comparisons.len(),
             tf_count,
         );
         budget.hold(Part::Pairs, held, &what)?;
+        rule_ends.push(pairs.len());
         stats.push("compared_pairs", &rule.name, (pairs.len() - before) as f64);
         tracing::debug!(
             rule = rule.name,
@@ -664,6 +674,7 @@ async fn compare_rules(
         pairs,
         gammas,
         tfs,
+        rule_ends,
         reused_rules: 0,
     })
 }
@@ -1011,7 +1022,7 @@ pub(super) struct Scorer<'a> {
     pub(super) kinds: &'a Kinds,
     pub(super) pairs: &'a [Pair],
     pub(super) gammas: &'a [i8],
-    pub(super) tfs: &'a [f64],
+    pub(super) tfs: &'a Frequencies,
     pub(super) tf_index: &'a [Option<usize>],
     pub(super) fixed_links: &'a [cluster::Link],
     pub(super) unique: &'a cluster::Uniques,
@@ -1040,7 +1051,7 @@ impl Scorer<'_> {
             let vector = &self.gammas[p * comparisons..(p + 1) * comparisons];
             for (slot, k) in pair_tfs.iter_mut().zip(self.tf_index) {
                 *slot = k
-                    .map(|k| self.tfs[p * tf_count + k])
+                    .map(|k| self.tfs.get(p * tf_count + k))
                     .filter(|f| f.is_finite());
             }
             let (w, prob) = weighs.score(vector, &pair_tfs);
@@ -1257,15 +1268,10 @@ impl Decided<'_> {
             self.linked_by,
             run_id,
         )?;
-        let Compared {
-            pairs, gammas, tfs, ..
-        } = self.compared;
         let match_pairs = PairsTable::new(
             config,
             self.record_keys.clone(),
-            pairs,
-            gammas,
-            tfs,
+            self.compared,
             tf_index,
             self.weights,
             self.probabilities,
@@ -1489,25 +1495,38 @@ mod tests {
             (2, 8),
             (1, 5),
         ];
-        let mut pairs: Vec<Pair> = keys.iter().map(|&(a, b)| Pair { a, b, rule: 0 }).collect();
+        let mut pairs: Vec<Pair> = keys.iter().map(|&(a, b)| Pair { a, b }).collect();
         let mut gammas: Vec<i8> = keys
             .iter()
             .flat_map(|&(a, b)| [a as i8, b as i8, -1])
             .collect();
-        let mut tfs: Vec<f64> = keys
-            .iter()
-            .flat_map(|&(a, b)| [a as f64 + b as f64 / 100.0, f64::NAN])
-            .collect();
-        sort_pairs(&mut pairs, &mut gammas, &mut tfs, 3, 2);
+        let mut tfs = Frequencies::default();
+        for &(a, b) in &keys {
+            tfs.push(a as f64 + b as f64 / 100.0);
+            tfs.push(f64::NAN);
+        }
+        sort_pairs(&mut pairs, &mut gammas, &mut tfs.codes, 3, 2);
         let mut sorted = keys.clone();
         sorted.sort_unstable();
         let got: Vec<(u32, u32)> = pairs.iter().map(|p| (p.a, p.b)).collect();
         assert_eq!(got, sorted);
         for (k, &(a, b)) in sorted.iter().enumerate() {
             assert_eq!(&gammas[k * 3..k * 3 + 3], &[a as i8, b as i8, -1]);
-            assert_eq!(tfs[k * 2], a as f64 + b as f64 / 100.0);
-            assert!(tfs[k * 2 + 1].is_nan());
+            assert_eq!(tfs.get(k * 2), a as f64 + b as f64 / 100.0);
+            assert!(tfs.get(k * 2 + 1).is_nan());
         }
+        // Frequencies read back to the bit, each distinct value held once.
+        let mut f = Frequencies::default();
+        for v in [0.25, -0.0, 0.0, 1e-300, 0.25, f64::INFINITY, 0.1 + 0.2] {
+            f.push(v);
+        }
+        let back: Vec<u64> = (0..7).map(|i| f.get(i).to_bits()).collect();
+        let nan = f64::NAN.to_bits();
+        let expected = [0.25, -0.0, 0.0, 1e-300, 0.25, f64::NAN, 0.1 + 0.2];
+        for (got, want) in back.iter().zip(expected) {
+            assert!(*got == want.to_bits() || (want.is_nan() && *got == nan));
+        }
+        assert_eq!(f.values.len(), 5);
         // Nothing to sort: no pair, no level.
         sort_pairs(&mut [], &mut [], &mut [], 3, 0);
     }
