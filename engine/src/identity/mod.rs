@@ -726,7 +726,7 @@ async fn resolve_in(
     let steps::Keys {
         labels,
         unique,
-        key_rows,
+        mut key_rows,
     } = steps::register_keys(
         ctx,
         config,
@@ -747,6 +747,7 @@ async fn resolve_in(
     stage("term frequencies");
     // 4. Term frequencies, then check every level's SQL on its own (errors name the level).
     steps::term_frequencies(ctx, config, previous, stored.is_some()).await?;
+    steps::frequency_columns(ctx, config, &mut key_rows, &mut budget).await?;
     stage("blocking and comparison vectors");
     // 5. Blocking and comparison vectors (or the published pairs of unchanged rules).
     let tf_index = steps::tf_index(config);

@@ -213,32 +213,54 @@ pub fn gamma(c: &Comparison) -> String {
 }
 
 /// The comparison columns of a pair of records aliased `l` and `r`: `gamma_<name>` for every
-/// comparison and `tf_<name>` (the relative frequency of the left value) for those with term
-/// frequencies.
-pub fn comparison_columns(config: &IdentityConfig) -> (String, String) {
+/// comparison and `tf_<name>` (the relative frequency of the left value, a column of the keys
+/// table: see [`record_frequencies`]) for those with term frequencies.
+pub fn comparison_columns(config: &IdentityConfig) -> String {
     let mut select = Vec::new();
-    let mut joins = String::new();
     for (i, c) in config.comparisons.iter().enumerate() {
         select.push(format!(
             "{} as {}",
             gamma(c),
             ident(&format!("gamma_{}", c.name))
         ));
+        if c.term_frequency && c.column.is_some() {
+            select.push(format!(
+                "l.{} as {}",
+                ident(&frequency_column(i)),
+                ident(&format!("tf_{}", c.name))
+            ));
+        }
+    }
+    select.join(", ")
+}
+
+/// The keys table's column holding the frequency of a record's value of comparison `i`.
+pub fn frequency_column(i: usize) -> String {
+    format!("__tf_{i}")
+}
+
+/// Each record's frequencies (`rid`, then [`frequency_column`] per comparison weighed by
+/// frequency): looked up once per record, so that the blocking joins carry them instead of
+/// joining every pair with the frequency tables (three copies of every pair's columns).
+pub fn record_frequencies(config: &IdentityConfig) -> String {
+    let mut select = vec!["k.rid".to_string()];
+    let mut joins = String::new();
+    for (i, c) in config.comparisons.iter().enumerate() {
         if c.term_frequency
             && let Some(col) = &c.column
         {
             select.push(format!(
                 "tf{i}.frequency as {}",
-                ident(&format!("tf_{}", c.name))
+                ident(&frequency_column(i))
             ));
             joins.push_str(&format!(
-                " left join {t} tf{i} on tf{i}.value = l.{q}",
+                " left join {t} tf{i} on tf{i}.value = k.{q}",
                 t = tf_table(i),
                 q = ident(col)
             ));
         }
     }
-    (select.join(", "), joins)
+    format!("select {} from {KEYS} k{joins}", select.join(", "))
 }
 
 /// Value frequencies of a column (share of the non-NULL records holding each value).
@@ -255,7 +277,7 @@ pub fn term_frequencies(column: &str) -> String {
 pub fn blocked_pairs(config: &IdentityConfig, index: usize) -> String {
     let rule = &config.blocking[index];
     let on: Vec<String> = rule.on.iter().map(|c| ident(c)).collect();
-    let (columns, tf_joins) = comparison_columns(config);
+    let columns = comparison_columns(config);
     let block_join: String = rule
         .on
         .iter()
@@ -270,7 +292,7 @@ pub fn blocked_pairs(config: &IdentityConfig, index: usize) -> String {
         "select l.rid as a, r.rid as b, {columns} \
          from {KEYS} l join {KEYS} r on {eq} \
          join (select {p} from {KEYS} where {nn} group by {p} having count(*) <= {cap}) blk \
-         on {block_join}{tf_joins} \
+         on {block_join} \
          where {filter}",
         eq = equal(&rule.on),
         p = on.join(", "),
@@ -364,6 +386,16 @@ pub fn describe(config: &IdentityConfig, records: &str, columns: &[String]) -> S
                 term_frequencies(col)
             ));
         }
+    }
+    if config
+        .comparisons
+        .iter()
+        .any(|c| c.term_frequency && c.column.is_some())
+    {
+        out.push_str(&format!(
+            "-- each record's frequencies (columns added to {KEYS}):\n{};\n\n",
+            record_frequencies(config)
+        ));
     }
     for (i, rule) in config.blocking.iter().enumerate() {
         out.push_str(&format!(

@@ -392,6 +392,95 @@ pub(super) async fn term_frequencies(
     Ok(())
 }
 
+/// Step 4 (end): each record's term frequencies, looked up once (see
+/// [`sql::record_frequencies`]) and added to the keys table as columns the blocking queries
+/// read, and to the rows held for the sample.
+pub(super) async fn frequency_columns(
+    ctx: &SessionContext,
+    config: &IdentityConfig,
+    key_rows: &mut KeyRows,
+    budget: &mut Budget,
+) -> Result<()> {
+    let weighed: Vec<usize> = tf_index(config)
+        .iter()
+        .enumerate()
+        .filter_map(|(i, k)| k.map(|_| i))
+        .collect();
+    if weighed.is_empty() {
+        return Ok(());
+    }
+    let n = key_rows.len();
+    let extra = n * weighed.len() * (size_of::<f64>() * 2 + 1);
+    let held = budget.parts[Part::Records as usize];
+    budget.hold(
+        Part::Records,
+        held + extra,
+        "looking up each record's frequencies",
+    )?;
+    let mut by_rid = vec![vec![None; n]; weighed.len()];
+    let query = sql::record_frequencies(config);
+    let df = ctx
+        .sql(&query)
+        .await
+        .map_err(|e| identity_err(format!("term frequencies per record: {e}")))?;
+    let mut stream = df.execute_stream().await?;
+    while let Some(batch) = stream.next().await {
+        let b = batch.map_err(|e| identity_err(format!("term frequencies per record: {e}")))?;
+        let rids = i64s(&b, "rid")?;
+        for (k, &i) in weighed.iter().enumerate() {
+            let f = column(&b, &sql::frequency_column(i), &DataType::Float64)?;
+            let f = f.as_any().downcast_ref::<Float64Array>().expect("f64");
+            for r in 0..b.num_rows() {
+                let slot = usize::try_from(rids.value(r))
+                    .ok()
+                    .and_then(|rid| by_rid[k].get_mut(rid))
+                    .ok_or_else(|| identity_err("internal: a frequency's rid is out of range"))?;
+                *slot = f.is_valid(r).then(|| f.value(r));
+            }
+        }
+    }
+    let mut batches = Vec::with_capacity(key_rows.batches.len());
+    let mut schema = None;
+    for b in &key_rows.batches {
+        let rids = i64s(b, "rid")?;
+        let mut fields: Vec<Field> = b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        let mut columns = b.columns().to_vec();
+        for (k, &i) in weighed.iter().enumerate() {
+            fields.push(Field::new(
+                sql::frequency_column(i),
+                DataType::Float64,
+                true,
+            ));
+            let values: Float64Array = rids
+                .values()
+                .iter()
+                .map(|&rid| by_rid[k][rid as usize])
+                .collect();
+            columns.push(Arc::new(values));
+        }
+        let with = Arc::new(Schema::new(fields));
+        batches.push(RecordBatch::try_new(with.clone(), columns)?);
+        schema = Some(with);
+    }
+    drop(by_rid);
+    let Some(schema) = schema else {
+        return Ok(());
+    };
+    register(ctx, sql::KEYS, batches.clone(), schema).await?;
+    key_rows.batches = batches;
+    let extra = n * weighed.len() * (size_of::<f64>() + 1);
+    budget.hold(
+        Part::Records,
+        held + extra,
+        "adding each record's frequencies",
+    )
+}
+
 /// The compared pairs, in blocking-rule order: each pair's comparison levels (`-1`: NULL, no
 /// evidence) and the term frequencies of its agreeing values, flattened.
 pub(super) struct Compared {
