@@ -223,23 +223,44 @@ pub(super) async fn guard_values(
                 &what,
             )
             .await?;
-            let mut pairs = Vec::new();
+            // Only values some pair tells apart can be shared (`guards::split` leaves the
+            // others as they are): the pairs of the rest are not copied out at all.
+            let mut columns = Vec::with_capacity(batches.len());
             for b in &batches {
                 let (values, a, bb) = (strs(b, "value")?, strs(b, "a")?, strs(b, "b")?);
                 let differ = column(b, "differ", &DataType::Boolean)?;
                 let differ = differ
                     .as_any()
                     .downcast_ref::<datafusion::arrow::array::BooleanArray>()
-                    .expect("boolean");
-                for r in 0..b.num_rows() {
-                    pairs.push((
-                        values.value(r).to_string(),
-                        a.value(r).to_string(),
-                        bb.value(r).to_string(),
-                        differ.is_valid(r) && differ.value(r),
-                    ));
+                    .expect("boolean")
+                    .clone();
+                columns.push((values, a, bb, differ));
+            }
+            let told_apart =
+                |d: &datafusion::arrow::array::BooleanArray, r: usize| d.is_valid(r) && d.value(r);
+            let contested: rustc_hash::FxHashSet<&str> = columns
+                .iter()
+                .flat_map(|(values, _, _, differ)| {
+                    (0..values.len())
+                        .filter(|&r| told_apart(differ, r))
+                        .map(|r| values.value(r))
+                })
+                .collect();
+            let mut pairs = Vec::new();
+            for (values, a, bb, differ) in &columns {
+                for r in 0..values.len() {
+                    if contested.contains(values.value(r)) {
+                        pairs.push((
+                            values.value(r).to_string(),
+                            a.value(r).to_string(),
+                            bb.value(r).to_string(),
+                            told_apart(differ, r),
+                        ));
+                    }
                 }
             }
+            drop(contested);
+            drop(columns);
             let shared = guards::split(pairs);
             let (mut keys, mut matched) = (StringBuilder::new(), StringBuilder::new());
             for value in &shared {
