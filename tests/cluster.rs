@@ -21,12 +21,20 @@ struct Cluster {
 }
 
 impl Cluster {
-    /// The job folders (shuffle files and results) left in the executors' work folders.
+    /// The job folders (shuffle files and results) left in the executors' work folders
+    /// (`executor-<i>`, killed executors' included).
     fn job_folders(&self) -> Vec<PathBuf> {
         let mut found = Vec::new();
-        for i in 0..self.executors.len() {
-            let work = self.dir.path().join(format!("executor-{i}"));
-            for entry in std::fs::read_dir(&work).into_iter().flatten().flatten() {
+        let works = std::fs::read_dir(self.dir.path())
+            .into_iter()
+            .flatten()
+            .flatten();
+        for work in works.filter(|w| w.file_name().to_string_lossy().starts_with("executor-")) {
+            for entry in std::fs::read_dir(work.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 let name = entry.file_name().to_string_lossy().to_string();
                 // DataFusion's spill folders are `datafusion-*`; everything else is a job's.
                 if entry.path().is_dir() && !name.starts_with("datafusion") {
@@ -35,6 +43,40 @@ impl Cluster {
             }
         }
         found
+    }
+
+    /// How many files executor `i` holds in its jobs' folders (shuffle output, results).
+    fn job_files(&self, i: usize) -> usize {
+        fn count(dir: &Path) -> usize {
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        count(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        }
+        self.job_folders()
+            .iter()
+            .filter(|f| f.starts_with(self.dir.path().join(format!("executor-{i}"))))
+            .map(|f| count(f))
+            .sum()
+    }
+
+    /// The scheduler's log, for a failure's message.
+    fn scheduler_log(&self) -> String {
+        let text =
+            std::fs::read_to_string(self.dir.path().join("scheduler.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        format!(
+            "scheduler log (last 40 lines):\n{}",
+            lines[lines.len().saturating_sub(40)..].join("\n")
+        )
     }
 
     /// The executors hold no job's files (within 20 s: removal is asynchronous).
@@ -72,6 +114,11 @@ fn wait_listening(port: u16, what: &str, child: &mut Child) {
 }
 
 fn start_cluster(executors: usize) -> Cluster {
+    start_cluster_with(executors, &[])
+}
+
+/// [`start_cluster`] with more arguments for the scheduler.
+fn start_cluster_with(executors: usize, scheduler_args: &[&str]) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let log = |name: &str| std::fs::File::create(dir.path().join(name)).unwrap();
@@ -82,6 +129,7 @@ fn start_cluster(executors: usize) -> Cluster {
             "--bind",
             &format!("127.0.0.1:{port}"),
         ])
+        .args(scheduler_args)
         .stdout(Stdio::null())
         .stderr(log("scheduler.log"))
         .spawn()
@@ -398,9 +446,71 @@ fn an_executor_killed_mid_run_loses_nothing() {
             }
         }
         // The surviving executor finishes the work.
-        ok(&project, &["run", "--cluster", &cluster.address]);
+        let again = run_in(&project, &["run", "--cluster", &cluster.address]);
+        assert!(
+            again.status.success(),
+            "{}\n{}\nthe run the executor was killed in:\n{stdout}",
+            String::from_utf8_lossy(&again.stdout),
+            cluster.scheduler_log()
+        );
     }
     assert_same_tables(&local, &project, per_run);
+}
+
+/// An executor lost while a join stage reads its shuffle output: Ballista rolls the stage back
+/// and cancels the survivor's tasks of it. The query still completes, with the answer a local
+/// run gives, and the survivor keeps running later queries (before the scheduler gave back the
+/// cores of those cancelled tasks, its count of the survivor's free cores fell to zero and every
+/// later job waited forever).
+#[test]
+fn an_executor_lost_under_a_running_join_leaves_the_survivor_running_queries() {
+    // The loss is noticed 6 s after the kill, while the survivor still runs the join.
+    let mut cluster = start_cluster_with(2, &["--executor-timeout", "6s"]);
+    let (_a, project) = fresh_copy(shared_demo(), "tessera-lostjoin-");
+    // A wedged cluster fails the test instead of holding it.
+    set_cluster_timeout(&project, "150s");
+    // Two quick stages move the orders by currency; the join stage then runs for a while.
+    let join = "select count(*) as n from pos_orders a join \
+                (select * from pos_orders union all select * from pos_orders \
+                 union all select * from pos_orders) b \
+                on a.currency = b.currency where a.amount < b.amount + 1";
+    let local = ok(&project, &["sql", join, "--format", "json"]);
+    let run = tessera()
+        .arg("-C")
+        .arg(&project)
+        .args([
+            "sql",
+            join,
+            "--format",
+            "json",
+            "--cluster",
+            &cluster.address,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    // The executor holding the most shuffle output of the first stages is the one lost, so
+    // that the join stage has to be rolled back.
+    let holder = (0..2).max_by_key(|&i| cluster.job_files(i)).unwrap();
+    assert!(cluster.job_files(holder) > 0, "no stage finished in 5 s");
+    let mut killed = cluster.executors.remove(holder);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let out = run.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}\n{}", cluster.scheduler_log());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), local);
+    // The survivor runs the next query at once.
+    let started = Instant::now();
+    let q = "select store_id, count(*) as n from pos_orders group by store_id order by store_id";
+    let out = run_in(&project, &["sql", q, "--cluster", &cluster.address]);
+    assert!(out.status.success(), "{out:?}\n{}", cluster.scheduler_log());
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]

@@ -23,6 +23,8 @@
 //! the object stores of the project's `[storage]` (credentials come from each process's own
 //! configuration and environment, never inside plans).
 
+mod cores;
+
 use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
@@ -772,7 +774,14 @@ pub struct SchedulerOptions {
     /// How long a finished job's results stay on the executors when its client does not free
     /// them (see [`Release`]).
     pub keep_results: Duration,
+    /// How long an executor may go without a heartbeat before it counts as lost (its tasks
+    /// and the results it held then run again elsewhere). Executors beat every
+    /// [`EXECUTOR_HEARTBEAT`].
+    pub executor_timeout: Duration,
 }
+
+/// How often an executor tells the scheduler it is alive.
+pub const EXECUTOR_HEARTBEAT: Duration = Duration::from_secs(2);
 
 /// Runs a Ballista scheduler until the process is stopped.
 pub async fn run_scheduler(options: SchedulerOptions, storage: Storage) -> Result<()> {
@@ -788,10 +797,10 @@ pub async fn run_scheduler(options: SchedulerOptions, storage: Storage) -> Resul
         } else {
             options.bind.ip().to_string()
         },
-        // A lost executor is noticed within ~20 s (Ballista's 180 s would hold a run that
-        // long); its tasks then run again elsewhere. Executors beat every 5 s.
-        executor_timeout_seconds: 20,
-        expire_dead_executor_interval_seconds: 5,
+        // A lost executor is noticed within `executor_timeout` (20 s by default; Ballista's
+        // 180 s would hold a run that long); its tasks then run again elsewhere.
+        executor_timeout_seconds: options.executor_timeout.as_secs().max(1),
+        expire_dead_executor_interval_seconds: (options.executor_timeout.as_secs() / 4).clamp(1, 5),
         no_executors_grace_period_seconds: 20,
         // Ballista removes a finished job's results 300 s after it ends, even when its client
         // is still reading them; the coordinator frees them itself once read.
@@ -801,9 +810,15 @@ pub async fn run_scheduler(options: SchedulerOptions, storage: Storage) -> Resul
         })),
         ..defaults
     };
-    let cluster = ballista_scheduler::cluster::BallistaCluster::new_from_config(&config)
+    // Ballista's in-memory state, with the executors' free cores kept honest (see
+    // [`cores`]): a lost executor otherwise leaks the survivors' cores until jobs hang.
+    let memory = ballista_scheduler::cluster::BallistaCluster::new_from_config(&config)
         .await
         .map_err(cluster_error)?;
+    let cluster = ballista_scheduler::cluster::BallistaCluster::new(
+        Arc::new(cores::HonestCores::default()),
+        memory.job_state(),
+    );
     ballista_scheduler::scheduler_process::start_server(cluster, options.bind, Arc::new(config))
         .await
         .map_err(cluster_error)
@@ -847,7 +862,7 @@ pub async fn run_executor(options: ExecutorOptions, storage: Storage) -> Result<
         scheduler_host: options.scheduler.host.clone(),
         scheduler_port: options.scheduler.port,
         scheduler_connect_timeout_seconds: 30,
-        executor_heartbeat_interval_seconds: 5,
+        executor_heartbeat_interval_seconds: EXECUTOR_HEARTBEAT.as_secs(),
         work_dir: Some(work_dir.to_string_lossy().to_string()),
         memory_pool_size: options.memory_limit.map(|n| n as u64),
         override_function_registry: Some(Arc::new(cluster_function_registry())),

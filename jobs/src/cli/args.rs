@@ -293,6 +293,11 @@ pub(crate) enum ClusterCommand {
         /// this only bounds what a killed coordinator leaves behind), such as 6h.
         #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
         keep_results: std::time::Duration,
+        /// How long an executor may go without a heartbeat (executors send one every 2 s)
+        /// before it counts as lost and its tasks, and the results it held, are run again on
+        /// the others, such as 1m.
+        #[arg(long, default_value = "20s", value_parser = executor_timeout)]
+        executor_timeout: std::time::Duration,
     },
     /// Run an executor: it registers with the scheduler and runs tasks.
     Executor {
@@ -316,6 +321,21 @@ pub(crate) enum ClusterCommand {
         #[arg(long)]
         work_dir: Option<PathBuf>,
     },
+}
+
+/// `--executor-timeout`: a duration of at least three heartbeats, so that a busy executor is
+/// not taken for a lost one.
+fn executor_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let timeout = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    let least = 3 * tessera_engine::cluster::EXECUTOR_HEARTBEAT;
+    if timeout < least {
+        return Err(format!(
+            "at least {} (executors send a heartbeat every {})",
+            humantime::format_duration(least),
+            humantime::format_duration(tessera_engine::cluster::EXECUTOR_HEARTBEAT)
+        ));
+    }
+    Ok(timeout)
 }
 
 /// The arguments of `tessera sql`.

@@ -268,9 +268,21 @@ pub(crate) async fn cluster_command(project: &Path, command: ClusterCommand) -> 
         tessera_engine::Storage::default()
     };
     match command {
-        ClusterCommand::Scheduler { bind, keep_results } => {
+        ClusterCommand::Scheduler {
+            bind,
+            keep_results,
+            executor_timeout,
+        } => {
             eprintln!("tessera cluster scheduler listening on {bind}");
-            cluster::run_scheduler(SchedulerOptions { bind, keep_results }, storage).await?;
+            cluster::run_scheduler(
+                SchedulerOptions {
+                    bind,
+                    keep_results,
+                    executor_timeout,
+                },
+                storage,
+            )
+            .await?;
         }
         ClusterCommand::Executor {
             scheduler,
