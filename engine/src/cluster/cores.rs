@@ -172,3 +172,197 @@ impl ClusterState for HonestCores {
         self.inner.cluster_state_events().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ballista_core::extension::SessionConfigExt;
+    use ballista_core::serde::protobuf::{ShuffleWritePartition, SuccessfulTask, TaskStatus};
+    use ballista_core::serde::scheduler::{
+        ExecutorOperatingSystemSpecification, ExecutorSpecification,
+    };
+    use ballista_scheduler::planner::DefaultDistributedPlanner;
+    use ballista_scheduler::state::execution_graph::{ExecutionGraphBox, StaticExecutionGraph};
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+    use datafusion::datasource::MemTable;
+    use datafusion::prelude::{SessionConfig, SessionContext};
+
+    fn executor(id: &str, vcores: u32) -> (ExecutorMetadata, ExecutorData) {
+        let metadata = ExecutorMetadata {
+            id: id.into(),
+            host: "localhost".into(),
+            port: 1,
+            grpc_port: 2,
+            specification: ExecutorSpecification { vcores },
+            os_info: ExecutorOperatingSystemSpecification::default(),
+        };
+        let data = ExecutorData {
+            executor_id: id.into(),
+            total_vcores: vcores,
+            available_vcores: vcores,
+        };
+        (metadata, data)
+    }
+
+    /// A two-stage job: a partial `group by` over `partitions` partitions, shuffled to two.
+    async fn two_stage_job(partitions: usize) -> HashMap<JobId, JobInfoCache> {
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
+        let batch = |v: Vec<i64>| {
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(v))]).unwrap()
+        };
+        let data = (0..partitions as i64)
+            .map(|p| vec![batch(vec![p, p + 1])])
+            .collect();
+        let table = MemTable::try_new(schema.clone(), data).unwrap();
+        let config = SessionConfig::new_with_ballista().with_target_partitions(2);
+        let ctx = SessionContext::new_with_config(config.clone());
+        ctx.register_table("t", Arc::new(table)).unwrap();
+        let plan = ctx
+            .sql("select k, count(*) from t group by k")
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        let job = JobId::from("job");
+        let graph = StaticExecutionGraph::new(
+            "scheduler",
+            &job,
+            "",
+            "session",
+            plan,
+            0,
+            Arc::new(config),
+            &mut DefaultDistributedPlanner::new(),
+            None,
+        )
+        .unwrap();
+        HashMap::from([(job, JobInfoCache::new(Box::new(graph)))])
+    }
+
+    fn graph(jobs: &HashMap<JobId, JobInfoCache>) -> Arc<tokio::sync::RwLock<ExecutionGraphBox>> {
+        jobs[&JobId::from("job")].execution_graph.clone()
+    }
+
+    /// What the scheduler does with a finished task: its cores back, its status in the graph.
+    async fn finish(
+        state: &dyn ClusterState,
+        jobs: &HashMap<JobId, JobInfoCache>,
+        (executor, task): &BoundTask,
+        on: &ExecutorMetadata,
+    ) {
+        state
+            .unbind_tasks(vec![(executor.clone(), task.vcores_consumed)])
+            .await
+            .unwrap();
+        let partitions = (0..task.get_output_partition_number())
+            .map(|p| ShuffleWritePartition {
+                partition_id: p as u64,
+                num_batches: 1,
+                num_rows: 1,
+                num_bytes: 1,
+                file_id: None,
+                is_sort_shuffle: false,
+            })
+            .collect();
+        let status = TaskStatus {
+            task_id: task.key.task_id as u32,
+            job_id: task.key.job_id.to_string(),
+            stage_id: task.key.stage_id as u32,
+            stage_attempt_num: task.stage_attempt_num as u32,
+            status: Some(task_status::Status::Successful(SuccessfulTask {
+                executor_id: executor.clone(),
+                partitions,
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let graph = graph(jobs);
+        let mut graph = graph.write().await;
+        graph.update_task_status(on, vec![status], 4, 4).unwrap();
+        graph.revive();
+    }
+
+    /// Cores bound on `executor` by `tasks`.
+    fn cores_on(tasks: &[BoundTask], executor: &str) -> u32 {
+        tasks
+            .iter()
+            .filter(|(e, _)| e == executor)
+            .map(|(_, t)| t.vcores_consumed)
+            .sum()
+    }
+
+    /// Runs the job's first stage on `a`, its second on `b` (which has more cores), then loses
+    /// `a`: the second stage is rolled back and `b`'s task of it dropped, as Ballista does when
+    /// an executor is lost. Returns the cores the first stage's rerun gets on `b`.
+    async fn rerun_cores_after_losing_a(state: &dyn ClusterState) -> u32 {
+        let jobs = Arc::new(two_stage_job(2).await);
+        graph(&jobs).write().await.revive();
+        let (a, a_data) = executor("a", 2);
+        state.register_executor(a.clone(), a_data).await.unwrap();
+        let bias = TaskDistributionPolicy::Bias;
+        let first = state
+            .bind_schedulable_tasks(bias.clone(), jobs.clone(), None)
+            .await
+            .unwrap();
+        assert_eq!(cores_on(&first, "a"), 2, "{first:?}");
+        for task in &first {
+            finish(state, &jobs, task, &a).await;
+        }
+        let (b, b_data) = executor("b", 3);
+        state.register_executor(b, b_data).await.unwrap();
+        let second = state
+            .bind_schedulable_tasks(bias.clone(), jobs.clone(), None)
+            .await
+            .unwrap();
+        assert_eq!(cores_on(&second, "b"), 2, "{second:?}");
+        let (reset, cancelled) = graph(&jobs)
+            .write()
+            .await
+            .reset_stages_on_lost_executor("a")
+            .unwrap();
+        assert!(!reset.is_empty());
+        assert!(!cancelled.is_empty() && cancelled.iter().all(|t| t.executor_id == "b"));
+        state.remove_executor("a").await.unwrap();
+        graph(&jobs).write().await.revive();
+        let rerun = state
+            .bind_schedulable_tasks(bias, jobs.clone(), None)
+            .await
+            .unwrap();
+        cores_on(&rerun, "b")
+    }
+
+    #[tokio::test]
+    async fn the_cores_of_tasks_a_lost_executor_cancelled_come_back() {
+        // Ballista's own state keeps the cancelled task's 2 cores: 1 of 3 is left for the rerun.
+        assert_eq!(
+            rerun_cores_after_losing_a(&InMemoryClusterState::default()).await,
+            1
+        );
+        // Given back, the rerun gets both partitions' cores.
+        assert_eq!(rerun_cores_after_losing_a(&HonestCores::default()).await, 2);
+    }
+
+    #[tokio::test]
+    async fn cores_given_back_never_exceed_those_handed_out() {
+        let state = HonestCores::default();
+        let (a, a_data) = executor("a", 2);
+        state.register_executor(a, a_data).await.unwrap();
+        state
+            .unbind_tasks(vec![("a".into(), 5), ("gone".into(), 1)])
+            .await
+            .unwrap();
+        let jobs = Arc::new(two_stage_job(8).await);
+        graph(&jobs).write().await.revive();
+        let tasks = state
+            .bind_schedulable_tasks(TaskDistributionPolicy::Bias, jobs, None)
+            .await
+            .unwrap();
+        // Eight partitions wait: the executor has its two cores, not the seven a refund of
+        // cores never handed out would make.
+        assert_eq!(cores_on(&tasks, "a"), 2);
+        assert_eq!(state.bound.lock().unwrap()["a"], 2);
+    }
+}
