@@ -114,11 +114,15 @@ fn wait_listening(port: u16, what: &str, child: &mut Child) {
 }
 
 fn start_cluster(executors: usize) -> Cluster {
-    start_cluster_with(executors, &[])
+    start_cluster_with(executors, &[], &[])
 }
 
-/// [`start_cluster`] with more arguments for the scheduler.
-fn start_cluster_with(executors: usize, scheduler_args: &[&str]) -> Cluster {
+/// [`start_cluster`] with more arguments for the scheduler and for each executor.
+fn start_cluster_with(
+    executors: usize,
+    scheduler_args: &[&str],
+    executor_args: &[&str],
+) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let log = |name: &str| std::fs::File::create(dir.path().join(name)).unwrap();
@@ -143,6 +147,7 @@ fn start_cluster_with(executors: usize, scheduler_args: &[&str]) -> Cluster {
             .args(["cluster", "executor", "--scheduler", &address])
             .args(["--bind", &format!("127.0.0.1:{flight}")])
             .args(["--grpc-port", &grpc.to_string(), "--concurrent-tasks", "2"])
+            .args(executor_args)
             .arg("--work-dir")
             .arg(dir.path().join(format!("executor-{i}")))
             .stdout(Stdio::null())
@@ -465,7 +470,7 @@ fn an_executor_killed_mid_run_loses_nothing() {
 #[test]
 fn an_executor_lost_under_a_running_join_leaves_the_survivor_running_queries() {
     // The loss is noticed 6 s after the kill, while the survivor still runs the join.
-    let mut cluster = start_cluster_with(2, &["--executor-timeout", "6s"]);
+    let mut cluster = start_cluster_with(2, &["--executor-timeout", "6s"], &[]);
     let (_a, project) = fresh_copy(shared_demo(), "tessera-lostjoin-");
     // A wedged cluster fails the test instead of holding it.
     set_cluster_timeout(&project, "150s");
@@ -521,6 +526,54 @@ fn an_executor_lost_under_a_running_join_leaves_the_survivor_running_queries() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// An executor asked to stop (SIGTERM) while it runs a long task leaves within its
+/// `--stop-timeout` instead of waiting for the task to end (Ballista's executor drains its
+/// tasks first, and one whose scheduler was gone was seen still alive 50 minutes later).
+#[test]
+fn a_stopping_executor_leaves_within_its_stop_timeout() {
+    let mut cluster = start_cluster_with(1, &[], &["--stop-timeout", "3s"]);
+    let (_a, project) = fresh_copy(shared_demo(), "tessera-stop-");
+    // Every order against every pair of orders: a task that runs for minutes.
+    let q = "select count(*) as n from pos_orders a cross join pos_orders b \
+             cross join pos_orders c where a.amount + b.amount < c.amount";
+    let mut query = tessera()
+        .arg("-C")
+        .arg(&project)
+        .args(["sql", q, "--cluster", &cluster.address])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let executor = &mut cluster.executors[0];
+    assert!(executor.try_wait().unwrap().is_none(), "the executor died");
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &executor.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let asked = Instant::now();
+    let status = loop {
+        if let Some(status) = executor.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(30),
+            "the executor still runs {:?} after SIGTERM",
+            asked.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(
+        asked.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        asked.elapsed()
+    );
+    let _ = query.kill();
+    let _ = query.wait();
 }
 
 #[test]

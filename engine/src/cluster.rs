@@ -840,10 +840,25 @@ pub struct ExecutorOptions {
     /// Bytes all running tasks may hold before spilling; Ballista's share of the machine's
     /// memory when `None`.
     pub memory_limit: Option<usize>,
+    /// How long a stopping executor (SIGTERM, ctrl-c) lets its running tasks finish before
+    /// it exits anyway; a second signal exits at once. See [`Stopped`].
+    pub stop_timeout: Duration,
 }
 
-/// Runs a Ballista executor until the process is stopped.
-pub async fn run_executor(options: ExecutorOptions, storage: Storage) -> Result<()> {
+/// How `tessera cluster executor` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Ballista's executor stopped by itself (its tasks drained, its services shut down).
+    Drained,
+    /// Asked to stop, it was still running past `stop_timeout` (or was asked twice): the
+    /// caller should exit the process. A stopping executor waits for its running tasks, and
+    /// with its scheduler gone one was seen still alive 50 minutes after SIGTERM; what it held
+    /// is redone on the other executors.
+    TimedOut,
+}
+
+/// Runs a Ballista executor until the process is stopped (see [`Stopped`]).
+pub async fn run_executor(options: ExecutorOptions, storage: Storage) -> Result<Stopped> {
     crate::delta::register_log_stores();
     let storage = Arc::new(storage);
     let work_dir = options.work_dir.clone().unwrap_or_else(|| {
@@ -877,9 +892,37 @@ pub async fn run_executor(options: ExecutorOptions, storage: Storage) -> Result<
     if let Some(n) = options.concurrent_tasks {
         config.vcores = n.max(1);
     }
-    ballista_executor::executor_process::start_executor_process(Arc::new(config))
-        .await
-        .map_err(cluster_error)
+    let executor = ballista_executor::executor_process::start_executor_process(Arc::new(config));
+    tokio::select! {
+        ended = executor => ended.map(|()| Stopped::Drained).map_err(cluster_error),
+        () = asked_to_stop_past(options.stop_timeout) => Ok(Stopped::TimedOut),
+    }
+}
+
+/// Returns `timeout` after the first SIGTERM or ctrl-c (Ballista's executor reacts to the same
+/// signal by draining its tasks), or at a second one.
+async fn asked_to_stop_past(timeout: Duration) {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot watch for SIGTERM ({e}): the executor stops when Ballista's does"
+                );
+                return std::future::pending().await;
+            }
+        };
+    let mut asked = async || {
+        tokio::select! {
+            _ = terminate.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+    };
+    asked().await;
+    tokio::select! {
+        () = tokio::time::sleep(timeout) => {},
+        () = asked() => {},
+    }
 }
 
 fn cluster_error(e: ballista_core::error::BallistaError) -> Error {

@@ -320,6 +320,11 @@ pub(crate) enum ClusterCommand {
         /// Folder for shuffle and spill files (default: under the system temp folder).
         #[arg(long)]
         work_dir: Option<PathBuf>,
+        /// Once asked to stop (SIGTERM, ctrl-c), how long running tasks may finish before the
+        /// executor exits anyway (their work is redone on the other executors); a second
+        /// signal exits at once. Such as 5m.
+        #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+        stop_timeout: std::time::Duration,
     },
 }
 

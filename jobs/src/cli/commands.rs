@@ -291,6 +291,7 @@ pub(crate) async fn cluster_command(project: &Path, command: ClusterCommand) -> 
             concurrent_tasks,
             memory_limit,
             work_dir,
+            stop_timeout,
         } => {
             let memory_limit = match memory_limit {
                 Some(text) => {
@@ -302,7 +303,7 @@ pub(crate) async fn cluster_command(project: &Path, command: ClusterCommand) -> 
             };
             let scheduler = ClusterAddress::parse(&scheduler)?;
             eprintln!("tessera cluster executor on {bind}, scheduler {scheduler}");
-            cluster::run_executor(
+            let stopped = cluster::run_executor(
                 ExecutorOptions {
                     scheduler,
                     bind,
@@ -310,10 +311,21 @@ pub(crate) async fn cluster_command(project: &Path, command: ClusterCommand) -> 
                     concurrent_tasks,
                     work_dir,
                     memory_limit,
+                    stop_timeout,
                 },
                 storage,
             )
             .await?;
+            if stopped == cluster::Stopped::TimedOut {
+                // Leaving now: dropping the runtime would wait for the tasks still running.
+                eprintln!(
+                    "tessera cluster executor: asked to stop and still running tasks (after \
+                     --stop-timeout {}, or asked twice); exiting, their work runs again on the \
+                     other executors",
+                    humantime::format_duration(stop_timeout)
+                );
+                std::process::exit(0);
+            }
         }
     }
     Ok(())
