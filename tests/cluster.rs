@@ -190,6 +190,7 @@ const RUN_COLUMNS: &[&str] = &[
     "input_versions",
     "changed_at",
     "valid_from",
+    "valid_to",
     "trained_at",
     "evaluated_at",
     "run_at",
@@ -219,12 +220,40 @@ fn split_row(row: &serde_json::Map<String, serde_json::Value>) -> (String, Vec<f
         }
         match v {
             serde_json::Value::Number(n) if n.is_f64() => floats.push(n.as_f64().unwrap()),
+            serde_json::Value::String(text) => {
+                exact.insert(k.clone(), without_run_ids(text).into());
+            }
             _ => {
                 exact.insert(k.clone(), v.clone());
             }
         }
     }
     (serde_json::Value::Object(exact).to_string(), floats)
+}
+
+/// `text` with every run id in it (`20261206T121147-0000142e`) replaced by `<run>`: text
+/// such as a reused model's description names the run that trained it.
+fn without_run_ids(text: &str) -> String {
+    let shape = |w: &[u8]| {
+        w.len() == 24
+            && w[8] == b'T'
+            && w[15] == b'-'
+            && w[..8].iter().chain(&w[9..15]).all(u8::is_ascii_digit)
+            && w[16..].iter().all(u8::is_ascii_hexdigit)
+    };
+    let bytes = text.as_bytes();
+    let (mut out, mut i) = (String::new(), 0);
+    while i < bytes.len() {
+        if i + 24 <= bytes.len() && shape(&bytes[i..i + 24]) {
+            out.push_str("<run>");
+            i += 24;
+        } else {
+            let c = text[i..].chars().next().unwrap();
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
 }
 
 /// Every path under `dir`.
@@ -376,6 +405,87 @@ fn the_demo_on_a_cluster_writes_what_a_local_run_writes() {
     // a delay (they were lost mid-read at 1M records with its 300 s; Tessera's scheduler keeps
     // them a day), so a coordinator that did not free them would fill the executors' disks.
     cluster.assert_no_job_folders();
+
+    // Incremental resolution and stable ids on the cluster: the same new records in both
+    // projects, a second (incremental) run in each, and again every table is the same — the
+    // new record of a known person joins that person's customer, the new person gets a new
+    // id, every earlier id stays, and the stored model is reused.
+    let known = &json_rows(&ok(
+        &local,
+        &[
+            "sql",
+            "select i.email, i.first_name, r.customer_id from unify.identity_records i \
+             join unify.record_customer r using (record_key) \
+             where i.source = 'crm_contacts' and i.email is not null \
+             and i.first_name is not null and r.cluster_size = 1 order by i.record_key limit 1",
+            "--format",
+            "json",
+        ],
+    ))[0];
+    let ids_before = customer_ids(&clustered);
+    for project in [&local, &clustered] {
+        let csv = project.join("data/crm/contacts.csv");
+        let mut text = std::fs::read_to_string(&csv).unwrap();
+        text.push_str(&format!(
+            "CNEW0000001,,{},Newsurname,{},,,,,,,,,2026-01-01T00:00:00Z,2026-01-02T00:00:00Z\n\
+             CNEW0000002,,Zebulon,Quattlebaum,zebulon.quattlebaum@example.org,,,,,,,,,\
+             2026-01-01T00:00:00Z,2026-01-02T00:00:00Z\n",
+            known["first_name"].as_str().unwrap(),
+            known["email"].as_str().unwrap()
+        ));
+        std::fs::write(&csv, text).unwrap();
+    }
+    ok(&local, &["run"]);
+    let out = ok(&clustered, &["run", "--cluster", &cluster.address]);
+    assert!(shipped(&out) > 20, "{out}");
+    // (The run logs name the sources' file fingerprints, which hold their times.)
+    assert_same_tables(&local, &clustered, |t| t.starts_with("_tessera."));
+    let ids_after = customer_ids(&clustered);
+    for (key, id) in &ids_before {
+        assert_eq!(ids_after.get(key), Some(id), "{key} changed customer");
+    }
+    assert_eq!(
+        ids_after["crm_contacts:CNEW0000001"], known["customer_id"],
+        "the new record did not join its person"
+    );
+    let new_id = &ids_after["crm_contacts:CNEW0000002"];
+    assert!(!ids_before.values().any(|id| id == new_id), "an id reused");
+    let reused = json_rows(&ok(
+        &clustered,
+        &[
+            "sql",
+            "select count(*) as n from unify.identity_stats where metric = 'model' \
+             and dimension = 'reused' and run_id = (select max(run_id) from unify.identity_stats)",
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(
+        reused[0]["n"], 1,
+        "the stored model was not reused: {reused:?}"
+    );
+    cluster.assert_no_job_folders();
+}
+
+/// Each record's customer id.
+fn customer_ids(project: &Path) -> std::collections::BTreeMap<String, serde_json::Value> {
+    json_rows(&ok(
+        project,
+        &[
+            "sql",
+            "select record_key, customer_id from unify.record_customer",
+            "--format",
+            "json",
+        ],
+    ))
+    .into_iter()
+    .map(|r| {
+        (
+            r["record_key"].as_str().unwrap().to_string(),
+            r["customer_id"].clone(),
+        )
+    })
+    .collect()
 }
 
 #[test]
