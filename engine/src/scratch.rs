@@ -142,6 +142,23 @@ impl Scratch {
         Ok((Arc::new(ListingTable::try_new(config)?), rows, bytes))
     }
 
+    /// Writes each stream into its own Parquet file of table `name` and returns the table
+    /// read with `schema` (the files' own schemas may differ from it in nullability: what a
+    /// plan says of its output is not what its batches say, and an empty file says the plan's).
+    pub async fn table_of_streams_as(
+        &self,
+        ctx: &SessionContext,
+        name: &str,
+        streams: Vec<SendableRecordBatchStream>,
+        schema: SchemaRef,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let folder = self.write(ctx, name, streams).await?.0;
+        let config = ListingTableConfig::new(ListingTableUrl::parse(folder.as_str())?)
+            .with_listing_options(parquet_listing())
+            .with_schema(plain_schema(&schema));
+        Ok(Arc::new(ListingTable::try_new(config)?))
+    }
+
     /// Writes each stream, with plain strings, into its own Parquet file of table `name`
     /// (an empty stream still makes a file, so that the table can be listed); returns the
     /// table's folder and the rows written.
@@ -195,6 +212,15 @@ impl Scratch {
             rows += write.await.map_err(|e| scratch_error(&folder, e))??;
         }
         Ok((folder, rows))
+    }
+
+    /// A folder inside this one, for tables removed together (see [`Scratch::remove`]).
+    pub fn within(&self, name: &str) -> Result<Scratch> {
+        let folder = self
+            .folder
+            .join(&format!("{name}/"))
+            .map_err(|e| Error::Cluster(format!("scratch folder {name}: {e}")))?;
+        Ok(Scratch { folder })
     }
 
     /// Removes the folder and everything in it.

@@ -62,6 +62,10 @@ pub struct Clusters {
     pub linked_by: Vec<Option<u16>>,
     /// Refused links and why.
     pub refused: Vec<(Link, Refusal)>,
+    /// Probabilistic links accepted (set by the caller that scored them).
+    pub accepted: usize,
+    /// When the components were computed in SQL: the rounds of large-star and small-star.
+    pub sql_rounds: Option<usize>,
 }
 
 /// Per record (then per root, while clustering): the value id of each identifier unique per
@@ -107,6 +111,7 @@ impl Uniques {
     }
 }
 
+#[derive(Debug)]
 struct Sets {
     parent: Vec<u32>,
     size: Vec<u32>,
@@ -146,8 +151,18 @@ impl Contradicted<'_> {
     };
 }
 
+/// The order links are applied in: descending strength, then kind and records (a total
+/// order, so that the clusters do not depend on the order the links came in).
+pub fn link_order(x: &Link, y: &Link) -> std::cmp::Ordering {
+    y.strength
+        .total_cmp(&x.strength)
+        .then(x.kind.cmp(&y.kind))
+        .then(x.a.cmp(&y.a))
+        .then(x.b.cmp(&y.b))
+}
+
 /// Clusters `n` records. `unique` holds each record's value id per unique identifier;
-/// `never` lists never-match pairs; links are applied in descending strength (ties by records).
+/// `never` lists never-match pairs; links are applied in [`link_order`].
 pub fn cluster(
     n: usize,
     mut links: Vec<Link>,
@@ -156,38 +171,68 @@ pub fn cluster(
     contradicted: Contradicted,
     max_size: usize,
 ) -> Clusters {
-    links.sort_by(|x, y| {
-        y.strength
-            .total_cmp(&x.strength)
-            .then(x.kind.cmp(&y.kind))
-            .then(x.a.cmp(&y.a))
-            .then(x.b.cmp(&y.b))
-    });
-    let mut sets = Sets {
-        parent: (0..n as u32).collect(),
-        size: vec![1; n],
-        unique,
-        never: RecordMap::default(),
-    };
-    let tagged = never
-        .iter()
-        .map(|&p| (p, false))
-        .chain(contradicted.pairs.iter().map(|&p| (p, true)));
-    for ((a, b), by_contradiction) in tagged {
-        sets.never.entry(a).or_default().push((b, by_contradiction));
-        sets.never.entry(b).or_default().push((a, by_contradiction));
-    }
-    let mut linked_by = vec![None; n];
-    let mut refused = Vec::new();
+    links.sort_by(link_order);
+    let mut clusterer = Clusterer::new(n, unique, never, contradicted, max_size);
     for link in links {
+        clusterer.apply(link);
+    }
+    clusterer.finish()
+}
+
+/// The guarded union-find, fed links one at a time in [`link_order`] (or in that order within
+/// each connected component of the links: components never meet, so the result is the same).
+#[derive(Debug)]
+pub struct Clusterer {
+    sets: Sets,
+    refuses: u16,
+    max_size: usize,
+    linked_by: Vec<Option<u16>>,
+    refused: Vec<(Link, Refusal)>,
+}
+
+impl Clusterer {
+    /// `n` records, each alone; see [`cluster`] for the guards.
+    pub fn new(
+        n: usize,
+        unique: Uniques,
+        never: &[(u32, u32)],
+        contradicted: Contradicted,
+        max_size: usize,
+    ) -> Clusterer {
+        let mut sets = Sets {
+            parent: (0..n as u32).collect(),
+            size: vec![1; n],
+            unique,
+            never: RecordMap::default(),
+        };
+        let tagged = never
+            .iter()
+            .map(|&p| (p, false))
+            .chain(contradicted.pairs.iter().map(|&p| (p, true)));
+        for ((a, b), by_contradiction) in tagged {
+            sets.never.entry(a).or_default().push((b, by_contradiction));
+            sets.never.entry(b).or_default().push((a, by_contradiction));
+        }
+        Clusterer {
+            sets,
+            refuses: contradicted.refuses,
+            max_size,
+            linked_by: vec![None; n],
+            refused: Vec::new(),
+        }
+    }
+
+    /// Applies the next link: joins its records' clusters unless a guard refuses it.
+    pub fn apply(&mut self, link: Link) {
+        let sets = &mut self.sets;
         let (ra, rb) = (sets.find(link.a), sets.find(link.b));
         if ra == rb {
-            continue;
+            return;
         }
-        let contradictable = link.kind == contradicted.refuses;
-        if let Some(reason) = conflict(&mut sets, ra, rb, max_size, contradictable) {
-            refused.push((link, reason));
-            continue;
+        let contradictable = link.kind == self.refuses;
+        if let Some(reason) = conflict(sets, ra, rb, self.max_size, contradictable) {
+            self.refused.push((link, reason));
+            return;
         }
         // Union by size; the larger root absorbs the smaller.
         let (big, small) = if sets.size[ra as usize] >= sets.size[rb as usize] {
@@ -202,21 +247,72 @@ pub fn cluster(
             sets.never.entry(big).or_default().extend(list);
         }
         for r in [link.a, link.b] {
-            linked_by[r as usize].get_or_insert(link.kind);
+            self.linked_by[r as usize].get_or_insert(link.kind);
         }
     }
-    // Components named by their smallest record (roots are records: a slot per record).
-    let mut smallest = vec![u32::MAX; n];
-    let roots: Vec<u32> = (0..n as u32).map(|r| sets.find(r)).collect();
-    for (r, &root) in roots.iter().enumerate() {
-        let s = &mut smallest[root as usize];
-        *s = (*s).min(r as u32);
+
+    /// The clusters, each named by its smallest record.
+    pub fn finish(mut self) -> Clusters {
+        let n = self.linked_by.len();
+        // Components named by their smallest record (roots are records: a slot per record).
+        let mut smallest = vec![u32::MAX; n];
+        let roots: Vec<u32> = (0..n as u32).map(|r| self.sets.find(r)).collect();
+        for (r, &root) in roots.iter().enumerate() {
+            let s = &mut smallest[root as usize];
+            *s = (*s).min(r as u32);
+        }
+        Clusters {
+            component: roots.iter().map(|&root| smallest[root as usize]).collect(),
+            linked_by: self.linked_by,
+            refused: self.refused,
+            accepted: 0,
+            sql_rounds: None,
+        }
     }
-    Clusters {
-        component: roots.iter().map(|&root| smallest[root as usize]).collect(),
-        linked_by,
-        refused,
+}
+
+/// Per component of the links (`component[r]`: the smallest record of `r`'s component),
+/// whether a guard could refuse one of its links: it is larger than `max_size`, holds two
+/// values of an identifier unique per customer, or a never-match or contradicted pair. The
+/// other components are customers as they are, whatever the order of their links.
+pub fn guarded_components(
+    component: &[u32],
+    unique: &Uniques,
+    never: &[(u32, u32)],
+    contradicted: &[(u32, u32)],
+    max_size: usize,
+) -> Vec<bool> {
+    let n = component.len();
+    let mut risky = vec![false; n];
+    let mut size = vec![0u32; n];
+    for &c in component {
+        size[c as usize] += 1;
     }
+    for (c, &s) in size.iter().enumerate() {
+        risky[c] = s as usize > max_size;
+    }
+    for &(a, b) in never.iter().chain(contradicted) {
+        let (ca, cb) = (component[a as usize], component[b as usize]);
+        if ca == cb {
+            risky[ca as usize] = true;
+        }
+    }
+    // Each component's first value of each unique identifier; another value makes it risky.
+    let mut seen = Uniques::new(n, unique.width);
+    for (r, &c) in component.iter().enumerate() {
+        if size[c as usize] < 2 || risky[c as usize] {
+            continue;
+        }
+        for (i, v) in unique.of(r as u32).iter().enumerate() {
+            let Some(v) = *v else { continue };
+            match seen.of(c)[i] {
+                None => seen.set(c as usize, i, v),
+                Some(w) if w != v => risky[c as usize] = true,
+                Some(_) => {}
+            }
+        }
+    }
+    risky
 }
 
 fn conflict(

@@ -28,6 +28,13 @@ pub struct IdentityConfig {
     /// `always_match` still hold. `inf` turns it off.
     #[serde(default = "defaults::cannot_link_bits")]
     pub cannot_link_bits: f64,
+    /// Links (deterministic, override and accepted) clustered by the union-find in the
+    /// coordinator's memory (24 bytes each, twice while sorted). Past it, the links are written
+    /// as a table and their connected components computed in SQL — on the cluster when there
+    /// is one — by alternating large-star and small-star rounds; the union-find then runs
+    /// only over the components a guard may act in. The customers are the same either way.
+    #[serde(default = "defaults::max_union_find_links")]
+    pub max_union_find_links: usize,
     /// Blocks (records sharing a blocking key) larger than this are not compared, and reported.
     #[serde(default = "defaults::max_block_size")]
     pub max_block_size: usize,
@@ -92,6 +99,9 @@ mod defaults {
     }
     pub fn cannot_link_bits() -> f64 {
         10.0
+    }
+    pub fn max_union_find_links() -> usize {
+        50_000_000
     }
     pub fn max_block_size() -> usize {
         1_000

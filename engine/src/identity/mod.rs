@@ -18,6 +18,7 @@
 //! [`resolve`] returns the tables; the caller writes them (see [`OUTPUT_TABLES`]).
 
 pub mod cluster;
+mod components;
 pub mod config;
 pub mod guards;
 pub mod ids;

@@ -1141,10 +1141,14 @@ pub(super) struct Scorer<'a> {
 
 impl Scorer<'_> {
     /// Each pair's weight and probability, the links (fixed and accepted) and the clusters.
-    pub(super) fn score_and_cluster(
+    /// Past `max_union_find_links` links, the links are written as a table and clustered with
+    /// connected components in SQL ([`components`]): the links returned are then the fixed
+    /// ones only (the accepted ones are counted in [`cluster::Clusters::accepted`]).
+    pub(super) async fn score_and_cluster(
         &self,
+        ctx: &SessionContext,
         model: &Model,
-    ) -> (Vec<f64>, Vec<f64>, Vec<cluster::Link>, cluster::Clusters) {
+    ) -> Result<(Vec<f64>, Vec<f64>, Vec<cluster::Link>, cluster::Clusters)> {
         let comparisons = self.config.comparisons.len();
         let tf_count = self.tf_index.iter().flatten().count();
         let n = self.n;
@@ -1152,7 +1156,11 @@ impl Scorer<'_> {
             Vec::with_capacity(self.pairs.len()),
             Vec::with_capacity(self.pairs.len()),
         );
+        let budget = self.config.max_union_find_links;
         let mut links = self.fixed_links.to_vec();
+        // Past the budget: the links as compact rows for the SQL components.
+        let mut rows: Option<components::LinkRows> = None;
+        let mut accepted = 0;
         let mut contradicted = Vec::new();
         let against = -self.config.cannot_link_bits + model.prior_weight();
         let weighs = model.weights();
@@ -1171,26 +1179,64 @@ impl Scorer<'_> {
                 contradicted.push((pair.a, pair.b));
             }
             if prob >= self.config.threshold {
-                links.push(cluster::Link {
+                accepted += 1;
+                let link = cluster::Link {
                     a: pair.a,
                     b: pair.b,
                     kind: self.kinds.probabilistic(),
                     strength: prob,
-                });
+                };
+                match rows.as_mut() {
+                    Some(rows) => rows.push(&link),
+                    None if links.len() >= budget => {
+                        let mut out = components::LinkRows::default();
+                        for l in links.iter().chain([&link]) {
+                            out.push(l);
+                        }
+                        links.truncate(self.fixed_links.len());
+                        links.shrink_to_fit();
+                        rows = Some(out);
+                    }
+                    None => links.push(link),
+                }
             }
         }
-        let result = cluster::cluster(
-            n,
-            links.clone(),
-            self.unique.clone(),
-            self.never,
-            cluster::Contradicted {
-                pairs: &contradicted,
-                refuses: self.kinds.probabilistic(),
-            },
-            self.config.max_cluster_size,
-        );
-        (weights, probabilities, links, result)
+        let contradicted = cluster::Contradicted {
+            pairs: &contradicted,
+            refuses: self.kinds.probabilistic(),
+        };
+        let max_size = self.config.max_cluster_size;
+        let mut result = match rows {
+            None => cluster::cluster(
+                n,
+                links.clone(),
+                self.unique.clone(),
+                self.never,
+                contradicted,
+                max_size,
+            ),
+            Some(rows) => {
+                tracing::debug!(
+                    links = rows.len(),
+                    budget,
+                    "identity: clustering with connected components in SQL"
+                );
+                let (mut clusters, rounds) = components::cluster_in_sql(
+                    ctx,
+                    n,
+                    rows,
+                    self.unique.clone(),
+                    self.never,
+                    contradicted,
+                    max_size,
+                )
+                .await?;
+                clusters.sql_rounds = Some(rounds);
+                clusters
+            }
+        };
+        result.accepted = accepted;
+        Ok((weights, probabilities, links, result))
     }
 }
 
@@ -1225,7 +1271,8 @@ pub(super) async fn fit(
         Some((model, trained_by)) => {
             key_rows.release(ctx, budget)?;
             stats.push("model", "reused", 1.0);
-            let (weights, probabilities, links, clusters) = scorer.score_and_cluster(&model);
+            let (weights, probabilities, links, clusters) =
+                scorer.score_and_cluster(ctx, &model).await?;
             ((model, weights, probabilities, links, clusters), trained_by)
         }
         None => {
@@ -1250,8 +1297,8 @@ pub(super) async fn fit(
     )?;
     let warnings = model_stats(
         &trained.0,
-        &trained.3,
-        (scorer.kinds, config),
+        &trained.4,
+        config,
         (trained_by == run_id).then_some(rules_prior),
         stats,
     );
@@ -1267,16 +1314,15 @@ pub(super) async fn fit(
 /// is wrong with it ([`model::diagnose`]), logged and counted.
 fn model_stats(
     model: &Model,
-    links: &[cluster::Link],
-    (kinds, config): (&Kinds, &IdentityConfig),
+    clusters: &cluster::Clusters,
+    config: &IdentityConfig,
     rules_prior: Option<f64>,
     stats: &mut Stats,
 ) -> Vec<String> {
-    let accepted = links
-        .iter()
-        .filter(|l| l.kind == kinds.probabilistic())
-        .count();
-    stats.push("accepted_pairs", "probabilistic", accepted as f64);
+    stats.push("accepted_pairs", "probabilistic", clusters.accepted as f64);
+    if let Some(rounds) = clusters.sql_rounds {
+        stats.push("connected_components_rounds", "sql", rounds as f64);
+    }
     stats.push("model", "prior", model.lambda);
     stats.push("model", "em_iterations", model.iterations as f64);
     let warnings = rules_prior
@@ -1502,9 +1548,10 @@ pub(super) async fn train(
         }
         // One pass's scores at a time: the last ones are no longer read.
         drop(best.take());
-        let (weights, probs, links, result) = scorer.score_and_cluster(&trained);
-        let stable = result.component == component && links.len() == links_before;
-        links_before = links.len();
+        let (weights, probs, links, result) = scorer.score_and_cluster(ctx, &trained).await?;
+        let linked = scorer.fixed_links.len() + result.accepted;
+        let stable = result.component == component && linked == links_before;
+        links_before = linked;
         component = result.component.clone();
         let next = if all > 0.0 {
             (expected_matches(&component, pairs, &probs) / all).clamp(1e-12, 0.5)
@@ -1515,7 +1562,7 @@ pub(super) async fn train(
         lambda = next;
         budget.hold(
             Part::Scores,
-            scores_bytes(pairs.len(), links_before, n)
+            scores_bytes(pairs.len(), links.len(), n)
                 + sample.pairs.len() * (size_of::<(u32, u32)>() + comparisons)
                 + compared.len() * size_of::<u32>(),
             "scoring the pairs",
