@@ -290,7 +290,10 @@ fn assert_same_tables(local: &Path, clustered: &Path, skip: fn(&str) -> bool) {
     for name in names.iter().filter(|n| !skip(n)) {
         // What ran where is the one statistic a cluster run adds.
         let query = if name == "unify.identity_stats" {
-            format!("select * from {name} where metric <> 'cluster_query_parts'")
+            format!(
+                "select * from {name} \
+                 where metric not in ('cluster_query_parts', 'connected_components_rounds')"
+            )
         } else {
             format!("select * from {name}")
         };
@@ -339,6 +342,21 @@ fn the_demo_on_a_cluster_writes_what_a_local_run_writes() {
     let cluster = start_cluster(2);
     let (_a, local) = fresh_copy(shared_demo(), "tessera-local-");
     let (_b, clustered) = fresh_copy(shared_demo(), "tessera-cluster-");
+    // On the cluster, identity clusters every link through the connected components in SQL
+    // (the path past `max_union_find_links`): the executors compute them, and the customers
+    // must be the local union-find's.
+    let file = clustered.join("tessera.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("\n[identity]\n"), "{text}");
+    std::fs::write(
+        &file,
+        text.replacen(
+            "\n[identity]\n",
+            "\n[identity]\nmax_union_find_links = 0\n",
+            1,
+        ),
+    )
+    .unwrap();
     ok(&local, &["run"]);
     let out = ok(&clustered, &["run", "--cluster", &cluster.address]);
     assert!(shipped(&out) > 20, "{out}");
@@ -357,6 +375,20 @@ fn the_demo_on_a_cluster_writes_what_a_local_run_writes() {
     ));
     let parts = parts[0]["value"].as_f64().unwrap();
     assert!(parts >= 10.0, "identity shipped {parts} query parts");
+    let rounds = json_rows(&ok(
+        &clustered,
+        &[
+            "sql",
+            "select value from unify.identity_stats \
+             where metric = 'connected_components_rounds'",
+            "--format",
+            "json",
+        ],
+    ));
+    assert!(
+        !rounds.is_empty() && rounds[0]["value"].as_f64().unwrap() >= 1.0,
+        "the links' components were not computed in SQL: {rounds:?}"
+    );
     // … and those intermediate tables were removed once resolved.
     let scratch = clustered.join("warehouse/_tessera/scratch");
     assert!(

@@ -205,6 +205,11 @@ impl Components<'_> {
         let in_risky: Vec<u32> = (0..n as u32)
             .filter(|&r| risky[component[r as usize] as usize])
             .collect();
+        tracing::debug!(
+            rounds,
+            records_guarded = in_risky.len(),
+            "identity: connected components settled; union-find over the guarded ones"
+        );
         if !in_risky.is_empty() {
             let batch = RecordBatch::try_new(
                 Arc::new(Schema::new(vec![Field::new("r", DataType::UInt32, false)])),
