@@ -24,12 +24,15 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::execution::memory_pool::{
+    MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation,
+};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use url::Url;
 
 use super::cluster::{self, Clusterer, Clusters, Contradicted, Link, Uniques};
-use super::identity_err;
+use super::{identity_err, sql};
 use crate::error::Result;
 use crate::scratch::Scratch;
 
@@ -40,7 +43,7 @@ const MAX_ROUNDS: usize = 64;
 /// Rows per batch of the links table.
 const BATCH: usize = 65_536;
 
-/// Links as compact rows, built one at a time.
+/// Links as compact rows, built one at a time; their memory is reserved in the session's pool.
 pub(super) struct LinkRows {
     batches: Vec<RecordBatch>,
     a: UInt32Builder,
@@ -48,18 +51,20 @@ pub(super) struct LinkRows {
     kind: UInt16Builder,
     strength: Float64Builder,
     rows: usize,
+    reservation: MemoryReservation,
 }
 
-impl Default for LinkRows {
-    fn default() -> Self {
-        LinkRows {
-            batches: Vec::new(),
-            a: UInt32Builder::with_capacity(BATCH),
-            b: UInt32Builder::with_capacity(BATCH),
-            kind: UInt16Builder::with_capacity(BATCH),
-            strength: Float64Builder::with_capacity(BATCH),
-            rows: 0,
+/// Bytes one link takes in the union-find: the link, and its copy while sorted.
+pub(super) const UNION_FIND_LINK_BYTES: usize = 2 * size_of::<Link>();
+
+/// Whether `links` links fit the union-find under the session's memory limit: at most half of
+/// what the pool has left (the rest is for the pass's other structures and the queries).
+pub(super) fn union_find_fits(pool: &dyn MemoryPool, links: usize) -> bool {
+    match pool.memory_limit() {
+        MemoryLimit::Finite(limit) => {
+            links.saturating_mul(UNION_FIND_LINK_BYTES) <= limit.saturating_sub(pool.reserved()) / 2
         }
+        MemoryLimit::Infinite | MemoryLimit::Unknown => true,
     }
 }
 
@@ -73,21 +78,35 @@ impl LinkRows {
         ]))
     }
 
-    /// Adds a link.
-    pub(super) fn push(&mut self, link: &Link) {
+    /// No links yet, reserving their memory in `pool`.
+    pub(super) fn new(pool: &Arc<dyn MemoryPool>) -> LinkRows {
+        LinkRows {
+            batches: Vec::new(),
+            a: UInt32Builder::with_capacity(BATCH),
+            b: UInt32Builder::with_capacity(BATCH),
+            kind: UInt16Builder::with_capacity(BATCH),
+            strength: Float64Builder::with_capacity(BATCH),
+            rows: 0,
+            reservation: MemoryConsumer::new("IdentityLinks").register(pool),
+        }
+    }
+
+    /// Adds a link; fails when the memory limit cannot hold another batch of them.
+    pub(super) fn push(&mut self, link: &Link) -> Result<()> {
         self.a.append_value(link.a);
         self.b.append_value(link.b);
         self.kind.append_value(link.kind);
         self.strength.append_value(link.strength);
         self.rows += 1;
         if self.a.len() == BATCH {
-            self.flush();
+            self.flush()?;
         }
+        Ok(())
     }
 
-    fn flush(&mut self) {
+    fn flush(&mut self) -> Result<()> {
         if self.a.is_empty() {
-            return;
+            return Ok(());
         }
         let batch = RecordBatch::try_new(
             Self::schema(),
@@ -99,7 +118,17 @@ impl LinkRows {
             ],
         )
         .expect("the links' columns match their schema");
+        self.reservation
+            .try_grow(batch.get_array_memory_size())
+            .map_err(|e| {
+                identity_err(format!(
+                    "holding {} links for the connected components: {e}; raise \
+                     `[engine] memory_limit`",
+                    self.rows
+                ))
+            })?;
         self.batches.push(batch);
+        Ok(())
     }
 
     /// Links added.
@@ -151,7 +180,7 @@ pub(super) async fn cluster_in_sql(
             (Scratch::create(ctx, &url, &name).await?, Some(dir))
         }
     };
-    links.flush();
+    links.flush()?;
     let resolved = Components {
         ctx,
         scratch: &scratch,
@@ -194,7 +223,7 @@ impl Components<'_> {
             .table(self.ctx, "links", &links.batches, LinkRows::schema(), files)
             .await?;
         drop(links);
-        self.register("__cc_links", table)?;
+        self.register(sql::CC_LINKS, table)?;
         let (component, rounds) = self.components(n).await?;
         let risky =
             cluster::guarded_components(&component, &unique, never, contradicted.pairs, max_size);
@@ -220,14 +249,9 @@ impl Components<'_> {
                 .scratch
                 .table(self.ctx, "guarded", &[batch], schema, files)
                 .await?;
-            self.register("__cc_guarded", table)?;
+            self.register(sql::CC_GUARDED, table)?;
             let df = self
-                .sql(
-                    "select l.a, l.b, l.kind, l.strength from __cc_links l \
-                     join __cc_guarded g on l.a = g.r \
-                     order by l.strength desc, l.kind, l.a, l.b",
-                    "ordering the guarded components' links",
-                )
+                .sql(sql::GUARDED_LINKS, "ordering the guarded components' links")
                 .await?;
             let what = "ordering the guarded components' links";
             let failed =
@@ -258,13 +282,7 @@ impl Components<'_> {
         // Everywhere else: the component as it is, each record first linked by the strongest
         // link touching it.
         let firsts = self
-            .collect(
-                "select r, first_value(kind order by strength desc, kind, a, b) as kind from (\
-                 select a as r, a, b, kind, strength from __cc_links where a <> b \
-                 union all select b as r, a, b, kind, strength from __cc_links where a <> b) x \
-                 group by r",
-                "finding each record's first link",
-            )
+            .collect(sql::FIRST_LINKS, "finding each record's first link")
             .await?;
         for batch in &firsts {
             let r = u32s(batch, "r")?;
@@ -282,7 +300,7 @@ impl Components<'_> {
                 clusters.component[r] = c;
             }
         }
-        for table in ["__cc_links", "__cc_edges", "__cc_guarded"] {
+        for table in [sql::CC_LINKS, sql::CC_EDGES, sql::CC_GUARDED] {
             self.ctx.deregister_table(table)?;
         }
         Ok((clusters, rounds))
@@ -292,17 +310,11 @@ impl Components<'_> {
     async fn components(&self, n: usize) -> Result<(Vec<u32>, usize)> {
         // Undirected edges as (larger, smaller), once each.
         let mut edges = self
-            .write(
-                "edges-0",
-                "select distinct \
-                 case when a > b then a else b end as a, case when a > b then b else a end as b \
-                 from __cc_links where a <> b",
-                "the links' edges",
-            )
+            .write("edges-0", sql::EDGES, "the links' edges")
             .await?;
         let mut rounds = 0;
         loop {
-            self.register("__cc_edges", edges.1.clone())?;
+            self.register(sql::CC_EDGES, edges.1.clone())?;
             if self.is_stars().await? {
                 break;
             }
@@ -318,25 +330,17 @@ impl Components<'_> {
             let large = self
                 .write(
                     &format!("edges-{rounds}-large"),
-                    "with d as (select a as u, b as v from __cc_edges \
-                     union all select b as u, a as v from __cc_edges), \
-                     m as (select u, min(v) as m from d group by u) \
-                     select distinct d.v as a, least(m.m, d.u) as b \
-                     from d join m on d.u = m.u where d.v > d.u",
+                    sql::LARGE_STAR,
                     "connected components (large-star)",
                 )
                 .await?;
             edges.0.remove(self.ctx).await?;
-            self.register("__cc_edges", large.1.clone())?;
+            self.register(sql::CC_EDGES, large.1.clone())?;
             // Small-star: a record and its smaller neighbours link to the smallest of them.
             let small = self
                 .write(
                     &format!("edges-{rounds}-small"),
-                    "with m as (select a as u, min(b) as m from __cc_edges group by a) \
-                     select distinct a, b from (\
-                     select e.b as a, m.m as b from __cc_edges e join m on e.a = m.u \
-                     where e.b <> m.m \
-                     union all select u as a, m as b from m) x",
+                    sql::SMALL_STAR,
                     "connected components (small-star)",
                 )
                 .await?;
@@ -344,7 +348,10 @@ impl Components<'_> {
             edges = small;
         }
         let stars = self
-            .collect("select a, b from __cc_edges", "reading the components")
+            .collect(
+                &format!("select a, b from {}", sql::CC_EDGES),
+                "reading the components",
+            )
             .await?;
         edges.0.remove(self.ctx).await?;
         let mut component: Vec<u32> = (0..n as u32).collect();
@@ -361,20 +368,13 @@ impl Components<'_> {
     /// another edge's larger one, and no record has two smaller neighbours.
     async fn is_stars(&self) -> Result<bool> {
         let chained = self
-            .count(
-                "select count(*) as n from __cc_edges e1 join __cc_edges e2 on e1.b = e2.a",
-                "connected components (chains)",
-            )
+            .count(sql::CHAINED, "connected components (chains)")
             .await?;
         if chained > 0 {
             return Ok(false);
         }
         let forked = self
-            .count(
-                "select count(*) as n from \
-                 (select a from __cc_edges group by a having count(*) > 1) x",
-                "connected components (forks)",
-            )
+            .count(sql::FORKED, "connected components (forks)")
             .await?;
         Ok(forked == 0)
     }
@@ -474,10 +474,10 @@ mod tests {
         }
     }
 
-    fn rows(links: &[Link]) -> LinkRows {
-        let mut rows = LinkRows::default();
+    fn rows(ctx: &SessionContext, links: &[Link]) -> LinkRows {
+        let mut rows = LinkRows::new(&ctx.runtime_env().memory_pool);
         for l in links {
-            rows.push(l);
+            rows.push(l).unwrap();
         }
         rows
     }
@@ -499,7 +499,7 @@ mod tests {
         let (sql, rounds) = cluster_in_sql(
             &ctx,
             n,
-            rows(links),
+            rows(&ctx, links),
             unique.clone(),
             never,
             contradicted,
@@ -552,7 +552,7 @@ mod tests {
         assert!(sql.component[400..450].iter().all(|&c| c == 400));
         assert_eq!((sql.component[499], sql.component[500]), (499, 499));
         assert_eq!(sql.component[505], 505);
-        assert!(rounds >= 2 && rounds < 20, "{rounds} rounds");
+        assert!((2..20).contains(&rounds), "{rounds} rounds");
     }
 
     #[tokio::test]
@@ -630,6 +630,34 @@ mod tests {
                 None => assert!(reasons.len() > 3, "{reasons:?}"),
             }
         }
+    }
+
+    #[test]
+    fn the_union_find_takes_at_most_half_of_what_the_memory_limit_leaves() {
+        use datafusion::execution::memory_pool::{GreedyMemoryPool, UnboundedMemoryPool};
+        let pool: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1 << 20));
+        let half = (1 << 19) / UNION_FIND_LINK_BYTES;
+        assert!(union_find_fits(pool.as_ref(), half));
+        assert!(!union_find_fits(pool.as_ref(), half + 1));
+        // What others hold counts.
+        let held = MemoryConsumer::new("other").register(&pool);
+        held.grow((1 << 20) - 2 * UNION_FIND_LINK_BYTES);
+        assert!(union_find_fits(pool.as_ref(), 1));
+        assert!(!union_find_fits(pool.as_ref(), 2));
+        let unbounded: Arc<dyn MemoryPool> = Arc::new(UnboundedMemoryPool::default());
+        assert!(union_find_fits(unbounded.as_ref(), usize::MAX / 2));
+    }
+
+    #[tokio::test]
+    async fn links_past_the_memory_limit_fail_naming_the_setting() {
+        use datafusion::execution::memory_pool::GreedyMemoryPool;
+        let pool: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(100_000));
+        let mut rows = LinkRows::new(&pool);
+        let err = (0..BATCH as u32)
+            .map(|i| rows.push(&link(i, i + 1, 0, 1.0)))
+            .find_map(|r| r.err())
+            .expect("a batch of links does not fit 100 kB");
+        assert!(err.to_string().contains("memory_limit"), "{err}");
     }
 
     #[tokio::test]

@@ -29,7 +29,8 @@ pub struct IdentityConfig {
     #[serde(default = "defaults::cannot_link_bits")]
     pub cannot_link_bits: f64,
     /// Links (deterministic, override and accepted) clustered by the union-find in the
-    /// coordinator's memory (24 bytes each, twice while sorted). Past it, the links are written
+    /// coordinator's memory (24 bytes each, twice while sorted). Past it — or sooner, when they
+    /// would take more than half of what `[engine] memory_limit` leaves — the links are written
     /// as a table and their connected components computed in SQL — on the cluster when there
     /// is one — by alternating large-star and small-star rounds; the union-find then runs
     /// only over the components a guard may act in. The customers are the same either way.

@@ -342,6 +342,53 @@ pub fn sampled_pairs(config: &IdentityConfig, sample: &str) -> String {
     format!("select i, {} from {sample}", columns.join(", "))
 }
 
+/// The links' table of the connected components (past `max_union_find_links`): `a`, `b`,
+/// `kind`, `strength`, one row per link.
+pub const CC_LINKS: &str = "__cc_links";
+/// The current round's edges: `(a, b)`, `a > b`, once each.
+pub const CC_EDGES: &str = "__cc_edges";
+/// The records of the components a guard can act in: `r`.
+pub const CC_GUARDED: &str = "__cc_guarded";
+
+/// The links as undirected edges, larger record first, once each.
+pub const EDGES: &str = "select distinct \
+     case when a > b then a else b end as a, case when a > b then b else a end as b \
+     from __cc_links where a <> b";
+
+/// Large-star: every neighbour larger than a record links to the smallest record of its
+/// neighbourhood.
+pub const LARGE_STAR: &str = "with d as (select a as u, b as v from __cc_edges \
+     union all select b as u, a as v from __cc_edges), \
+     m as (select u, min(v) as m from d group by u) \
+     select distinct d.v as a, least(m.m, d.u) as b \
+     from d join m on d.u = m.u where d.v > d.u";
+
+/// Small-star: a record and its smaller neighbours link to the smallest of them.
+pub const SMALL_STAR: &str = "with m as (select a as u, min(b) as m from __cc_edges group by a) \
+     select distinct a, b from (\
+     select e.b as a, m.m as b from __cc_edges e join m on e.a = m.u where e.b <> m.m \
+     union all select u as a, m as b from m) x";
+
+/// Edges whose smaller record is another edge's larger one (none once settled into stars).
+pub const CHAINED: &str =
+    "select count(*) as n from __cc_edges e1 join __cc_edges e2 on e1.b = e2.a";
+
+/// Records with two smaller neighbours (none once settled into stars).
+pub const FORKED: &str =
+    "select count(*) as n from (select a from __cc_edges group by a having count(*) > 1) x";
+
+/// The links of the components a guard can act in, in the order the union-find applies them.
+pub const GUARDED_LINKS: &str = "select l.a, l.b, l.kind, l.strength from __cc_links l \
+     join __cc_guarded g on l.a = g.r \
+     order by l.strength desc, l.kind, l.a, l.b";
+
+/// Each linked record's first link in that order: how it joined its customer, where no guard
+/// can act.
+pub const FIRST_LINKS: &str = "select r, first_value(kind order by strength desc, kind, a, b) as kind from (\
+     select a as r, a, b, kind, strength from __cc_links where a <> b \
+     union all select b as r, a, b, kind, strength from __cc_links where a <> b) x \
+     group by r";
+
 /// Everything the pipeline runs, for `tessera compile`.
 pub fn describe(config: &IdentityConfig, records: &str, columns: &[String]) -> String {
     let mut out = String::new();
@@ -404,5 +451,13 @@ pub fn describe(config: &IdentityConfig, records: &str, columns: &[String]) -> S
             blocked_pairs(config, i)
         ));
     }
+    out.push_str(&format!(
+        "-- clustering past max_union_find_links ({}) links: connected components over \
+         {CC_LINKS}, large-star and small-star rounds until {CC_EDGES} are stars\n\
+         {EDGES};\n{LARGE_STAR};\n{SMALL_STAR};\n{CHAINED};\n{FORKED};\n\
+         -- then the union-find over the components a guard can act in, and the first links elsewhere\n\
+         {GUARDED_LINKS};\n{FIRST_LINKS};\n\n",
+        config.max_union_find_links
+    ));
     out
 }

@@ -1157,6 +1157,7 @@ impl Scorer<'_> {
             Vec::with_capacity(self.pairs.len()),
         );
         let budget = self.config.max_union_find_links;
+        let pool = ctx.runtime_env().memory_pool.clone();
         let mut links = self.fixed_links.to_vec();
         // Past the budget: the links as compact rows for the SQL components.
         let mut rows: Option<components::LinkRows> = None;
@@ -1186,12 +1187,19 @@ impl Scorer<'_> {
                     kind: self.kinds.probabilistic(),
                     strength: prob,
                 };
+                // Past the setting, or when the union-find's links would take more than the
+                // memory limit leaves them (checked once per 65,536 links).
+                let switch = |held: usize| {
+                    held >= budget
+                        || (held.is_multiple_of(65_536)
+                            && !components::union_find_fits(pool.as_ref(), held + 65_536))
+                };
                 match rows.as_mut() {
-                    Some(rows) => rows.push(&link),
-                    None if links.len() >= budget => {
-                        let mut out = components::LinkRows::default();
+                    Some(rows) => rows.push(&link)?,
+                    None if switch(links.len()) => {
+                        let mut out = components::LinkRows::new(&pool);
                         for l in links.iter().chain([&link]) {
-                            out.push(l);
+                            out.push(l)?;
                         }
                         links.truncate(self.fixed_links.len());
                         links.shrink_to_fit();
