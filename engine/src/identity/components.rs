@@ -250,10 +250,8 @@ impl Components<'_> {
                 .table(self.ctx, "guarded", &[batch], schema, files)
                 .await?;
             self.register(sql::CC_GUARDED, table)?;
-            let df = self
-                .sql(sql::GUARDED_LINKS, "ordering the guarded components' links")
-                .await?;
             let what = "ordering the guarded components' links";
+            let df = self.sql(sql::GUARDED_LINKS, what).await?;
             let failed =
                 |e: datafusion::error::DataFusionError| identity_err(format!("{what}: {e}"));
             let mut stream = df.execute_stream().await.map_err(failed)?;
