@@ -168,6 +168,46 @@ impl Scratch {
         name: &str,
         streams: Vec<SendableRecordBatchStream>,
     ) -> Result<(Url, usize)> {
+        self.write_from(ctx, name, 0, streams).await
+    }
+
+    /// Writes `batch` as file `part` of table `name`: a table written a part at a time, each
+    /// part dropped once written; [`Scratch::read`] reads the parts written.
+    pub async fn write_part(
+        &self,
+        ctx: &SessionContext,
+        name: &str,
+        part: usize,
+        batch: RecordBatch,
+    ) -> Result<()> {
+        let stream = Box::pin(RecordBatchStreamAdapter::new(
+            batch.schema(),
+            futures::stream::iter([Ok(batch)]),
+        )) as SendableRecordBatchStream;
+        self.write_from(ctx, name, part, vec![stream]).await?;
+        Ok(())
+    }
+
+    /// Table `name` as written by [`Scratch::write_part`], read with `schema`.
+    pub fn read(&self, name: &str, schema: &SchemaRef) -> Result<Arc<dyn TableProvider>> {
+        let folder = self
+            .folder
+            .join(&format!("{name}/"))
+            .map_err(|e| Error::Cluster(format!("scratch table {name}: {e}")))?;
+        let config = ListingTableConfig::new(ListingTableUrl::parse(folder.as_str())?)
+            .with_listing_options(parquet_listing())
+            .with_schema(plain_schema(schema));
+        Ok(Arc::new(ListingTable::try_new(config)?))
+    }
+
+    /// [`Scratch::write`], the files numbered from `first`.
+    async fn write_from(
+        &self,
+        ctx: &SessionContext,
+        name: &str,
+        first: usize,
+        streams: Vec<SendableRecordBatchStream>,
+    ) -> Result<(Url, usize)> {
         let folder = self
             .folder
             .join(&format!("{name}/"))
@@ -175,7 +215,9 @@ impl Scratch {
         let (store, prefix) = store_of(ctx, &folder)?;
         let mut writes = Vec::with_capacity(streams.len());
         for (i, mut stream) in streams.into_iter().enumerate() {
-            let path = prefix.clone().join(format!("part-{i:05}.parquet"));
+            let path = prefix
+                .clone()
+                .join(format!("part-{:05}.parquet", first + i));
             let sink = BufWriter::new(store.clone(), path);
             writes.push(tokio::spawn(async move {
                 let mut writer: Option<AsyncArrowWriter<BufWriter>> = None;

@@ -1088,7 +1088,7 @@ impl Sample {
         // held hundreds of MB in one hash table.
         let query = sql::sampled_pairs(config, "__id_sample");
         let mut gammas = vec![-1i8; pairs.len() * comparisons];
-        for (c, chunk) in pairs.chunks(SAMPLE_CHUNK).enumerate() {
+        let chunk_batch = |c: usize, chunk: &[(u32, u32)]| -> Result<RecordBatch> {
             let start = c * SAMPLE_CHUNK;
             let l = keys.gather(chunk.iter().map(|p| p.0))?;
             let r = keys.gather(chunk.iter().map(|p| p.1))?;
@@ -1097,7 +1097,7 @@ impl Sample {
                 Field::new("l", l.data_type().clone(), false),
                 Field::new("r", r.data_type().clone(), false),
             ]));
-            let batch = RecordBatch::try_new(
+            Ok(RecordBatch::try_new(
                 schema,
                 vec![
                     Arc::new(Int64Array::from_iter_values(
@@ -1106,10 +1106,10 @@ impl Sample {
                     Arc::new(l),
                     Arc::new(r),
                 ],
-            )?;
-            register_partitioned(ctx, "__id_sample", batch)?;
-            let batches = collect(ctx, &query, what).await?;
-            for b in &batches {
+            )?)
+        };
+        let mut read = |batches: &[RecordBatch]| -> Result<()> {
+            for b in batches {
                 let index = i64s(b, "i")?;
                 for (c, comparison) in config.comparisons.iter().enumerate() {
                     let g = column(b, &format!("gamma_{}", comparison.name), &DataType::Int8)?;
@@ -1119,6 +1119,45 @@ impl Sample {
                             gammas[index.value(r) as usize * comparisons + c] = g.value(r);
                         }
                     }
+                }
+            }
+            Ok(())
+        };
+        let scratch = ctx
+            .state()
+            .config()
+            .get_extension::<crate::scratch::Scratch>();
+        match scratch {
+            // On a cluster: the chunks written as the parts of one table (one chunk held at a
+            // time), whose levels the executors compute in one query.
+            Some(scratch) if !pairs.is_empty() => {
+                static SAMPLES: std::sync::atomic::AtomicUsize =
+                    std::sync::atomic::AtomicUsize::new(0);
+                let n = SAMPLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let folder = scratch.within(&format!("sample-{n}"))?;
+                let mut schema = None;
+                for (c, chunk) in pairs.chunks(SAMPLE_CHUNK).enumerate() {
+                    let batch = chunk_batch(c, chunk)?;
+                    schema.get_or_insert_with(|| batch.schema());
+                    folder.write_part(ctx, "pairs", c, batch).await?;
+                }
+                let schema = schema.expect("at least one chunk");
+                ctx.deregister_table("__id_sample")?;
+                ctx.register_table("__id_sample", folder.read("pairs", &schema)?)?;
+                // The cluster's planner keeps a plain projection of a table here (every row
+                // comes back anyway); this one's rows shrink from two records to a few levels
+                // and its functions are the costly ones, so a filter marks it as work to ship.
+                let query = format!("{query} where i >= 0");
+                let levels = collect(ctx, &query, what).await;
+                if let Err(e) = folder.remove(ctx).await {
+                    tracing::warn!("could not remove the sampled pairs' table: {e}");
+                }
+                read(&levels?)?;
+            }
+            _ => {
+                for (c, chunk) in pairs.chunks(SAMPLE_CHUNK).enumerate() {
+                    register_partitioned(ctx, "__id_sample", chunk_batch(c, chunk)?)?;
+                    read(&collect(ctx, &query, what).await?)?;
                 }
             }
         }
