@@ -376,16 +376,7 @@ fn the_demo_on_a_cluster_writes_what_a_local_run_writes() {
     assert_same_tables(&local, &clustered, |_| false);
     // Identity's guards, numbering, term frequencies, blocking joins and comparison vectors
     // ran on the executors (its intermediate tables written where they read them).
-    let parts = json_rows(&ok(
-        &clustered,
-        &[
-            "sql",
-            "select value from unify.identity_stats where metric = 'cluster_query_parts'",
-            "--format",
-            "json",
-        ],
-    ));
-    let parts = parts[0]["value"].as_f64().unwrap();
+    let parts = identity_query_parts(&clustered);
     assert!(parts >= 10.0, "identity shipped {parts} query parts");
     let rounds = json_rows(&ok(
         &clustered,
@@ -573,16 +564,7 @@ fn a_project_on_s3_runs_on_a_cluster_that_reads_the_bucket_with_its_own_credenti
     assert_same_tables(local.path(), clustered.path(), |t| {
         t.starts_with("_tessera.")
     });
-    let parts = json_rows(&ok(
-        clustered.path(),
-        &[
-            "sql",
-            "select value from unify.identity_stats where metric = 'cluster_query_parts'",
-            "--format",
-            "json",
-        ],
-    ));
-    let parts = parts[0]["value"].as_f64().unwrap();
+    let parts = identity_query_parts(clustered.path());
     assert!(parts >= 10.0, "identity shipped {parts} query parts");
     let customers = json_rows(&ok(
         clustered.path(),
@@ -607,6 +589,21 @@ fn a_project_on_s3_runs_on_a_cluster_that_reads_the_bucket_with_its_own_credenti
     ]);
     assert_eq!(listing.trim(), "0", "files left in the scratch folder");
     cluster.assert_no_job_folders();
+}
+
+/// How many query parts the last identity resolution of `project` sent to the cluster.
+fn identity_query_parts(project: &Path) -> f64 {
+    let rows = json_rows(&ok(
+        project,
+        &[
+            "sql",
+            "select value from unify.identity_stats where metric = 'cluster_query_parts' \
+             and run_id = (select max(run_id) from unify.identity_stats)",
+            "--format",
+            "json",
+        ],
+    ));
+    rows[0]["value"].as_f64().unwrap()
 }
 
 /// Each record's customer id.
