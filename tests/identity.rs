@@ -329,6 +329,8 @@ fn the_demo_resolves_accurately_with_stable_ids() {
         "-- deterministic rule email_and_first_name",
         "-- blocking rule email",
         "gamma_first_name",
+        "-- clustering past max_union_find_links",
+        "least(m.m, d.u)",
     ] {
         assert!(
             compiled.contains(needle),
