@@ -494,6 +494,77 @@ fn identity_memory_counts_against_the_memory_limit() {
     );
 }
 
+/// A run killed while it computes the connected components (past `max_union_find_links`)
+/// leaves every table at its last version; the next run removes the dead process's
+/// intermediate tables and decides exactly as the union-find did.
+#[test]
+fn a_kill_during_the_connected_components_loses_nothing() {
+    let (tmp, before) = resolved_demo();
+    let dir = tmp.path();
+    let toml = dir.join("tessera.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        text.replacen(
+            "\n[identity]\n",
+            "\n[identity]\nmax_union_find_links = 0\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let versions = |dir: &Path| -> Vec<(String, i64)> {
+        common::json_rows(&ok(dir, &["tables", "--format", "json", "--no-count"]))
+            .into_iter()
+            .filter(|t| t["name"].as_str().unwrap_or("").starts_with("unify."))
+            .map(|t| {
+                (
+                    t["name"].as_str().unwrap().to_string(),
+                    t["delta_version"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect()
+    };
+    let tables_before = versions(dir);
+    let killed = common::tessera()
+        .arg("-C")
+        .arg(dir)
+        .args(RERUN_IDENTITY)
+        .env("TESSERA_FAILPOINTS", "identity:connected-components=exit")
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), Some(86), "{killed:?}");
+    let components = |dir: &Path| -> Vec<std::path::PathBuf> {
+        walk(&dir.join(".tessera/spill"))
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains("tessera-components-"))
+            .collect()
+    };
+    // (Checked before any other command: the next engine removes a dead process's folder.)
+    assert!(
+        !components(dir).is_empty(),
+        "the kill was not inside the connected components"
+    );
+    assert_eq!(versions(dir), tables_before, "a killed run changed a table");
+    assert_eq!(
+        components(dir),
+        Vec::<std::path::PathBuf>::new(),
+        "left behind"
+    );
+    let out = ok(dir, &RERUN_IDENTITY);
+    assert!(out.contains("unify.identity_records"), "{out}");
+    assert_eq!(
+        assignment(dir),
+        before,
+        "customers differ from the union-find's"
+    );
+    assert_eq!(components(dir), Vec::<std::path::PathBuf>::new());
+    let rounds = query(
+        dir,
+        "select value from unify.identity_stats where metric = 'connected_components_rounds'",
+    );
+    assert!(!rounds.is_empty(), "the components did not run in SQL");
+}
+
 /// Identity jobs test the records they hold in memory (no staged Delta copy): records that fail
 /// a data test publish nothing — neither the records table nor any identity table.
 #[test]

@@ -18,6 +18,7 @@ pub mod delta;
 pub mod demo;
 mod error;
 pub mod export;
+pub mod failpoint;
 pub mod identity;
 pub mod lenient_csv;
 pub mod model;

@@ -1,52 +1,11 @@
-//! Named fault-injection points for the tests that prove Tessera's guarantees under failures
-//! and kills (see `docs/guarantees.md`).
-//!
-//! `TESSERA_FAILPOINTS` lists the points to trigger, comma-separated: `name` (or `name=error`)
-//! makes [`check`] return an error there, `name=exit` ends the process at once with status 86,
-//! as a kill between two commits would (no destructor runs, no lock is released). Unset, a
-//! check costs one look at a value read once per process.
+//! Named fault-injection points (see [`tessera_engine::failpoint`], where they are read): the
+//! tests that prove Tessera's guarantees under failures and kills (see `docs/guarantees.md`).
 
-use std::collections::HashMap;
-use std::sync::OnceLock;
+use crate::errors::{Error, Result};
 
-use crate::bail;
-use crate::errors::Result;
-
-/// What a triggered point does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
-    Error,
-    Exit,
-}
-
-fn points() -> &'static HashMap<String, Action> {
-    static POINTS: OnceLock<HashMap<String, Action>> = OnceLock::new();
-    POINTS.get_or_init(|| {
-        std::env::var("TESSERA_FAILPOINTS")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(|p| match p.split_once('=') {
-                Some((name, "exit")) => (name.to_string(), Action::Exit),
-                Some((name, _)) => (name.to_string(), Action::Error),
-                None => (p.to_string(), Action::Error),
-            })
-            .collect()
-    })
-}
-
-/// The process exits with this status at an `exit` point.
-pub const EXIT_STATUS: i32 = 86;
+pub use tessera_engine::failpoint::EXIT_STATUS;
 
 /// Triggers the point `name` when `TESSERA_FAILPOINTS` names it.
 pub fn check(name: &str) -> Result<()> {
-    match points().get(name) {
-        None => Ok(()),
-        Some(Action::Error) => bail!("failpoint `{name}` triggered (TESSERA_FAILPOINTS)"),
-        Some(Action::Exit) => {
-            eprintln!("failpoint `{name}`: exiting as a kill would");
-            std::process::exit(EXIT_STATUS)
-        }
-    }
+    tessera_engine::failpoint::check(name).map_err(Error::msg)
 }

@@ -312,6 +312,7 @@ impl Components<'_> {
             .await?;
         let mut rounds = 0;
         loop {
+            crate::failpoint::check("identity:connected-components").map_err(identity_err)?;
             self.register(sql::CC_EDGES, edges.1.clone())?;
             if self.is_stars().await? {
                 break;
