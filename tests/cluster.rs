@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{copy_dir, free_port, json_rows, ok, run_in, shared_demo, tessera};
+use common::{copy_dir, free_port, json_rows, ok, run_in, shared_demo, table_versions, tessera};
 
 /// A scheduler and its executors; the processes are killed when dropped.
 struct Cluster {
@@ -646,18 +646,6 @@ fn a_cluster_that_is_not_there_fails_the_run_and_leaves_every_table_as_it_was() 
     assert!(written.is_empty(), "{written:?}");
 }
 
-/// Each warehouse table's Delta version.
-fn versions(project: &Path) -> std::collections::BTreeMap<String, i64> {
-    json_rows(&ok(project, &["tables", "--format", "json", "--no-count"]))
-        .into_iter()
-        .filter(|t| t["kind"] != "source")
-        .map(|t| {
-            let name = t["name"].as_str().unwrap().to_string();
-            (name, t["delta_version"].as_i64().unwrap_or(-1))
-        })
-        .collect()
-}
-
 #[test]
 fn an_executor_killed_mid_run_loses_nothing() {
     let mut cluster = start_cluster(2);
@@ -670,7 +658,7 @@ fn an_executor_killed_mid_run_loses_nothing() {
     ok(&local, &["run"]);
     ok(&local, &["run", "--full-refresh"]);
     ok(&project, &["run", "--cluster", &cluster.address]);
-    let before = versions(&project);
+    let before = table_versions(&project);
 
     // Everything again, and one executor killed while jobs run on it.
     let run = tessera()
@@ -687,7 +675,7 @@ fn an_executor_killed_mid_run_loses_nothing() {
     killed.wait().unwrap();
     let out = run.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let after = versions(&project);
+    let after = table_versions(&project);
     if !out.status.success() {
         // A job that failed committed nothing: its table is at its version before the run.
         for line in stdout

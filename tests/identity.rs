@@ -512,19 +512,7 @@ fn a_kill_during_the_connected_components_loses_nothing() {
         ),
     )
     .unwrap();
-    let versions = |dir: &Path| -> Vec<(String, i64)> {
-        common::json_rows(&ok(dir, &["tables", "--format", "json", "--no-count"]))
-            .into_iter()
-            .filter(|t| t["name"].as_str().unwrap_or("").starts_with("unify."))
-            .map(|t| {
-                (
-                    t["name"].as_str().unwrap().to_string(),
-                    t["delta_version"].as_i64().unwrap_or(-1),
-                )
-            })
-            .collect()
-    };
-    let tables_before = versions(dir);
+    let tables_before = common::table_versions(dir);
     let killed = common::tessera()
         .arg("-C")
         .arg(dir)
@@ -544,7 +532,11 @@ fn a_kill_during_the_connected_components_loses_nothing() {
         !components(dir).is_empty(),
         "the kill was not inside the connected components"
     );
-    assert_eq!(versions(dir), tables_before, "a killed run changed a table");
+    assert_eq!(
+        common::table_versions(dir),
+        tables_before,
+        "a killed run changed a table"
+    );
     assert_eq!(
         components(dir),
         Vec::<std::path::PathBuf>::new(),

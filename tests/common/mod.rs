@@ -188,3 +188,15 @@ pub fn python_json(dir: &Path, script: &str, args: &[&std::ffi::OsStr]) -> serde
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// Each warehouse table of `project` (not its sources) and its Delta version.
+pub fn table_versions(project: &Path) -> std::collections::BTreeMap<String, i64> {
+    json_rows(&ok(project, &["tables", "--format", "json", "--no-count"]))
+        .into_iter()
+        .filter(|t| t["kind"] != "source")
+        .map(|t| {
+            let name = t["name"].as_str().unwrap().to_string();
+            (name, t["delta_version"].as_i64().unwrap_or(-1))
+        })
+        .collect()
+}
