@@ -159,6 +159,7 @@ pub fn cluster_function_registry() -> BallistaFunctionRegistry {
     for f in ballista_scalar_functions()
         .into_iter()
         .chain(tessera_udfs::scalar_functions())
+        .chain(crate::identity::score::functions())
     {
         for name in std::iter::once(f.name()).chain(f.aliases().iter().map(String::as_str)) {
             registry
@@ -751,6 +752,7 @@ fn scheduler_session(
     for f in ballista_scalar_functions()
         .into_iter()
         .chain(tessera_udfs::scalar_functions())
+        .chain(crate::identity::score::functions())
     {
         state.register_udf(f)?;
     }

@@ -23,6 +23,7 @@ pub mod config;
 pub mod guards;
 pub mod ids;
 pub mod model;
+pub mod score;
 mod spill;
 pub mod sql;
 mod steps;
@@ -392,6 +393,9 @@ async fn private_session(
         }
     }
     let private = SessionContext::new_with_state(builder.build());
+    for f in score::functions() {
+        private.register_udf(f.as_ref().clone());
+    }
     let catalog = Arc::new(datafusion::catalog::MemoryCatalogProvider::new());
     let _ = datafusion::catalog::CatalogProvider::register_schema(
         catalog.as_ref(),
@@ -788,7 +792,7 @@ async fn resolve_in(
         never: &never,
     };
     let steps::Fitted {
-        trained: (model, weights, probabilities, links, clusters),
+        trained: (model, weights, links, clusters),
         trained_by,
         warnings,
     } = steps::fit(
@@ -831,7 +835,6 @@ async fn resolve_in(
         linked_by: &clusters.linked_by,
         compared,
         weights,
-        probabilities,
         links: &links,
         refused,
         model: &model,
@@ -948,10 +951,10 @@ impl Budget {
     }
 }
 
-/// Bytes of one scoring pass: a weight and a probability per pair (and the previous pass's),
-/// the links (and the clustering's copy), the components.
+/// Bytes of one scoring pass: a weight per pair (and, at most as many, the distinct weights
+/// the pass's sums are grouped by), the links (and the clustering's copy), the components.
 fn scores_bytes(pairs: usize, links: usize, records: usize) -> usize {
-    pairs * size_of::<f64>() * 3
+    pairs * size_of::<f64>() * 2
         + links * size_of::<cluster::Link>() * 2
         + records * size_of::<u32>() * 4
 }
@@ -1195,8 +1198,7 @@ impl Sample {
         &self,
         config: &IdentityConfig,
         component: &[u32],
-        compared: &[u32],
-        probabilities: &[f64],
+        probability: impl Fn(usize) -> Option<f64>,
     ) -> Vec<Vec<f64>> {
         let comparisons = config.comparisons.len();
         let mut counts: Vec<Vec<f64>> = config
@@ -1208,9 +1210,7 @@ impl Sample {
             let weight = if component[a as usize] == component[b as usize] {
                 0.0
             } else {
-                probabilities
-                    .get(compared[s] as usize)
-                    .map_or(1.0, |p| 1.0 - p)
+                probability(s).map_or(1.0, |p| 1.0 - p)
             };
             if weight <= 0.0 {
                 continue;
@@ -1242,27 +1242,10 @@ impl CountedLevel {
     /// u of the equality level: pairs agreeing there, weighted by the chance they are not a
     /// match (0 inside one component, `1 − p` across), over all non-NULL pairs; the other
     /// levels keep their sampled shares of the rest.
-    fn apply(
-        &self,
-        u: &mut [Vec<f64>],
-        pairs: &[Pair],
-        gammas: &[i8],
-        comparisons: usize,
-        component: &[u32],
-        probabilities: &[f64],
-    ) {
+    fn apply(&self, u: &mut [Vec<f64>], agreeing: f64) {
         if self.pairs <= 0.0 {
             return;
         }
-        let agreeing: f64 = pairs
-            .iter()
-            .enumerate()
-            .filter(|(p, pair)| {
-                gammas[p * comparisons + self.comparison] == 0
-                    && component[pair.a as usize] != component[pair.b as usize]
-            })
-            .map(|(p, _)| 1.0 - probabilities.get(p).copied().unwrap_or(0.0))
-            .sum();
         let u0 = (agreeing + self.over_cap + 1.0) / (self.pairs + 1.0);
         let row = &mut u[self.comparison];
         let rest: f64 = row[1..].iter().sum();
@@ -1316,16 +1299,47 @@ async fn counted_levels(
     Ok(out)
 }
 
-/// Expected matching pairs: every pair inside one component, plus each compared pair across
-/// components at its probability.
-fn expected_matches(component: &[u32], pairs: &[Pair], probabilities: &[f64]) -> f64 {
-    let across: f64 = pairs
-        .iter()
-        .zip(probabilities)
-        .filter(|(p, _)| component[p.a as usize] != component[p.b as usize])
-        .map(|(_, &p)| p)
-        .sum();
-    pairs_within(component) as f64 + across
+/// Sums over the compared pairs across components (their two records in different customers)
+/// under a pass's weights (none before the first pass: a probability of 0): the matches
+/// expected among them (Σ p) and, per counted level, the chance that those agreeing there
+/// are non-matches (Σ 1 − p). Summed per distinct weight ([`score::WeightSums`]), so the
+/// pairs' order does not change a bit, in memory or on a cluster.
+struct Across {
+    matches: f64,
+    agreeing: Vec<f64>,
+}
+
+impl Across {
+    fn of(
+        pairs: &[Pair],
+        gammas: &[i8],
+        comparisons: usize,
+        component: &[u32],
+        weights: &[f64],
+        counted: &[CountedLevel],
+    ) -> Across {
+        let mut sums = score::WeightSums::new(1 + counted.len());
+        let mut n = vec![1u64; 1 + counted.len()];
+        for (p, pair) in pairs.iter().enumerate() {
+            if component[pair.a as usize] == component[pair.b as usize] {
+                continue;
+            }
+            for (k, level) in counted.iter().enumerate() {
+                n[k + 1] = u64::from(gammas[p * comparisons + level.comparison] == 0);
+            }
+            sums.add(weights.get(p).copied().unwrap_or(f64::NEG_INFINITY), &n);
+        }
+        Across::from_sums(&sums, counted.len())
+    }
+
+    fn from_sums(sums: &score::WeightSums, counted: usize) -> Across {
+        Across {
+            matches: sums.sum(0, score::probability),
+            agreeing: (0..counted)
+                .map(|k| sums.sum(k + 1, |w| 1.0 - score::probability(w)))
+                .collect(),
+        }
+    }
 }
 
 async fn keys_field_type(ctx: &SessionContext, column: &str) -> Result<DataType> {
@@ -1355,7 +1369,6 @@ struct PairsTable {
     compared: steps::Compared,
     tf_count: usize,
     weights: Vec<f64>,
-    probabilities: Vec<f64>,
     /// Deterministic and override links (no comparison vector), after the compared pairs.
     extra: Vec<cluster::Link>,
     refused: HashMap<(u32, u32), String>,
@@ -1379,7 +1392,6 @@ impl PairsTable {
         compared: steps::Compared,
         tf_index: &[Option<usize>],
         weights: Vec<f64>,
-        probabilities: Vec<f64>,
         links: &[cluster::Link],
         refused: HashMap<(u32, u32), String>,
     ) -> PairsTable {
@@ -1424,7 +1436,6 @@ impl PairsTable {
             compared,
             tf_count: tf_index.iter().flatten().count(),
             weights,
-            probabilities,
             extra,
             refused,
             schema: Arc::new(Schema::new(fields)),
@@ -1439,7 +1450,7 @@ impl PairsTable {
     /// the making per core.
     fn bytes(&self) -> usize {
         self.compared.bytes()
-            + (self.weights.capacity() + self.probabilities.capacity()) * size_of::<f64>()
+            + self.weights.capacity() * size_of::<f64>()
             + self.extra.capacity() * size_of::<cluster::Link>()
             + self.refused.capacity() * (size_of::<((u32, u32), String)>() + 32)
             + self.rows().min(PAIRS_BATCH) * 256 * 2
@@ -1491,9 +1502,10 @@ impl PairsTable {
                 b.append_value(keys.value(pair.b as usize));
                 linked_by.append_value("probabilistic");
                 blocking.append_value(&config.blocking[self.compared.rule_of(row)].name);
+                let p = score::probability(self.weights[row]);
                 weight.append_value(self.weights[row]);
-                probability.append_value(self.probabilities[row]);
-                let ok = self.probabilities[row] >= config.threshold;
+                probability.append_value(p);
+                let ok = p >= config.threshold;
                 let why = self.refused.get(&key(pair.a, pair.b)).filter(|_| ok);
                 accepted.append_value(ok && why.is_none());
                 reason.append_option(why);

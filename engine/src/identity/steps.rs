@@ -1148,14 +1148,11 @@ impl Scorer<'_> {
         &self,
         ctx: &SessionContext,
         model: &Model,
-    ) -> Result<(Vec<f64>, Vec<f64>, Vec<cluster::Link>, cluster::Clusters)> {
+    ) -> Result<(Vec<f64>, Vec<cluster::Link>, cluster::Clusters)> {
         let comparisons = self.config.comparisons.len();
         let tf_count = self.tf_index.iter().flatten().count();
         let n = self.n;
-        let (mut weights, mut probabilities) = (
-            Vec::with_capacity(self.pairs.len()),
-            Vec::with_capacity(self.pairs.len()),
-        );
+        let mut weights = Vec::with_capacity(self.pairs.len());
         let budget = self.config.max_union_find_links;
         let pool = ctx.runtime_env().memory_pool.clone();
         let mut links = self.fixed_links.to_vec();
@@ -1175,7 +1172,6 @@ impl Scorer<'_> {
             }
             let (w, prob) = weighs.score(vector, &pair_tfs);
             weights.push(w);
-            probabilities.push(prob);
             if w <= against {
                 contradicted.push((pair.a, pair.b));
             }
@@ -1244,7 +1240,7 @@ impl Scorer<'_> {
             }
         };
         result.accepted = accepted;
-        Ok((weights, probabilities, links, result))
+        Ok((weights, links, result))
     }
 }
 
@@ -1279,9 +1275,8 @@ pub(super) async fn fit(
         Some((model, trained_by)) => {
             key_rows.release(ctx, budget)?;
             stats.push("model", "reused", 1.0);
-            let (weights, probabilities, links, clusters) =
-                scorer.score_and_cluster(ctx, &model).await?;
-            ((model, weights, probabilities, links, clusters), trained_by)
+            let (weights, links, clusters) = scorer.score_and_cluster(ctx, &model).await?;
+            ((model, weights, links, clusters), trained_by)
         }
         None => {
             let trained = train(
@@ -1300,12 +1295,12 @@ pub(super) async fn fit(
     };
     budget.hold(
         Part::Scores,
-        scores_bytes(scorer.pairs.len(), trained.3.len(), scorer.n),
+        scores_bytes(scorer.pairs.len(), trained.2.len(), scorer.n),
         "scoring the pairs",
     )?;
     let warnings = model_stats(
         &trained.0,
-        &trained.4,
+        &trained.3,
         config,
         (trained_by == run_id).then_some(rules_prior),
         stats,
@@ -1390,7 +1385,6 @@ pub(super) struct Decided<'a> {
     pub(super) linked_by: &'a [Option<u16>],
     pub(super) compared: Compared,
     pub(super) weights: Vec<f64>,
-    pub(super) probabilities: Vec<f64>,
     pub(super) links: &'a [cluster::Link],
     pub(super) refused: HashMap<(u32, u32), String>,
     pub(super) model: &'a Model,
@@ -1438,7 +1432,6 @@ impl Decided<'_> {
             self.compared,
             tf_index,
             self.weights,
-            self.probabilities,
             self.links,
             self.refused,
         );
@@ -1480,14 +1473,8 @@ impl Decided<'_> {
     }
 }
 
-/// A trained model with the scores, links and clusters of its best pass.
-pub(super) type Trained = (
-    Model,
-    Vec<f64>,
-    Vec<f64>,
-    Vec<cluster::Link>,
-    cluster::Clusters,
-);
+/// A trained model with the weights, links and clusters of its best pass.
+pub(super) type Trained = (Model, Vec<f64>, Vec<cluster::Link>, cluster::Clusters);
 
 /// Step 6–8: trains the model in passes: u from random pairs that are not in one customer (exact
 /// levels counted exactly), m by EM over the blocking rules' sessions and the labelled
@@ -1521,22 +1508,22 @@ pub(super) async fn train(
     let all = (n as f64) * (n as f64 - 1.0) / 2.0;
     let mut passes = 0;
     let mut links_before = 0;
-    // The last pass's model, scores, links and clusters; its probabilities start the next.
+    // The sums over the pairs across components that the first pass starts from: the
+    // deterministic components, no scores yet.
+    let mut across = Across::of(pairs, gammas, comparisons, &component, &[], &counted);
+    // The last pass's model, weights, links and clusters; its weights start the next.
     let mut best: Option<Trained> = None;
     while passes < MAX_PASSES {
         passes += 1;
-        let probabilities: &[f64] = best.as_ref().map_or(&[], |b| &b.2);
-        let u_counts = sample.u_counts(config, &component, &compared, probabilities);
+        let weights: &[f64] = best.as_ref().map_or(&[], |b| &b.1);
+        let u_counts = sample.u_counts(config, &component, |s| {
+            weights
+                .get(compared[s] as usize)
+                .map(|&w| score::probability(w))
+        });
         let mut u = model::u_from_counts(&u_counts);
-        for level in &counted {
-            level.apply(
-                &mut u,
-                pairs,
-                gammas,
-                comparisons,
-                &component,
-                probabilities,
-            );
+        for (level, &agreeing) in counted.iter().zip(&across.agreeing) {
+            level.apply(&mut u, agreeing);
         }
         let mut trained = model::train_with_labels(
             sessions,
@@ -1556,13 +1543,14 @@ pub(super) async fn train(
         }
         // One pass's scores at a time: the last ones are no longer read.
         drop(best.take());
-        let (weights, probs, links, result) = scorer.score_and_cluster(ctx, &trained).await?;
+        let (weights, links, result) = scorer.score_and_cluster(ctx, &trained).await?;
         let linked = scorer.fixed_links.len() + result.accepted;
         let stable = result.component == component && linked == links_before;
         links_before = linked;
         component = result.component.clone();
+        across = Across::of(pairs, gammas, comparisons, &component, &weights, &counted);
         let next = if all > 0.0 {
-            (expected_matches(&component, pairs, &probs) / all).clamp(1e-12, 0.5)
+            ((pairs_within(&component) as f64 + across.matches) / all).clamp(1e-12, 0.5)
         } else {
             0.5
         };
@@ -1575,7 +1563,7 @@ pub(super) async fn train(
                 + compared.len() * size_of::<u32>(),
             "scoring the pairs",
         )?;
-        best = Some((trained, weights, probs, links, result));
+        best = Some((trained, weights, links, result));
         if settled {
             break;
         }
