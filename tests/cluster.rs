@@ -304,7 +304,8 @@ fn assert_same_tables(local: &Path, clustered: &Path, skip: fn(&str) -> bool) {
         let query = if name == "unify.identity_stats" {
             format!(
                 "select * from {name} \
-                 where metric not in ('cluster_query_parts', 'connected_components_rounds')"
+                 where metric not in \
+                 ('cluster_query_parts', 'connected_components_rounds', 'pairs_kept_on_cluster')"
             )
         } else {
             format!("select * from {name}")
@@ -392,6 +393,26 @@ fn the_demo_on_a_cluster_writes_what_a_local_run_writes() {
         !rounds.is_empty() && rounds[0]["value"].as_f64().unwrap() >= 1.0,
         "the links' components were not computed in SQL: {rounds:?}"
     );
+    // The compared pairs stayed on the cluster (scored there each pass, `match_pairs` read
+    // from them): as many as the local run held.
+    let stat = |project: &Path, metric: &str| {
+        let rows = json_rows(&ok(
+            project,
+            &[
+                "sql",
+                &format!(
+                    "select sum(value) as v from unify.identity_stats where metric = '{metric}'"
+                ),
+                "--format",
+                "json",
+            ],
+        ));
+        rows[0]["v"].as_f64().unwrap_or(0.0)
+    };
+    let kept = stat(&clustered, "pairs_kept_on_cluster");
+    assert!(kept > 1000.0, "pairs kept on the cluster: {kept}");
+    assert_eq!(kept, stat(&local, "compared_pairs"));
+    assert_eq!(stat(&local, "pairs_kept_on_cluster"), 0.0);
     // … and those intermediate tables were removed once resolved.
     let scratch = clustered.join("warehouse/_tessera/scratch");
     assert!(

@@ -171,6 +171,19 @@ impl Scratch {
         self.write_from(ctx, name, 0, streams).await
     }
 
+    /// Writes each stream into its own Parquet file of table `name`, the files numbered from
+    /// `first` (a table written in several calls, read with [`Scratch::read`]); returns the
+    /// rows written.
+    pub async fn append(
+        &self,
+        ctx: &SessionContext,
+        name: &str,
+        first: usize,
+        streams: Vec<SendableRecordBatchStream>,
+    ) -> Result<usize> {
+        Ok(self.write_from(ctx, name, first, streams).await?.1)
+    }
+
     /// Writes `batch` as file `part` of table `name`: a table written a part at a time, each
     /// part dropped once written; [`Scratch::read`] reads the parts written.
     pub async fn write_part(

@@ -983,9 +983,12 @@ impl<'a> Runner<'a> {
                 config.blocking.len()
             ));
         }
+        // On a cluster, the folder `match_pairs` is read from while it is written.
+        let scratch = resolution.scratch;
         if !resolution.warnings.is_empty()
             && config.on_model_warning == identity::config::OnModelWarning::Fail
         {
+            identity::Resolution::remove_scratch(scratch, ctx).await;
             bail!(
                 "the match model is not sane, nothing published (`on_model_warning = \"fail\"`): {}",
                 resolution.warnings.join("; ")
@@ -1040,6 +1043,7 @@ impl<'a> Runner<'a> {
                 .map(|(name, df, mode)| write_one(name, df, mode)),
         )
         .await;
+        identity::Resolution::remove_scratch(scratch, ctx).await;
         let mut failed = None;
         let mut done = Vec::new();
         for w in written {

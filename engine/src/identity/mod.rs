@@ -22,6 +22,7 @@ mod components;
 pub mod config;
 pub mod guards;
 pub mod ids;
+mod kept;
 pub mod model;
 pub mod score;
 mod spill;
@@ -49,7 +50,7 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::SessionContext;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use rand::{RngExt, SeedableRng};
 
 pub use config::IdentityConfig;
@@ -286,6 +287,21 @@ pub struct Resolution {
     /// The memory the tables hold, reserved in the session's pool: drop it once they are
     /// written.
     pub memory: MemoryReservation,
+    /// On a cluster, the resolution's scratch folder: `match_pairs` is read from the pairs
+    /// kept there while it is written. Remove it once the tables are written
+    /// ([`Resolution::remove_scratch`]); a folder a killed process left is removed a day later.
+    pub scratch: Option<crate::scratch::Scratch>,
+}
+
+impl Resolution {
+    /// Removes the resolution's scratch folder (a warning when it cannot).
+    pub async fn remove_scratch(scratch: Option<crate::scratch::Scratch>, ctx: &SessionContext) {
+        if let Some(scratch) = scratch
+            && let Err(e) = scratch.remove(ctx).await
+        {
+            tracing::warn!("could not remove identity's intermediate tables: {e}");
+        }
+    }
 }
 
 /// A pair proposed by blocking, with its comparison vector.
@@ -688,12 +704,16 @@ pub async fn resolve(
         now_micros,
     )
     .await;
-    if let Some(scratch) = &on_cluster.scratch
-        && let Err(e) = scratch.remove(engine_ctx).await
-    {
-        tracing::warn!("could not remove identity's intermediate tables: {e}");
+    match resolved {
+        Ok(mut resolution) => {
+            resolution.scratch = on_cluster.scratch;
+            Ok(resolution)
+        }
+        Err(e) => {
+            Resolution::remove_scratch(on_cluster.scratch, engine_ctx).await;
+            Err(e)
+        }
     }
-    resolved
 }
 
 async fn resolve_in(
@@ -767,13 +787,23 @@ async fn resolve_in(
         &mut guard_rows,
     )
     .await?;
+    if let Some(kept) = &compared.kept {
+        stats.push("pairs_kept_on_cluster", "", kept.rows as f64);
+    }
     // 6–8. Model, scores and clusters, in passes: u from random pairs that are not in one
     // customer, the prior from the pairs inside customers (at first the deterministic links
     // over their assumed recall), m by EM; then score and cluster, and again with what the
     // clusters say.
     // Labelled pairs (a label column, always_match, never_match) are known: they leave EM's
     // unlabelled sessions, and the labelled matches count in m as they are.
-    let sessions = em_sessions(config, &compared, &deterministic, &labels);
+    let sessions = match &compared.kept {
+        Some(kept) => {
+            let sessions = no_sessions(config);
+            kept.sessions(ctx, config, sessions, &deterministic, &labels)
+                .await?
+        }
+        None => em_sessions(config, &compared, &deterministic, &labels),
+    };
     let (always, never) = steps::override_pairs(config, &record_keys, &mut guard_rows);
     links.extend(always.iter().map(|&(a, b)| kinds.always_link(a, b)));
     let labelled_matches =
@@ -786,6 +816,7 @@ async fn resolve_in(
         pairs: &compared.pairs,
         gammas: &compared.gammas,
         tfs: &compared.tfs,
+        kept: compared.kept.as_ref(),
         tf_index: &tf_index,
         fixed_links: &links,
         unique: &unique,
@@ -824,7 +855,7 @@ async fn resolve_in(
 
     stage("tables");
     // 10–11. Statistics of the clusters, and the tables.
-    let (compared_pairs, pairs_reused) = (compared.pairs.len(), compared.reused_rules);
+    let (compared_pairs, pairs_reused) = (compared.len(), compared.reused_rules);
     on_cluster.count(&mut stats);
     let tables = steps::Decided {
         record_keys,
@@ -860,6 +891,7 @@ async fn resolve_in(
         pairs_reused,
         model,
         memory: budget.into_output(),
+        scratch: None,
     })
 }
 
@@ -1006,19 +1038,7 @@ fn em_sessions(
             && labels.get(pair.b as usize).copied().flatten().is_some()
     };
     let comparisons = config.comparisons.len();
-    let mut sessions: Vec<model::Session> = config
-        .blocking
-        .iter()
-        .map(|rule| model::Session {
-            patterns: model::Patterns::new(),
-            trains: (0..comparisons)
-                .map(|c| {
-                    !config.comparison_reads(c, &rule.on)
-                        && !config.comparison_reads(c, &rule.implies)
-                })
-                .collect(),
-        })
-        .collect();
+    let mut sessions = no_sessions(config);
     for (p, pair) in pairs.iter().enumerate() {
         if labelled(pair) {
             continue;
@@ -1033,6 +1053,24 @@ fn em_sessions(
         entry.1 += u64::from(linked);
     }
     sessions
+}
+
+/// One EM session per blocking rule, with no pairs yet.
+fn no_sessions(config: &IdentityConfig) -> Vec<model::Session> {
+    let comparisons = config.comparisons.len();
+    config
+        .blocking
+        .iter()
+        .map(|rule| model::Session {
+            patterns: model::Patterns::new(),
+            trains: (0..comparisons)
+                .map(|c| {
+                    !config.comparison_reads(c, &rule.on)
+                        && !config.comparison_reads(c, &rule.implies)
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// Records of one label counted at most (a label held by hundreds is a placeholder).
@@ -1373,6 +1411,8 @@ struct PairsTable {
     extra: Vec<cluster::Link>,
     refused: HashMap<(u32, u32), String>,
     schema: SchemaRef,
+    /// With pairs kept on a cluster: the session reading them and the final model.
+    scan: Option<(SessionContext, Model)>,
 }
 
 impl std::fmt::Debug for PairsTable {
@@ -1439,7 +1479,16 @@ impl PairsTable {
             extra,
             refused,
             schema: Arc::new(Schema::new(fields)),
+            scan: None,
         }
+    }
+
+    /// With pairs kept on a cluster, the table reads them through `ctx`, scored by `model`.
+    fn scored_by(mut self, ctx: &SessionContext, model: &Model) -> PairsTable {
+        if self.compared.kept.is_some() {
+            self.scan = Some((ctx.clone(), model.clone()));
+        }
+        self
     }
 
     fn rows(&self) -> usize {
@@ -1469,10 +1518,68 @@ impl PairsTable {
                 }) as Arc<dyn PartitionStream>
             })
             .collect();
+        let mut streams = streams;
+        if table.scan.is_some() {
+            streams.push(Arc::new(KeptPartition {
+                table: table.clone(),
+            }));
+        }
         Ok(Arc::new(StreamingTable::try_new(
             table.schema.clone(),
             streams,
         )?))
+    }
+
+    /// The output rows of a batch of kept pairs scored on the cluster (`rule, a, b`, levels,
+    /// frequencies, `w`): the same rows as [`PairsTable::batch`] makes from memory.
+    fn kept_batch(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let (config, keys) = (&self.config, &self.keys);
+        let (rule, a, b) = (i64s(batch, "rule")?, i64s(batch, "a")?, i64s(batch, "b")?);
+        let w = column(batch, "w", &DataType::Float64)?;
+        let w = w.as_any().downcast_ref::<Float64Array>().expect("f64");
+        let vectors = kept::Vectors::of(batch, config)?;
+        let len = batch.num_rows();
+        let mut ka = StringBuilder::with_capacity(len, len * 24);
+        let mut kb = StringBuilder::with_capacity(len, len * 24);
+        let mut linked_by = StringBuilder::with_capacity(len, len * 13);
+        let mut blocking = StringBuilder::with_capacity(len, len * 16);
+        let mut probability = Float64Builder::with_capacity(len);
+        let mut accepted = BooleanBuilder::with_capacity(len);
+        let mut reason = StringBuilder::new();
+        for r in 0..len {
+            let (x, y) = (a.value(r) as u32, b.value(r) as u32);
+            ka.append_value(keys.value(x as usize));
+            kb.append_value(keys.value(y as usize));
+            linked_by.append_value("probabilistic");
+            blocking.append_value(&config.blocking[rule.value(r) as usize].name);
+            let p = score::probability(w.value(r));
+            probability.append_value(p);
+            let ok = p >= config.threshold;
+            let why = self.refused.get(&(x.min(y), x.max(y))).filter(|_| ok);
+            accepted.append_value(ok && why.is_none());
+            reason.append_option(why);
+        }
+        let mut arrays: Vec<ArrayRef> = vec![
+            Arc::new(ka.finish()),
+            Arc::new(kb.finish()),
+            Arc::new(linked_by.finish()),
+            Arc::new(blocking.finish()),
+            Arc::new(w.clone()),
+            Arc::new(probability.finish()),
+            Arc::new(accepted.finish()),
+            Arc::new(reason.finish()),
+        ];
+        // NULL for no evidence (a level below 0), as in memory.
+        for g in vectors.gammas {
+            let levels: Int8Array = g.iter().map(|g| g.filter(|g| *g >= 0)).collect();
+            arrays.push(Arc::new(levels));
+        }
+        for t in vectors.tfs.into_iter().flatten() {
+            // NULL for a frequency that is not finite, as in memory.
+            let finite: Float64Array = t.iter().map(|f| f.filter(|f| f.is_finite())).collect();
+            arrays.push(Arc::new(finite));
+        }
+        Ok(RecordBatch::try_new(self.schema.clone(), arrays)?)
     }
 
     /// Rows `rows` (compared pairs first, then the extra links) as one batch.
@@ -1573,6 +1680,40 @@ impl PartitionStream for PairsPartition {
         Box::pin(RecordBatchStreamAdapter::new(
             self.table.schema.clone(),
             futures::stream::iter(batches),
+        ))
+    }
+}
+
+/// The pairs kept on a cluster, scored there by the final model as `match_pairs` is written.
+#[derive(Debug)]
+struct KeptPartition {
+    table: Arc<PairsTable>,
+}
+
+impl PartitionStream for KeptPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.table.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let table = self.table.clone();
+        let external = |e: Error| DataFusionError::External(Box::new(e));
+        let scored = futures::stream::once(async move {
+            let (ctx, model) = table.scan.as_ref().expect("a scan");
+            let kept = table.compared.kept.as_ref().expect("kept pairs");
+            let stream = kept
+                .scored(ctx, &table.config, model, None)
+                .await
+                .map_err(external)?;
+            let rows = table.clone();
+            Ok::<_, DataFusionError>(
+                stream.map(move |batch| batch.and_then(|b| rows.kept_batch(&b).map_err(external))),
+            )
+        })
+        .try_flatten();
+        Box::pin(RecordBatchStreamAdapter::new(
+            self.table.schema.clone(),
+            scored,
         ))
     }
 }

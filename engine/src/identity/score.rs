@@ -24,7 +24,7 @@ use datafusion::logical_expr::{
 use super::model::Model;
 
 /// `tessera_identity_score(model, gamma_1, tf_1, …, gamma_k, tf_k)`: a compared pair's match
-/// weight under `model` (its JSON, as `match_model` stores it) from its comparison levels
+/// weight under `model` (as [`encode`] writes it) from its comparison levels
 /// (NULL: no evidence) and the term frequencies of its agreeing values (NULL: not weighed).
 /// Internal to identity resolution: registered in its sessions and on every cluster process.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -78,10 +78,9 @@ impl ScalarUDFImpl for IdentityScore {
                 | ScalarValue::LargeUtf8(Some(s))
                 | ScalarValue::Utf8View(Some(s)),
             )) => s,
-            _ => return Err(score_err("the model must be a JSON string literal".into())),
+            _ => return Err(score_err("the model must be a string literal".into())),
         };
-        let model: Model = serde_json::from_str(&model)
-            .map_err(|e| score_err(format!("the model does not read: {e}")))?;
+        let model = decode(&model)?;
         let rest: Vec<_> = args
             .map(|a| a.into_array(rows))
             .collect::<datafusion::error::Result<_>>()?;
@@ -126,6 +125,62 @@ impl ScalarUDFImpl for IdentityScore {
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish())))
     }
+}
+
+/// A model's prior, m and u as text, each number by its bits (a decimal text need not read back
+/// to the same bits): `lambda;m;u`, comparisons separated by `|`, levels by `,`.
+pub fn encode(model: &Model) -> String {
+    let rows = |rows: &[Vec<f64>]| {
+        rows.iter()
+            .map(|r| {
+                r.iter()
+                    .map(|v| format!("{:x}", v.to_bits()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect::<Vec<_>>()
+            .join("|")
+    };
+    format!(
+        "{:x};{};{}",
+        model.lambda.to_bits(),
+        rows(&model.m),
+        rows(&model.u)
+    )
+}
+
+/// The model [`encode`] wrote (what scoring reads of it).
+pub fn decode(text: &str) -> datafusion::error::Result<Model> {
+    let bad = || score_err(format!("not a model: {:.60}", text));
+    let number = |t: &str| {
+        u64::from_str_radix(t, 16)
+            .map(f64::from_bits)
+            .map_err(|_| bad())
+    };
+    let rows = |t: &str| -> datafusion::error::Result<Vec<Vec<f64>>> {
+        t.split('|')
+            .map(|r| r.split(',').map(number).collect())
+            .collect()
+    };
+    let mut parts = text.split(';');
+    let (Some(lambda), Some(m), Some(u), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    let (m, u) = (rows(m)?, rows(u)?);
+    if m.len() != u.len() || m.iter().zip(&u).any(|(m, u)| m.len() != u.len()) {
+        return Err(bad());
+    }
+    Ok(Model {
+        lambda: number(lambda)?,
+        pooled: vec![Vec::new(); m.len()],
+        m,
+        u,
+        iterations: 0,
+        converged: true,
+        matched_pairs: 0.0,
+    })
 }
 
 /// The probability of a match weight (as [`super::model::Weights::score`] gives it).
@@ -202,7 +257,7 @@ mod tests {
             ctx.register_udf(f.as_ref().clone());
         }
         let model = model();
-        let json = serde_json::to_string(&model).unwrap();
+        let json = encode(&model);
         let rows = [
             ("0", "0.000123", "0"),
             ("0", "NULL", "1"),
@@ -237,6 +292,19 @@ mod tests {
         let wrong = format!("select {SCORE_FUNCTION}('{json}', cast(0 as tinyint))");
         let e = ctx.sql(&wrong).await.unwrap().collect().await.unwrap_err();
         assert!(e.to_string().contains("2 comparisons"), "{e}");
+        // Every number reads back to its bits, however it prints.
+        let odd = Model {
+            lambda: 0.1 + 0.2,
+            m: vec![vec![1.0 / 3.0, f64::MIN_POSITIVE, 5e-324]],
+            u: vec![vec![2.0f64.sqrt(), 1e300, 0.0]],
+            ..model.clone()
+        };
+        let back = decode(&encode(&odd)).unwrap();
+        assert_eq!(
+            (back.lambda, &back.m, &back.u),
+            (odd.lambda, &odd.m, &odd.u)
+        );
+        assert!(decode("1;2").is_err() && decode("zz;1;1").is_err() && decode("1;1,2;1").is_err());
     }
 
     /// Sums grouped by weight do not depend on the order the pairs come in.

@@ -512,6 +512,9 @@ pub(super) struct Compared {
     pub(super) rule_ends: Vec<usize>,
     /// Blocking rules whose pairs were read from the published `match_pairs`.
     pub(super) reused_rules: usize,
+    /// On a cluster: the pairs, kept in the resolution's scratch folder instead of `pairs`,
+    /// `gammas` and `tfs` (which stay empty).
+    pub(super) kept: Option<kept::KeptPairs>,
 }
 
 impl Compared {
@@ -523,6 +526,11 @@ impl Compared {
     /// Bytes held.
     pub(super) fn bytes(&self) -> usize {
         self.pairs.capacity() * size_of::<Pair>() + self.gammas.capacity() + self.tfs.bytes()
+    }
+
+    /// Pairs compared.
+    pub(super) fn len(&self) -> usize {
+        self.kept.as_ref().map_or(self.pairs.len(), |k| k.rows)
     }
 }
 
@@ -670,6 +678,15 @@ async fn compare_rules(
     let mut gammas: Vec<i8> = Vec::new();
     let mut tfs = Frequencies::default();
     let mut rule_ends = Vec::with_capacity(config.blocking.len());
+    // On a cluster the pairs stay there (see [`kept`]).
+    let mut kept = match ctx
+        .state()
+        .config()
+        .get_extension::<crate::scratch::Scratch>()
+    {
+        Some(scratch) => Some(kept::KeptPairs::new(&scratch)?),
+        None => None,
+    };
     for (i, rule) in config.blocking.iter().enumerate() {
         let skipped = collect(
             ctx,
@@ -702,6 +719,17 @@ async fn compare_rules(
         } else {
             sql::blocked_pairs(config, i)
         };
+        if let Some(kept) = kept.as_mut() {
+            let rows = kept.write_rule(ctx, config, tf_index, i, &query).await?;
+            rule_ends.push(0);
+            stats.push("compared_pairs", &rule.name, rows as f64);
+            tracing::debug!(
+                rule = rule.name,
+                pairs = rows,
+                "identity blocking, kept on the cluster"
+            );
+            continue;
+        }
         let df = ctx
             .sql(&query)
             .await
@@ -786,6 +814,7 @@ async fn compare_rules(
         tfs,
         rule_ends,
         reused_rules: 0,
+        kept,
     })
 }
 /// Statistics of the clusters: records and match rate per source (the share of its records
@@ -1133,6 +1162,8 @@ pub(super) struct Scorer<'a> {
     pub(super) pairs: &'a [Pair],
     pub(super) gammas: &'a [i8],
     pub(super) tfs: &'a Frequencies,
+    /// On a cluster, the pairs kept there (`pairs`, `gammas` and `tfs` are empty).
+    pub(super) kept: Option<&'a kept::KeptPairs>,
     pub(super) tf_index: &'a [Option<usize>],
     pub(super) fixed_links: &'a [cluster::Link],
     pub(super) unique: &'a cluster::Uniques,
@@ -1153,58 +1184,69 @@ impl Scorer<'_> {
         let tf_count = self.tf_index.iter().flatten().count();
         let n = self.n;
         let mut weights = Vec::with_capacity(self.pairs.len());
-        let budget = self.config.max_union_find_links;
-        let pool = ctx.runtime_env().memory_pool.clone();
-        let mut links = self.fixed_links.to_vec();
-        // Past the budget: the links as compact rows for the SQL components.
-        let mut rows: Option<components::LinkRows> = None;
-        let mut accepted = 0;
-        let mut contradicted = Vec::new();
-        let against = -self.config.cannot_link_bits + model.prior_weight();
-        let weighs = model.weights();
-        let mut pair_tfs: Vec<Option<f64>> = vec![None; self.tf_index.len()];
-        for (p, pair) in self.pairs.iter().enumerate() {
-            let vector = &self.gammas[p * comparisons..(p + 1) * comparisons];
-            for (slot, k) in pair_tfs.iter_mut().zip(self.tf_index) {
-                *slot = k
-                    .map(|k| self.tfs.get(p * tf_count + k))
-                    .filter(|f| f.is_finite());
-            }
-            let (w, prob) = weighs.score(vector, &pair_tfs);
-            weights.push(w);
-            if w <= against {
-                contradicted.push((pair.a, pair.b));
-            }
-            if prob >= self.config.threshold {
-                accepted += 1;
-                let link = cluster::Link {
-                    a: pair.a,
-                    b: pair.b,
-                    kind: self.kinds.probabilistic(),
-                    strength: prob,
+        let mut sink = LinkSink {
+            config: self.config,
+            probabilistic: self.kinds.probabilistic(),
+            pool: ctx.runtime_env().memory_pool.clone(),
+            against: -self.config.cannot_link_bits + model.prior_weight(),
+            links: self.fixed_links.to_vec(),
+            fixed: self.fixed_links.len(),
+            rows: None,
+            accepted: 0,
+            contradicted: Vec::new(),
+        };
+        match self.kept {
+            // On a cluster: the pairs scored there, only the links coming back (a weight no
+            // pair below could be accepted with, less a margin: the sink decides exactly).
+            Some(kept) => {
+                let t = self.config.threshold;
+                let accept_from = if t >= 1.0 {
+                    50.0
+                } else if t <= 0.0 {
+                    f64::NEG_INFINITY
+                } else {
+                    (t / (1.0 - t)).log2() - 1e-6
                 };
-                // Past the setting, or when the union-find's links would take more than the
-                // memory limit leaves them (checked once per 65,536 links).
-                let switch = |held: usize| {
-                    held >= budget
-                        || (held.is_multiple_of(65_536)
-                            && !components::union_find_fits(pool.as_ref(), held + 65_536))
-                };
-                match rows.as_mut() {
-                    Some(rows) => rows.push(&link)?,
-                    None if switch(links.len()) => {
-                        let mut out = components::LinkRows::new(&pool);
-                        for l in links.iter().chain([&link]) {
-                            out.push(l)?;
-                        }
-                        links.truncate(self.fixed_links.len());
-                        links.shrink_to_fit();
-                        rows = Some(out);
+                let filter = format!(
+                    "w >= {} or w <= {}",
+                    sql_float(accept_from),
+                    sql_float(sink.against)
+                );
+                let mut scored = kept.scored(ctx, self.config, model, Some(&filter)).await?;
+                while let Some(batch) = scored.next().await {
+                    let batch = batch
+                        .map_err(|e| identity_err(format!("scoring the compared pairs: {e}")))?;
+                    let (a, b) = (i64s(&batch, "a")?, i64s(&batch, "b")?);
+                    let w = column(&batch, "w", &DataType::Float64)?;
+                    let w = w.as_any().downcast_ref::<Float64Array>().expect("f64");
+                    for r in 0..batch.num_rows() {
+                        sink.offer(a.value(r) as u32, b.value(r) as u32, w.value(r))?;
                     }
-                    None => links.push(link),
+                }
+            }
+            None => {
+                let weighs = model.weights();
+                let mut pair_tfs: Vec<Option<f64>> = vec![None; self.tf_index.len()];
+                for (p, pair) in self.pairs.iter().enumerate() {
+                    let vector = &self.gammas[p * comparisons..(p + 1) * comparisons];
+                    for (slot, k) in pair_tfs.iter_mut().zip(self.tf_index) {
+                        *slot = k
+                            .map(|k| self.tfs.get(p * tf_count + k))
+                            .filter(|f| f.is_finite());
+                    }
+                    let (w, _) = weighs.score(vector, &pair_tfs);
+                    weights.push(w);
+                    sink.offer(pair.a, pair.b, w)?;
                 }
             }
         }
+        let LinkSink {
+            links,
+            rows,
+            accepted,
+            contradicted,
+            ..
+        } = sink;
         let contradicted = cluster::Contradicted {
             pairs: &contradicted,
             refuses: self.kinds.probabilistic(),
@@ -1222,7 +1264,7 @@ impl Scorer<'_> {
             Some(rows) => {
                 tracing::debug!(
                     links = rows.len(),
-                    budget,
+                    budget = self.config.max_union_find_links,
                     "identity: clustering with connected components in SQL"
                 );
                 let (mut clusters, rounds) = components::cluster_in_sql(
@@ -1241,6 +1283,76 @@ impl Scorer<'_> {
         };
         result.accepted = accepted;
         Ok((weights, links, result))
+    }
+}
+
+/// The links of a scoring pass as the pairs' weights come: the accepted ones (probability at
+/// least the threshold) kept for clustering, in a list or, past `max_union_find_links` or
+/// what the memory limit leaves the union-find, as compact rows for the SQL components; the
+/// contradicted ones (weight at most `against`) kept for the guard.
+struct LinkSink<'a> {
+    config: &'a IdentityConfig,
+    probabilistic: u16,
+    pool: Arc<dyn datafusion::execution::memory_pool::MemoryPool>,
+    against: f64,
+    links: Vec<cluster::Link>,
+    /// The fixed links at the head of `links`.
+    fixed: usize,
+    rows: Option<components::LinkRows>,
+    accepted: usize,
+    contradicted: Vec<(u32, u32)>,
+}
+
+impl LinkSink<'_> {
+    fn offer(&mut self, a: u32, b: u32, w: f64) -> Result<()> {
+        if w <= self.against {
+            self.contradicted.push((a, b));
+        }
+        let prob = score::probability(w);
+        if prob < self.config.threshold {
+            return Ok(());
+        }
+        self.accepted += 1;
+        let link = cluster::Link {
+            a,
+            b,
+            kind: self.probabilistic,
+            strength: prob,
+        };
+        // Past the setting, or when the union-find's links would take more than the memory
+        // limit leaves them (checked once per 65,536 links).
+        let budget = self.config.max_union_find_links;
+        let pool = self.pool.as_ref();
+        let switch = |held: usize| {
+            held >= budget
+                || (held.is_multiple_of(65_536)
+                    && !components::union_find_fits(pool, held + 65_536))
+        };
+        match self.rows.as_mut() {
+            Some(rows) => rows.push(&link)?,
+            None if switch(self.links.len()) => {
+                let mut out = components::LinkRows::new(&self.pool);
+                for l in self.links.iter().chain([&link]) {
+                    out.push(l)?;
+                }
+                self.links.truncate(self.fixed);
+                self.links.shrink_to_fit();
+                self.rows = Some(out);
+            }
+            None => self.links.push(link),
+        }
+        Ok(())
+    }
+}
+
+/// A float as an SQL literal that reads back to the same value.
+fn sql_float(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:?}")
+    } else if x > 0.0 {
+        "cast('Infinity' as double)".into()
+    } else {
+        "cast('-Infinity' as double)".into()
     }
 }
 
@@ -1434,7 +1546,8 @@ impl Decided<'_> {
             self.weights,
             self.links,
             self.refused,
-        );
+        )
+        .scored_by(ctx, self.model);
         tracing::debug!(
             rows = match_pairs.rows(),
             "identity: unify.match_pairs is streamed"
@@ -1504,23 +1617,45 @@ pub(super) async fn train(
     key_rows.release(ctx, budget)?;
     tracing::debug!(pairs = sample.pairs.len(), "identity stage: model passes");
     crate::session::return_freed_memory();
-    let compared = sample.compared(pairs);
+    // Where each sampled pair is among the compared ones (in memory: its index; on a
+    // cluster: its levels, scored here with each pass's model).
+    let (compared, sampled) = match scorer.kept {
+        Some(kept) => (
+            Vec::new(),
+            kept.sampled(ctx, config, scorer.tf_index, &sample.pairs)
+                .await?,
+        ),
+        None => (sample.compared(pairs), HashMap::new()),
+    };
     let all = (n as f64) * (n as f64 - 1.0) / 2.0;
     let mut passes = 0;
     let mut links_before = 0;
     // The sums over the pairs across components that the first pass starts from: the
     // deterministic components, no scores yet.
-    let mut across = Across::of(pairs, gammas, comparisons, &component, &[], &counted);
+    let mut across = match scorer.kept {
+        Some(kept) => kept.across(ctx, config, &component, None, &counted).await?,
+        None => Across::of(pairs, gammas, comparisons, &component, &[], &counted),
+    };
     // The last pass's model, weights, links and clusters; its weights start the next.
     let mut best: Option<Trained> = None;
     while passes < MAX_PASSES {
         passes += 1;
-        let weights: &[f64] = best.as_ref().map_or(&[], |b| &b.1);
-        let u_counts = sample.u_counts(config, &component, |s| {
-            weights
-                .get(compared[s] as usize)
-                .map(|&w| score::probability(w))
-        });
+        let u_counts = match (&best, scorer.kept) {
+            (None, _) => sample.u_counts(config, &component, |_| None),
+            (Some(best), None) => sample.u_counts(config, &component, |s| {
+                best.1
+                    .get(compared[s] as usize)
+                    .map(|&w| score::probability(w))
+            }),
+            (Some(best), Some(_)) => {
+                let weighs = best.0.weights();
+                sample.u_counts(config, &component, |s| {
+                    sampled
+                        .get(&s)
+                        .map(|(g, t)| score::probability(weighs.score(g, t).0))
+                })
+            }
+        };
         let mut u = model::u_from_counts(&u_counts);
         for (level, &agreeing) in counted.iter().zip(&across.agreeing) {
             level.apply(&mut u, agreeing);
@@ -1548,7 +1683,13 @@ pub(super) async fn train(
         let stable = result.component == component && linked == links_before;
         links_before = linked;
         component = result.component.clone();
-        across = Across::of(pairs, gammas, comparisons, &component, &weights, &counted);
+        across = match scorer.kept {
+            Some(kept) => {
+                kept.across(ctx, config, &component, Some(&trained), &counted)
+                    .await?
+            }
+            None => Across::of(pairs, gammas, comparisons, &component, &weights, &counted),
+        };
         let next = if all > 0.0 {
             ((pairs_within(&component) as f64 + across.matches) / all).clamp(1e-12, 0.5)
         } else {
