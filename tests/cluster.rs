@@ -520,6 +520,39 @@ fn the_demo_on_a_cluster_writes_what_a_local_run_writes() {
         reused[0]["n"], 1,
         "the stored model was not reused: {reused:?}"
     );
+
+    // Only the threshold changed: each run reads its published compared pairs instead of
+    // blocking and comparing again (on the cluster, into the pairs kept there), and again
+    // every table is the same.
+    for project in [&local, &clustered] {
+        let file = project.join("tessera.toml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains("\nthreshold = 0.95 "), "{text}");
+        std::fs::write(
+            &file,
+            text.replacen("\nthreshold = 0.95 ", "\nthreshold = 0.8 ", 1),
+        )
+        .unwrap();
+    }
+    ok(&local, &["run"]);
+    let out = ok(&clustered, &["run", "--cluster", &cluster.address]);
+    assert!(out.contains("done: "), "{out}");
+    let reused = json_rows(&ok(
+        &clustered,
+        &[
+            "sql",
+            "select count(*) as n from unify.identity_stats \
+             where metric = 'published_pairs_reused' \
+             and run_id = (select max(run_id) from unify.identity_stats)",
+            "--format",
+            "json",
+        ],
+    ));
+    assert!(
+        reused[0]["n"].as_i64().unwrap() > 0,
+        "the published pairs were not read: {reused:?}"
+    );
+    assert_same_tables(&local, &clustered, |t| t.starts_with("_tessera."));
     cluster.assert_no_job_folders();
 }
 

@@ -1244,9 +1244,11 @@ impl Scorer<'_> {
             links,
             rows,
             accepted,
-            contradicted,
+            mut contradicted,
             ..
         } = sink;
+        // In one order wherever the pairs came from (the guard reports the first it meets).
+        contradicted.sort_unstable();
         let contradicted = cluster::Contradicted {
             pairs: &contradicted,
             refuses: self.kinds.probabilistic(),
