@@ -269,13 +269,12 @@ impl KeptPairs {
             score_sql(config, model)?,
             filter.map(|f| format!(" where {f}")).unwrap_or_default()
         );
-        Ok(ctx
-            .sql(&query)
+        ctx.sql(&query)
             .await
             .map_err(|e| identity_err(format!("scoring the compared pairs: {e}")))?
             .execute_stream()
             .await
-            .map_err(|e| identity_err(format!("scoring the compared pairs: {e}")))?)
+            .map_err(|e| identity_err(format!("scoring the compared pairs: {e}")))
     }
 
     /// The sums over the kept pairs across the components (see [`super::Across`]), grouped by
