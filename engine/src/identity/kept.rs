@@ -45,6 +45,8 @@ pub(super) struct KeptPairs {
     folder: Scratch,
     /// Files written so far (each rule's streams numbered after the last's).
     files: usize,
+    /// Tables of components written so far (each pass writes its own).
+    passes: std::sync::atomic::AtomicUsize,
 }
 
 /// A kept pair's comparison levels and frequencies, by comparison (as the scorer reads them).
@@ -65,6 +67,7 @@ impl KeptPairs {
             rows: 0,
             folder: scratch.within("pairs")?,
             files: 0,
+            passes: Default::default(),
         })
     }
 
@@ -206,7 +209,7 @@ impl KeptPairs {
                 entry.1 += linked.value(r) as u64;
             }
         }
-        ctx.deregister_table("__id_record_groups")?;
+        drop_table(ctx, "__id_record_groups").await?;
         Ok(sessions)
     }
 
@@ -243,7 +246,7 @@ impl KeptPairs {
             vector_columns(config, tf_index)
         );
         let batches = super::collect(ctx, &query, "finding the sampled pairs compared").await?;
-        ctx.deregister_table("__id_sampled")?;
+        drop_table(ctx, "__id_sampled").await?;
         let mut out = HashMap::new();
         for b in &batches {
             let i = super::i64s(b, "i")?;
@@ -301,7 +304,13 @@ impl KeptPairs {
                 )),
             ],
         )?;
-        register(ctx, "__id_component", vec![batch], schema).await?;
+        // A table of its own per pass, removed after: a file written again under the same
+        // name could be read with what was cached of the previous one.
+        let pass = self
+            .passes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let components = format!("__id_component_{pass}");
+        register(ctx, &components, vec![batch], schema).await?;
         let w = match model {
             Some(model) => score_sql(config, model)?,
             None => "cast(null as double)".to_string(),
@@ -319,13 +328,13 @@ impl KeptPairs {
         let query = format!(
             "select w, count(*) as n{comma}{agreeing} \
              from (select *, {w} as w from {PAIRS}) p \
-             join __id_component x on p.a = x.rid join __id_component y on p.b = y.rid \
+             join {components} x on p.a = x.rid join {components} y on p.b = y.rid \
              where x.c <> y.c group by w",
             comma = if agreeing.is_empty() { "" } else { ", " },
             agreeing = agreeing.join(", ")
         );
         let batches = super::collect(ctx, &query, "summing the pairs across customers").await?;
-        ctx.deregister_table("__id_component")?;
+        drop_table(ctx, &components).await?;
         let mut sums = WeightSums::new(1 + counted.len());
         let mut n = vec![0u64; 1 + counted.len()];
         for b in &batches {
@@ -349,6 +358,15 @@ impl KeptPairs {
         }
         Ok(super::Across::from_sums(&sums, counted.len()))
     }
+}
+
+/// Deregisters an intermediate table and removes its files from the scratch folder.
+async fn drop_table(ctx: &SessionContext, name: &str) -> Result<()> {
+    ctx.deregister_table(name)?;
+    if let Some(scratch) = ctx.state().config().get_extension::<Scratch>() {
+        scratch.within(name)?.remove(ctx).await?;
+    }
+    Ok(())
 }
 
 /// `tessera_identity_score(…)` over the kept table's columns.
