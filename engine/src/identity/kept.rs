@@ -1,6 +1,7 @@
 //! The compared pairs kept on a cluster.
 //!
-//! On one machine the compared pairs are held in memory (12 bytes a pair and its levels). On a
+//! On one machine the compared pairs are held in memory (two record numbers, a level per
+//! comparison and the frequencies of agreeing values: 27 bytes with seven comparisons). On a
 //! cluster they would all come back to the coordinator — at 100M pairs, gigabytes it must hold
 //! for the whole resolution. Instead each blocking rule's pairs, with their comparison levels
 //! and term frequencies, are written as they stream out of the comparison query into a table
@@ -79,22 +80,7 @@ impl KeptPairs {
             Field::new("a", DataType::Int64, true),
             Field::new("b", DataType::Int64, true),
         ];
-        for c in &config.comparisons {
-            fields.push(Field::new(
-                format!("gamma_{}", c.name),
-                DataType::Int8,
-                true,
-            ));
-        }
-        for (c, k) in config.comparisons.iter().zip(tf_index) {
-            if k.is_some() {
-                fields.push(Field::new(
-                    format!("tf_{}", c.name),
-                    DataType::Float64,
-                    true,
-                ));
-            }
-        }
+        fields.extend(vector_fields(config, tf_index));
         Arc::new(Schema::new(fields))
     }
 
@@ -382,6 +368,23 @@ fn score_sql(config: &IdentityConfig, model: &Model) -> Result<String> {
         });
     }
     Ok(format!("{SCORE_FUNCTION}({})", args.join(", ")))
+}
+
+/// A pair's columns of levels (`gamma_<comparison>`, Int8) and of frequencies of agreeing
+/// values (`tf_<comparison>`, Float64, for the comparisons weighed by frequency), as the kept
+/// table and `match_pairs` hold them.
+pub(super) fn vector_fields(config: &IdentityConfig, tf_index: &[Option<usize>]) -> Vec<Field> {
+    let levels = config
+        .comparisons
+        .iter()
+        .map(|c| Field::new(format!("gamma_{}", c.name), DataType::Int8, true));
+    let frequencies = config
+        .comparisons
+        .iter()
+        .zip(tf_index)
+        .filter(|(_, k)| k.is_some())
+        .map(|(c, _)| Field::new(format!("tf_{}", c.name), DataType::Float64, true));
+    levels.chain(frequencies).collect()
 }
 
 /// The levels and frequencies of the kept table, selected from alias `p`.

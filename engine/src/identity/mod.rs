@@ -787,23 +787,13 @@ async fn resolve_in(
         &mut guard_rows,
     )
     .await?;
-    if let Some(kept) = &compared.kept {
-        stats.push("pairs_kept_on_cluster", "", kept.rows as f64);
-    }
     // 6–8. Model, scores and clusters, in passes: u from random pairs that are not in one
     // customer, the prior from the pairs inside customers (at first the deterministic links
     // over their assumed recall), m by EM; then score and cluster, and again with what the
     // clusters say.
     // Labelled pairs (a label column, always_match, never_match) are known: they leave EM's
     // unlabelled sessions, and the labelled matches count in m as they are.
-    let sessions = match &compared.kept {
-        Some(kept) => {
-            let sessions = no_sessions(config);
-            kept.sessions(ctx, config, sessions, &deterministic, &labels)
-                .await?
-        }
-        None => em_sessions(config, &compared, &deterministic, &labels),
-    };
+    let sessions = em_sessions(ctx, config, &compared, &deterministic, &labels).await?;
     let (always, never) = steps::override_pairs(config, &record_keys, &mut guard_rows);
     links.extend(always.iter().map(|&(a, b)| kinds.always_link(a, b)));
     let labelled_matches =
@@ -1025,12 +1015,19 @@ fn pairs_within(component: &[u32]) -> u64 {
 /// One EM session per blocking rule: the pairs it proposed first, with their full comparison
 /// vectors; the posterior reads the comparisons that do not read the rule's columns (see
 /// [`model::Session`]).
-fn em_sessions(
+async fn em_sessions(
+    ctx: &SessionContext,
     config: &IdentityConfig,
     compared: &steps::Compared,
     deterministic: &[u32],
     labels: &[Option<u32>],
-) -> Vec<model::Session> {
+) -> Result<Vec<model::Session>> {
+    if let Some(kept) = &compared.kept {
+        let sessions = no_sessions(config);
+        return kept
+            .sessions(ctx, config, sessions, deterministic, labels)
+            .await;
+    }
     let (pairs, gammas) = (&compared.pairs, &compared.gammas);
     // Labelled pairs (both records labelled) are known: they leave EM's sessions.
     let labelled = |pair: &Pair| {
@@ -1052,7 +1049,7 @@ fn em_sessions(
         entry.0 += 1;
         entry.1 += u64::from(linked);
     }
-    sessions
+    Ok(sessions)
 }
 
 /// One EM session per blocking rule, with no pairs yet.
@@ -1448,22 +1445,7 @@ impl PairsTable {
             Field::new("accepted", DataType::Boolean, false),
             Field::new("refused_reason", DataType::Utf8, true),
         ];
-        for c in &config.comparisons {
-            fields.push(Field::new(
-                format!("gamma_{}", c.name),
-                DataType::Int8,
-                true,
-            ));
-        }
-        for (c, k) in config.comparisons.iter().zip(tf_index) {
-            if k.is_some() {
-                fields.push(Field::new(
-                    format!("tf_{}", c.name),
-                    DataType::Float64,
-                    true,
-                ));
-            }
-        }
+        fields.extend(kept::vector_fields(config, tf_index));
         let extra = links
             .iter()
             .filter(|l| l.kind != kinds.probabilistic())

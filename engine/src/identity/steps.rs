@@ -723,6 +723,7 @@ async fn compare_rules(
             let rows = kept.write_rule(ctx, config, tf_index, i, &query).await?;
             rule_ends.push(0);
             stats.push("compared_pairs", &rule.name, rows as f64);
+            stats.push("pairs_kept_on_cluster", &rule.name, rows as f64);
             tracing::debug!(
                 rule = rule.name,
                 pairs = rows,
