@@ -678,14 +678,14 @@ async fn compare_rules(
     let mut gammas: Vec<i8> = Vec::new();
     let mut tfs = Frequencies::default();
     let mut rule_ends = Vec::with_capacity(config.blocking.len());
-    // On a cluster the pairs stay there (see [`kept`]).
+    // On a cluster the pairs stay there (see [`kept`]); with no blocking rule there are none.
     let mut kept = match ctx
         .state()
         .config()
         .get_extension::<crate::scratch::Scratch>()
     {
-        Some(scratch) => Some(kept::KeptPairs::new(&scratch)?),
-        None => None,
+        Some(scratch) if !config.blocking.is_empty() => Some(kept::KeptPairs::new(&scratch)?),
+        _ => None,
     };
     for (i, rule) in config.blocking.iter().enumerate() {
         let skipped = collect(
