@@ -36,7 +36,11 @@ select
     expected_purchase_value,
     expected_purchases_365d * expected_purchase_value as predicted_value_365d,
     historical_value + expected_purchases_365d * expected_purchase_value as total_value,
-    case ntile(5) over (order by expected_purchases_365d * expected_purchase_value desc)
+    -- Ties (the same history predicts the same value; last bits can differ between a local
+    -- and a clustered run) are broken by customer id, so a tier is the same on every run.
+    case ntile(5) over (
+        order by round(expected_purchases_365d * expected_purchase_value, 6) desc, customer_id
+    )
         when 1 then 'top'
         when 2 then 'high'
         when 3 then 'medium'
