@@ -23,7 +23,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, Float64Array, Int8Array, Int64Array};
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int8Array, Int64Array,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
@@ -141,25 +143,18 @@ impl KeptPairs {
         deterministic: &[u32],
         labels: &[Option<u32>],
     ) -> Result<Vec<model::Session>> {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("rid", DataType::Int64, false),
-            Field::new("det", DataType::Int64, false),
-            Field::new("labelled", DataType::Boolean, false),
-        ]));
         let n = deterministic.len();
-        let batch = RecordBatch::try_new(
-            schema.clone(),
+        let labelled = (0..n).map(|r| Some(labels.get(r).copied().flatten().is_some()));
+        register_columns(
+            ctx,
+            "__id_record_groups",
             vec![
-                Arc::new(Int64Array::from_iter_values(0..n as i64)),
-                Arc::new(Int64Array::from_iter_values(
-                    deterministic.iter().map(|&d| i64::from(d)),
-                )),
-                Arc::new(datafusion::arrow::array::BooleanArray::from_iter(
-                    (0..n).map(|r| Some(labels.get(r).copied().flatten().is_some())),
-                )),
+                ("rid", Arc::new(Int64Array::from_iter_values(0..n as i64))),
+                ("det", ints(deterministic.iter().copied())),
+                ("labelled", Arc::new(BooleanArray::from_iter(labelled))),
             ],
-        )?;
-        register(ctx, "__id_record_groups", vec![batch], schema).await?;
+        )
+        .await?;
         let levels: Vec<String> = config
             .comparisons
             .iter()
@@ -208,24 +203,19 @@ impl KeptPairs {
         tf_index: &[Option<usize>],
         sample: &[(u32, u32)],
     ) -> Result<HashMap<usize, Vector>> {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("i", DataType::Int64, false),
-            Field::new("a", DataType::Int64, false),
-            Field::new("b", DataType::Int64, false),
-        ]));
-        let batch = RecordBatch::try_new(
-            schema.clone(),
+        register_columns(
+            ctx,
+            "__id_sampled",
             vec![
-                Arc::new(Int64Array::from_iter_values(0..sample.len() as i64)),
-                Arc::new(Int64Array::from_iter_values(
-                    sample.iter().map(|p| i64::from(p.0)),
-                )),
-                Arc::new(Int64Array::from_iter_values(
-                    sample.iter().map(|p| i64::from(p.1)),
-                )),
+                (
+                    "i",
+                    Arc::new(Int64Array::from_iter_values(0..sample.len() as i64)),
+                ),
+                ("a", ints(sample.iter().map(|p| p.0))),
+                ("b", ints(sample.iter().map(|p| p.1))),
             ],
-        )?;
-        register(ctx, "__id_sampled", vec![batch], schema).await?;
+        )
+        .await?;
         let query = format!(
             "select s.i, {} from __id_sampled s join {PAIRS} p \
              on s.a = least(p.a, p.b) and s.b = greatest(p.a, p.b)",
@@ -255,7 +245,7 @@ impl KeptPairs {
     ) -> Result<SendableRecordBatchStream> {
         let query = format!(
             "select * from (select *, {} as w from {PAIRS}) s{}",
-            score_sql(config, model)?,
+            score_sql(config, model),
             filter.map(|f| format!(" where {f}")).unwrap_or_default()
         );
         ctx.sql(&query)
@@ -277,28 +267,21 @@ impl KeptPairs {
         model: Option<&Model>,
         counted: &[CountedLevel],
     ) -> Result<super::Across> {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("rid", DataType::Int64, false),
-            Field::new("c", DataType::Int64, false),
-        ]));
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                Arc::new(Int64Array::from_iter_values(0..component.len() as i64)),
-                Arc::new(Int64Array::from_iter_values(
-                    component.iter().map(|&c| i64::from(c)),
-                )),
-            ],
-        )?;
         // A table of its own per pass, removed after: a file written again under the same
         // name could be read with what was cached of the previous one.
         let pass = self
             .passes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let components = format!("__id_component_{pass}");
-        register(ctx, &components, vec![batch], schema).await?;
+        let rids = Arc::new(Int64Array::from_iter_values(0..component.len() as i64));
+        register_columns(
+            ctx,
+            &components,
+            vec![("rid", rids), ("c", ints(component.iter().copied()))],
+        )
+        .await?;
         let w = match model {
-            Some(model) => score_sql(config, model)?,
+            Some(model) => score_sql(config, model),
             None => "cast(null as double)".to_string(),
         };
         let agreeing: Vec<String> = counted
@@ -346,6 +329,27 @@ impl KeptPairs {
     }
 }
 
+/// Registers an intermediate table of the given non-NULL columns (see [`register`]).
+async fn register_columns(
+    ctx: &SessionContext,
+    name: &str,
+    columns: Vec<(&str, ArrayRef)>,
+) -> Result<()> {
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(n, a)| Field::new(*n, a.data_type().clone(), false))
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let arrays = columns.into_iter().map(|(_, a)| a).collect();
+    let batch = RecordBatch::try_new(schema.clone(), arrays)?;
+    register(ctx, name, vec![batch], schema).await
+}
+
+/// Record numbers as an Int64 column.
+fn ints(values: impl Iterator<Item = u32>) -> ArrayRef {
+    Arc::new(Int64Array::from_iter_values(values.map(i64::from)))
+}
+
 /// Deregisters an intermediate table and removes its files from the scratch folder.
 async fn drop_table(ctx: &SessionContext, name: &str) -> Result<()> {
     ctx.deregister_table(name)?;
@@ -356,7 +360,7 @@ async fn drop_table(ctx: &SessionContext, name: &str) -> Result<()> {
 }
 
 /// `tessera_identity_score(…)` over the kept table's columns.
-fn score_sql(config: &IdentityConfig, model: &Model) -> Result<String> {
+fn score_sql(config: &IdentityConfig, model: &Model) -> String {
     let encoded = super::score::encode(model);
     let tf_index = super::steps::tf_index(config);
     let mut args = vec![format!("'{encoded}'")];
@@ -367,7 +371,7 @@ fn score_sql(config: &IdentityConfig, model: &Model) -> Result<String> {
             None => "cast(null as double)".to_string(),
         });
     }
-    Ok(format!("{SCORE_FUNCTION}({})", args.join(", ")))
+    format!("{SCORE_FUNCTION}({})", args.join(", "))
 }
 
 /// A pair's columns of levels (`gamma_<comparison>`, Int8) and of frequencies of agreeing
